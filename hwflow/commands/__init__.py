@@ -1,0 +1,1 @@
+"""One module per ``hwflow`` command; see :mod:`hwflow.cli`."""

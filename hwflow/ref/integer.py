@@ -1,0 +1,155 @@
+"""The bit-exact integer reference: runs a :class:`~hwflow.quant.qgraph.QGraph` on codes.
+
+This module *is* the specification the hardware must equal. It uses only int64 numpy
+arithmetic (no floats), following the contract in :mod:`hwflow.quant.qgraph`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import DataError
+from ..quant.arith import requantize
+from ..quant.qgraph import QGraph, QLayer
+
+__all__ = ["run_int", "run_layer", "acc_bounds"]
+
+
+def _pad(x: np.ndarray, pads, value: int) -> np.ndarray:
+    top, left, bottom, right = pads
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def _windows(x: np.ndarray, layer: QLayer) -> np.ndarray:
+    """``(1, C, OH, OW, kh, kw)`` windows of an already padded NCHW tensor."""
+    kh, kw = layer.kernel
+    sh, sw = layer.strides
+    return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def _accumulate(layer: QLayer, ins: list[np.ndarray], zs: list[int]) -> np.ndarray:
+    """The accumulator of a requantizing layer, before ``m``/``n`` (int64)."""
+    if layer.op == "conv":
+        win = _windows(_pad(ins[0], layer.pads, zs[0]), layer)  # 1,Cin,OH,OW,kh,kw
+        cout, cin_g = layer.weight.shape[:2]
+        g = layer.groups
+        win = win.reshape(1, g, cin_g, *win.shape[2:])
+        w = layer.weight.reshape(g, cout // g, cin_g, *layer.weight.shape[2:])
+        acc = np.einsum("bgcyxhw,gochw->bgoyx", win, w)
+        acc = acc.reshape(1, cout, *acc.shape[3:])
+        return acc + layer.bias[None, :, None, None]
+    if layer.op == "gemm":
+        x = ins[0].reshape(1, -1)
+        return x @ layer.weight.T + layer.bias[None, :]
+    if layer.op == "avgpool":
+        win = _windows(_pad(ins[0], layer.pads, zs[0]), layer)
+        acc = win.sum(axis=(-1, -2))
+        return acc + (0 if layer.bias is None else layer.bias.reshape(1, -1, 1, 1))
+    if layer.op == "add":
+        ma, mb = layer.add_m
+        return (ins[0] - zs[0]) * ma + (ins[1] - zs[1]) * mb
+    if layer.op == "lut":
+        return ins[0]
+    raise AssertionError(layer.op)
+
+
+def _channel_axis_params(layer: QLayer, acc: np.ndarray):
+    shape = [1] * acc.ndim
+    if layer.m.shape[0] > 1:
+        shape[1] = -1
+    return layer.m.reshape(shape), layer.n.reshape(shape)
+
+
+def run_layer(layer: QLayer, ins: list[np.ndarray], in_tensors, out_tensor) -> np.ndarray:
+    """Run one layer on int64 codes.
+
+    Parameters
+    ----------
+    layer : QLayer
+    ins : list of numpy.ndarray
+        Input codes, NCHW or (1, F), int64.
+    in_tensors : list of QTensor
+        Their types (for zero points and bit widths).
+    out_tensor : QTensor
+        The output type (zero point).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    zs = [t.zero_point for t in in_tensors]
+    if layer.op == "maxpool":
+        lo = in_tensors[0].range[0]
+        return _windows(_pad(ins[0], layer.pads, lo), layer).max(axis=(-1, -2))
+    if layer.op == "concat":
+        return np.concatenate(ins, axis=1)
+    acc = _accumulate(layer, ins, zs)
+    m, n = _channel_axis_params(layer, acc)
+    z_out = out_tensor.zero_point if layer.lut is None else layer.lut_zero_point
+    q = requantize(acc, m, n, z_out, layer.lo, layer.hi)
+    if layer.lut is not None:
+        q = layer.lut[q - layer.lo]
+    return q
+
+
+def run_int(qg: QGraph, x_q: np.ndarray, keep: bool = False) -> np.ndarray | dict[str, np.ndarray]:
+    """Run the integer network on one input of codes.
+
+    Parameters
+    ----------
+    qg : QGraph
+    x_q : numpy.ndarray
+        Input codes with the input tensor's shape (a leading batch of 1 may be omitted).
+    keep : bool
+        Return every tensor (a dict) instead of only the output.
+
+    Raises
+    ------
+    DataError
+        If ``x_q`` has the wrong shape or codes outside the input's range.
+    """
+    tin = qg.tensors[qg.input]
+    x_q = np.asarray(x_q)
+    if x_q.size != int(np.prod(tin.shape)):
+        raise DataError(f"input has shape {x_q.shape!r}, the model expects {tin.shape!r}")
+    if not np.issubdtype(x_q.dtype, np.integer):
+        raise DataError(f"integer reference needs integer codes, got dtype {x_q.dtype}")
+    lo, hi = tin.range
+    if x_q.min() < lo or x_q.max() > hi:
+        raise DataError(f"input codes outside the {tin.bits}-bit range [{lo}, {hi}]")
+    env = {qg.input: x_q.astype(np.int64).reshape(tin.shape)}
+    for layer in qg.layers:
+        ins = [env[t] for t in layer.inputs]
+        out = run_layer(layer, ins, [qg.tensors[t] for t in layer.inputs], qg.tensors[layer.output])
+        env[layer.output] = out.reshape(qg.tensors[layer.output].shape)
+    return env if keep else env[qg.output]
+
+
+def acc_bounds(layer: QLayer, in_tensors) -> tuple[int, int]:
+    """Worst-case ``(min, max)`` of the accumulator over all inputs in range.
+
+    The hardware sizes its accumulators (and the product ``acc * m``) from this bound.
+    """
+    if layer.op in ("maxpool", "concat"):
+        return in_tensors[0].range
+    if layer.op == "lut":
+        return in_tensors[0].range
+    if layer.op == "add":
+        (alo, ahi), (blo, bhi) = in_tensors[0].range, in_tensors[1].range
+        za, zb = in_tensors[0].zero_point, in_tensors[1].zero_point
+        ma, mb = layer.add_m
+        terms = [sorted(((alo - za) * ma, (ahi - za) * ma)), sorted(((blo - zb) * mb, (bhi - zb) * mb))]
+        return terms[0][0] + terms[1][0], terms[0][1] + terms[1][1]
+    xlo, xhi = in_tensors[0].range
+    if layer.op == "avgpool":
+        k = layer.kernel[0] * layer.kernel[1]
+        b = 0 if layer.bias is None else int(layer.bias.max())
+        b_lo = 0 if layer.bias is None else int(layer.bias.min())
+        return k * xlo + b_lo, k * xhi + b
+    w = layer.weight.reshape(layer.weight.shape[0], -1)
+    pos = np.where(w > 0, w, 0).sum(axis=1)
+    neg = np.where(w < 0, w, 0).sum(axis=1)
+    lo = layer.bias + pos * xlo + neg * xhi
+    hi = layer.bias + pos * xhi + neg * xlo
+    return int(lo.min()), int(hi.max())

@@ -1,0 +1,1 @@
+"""Hand-off to synthesis: bundles, Yosys and nextpnr runners, report parsing."""

@@ -1,0 +1,1 @@
+"""Amaranth hardware blocks of hwflow (installed as ``hwflow.rtl``)."""

@@ -1,0 +1,1 @@
+"""Verification: simulator runners and cocotb testbenches (installed as ``hwflow.sim``)."""

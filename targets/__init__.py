@@ -1,0 +1,1 @@
+"""Target descriptions (TOML), installed as ``hwflow._targets``; see :mod:`hwflow.targets`."""
