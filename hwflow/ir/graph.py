@@ -222,7 +222,10 @@ class Graph:
 
     def consumers(self, tensor: str) -> list[Node]:
         """The nodes reading ``tensor``, in topological order."""
-        names = set(self._consumer_names(tensor))
+        names = self._consumer_names(tensor)
+        if len(names) <= 1:  # the common case needs no topological sort
+            return [self.node(n) for n in names]
+        names = set(names)
         return [n for n in self.nodes if n.name in names]
 
     def const(self, tensor: str) -> np.ndarray | None:

@@ -7,3 +7,8 @@ __all__ = [
     "LAYER_OPS", "QGraph", "QLayer", "QTensor",
     "bits_for_range", "int_range", "requantize", "rshift_round",
 ]
+
+from .config import QuantConfig  # noqa: E402
+from .quantize import quantize  # noqa: E402
+
+__all__ += ["QuantConfig", "quantize"]

@@ -13,7 +13,7 @@ from ..errors import DataError
 from ..quant.arith import requantize
 from ..quant.qgraph import QGraph, QLayer
 
-__all__ = ["run_int", "run_layer", "acc_bounds"]
+__all__ = ["run_int", "run_int_batch", "run_layer", "acc_bounds"]
 
 
 def _pad(x: np.ndarray, pads, value: int) -> np.ndarray:
@@ -22,7 +22,7 @@ def _pad(x: np.ndarray, pads, value: int) -> np.ndarray:
 
 
 def _windows(x: np.ndarray, layer: QLayer) -> np.ndarray:
-    """``(1, C, OH, OW, kh, kw)`` windows of an already padded NCHW tensor."""
+    """``(N, C, OH, OW, kh, kw)`` windows of an already padded NCHW tensor."""
     kh, kw = layer.kernel
     sh, sw = layer.strides
     return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
@@ -31,16 +31,16 @@ def _windows(x: np.ndarray, layer: QLayer) -> np.ndarray:
 def _accumulate(layer: QLayer, ins: list[np.ndarray], zs: list[int]) -> np.ndarray:
     """The accumulator of a requantizing layer, before ``m``/``n`` (int64)."""
     if layer.op == "conv":
-        win = _windows(_pad(ins[0], layer.pads, zs[0]), layer)  # 1,Cin,OH,OW,kh,kw
+        win = _windows(_pad(ins[0], layer.pads, zs[0]), layer)  # N,Cin,OH,OW,kh,kw
         cout, cin_g = layer.weight.shape[:2]
-        g = layer.groups
-        win = win.reshape(1, g, cin_g, *win.shape[2:])
+        g, nb = layer.groups, win.shape[0]
+        win = win.reshape(nb, g, cin_g, *win.shape[2:])
         w = layer.weight.reshape(g, cout // g, cin_g, *layer.weight.shape[2:])
         acc = np.einsum("bgcyxhw,gochw->bgoyx", win, w)
-        acc = acc.reshape(1, cout, *acc.shape[3:])
+        acc = acc.reshape(nb, cout, *acc.shape[3:])
         return acc + layer.bias[None, :, None, None]
     if layer.op == "gemm":
-        x = ins[0].reshape(1, -1)
+        x = ins[0].reshape(ins[0].shape[0], -1)
         return x @ layer.weight.T + layer.bias[None, :]
     if layer.op == "avgpool":
         win = _windows(_pad(ins[0], layer.pads, zs[0]), layer)
@@ -68,7 +68,7 @@ def run_layer(layer: QLayer, ins: list[np.ndarray], in_tensors, out_tensor) -> n
     ----------
     layer : QLayer
     ins : list of numpy.ndarray
-        Input codes, NCHW or (1, F), int64.
+        Input codes, NCHW or (N, F), int64 (any batch N; samples are independent).
     in_tensors : list of QTensor
         Their types (for zero points and bit widths).
     out_tensor : QTensor
@@ -124,6 +124,30 @@ def run_int(qg: QGraph, x_q: np.ndarray, keep: bool = False) -> np.ndarray | dic
         out = run_layer(layer, ins, [qg.tensors[t] for t in layer.inputs], qg.tensors[layer.output])
         env[layer.output] = out.reshape(qg.tensors[layer.output].shape)
     return env if keep else env[qg.output]
+
+
+def run_int_batch(qg: QGraph, x_q: np.ndarray) -> np.ndarray:
+    """:func:`run_int` on a batch: ``x_q`` is ``(N, *input_shape[1:])``; returns ``(N, ...)``.
+
+    Each sample is computed exactly as :func:`run_int` computes it alone (the layers
+    never mix samples); this only amortizes numpy's per-call cost.
+    """
+    tin = qg.tensors[qg.input]
+    x_q = np.asarray(x_q)
+    if x_q.ndim < 1 or x_q.shape[0] == 0 or int(np.prod(x_q.shape[1:])) != int(np.prod(tin.shape[1:])):
+        raise DataError(f"input batch has shape {x_q.shape!r}, the model expects (N, *{tin.shape[1:]!r})")
+    if not np.issubdtype(x_q.dtype, np.integer):
+        raise DataError(f"integer reference needs integer codes, got dtype {x_q.dtype}")
+    lo, hi = tin.range
+    if x_q.min() < lo or x_q.max() > hi:
+        raise DataError(f"input codes outside the {tin.bits}-bit range [{lo}, {hi}]")
+    nb = x_q.shape[0]
+    env = {qg.input: x_q.astype(np.int64).reshape(nb, *tin.shape[1:])}
+    for layer in qg.layers:
+        ins = [env[t] for t in layer.inputs]
+        out = run_layer(layer, ins, [qg.tensors[t] for t in layer.inputs], qg.tensors[layer.output])
+        env[layer.output] = out.reshape(nb, *qg.tensors[layer.output].shape[1:])
+    return env[qg.output]
 
 
 def acc_bounds(layer: QLayer, in_tensors) -> tuple[int, int]:

@@ -1,0 +1,82 @@
+"""``hwflow eval``: float vs quantized accuracy, agreement, SQNR and storage."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+
+from ..data import load_data
+from ._quant_options import load_optimized, quant_options, quantize_from_options
+
+__all__ = ["eval_cmd"]
+
+
+@click.command("eval")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", "data", required=True, type=click.Path(dir_okay=False),
+              help="Test data: .npz with x (and optional labels y), or .npy holding x.")
+@click.option("--calib", "calib", type=click.Path(dir_okay=False), default=None,
+              help="Calibration data (same format); without it ranges come from the weights.")
+@quant_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--analysis", is_flag=True, help="Add the per-layer fixed-point analysis of the weights.")
+def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
+    """Quantize MODEL and compare it with the float model on --data.
+
+    \b
+    Prints float and quantized accuracy (when the data has labels), top-1 agreement,
+    logit SQNR in dB and weight storage in bits.
+    """
+    from ..quant.evaluate import evaluate
+
+    graph = load_optimized(model)
+    shape = graph.shape(graph.inputs[0])
+    x, y = load_data(data, shape)
+    calib_x = load_data(calib, shape)[0] if calib else None
+    qg, config, curve = quantize_from_options(graph, calib_x, **kwargs)
+    res = evaluate(graph, qg, x, y)
+    res.update(scheme=config.scheme, per_channel=config.per_channel, calibration=qg.attrs["calibration"],
+               samples=int(len(x)))
+    if curve is not None:
+        res["auto_bits"] = curve
+        res["layer_bits"] = {k: list(v) for k, v in config.layer_bits.items()}
+    layers = {name: info for name, info in qg.attrs["layers"].items() if "wbits" in info}
+    if analysis:
+        res["analysis"] = layers
+    if as_json:
+        click.echo(json.dumps(res, indent=2, default=_jsonable, allow_nan=True))
+        return
+    click.echo(f"model        {model}  ({len(x)} samples; {config.scheme}, "
+               f"{'per-channel' if config.per_channel else 'per-tensor'}, w{config.wbits}/a{config.abits}, "
+               f"calibration {res['calibration']})")
+    if y is not None:
+        drop = 100 * (res["float_accuracy"] - res["quant_accuracy"])
+        click.echo(f"float acc    {100 * res['float_accuracy']:.2f} %")
+        click.echo(f"quant acc    {100 * res['quant_accuracy']:.2f} %  (drop {drop:+.2f} pp)")
+    click.echo(f"agreement    {100 * res['agreement']:.2f} %")
+    click.echo(f"logit SQNR   {res['sqnr_db']:.2f} dB")
+    click.echo(f"weights      {res['weight_bits']} bits ({res['weight_bits'] / 8192:.2f} KiB)")
+    if curve is not None:
+        click.echo("auto-bits    " + "  ".join(f"{p['kbit']:.1f}kbit:{100 * p['agreement']:.1f}%" for p in curve))
+        click.echo("layer bits   " + ", ".join(f"{k}={w}/{a}" for k, (w, a) in config.layer_bits.items()))
+    if analysis:
+        click.echo("")
+        click.echo(f"{'layer':<20}{'bits':>5}  {'|w| range (log2)':>17}  {'scale (log2)':>14}  "
+                   f"{'below prec %':>12}  {'clipped %':>9}  {'max |err|':>10}")
+        for name, a in layers.items():
+            wr, sc = a["w_log2_range"], a["scale_log2"]
+            scale = f"{sc[0]:.2f}" if math.isclose(sc[0], sc[1]) else f"{sc[0]:.1f}..{sc[1]:.1f}"
+            click.echo(f"{name:<20}{a['wbits']:>5}  {f'{wr[0]:.1f}..{wr[1]:.1f}':>17}  {scale:>14}  "
+                       f"{a['pct_below_precision']:>12.2f}  {a['pct_clipped']:>9.2f}  {a['max_abs_error']:>10.3g}")
+
+
+def _jsonable(v):
+    import numpy as np
+
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(f"not JSON serializable: {type(v).__name__}")

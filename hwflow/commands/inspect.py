@@ -1,0 +1,128 @@
+"""``hwflow inspect MODEL.onnx``: one row per layer (shapes, parameters, MACs), then totals."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+import numpy as np
+
+from ..ir.graph import Graph, Node
+
+__all__ = ["inspect_cmd", "layer_stats"]
+
+# Ops whose constant inputs are learned parameters (Reshape's shape is not).
+_PARAM_OPS = ("Conv", "Gemm", "MatMul", "BatchNormalization", "Add", "Sub", "Mul", "Div", "Concat")
+
+
+def _macs(graph: Graph, node: Node) -> int:
+    out = graph.shape(node.outputs[0])
+    if node.op == "Conv":
+        w = graph.shape(node.inputs[1])  # (M, C/group, k...)
+        return int(np.prod(out, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64))
+    if node.op == "Gemm":
+        a = graph.shape(node.inputs[0])
+        k = a[0] if node.attrs.get("transA") else a[1]
+        return int(np.prod(out, dtype=np.int64)) * int(k)
+    if node.op == "MatMul":
+        return int(np.prod(out, dtype=np.int64)) * int(graph.shape(node.inputs[0])[-1])
+    return 0
+
+
+def layer_stats(graph: Graph) -> list[dict[str, Any]]:
+    """Per node: name, op, input/output shape, parameters and MACs (batch 1).
+
+    A layer's parameters are the elements of its constant float inputs; a constant
+    shared by several layers counts at each.
+    """
+    rows = []
+    for node in graph.nodes:
+        acts = [t for t in node.inputs if t and not graph.tensors[t].is_const]
+        params = 0
+        if node.op in _PARAM_OPS:
+            params = sum(
+                graph.tensors[t].size for t in node.inputs if t and graph.tensors[t].is_const
+                and graph.tensors[t].dtype.kind == "f"
+            )
+        row: dict[str, Any] = {
+            "name": node.name,
+            "op": node.op,
+            "input_shape": list(graph.shape(acts[0])) if acts else None,
+            "output_shape": list(graph.shape(node.outputs[0])),
+            "params": int(params),
+            "macs": _macs(graph, node),
+        }
+        if node.attrs.get("activation"):
+            row["activation"] = node.attrs["activation"]["op"]
+        if node.attrs.get("host"):
+            row["host"] = True
+        rows.append(row)
+    return rows
+
+
+def _shape(s: list[int] | None) -> str:
+    return "-" if s is None else "×".join(str(d) for d in s)
+
+
+def _print_table(graph: Graph, rows: list[dict[str, Any]], raw: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    title = f"{graph.name} ({'as imported' if raw else 'optimized'})"
+    table = Table(title=title, show_footer=True)
+    table.add_column("#", justify="right", footer="")
+    table.add_column("layer", footer="total")
+    table.add_column("op", footer=f"{len(rows)} layers")
+    table.add_column("input")
+    table.add_column("output")
+    table.add_column("params", justify="right", footer=f"{sum(r['params'] for r in rows):,}")
+    table.add_column("MACs", justify="right", footer=f"{sum(r['macs'] for r in rows):,}")
+    for i, r in enumerate(rows):
+        op = r["op"] + (f"+{r['activation']}" if "activation" in r else "") + (" (host)" if r.get("host") else "")
+        table.add_row(
+            str(i), r["name"], op, _shape(r["input_shape"]), _shape(r["output_shape"]),
+            f"{r['params']:,}", f"{r['macs']:,}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"params: {sum(r['params'] for r in rows):,}   MACs: {sum(r['macs'] for r in rows):,}   "
+        f"input: {graph.inputs[0]} {_shape(list(graph.shape(graph.inputs[0])))}"
+    )
+
+
+@click.command("inspect")
+@click.argument("model", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@click.option("--raw", is_flag=True, help="Show the graph as imported, before optimization.")
+def inspect_cmd(model: str, as_json: bool, raw: bool) -> None:
+    """Show MODEL's layers with shapes, parameters and MACs, then totals.
+
+    The graph is shown after hwflow's optimization passes (BatchNorm folded,
+    activations fused...) unless --raw is given.
+    """
+    from ..ir import load_model
+    from ..passes import optimize
+
+    graph = load_model(model)
+    if not raw:
+        graph = optimize(graph)
+    rows = layer_stats(graph)
+    if as_json:
+        doc = {
+            "model": graph.name,
+            "optimized": not raw,
+            "input": {"name": graph.inputs[0], "shape": list(graph.shape(graph.inputs[0]))},
+            "outputs": [{"name": t, "shape": list(graph.shape(t))} for t in graph.outputs],
+            "layers": rows,
+            "totals": {
+                "layers": len(rows),
+                "params": sum(r["params"] for r in rows),
+                "macs": sum(r["macs"] for r in rows),
+            },
+        }
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        _print_table(graph, rows, raw)

@@ -1,0 +1,477 @@
+"""ONNX import: a ``ModelProto`` (or file) into a :class:`~hwflow.ir.graph.Graph`.
+
+What the importer guarantees about the graph it returns:
+
+- opset 9..21 semantics (older models are upgraded with ``onnx.version_converter``);
+- static shapes everywhere (onnx shape inference; a symbolic batch dim becomes 1);
+- initializers and ``Constant`` nodes are numpy constants, all finite;
+- constant sub-graphs (``ConstantOfShape``, ``Shape`` of a static tensor, ``Gather``,
+  ``Unsqueeze``... on constants) are evaluated away with the float reference's kernels;
+- opset-dependent attributes are normalised: Clip bounds become ``attrs["min"]`` /
+  ``attrs["max"]``, Squeeze/Unsqueeze axes become ``attrs["axes"]``, Sum becomes Add;
+- host-side tail ops (Softmax, LogSoftmax, ArgMax) carry ``attrs["host"] = True``;
+- every remaining op is in :data:`SUPPORTED_OPS`, else :class:`UnsupportedOpError`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..errors import HwflowError, ModelError, UnsupportedOpError
+from .graph import Graph, Node, Tensor
+
+__all__ = ["load_model", "from_onnx", "SUPPORTED_OPS", "HOST_OPS", "MIN_OPSET", "MAX_OPSET"]
+
+MIN_OPSET, MAX_OPSET = 9, 21
+
+#: Ops that run on the host after the accelerator, at the network's tail
+#: (ArrayFeatureExtractor, from ai.onnx.ml, is skl2onnx's class-label lookup).
+HOST_OPS = ("Softmax", "LogSoftmax", "ArgMax", "ArrayFeatureExtractor")
+
+# Data-movement ops that also run on the host when they only read host results.
+_TAIL_OPS = ("Reshape", "Flatten", "Cast", "Identity", "Squeeze", "Unsqueeze", "Transpose")
+
+# Ops accepted from a domain other than the default one.
+_ML_OPS = ("ArrayFeatureExtractor",)
+
+#: Ops a user model may contain after import.
+SUPPORTED_OPS = (
+    "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "BatchNormalization",
+    "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh",
+    "MaxPool", "AveragePool", "GlobalAveragePool",
+    "Flatten", "Reshape", "Transpose", "Concat", "Identity", "Dropout", "Cast", "Constant",
+) + HOST_OPS  # fmt: skip
+
+#: Ops accepted only when they fold to constants during import.
+CONST_ONLY_OPS = ("ConstantOfShape", "Shape", "Gather", "Unsqueeze", "Squeeze")
+
+# Accepted but rewritten on import.
+_REWRITTEN_OPS = ("Sum",)
+
+# Ops whose every input must be a constant except the first (the activation).
+_CONST_OPERAND_OPS = ("Sub", "Mul", "Div", "MatMul", "Conv", "Gemm", "BatchNormalization")
+
+# Shape-only ops whose outputs do not depend on input values, only on static shapes.
+_SHAPE_OPS = ("Shape",)
+
+
+# Element types with a plain numpy dtype (no float8/int4/bfloat16/string).
+_NUMPY_TYPES = {
+    getattr(onnx.TensorProto, t)
+    for t in ("FLOAT", "DOUBLE", "FLOAT16", "BOOL", "INT8", "INT16", "INT32", "INT64",
+              "UINT8", "UINT16", "UINT32", "UINT64")
+}  # fmt: skip
+
+
+def _supported_list() -> str:
+    return ", ".join(SUPPORTED_OPS)
+
+
+def load_model(path: str | os.PathLike) -> Graph:
+    """Read an ONNX file into a verified :class:`Graph` with static shapes.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``.onnx`` file (external data, if any, next to it).
+
+    Raises
+    ------
+    ModelError
+        If the file is unreadable, not ONNX, truncated, has NaN/Inf weights, a dynamic
+        non-batch dimension or more than one input. Messages name the file.
+    UnsupportedOpError
+        If it uses an op hwflow does not support (naming the node, op and the
+        supported list).
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ModelError(f"{str(p)!r} is a directory, not an ONNX model file")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {str(p)!r}: {exc.strerror or exc}") from None
+    if not raw:
+        raise ModelError(f"{str(p)!r} is empty, not an ONNX model")
+    try:
+        model = onnx.load_model_from_string(raw)
+        if model.graph.node or model.graph.initializer or model.graph.input:
+            onnx.load_external_data_for_model(model, str(p.parent))
+    except Exception as exc:  # protobuf raises a DecodeError, external data OSError...
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"{str(p)!r} is not a readable ONNX model (not ONNX or truncated): {msg}") from None
+    if not model.opset_import or not model.graph.node or not model.graph.output:
+        raise ModelError(f"{str(p)!r} is not an ONNX model (no graph, operators or outputs); is it truncated?")
+    try:
+        graph = from_onnx(model, name=p.stem)
+    except HwflowError as exc:
+        raise type(exc)(f"{p.name}: {exc}") from None
+    return graph
+
+
+def _check_opset(model: onnx.ModelProto, strict: bool) -> onnx.ModelProto:
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if version is None:
+        raise ModelError("the model imports no default-domain opset")
+    if version < MIN_OPSET:
+        from onnx import version_converter
+
+        try:
+            model = version_converter.convert_version(model, MIN_OPSET)
+        except Exception as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(
+                f"cannot upgrade opset {version} to {MIN_OPSET}: {msg}; re-export the model with opset >= {MIN_OPSET}"
+            ) from None
+    elif version > MAX_OPSET and strict:
+        raise ModelError(f"opset {version} is newer than hwflow supports ({MAX_OPSET}); export with opset <= {MAX_OPSET}")
+    return model
+
+
+def _static_dims(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
+    if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+        return None
+    dims = []
+    for d in vi.type.tensor_type.shape.dim:
+        if not d.HasField("dim_value") or d.dim_value < 0:
+            return None
+        dims.append(d.dim_value)
+    return tuple(dims)
+
+
+def _np_dtype(elem_type: int) -> np.dtype:
+    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+
+
+def _fix_input_shapes(model: onnx.ModelProto, inputs: list[onnx.ValueInfoProto], strict: bool) -> None:
+    """Pin a symbolic batch dim to 1; reject any other dynamic dimension."""
+    for vi in inputs:
+        if not vi.type.HasField("tensor_type"):
+            raise ModelError(f"graph input {vi.name!r} is not a tensor")
+        tt = vi.type.tensor_type
+        if not tt.HasField("shape"):
+            raise ModelError(f"graph input {vi.name!r} has no shape; export with a fixed input shape")
+        for axis, d in enumerate(tt.shape.dim):
+            if d.HasField("dim_value") and (d.dim_value > 0 or (d.dim_value == 0 and not strict)):
+                continue
+            if axis == 0 and not (d.HasField("dim_value") and d.dim_value == 0):
+                d.Clear()
+                d.dim_value = 1
+                continue
+            label = d.dim_param or "?"
+            raise ModelError(
+                f"graph input {vi.name!r} has dynamic dimension {label!r} at axis {axis}; "
+                "hwflow needs static shapes (only the batch axis may be symbolic): export with a fixed size"
+            )
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, onnx.TensorProto):
+            v = numpy_helper.to_array(v)
+        elif isinstance(v, list):
+            v = [x.decode() if isinstance(x, bytes) else x for x in v]
+        out[a.name] = v
+    return out
+
+
+def _constant_value(node: onnx.NodeProto, attrs: dict[str, Any]) -> np.ndarray:
+    if "value" in attrs:
+        return np.asarray(attrs["value"])
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
+                       ("value_int", np.int64), ("value_ints", np.int64)):  # fmt: skip
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=dtype)
+    raise UnsupportedOpError(f"node {node.name!r}: Constant with attributes {sorted(attrs)!r} is not supported")
+
+
+def _check_finite(name: str, data: np.ndarray, what: str) -> None:
+    if data.dtype.kind in "fc" and data.size and not np.isfinite(data).all():
+        bad = "NaN" if np.isnan(data).any() else "Inf"
+        raise ModelError(f"{what} {name!r} contains {bad}; the model's weights are corrupt (retrain or re-export)")
+
+
+def from_onnx(model: onnx.ModelProto, name: str | None = None, *, strict: bool = True, fold: bool = True) -> Graph:
+    """Convert an in-memory ONNX model into a verified :class:`Graph`.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+    name : str, optional
+        Graph name (default: the ONNX graph's name).
+    strict : bool
+        The rules for a model to compile: exactly one float input, opset <= 21, only
+        :data:`SUPPORTED_OPS`, layer weights constant, host ops only at the tail. The
+        float-reference conformance suite turns this off to import the onnx test cases.
+    fold : bool
+        Evaluate constant sub-graphs during import (the passes can do it later).
+
+    Raises
+    ------
+    ModelError, UnsupportedOpError
+    """
+    model = _check_opset(model, strict)
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    opset = max(opset, MIN_OPSET)
+    g = model.graph
+    init_names = {t.name for t in g.initializer}
+    inputs = [vi for vi in g.input if vi.name not in init_names]
+    if strict and len(inputs) != 1:
+        names = [vi.name for vi in inputs]
+        raise ModelError(f"the model has {len(inputs)} graph inputs {names!r}; hwflow needs exactly one")
+    model = onnx.ModelProto.FromString(model.SerializeToString()) if inputs else model
+    g = model.graph
+    inputs = [vi for vi in g.input if vi.name not in init_names]
+    _fix_input_shapes(model, inputs, strict)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"onnx shape inference failed: {msg}") from None
+    info: dict[str, onnx.ValueInfoProto] = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
+        info.setdefault(vi.name, vi)
+
+    graph = Graph(name or g.name or "model")
+    graph.meta["opset"] = opset
+    for vi in inputs:
+        tt = vi.type.tensor_type
+        dtype = _np_dtype(tt.elem_type)
+        if strict and dtype.kind != "f":
+            raise ModelError(f"graph input {vi.name!r} has type {dtype}; hwflow needs a float input")
+        graph.add_tensor(Tensor(vi.name, _static_dims(vi), dtype))
+        graph.inputs.append(vi.name)
+    for t in g.initializer:
+        try:
+            data = numpy_helper.to_array(t)
+        except Exception as exc:
+            raise ModelError(f"initializer {t.name!r} is unreadable: {exc}") from None
+        _check_finite(t.name, data, "initializer")
+        graph.add_tensor(Tensor(t.name, data.shape, data.dtype, data))
+
+    _Importer(graph, info, opset, strict, fold).run(g.node, g.output)
+    graph.outputs = [o.name for o in g.output]
+    for t in graph.outputs:
+        if t not in graph.tensors:
+            raise ModelError(f"graph output {t!r} is not produced by any node")
+    if fold:
+        _prune_dead(graph)
+    if strict:
+        _check_supported(graph)
+    _mark_host_tail(graph, strict)
+    graph.verify()
+    return graph
+
+
+class _Importer:
+    """Walks the ONNX nodes in order, folding constants and normalising attributes."""
+
+    def __init__(self, graph: Graph, info: dict, opset: int, strict: bool, fold: bool):
+        self.graph, self.info, self.opset, self.strict, self.fold = graph, info, opset, strict, fold
+        self.names: set[str] = set()
+
+    def _unique(self, name: str, op: str, index: int) -> str:
+        base = name or f"{op}_{index}"
+        unique, i = base, 1
+        while unique in self.names:
+            unique, i = f"{base}_{i}", i + 1
+        self.names.add(unique)
+        return unique
+
+    def run(self, nodes, outputs) -> None:
+        from ..ref.float import KERNELS
+
+        self.used = {t for n in nodes for t in n.input} | {o.name for o in outputs}
+
+        allowed = set(SUPPORTED_OPS) | set(CONST_ONLY_OPS) | set(_REWRITTEN_OPS)
+        for i, proto in enumerate(nodes):
+            name = self._unique(proto.name, proto.op_type, i)
+            op = proto.op_type
+            domain_ok = proto.domain in ("", "ai.onnx") or (proto.domain == "ai.onnx.ml" and op in _ML_OPS)
+            if not domain_ok or op not in allowed or op not in KERNELS:
+                dom = f"{proto.domain}." if proto.domain not in ("", "ai.onnx") else ""
+                raise UnsupportedOpError(
+                    f"node {name!r} uses op {dom}{op}, which hwflow does not support; supported: {_supported_list()}"
+                )
+            attrs = _attrs(proto)
+            for t in proto.input:
+                if t and t not in self.graph.tensors:
+                    raise ModelError(f"node {name!r} ({op}) reads {t!r}, which nothing produces")
+            node = self._normalise(Node(name, op, list(proto.input), list(proto.output), attrs))
+            if node is None:
+                continue
+            self._add(node)
+
+    # -- attribute normalisation ---------------------------------------------------
+    def _const(self, t: str) -> np.ndarray | None:
+        return self.graph.const(t) if t else None
+
+    def _normalise(self, node: Node) -> Node | None:
+        g, op, a = self.graph, node.op, node.attrs
+        if op == "Constant":
+            data = _constant_value(node, a)
+            _check_finite(node.outputs[0], data, "Constant")
+            g.add_tensor(Tensor(node.outputs[0], data.shape, data.dtype, data))
+            return None
+        if op == "Clip" and len(node.inputs) > 1:
+            for key, t in zip(("min", "max"), node.inputs[1:3]):
+                if not t:
+                    continue
+                v = self._const(t)
+                if v is None:
+                    raise UnsupportedOpError(f"node {node.name!r} (Clip): the {key} bound must be a constant")
+                a[key] = float(np.asarray(v).reshape(-1)[0])
+            node.inputs = node.inputs[:1]
+        if op in ("Squeeze", "Unsqueeze") and len(node.inputs) > 1:
+            v = self._const(node.inputs[1])
+            if v is None:
+                raise UnsupportedOpError(f"node {node.name!r} ({op}): axes must be a constant")
+            a["axes"] = [int(x) for x in np.asarray(v).reshape(-1)]
+            node.inputs = node.inputs[:1]
+        if op in ("Softmax", "LogSoftmax") and self.opset < 13:
+            a["coerce_2d"] = True
+        if op == "Cast":
+            to = int(a["to"])
+            if to not in _NUMPY_TYPES:
+                raise UnsupportedOpError(
+                    f"node {node.name!r} (Cast): target type {onnx.TensorProto.DataType.Name(to)} is not supported"
+                )
+            a["to"] = _np_dtype(to)
+        if op == "Dropout":
+            training = self._const(node.inputs[2]) if len(node.inputs) > 2 else None
+            if node.inputs[2:] and (training is None or bool(np.asarray(training).reshape(-1)[0])):
+                raise UnsupportedOpError(f"node {node.name!r} (Dropout) is in training mode; export in eval mode")
+            node.inputs = node.inputs[:1]
+        if op == "BatchNormalization" and int(a.pop("training_mode", 0)):
+            raise UnsupportedOpError(f"node {node.name!r} (BatchNormalization) is in training mode; export in eval mode")
+        if op in ("BatchNormalization", "MaxPool", "Dropout"):
+            for legacy in ("spatial", "is_test", "consumed_inputs"):
+                a.pop(legacy, None)
+            keep = 2 if op == "Dropout" else 1  # Dropout's mask is computable (all ones)
+            extra = [t for t in node.outputs[keep:] if t and t in self.used]
+            if extra:
+                raise UnsupportedOpError(f"node {node.name!r} ({op}): its output {extra[0]!r} is not supported")
+            node.outputs = node.outputs[:keep]
+            if len(node.outputs) == 2 and not node.outputs[1]:
+                node.outputs = node.outputs[:1]
+        if op == "Sum":
+            return self._sum(node)
+        return node
+
+    def _sum(self, node: Node) -> Node | None:
+        """Sum of n tensors -> a chain of Adds (one input: Identity)."""
+        ins = node.inputs
+        if len(ins) == 1:
+            return Node(node.name, "Identity", ins, node.outputs)
+        acc = ins[0]
+        for k, t in enumerate(ins[1:-1], start=1):
+            tmp = f"{node.outputs[0]}__sum{k}"
+            self._add(Node(f"{node.name}__add{k}", "Add", [acc, t], [tmp]))
+            acc = tmp
+        return Node(node.name, "Add", [acc, ins[-1]], node.outputs)
+
+    # -- adding (and folding) ----------------------------------------------------------
+    def _add(self, node: Node) -> None:
+        from ..ref.float import run_node
+        from .shapes import infer_node_shapes
+
+        g = self.graph
+        consts = [self._const(t) for t in node.inputs]
+        foldable = self.fold and (
+            all(c is not None for t, c in zip(node.inputs, consts) if t)
+            or (node.op in _SHAPE_OPS and None not in g.shape(node.inputs[0]))
+        )
+        if foldable and node.op in _SHAPE_OPS:
+            consts = [np.zeros(g.shape(node.inputs[0]), dtype=np.int8)]
+        if foldable and node.op not in HOST_OPS:
+            outs = run_node(node, consts)
+            for t, v in zip(node.outputs, outs):
+                if t:
+                    v = np.ascontiguousarray(v) if v.ndim == 0 else v
+                    g.add_tensor(Tensor(t, v.shape, v.dtype, v))
+            return
+        shapes = [g.shape(t) if t else None for t in node.inputs]
+        derived = infer_node_shapes(node, shapes, consts)
+        for k, t in enumerate(node.outputs):
+            if not t:
+                continue
+            vi = self.info.get(t)
+            shape = _static_dims(vi) if vi is not None else None
+            if shape is None:
+                shape = derived[k]
+            g.add_tensor(Tensor(t, shape, self._dtype(node, k, vi)))
+        g.add_node(node)
+
+    def _dtype(self, node: Node, k: int, vi) -> np.dtype:
+        if vi is not None and vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type:
+            return _np_dtype(vi.type.tensor_type.elem_type)
+        if node.op == "Cast":
+            return np.dtype(node.attrs["to"])
+        if node.op in ("ArgMax", "Shape"):
+            return np.dtype(np.int64)
+        if k == 1 and node.op == "Dropout":
+            return np.dtype(bool)
+        return self.graph.tensors[node.inputs[0]].dtype
+
+
+def _prune_dead(graph: Graph) -> None:
+    """Drop nodes and constants that no graph output depends on."""
+    from ..passes.dead_code import eliminate_dead_code
+
+    eliminate_dead_code(graph)
+
+
+def _check_supported(graph: Graph) -> None:
+    """The strict rules: supported ops only, constant layer operands."""
+    for node in graph.nodes:
+        if node.op not in SUPPORTED_OPS:
+            raise UnsupportedOpError(
+                f"node {node.name!r} uses op {node.op} on a non-constant input, which hwflow does not support; "
+                f"supported: {_supported_list()}"
+            )
+        if node.op == "Reshape" and graph.const(node.inputs[1]) is None:
+            raise UnsupportedOpError(f"node {node.name!r} (Reshape): the target shape must be a constant")
+        if node.op in _CONST_OPERAND_OPS:
+            acts = [t for t in node.inputs if t and graph.const(t) is None]
+            # Sub/Mul/Div/MatMul may take the activation on either side; layers only first.
+            ok = len(acts) <= 1 if node.op in ("Sub", "Mul", "Div", "MatMul") else acts in ([], node.inputs[:1])
+            if not ok:
+                raise UnsupportedOpError(
+                    f"node {node.name!r} ({node.op}) combines two computed tensors; hwflow supports "
+                    f"{node.op} only with constant {'weights' if node.op in ('Conv', 'Gemm', 'MatMul') else 'operands'}"
+                )
+
+
+def _mark_host_tail(graph: Graph, strict: bool) -> None:
+    """Mark the host-side tail: host ops, and data movement reading only host results.
+
+    A node belongs to the tail only if everything reading it does too; a host op that
+    feeds accelerator layers is an error in strict mode.
+    """
+    nodes = graph.nodes
+    candidate = set()
+    for node in nodes:
+        acts = [t for t in node.inputs if t and not graph.tensors[t].is_const]
+        if node.op in HOST_OPS or (
+            node.op in _TAIL_OPS and acts and all(getattr(graph.producer(t), "name", None) in candidate for t in acts)
+        ):
+            candidate.add(node.name)
+    for node in reversed(nodes):
+        if node.name not in candidate:
+            continue
+        if all(c.attrs.get("host") for t in node.outputs for c in graph.consumers(t)):
+            node.attrs["host"] = True
+        elif node.op in HOST_OPS and strict:
+            raise UnsupportedOpError(
+                f"node {node.name!r} ({node.op}) feeds other layers; hwflow supports {node.op} only at the network's tail"
+            )

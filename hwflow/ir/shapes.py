@@ -1,0 +1,297 @@
+"""Per-op shape rules: re-derive every node's output shapes from its inputs.
+
+The importer takes shapes from onnx shape inference and falls back on these rules
+where inference leaves a dimension unknown; :meth:`Graph.verify` runs
+:func:`check_shapes` after every pass, so a pass that rewires a node into an
+inconsistent shape fails at once, naming the node.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedOpError
+from ._geometry import window
+from .graph import Graph, Node
+
+__all__ = ["check_shapes", "infer_node_shapes", "SHAPE_RULES"]
+
+Shape = tuple[int, ...]
+Rule = Callable[[Node, list, list], list]
+
+
+class _Mismatch(Exception):
+    """Raised by a rule whose inputs do not fit together."""
+
+
+def _need(cond: bool, msg: str) -> None:
+    if not cond:
+        raise _Mismatch(msg)
+
+
+def _prod(dims: Sequence[int]) -> int:
+    return int(np.prod(dims, dtype=np.int64))
+
+
+def _axis(axis: int, rank: int) -> int:
+    a = axis + rank if axis < 0 else axis
+    _need(0 <= a < max(rank, 1), f"axis {axis} out of range for rank {rank}")
+    return a
+
+
+def _same(node: Node, s: list, c: list) -> list:
+    return [s[0]] * len(node.outputs)
+
+
+def _broadcast(node: Node, s: list, c: list) -> list:
+    try:
+        return [tuple(np.broadcast_shapes(*[x for x in s if x is not None]))]
+    except ValueError:
+        raise _Mismatch(f"shapes {s!r} do not broadcast") from None
+
+
+def _conv(node: Node, s: list, c: list) -> list:
+    x, w = s[0], s[1]
+    group = int(node.attrs.get("group", 1))
+    _need(len(x) == len(w) and len(x) >= 3, f"input {x!r} and weight {w!r} ranks differ")
+    _need(x[1] == w[1] * group, f"input has {x[1]} channels, weight expects {w[1]} x group {group}")
+    _need(w[0] % group == 0, f"{w[0]} output channels not divisible by group {group}")
+    if len(s) > 2 and s[2] is not None:
+        _need(s[2] == (w[0],), f"bias shape {s[2]!r} != ({w[0]},)")
+    win = window(x[2:], w[2:], node.attrs)
+    _need(all(o >= 1 for o in win.out), f"window larger than input {x!r}")
+    return [(x[0], w[0]) + win.out]
+
+
+def _pool(node: Node, s: list, c: list) -> list:
+    x = s[0]
+    kernel = node.attrs.get("kernel_shape")
+    _need(kernel is not None and len(kernel) == len(x) - 2, f"kernel_shape {kernel!r} vs input {x!r}")
+    win = window(x[2:], kernel, node.attrs)
+    _need(all(o >= 1 for o in win.out), f"window larger than input {x!r}")
+    return [(x[0], x[1]) + win.out] * len(node.outputs)
+
+
+def _global_pool(node: Node, s: list, c: list) -> list:
+    return [s[0][:2] + (1,) * (len(s[0]) - 2)]
+
+
+def _gemm(node: Node, s: list, c: list) -> list:
+    a, b = s[0], s[1]
+    _need(len(a) == 2 and len(b) == 2, f"Gemm needs 2-D operands, got {a!r} and {b!r}")
+    if node.attrs.get("transA"):
+        a = a[::-1]
+    if node.attrs.get("transB"):
+        b = b[::-1]
+    _need(a[1] == b[0], f"inner dimensions differ: {a!r} x {b!r}")
+    out = (a[0], b[1])
+    if len(s) > 2 and s[2] is not None:
+        try:
+            _need(np.broadcast_shapes(s[2], out) == out, f"C {s[2]!r} does not broadcast to {out!r}")
+        except ValueError:
+            raise _Mismatch(f"C {s[2]!r} does not broadcast to {out!r}") from None
+    return [out]
+
+
+def _matmul(node: Node, s: list, c: list) -> list:
+    a, b = s[0], s[1]
+    _need(len(a) >= 1 and len(b) >= 1, "MatMul of scalars")
+    a2 = (1,) + a if len(a) == 1 else a
+    b2 = b + (1,) if len(b) == 1 else b
+    _need(a2[-1] == b2[-2], f"inner dimensions differ: {a!r} x {b!r}")
+    try:
+        batch = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
+    except ValueError:
+        raise _Mismatch(f"batch dims of {a!r} and {b!r} do not broadcast") from None
+    out = batch + (a2[-2], b2[-1])
+    if len(a) == 1:
+        out = out[:-2] + out[-1:]
+    if len(b) == 1:
+        out = out[:-1]
+    return [out]
+
+
+def _batchnorm(node: Node, s: list, c: list) -> list:
+    x = s[0]
+    for p in s[1:5]:
+        _need(p == (x[1],), f"parameter shape {p!r} != ({x[1]},)")
+    return [x]
+
+
+def _flatten(node: Node, s: list, c: list) -> list:
+    x = s[0]
+    axis = int(node.attrs.get("axis", 1))
+    axis = axis + len(x) if axis < 0 else axis
+    _need(0 <= axis <= len(x), f"axis {axis} out of range for {x!r}")
+    return [(_prod(x[:axis]), _prod(x[axis:]))]
+
+
+def _reshape(node: Node, s: list, c: list) -> list:
+    from ..ref.float import reshape_target
+
+    _need(c[1] is not None, "the target shape is not a constant")
+    out = reshape_target(s[0], np.asarray(c[1]).tolist(), bool(node.attrs.get("allowzero", 0)))
+    _need(_prod(out) == _prod(s[0]) and all(d >= 0 for d in out), f"cannot reshape {s[0]!r} to {out!r}")
+    return [out]
+
+
+def _transpose(node: Node, s: list, c: list) -> list:
+    x = s[0]
+    perm = node.attrs.get("perm")
+    perm = list(range(len(x)))[::-1] if perm is None else list(perm)
+    _need(sorted(perm) == list(range(len(x))), f"perm {perm!r} does not fit rank {len(x)}")
+    return [tuple(x[p] for p in perm)]
+
+
+def _concat(node: Node, s: list, c: list) -> list:
+    first = s[0]
+    axis = _axis(int(node.attrs.get("axis", 0)), len(first))
+    for other in s[1:]:
+        _need(
+            len(other) == len(first) and all(a == b for i, (a, b) in enumerate(zip(first, other)) if i != axis),
+            f"shapes {s!r} differ outside axis {axis}",
+        )
+    return [first[:axis] + (sum(x[axis] for x in s),) + first[axis + 1 :]]
+
+
+def _argmax(node: Node, s: list, c: list) -> list:
+    x = s[0]
+    axis = _axis(int(node.attrs.get("axis", 0)), len(x))
+    if int(node.attrs.get("keepdims", 1)):
+        return [x[:axis] + (1,) + x[axis + 1 :]]
+    return [x[:axis] + x[axis + 1 :]]
+
+
+def _constant(node: Node, s: list, c: list) -> list:
+    return [tuple(np.shape(node.attrs["value"]))]
+
+
+def _constant_of_shape(node: Node, s: list, c: list) -> list:
+    _need(c[0] is not None, "the shape is not a constant")
+    return [tuple(int(d) for d in np.asarray(c[0]).reshape(-1))]
+
+
+def _shape(node: Node, s: list, c: list) -> list:
+    rank = len(s[0])
+    return [(len(range(rank)[slice(node.attrs.get("start", 0), node.attrs.get("end"))]),)]
+
+
+def _gather(node: Node, s: list, c: list) -> list:
+    data, idx = s[0], s[1]
+    axis = _axis(int(node.attrs.get("axis", 0)), len(data))
+    return [data[:axis] + idx + data[axis + 1 :]]
+
+
+def _axes_of(node: Node, c: list) -> list[int] | None:
+    if len(c) > 1 and c[1] is not None:
+        return [int(a) for a in np.asarray(c[1]).reshape(-1)]
+    axes = node.attrs.get("axes")
+    return None if axes is None else [int(a) for a in axes]
+
+
+def _unsqueeze(node: Node, s: list, c: list) -> list:
+    axes = _axes_of(node, c)
+    _need(axes is not None, "Unsqueeze without constant axes")
+    rank = len(s[0]) + len(axes)
+    axes = sorted(a + rank if a < 0 else a for a in axes)
+    out, it = [], iter(s[0])
+    for i in range(rank):
+        out.append(1 if i in axes else next(it))
+    return [tuple(out)]
+
+
+def _squeeze(node: Node, s: list, c: list) -> list:
+    x, axes = s[0], _axes_of(node, c)
+    if axes is None:
+        return [tuple(d for d in x if d != 1)]
+    axes = [_axis(a, len(x)) for a in axes]
+    _need(all(x[a] == 1 for a in axes), f"cannot squeeze axes {axes!r} of {x!r}")
+    return [tuple(d for i, d in enumerate(x) if i not in axes)]
+
+
+def _array_feature_extractor(node: Node, s: list, c: list) -> list:
+    k = _prod(s[1])
+    return [(1, k) if len(s[0]) == 1 else s[0][:-1] + (k,)]
+
+
+#: ONNX op type -> rule ``(node, input shapes, input constants) -> output shapes``.
+SHAPE_RULES: dict[str, Rule] = {
+    "Conv": _conv,
+    "Gemm": _gemm,
+    "MatMul": _matmul,
+    "Add": _broadcast,
+    "Sub": _broadcast,
+    "Mul": _broadcast,
+    "Div": _broadcast,
+    "Sum": _broadcast,
+    "BatchNormalization": _batchnorm,
+    "Relu": _same,
+    "LeakyRelu": _same,
+    "Clip": _same,
+    "Sigmoid": _same,
+    "Tanh": _same,
+    "MaxPool": _pool,
+    "AveragePool": _pool,
+    "GlobalAveragePool": _global_pool,
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "Transpose": _transpose,
+    "Concat": _concat,
+    "Identity": _same,
+    "Dropout": _same,
+    "Cast": _same,
+    "Constant": _constant,
+    "ConstantOfShape": _constant_of_shape,
+    "Shape": _shape,
+    "Gather": _gather,
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Softmax": _same,
+    "LogSoftmax": _same,
+    "ArgMax": _argmax,
+    "ArrayFeatureExtractor": _array_feature_extractor,
+}
+
+
+def infer_node_shapes(
+    node: Node, shapes: list[Shape | None], consts: list[np.ndarray | None]
+) -> list[Shape]:
+    """Output shapes of ``node`` given its input shapes (None for omitted inputs).
+
+    Raises
+    ------
+    ModelError
+        If the inputs do not fit together, naming the node.
+    UnsupportedOpError
+        If hwflow has no shape rule for the op.
+    """
+    rule = SHAPE_RULES.get(node.op)
+    if rule is None:
+        raise UnsupportedOpError(f"node {node.name!r}: no shape rule for op {node.op}")
+    try:
+        return [tuple(int(d) for d in sh) for sh in rule(node, shapes, consts)]
+    except (_Mismatch, KeyError, IndexError, TypeError) as exc:
+        raise ModelError(f"node {node.name!r} ({node.op}): inconsistent shapes: {exc}") from None
+
+
+def check_shapes(graph: Graph) -> None:
+    """Re-derive every node's output shapes and compare them with the declared ones.
+
+    Raises
+    ------
+    ModelError
+        Naming the first node whose declared output shape differs from the one its
+        inputs give, or whose inputs do not fit together.
+    """
+    for node in graph.nodes:
+        shapes = [graph.shape(t) if t else None for t in node.inputs]
+        consts = [graph.const(t) if t else None for t in node.inputs]
+        derived = infer_node_shapes(node, shapes, consts)
+        for t, want in zip(node.outputs, derived):
+            if t and graph.shape(t) != want:
+                raise ModelError(
+                    f"node {node.name!r} ({node.op}): output {t!r} is declared {graph.shape(t)!r} "
+                    f"but its inputs give {want!r}"
+                )

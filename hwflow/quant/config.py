@@ -1,0 +1,163 @@
+"""Quantization settings: one validated dataclass shared by the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import OptionError
+
+__all__ = ["QuantConfig", "SCHEMES", "CALIBRATIONS", "load_bits_file", "parse_bits"]
+
+SCHEMES = ("pow2", "symmetric", "asymmetric")
+CALIBRATIONS = ("none", "minmax", "percentile", "entropy", "mse")
+
+
+def _check_bits(what: str, bits: Any) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 16:
+        raise OptionError(f"{what} must be an integer in 2..16, not {bits!r}")
+    return bits
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How to quantize a graph.
+
+    The defaults are the most accurate setting that costs nothing in hardware:
+    asymmetric activations (the zero point folds into the bias, so the datapath is the
+    same as symmetric), per-channel 8-bit weights with a 16-bit multiplier, and
+    MSE-optimal clipping of the calibrated ranges.
+
+    Parameters
+    ----------
+    scheme : {"pow2", "symmetric", "asymmetric"}
+        ``pow2``: every scale a power of two, requantizer is a shift (``M = 1``);
+        ``symmetric``: zero points 0, ``M`` of ``mbits`` bits plus a shift;
+        ``asymmetric``: as symmetric, with activation zero points.
+    per_channel : bool
+        One weight scale per output channel (else one per tensor).
+    wbits, abits : int
+        Default weight and activation widths, 2..16.
+    layer_bits : dict of str to (int, int)
+        Per-layer ``(wbits, abits)`` overrides; ``abits`` is the layer's output width.
+        Names are checked against the graph by :func:`~hwflow.quant.quantize`.
+    calibration : {"none", "minmax", "percentile", "entropy", "mse"}
+        How activation ranges are chosen from calibration data (``none``: from the
+        weights alone, no data needed).
+    percentile : float
+        Percentile of ``|x|`` kept by ``calibration="percentile"``.
+    clamp_sigma : float or None
+        Clamp weights to ``mean ± k·std`` of their channel before quantizing.
+    cle : bool
+        Cross-layer equalization of ReLU-separated Conv/Gemm pairs.
+    bias_correction : bool
+        Correct each layer's bias for the mean error its weight quantization causes.
+    mbits : int
+        Width of the requantizer multiplier (symmetric/asymmetric), 2..31.
+    input_range : (float, float) or None
+        Real range of the network input; from the data when calibrating, else needed
+        by ``calibration="none"`` (default ``(-1, 1)`` when absent).
+    """
+
+    scheme: str = "asymmetric"
+    per_channel: bool = True
+    wbits: int = 8
+    abits: int = 8
+    layer_bits: dict[str, tuple[int, int]] = field(default_factory=dict)
+    calibration: str = "mse"
+    percentile: float = 99.99
+    clamp_sigma: float | None = None
+    cle: bool = False
+    bias_correction: bool = False
+    mbits: int = 16
+    input_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise OptionError(f"unknown scheme {self.scheme!r}; use one of {', '.join(SCHEMES)}")
+        if self.calibration not in CALIBRATIONS:
+            raise OptionError(
+                f"unknown calibration {self.calibration!r}; use one of {', '.join(CALIBRATIONS)}"
+            )
+        _check_bits("wbits", self.wbits)
+        _check_bits("abits", self.abits)
+        bits = {}
+        for name, wa in dict(self.layer_bits).items():
+            if not isinstance(wa, (tuple, list)) or len(wa) != 2:
+                raise OptionError(f"bits of layer {name!r} must be (wbits, abits), not {wa!r}")
+            bits[str(name)] = (_check_bits(f"wbits of layer {name!r}", wa[0]),
+                               _check_bits(f"abits of layer {name!r}", wa[1]))
+        object.__setattr__(self, "layer_bits", bits)
+        if not 50.0 < float(self.percentile) <= 100.0:
+            raise OptionError(f"percentile must be in (50, 100], not {self.percentile!r}")
+        if self.clamp_sigma is not None and not float(self.clamp_sigma) > 0:
+            raise OptionError(f"clamp sigma must be > 0, not {self.clamp_sigma!r}")
+        if isinstance(self.mbits, bool) or not isinstance(self.mbits, int) or not 2 <= self.mbits <= 31:
+            raise OptionError(f"mbits must be an integer in 2..31, not {self.mbits!r}")
+        if self.input_range is not None:
+            lo, hi = (float(v) for v in self.input_range)
+            if not lo < hi:
+                raise OptionError(f"input range must be (lo, hi) with lo < hi, not {self.input_range!r}")
+            object.__setattr__(self, "input_range", (lo, hi))
+
+    def bits_of(self, layer: str) -> tuple[int, int]:
+        """``(wbits, abits)`` of ``layer`` (its override, else the defaults)."""
+        return self.layer_bits.get(layer, (self.wbits, self.abits))
+
+    def check_layers(self, names) -> None:
+        """Raise OptionError if ``layer_bits`` names a layer not in ``names``."""
+        names = list(names)
+        unknown = sorted(set(self.layer_bits) - set(names))
+        if unknown:
+            raise OptionError(
+                f"unknown layer name(s) {', '.join(map(repr, unknown))} in per-layer bits; "
+                f"layers are: {', '.join(names)}"
+            )
+
+    def with_(self, **changes) -> "QuantConfig":
+        """A copy with ``changes`` applied (validated again)."""
+        return replace(self, **changes)
+
+
+def parse_bits(spec: str) -> tuple[str, tuple[int, int]]:
+    """Parse ``LAYER=W/A`` (e.g. ``fc1=4/8``) into ``(layer, (w, a))``."""
+    name, sep, wa = spec.rpartition("=")
+    w, slash, a = wa.partition("/")
+    try:
+        if not sep or not name or not slash:
+            raise ValueError
+        return name, (int(w), int(a))
+    except ValueError:
+        raise OptionError(f"bad per-layer bits {spec!r}; write LAYER=W/A, e.g. fc1=4/8") from None
+
+
+def load_bits_file(path: str | Path) -> dict[str, tuple[int, int]]:
+    """Read per-layer bits from TOML or JSON: ``{layer = [w, a]}`` or ``{layer = "W/A"}``.
+
+    A TOML file may put them under a ``[bits]`` table.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise OptionError(f"cannot read bits file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise OptionError(f"bits file {str(path)!r} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("bits"), dict):
+        data = data["bits"]
+    if not isinstance(data, dict):
+        raise OptionError(f"bits file {str(path)!r} must map layer names to [wbits, abits]")
+    out = {}
+    for name, wa in data.items():
+        if isinstance(wa, str):
+            out.update([parse_bits(f"{name}={wa}")])
+        elif isinstance(wa, (list, tuple)) and len(wa) == 2 and all(isinstance(v, int) for v in wa):
+            out[name] = (wa[0], wa[1])
+        else:
+            raise OptionError(f"bits file {str(path)!r}: layer {name!r} needs [wbits, abits] or \"W/A\", not {wa!r}")
+    return out

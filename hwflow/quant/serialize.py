@@ -1,0 +1,49 @@
+"""QGraph to and from a JSON-able dict (integer parameters; the hand-off file)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .qgraph import QGraph, QLayer, QTensor
+
+__all__ = ["qgraph_to_dict", "qgraph_from_dict"]
+
+_ARRAYS = ("weight", "bias", "m", "n", "lut")
+
+
+def _plain(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def qgraph_to_dict(qg: QGraph) -> dict:
+    """Every tensor and layer field as plain JSON values (arrays as nested lists)."""
+    return {
+        "name": qg.name, "input": qg.input, "output": qg.output, "host_tail": list(qg.host_tail),
+        "tensors": {n: {"shape": list(t.shape), "bits": t.bits, "scale": t.scale, "zero_point": t.zero_point}
+                    for n, t in qg.tensors.items()},
+        "layers": [{k: _plain(v) for k, v in l.__dict__.items()} for l in qg.layers],
+        "attrs": {k: _plain(v) for k, v in qg.attrs.items() if k != "layers"},
+    }
+
+
+def qgraph_from_dict(d: dict) -> QGraph:
+    """The inverse of :func:`qgraph_to_dict`."""
+    tensors = {n: QTensor(n, tuple(t["shape"]), t["bits"], t["scale"], t["zero_point"]) for n, t in d["tensors"].items()}
+    layers = []
+    for l in d["layers"]:
+        kw = dict(l)
+        for k in _ARRAYS:
+            if kw.get(k) is not None:
+                kw[k] = np.asarray(kw[k], dtype=np.int64)
+        for k in ("kernel", "strides", "pads", "add_m"):
+            kw[k] = tuple(kw[k])
+        layers.append(QLayer(**kw))
+    return QGraph(d["name"], tensors, layers, d["input"], d["output"], list(d["host_tail"]), dict(d.get("attrs", {})))

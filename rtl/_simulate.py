@@ -1,0 +1,84 @@
+"""Run the Accelerator in the Amaranth simulator on code vectors (used by tests and benches)."""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from .accelerator import Accelerator
+
+__all__ = ["simulate"]
+
+
+def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = None, timeout: int | None = None):
+    """Stream each input vector through a fresh run of the accelerator.
+
+    Parameters
+    ----------
+    program : Program
+    inputs : sequence of numpy.ndarray
+        Input codes (any shape with ``program.input_size`` elements, NCHW order).
+    stall : int
+        0: stream partner never stalls. ``n > 0``: ``in_valid``/``out_ready`` are dropped at
+        random about one cycle in ``n``.
+    seed : int
+        Seed for the random stalls.
+
+    Returns
+    -------
+    outputs : list of numpy.ndarray
+        Flat output codes per input, NCHW order.
+    cycles : list of int
+        The ``cycles`` port at ``done`` for each input.
+    measured : list of int
+        Cycles counted by the testbench from ``start`` sampled to ``done``.
+    """
+    dut = Accelerator(program)
+    rng = np.random.default_rng(seed)
+    vectors = [np.asarray(x, dtype=np.int64).reshape(-1) for x in inputs]
+    n_out = program.output_size
+    limit = timeout or (program.cycles * (4 if stall else 1) + 1000)
+    results = {"out": [], "cycles": [], "measured": []}
+
+    async def bench(ctx):
+        for vec in vectors:
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            t = 1
+            i = 0
+            outs = []
+            done = False
+            while not done:
+                if t > limit:
+                    raise RuntimeError(f"accelerator did not finish within {limit} cycles")
+                iv = i < len(vec) and not (stall and rng.integers(stall) == 0)
+                ctx.set(dut.in_valid, int(iv))
+                if iv:
+                    ctx.set(dut.in_data, int(vec[i]))
+                ordy = not (stall and rng.integers(stall) == 0)
+                ctx.set(dut.out_ready, int(ordy))
+                if ctx.get(dut.done):
+                    results["cycles"].append(ctx.get(dut.cycles))
+                    results["measured"].append(t)
+                    done = True
+                if iv and ctx.get(dut.in_ready):
+                    i += 1
+                if ordy and ctx.get(dut.out_valid):
+                    outs.append(ctx.get(dut.out_data))
+                await ctx.tick()
+                t += 1
+            ctx.set(dut.in_valid, 0)
+            if len(outs) != n_out:
+                raise RuntimeError(f"got {len(outs)} output codes, expected {n_out}")
+            results["out"].append(np.array(outs, dtype=np.int64))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return results["out"], results["cycles"], results["measured"]

@@ -1,0 +1,199 @@
+"""The accelerator top level: one Program on one PE x SIMD array, with streams and a cycle counter.
+
+Datapath (every block pipelined; latencies are the Program's ``latency`` dict)::
+
+    controller --addr--> act RAM --word--> [pad substitution] --+--> MAC array (PE x SIMD) --+
+               --addr--> weight ROM ------------------------------'                           |
+                                                          +--> pool unit (max/sum/add) -------+
+                                                                                              v
+    act RAM <--write-- LUT <-- requantizer <-- pre-stage (bias, Add mults) <-- channel ROM <-- serializer
+
+The serializer feeds ONE requantizer, one code per cycle; the controller spends
+``t = max(k, nb)`` cycles per tile so the serializer is always free, which makes the cycle
+count the closed form of :attr:`hwflow.schedule.Program.cycles`.
+
+Ports (Amaranth adds ``clk`` and ``rst``): ``start`` In(1), ``busy`` Out(1), ``done``
+Out(1), ``cycles`` Out(32), ``in_valid`` In(1), ``in_ready`` Out(1), ``in_data``
+In(signed(in_bits)), ``out_valid`` Out(1), ``out_ready`` In(1), ``out_data``
+Out(signed(out_bits)). Protocol: pulse ``start``; stream ``input_size`` codes in (NCHW
+order); the core computes and streams ``output_size`` codes out (NCHW order); ``done``
+pulses for one cycle, when ``cycles`` equals the cycles since ``start`` was sampled.
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ._descriptor import KIND_CODES
+from ._lanes import replicate
+from .act_buffer import ActBuffer
+from .channel_rom import ChannelRom
+from .controller import Controller
+from .lut import Lut
+from .mac_array import MacArray
+from .pool import PoolUnit
+from .requantizer import Requantizer
+from .serializer import Serializer
+from .weight_rom import WeightRom
+
+__all__ = ["Accelerator", "to_verilog"]
+
+
+def _sbits(lo: int, hi: int) -> int:
+    b = 1
+    while not (-(1 << (b - 1)) <= lo and hi < (1 << (b - 1))):
+        b += 1
+    return b
+
+
+class Accelerator(wiring.Component):
+    """The generated accelerator for ``program``.
+
+    Parameters
+    ----------
+    program : hwflow.schedule.Program
+    """
+
+    def __init__(self, program):
+        from hwflow.schedule import Program
+
+        if not isinstance(program, Program):
+            raise TypeError(f"Accelerator needs a hwflow.schedule.Program, not {program!r}")
+        self._p = program
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "cycles": Out(32),
+            "in_valid": In(1),
+            "in_ready": Out(1),
+            "in_data": In(signed(program.in_bits)),
+            "out_valid": Out(1),
+            "out_ready": In(1),
+            "out_data": Out(signed(program.out_bits)),
+        })
+
+    @property
+    def program(self):
+        return self._p
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._p
+        simd, pe = p.simd, p.pe
+        lat = p.latency
+        has_add = any(l.kind == "add" for l in p.layers)
+        has_mac = any(l.kind == "mac" for l in p.layers)
+
+        m.submodules.ctrl = ctrl = Controller(p)
+        m.submodules.act = act = ActBuffer(p.act_words, simd, p.abits)
+        d = ctrl.desc
+        code_bits = d.lo.shape().width
+        aw = act.wr_addr.shape().width
+
+        m.d.comb += [
+            ctrl.start.eq(self.start), self.busy.eq(ctrl.busy), self.done.eq(ctrl.done),
+            self.cycles.eq(ctrl.cycles),
+            ctrl.in_valid.eq(self.in_valid), self.in_ready.eq(ctrl.in_ready), ctrl.in_data.eq(self.in_data),
+            self.out_valid.eq(ctrl.out_valid), ctrl.out_ready.eq(self.out_ready),
+            self.out_data.eq(act.rd_data.word_select(ctrl.out_lane, p.abits).as_signed()),
+            act.rd_addr.eq(ctrl.rd_addr), act.rd_en.eq(ctrl.rd_en),
+        ]
+
+        # ---- unit inputs: memory word with padding replaced by the pad value ----------------
+        x = Signal(simd * p.abits)
+        m.d.comb += x.eq(Mux(ctrl.d_inrange, act.rd_data, replicate(d.pv, simd, p.abits)))
+
+        vec = max(pe, simd)
+        va = Signal(vec * p.acc_bits)
+        vb = Signal(vec * p.acc_bits)
+        load = Signal()
+        is_mac = d.kind == KIND_CODES["mac"]
+
+        if has_mac:
+            m.submodules.wrom = wrom = WeightRom(p.weights, p.wbits)
+            m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits)
+            assert mac.latency == lat["mac"], (mac.latency, lat)
+            m.d.comb += [
+                wrom.addr.eq(ctrl.w_addr),
+                mac.a.eq(x), mac.w.eq(wrom.data),
+                mac.valid.eq(ctrl.d_valid & is_mac), mac.first.eq(ctrl.d_first), mac.last.eq(ctrl.d_last),
+            ]
+        m.submodules.pool = pool = PoolUnit(simd, p.abits, p.acc_bits, with_add=has_add)
+        assert pool.latency == lat["pool"]
+        m.d.comb += [
+            pool.x.eq(x), pool.kind.eq(d.kind), pool.za.eq(d.za), pool.zb.eq(d.zb),
+            pool.valid.eq(ctrl.d_valid & ~is_mac), pool.first.eq(ctrl.d_first), pool.last.eq(ctrl.d_last),
+            pool.sel.eq(ctrl.d_sel),
+        ]
+        with m.If(is_mac):
+            if has_mac:
+                m.d.comb += [load.eq(mac.out_valid), va.eq(mac.acc)]
+        with m.Else():
+            m.d.comb += [load.eq(pool.out_valid), va.eq(pool.a)]
+            if has_add:
+                m.d.comb += vb.eq(pool.b)
+
+        # ---- serializer ---------------------------------------------------------------------
+        ch_entries = int(p.bias.shape[0])
+        ch_bits = max(1, (ch_entries - 1).bit_length())
+        m.submodules.ser = ser = Serializer(vec, simd, p.acc_bits, aw, ch_bits,
+                                            max(l.cout for l in p.layers), with_b=has_add)
+        m.d.comb += [
+            ser.init.eq(ctrl.init), ser.load.eq(load), ser.va.eq(va), ser.vb.eq(vb),
+            ser.nb.eq(d.nb), ser.nt.eq(d.nt), ser.cout.eq(d.cout), ser.ch_base.eq(d.ch_base),
+            ser.out_base.eq(d.out_base), ser.och.eq(d.och), ser.coff_chunk.eq(d.coff_chunk),
+            ser.coff_lane.eq(d.coff_lane),
+        ]
+
+        # ---- pre-stage: channel ROM read, then bias add (or the Add's a*ma + b*mb) -----------
+        bias_bits = _sbits(int(p.bias.min()), int(p.bias.max()))
+        mbits = max(p.mbits, 1)
+        rq = Requantizer(p.post_bits, mbits, p.n_min, p.n_max, code_bits, tag_bits=aw + ser.lane.shape().width)
+        nbits = rq.n.shape().width
+        m.submodules.crom = crom = ChannelRom(p.bias, p.m, p.n, bias_bits, mbits, nbits)
+        m.d.comb += crom.addr.eq(ser.gch)
+        a1, b1 = Signal.like(ser.a), Signal.like(ser.b)
+        v1, tag1 = Signal(), Signal(aw + ser.lane.shape().width)
+        m.d.sync += [a1.eq(ser.a), b1.eq(ser.b), v1.eq(ser.valid), tag1.eq(Cat(ser.waddr, ser.lane))]
+        v2 = Signal(signed(p.post_bits))
+        m2, n2 = Signal(mbits), Signal(signed(nbits))
+        valid2, tag2 = Signal(), Signal.like(tag1)
+        if has_add:
+            sum_ab = a1 * d.ma + b1 * d.mb
+            m.d.sync += v2.eq(Mux(d.kind == KIND_CODES["add"], sum_ab, a1 + crom.data.bias))
+        else:
+            m.d.sync += v2.eq(a1 + crom.data.bias)
+        m.d.sync += [m2.eq(crom.data.m), n2.eq(crom.data.n), valid2.eq(v1), tag2.eq(tag1)]
+
+        # ---- requantizer, LUT, write-back ----------------------------------------------------
+        m.submodules.rq = rq
+        assert rq.latency == lat["requant"], (rq.latency, lat)
+        m.d.comb += [
+            rq.valid.eq(valid2), rq.v.eq(v2), rq.m.eq(m2), rq.n.eq(n2), rq.tag.eq(tag2),
+            rq.z.eq(d.z_out), rq.lo.eq(d.lo), rq.hi.eq(d.hi),
+        ]
+        m.submodules.lut = lut = Lut(p.lut, code_bits, tag_bits=tag1.shape().width)
+        m.d.comb += [
+            lut.valid.eq(rq.out_valid), lut.q.eq(rq.q), lut.tag.eq(rq.out_tag),
+            lut.en.eq(d.lut_en), lut.base.eq(d.lut_base), lut.lo.eq(d.lo),
+        ]
+        waddr = lut.out_tag[:aw]
+        wlane = lut.out_tag[aw:]
+        with m.If(ctrl.wr_en.any()):
+            m.d.comb += [act.wr_addr.eq(ctrl.wr_addr), act.wr_en.eq(ctrl.wr_en), act.wr_data.eq(ctrl.wr_data)]
+        with m.Elif(lut.out_valid):
+            m.d.comb += [act.wr_addr.eq(waddr), act.wr_en.eq(1 << wlane)]
+            m.d.comb += act.wr_data.eq(replicate(lut.out_q, simd, p.abits))
+        return m
+
+
+def to_verilog(program, name: str = "hwflow_top") -> str:
+    """Verilog text of the accelerator for ``program``, top module ``name``."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"module name must be a Verilog identifier, not {name!r}")
+    top = Accelerator(program)
+    return verilog.convert(top, name=name, emit_src=False)

