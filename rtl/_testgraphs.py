@@ -13,7 +13,7 @@ from hwflow.quant.arith import int_range
 from hwflow.quant.qgraph import QGraph, QLayer, QTensor
 from hwflow.ref.integer import acc_bounds
 
-__all__ = ["GraphBuilder"]
+__all__ = ["GraphBuilder", "random_graph"]
 
 
 class GraphBuilder:
@@ -189,3 +189,44 @@ class GraphBuilder:
         if extreme:
             return self.rng.choice([lo, hi], size=t.shape).astype(np.int64)
         return self.rng.integers(lo, hi + 1, size=t.shape).astype(np.int64)
+
+
+def random_graph(seed: int):
+    """A random small network (1-3 random ops, maybe a Gemm) and its builder.
+
+    Covers conv with random kernel/stride/asymmetric padding/groups, depthwise, max/avg pool
+    with padding, add, LUT and concat, with random scheme, weight and activation widths.
+    """
+    rng = np.random.default_rng(seed)
+    scheme = rng.choice(["pow2", "symmetric", "asymmetric"])
+    b = GraphBuilder(seed=seed, scheme=str(scheme), wbits=int(rng.choice([2,3,4,8])), abits=int(rng.choice([4,6,8])))
+    c = int(rng.integers(1, 7)); h = int(rng.integers(3, 9)); w = int(rng.integers(3, 9))
+    x = b.input_tensor((1, c, h, w))
+    t = x
+    for i in range(int(rng.integers(1, 4))):
+        _, c, h, w = b.tensors[t].shape
+        op = rng.choice(["conv", "dw", "maxpool", "avgpool", "add", "lut", "concat"])
+        kh, kw = int(rng.integers(1, min(h, 4) + 1)), int(rng.integers(1, min(w, 4) + 1))
+        if op == "conv":
+            g = int(rng.choice([d for d in range(1, c + 1) if c % d == 0]))
+            cout = g * int(rng.integers(1, 4))
+            t = b.conv(t, cout, k=(kh, kw), stride=(int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+                       pad=tuple(int(v) for v in rng.integers(0, 2, size=4)), groups=g, relu=bool(rng.integers(2)))
+        elif op == "dw":
+            t = b.conv(t, c, k=3, pad=1, groups=c)
+        elif op == "maxpool" and h >= 2 and w >= 2:
+            t = b.maxpool(t, k=2, stride=int(rng.integers(1, 3)), pad=int(rng.integers(0, 2)))
+        elif op == "avgpool" and h >= 2 and w >= 2:
+            t = b.avgpool(t, k=2, stride=1, pad=int(rng.integers(0, 2)))
+        elif op == "add":
+            o = b.conv(t, c, k=1, pad=0)
+            t = b.add(t, o)
+        elif op == "lut":
+            t = b.lut(t)
+        elif op == "concat":
+            o = b.conv(t, int(rng.integers(1, 5)), k=1, pad=0)
+            b.tensors[o] = QTensor(o, b.tensors[o].shape, b.tensors[t].bits, 1.0, b.tensors[t].zero_point)
+            t = b.concat([t, o])
+    if rng.integers(2):
+        t = b.gemm(t, int(rng.integers(1, 12)))
+    return b, b.build()

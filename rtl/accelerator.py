@@ -105,7 +105,12 @@ class Accelerator(wiring.Component):
 
         # ---- unit inputs: memory word with padding replaced by the pad value ----------------
         x = Signal(simd * p.abits)
-        m.d.comb += x.eq(Mux(ctrl.d_inrange, act.rd_data, replicate(d.pv, simd, p.abits)))
+        if p.input_map.stack > 1:
+            # Per-lane padding (row-stacked first layer: each lane is its own input row).
+            m.d.comb += x.eq(Cat(*(Mux(ctrl.d_inrange & ctrl.d_mask[i], act.rd_data[i * p.abits:(i + 1) * p.abits],
+                                       d.pv[:p.abits]) for i in range(simd))))
+        else:
+            m.d.comb += x.eq(Mux(ctrl.d_inrange, act.rd_data, replicate(d.pv, simd, p.abits)))
 
         vec = max(pe, simd)
         va = Signal(vec * p.acc_bits)

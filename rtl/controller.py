@@ -82,6 +82,7 @@ class Controller(wiring.Component):
             "d_last": Out(1),
             "d_inrange": Out(1),
             "d_sel": Out(1),
+            "d_mask": Out(simd),
             "desc": Out(self._desc),
             "init": Out(1),
             "running": Out(1),
@@ -91,6 +92,47 @@ class Controller(wiring.Component):
     def latency(self) -> int:
         """Cycles from a RUN step to its memory data (address register + synchronous read)."""
         return 2
+
+    def _stacked_input(self, m, ic, tin, stream_step, in_ext):
+        """INPUT for a row-stacked input: each code is written to the ``kh`` words whose
+        kernel column holds it (word of row ``y - ky``, lane ``ky * c + ch``), one per cycle."""
+        simd, kh, w = self._p.simd, tin.stack, tin.w
+        rl = dict(reset_less=True)
+        # ks/row/col return to 0 at the end of every input phase (and on reset).
+        ks = Signal(range(kh))
+        rem = Signal(range(kh), **rl)
+        latch = Signal.like(in_ext, **rl)
+        wa = Signal(self._aw, **rl)
+        lk = Signal(range(simd + kh * tin.c), **rl)
+        row = Signal(range(tin.h + 1))
+        col = Signal(range(tin.w + 1))
+        was_last = Signal(**rl)
+        with m.If(ks == 0):
+            m.d.comb += self.in_ready.eq(1)
+            with m.If(self.in_valid):
+                m.d.comb += [self.wr_addr.eq(ic["addr"]), self.wr_en.eq(1 << ic["lane"]),
+                             self.wr_data.eq(replicate(in_ext, simd, self._p.abits))]
+                rows_above = row + tin.stack_pad
+                m.d.sync += [latch.eq(in_ext), wa.eq(ic["addr"] - w), lk.eq(ic["lane"] + tin.c), ks.eq(1),
+                             rem.eq(Mux(rows_above > kh - 1, kh - 1, rows_above))]
+                last = stream_step(ic, tin)
+                m.d.sync += was_last.eq(last)
+                with m.If(col == tin.w - 1):
+                    m.d.sync += [col.eq(0), row.eq(Mux(row == tin.h - 1, 0, row + 1))]
+                with m.Else():
+                    m.d.sync += col.eq(col + 1)
+        with m.Else():
+            with m.If(rem != 0):
+                m.d.comb += [self.wr_addr.eq(wa), self.wr_en.eq(1 << lk),
+                             self.wr_data.eq(replicate(latch, simd, self._p.abits))]
+                m.d.sync += rem.eq(rem - 1)
+            m.d.sync += [wa.eq(wa - w), lk.eq(lk + tin.c)]
+            with m.If(ks == kh - 1):
+                m.d.sync += ks.eq(0)
+                with m.If(was_last):
+                    m.next = "SETUP0"
+            with m.Else():
+                m.d.sync += ks.eq(ks + 1)
 
     def elaborate(self, platform):
         m = Module()
@@ -113,29 +155,30 @@ class Controller(wiring.Component):
         # ---- stream counters (input scatter / output gather) --------------------------------
         def stream_counters(tm, prefix):
             return dict(
-                pix=Signal(range(max(tm.h * tm.w, 2)), name=f"{prefix}_pix"),
-                ch=Signal(range(max(tm.c, 2)), name=f"{prefix}_ch"),
-                lane=Signal(range(max(simd, 2)), name=f"{prefix}_lane"),
-                chunk=Signal(range(max(tm.chunks, 2)), name=f"{prefix}_chunk"),
-                addr=Signal(self._aw, name=f"{prefix}_addr"),
+                pix=Signal(range(max(tm.h * tm.w, 2)), name=f"{prefix}_pix", reset_less=True),
+                ch=Signal(range(max(tm.c, 2)), name=f"{prefix}_ch", reset_less=True),
+                lane=Signal(range(max(simd, 2)), name=f"{prefix}_lane", reset_less=True),
+                chunk=Signal(range(max(tm.chunks, 2)), name=f"{prefix}_chunk", reset_less=True),
+                addr=Signal(self._aw, name=f"{prefix}_addr", reset_less=True),
             )
 
         def stream_reset(c, tm):
-            return [c["pix"].eq(0), c["ch"].eq(0), c["lane"].eq(0), c["chunk"].eq(0), c["addr"].eq(tm.base)]
+            first = tm.base + tm.stack_pad * tm.w
+            return [c["pix"].eq(0), c["ch"].eq(0), c["lane"].eq(0), c["chunk"].eq(0), c["addr"].eq(first)]
 
         def stream_step(c, tm):
             """Advance in NCHW order; returns (statements, is_last)."""
             hw = tm.h * tm.w
+            first = tm.base + tm.stack_pad * tm.w
             last_pix = c["pix"] == hw - 1
             is_last = last_pix & (c["ch"] == tm.c - 1)
-            stmts = []
             with m.If(last_pix):
                 m.d.sync += [c["pix"].eq(0), c["ch"].eq(c["ch"] + 1)]
                 with m.If(c["lane"] == simd - 1):
                     m.d.sync += [c["lane"].eq(0), c["chunk"].eq(c["chunk"] + 1),
-                                 c["addr"].eq(tm.base + c["chunk"] + 1)]
+                                 c["addr"].eq(first + c["chunk"] + 1)]
                 with m.Else():
-                    m.d.sync += [c["lane"].eq(c["lane"] + 1), c["addr"].eq(tm.base + c["chunk"])]
+                    m.d.sync += [c["lane"].eq(c["lane"] + 1), c["addr"].eq(first + c["chunk"])]
             with m.Else():
                 m.d.sync += [c["pix"].eq(c["pix"] + 1), c["addr"].eq(c["addr"] + tm.chunks)]
             return is_last
@@ -150,16 +193,19 @@ class Controller(wiring.Component):
         cw = _sbits(max(lims))
         pixlim = max((l.ih + l.kh + l.pt + 1) * (l.iw + l.kw + l.pl + 1) for l in p.layers)
         pw = _sbits(pixlim)
-        oy, ox = Signal(range(max(l.oh for l in p.layers) + 1)), Signal(range(max(l.ow for l in p.layers) + 1))
-        g, gi = Signal.like(d.nt), Signal.like(d.tpg)
-        cs = Signal(range(max(l.ich for l in p.layers) + 1))
-        step = Signal.like(d.t)
-        ky, kx, ci = Signal.like(d.kh), Signal.like(d.kw), Signal.like(d.cis)
-        iy0, ix0 = Signal(signed(cw)), Signal(signed(cw))
-        iyw0 = Signal(signed(pw))
-        kyw = Signal(signed(pw))
-        wg = Signal(self._ww + 1)
-        drain = Signal.like(d.drain)
+        # Loop counters are loaded in SETUP1 before use: no reset needed.
+        rl = dict(reset_less=True)
+        oy = Signal(range(max(l.oh for l in p.layers) + 1), **rl)
+        ox = Signal(range(max(l.ow for l in p.layers) + 1), **rl)
+        g, gi = Signal.like(d.nt, **rl), Signal.like(d.tpg, **rl)
+        cs = Signal(range(max(l.ich for l in p.layers) + 1), **rl)
+        step = Signal.like(d.t, **rl)
+        ky, kx, ci = Signal.like(d.kh, **rl), Signal.like(d.kw, **rl), Signal.like(d.cis, **rl)
+        iy0, ix0 = Signal(signed(cw), **rl), Signal(signed(cw), **rl)
+        iyw0 = Signal(signed(pw), **rl)
+        kyw = Signal(signed(pw), **rl)
+        wg = Signal(self._ww + 1, **rl)
+        drain = Signal.like(d.drain, **rl)
 
         running = Signal()
         m.d.comb += self.running.eq(running)
@@ -172,7 +218,7 @@ class Controller(wiring.Component):
         pix = Signal(signed(pw + 1))
         m.d.comb += pix.eq(iyw0 + kyw + ix)
         # Address register stage (the one multiply).
-        a_pix, a_c = Signal(signed(pw + 1)), Signal(self._aw + 1)
+        a_pix, a_c = Signal(signed(pw + 1), **rl), Signal(self._aw + 1, **rl)
         a_flags = Signal(5)
         a_addr = Signal(self._aw)
         m.d.sync += [
@@ -184,6 +230,17 @@ class Controller(wiring.Component):
         m.d.comb += a_addr.eq(a_pix * d.ich + a_c)
         # Data stage: flags line up with the memory output.
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel).eq(a_flags)
+        # Row-stacked first layer: lane s holds input row y0 + s // cin; rows outside the
+        # image are padding. Every other layer uses all lanes.
+        stack = tin.stack
+        if stack > 1:
+            a_mask = Signal(simd, **rl)
+            y0 = iy - tin.stack_pad
+            m.d.sync += a_mask.eq(Cat(*(
+                (layer != 0) | ((y0 + s // tin.c >= 0) & (y0 + s // tin.c < tin.h)) for s in range(simd))))
+            m.d.sync += self.d_mask.eq(a_mask)
+        else:
+            m.d.comb += self.d_mask.eq(-1)
 
         # ---- read port mux: RUN reads from the address register, OUTPUT from the gather ---------
         out_issue = Signal()
@@ -201,9 +258,13 @@ class Controller(wiring.Component):
                     m.d.sync += stream_reset(ic, tin) + stream_reset(oc, tout)
                     m.next = "INPUT"
             with m.State("INPUT"):
-                m.d.comb += [self.busy.eq(1), self.in_ready.eq(1)]
+                m.d.comb += self.busy.eq(1)
                 m.d.sync += counter.eq(counter + 1)
-                with m.If(self.in_valid):
+                if stack > 1:
+                    self._stacked_input(m, ic, tin, stream_step, in_ext)
+                else:
+                    m.d.comb += self.in_ready.eq(1)
+                with m.If(self.in_valid & (stack == 1)):
                     m.d.comb += [
                         self.wr_addr.eq(ic["addr"]),
                         self.wr_en.eq(1 << ic["lane"]),

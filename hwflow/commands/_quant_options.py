@@ -18,14 +18,14 @@ import numpy as np
 import click
 
 from ..errors import OptionError
-from ..quant.config import CALIBRATIONS, SCHEMES, QuantConfig, load_bits_file, parse_bits
+from ..quant.config import CALIBRATIONS, ROUNDINGS, SCHEMES, QuantConfig, load_bits_file, parse_bits
 
 __all__ = ["quant_options", "config_from_options", "quantize_from_options", "load_optimized", "QUANT_OPTION_NAMES"]
 
 #: keyword names the decorator adds (so commands can split their kwargs)
 QUANT_OPTION_NAMES = (
     "scheme", "per_channel", "wbits", "abits", "bits", "calibration", "clamp_sigma",
-    "cle", "bias_correction", "mbits", "input_range", "auto_bits", "budget_kbit", "agreement_floor",
+    "cle", "bias_correction", "rounding", "mbits", "input_range", "auto_bits", "budget_kbit", "agreement_floor",
 )
 
 _DEFAULT = QuantConfig()
@@ -51,6 +51,8 @@ def _option_list():
         click.option("--cle", is_flag=True, help="Cross-layer equalization of ReLU-separated layer pairs."),
         click.option("--bias-correction", is_flag=True,
                      help="Correct biases for the mean error of quantized weights (from --calib data, else BatchNorm/propagated statistics)."),
+        click.option("--rounding", default=_DEFAULT.rounding, show_default=True, metavar="|".join(ROUNDINGS),
+                     help="Weight rounding: gptq compensates rounding errors using --calib data (no data: nearest)."),
         click.option("--mbits", type=int, default=_DEFAULT.mbits, show_default=True,
                      help="Requantizer multiplier width (symmetric/asymmetric)."),
         click.option("--input-range", default=None, metavar="LO,HI",
@@ -114,17 +116,36 @@ def config_from_options(**kwargs) -> QuantConfig:
         clamp_sigma=kwargs.get("clamp_sigma"),
         cle=bool(kwargs.get("cle", False)),
         bias_correction=bool(kwargs.get("bias_correction", False)),
+        rounding=kwargs.get("rounding", _DEFAULT.rounding),
         mbits=kwargs.get("mbits", _DEFAULT.mbits),
         input_range=_parse_range(kwargs.get("input_range")),
     )
 
 
 def load_optimized(model):
-    """Import an ONNX model and run the default optimization pipeline."""
-    from ..ir.onnx_import import load_model
-    from ..passes import optimize
+    """Import an ONNX model and run the default optimization pipeline.
 
-    return optimize(load_model(model))
+    A pre-quantized model (onnxruntime QDQ, or QONNX ``Quant`` nodes) loses its
+    quantization nodes and keeps their parameters in ``graph.meta["fixed_qparams"]``.
+    """
+    import onnx
+
+    from ..ir.onnx_import import from_onnx, load_model
+    from ..passes import optimize
+    from ..quant.qdq_import import follow_fusion, is_quantized, strip_quantization
+
+    try:
+        proto = onnx.load(str(model), load_external_data=False)
+    except Exception:  # unreadable: let the importer say why, in one line
+        proto = None
+    if proto is None or not is_quantized(proto):
+        return optimize(load_model(model))
+    float_model, params = strip_quantization(onnx.load(str(model)))
+    graph = from_onnx(float_model, name=Path(model).stem)
+    params = follow_fusion(graph, params)
+    graph = optimize(graph)
+    graph.meta["fixed_qparams"] = params
+    return graph
 
 
 def quantize_from_options(graph, calib_x: np.ndarray | None, **kwargs):

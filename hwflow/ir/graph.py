@@ -178,6 +178,27 @@ class Graph:
             self.replace_input(node, old, new)
         self.outputs = [new if t == old else t for t in self.outputs]
 
+    def rename_tensor(self, old: str, new: str) -> None:
+        """Rename tensor ``old`` to ``new`` everywhere (producer, consumers, graph inputs/outputs)."""
+        if new in self.tensors:
+            raise ValueError(f"cannot rename {old!r} to {new!r}: {new!r} already exists")
+        tensor = self.tensors.pop(old)
+        tensor.name = new
+        self.tensors[new] = tensor
+        prod = self._producer.pop(old, None)
+        if prod is not None:
+            node = self.node(prod)
+            node.outputs = [new if t == old else t for t in node.outputs]
+            self._producer[new] = prod
+        for name in self._consumer_names(old):
+            node = self.node(name)
+            node.inputs = [new if t == old else t for t in node.inputs]
+        for _, _, data in self._g.edges(data=True):
+            if data.get("tensor") == old:
+                data["tensor"] = new
+        self.inputs = [new if t == old else t for t in self.inputs]
+        self.outputs = [new if t == old else t for t in self.outputs]
+
     def _relink(self, node: Node) -> None:
         self._g.remove_edges_from(list(self._g.in_edges(node.name)))
         for t in node.inputs:

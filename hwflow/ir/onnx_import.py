@@ -105,7 +105,7 @@ def load_model(path: str | os.PathLike) -> Graph:
             onnx.load_external_data_for_model(model, str(p.parent))
     except Exception as exc:  # protobuf raises a DecodeError, external data OSError...
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"{str(p)!r} is not a readable ONNX model (not ONNX or truncated): {msg}") from None
+        raise ModelError(f"{str(p)!r} is not an ONNX model or is truncated ({msg}); re-export it") from None
     if not model.opset_import or not model.graph.node or not model.graph.output:
         raise ModelError(f"{str(p)!r} is not an ONNX model (no graph, operators or outputs); is it truncated?")
     try:
@@ -118,7 +118,9 @@ def load_model(path: str | os.PathLike) -> Graph:
 def _check_opset(model: onnx.ModelProto, strict: bool) -> onnx.ModelProto:
     version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if version is None:
-        raise ModelError("the model imports no default-domain opset")
+        if any(n.domain in ("", "ai.onnx") for n in model.graph.node):
+            raise ModelError("the model uses ONNX operators but imports no default-domain opset")
+        return model  # only ai.onnx.ml nodes: nothing to upgrade
     if version < MIN_OPSET:
         from onnx import version_converter
 
@@ -221,7 +223,7 @@ def from_onnx(model: onnx.ModelProto, name: str | None = None, *, strict: bool =
     ModelError, UnsupportedOpError
     """
     model = _check_opset(model, strict)
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), MAX_OPSET)
     opset = max(opset, MIN_OPSET)
     g = model.graph
     init_names = {t.name for t in g.initializer}
@@ -232,6 +234,7 @@ def from_onnx(model: onnx.ModelProto, name: str | None = None, *, strict: bool =
     model = onnx.ModelProto.FromString(model.SerializeToString()) if inputs else model
     g = model.graph
     inputs = [vi for vi in g.input if vi.name not in init_names]
+    _check_ops(g)
     _fix_input_shapes(model, inputs, strict)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
@@ -242,6 +245,13 @@ def from_onnx(model: onnx.ModelProto, name: str | None = None, *, strict: bool =
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
         info.setdefault(vi.name, vi)
 
+    try:
+        return _build(model, g, inputs, info, opset, name, strict, fold)
+    except (ValueError, TypeError, IndexError, KeyError) as exc:  # a malformed graph, not a bug
+        raise ModelError(f"the model's graph is malformed: {exc}") from None
+
+
+def _build(model, g, inputs, info, opset, name, strict, fold) -> Graph:
     graph = Graph(name or g.name or "model")
     graph.meta["opset"] = opset
     for vi in inputs:
@@ -259,7 +269,8 @@ def from_onnx(model: onnx.ModelProto, name: str | None = None, *, strict: bool =
         _check_finite(t.name, data, "initializer")
         graph.add_tensor(Tensor(t.name, data.shape, data.dtype, data))
 
-    _Importer(graph, info, opset, strict, fold).run(g.node, g.output)
+    importer = _Importer(graph, info, opset, strict, fold)
+    importer.run(g.node, g.output)
     graph.outputs = [o.name for o in g.output]
     for t in graph.outputs:
         if t not in graph.tensors:
@@ -267,7 +278,7 @@ def from_onnx(model: onnx.ModelProto, name: str | None = None, *, strict: bool =
     if fold:
         _prune_dead(graph)
     if strict:
-        _check_supported(graph)
+        _check_supported(graph, set(importer.known))
     _mark_host_tail(graph, strict)
     graph.verify()
     return graph
@@ -279,6 +290,7 @@ class _Importer:
     def __init__(self, graph: Graph, info: dict, opset: int, strict: bool, fold: bool):
         self.graph, self.info, self.opset, self.strict, self.fold = graph, info, opset, strict, fold
         self.names: set[str] = set()
+        self.known: dict[str, np.ndarray] = {}
 
     def _unique(self, name: str, op: str, index: int) -> str:
         base = name or f"{op}_{index}"
@@ -293,16 +305,9 @@ class _Importer:
 
         self.used = {t for n in nodes for t in n.input} | {o.name for o in outputs}
 
-        allowed = set(SUPPORTED_OPS) | set(CONST_ONLY_OPS) | set(_REWRITTEN_OPS)
         for i, proto in enumerate(nodes):
             name = self._unique(proto.name, proto.op_type, i)
             op = proto.op_type
-            domain_ok = proto.domain in ("", "ai.onnx") or (proto.domain == "ai.onnx.ml" and op in _ML_OPS)
-            if not domain_ok or op not in allowed or op not in KERNELS:
-                dom = f"{proto.domain}." if proto.domain not in ("", "ai.onnx") else ""
-                raise UnsupportedOpError(
-                    f"node {name!r} uses op {dom}{op}, which hwflow does not support; supported: {_supported_list()}"
-                )
             attrs = _attrs(proto)
             for t in proto.input:
                 if t and t not in self.graph.tensors:
@@ -314,7 +319,11 @@ class _Importer:
 
     # -- attribute normalisation ---------------------------------------------------
     def _const(self, t: str) -> np.ndarray | None:
-        return self.graph.const(t) if t else None
+        """A constant's value; without folding, also a value computed from constants."""
+        if not t:
+            return None
+        v = self.graph.const(t)
+        return self.known.get(t) if v is None else v
 
     def _normalise(self, node: Node) -> Node | None:
         g, op, a = self.graph, node.op, node.attrs
@@ -387,28 +396,31 @@ class _Importer:
 
         g = self.graph
         consts = [self._const(t) for t in node.inputs]
-        foldable = self.fold and (
-            all(c is not None for t, c in zip(node.inputs, consts) if t)
-            or (node.op in _SHAPE_OPS and None not in g.shape(node.inputs[0]))
+        computable = node.op not in HOST_OPS and (
+            node.op in _SHAPE_OPS or all(c is not None for t, c in zip(node.inputs, consts) if t)
         )
-        if foldable and node.op in _SHAPE_OPS:
-            consts = [np.zeros(g.shape(node.inputs[0]), dtype=np.int8)]
-        if foldable and node.op not in HOST_OPS:
-            outs = run_node(node, consts)
+        if computable:
+            ins = [np.zeros(g.shape(node.inputs[0]), np.int8)] if node.op in _SHAPE_OPS else consts
+            outs = run_node(node, ins)
             for t, v in zip(node.outputs, outs):
-                if t:
-                    v = np.ascontiguousarray(v) if v.ndim == 0 else v
+                if t and self.fold:
                     g.add_tensor(Tensor(t, v.shape, v.dtype, v))
-            return
+                elif t:  # kept as a node, but its value still gives later shapes
+                    self.known[t] = v
+            if self.fold:
+                return
+            consts = [self._const(t) for t in node.inputs]
         shapes = [g.shape(t) if t else None for t in node.inputs]
         derived = infer_node_shapes(node, shapes, consts)
         for k, t in enumerate(node.outputs):
             if not t:
                 continue
             vi = self.info.get(t)
-            shape = _static_dims(vi) if vi is not None else None
+            # hwflow's rules first: they follow onnxruntime where onnx's inference
+            # differs (a pool's ceil_mode window starting in the end padding is dropped)
+            shape = derived[k] if derived is not None else _static_dims(vi) if vi is not None else None
             if shape is None:
-                shape = derived[k]
+                raise ModelError(f"node {node.name!r} ({node.op}): cannot determine the shape of {t!r}")
             g.add_tensor(Tensor(t, shape, self._dtype(node, k, vi)))
         g.add_node(node)
 
@@ -424,6 +436,22 @@ class _Importer:
         return self.graph.tensors[node.inputs[0]].dtype
 
 
+def _check_ops(g: onnx.GraphProto) -> None:
+    """Reject the first node whose op hwflow cannot import (before any other work)."""
+    from ..ref.float import KERNELS
+
+    allowed = (set(SUPPORTED_OPS) | set(CONST_ONLY_OPS) | set(_REWRITTEN_OPS)) & set(KERNELS)
+    for i, proto in enumerate(g.node):
+        op = proto.op_type
+        default = proto.domain in ("", "ai.onnx")
+        if not (default or (proto.domain == "ai.onnx.ml" and op in _ML_OPS)) or op not in allowed:
+            name = proto.name or f"{op}_{i}"
+            op_name = op if default else f"{proto.domain}.{op}"
+            raise UnsupportedOpError(
+                f"node {name!r} uses op {op_name}, which hwflow does not support; supported: {_supported_list()}"
+            )
+
+
 def _prune_dead(graph: Graph) -> None:
     """Drop nodes and constants that no graph output depends on."""
     from ..passes.dead_code import eliminate_dead_code
@@ -431,18 +459,24 @@ def _prune_dead(graph: Graph) -> None:
     eliminate_dead_code(graph)
 
 
-def _check_supported(graph: Graph) -> None:
-    """The strict rules: supported ops only, constant layer operands."""
+def _check_supported(graph: Graph, computable: set[str]) -> None:
+    """The strict rules: supported ops only, constant layer operands.
+
+    ``computable`` holds tensors that are computed from constants only (left as nodes
+    when importing without folding); they count as constants.
+    """
     for node in graph.nodes:
+        if all(t in computable for t in node.outputs if t):
+            continue
         if node.op not in SUPPORTED_OPS:
             raise UnsupportedOpError(
                 f"node {node.name!r} uses op {node.op} on a non-constant input, which hwflow does not support; "
                 f"supported: {_supported_list()}"
             )
-        if node.op == "Reshape" and graph.const(node.inputs[1]) is None:
+        if node.op == "Reshape" and graph.const(node.inputs[1]) is None and node.inputs[1] not in computable:
             raise UnsupportedOpError(f"node {node.name!r} (Reshape): the target shape must be a constant")
         if node.op in _CONST_OPERAND_OPS:
-            acts = [t for t in node.inputs if t and graph.const(t) is None]
+            acts = [t for t in node.inputs if t and graph.const(t) is None and t not in computable]
             # Sub/Mul/Div/MatMul may take the activation on either side; layers only first.
             ok = len(acts) <= 1 if node.op in ("Sub", "Mul", "Div", "MatMul") else acts in ([], node.inputs[:1])
             if not ok:

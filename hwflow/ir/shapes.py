@@ -26,6 +26,10 @@ class _Mismatch(Exception):
     """Raised by a rule whose inputs do not fit together."""
 
 
+class _Unknown(Exception):
+    """Raised by a rule that needs a constant input which is computed at run time."""
+
+
 def _need(cond: bool, msg: str) -> None:
     if not cond:
         raise _Mismatch(msg)
@@ -131,7 +135,8 @@ def _flatten(node: Node, s: list, c: list) -> list:
 def _reshape(node: Node, s: list, c: list) -> list:
     from ..ref.float import reshape_target
 
-    _need(c[1] is not None, "the target shape is not a constant")
+    if c[1] is None:
+        raise _Unknown
     out = reshape_target(s[0], np.asarray(c[1]).tolist(), bool(node.attrs.get("allowzero", 0)))
     _need(_prod(out) == _prod(s[0]) and all(d >= 0 for d in out), f"cannot reshape {s[0]!r} to {out!r}")
     return [out]
@@ -169,7 +174,8 @@ def _constant(node: Node, s: list, c: list) -> list:
 
 
 def _constant_of_shape(node: Node, s: list, c: list) -> list:
-    _need(c[0] is not None, "the shape is not a constant")
+    if c[0] is None:
+        raise _Unknown
     return [tuple(int(d) for d in np.asarray(c[0]).reshape(-1))]
 
 
@@ -257,8 +263,11 @@ SHAPE_RULES: dict[str, Rule] = {
 
 def infer_node_shapes(
     node: Node, shapes: list[Shape | None], consts: list[np.ndarray | None]
-) -> list[Shape]:
+) -> list[Shape] | None:
     """Output shapes of ``node`` given its input shapes (None for omitted inputs).
+
+    Returns None when the shapes depend on a tensor computed at run time (a Reshape
+    whose target shape is not folded yet).
 
     Raises
     ------
@@ -272,6 +281,8 @@ def infer_node_shapes(
         raise UnsupportedOpError(f"node {node.name!r}: no shape rule for op {node.op}")
     try:
         return [tuple(int(d) for d in sh) for sh in rule(node, shapes, consts)]
+    except _Unknown:
+        return None
     except (_Mismatch, KeyError, IndexError, TypeError) as exc:
         raise ModelError(f"node {node.name!r} ({node.op}): inconsistent shapes: {exc}") from None
 
@@ -289,6 +300,8 @@ def check_shapes(graph: Graph) -> None:
         shapes = [graph.shape(t) if t else None for t in node.inputs]
         consts = [graph.const(t) if t else None for t in node.inputs]
         derived = infer_node_shapes(node, shapes, consts)
+        if derived is None:
+            continue
         for t, want in zip(node.outputs, derived):
             if t and graph.shape(t) != want:
                 raise ModelError(

@@ -16,9 +16,18 @@ def sole_consumer(graph: Graph, tensor: str) -> Node | None:
 
 
 def bypass(graph: Graph, node: Node, keep: str) -> None:
-    """Remove ``node``, making every reader of its (first) output read ``keep`` instead."""
+    """Remove ``node``, making every reader of its (first) output read ``keep`` instead.
+
+    A graph output keeps its name: the tensor ``keep`` is renamed to it instead,
+    when ``keep`` is an intermediate tensor.
+    """
     out = node.outputs[0]
     graph.remove_node(node.name)
+    if out in graph.outputs and graph.producer(keep) is not None and keep not in graph.outputs:
+        for t in node.outputs:
+            graph.tensors.pop(t, None)
+        graph.rename_tensor(keep, out)
+        return
     graph.rename_uses(out, keep)
     for t in node.outputs:
         if t and t not in graph.outputs and not graph.consumers(t):
@@ -41,3 +50,9 @@ def channel_vector(c: np.ndarray, out_shape: tuple[int, ...], axis: int) -> np.n
     if full[axis] not in (1, out_shape[axis]):
         return None
     return np.broadcast_to(c.reshape(-1), (out_shape[axis],)).copy() if c.size == 1 else c.reshape(-1).copy()
+
+
+def fits(dtype: np.dtype, *arrays: np.ndarray) -> bool:
+    """True if every array is finite once cast to ``dtype`` (a fold must not create Inf/NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(np.isfinite(np.asarray(a).astype(dtype)).all() for a in arrays)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph, Node
-from ._util import absorb, sole_consumer
+from ._util import absorb, fits, sole_consumer
 from .base import Pass, PassResult
 
 __all__ = ["FoldBatchNorm", "scale_output_channels"]
@@ -47,6 +47,8 @@ def scale_output_channels(graph: Graph, layer: Node, scale: np.ndarray, shift: n
         # the new C carries beta, so beta becomes 1.
         layer.attrs["beta"] = 1.0
     else:
+        return False
+    if not fits(dtype, w2, b0 * scale + shift):
         return False
     w_name = graph.add_const(f"{layer.inputs[1]}_folded", w2.astype(dtype)).name
     b_name = graph.add_const(f"{layer.name}_bias", (b0 * scale + shift).astype(dtype)).name

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir._geometry import window
 from ..ir.graph import Graph, Node
-from ._util import bypass, sole_consumer
+from ._util import bypass, fits, sole_consumer
 from .base import Pass, PassResult
 
 __all__ = ["FoldInputAffine"]
@@ -70,6 +70,8 @@ def _fold_gemm(graph: Graph, gemm: Node, s: np.ndarray, t: np.ndarray) -> bool:
     bias = alpha * (t @ bk) + beta * np.broadcast_to(c0, (1, m)).reshape(m)
     new_b = bk * s[:, None]
     new_b = new_b.T if trans_b else new_b
+    if not fits(b.dtype, new_b, bias):
+        return False
     gemm.inputs[1] = graph.add_const(f"{gemm.inputs[1]}_scaled", new_b.astype(b.dtype)).name
     bias_name = graph.add_const(f"{gemm.name}_bias", bias.astype(b.dtype)).name
     gemm.inputs = gemm.inputs[:2] + [bias_name]
@@ -97,6 +99,8 @@ def _fold_conv(graph: Graph, conv: Node, s: np.ndarray, t: np.ndarray) -> bool:
     extra = (wf.sum(axis=tuple(range(2, w.ndim))) * tv[chan]).sum(axis=1)
     new_w = wf * sv[chan].reshape(chan.shape + (1,) * (w.ndim - 2))
     bias = (np.zeros(m) if b is None else b.astype(np.float64)) + extra
+    if not fits(w.dtype, new_w, bias):
+        return False
     conv.inputs[1] = graph.add_const(f"{conv.inputs[1]}_scaled", new_w.astype(w.dtype)).name
     conv.inputs = conv.inputs[:2] + [graph.add_const(f"{conv.name}_bias", bias.astype(w.dtype)).name]
     return True

@@ -62,6 +62,7 @@ class FLayer:
     lut: dict[str, Any] | None = None  # Tanh/Sigmoid/LeakyRelu(/Relu standalone)
     pre: str | None = None  # tensor holding the code space the LUT is indexed by
     bn: tuple[np.ndarray, np.ndarray] | None = None  # (mean, std) of the output before clamp
+    weight_name: str | None = None  # the initializer it came from (pre-quantized imports)
     nodes: list[str] = field(default_factory=list)
 
     @property
@@ -196,7 +197,8 @@ def lower(graph: Graph) -> Plan:
             w = w.astype(np.float64)
             layer = FLayer(node.name, "conv", [ins[0]], out, w,
                            np.zeros(w.shape[0]) if b is None else b.astype(np.float64).ravel(),
-                           kernel, strides, pads, int(node.attrs.get("group", 1)), bn=_bn_stats(node))
+                           kernel, strides, pads, int(node.attrs.get("group", 1)), bn=_bn_stats(node),
+                           weight_name=ins[1])
             _fuse_attr_activation(layer, node)
             add(layer, node)
             continue
@@ -216,7 +218,7 @@ def lower(graph: Graph) -> Plan:
                 if b_mat.ndim != 2 or len(graph.shape(ins[0])) != 2:
                     raise UnsupportedOpError(f"node {node.name!r} (MatMul): only (1, F) x (F, K) is supported")
                 w, bias = b_mat.T, np.zeros(b_mat.shape[1])
-            layer = FLayer(node.name, "gemm", [ins[0]], out, w, bias, bn=_bn_stats(node))
+            layer = FLayer(node.name, "gemm", [ins[0]], out, w, bias, bn=_bn_stats(node), weight_name=ins[1])
             _fuse_attr_activation(layer, node)
             add(layer, node)
             continue

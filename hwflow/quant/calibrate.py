@@ -100,10 +100,12 @@ def entropy_range(v: np.ndarray, bits: int = 8) -> tuple[float, float]:
 
 
 def mse_range(v: np.ndarray, act_params, bits: int, steps: int = 60) -> tuple[float, float]:
-    """Shrink ``(min, max)`` by the factor that minimises the quantization MSE.
+    """The clipping range that minimises the quantization MSE of ``v``.
 
     ``act_params(lo, hi, bits) -> (scale, zero_point)`` is the scheme's, so the error
-    measured is the one the chosen scheme will really make.
+    measured is the one the chosen scheme will really make. Both ends shrink by one
+    factor first; then, for a two-sided tensor, each end is refined on its own
+    (coordinate descent), which only an asymmetric scheme can turn into a gain.
     """
     lo, hi = minmax_range(v)
     if lo == hi:
@@ -111,13 +113,24 @@ def mse_range(v: np.ndarray, act_params, bits: int, steps: int = 60) -> tuple[fl
     # measured on a subsample of the values themselves (a histogram's bins would be
     # coarser than the quantization step at 12+ bits)
     sample = subsample(v, 1 << 16, seed=1)
-    best, best_err = (lo, hi), np.inf
-    for f in np.linspace(1.0, 0.2, steps):
-        cand = (lo * f, hi * f)
-        s, z = act_params(*cand, bits)
-        err = float(np.mean((fake_quant(sample, s, z, bits) - sample) ** 2))
-        if err < best_err:
-            best, best_err = cand, err
+
+    def err(a: float, b: float) -> float:
+        s, z = act_params(a, b, bits)
+        return float(np.mean((fake_quant(sample, s, z, bits) - sample) ** 2))
+
+    fs = np.linspace(1.0, 0.2, steps)
+    errs = [err(lo * f, hi * f) for f in fs]
+    f = fs[int(np.argmin(errs))]
+    best, best_err = (lo * f, hi * f), min(errs)
+    if lo < 0 < hi:
+        for _ in range(2):
+            for end in (0, 1):
+                for g in np.linspace(1.3, 0.5, 33):
+                    cand = list(best)
+                    cand[end] = min(max(best[end] * g, lo), hi) if end == 1 else max(min(best[end] * g, hi), lo)
+                    e = err(*cand)
+                    if e < best_err:
+                        best, best_err = (cand[0], cand[1]), e
     return best
 
 

@@ -1,10 +1,14 @@
 """Ranges without data: interval and moment propagation from the weights and biases.
 
-Every element of every tensor carries a hard interval (exact worst case) and a mean
-and variance (inputs independent and uniform over the input range; BatchNorm
-statistics, where the model had them, replace the propagated moments of that
-layer's output). A tensor's range is ``mean ± K_SIGMA·std`` cut to the interval: the
-interval alone is safe but wastes bits on a worst case no input reaches.
+Every element of every tensor carries a hard interval (exact worst case), a mean, and
+two spreads: the standard deviation if a layer's inputs were independent (too small:
+real features are correlated) and if they were fully correlated (too large). Inputs
+are uniform over the input range. The range of a tensor is
+``mean ± K_SIGMA·sqrt(std_independent·std_correlated)`` cut to the interval — the
+interval alone is safe but wastes bits on a worst case no input reaches. Where the
+model had BatchNorm, its statistics give the layer's output mean and std directly;
+those are measured, not guessed, and get ``K_MEASURED`` (the tails of a real
+activation reach well past 3 sigma).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ._feval import linear
 from ._lower import FLayer, Plan, act_fn
 
-__all__ = ["propagate_ranges", "propagate_moments", "K_SIGMA"]
+__all__ = ["propagate_ranges", "propagate_moments", "K_SIGMA", "K_MEASURED"]
 
-#: standard deviations kept on each side of the mean
-K_SIGMA = 4.0
+#: spreads kept on each side of the mean (geometric mean of the two spreads)
+K_SIGMA = 2.0
+#: standard deviations kept where BatchNorm statistics measured the spread
+K_MEASURED = 4.5
 
 # Gauss-Hermite nodes for E[f(X)], X ~ N(mu, var), of any elementwise f
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(48)
@@ -34,6 +40,14 @@ def _gauss_moments(fn, mu: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.
     return m1, np.maximum(m2 - m1 * m1, 0.0)
 
 
+def _expected_max(k: int) -> float:
+    """E[max of k independent standard normals] (0 for k = 1)."""
+    x = np.linspace(-10, 10, 20001)
+    pdf = np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
+    cdf = np.cumsum(pdf) * (x[1] - x[0])
+    return float(np.sum(x * k * pdf * cdf ** (k - 1)) * (x[1] - x[0]))
+
+
 def _windows(x: np.ndarray, fl: FLayer, value: float) -> np.ndarray:
     t, l, b, r = fl.pads
     x = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
@@ -41,21 +55,25 @@ def _windows(x: np.ndarray, fl: FLayer, value: float) -> np.ndarray:
 
 
 def _elementwise(fn, st):
-    mu, var, lo, hi = st
-    mu, var = _gauss_moments(fn, mu, var)
+    mu, var, lo, hi, sdw = st
+    mu2, var2 = _gauss_moments(fn, mu, var)
     a, b = fn(lo), fn(hi)  # every activation here is monotone non-decreasing
-    return mu, var, np.minimum(a, b), np.maximum(a, b)
+    ratio = np.sqrt(np.where(var > 0, var2 / np.where(var > 0, var, 1), 0.0))
+    return mu2, var2, np.minimum(a, b), np.maximum(a, b), sdw * ratio
 
 
 def propagate_moments(plan: Plan, input_range: tuple[float, float]) -> dict[str, tuple]:
-    """Per tensor ``(mean, var, lo, hi)`` arrays of shape ``(1, *shape[1:])``."""
+    """Per tensor ``(mean, var, lo, hi, std_correlated)`` arrays of shape ``(1, *shape[1:])``.
+
+    ``measured_tensors(plan)`` tells which of them carry BatchNorm-measured spreads.
+    """
     a, b = input_range
     shape = (1, *plan.shapes[plan.input][1:])
     env = {plan.input: (np.full(shape, (a + b) / 2), np.full(shape, (b - a) ** 2 / 12),
-                        np.full(shape, float(a)), np.full(shape, float(b)))}
+                        np.full(shape, float(a)), np.full(shape, float(b)), np.full(shape, (b - a) / np.sqrt(12)))}
     for fl in plan.layers:
         ins = [env[t] for t in fl.inputs]
-        mu, var, lo, hi = ins[0]
+        mu, var, lo, hi, sdw = ins[0]
         if fl.op in ("conv", "gemm"):
             w = fl.weight
             pos, neg = np.maximum(w, 0), np.minimum(w, 0)
@@ -63,20 +81,25 @@ def propagate_moments(plan: Plan, input_range: tuple[float, float]) -> dict[str,
             var_y = linear(fl, var, weight=w * w, bias=False)
             lo_y = linear(fl, lo, weight=pos) + linear(fl, hi, weight=neg, bias=False)
             hi_y = linear(fl, hi, weight=pos) + linear(fl, lo, weight=neg, bias=False)
+            sdw_y = linear(fl, sdw, weight=np.abs(w), bias=False)  # fully correlated inputs
             if fl.bn is not None:
                 mean_c, std_c = fl.bn
                 bshape = (1, -1) + (1,) * (mu_y.ndim - 2)
                 mu_y = np.broadcast_to(mean_c.reshape(bshape), mu_y.shape).copy()
                 var_y = np.broadcast_to((std_c ** 2).reshape(bshape), mu_y.shape).copy()
-            st = (mu_y, var_y, lo_y, hi_y)
+                sdw_y = np.sqrt(var_y)  # measured on the training data: no correlation guess
+            st = (mu_y, var_y, lo_y, hi_y, sdw_y)
         elif fl.op == "maxpool":
-            st = tuple(_windows(v, fl, -np.inf).max(axis=(-1, -2)) for v in (mu, var, lo, hi))
+            st = [_windows(v, fl, -np.inf).max(axis=(-1, -2)) for v in (mu, var, lo, hi, sdw)]
+            # the max of k values sits above their mean: E[max of k std normals]·σ
+            st[0] = np.minimum(st[0] + _expected_max(fl.kernel[0] * fl.kernel[1]) * np.sqrt(st[1]), st[3])
+            st = tuple(st)
         elif fl.op == "avgpool":
-            st = tuple(_windows(v, fl, 0.0).mean(axis=(-1, -2)) for v in (mu, var, lo, hi))
+            st = tuple(_windows(v, fl, 0.0).mean(axis=(-1, -2)) for v in (mu, var, lo, hi, sdw))
         elif fl.op == "add":
             st = tuple(x + y for x, y in zip(ins[0], ins[1]))
         elif fl.op == "concat":
-            st = tuple(np.concatenate([s[i] for s in ins], axis=1) for i in range(4))
+            st = tuple(np.concatenate([s[i] for s in ins], axis=1) for i in range(5))
         else:  # lut
             st = ins[0]
         if fl.op in ("conv", "gemm", "avgpool", "add"):
@@ -90,12 +113,32 @@ def propagate_moments(plan: Plan, input_range: tuple[float, float]) -> dict[str,
     return env
 
 
-def propagate_ranges(plan: Plan, input_range: tuple[float, float], k: float = K_SIGMA) -> dict[str, tuple[float, float]]:
-    """Per tensor ``(lo, hi)``: ``mean ± k·std`` cut to the worst-case interval."""
+def measured_tensors(plan: Plan) -> set[str]:
+    """Tensors whose spread comes from BatchNorm statistics (not through a mixing layer)."""
+    out: set[str] = set()
+    for fl in plan.layers:
+        if fl.has_weight:
+            ok = fl.bn is not None
+        else:
+            ok = all(t in out for t in fl.inputs)
+        if ok:
+            out.add(fl.output)
+            if fl.pre is not None:
+                out.add(fl.pre)
+    return out
+
+
+def propagate_ranges(plan: Plan, input_range: tuple[float, float], k: float = K_SIGMA,
+                     k_measured: float = K_MEASURED) -> dict[str, tuple[float, float]]:
+    """Per tensor ``(lo, hi)``: ``mean ± k·spread`` cut to the worst-case interval."""
     out = {}
-    for t, (mu, var, lo, hi) in propagate_moments(plan, input_range).items():
-        sd = np.sqrt(var)
-        tlo = np.maximum(lo, mu - k * sd).min()
-        thi = np.minimum(hi, mu + k * sd).max()
+    measured = measured_tensors(plan)
+    for t, (mu, var, lo, hi, sdw) in propagate_moments(plan, input_range).items():
+        if t in measured:
+            sd, kk = np.sqrt(var), k_measured
+        else:
+            sd, kk = np.sqrt(np.sqrt(var) * sdw), k
+        tlo = np.maximum(lo, mu - kk * sd).min()
+        thi = np.minimum(hi, mu + kk * sd).max()
         out[t] = (float(min(tlo, thi)), float(max(tlo, thi)))
     return out

@@ -10,10 +10,11 @@ from typing import Any
 
 from ..errors import OptionError
 
-__all__ = ["QuantConfig", "SCHEMES", "CALIBRATIONS", "load_bits_file", "parse_bits"]
+__all__ = ["QuantConfig", "SCHEMES", "CALIBRATIONS", "ROUNDINGS", "load_bits_file", "parse_bits"]
 
 SCHEMES = ("pow2", "symmetric", "asymmetric")
 CALIBRATIONS = ("none", "minmax", "percentile", "entropy", "mse")
+ROUNDINGS = ("nearest", "gptq")
 
 
 def _check_bits(what: str, bits: Any) -> int:
@@ -28,8 +29,8 @@ class QuantConfig:
 
     The defaults are the most accurate setting that costs nothing in hardware:
     asymmetric activations (the zero point folds into the bias, so the datapath is the
-    same as symmetric), per-channel 8-bit weights with a 16-bit multiplier, and
-    MSE-optimal clipping of the calibrated ranges.
+    same as symmetric), per-channel 8-bit weights with a 16-bit multiplier,
+    MSE-optimal clipping of the calibrated ranges and GPTQ weight rounding.
 
     Parameters
     ----------
@@ -55,6 +56,11 @@ class QuantConfig:
         Cross-layer equalization of ReLU-separated Conv/Gemm pairs.
     bias_correction : bool
         Correct each layer's bias for the mean error its weight quantization causes.
+    rounding : {"gptq", "nearest"}
+        How weights become codes once their scale is chosen: ``gptq`` spreads each
+        rounding error over the weights not yet rounded so the layer's output error on
+        the calibration data is minimal (:mod:`hwflow.quant.gptq`); ``nearest`` rounds
+        each weight alone. Without calibration data it is always ``nearest``.
     mbits : int
         Width of the requantizer multiplier (symmetric/asymmetric), 2..31.
     input_range : (float, float) or None
@@ -72,6 +78,7 @@ class QuantConfig:
     clamp_sigma: float | None = None
     cle: bool = False
     bias_correction: bool = False
+    rounding: str = "gptq"
     mbits: int = 16
     input_range: tuple[float, float] | None = None
 
@@ -82,6 +89,8 @@ class QuantConfig:
             raise OptionError(
                 f"unknown calibration {self.calibration!r}; use one of {', '.join(CALIBRATIONS)}"
             )
+        if self.rounding not in ROUNDINGS:
+            raise OptionError(f"unknown rounding {self.rounding!r}; use one of {', '.join(ROUNDINGS)}")
         _check_bits("wbits", self.wbits)
         _check_bits("abits", self.abits)
         bits = {}

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DataError, OptionError
 from ..ir.graph import Graph
-from ..ref.integer import acc_bounds
+from ..ref.integer import acc_bounds, run_layer
 from ._feval import run_plan
 from ._lower import FLayer, Plan, act_fn, lower
 from ._schemes import make_scheme
@@ -22,6 +22,7 @@ from .arith import int_range
 from .calibrate import calibrate_range, subsample
 from .calibrate_none import propagate_moments, propagate_ranges
 from .config import QuantConfig
+from .gptq import gptq_codes
 from .qgraph import QGraph, QLayer, QTensor
 from .recover import bias_correction, clamp_weights, equalize
 
@@ -48,6 +49,8 @@ def quantize(graph: Graph, config: QuantConfig | None = None, calib: np.ndarray 
     calib : numpy.ndarray, optional
         Calibration inputs ``(N, *input_shape[1:])``. Without it, ranges come from the
         weights (``calibration="none"``) whatever ``config.calibration`` says.
+        A pre-quantized model (``graph.meta["fixed_qparams"]``, see
+        :mod:`hwflow.quant.qdq_import`) keeps its own scales, zero points and widths.
 
     Returns
     -------
@@ -64,7 +67,7 @@ def quantize(graph: Graph, config: QuantConfig | None = None, calib: np.ndarray 
     config = QuantConfig() if config is None else config
     plan = lower(graph)
     config.check_layers([l.name for l in plan.layers])
-    return quantize_plan(plan, config, calib)
+    return quantize_plan(plan, config, calib, graph.meta.get("fixed_qparams"))
 
 
 def _union_groups(plan: Plan) -> dict[str, str]:
@@ -89,8 +92,15 @@ def _union_groups(plan: Plan) -> dict[str, str]:
     return {t: find(t) for t in tensors}
 
 
-def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = None) -> QGraph:
-    """:func:`quantize` on an already lowered plan (the plan's weights are modified)."""
+def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = None,
+                  fixed: dict | None = None) -> QGraph:
+    """:func:`quantize` on an already lowered plan (the plan's weights are modified).
+
+    ``fixed`` holds parameters of a pre-quantized model (:mod:`.qdq_import`).
+    """
+    fixed = {"tensors": dict((fixed or {}).get("tensors", {})), "weights": (fixed or {}).get("weights", {})}
+    if fixed["tensors"]:
+        _rescale_concat_inputs(plan, fixed["tensors"])
     scheme = make_scheme(config.scheme, config.mbits)
     if config.clamp_sigma is not None:
         clamp_weights(plan, config.clamp_sigma)
@@ -134,14 +144,24 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
     no_zp = _zero_point_overflows(plan, abits, config) if scheme.zero_points else set()
     for members in groups.values():
         bits = max(abits[t] for t in members)
-        (lo, hi), vals = tensor_range(members, bits)
-        if no_zp.intersection(members):  # the fold -z·Σw would not fit the int32 bias
-            scale, zp = symmetric_act_scale(lo, hi, bits), 0
+        pinned = [fixed["tensors"][t] for t in members if t in fixed["tensors"]]
+        if pinned:  # a pre-quantized model said so; where the contract makes several
+            scale, zp, bits = pinned[-1]  # tensors share one scale, the last (Concat's output) wins
+            # (conflicting Concat inputs were given their own rescale layer above)
+        elif no_zp.intersection(members):  # the fold -z·Σw would not fit the int32 bias
+            scale, zp = symmetric_act_scale(*tensor_range(members, bits)[0], bits), 0
         else:
+            (lo, hi), vals = tensor_range(members, bits)
             scale, zp = scheme.act_params(lo, hi, bits, vals)
         for t in members:
             tensors[t] = QTensor(t, plan.shapes[t], bits, scale, zp)
 
+    # Codes of the network quantized so far, on (up to 1024) calibration samples: the
+    # inputs that GPTQ and bias correction see are the ones the integer network sees.
+    qenv = None
+    if env is not None:
+        nq = min(len(calib), 1024)
+        qenv = {plan.input: tensors[plan.input].quantize(env[plan.input][:nq])}
     layers: list[QLayer] = []
     details: dict[str, dict] = {}
     for fl in plan.layers:
@@ -150,13 +170,24 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
         wbits = config.bits_of(fl.name)[0]
         pre = None
         if fl.lut is not None and fl.op != "lut":
-            (lo, hi), vals = tensor_range([fl.pre], out.bits)
-            s, z = scheme.act_params(lo, hi, out.bits, vals)
-            pre = QTensor(fl.pre, out.shape, out.bits, s, z)
-        bc_x = None
+            if fl.pre in fixed["tensors"]:
+                s, z, pbits = fixed["tensors"][fl.pre]
+                pre = QTensor(fl.pre, out.shape, out.bits, s, z) if pbits == out.bits else None
+            if pre is None:
+                (lo, hi), vals = tensor_range([fl.pre], out.bits)
+                s, z = scheme.act_params(lo, hi, out.bits, vals)
+                pre = QTensor(fl.pre, out.shape, out.bits, s, z)
+        x_hat = None
+        if qenv is not None and fl.has_weight:
+            x_hat = ins[0].dequantize(qenv[fl.inputs[0]])
+        bc = None
         if config.bias_correction and fl.has_weight:  # empirical with data, else analytical
-            bc_x = env[fl.inputs[0]] if env is not None else moments[fl.inputs[0]][0]
-        ql, info = _emit(fl, ins, out, pre, wbits, scheme, config, bc_x)
+            bc = (env[fl.inputs[0]][: len(x_hat)], x_hat) if env is not None else (moments[fl.inputs[0]][0], None)
+        wfix = _fixed_weight(fl, fixed["weights"])
+        gx = None  # imported weights keep their codes; without data there is no H
+        if config.rounding == "gptq" and x_hat is not None and wfix is None:
+            gx = x_hat
+        ql, info = _emit(fl, ins, out, pre, wbits, scheme, config, bc, wfix, gx)
         bound = acc_bounds(ql, ins)
         if max(abs(bound[0]), abs(bound[1])) * int(ql.m.max()) > _INT64_MAX:
             raise OptionError(
@@ -165,11 +196,50 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
             )
         layers.append(ql)
         details[fl.name] = info
+        if qenv is not None:
+            qenv[fl.output] = run_layer(ql, [qenv[t] for t in fl.inputs], ins, out)
     tail_inputs = plan.output
     qg = QGraph(plan.name, tensors, layers, plan.input, tail_inputs, list(plan.host_tail))
     qg.attrs.update(scheme=config.scheme, calibration=method, per_channel=config.per_channel,
                     layers=details)
     return qg
+
+
+def _rescale_concat_inputs(plan: Plan, pinned: dict) -> None:
+    """Give a Concat input whose imported scale differs from the Concat's its own
+    requantizing layer (a 1x1 average pool: ``q - z_in`` rescaled, exact in the contract).
+
+    The contract makes Concat inputs share the output's scale; a pre-quantized model
+    need not, and forcing one scale on both sides would drop what the other encodes
+    (e.g. a ReLU implied by a zero point at the bottom of the range).
+    """
+    for cat in [l for l in plan.layers if l.op == "concat"]:
+        want = pinned.get(cat.output)
+        if want is None:
+            continue
+        for i, t in enumerate(cat.inputs):
+            if pinned.get(t, want) == want or len(plan.shapes[t]) != 4:
+                continue
+            new = f"{t}::rescaled"
+            layer = FLayer(f"{cat.name}_rescale{i}", "avgpool", [t], new, nodes=list(cat.nodes))
+            plan.layers.insert(plan.layers.index(cat), layer)
+            plan.shapes[new] = plan.shapes[t]
+            pinned[new] = want
+            cat.inputs[i] = new
+
+
+def _fixed_weight(fl: FLayer, weights: dict) -> dict | None:
+    """The imported scale and width of ``fl``'s weight: by initializer name, else by value."""
+    if not fl.has_weight or not weights:
+        return None
+    if fl.weight_name in weights:
+        return weights[fl.weight_name]
+    for spec in weights.values():
+        v = spec["value"]
+        for cand in (v, v.T if v.ndim == 2 else v):
+            if cand.shape == fl.weight.shape and np.allclose(cand, fl.weight, rtol=1e-6, atol=1e-12):
+                return spec
+    return None
 
 
 def _zero_point_overflows(plan: Plan, abits: dict[str, int], config: QuantConfig) -> set[str]:
@@ -214,7 +284,8 @@ def _lut_table(fn, q: np.ndarray, space: QTensor, out: QTensor) -> np.ndarray:
 
 
 def _emit(fl: FLayer, ins: list[QTensor], out: QTensor, pre: QTensor | None, wbits: int, scheme,
-          config: QuantConfig, bc_x: np.ndarray | None) -> tuple[QLayer, dict]:
+          config: QuantConfig, bc: tuple | None, wfix: dict | None = None,
+          gptq_x: np.ndarray | None = None) -> tuple[QLayer, dict]:
     common = dict(name=fl.name, inputs=list(fl.inputs), output=fl.output, kernel=fl.kernel,
                   strides=fl.strides, pads=fl.pads, groups=fl.groups)
     attrs = {"scheme": scheme.name, "nodes": list(fl.nodes)}
@@ -269,13 +340,19 @@ def _emit(fl: FLayer, ins: list[QTensor], out: QTensor, pre: QTensor | None, wbi
     # conv / gemm
     w = fl.weight
     cout = w.shape[0]
-    s_w = scheme.weight_scale(w, wbits, config.per_channel)
+    if wfix is not None:
+        s_w, wbits = np.asarray(wfix["scale"], np.float64), int(wfix["bits"])
+    else:
+        s_w = scheme.weight_scale(w, wbits, config.per_channel)
     s_wc = np.broadcast_to(s_w, (cout,))
     wlo, whi = int_range(wbits)
-    w_q = np.clip(_round(w / s_wc.reshape(-1, *([1] * (w.ndim - 1)))), wlo, whi).astype(np.int64)
+    if gptq_x is not None:
+        w_q = gptq_codes(fl, np.asarray(s_wc, np.float64), wbits, gptq_x)
+    else:
+        w_q = np.clip(_round(w / s_wc.reshape(-1, *([1] * (w.ndim - 1)))), wlo, whi).astype(np.int64)
     bias_f = fl.bias
-    if bc_x is not None:
-        bias_f = bias_correction(fl, w_q * s_wc.reshape(-1, *([1] * (w.ndim - 1))), bc_x)
+    if bc is not None:
+        bias_f = bias_correction(fl, w_q * s_wc.reshape(-1, *([1] * (w.ndim - 1))), *bc)
     s_acc = tin.scale * s_wc
     b_q = _round(bias_f / s_acc).astype(np.int64) - tin.zero_point * w_q.reshape(cout, -1).sum(axis=1)
     blo, bhi = int_range(32)

@@ -67,13 +67,20 @@ def equalize(plan: Plan, iterations: int = 20) -> int:
     return len(pairs)
 
 
-def bias_correction(fl: FLayer, w_deq: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The float bias minus the mean output error the quantized weights cause.
+def bias_correction(fl: FLayer, w_deq: np.ndarray, x: np.ndarray, x_hat: np.ndarray | None = None) -> np.ndarray:
+    """The float bias plus the mean output error the quantization causes, per channel.
 
-    ``x`` is the layer's float input: a calibration batch (empirical correction), or
-    the expected input of one sample (analytical, from propagated BatchNorm moments);
-    ``E[(Wq - W)·x] = (Wq - W)·E[x]``, so both are exact for their ``x``.
+    Empirical (calibration data): ``x`` is the layer's float input and ``x_hat`` the
+    same samples as the integer network so far delivers them (dequantized); the
+    correction is ``E[W·x] - E[Wq·x_hat]``, so it also cancels the mean shift of
+    clipped or rounded activations upstream. Analytical (no data): ``x`` is the
+    expected input (from BatchNorm statistics or propagated moments) and
+    ``E[(Wq - W)·x] = (Wq - W)·E[x]``.
     """
-    err = linear(fl, np.asarray(x, dtype=np.float64), weight=w_deq - fl.weight, bias=False)
+    x = np.asarray(x, dtype=np.float64)
+    if x_hat is None:
+        err = linear(fl, x, weight=w_deq - fl.weight, bias=False)
+    else:
+        err = linear(fl, np.asarray(x_hat, np.float64), weight=w_deq, bias=False) - linear(fl, x, bias=False)
     axes = (0,) + tuple(range(2, err.ndim))
     return fl.bias - err.mean(axis=axes)

@@ -7,11 +7,13 @@ pipeline latencies, and the exact cycle count the simulation must reproduce.
 
 Cycle model (start sampled at cycle 0, ``done`` high at cycle ``cycles``)::
 
-    cycles = input_size + sum(layer.cycles) + output_size + 2
+    cycles = input_size * stack + sum(layer.cycles) + output_size + 2
     layer.cycles = SETUP + tiles * t + drain,   tiles = oh * ow * nt
 
 ``t`` is the number of cycles spent per tile (``max(k, nb)``), ``drain`` the number of
-cycles the layer waits for its last result to be written (see :mod:`.schedule`).
+cycles the layer waits for its last result to be written (see :mod:`.schedule`). ``stack``
+is 1, or ``kh`` when the first convolution reads a row-stacked input (each input code is
+written ``kh`` times; see :func:`~hwflow.schedule.schedule.schedule`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ class TensorMap:
     """Where and how one activation tensor lives in the activation RAM.
 
     The layout is HWC: word ``base + (y * w + x) * chunks + c // simd``, lane ``c % simd``.
+
+    A *row-stacked* tensor (``stack > 1``, only the network input of a small-``c`` first
+    convolution) holds in word ``base + (y + stack_pad) * w + x`` the ``stack`` rows
+    ``y .. y + stack - 1`` of pixel column ``x``: lane ``ky * c + ch`` is ``(ch, y + ky, x)``,
+    for ``y`` from ``-stack_pad``. One read then feeds a whole kernel column to the array.
     """
 
     name: str
@@ -46,11 +53,13 @@ class TensorMap:
     w: int
     chunks: int
     base: int
+    stack: int = 1
+    stack_pad: int = 0
 
     @property
     def words(self) -> int:
         """RAM words the tensor occupies."""
-        return self.h * self.w * self.chunks
+        return (self.h + self.stack_pad) * self.w * self.chunks
 
     @property
     def size(self) -> int:
@@ -124,6 +133,34 @@ class LayerProgram:
     def cycles(self) -> int:
         """Exact cycles of the layer, setup and drain included."""
         return SETUP_CYCLES + self.tiles * self.t + self.drain
+
+    def reads(self):
+        """The loop nest, executable: one tuple per RUN cycle, in order.
+
+        Yields ``(act_addr, w_addr, first, last, sel)`` for a cycle that reads (``act_addr``
+        is ``None`` where the window lies in the padding) and ``None`` for an idle cycle
+        (``k <= j < t``). This is the reference the controller's address trace is tested against.
+        """
+        for oy in range(self.oh):
+            for ox in range(self.ow):
+                for g in range(self.nt):
+                    cs = (g // self.tpg) * self.cis if self.kind == "mac" else g
+                    for j in range(self.t):
+                        if j >= self.k:
+                            yield None
+                            continue
+                        if self.kind == "add":
+                            ky = kx = ci = 0
+                        else:
+                            ci = j % self.cis
+                            kx = (j // self.cis) % self.kw
+                            ky = j // (self.cis * self.kw)
+                        iy, ix = oy * self.sh - self.pt + ky, ox * self.sw - self.pl + kx
+                        base = self.in2_base if (self.kind == "add" and j == 1) else self.in_base
+                        inside = 0 <= iy < self.ih and 0 <= ix < self.iw
+                        addr = base + (iy * self.iw + ix) * self.ich + cs + ci if inside else None
+                        yield (addr, self.w_base + g * self.k + j, j == 0, j == self.k - 1,
+                               self.kind == "add" and j == 1)
 
 
 @dataclass
@@ -211,6 +248,11 @@ class Program:
         return self.output_map.size
 
     @property
+    def input_cycles(self) -> int:
+        """Cycles of the input phase with a never-stalling partner."""
+        return self.input_size * self.input_map.stack
+
+    @property
     def in_bits(self) -> int:
         return self.input_map.bits
 
@@ -221,7 +263,7 @@ class Program:
     @property
     def cycles(self) -> int:
         """Exact clock cycles from ``start`` sampled to ``done`` high."""
-        return self.input_size + sum(l.cycles for l in self.layers) + self.output_size + 2
+        return self.input_cycles + sum(l.cycles for l in self.layers) + self.output_size + 2
 
     @property
     def macs(self) -> int:
@@ -280,9 +322,10 @@ class Program:
             },
             "latency": dict(self.latency),
             "cycles": self.cycles,
-            "cycle_formula": "input_size + sum(layer.cycles) + output_size + 2; "
+            "cycle_formula": "input_size * input_stack + sum(layer.cycles) + output_size + 2; "
                              "layer.cycles = 2 + oh*ow*nt*t + drain",
             "input_size": self.input_size,
+            "input_stack": self.input_map.stack,
             "output_size": self.output_size,
             "macs": self.macs,
             "ideal_cycles": self.ideal_cycles,

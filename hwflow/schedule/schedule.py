@@ -92,6 +92,37 @@ def _supergroup(groups: int, cin: int, cout: int, pe: int, simd: int) -> int:
     return 1
 
 
+def _stack_rows(qgraph: QGraph, pe: int, simd: int) -> int:
+    """``kh`` if the first layer should read a row-stacked input, else 1.
+
+    A first convolution with few input channels (``cin * kh <= simd``) wastes most SIMD
+    lanes: it reads one pixel (``cin`` lanes) per cycle. If the input stream writes each
+    code into the ``kh`` words whose kernel column contains it, one read feeds ``kh`` rows,
+    and a tile takes ``kw`` cycles instead of ``kh * kw``. The input phase takes ``kh``
+    cycles per code instead of one, so this is chosen only when the total is smaller.
+    """
+    if not qgraph.layers:
+        return 1
+    l0 = qgraph.layers[0]
+    if l0.op != "conv" or l0.inputs[0] != qgraph.input or l0.groups != 1 or qgraph.output == qgraph.input:
+        return 1
+    if any(qgraph.input in l.inputs for l in qgraph.layers[1:]):
+        return 1
+    t = qgraph.tensors[qgraph.input]
+    if len(t.shape) != 4:
+        return 1
+    _, cin, h, w = t.shape
+    kh, kw = l0.kernel
+    oh = qgraph.tensors[l0.output].shape[2]
+    ow = qgraph.tensors[l0.output].shape[3]
+    if kh < 2 or cin * kh > simd or (oh - 1) * l0.strides[0] - l0.pads[0] > h - 1:
+        return 1
+    n_in, nt = cin * h * w, chunks(l0.out_channels, pe)
+    plain = n_in + oh * ow * nt * max(kh * kw * chunks(cin, simd), pe)
+    stacked = n_in * kh + oh * ow * nt * max(kw, pe)
+    return kh if stacked < plain else 1
+
+
 def _dense_weight(layer: QLayer, cin: int) -> np.ndarray:
     """``(cout, cin, kh, kw)`` with zeros between convolution groups."""
     w = layer.weight
@@ -142,6 +173,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
             raise UnsupportedOpError(f"layer {layer.name!r}: {layer.op} needs a 4-D input")
 
     # ---- tensors: layout and liveness ----------------------------------------------------
+    stack = _stack_rows(qgraph, pe, simd)
     tmaps: dict[str, dict] = {}
     order = [qgraph.input] + [l.output for l in qgraph.layers]
     for name in order:
@@ -149,13 +181,15 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         c, h, w = _chw(t.shape)
         tmaps[name] = dict(name=name, shape=t.shape, bits=t.bits, zero_point=t.zero_point,
                            c=c, h=h, w=w, chunks=chunks(c, simd))
+    if stack > 1:
+        tmaps[qgraph.input].update(chunks=1, stack=stack, stack_pad=qgraph.layers[0].pads[0])
     live = {qgraph.input: [0, 0]}
     for i, layer in enumerate(qgraph.layers):
         live[layer.output] = [i, i]
         for t in layer.inputs:
             live[t][1] = max(live[t][1], i)
     live[qgraph.output][1] = len(qgraph.layers)
-    sizes = {n: d["h"] * d["w"] * d["chunks"] for n, d in tmaps.items()}
+    sizes = {n: (d["h"] + d.get("stack_pad", 0)) * d["w"] * d["chunks"] for n, d in tmaps.items()}
     bases, act_words = allocate(sizes, {k: tuple(v) for k, v in live.items()})
     tensors = {n: TensorMap(base=bases[n], **d) for n, d in tmaps.items()}
 
@@ -217,6 +251,15 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
             elif layer.op == "gemm":
                 wd = layer.weight.reshape(layer.out_channels, x.c, 1, 1)
                 kh, kw, sh, sw, pads, cin = 1, 1, 1, 1, (0, 0, 0, 0), x.c
+            elif x.stack > 1:
+                # Row-stacked input: one read holds the kernel's kh rows (lane ky*cin + c).
+                cin = x.c * layer.kernel[0]
+                w = layer.weight
+                wd = w.transpose(0, 2, 1, 3).reshape(w.shape[0], cin, 1, w.shape[3])
+                kh, kw = 1, layer.kernel[1]
+                (sh, sw), p = layer.strides, layer.pads
+                pads = (0, p[1], 0, p[3])
+                common.update(ih=x.h + x.stack_pad, ich=1)
             else:
                 cin = x.c
                 wd = _dense_weight(layer, cin)
@@ -306,7 +349,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     for lp in layers:
         lp.drain = drain_cycles(lat, lp.kind, lp.nb, lp.t, lp.k)
 
-    acc_bits = bits_for_range(acc_lo, acc_hi)
+    acc_bits = max(bits_for_range(acc_lo, acc_hi), abits + 1)
     post_bits = max(bits_for_range(min(post_lo, acc_lo), max(post_hi, acc_hi)), acc_bits + 1)
     weights = np.concatenate(wimages) if wimages else np.zeros((1, pe, simd), np.int64)
     bias = np.concatenate(ch_bias) if ch_bias else np.zeros(1, np.int64)

@@ -51,7 +51,7 @@ def main() -> int:
 
     build_dir = BUILD / "sim_build" / (args.simulator + ("-vcd" if args.vcd else ""))
     runner = get_runner(args.simulator)
-    build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"] \
+    build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", "-O2"] \
         if args.simulator == "verilator" else []
     runner.build(sources=[BUILD / manifest["verilog"]], hdl_toplevel=top, build_args=build_args,
                  build_dir=build_dir, timescale=("1ns", "1ps"), waves=args.vcd)

@@ -38,5 +38,6 @@ def test_identity_feeding_the_graph_output(kit):
     model = kit.model(nodes, [1, 3])
     g = kit.graph(model)
     EliminateIdentity()(g)
-    assert g.ops() == ["Relu"] and g.outputs == ["a"]
+    assert g.ops() == ["Relu"] and g.outputs == ["y"]  # the graph output keeps its name
+    assert g.nodes[0].outputs == ["y"] and "a" not in g.tensors
     kit.same_outputs(model, g)

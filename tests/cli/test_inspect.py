@@ -1,0 +1,83 @@
+"""``hwflow inspect`` on the onnx package's light models, the fixtures and the examples."""
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+from hwflow.cli import main
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _inspect_json(capsys, path, *flags):
+    assert main(["inspect", str(path), "--json", *flags]) == 0
+    out, err = capsys.readouterr()
+    return json.loads(out)
+
+
+def test_light_squeezenet_totals(capsys):
+    doc = _inspect_json(capsys, LIGHT / "light_squeezenet.onnx")
+    # SqueezeNet 1.1: 1,235,496 weights and biases, 349M multiply-accumulates at 224x224
+    assert doc["totals"]["params"] == 1_235_496
+    assert doc["totals"]["macs"] == 349_151_936
+    ops = {r["op"] for r in doc["layers"]}
+    assert ops == {"Conv", "MaxPool", "Concat", "GlobalAveragePool", "Softmax"}
+    assert all(r.get("activation") == "Relu" for r in doc["layers"] if r["op"] == "Conv")
+    assert doc["layers"][-1]["host"] is True
+
+
+@pytest.mark.slow
+def test_light_vgg19_totals(capsys):
+    assert main(["inspect", str(LIGHT / "light_vgg19.onnx")]) == 0
+    out = capsys.readouterr().out
+    # VGG-19: 143,667,240 parameters, 19.6 GMACs
+    assert "params: 143,667,240   MACs: 19,632,062,464" in out
+
+
+def test_raw_shows_the_graph_as_imported(capsys):
+    raw = _inspect_json(capsys, LIGHT / "light_squeezenet.onnx", "--raw")
+    opt = _inspect_json(capsys, LIGHT / "light_squeezenet.onnx")
+    assert raw["optimized"] is False and opt["optimized"] is True
+    assert sum(r["op"] == "Relu" for r in raw["layers"]) == 26
+    assert sum(r["op"] == "Dropout" for r in raw["layers"]) == 1
+    assert len(opt["layers"]) == len(raw["layers"]) - 27
+    assert raw["totals"]["params"] == opt["totals"]["params"]
+    assert raw["totals"]["macs"] == opt["totals"]["macs"]
+
+
+def test_table_lists_every_layer(capsys):
+    assert main(["inspect", str(LIGHT / "light_squeezenet.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "fire9/expand3x3" in out or "Conv+Relu" in out
+    assert "params: 1,235,496   MACs: 349,151,936" in out
+
+
+@pytest.mark.parametrize("name, op", [("light_bvlc_alexnet", "LRN"), ("light_zfnet512", "LRN"), ("light_inception_v1", "LRN")])
+def test_light_models_with_unsupported_ops_name_the_op(capsys, name, op):
+    assert main(["inspect", str(LIGHT / f"{name}.onnx")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert f"uses op {op}, which hwflow does not support" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["light_resnet50", "light_inception_v2", "light_densenet121", "light_shufflenet"])
+def test_other_supported_light_models(capsys, name):
+    doc = _inspect_json(capsys, LIGHT / f"{name}.onnx")
+    assert doc["totals"]["params"] > 1_000_000 and doc["totals"]["macs"] > 100_000_000
+
+
+MODELS = sorted((ROOT / "tests" / "fixtures").glob("*.onnx")) + sorted((ROOT / "examples" / "models").glob("*.onnx"))
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.name)
+def test_fixtures_and_examples(capsys, path):
+    doc = _inspect_json(capsys, path)
+    assert doc["totals"]["params"] > 0 and doc["totals"]["macs"] > 0
+    layers = [r for r in doc["layers"] if r["op"] in ("Conv", "Gemm")]
+    assert layers and all(r["params"] > 0 for r in layers)
+    assert main(["inspect", str(path)]) == 0
+    assert "params:" in capsys.readouterr().out

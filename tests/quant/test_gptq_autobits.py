@@ -1,0 +1,63 @@
+"""GPTQ rounding and automatic per-layer bit allocation."""
+
+import numpy as np
+import pytest
+
+from hwflow.errors import OptionError
+from hwflow.quant import QuantConfig, quantize
+from hwflow.quant._feval import linear, run_plan
+from hwflow.quant._lower import lower
+from hwflow.quant.autobits import auto_bits
+from hwflow.quant.evaluate import evaluate
+from hwflow.quant.gptq import gptq_codes
+from hwflow.quant.scheme_symmetric import SymmetricScheme
+
+
+@pytest.mark.parametrize("name", ["cnn", "mlp_act", "residual"])
+def test_gptq_lowers_layer_output_error(small_models, name):
+    graph, calib, _, _ = small_models[name]
+    plan = lower(graph)
+    env = run_plan(plan, calib)
+    for fl in (l for l in plan.layers if l.has_weight):
+        x = env[fl.inputs[0]]
+        s = np.broadcast_to(SymmetricScheme().weight_scale(fl.weight, 3, True), (fl.weight.shape[0],))
+        shape = (-1,) + (1,) * (fl.weight.ndim - 1)
+        nearest = np.clip(np.round(fl.weight / s.reshape(shape)), -4, 3)
+        codes = gptq_codes(fl, np.asarray(s), 3, x)
+        assert codes.min() >= -4 and codes.max() <= 3 and codes.shape == fl.weight.shape
+        ref = linear(fl, x)
+        e_near = np.mean((linear(fl, x, weight=nearest * s.reshape(shape)) - ref) ** 2)
+        e_gptq = np.mean((linear(fl, x, weight=codes * s.reshape(shape)) - ref) ** 2)
+        assert e_gptq <= e_near * 1.0001, (fl.name, e_gptq, e_near)
+
+
+def test_gptq_default_beats_nearest_at_4_bits(small_models):
+    graph, calib, test, _ = small_models["mlp_act"]
+    near = evaluate(graph, quantize(graph, QuantConfig(wbits=4, rounding="nearest"), calib), test)
+    gptq = evaluate(graph, quantize(graph, QuantConfig(wbits=4), calib), test)
+    assert gptq["sqnr_db"] > near["sqnr_db"] + 1.0
+
+
+def test_auto_bits_meets_budget_and_reports_curve(small_models):
+    graph, calib, test, _ = small_models["cnn"]
+    full = quantize(graph, QuantConfig(), calib).weight_bits()
+    cfg, curve = auto_bits(graph, QuantConfig(), calib, budget_kbit=full * 0.5 / 1000)
+    qg = quantize(graph, cfg, calib)
+    assert qg.weight_bits() <= full * 0.5
+    assert curve[0]["kbit"] == pytest.approx(full / 1000) and curve[-1]["kbit"] == pytest.approx(qg.weight_bits() / 1000)
+    assert all(a["kbit"] > b["kbit"] for a, b in zip(curve, curve[1:]))
+    assert set(cfg.layer_bits) == {l.name for l in qg.layers if l.weight is not None}
+    assert len({w for w, _ in cfg.layer_bits.values()}) >= 1
+
+
+def test_auto_bits_respects_agreement_floor(small_models):
+    graph, calib, _, _ = small_models["mlp_act"]
+    cfg, curve = auto_bits(graph, QuantConfig(), calib, agreement_floor=0.97)
+    assert all(p["agreement"] >= 0.97 for p in curve[1:])
+    assert curve[-1]["kbit"] < curve[0]["kbit"]
+
+
+def test_auto_bits_impossible_budget(small_models):
+    graph, calib, _, _ = small_models["mlp_act"]
+    with pytest.raises(OptionError, match="cannot be met"):
+        auto_bits(graph, QuantConfig(), calib, budget_kbit=0.01)

@@ -1,0 +1,125 @@
+"""Importing pre-quantized models: onnxruntime QDQ and QONNX Quant nodes keep their
+scales, zero points and widths instead of being calibrated."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime import quantization as oq
+
+from hwflow.commands._quant_options import load_optimized
+from hwflow.errors import UnsupportedOpError
+from hwflow.quant import QuantConfig, quantize
+from hwflow.quant.evaluate import quant_logits
+from hwflow.quant.qdq_import import QONNX_DOMAIN, strip_quantization
+
+
+class _Reader(oq.CalibrationDataReader):
+    def __init__(self, x):
+        self.items = iter([{"x": x[i:i + 1]} for i in range(len(x))])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_ort_qdq_model_reproduced(small_models, tmp_path, per_channel):
+    _, calib, test, path = small_models["residual"]
+    dst = tmp_path / "q.onnx"
+    oq.quantize_static(str(path), str(dst), _Reader(calib), per_channel=per_channel,
+                       quant_format=oq.QuantFormat.QDQ)
+    graph = load_optimized(dst)
+    fixed = graph.meta["fixed_qparams"]
+    qg = quantize(graph, QuantConfig(), None)
+    # every activation ORT quantized keeps ORT's scale and (signed) zero point
+    model = onnx.load(str(dst))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    q_nodes = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in qg.tensors]
+    assert len(q_nodes) >= 6
+    # ORT's Concat inputs have their own scales; the contract shares the output's, so
+    # hwflow adds a requantizing 1x1 average pool where they differ
+    assert any(l.name.endswith("_rescale0") and l.op == "avgpool" for l in qg.layers)
+    for n in q_nodes:
+        t = qg.tensors[n.input[0]]
+        assert t.scale == pytest.approx(float(inits[n.input[1]])), n.input[0]
+        assert t.zero_point == int(inits[n.input[2]].astype(np.int64)) - (128 if inits[n.input[2]].dtype == np.uint8 else 0)
+    assert len(fixed["weights"]) == 4
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    ort_out = ort.InferenceSession(str(dst), so).run(None, {"x": test})[0].reshape(len(test), -1)
+    ours = quant_logits(qg, test)
+    step = qg.tensors[qg.output].scale
+    assert np.abs(ort_out - ours).max() <= 3 * step + 1e-6  # ±1 per layer (rounding), no more
+    assert (ort_out.argmax(1) == ours.argmax(1)).mean() >= 0.95
+
+
+def _qonnx_model():
+    rng = np.random.default_rng(5)
+    w1 = rng.normal(0, 0.5, (3, 1, 3, 3)).astype(np.float32)
+    w2 = rng.normal(0, 0.3, (4, 48)).astype(np.float32)
+    b2 = rng.normal(0, 0.1, 4).astype(np.float32)
+    c = {"s_in": np.float32(1 / 64), "z0": np.float32(0), "b8": np.float32(8), "s_w1": np.float32(0.125),
+         "b4": np.float32(4), "s_a": np.float32(1 / 32), "s_w2": np.full((4, 1), 0.05, np.float32),
+         "b6": np.float32(6), "s_o": np.float32(0.1), "w1": w1, "w2": w2, "b2": b2}
+    Q = lambda i, o, signed=1: helper.make_node("Quant", i, [o], domain=QONNX_DOMAIN, signed=signed, narrow=0,
+                                                rounding_mode="ROUND")
+    nodes = [
+        Q(["x", "s_in", "z0", "b8"], "xq"),
+        Q(["w1", "s_w1", "z0", "b4"], "w1q"),
+        helper.make_node("Conv", ["xq", "w1q"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        Q(["r", "s_a", "z0", "b8"], "rq", signed=0),
+        helper.make_node("Flatten", ["rq"], ["f"]),
+        Q(["w2", "s_w2", "z0", "b6"], "w2q"),
+        helper.make_node("Gemm", ["f", "w2q", "b2"], ["y"], transB=1),
+        Q(["y", "s_o", "z0", "b8"], "yq"),
+    ]
+    g = helper.make_graph(nodes, "qonnx", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                          [helper.make_tensor_value_info("yq", TensorProto.FLOAT, [1, 4])],
+                          [numpy_helper.from_array(np.asarray(v), k) for k, v in c.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(QONNX_DOMAIN, 1)])
+    return m, c
+
+
+def _fake(x, s, bits, signed):
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+    return np.clip(np.round(x / s), lo, hi) * s
+
+
+def test_qonnx_quant_nodes_give_scales_and_bits(tmp_path):
+    model, c = _qonnx_model()
+    onnx.save(model, str(tmp_path / "b.onnx"))
+    graph = load_optimized(tmp_path / "b.onnx")
+    qg = quantize(graph, QuantConfig(), None)
+    conv, fc = qg.layers
+    assert conv.wbits == 4 and fc.wbits == 6
+    np.testing.assert_array_equal(conv.weight, np.clip(np.round(c["w1"] / 0.125), -8, 7))
+    np.testing.assert_array_equal(fc.weight, np.clip(np.round(c["w2"] / 0.05), -32, 31))
+    tin = qg.tensors[qg.input]
+    assert (tin.scale, tin.zero_point, tin.bits) == (1 / 64, 0, 8)
+    hidden = qg.tensors[conv.output]  # unsigned 8-bit z=0 becomes signed codes with z=-128
+    assert (hidden.scale, hidden.zero_point, hidden.bits) == (1 / 32, -128, 8)
+    assert qg.tensors[qg.output].scale == pytest.approx(0.1)
+    # against QONNX's own fake-quantized arithmetic
+    x = np.random.default_rng(0).uniform(-2, 2, (20, 1, 4, 4)).astype(np.float32)
+    from hwflow.quant._lower import lower
+    from hwflow.quant._feval import run_plan
+
+    plan = lower(graph)
+    xq = _fake(x, 1 / 64, 8, True)
+    conv_out = run_plan(plan, xq)[plan.layers[0].output]
+    r = _fake(conv_out, 1 / 32, 8, False)
+    y = r.reshape(20, -1) @ _fake(c["w2"], 0.05, 6, True).T.astype(np.float64) + c["b2"]
+    want = _fake(y, 0.1, 8, True)
+    got = quant_logits(qg, x)
+    assert np.abs(got - want).max() <= 0.1 * 1.0001  # one output code (ties round differently)
+
+
+def test_qonnx_other_ops_rejected():
+    node = helper.make_node("BipolarQuant", ["x", "s"], ["y"], domain=QONNX_DOMAIN)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                          [numpy_helper.from_array(np.float32(1), "s")])
+    with pytest.raises(UnsupportedOpError, match="BipolarQuant"):
+        strip_quantization(helper.make_model(g))

@@ -1,0 +1,49 @@
+"""run_float on every shipped fixture and example model equals onnxruntime (1e-5), raw and optimized."""
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from hwflow.ir import load_model
+from hwflow.passes import optimize
+from hwflow.ref.float import run_float
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = sorted((ROOT / "tests" / "fixtures").glob("*.onnx")) + sorted((ROOT / "examples" / "models").glob("*.onnx"))
+
+
+def test_there_are_models_to_check():
+    assert len(MODELS) >= 8, MODELS
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.name)
+def test_matches_onnxruntime(path):
+    graph = load_model(path)
+    opt = optimize(graph)
+    assert opt.outputs == graph.outputs  # optimization keeps the graph's output names
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    shape = graph.shape(graph.inputs[0])
+    x = np.random.default_rng(3).standard_normal((6,) + shape[1:]).astype(np.float32)
+    name = sess.get_inputs()[0].name
+    # one sample at a time: not every exported model accepts a batch
+    per_sample = [sess.run(None, {name: x[i : i + 1]}) for i in range(len(x))]
+    want = [np.concatenate([s[k] for s in per_sample]) for k in range(len(per_sample[0]))]
+    for g in (graph, opt):
+        got = run_float(g, x)
+        got = got if isinstance(got, tuple) else (got,)
+        assert len(got) == len(want)
+        for a, b in zip(got, want):
+            assert a.shape == b.shape and a.dtype == b.dtype
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests" / "fixtures").glob("*.onnx")), ids=lambda p: p.name)
+def test_matches_the_exporters_own_output(path):
+    data = np.load(path.with_suffix(".npz"))
+    got = run_float(optimize(load_model(path)), data["x"])
+    probs = got[-1] if isinstance(got, tuple) else got
+    np.testing.assert_allclose(probs, data["y"], rtol=1e-4, atol=1e-5)
+    if "label" in data:
+        np.testing.assert_array_equal(got[0], data["label"])

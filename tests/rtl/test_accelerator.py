@@ -1,0 +1,125 @@
+# amaranth: UnusedElaboratable=no
+"""The Accelerator end to end in the Amaranth simulator: outputs equal run_int, cycles equal the schedule."""
+
+import numpy as np
+import pytest
+from amaranth import Shape, signed, unsigned
+
+from hwflow.ref.integer import run_int
+from hwflow.rtl._simulate import simulate
+from hwflow.rtl._testgraphs import GraphBuilder
+from hwflow.rtl.accelerator import Accelerator, to_verilog
+from hwflow.schedule import schedule
+
+
+def mlp(b):
+    x = b.input_tensor((1, 20))
+    h = b.gemm(x, 12, relu=True)
+    b.gemm(h, 5)
+
+
+def cnn(b):
+    """The issue's digits CNN: Conv 1->8, MaxPool, Conv 8->16, Gemm 256->10."""
+    x = b.input_tensor((1, 1, 8, 8))
+    h = b.conv(x, 8, relu=True)
+    h = b.maxpool(h, 2)
+    h = b.conv(h, 16, relu=True)
+    b.gemm(h, 10)
+
+
+def ops(b):
+    """Every op: strided/asymmetric-padded conv, depthwise, grouped 1x1, add, avgpool, maxpool
+    with padding, LUT, concat, global average pool, gemm on a 4-D tensor."""
+    x = b.input_tensor((1, 3, 7, 6))
+    h = b.conv(x, 8, k=3, stride=2, pad=(1, 0, 1, 1), relu=True)
+    d = b.conv(h, 8, k=3, pad=1, groups=8)
+    g = b.conv(h, 8, k=1, pad=0, groups=2)
+    a = b.add(d, g)
+    p = b.avgpool(a, k=2, stride=1, pad=1)
+    m = b.maxpool(p, k=3, stride=2, pad=1)
+    c = b.concat([m, b.lut(m)])
+    gp = b.avgpool(c)
+    b.gemm(gp, 5)
+
+
+def _check(builder_fn, scheme, wbits, pe, simd, seed=0, extreme=False, n=2, stall=0):
+    b = GraphBuilder(seed=seed, scheme=scheme, wbits=wbits, extreme=extreme)
+    builder_fn(b)
+    qg = b.build()
+    prog = schedule(qg, "generic", pe=pe, simd=simd)
+    xs = [b.random_input(qg, extreme=extreme) for _ in range(n)]
+    outs, cycles, measured = simulate(prog, xs, stall=stall, seed=seed)
+    for x, o in zip(xs, outs):
+        np.testing.assert_array_equal(o, run_int(qg, x).reshape(-1))
+    if not stall:
+        assert cycles == measured == [prog.cycles] * n
+    else:
+        assert cycles == measured and all(c >= prog.cycles for c in cycles)
+    return prog
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fn,scheme,wbits,pe,simd", [
+    (mlp, "pow2", 8, 4, 4),
+    (mlp, "symmetric", 4, 3, 5),
+    (cnn, "asymmetric", 8, 4, 4),
+    (cnn, "pow2", 4, 8, 8),
+    (cnn, "symmetric", 8, 2, 3),
+    (ops, "asymmetric", 8, 4, 4),
+    (ops, "pow2", 4, 3, 5),
+    (ops, "symmetric", 8, 1, 1),
+])
+def test_accelerator_bit_and_cycle_exact(fn, scheme, wbits, pe, simd):
+    _check(fn, scheme, wbits, pe, simd)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fn,pe,simd", [(cnn, 4, 4), (ops, 2, 2)])
+def test_accelerator_extreme_values(fn, pe, simd):
+    _check(fn, "asymmetric", 8, pe, simd, seed=7, extreme=True)
+
+
+@pytest.mark.sim
+def test_accelerator_under_back_pressure():
+    _check(ops, "asymmetric", 8, 4, 4, seed=3, stall=3)
+
+
+@pytest.mark.sim
+def test_accelerator_done_pulses_once_and_restarts():
+    b = GraphBuilder(seed=1)
+    mlp(b)
+    qg = b.build()
+    prog = schedule(qg, "generic", pe=4, simd=4)
+    xs = [b.random_input(qg) for _ in range(3)]
+    outs, cycles, _ = simulate(prog, xs)
+    assert cycles == [prog.cycles] * 3
+    for x, o in zip(xs, outs):
+        np.testing.assert_array_equal(o, run_int(qg, x).reshape(-1))
+
+
+def test_accelerator_ports_follow_the_brief():
+    b = GraphBuilder(seed=1, abits=6)
+    mlp(b)
+    prog = schedule(b.build(), "generic", pe=2, simd=2)
+    sig = Accelerator(prog).signature.members
+    got = {k: (m.flow.name, Shape.cast(m.shape)) for k, m in sig.items()}
+    assert got == {
+        "start": ("In", unsigned(1)), "busy": ("Out", unsigned(1)), "done": ("Out", unsigned(1)),
+        "cycles": ("Out", unsigned(32)), "in_valid": ("In", unsigned(1)), "in_ready": ("Out", unsigned(1)),
+        "in_data": ("In", signed(6)), "out_valid": ("Out", unsigned(1)), "out_ready": ("In", unsigned(1)),
+        "out_data": ("Out", signed(6)),
+    }
+    with pytest.raises(TypeError, match=r"needs a hwflow.schedule.Program, not 'x'"):
+        Accelerator("x")
+
+
+@pytest.mark.parametrize("pe,simd", [(4, 4), (8, 8)])
+def test_verilog_is_small_and_independent_of_weights(pe, simd):
+    b = GraphBuilder(seed=2)
+    cnn(b)
+    prog = schedule(b.build(), "generic", pe=pe, simd=simd)
+    text = to_verilog(prog, "digits_cnn")
+    assert "module digits_cnn(" in text
+    assert len(text.splitlines()) <= 5000
+    with pytest.raises(ValueError, match=r"Verilog identifier, not '1bad'"):
+        to_verilog(prog, "1bad")

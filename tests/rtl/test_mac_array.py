@@ -1,0 +1,72 @@
+# amaranth: UnusedElaboratable=no
+import numpy as np
+import pytest
+
+from hwflow.rtl._lanes import pack, unpack
+from hwflow.rtl.mac_array import MacArray
+
+pytestmark = pytest.mark.sim
+
+
+def _tiles(rng, pe, simd, wbits, abits, n_tiles, extreme):
+    """Random tiles: (k, a[k, simd], w[k, pe, simd], gap)."""
+    alo, ahi = -(1 << (abits - 1)), (1 << (abits - 1)) - 1
+    wlo, whi = -(1 << (wbits - 1)), (1 << (wbits - 1)) - 1
+    out = []
+    for _ in range(n_tiles):
+        k = int(rng.integers(1, 6))
+        if extreme:
+            a = rng.choice([alo, ahi], size=(k, simd))
+            w = rng.choice([wlo, whi], size=(k, pe, simd))
+        else:
+            a = rng.integers(alo, ahi + 1, size=(k, simd))
+            w = rng.integers(wlo, whi + 1, size=(k, pe, simd))
+        out.append((k, a, w, int(rng.integers(0, 3))))
+    return out
+
+
+@pytest.mark.parametrize("pe,simd,wbits,abits,extreme", [
+    (1, 1, 8, 8, False), (3, 5, 4, 8, False), (4, 4, 8, 8, True), (2, 8, 2, 3, True),
+])
+def test_mac_array_matches_model(run_sim, pe, simd, wbits, abits, extreme):
+    rng = np.random.default_rng(pe * 100 + simd)
+    tiles = _tiles(rng, pe, simd, wbits, abits, 12, extreme)
+    acc_bits = wbits + abits + 4 + simd.bit_length()
+    dut = MacArray(pe, simd, wbits, abits, acc_bits)
+    assert dut.latency == 2 + (simd - 1).bit_length()
+    # Golden model: expected (cycle, acc vector) of each finished tile.
+    schedule, expected, t = [], [], 0
+    for k, a, w, gap in tiles:
+        for j in range(k):
+            schedule.append((a[j], w[j], 1, int(j == 0), int(j == k - 1)))
+        expected.append((t + k - 1 + dut.latency, (w * a[:, None, :]).sum(axis=(0, 2))))
+        schedule += [(np.zeros(simd, int), np.zeros((pe, simd), int), 0, 0, 0)] * gap
+        t += k + gap
+    seen = []
+
+    async def bench(ctx):
+        for cyc in range(len(schedule) + dut.latency + 2):
+            if cyc < len(schedule):
+                a, w, v, f, l = schedule[cyc]
+                ctx.set(dut.a, pack(a, abits))
+                ctx.set(dut.w, pack(w.reshape(-1), wbits))
+                ctx.set(dut.valid, v)
+                ctx.set(dut.first, f)
+                ctx.set(dut.last, l)
+            else:
+                ctx.set(dut.valid, 0)
+            if ctx.get(dut.out_valid):
+                seen.append((cyc, unpack(ctx.get(dut.acc), pe, acc_bits)))
+            await ctx.tick()
+
+    run_sim(dut, bench)
+    assert [c for c, _ in seen] == [c for c, _ in expected]
+    for (_, got), (_, want) in zip(seen, expected):
+        assert got == list(want)
+
+
+def test_mac_array_rejects_bad_parameters():
+    with pytest.raises(ValueError, match=r"pe must be an integer >= 1, not 0"):
+        MacArray(0, 4, 8, 8, 20)
+    with pytest.raises(ValueError, match=r"wbits must be an integer >= 2, not 1"):
+        MacArray(4, 4, 1, 8, 20)

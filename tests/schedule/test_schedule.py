@@ -1,0 +1,121 @@
+"""The scheduler: tiling, memory map, ROM images, exact cycle formula, budget errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hwflow.errors import FitError, OptionError, UnsupportedOpError
+from hwflow.quant.qgraph import QGraph, QLayer, QTensor
+from hwflow.rtl._testgraphs import GraphBuilder
+from hwflow.schedule import schedule
+from hwflow.schedule.memory import allocate, weight_words
+from hwflow.schedule.program import SETUP_CYCLES
+
+
+def _cnn(seed=0, **kw):
+    b = GraphBuilder(seed=seed, **kw)
+    x = b.input_tensor((1, 1, 8, 8))
+    h = b.conv(x, 8, relu=True)
+    h = b.maxpool(h, 2)
+    h = b.conv(h, 16, relu=True)
+    b.gemm(h, 10)
+    return b.build()
+
+
+def test_allocation_reuses_memory_and_never_overlaps_live_tensors():
+    sizes = {"a": 10, "b": 10, "c": 10, "d": 10}
+    live = {"a": (0, 0), "b": (0, 1), "c": (1, 2), "d": (2, 3)}
+    bases, depth = allocate(sizes, live)
+    assert depth == 20  # a chain needs two buffers, not four
+    for x in sizes:
+        for y in sizes:
+            if x < y and not (live[x][1] < live[y][0] or live[y][1] < live[x][0]):
+                assert bases[x] + sizes[x] <= bases[y] or bases[y] + sizes[y] <= bases[x]
+
+
+def test_weight_words_follow_the_read_order():
+    rng = np.random.default_rng(0)
+    wd = rng.integers(-8, 8, size=(5, 6, 2, 3))
+    pe, simd = 2, 4
+    words = weight_words(wd, pe, simd, nt=3, cis=2, tpg=3)
+    k = 2 * 3 * 2
+    assert words.shape == (3 * k, pe, simd)
+    for g in range(3):
+        for ky in range(2):
+            for kx in range(3):
+                for ci in range(2):
+                    word = words[g * k + (ky * 3 + kx) * 2 + ci]
+                    for p in range(pe):
+                        for s in range(simd):
+                            co, c = g * pe + p, ci * simd + s
+                            want = wd[co, c, ky, kx] if co < 5 and c < 6 else 0
+                            assert word[p, s] == want
+
+
+def test_cycle_formula_and_json():
+    prog = schedule(_cnn(), "generic", pe=8, simd=8)
+    assert prog.cycles == prog.input_size + sum(l.cycles for l in prog.layers) + prog.output_size + 2
+    for l in prog.layers:
+        assert l.cycles == SETUP_CYCLES + l.oh * l.ow * l.nt * l.t + l.drain
+        assert l.t >= max(l.k, l.nb)
+        assert sum(1 for _ in l.reads()) == l.oh * l.ow * l.nt * l.t
+    conv2 = prog.layers[2]
+    # Conv 8->16 at 8x8: K = 9 and 2 tiles of 8 channels per pixel, no waste.
+    assert (conv2.k, conv2.nt, conv2.t) == (9, 2, 9)
+    assert conv2.macs == 8 * 16 * 9 * 16
+    assert conv2.oh * conv2.ow * conv2.nt * conv2.t == conv2.macs / 64
+    doc = json.loads(json.dumps(prog.to_json()))
+    assert doc["cycles"] == prog.cycles
+    assert doc["pe"] == 8 and doc["simd"] == 8
+    assert [l["name"] for l in doc["layers"]] == [l.name for l in prog.layers]
+    assert doc["memory"]["weight_bits"] == prog.weights.shape[0] * 64 * prog.wbits
+
+
+def test_gemm_on_4d_input_reads_nchw_flattening():
+    """The Gemm after a conv sees its input flattened NCHW; the weight ROM is reordered to HWC."""
+    prog = schedule(_cnn(), "generic", pe=4, simd=4)
+    gemm = prog.layers[-1]
+    assert (gemm.kh, gemm.kw, gemm.ich, gemm.oh, gemm.ow) == (4, 4, 4, 1, 1)
+
+
+def test_depthwise_uses_supergroups():
+    b = GraphBuilder(seed=0)
+    x = b.input_tensor((1, 16, 4, 4))
+    b.conv(x, 16, groups=16)
+    prog = schedule(b.build(), "generic", pe=4, simd=4)
+    l = prog.layers[0]
+    assert (l.cis, l.tpg, l.nt, l.k) == (1, 1, 4, 9)
+
+
+def test_bad_array_shape_is_an_option_error():
+    with pytest.raises(OptionError, match=r"pe must be an integer >= 1, not 0"):
+        schedule(_cnn(), "generic", pe=0, simd=4)
+
+
+def test_unsupported_layout_is_named():
+    t = {n: QTensor(n, s, 8, 1.0) for n, s in (("x", (1, 4, 4, 4)), ("y", (1, 4, 2, 2)), ("z", (1, 8, 4, 4)))}
+    layers = [QLayer("pool", "maxpool", ["x"], "y", kernel=(2, 2), strides=(2, 2)),
+              QLayer("cat", "concat", ["x", "y"], "z")]
+    qg = QGraph("bad", t, layers, "x", "z")
+    with pytest.raises(UnsupportedOpError, match=r"layer 'cat': concat is only supported along channels"):
+        schedule(qg, "generic")
+
+
+def test_too_big_for_the_target_says_what_to_do():
+    b = GraphBuilder(seed=0)
+    x = b.input_tensor((1, 784))
+    h = b.gemm(x, 512)
+    b.gemm(h, 512)
+    with pytest.raises(FitError, match=r"needs \d+ bits .* target fpga-tiny has \d+ bits .*try --wbits 4, --prune"):
+        schedule(b.build(), "fpga-tiny")
+
+
+def test_mlp_784_100_10_fits_the_default_target():
+    b = GraphBuilder(seed=0)
+    x = b.input_tensor((1, 784))
+    h = b.gemm(x, 100, relu=True)
+    b.gemm(h, 10)
+    prog = schedule(b.build(), "fpga-small")
+    assert prog.estimate["bram_blocks"] <= 56
+    assert prog.input_size == 784 and prog.output_size == 10
