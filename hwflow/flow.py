@@ -62,7 +62,13 @@ __all__ = [
 
 HOST_TAIL_NOTE = "Softmax/ArgMax stay on the host"
 MANIFEST = "manifest.json"
-_SIM_DIR = Path(__file__).resolve().parent.parent / "sim"
+
+
+def _sim_dir() -> Path:
+    """Where hwflow.sim lives (``sim/`` in a checkout; ``hwflow/sim`` when installed)."""
+    from . import sim
+
+    return Path(sim.__file__).resolve().parent
 
 
 # ---- QGraph <-> JSON ---------------------------------------------------------------------
@@ -278,8 +284,8 @@ def step_write(s: FlowState) -> None:
     np.save(d / "vectors" / "inputs.npy", s.inputs)
     np.save(d / "vectors" / "expected.npy", s.expected)
     (d / "sim").mkdir()
-    shutil.copyfile(_SIM_DIR / "tb_accelerator.py", d / "sim" / "tb_accelerator.py")
-    shutil.copyfile(_SIM_DIR / "templates" / "run.py", d / "sim" / "run.py")
+    shutil.copyfile(_sim_dir() / "tb_accelerator.py", d / "sim" / "tb_accelerator.py")
+    shutil.copyfile(_sim_dir() / "templates" / "run.py", d / "sim" / "run.py")
     if not s.target.unlimited:
         from .synth.bundle import write_handoff
 
@@ -461,7 +467,19 @@ def compile_model(
         # the manifest was written before the last timing was known; rewrite it
         state.manifest["compile_seconds"] = {k: round(v, 4) for k, v in state.times.items()}
         _write_json(tmp / MANIFEST, state.manifest)
+        _keep_mtime_if_unchanged(out / state.manifest["verilog"], tmp / state.manifest["verilog"])
     return {**state.manifest, "path": str(out)}
+
+
+def _keep_mtime_if_unchanged(old: Path, new: Path) -> None:
+    """Give an unchanged Verilog file its old timestamp, so the simulators' caches in
+    sim_build (Verilator skips identical inputs, Icarus compares mtimes) stay valid."""
+    try:
+        if old.is_file() and old.read_bytes() == new.read_bytes():
+            st = old.stat()
+            os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    except OSError:
+        pass
 
 
 def _check_out_dir(out: Path) -> None:

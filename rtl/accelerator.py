@@ -37,6 +37,7 @@ from .mac_array import MacArray
 from .pool import PoolUnit
 from .requantizer import Requantizer
 from .serializer import Serializer
+from ._verilog_text import compress_zero_init
 from .weight_rom import WeightRom
 
 __all__ = ["Accelerator", "to_verilog"]
@@ -55,14 +56,19 @@ class Accelerator(wiring.Component):
     Parameters
     ----------
     program : hwflow.schedule.Program
+    rom_module : str, optional
+        Only for :func:`to_verilog`: the weight ROM becomes an instance of this Verilog
+        module (see :class:`~hwflow.rtl.weight_rom.WeightRom`).
     """
 
-    def __init__(self, program):
+    def __init__(self, program, *, rom_module: str | None = None):
         from hwflow.schedule import Program
 
         if not isinstance(program, Program):
             raise TypeError(f"Accelerator needs a hwflow.schedule.Program, not {program!r}")
         self._p = program
+        self._rom_module = rom_module
+        self.wrom = None
         super().__init__({
             "start": In(1),
             "busy": Out(1),
@@ -119,7 +125,8 @@ class Accelerator(wiring.Component):
         is_mac = d.kind == KIND_CODES["mac"]
 
         if has_mac:
-            m.submodules.wrom = wrom = WeightRom(p.weights, p.wbits)
+            m.submodules.wrom = wrom = WeightRom(p.weights, p.wbits, verilog_module=self._rom_module)
+            self.wrom = wrom
             m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits)
             assert mac.latency == lat["mac"], (mac.latency, lat)
             m.d.comb += [
@@ -200,5 +207,10 @@ def to_verilog(program, name: str = "hwflow_top") -> str:
     """Verilog text of the accelerator for ``program``, top module ``name``."""
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"module name must be a Verilog identifier, not {name!r}")
-    top = Accelerator(program)
-    return verilog.convert(top, name=name, emit_src=False)
+    # The weight ROM is emitted as its own small Verilog module (Amaranth would take seconds
+    # to turn a large ROM's contents into netlist constants).
+    top = Accelerator(program, rom_module=f"{name}_wrom")
+    text = verilog.convert(top, name=name, emit_src=False)
+    if top.wrom is not None:
+        text = text.rstrip("\n") + "\n\n" + top.wrom.verilog()
+    return compress_zero_init(text)

@@ -43,14 +43,20 @@ class WeightRom(wiring.Component):
         ``(words, pe, simd)`` signed weights.
     bits : int
         Signed weight width.
+    verilog_module : str, optional
+        Instead of an Amaranth memory, instantiate the Verilog module of this name, which
+        the caller emits with :meth:`verilog` (used by ``to_verilog``: Amaranth turns every
+        bit of a memory's contents into a netlist constant, which takes seconds for a large
+        ROM, while the text takes milliseconds). Simulation in Amaranth uses the memory.
     """
 
-    def __init__(self, image, bits: int):
+    def __init__(self, image, bits: int, *, verilog_module: str | None = None):
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[0] < 1:
             raise ValueError(f"image must be (words, pe, simd), not shape {image.shape!r}")
         self._words = pack_words(image, bits)
         self._pe, self._simd, self._bits = int(image.shape[1]), int(image.shape[2]), bits
+        self._module = verilog_module
         aw = max(1, (len(self._words) - 1).bit_length())
         super().__init__({
             "addr": In(aw),
@@ -58,11 +64,33 @@ class WeightRom(wiring.Component):
         })
 
     @property
+    def words(self) -> list[int]:
+        """The packed ROM words."""
+        return self._words
+
+    @property
     def latency(self) -> int:
         return 1
 
+    def verilog(self) -> str:
+        """The ROM as a Verilog module named ``verilog_module`` (synchronous read: block RAM)."""
+        width, depth = self._pe * self._simd * self._bits, len(self._words)
+        aw, digits = self.addr.shape().width, (width + 3) // 4
+        init = "\n".join(f"    mem[{i}] = {width}'h{w:0{digits}x};" for i, w in enumerate(self._words))
+        return (
+            f"module {self._module}(clk, addr, data);\n"
+            f"  input clk;\n  input [{aw - 1}:0] addr;\n  output reg [{width - 1}:0] data = {width}'h0;\n"
+            f"  reg [{width - 1}:0] mem [0:{depth - 1}];\n"
+            f"  initial begin\n{init}\n  end\n"
+            f"  always @(posedge clk) data <= mem[addr];\n"
+            f"endmodule\n"
+        )
+
     def elaborate(self, platform):
         m = Module()
+        if self._module is not None:
+            m.submodules.rom = Instance(self._module, i_clk=ClockSignal(), i_addr=self.addr, o_data=self.data)
+            return m
         m.submodules.mem = mem = memory.Memory(shape=unsigned(self._pe * self._simd * self._bits),
                                                depth=len(self._words), init=self._words)
         rd = mem.read_port()

@@ -18,8 +18,9 @@ Environment (set by the runner):
 Cycle counting: ``start`` is driven high right after a rising edge, so it is sampled at
 the end of cycle 0; the testbench's count is the number of clock periods from that
 edge to the cycle in which ``done`` is first seen high (read in the ReadOnly phase).
-The testbench only wakes up every cycle while a stream is moving: while the core
-computes it waits on ``out_valid``/``done`` edges, so the simulator runs at full speed.
+The streams are sampled at falling clock edges (one wake-up per cycle, only while a
+stream is moving); while the core computes, the testbench waits on ``out_valid`` and
+``done`` edges, so the simulator runs at full speed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import time
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 PERIOD_NS = 10
@@ -46,7 +47,13 @@ def _high(handle) -> bool:
 
 
 class StreamDriver:
-    """Drives the in-stream: ``in_valid`` held high, one code per accepted beat."""
+    """Drives the in-stream: ``in_valid`` held high, one code per accepted beat.
+
+    It wakes once per cycle, at the falling clock edge: every signal is settled there
+    (the core changes only at rising edges), so ``in_ready`` read then says whether the
+    beat transfers at the next rising edge, and the next code written then is in place
+    well before the edge after. ``in_ready`` must not depend on ``in_data``.
+    """
 
     def __init__(self, dut):
         self.dut = dut
@@ -57,19 +64,24 @@ class StreamDriver:
         self.accepted = 0
         dut.in_data.value = codes[0]
         dut.in_valid.value = 1
-        while self.accepted < len(codes):
-            await ReadOnly()
-            beat = _high(dut.in_ready)
-            await RisingEdge(dut.clk)
-            if beat:
-                self.accepted += 1
-                if self.accepted < len(codes):
-                    dut.in_data.value = codes[self.accepted]
-        dut.in_valid.value = 0
+        moved = False  # a beat transferred at the last rising edge
+        while True:
+            await FallingEdge(dut.clk)
+            if moved:
+                if self.accepted == len(codes):
+                    dut.in_valid.value = 0
+                    return
+                dut.in_data.value = codes[self.accepted]
+            moved = _high(dut.in_ready)
+            self.accepted += moved
 
 
 class StreamMonitor:
-    """Collects out-stream codes (``out_ready`` held high) into ``self.codes``."""
+    """Collects out-stream codes (``out_ready`` held high) into ``self.codes``.
+
+    Samples at falling clock edges while ``out_valid`` is high; otherwise sleeps until
+    ``out_valid`` rises, so the simulator runs unhindered while the core computes.
+    """
 
     def __init__(self, dut):
         self.dut = dut
@@ -82,11 +94,10 @@ class StreamMonitor:
     async def _run(self) -> None:
         dut = self.dut
         while True:
-            await ReadOnly()
+            await FallingEdge(dut.clk)
             if _high(dut.out_valid):
                 if _high(dut.out_ready):
                     self.codes.append(_int(dut.out_data))
-                await RisingEdge(dut.clk)
             else:
                 await RisingEdge(dut.out_valid)
 

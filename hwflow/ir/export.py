@@ -72,6 +72,8 @@ class _Exporter:
         if n.op == "Clip":
             lo, hi = attrs.pop("min", None), attrs.pop("max", None)
             inputs = inputs[:1] + [self._bound(n, "min", lo), self._bound(n, "max", hi)]
+        if n.op == "Dropout":
+            attrs.pop("ratio", None)  # an input since opset 12; inference ignores it anyway
         if n.op in ("Squeeze", "Unsqueeze") and "axes" in attrs:
             inputs = inputs[:1] + [self.const(f"{n.name}_axes", np.array(attrs.pop("axes"), np.int64))]
         if n.op in ("Softmax", "LogSoftmax") and n.attrs.get("coerce_2d"):

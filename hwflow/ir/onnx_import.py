@@ -9,7 +9,8 @@ What the importer guarantees about the graph it returns:
   ``Unsqueeze``... on constants) are evaluated away with the float reference's kernels;
 - opset-dependent attributes are normalised: Clip bounds become ``attrs["min"]`` /
   ``attrs["max"]``, Squeeze/Unsqueeze axes become ``attrs["axes"]``, Sum becomes Add;
-- host-side tail ops (Softmax, LogSoftmax, ArgMax) carry ``attrs["host"] = True``;
+- host-side tail ops (Softmax, LogSoftmax, ArgMax, skl2onnx's label lookup
+  ArrayFeatureExtractor, and data movement after them) carry ``attrs["host"] = True``;
 - every remaining op is in :data:`SUPPORTED_OPS`, else :class:`UnsupportedOpError`.
 """
 
@@ -54,7 +55,8 @@ CONST_ONLY_OPS = ("ConstantOfShape", "Shape", "Gather", "Unsqueeze", "Squeeze")
 # Accepted but rewritten on import.
 _REWRITTEN_OPS = ("Sum",)
 
-# Ops whose every input must be a constant except the first (the activation).
+# Ops that read one activation; every other input must be a constant (a layer's
+# weights, or the operand of an elementwise op by a constant).
 _CONST_OPERAND_OPS = ("Sub", "Mul", "Div", "MatMul", "Conv", "Gemm", "BatchNormalization")
 
 # Shape-only ops whose outputs do not depend on input values, only on static shapes.
@@ -101,11 +103,14 @@ def load_model(path: str | os.PathLike) -> Graph:
         raise ModelError(f"{str(p)!r} is empty, not an ONNX model")
     try:
         model = onnx.load_model_from_string(raw)
-        if model.graph.node or model.graph.initializer or model.graph.input:
-            onnx.load_external_data_for_model(model, str(p.parent))
-    except Exception as exc:  # protobuf raises a DecodeError, external data OSError...
+    except Exception as exc:  # protobuf's DecodeError
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"{str(p)!r} is not an ONNX model or is truncated ({msg}); re-export it") from None
+    try:
+        onnx.load_external_data_for_model(model, str(p.parent))
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"{str(p)!r}: cannot read its external weight data: {msg}") from None
     if not model.opset_import or not model.graph.node or not model.graph.output:
         raise ModelError(f"{str(p)!r} is not an ONNX model (no graph, operators or outputs); is it truncated?")
     try:
@@ -231,10 +236,14 @@ def from_onnx(model: onnx.ModelProto, name: str | None = None, *, strict: bool =
     if strict and len(inputs) != 1:
         names = [vi.name for vi in inputs]
         raise ModelError(f"the model has {len(inputs)} graph inputs {names!r}; hwflow needs exactly one")
-    model = onnx.ModelProto.FromString(model.SerializeToString()) if inputs else model
+    model = onnx.ModelProto.FromString(model.SerializeToString()) if inputs or g.value_info else model
     g = model.graph
     inputs = [vi for vi in g.input if vi.name not in init_names]
+    # exporters' intermediate shapes are hints that onnx re-infers; a wrong one can make its
+    # inference allocate per declared element (a [10**9] value_info takes seconds and GiBs)
+    del g.value_info[:]
     _check_ops(g)
+    _check_schemas(model, opset)
     _fix_input_shapes(model, inputs, strict)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
@@ -277,9 +286,9 @@ def _build(model, g, inputs, info, opset, name, strict, fold) -> Graph:
             raise ModelError(f"graph output {t!r} is not produced by any node")
     if fold:
         _prune_dead(graph)
+    _mark_host_tail(graph, strict)
     if strict:
         _check_supported(graph, set(importer.known))
-    _mark_host_tail(graph, strict)
     graph.verify()
     return graph
 
@@ -400,7 +409,9 @@ class _Importer:
             node.op in _SHAPE_OPS or all(c is not None for t, c in zip(node.inputs, consts) if t)
         )
         if computable:
-            ins = [np.zeros(g.shape(node.inputs[0]), np.int8)] if node.op in _SHAPE_OPS else consts
+            # Shape reads only the shape: a broadcast zero allocates nothing, whatever its size
+            ins = [np.broadcast_to(np.int8(0), g.shape(node.inputs[0]))] if node.op in _SHAPE_OPS else consts
+            _check_fold_size(node, [g.shape(t) if t else None for t in node.inputs], consts)
             outs = run_node(node, ins)
             for t, v in zip(node.outputs, outs):
                 if t and self.fold:
@@ -452,6 +463,63 @@ def _check_ops(g: onnx.GraphProto) -> None:
             )
 
 
+#: Largest constant the importer computes (elements); more is no network for a small FPGA,
+#: and a tiny file can declare it (ConstantOfShape [10**5, 10**5]).
+MAX_FOLD_ELEMENTS = 1 << 27
+
+
+def _check_fold_size(node: Node, shapes: list, consts: list) -> None:
+    """Refuse to compute an absurdly large constant, before allocating it."""
+    from .shapes import infer_node_shapes
+
+    try:
+        derived = infer_node_shapes(node, shapes, consts)
+    except HwflowError:
+        return  # the kernel reports what is wrong, as before
+    for t, shape in zip(node.outputs, derived or ()):
+        if float(np.prod(shape, dtype=np.float64)) > MAX_FOLD_ELEMENTS:
+            raise ModelError(
+                f"node {node.name!r} ({node.op}) makes a constant {t!r} of shape {tuple(shape)!r}, more than "
+                f"{MAX_FOLD_ELEMENTS:,} elements; the model is malformed or far too large for hwflow"
+            )
+
+
+def _check_schemas(model: onnx.ModelProto, opset: int) -> None:
+    """Check each node against its ONNX schema: input/output counts, required inputs
+    and attributes, attribute types (a malformed node must not reach the kernels)."""
+    from onnx.defs import OpSchema
+
+    versions = {o.domain or "": o.version for o in model.opset_import}
+    versions[""] = opset
+    single = OpSchema.FormalParameterOption.Single
+    for i, proto in enumerate(model.graph.node):
+        domain = "" if proto.domain == "ai.onnx" else proto.domain
+        try:
+            schema = onnx.defs.get_schema(proto.op_type, versions.get(domain, 1), domain)
+        except onnx.defs.SchemaError:
+            continue  # _check_ops decides about ops onnx does not know
+        where = f"node {proto.name or f'{proto.op_type}_{i}'!r} ({proto.op_type})"
+        for what, names, lo, hi, formal in (("inputs", proto.input, schema.min_input, schema.max_input, schema.inputs),
+                                            ("outputs", proto.output, schema.min_output, schema.max_output, schema.outputs)):
+            if not lo <= len(names) <= hi:
+                want = f"{lo}" if lo == hi else f"{lo} to {hi}"
+                raise ModelError(f"{where} has {len(names)} {what}; ONNX {proto.op_type} takes {want}: the model is malformed, re-export it")
+            for k, t in enumerate(names):
+                if not t and formal and formal[min(k, len(formal) - 1)].option == single:
+                    raise ModelError(f"{where}: required {what[:-1]} {k} ({formal[min(k, len(formal) - 1)].name}) is empty: the model is malformed, re-export it")
+        given = {a.name: a for a in proto.attribute}
+        for name, spec in schema.attributes.items():
+            a = given.get(name)
+            if a is None:
+                if spec.required:
+                    raise ModelError(f"{where} lacks its required attribute {name!r}: the model is malformed, re-export it")
+            elif int(a.type) != int(spec.type):
+                got = onnx.AttributeProto.AttributeType.Name(a.type)
+                raise ModelError(
+                    f"{where}: attribute {name!r} is {got}, ONNX wants {spec.type.name}: the model is malformed, re-export it"
+                )
+
+
 def _prune_dead(graph: Graph) -> None:
     """Drop nodes and constants that no graph output depends on."""
     from ..passes.dead_code import eliminate_dead_code
@@ -460,13 +528,13 @@ def _prune_dead(graph: Graph) -> None:
 
 
 def _check_supported(graph: Graph, computable: set[str]) -> None:
-    """The strict rules: supported ops only, constant layer operands.
+    """The strict rules: supported ops only, constant layer operands (host tail exempt).
 
     ``computable`` holds tensors that are computed from constants only (left as nodes
     when importing without folding); they count as constants.
     """
     for node in graph.nodes:
-        if all(t in computable for t in node.outputs if t):
+        if node.attrs.get("host") or all(t in computable for t in node.outputs if t):
             continue
         if node.op not in SUPPORTED_OPS:
             raise UnsupportedOpError(

@@ -169,6 +169,12 @@ def _argmax(node: Node, s: list, c: list) -> list:
     return [x[:axis] + x[axis + 1 :]]
 
 
+def _softmax(node: Node, s: list, c: list) -> list:
+    if "axis" in node.attrs or not node.attrs.get("coerce_2d"):
+        _axis(int(node.attrs.get("axis", -1)), len(s[0]))
+    return [s[0]]
+
+
 def _constant(node: Node, s: list, c: list) -> list:
     return [tuple(np.shape(node.attrs["value"]))]
 
@@ -254,8 +260,8 @@ SHAPE_RULES: dict[str, Rule] = {
     "Gather": _gather,
     "Unsqueeze": _unsqueeze,
     "Squeeze": _squeeze,
-    "Softmax": _same,
-    "LogSoftmax": _same,
+    "Softmax": _softmax,
+    "LogSoftmax": _softmax,
     "ArgMax": _argmax,
     "ArrayFeatureExtractor": _array_feature_extractor,
 }

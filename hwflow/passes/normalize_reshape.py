@@ -42,8 +42,9 @@ class NormalizeReshape(Pass):
                 graph.replace_input(node, src, prev.inputs[0])
                 src = prev.inputs[0]
                 modified = True
-                if node.op == "Flatten" and not _is_flatten1(graph, node):
-                    # the old Flatten axis referred to the intermediate shape
+                if node.op == "Reshape" or not _is_flatten1(graph, node):
+                    # a Flatten axis or a 0 in the target shape referred to the
+                    # intermediate shape: spell out the static target instead
                     node.op, node.attrs = "Reshape", {}
                     shape = graph.add_const(f"{node.name}_shape", np.array(graph.shape(node.outputs[0]), np.int64))
                     node.inputs = [src, shape.name]

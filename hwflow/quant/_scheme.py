@@ -25,6 +25,15 @@ class Scheme:
         """Scale per output channel ``(Cout,)`` or per tensor ``(1,)``; weights have z = 0."""
         raise NotImplementedError
 
+    def weight_scale_candidates(self, w: np.ndarray, bits: int, per_channel: bool) -> list[np.ndarray]:
+        """Other scales (each ``(Cout,)``) worth trying when rounding can compensate errors
+        (GPTQ picks by output error): clipping ratios of ``max|w|`` by default."""
+        rows = np.abs(np.asarray(w, np.float64).reshape(w.shape[0], -1))
+        amax = rows.max(axis=1) if per_channel else np.full(w.shape[0], rows.max())
+        amax = np.where(amax > 0, amax, 1.0)
+        qmax = int_range(bits)[1]
+        return [amax * r / qmax for r in (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)]
+
     def act_params(self, lo: float, hi: float, bits: int, values: np.ndarray | None = None) -> tuple[float, int]:
         """``(scale, zero_point)`` of an activation tensor with real range ``[lo, hi]``."""
         raise NotImplementedError

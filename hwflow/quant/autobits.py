@@ -67,16 +67,18 @@ def auto_bits(graph: Graph, config: QuantConfig, calib: np.ndarray, budget_kbit:
 
     ref = None
     evals = 0
+    cache: dict = {}  # activation ranges do not depend on weight widths (CLE/clamp aside)
 
     def measure(b: dict[str, int]) -> dict:
         nonlocal ref, evals
         evals += 1
         cfg = config.with_(layer_bits={**config.layer_bits, **{n: (b[n], abits[n]) for n in names}})
-        qg = quantize_plan(lower(graph), cfg, calib)
+        qg = quantize_plan(lower(graph), cfg, calib, graph.meta.get("fixed_qparams"), range_cache=cache)
         if ref is None:
             ref = np.asarray(run_float(graph, calib, keep=True)[qg.output], np.float64).reshape(len(calib), -1)
-        m = compare(ref, quant_logits(qg, calib))
-        m["noise"] = float(np.mean((ref - quant_logits(qg, calib)) ** 2))
+        out = quant_logits(qg, calib)
+        m = compare(ref, out)
+        m["noise"] = float(np.mean((ref - out) ** 2))
         m["kbit"] = qg.weight_bits() / 1000
         m["bits"] = dict(b)
         return m

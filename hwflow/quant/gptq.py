@@ -40,10 +40,14 @@ def layer_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0
     return [g[rng.choice(len(g), max_rows, replace=False)] if len(g) > max_rows else g for g in groups]
 
 
-def _gptq_rows(w: np.ndarray, s: np.ndarray, x: np.ndarray, bits: int, damp: float) -> np.ndarray:
-    """Codes for ``w`` (C, K) with per-row scales ``s`` given inputs ``x`` (rows, K)."""
+def _hessian(x: np.ndarray) -> np.ndarray:
+    return x.T @ x / max(len(x), 1)
+
+
+def _gptq_rows(w: np.ndarray, s: np.ndarray, h: np.ndarray, bits: int, damp: float) -> np.ndarray:
+    """Codes for ``w`` (C, K) with per-row scales ``s`` given ``H = XᵀX/n`` (K, K)."""
     lo, hi = int_range(bits)
-    h = x.T @ x / max(len(x), 1)
+    h = h.copy()
     w = w.copy()
     dead = np.diag(h) == 0
     h[dead, dead] = 1.0
@@ -66,27 +70,58 @@ def _gptq_rows(w: np.ndarray, s: np.ndarray, x: np.ndarray, bits: int, damp: flo
     return q[:, inv]
 
 
-def gptq_codes(fl: FLayer, s_c: np.ndarray, bits: int, x: np.ndarray, damp: float = 0.01) -> np.ndarray:
-    """Integer weight codes of ``fl`` (shape of its weight) for per-channel scales ``s_c``.
+def _row_error(w: np.ndarray, q: np.ndarray, s: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Per row, the output error power ``(w - q·s) H (w - q·s)ᵀ``."""
+    d = w - q * s[:, None]
+    return np.einsum("ck,kj,cj->c", d, h, d)
+
+
+def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int, x: np.ndarray, per_channel: bool = True,
+               damp: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Integer weight codes of ``fl`` and the scales they use.
 
     Parameters
     ----------
     fl : FLayer
         A Conv or Gemm.
-    s_c : numpy.ndarray
-        Scale per output channel ``(Cout,)``.
+    scales : list of numpy.ndarray
+        Candidate scales, each ``(Cout,)``; the first is the scheme's choice. GPTQ runs
+        with each, and each output channel (or, per tensor, the whole layer) keeps the
+        candidate whose output error on ``x`` is smallest: with error compensation the
+        best clipping is not the one that minimises the weights' own MSE.
     bits : int
         Weight width.
     x : numpy.ndarray
-        The layer's float input on calibration data.
+        The layer's input on calibration data.
+    per_channel : bool
+        Choose per output channel (else one candidate for the layer).
     damp : float
         Fraction of the mean diagonal added to ``H`` (numerical stability).
+
+    Returns
+    -------
+    (codes, scale) : (numpy.ndarray of int64 shaped like the weight, numpy.ndarray (Cout,))
     """
     w = fl.weight.reshape(fl.weight.shape[0], -1)
     cout = w.shape[0]
     per = cout // fl.groups
-    out = np.empty_like(w)
+    best_q = np.empty_like(w)
+    best_s = np.empty(cout)
+    total = {}
+    results = []
     for g, xg in enumerate(layer_inputs(fl, x)):
         rows = slice(g * per, (g + 1) * per)
-        out[rows] = _gptq_rows(w[rows], s_c[rows], xg, bits, damp)
-    return out.reshape(fl.weight.shape).astype(np.int64)
+        h = _hessian(xg)
+        for k, s in enumerate(scales):
+            q = _gptq_rows(w[rows], s[rows], h, bits, damp)
+            results.append((g, k, q, _row_error(w[rows], q, s[rows], h)))
+    errs = np.full((len(scales), cout), np.inf)
+    for g, k, _, e in results:
+        errs[k, g * per:(g + 1) * per] = e
+    choice = np.argmin(errs, axis=0) if per_channel else np.full(cout, np.argmin(errs.sum(axis=1)))
+    for g, k, q, _ in results:
+        rows = np.arange(g * per, (g + 1) * per)
+        pick = choice[rows] == k
+        best_q[rows[pick]] = q[pick]
+        best_s[rows[pick]] = scales[k][rows[pick]]
+    return best_q.reshape(fl.weight.shape).astype(np.int64), best_s

@@ -93,12 +93,17 @@ def _union_groups(plan: Plan) -> dict[str, str]:
 
 
 def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = None,
-                  fixed: dict | None = None) -> QGraph:
+                  fixed: dict | None = None, range_cache: dict | None = None) -> QGraph:
     """:func:`quantize` on an already lowered plan (the plan's weights are modified).
 
     ``fixed`` holds parameters of a pre-quantized model (:mod:`.qdq_import`).
+    ``range_cache`` (a dict kept by the caller) memoizes calibrated activation ranges
+    across calls that differ only in weight widths (auto-bits).
     """
     fixed = {"tensors": dict((fixed or {}).get("tensors", {})), "weights": (fixed or {}).get("weights", {})}
+    if fixed["weights"] and (config.cle or config.clamp_sigma is not None):
+        raise OptionError("this model is already quantized: its weights are kept as they are, so --cle and "
+                          "--clamp-sigma do not apply")
     if fixed["tensors"]:
         _rescale_concat_inputs(plan, fixed["tensors"])
     scheme = make_scheme(config.scheme, config.mbits)
@@ -124,6 +129,15 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
     moments = propagate_moments(plan, input_range) if config.bias_correction and env is None else None
 
     def tensor_range(names: list[str], bits: int) -> tuple[tuple[float, float], np.ndarray | None]:
+        key = (method, tuple(names), bits)
+        if range_cache is not None and key in range_cache:
+            return range_cache[key]
+        rv = _tensor_range(names, bits)
+        if range_cache is not None:
+            range_cache[key] = rv
+        return rv
+
+    def _tensor_range(names: list[str], bits: int) -> tuple[tuple[float, float], np.ndarray | None]:
         if method == "none":
             lo = min(none_ranges[t][0] for t in names)
             hi = max(none_ranges[t][1] for t in names)
@@ -258,6 +272,16 @@ def _zero_point_overflows(plan: Plan, abits: dict[str, int], config: QuantConfig
     return out
 
 
+def _multiplier(scheme, r: np.ndarray, fl: FLayer):
+    try:
+        return scheme.multiplier(r)
+    except ValueError:  # pow2 on scales that are not (an imported model's)
+        raise OptionError(
+            f"layer {fl.name!r}: the model's scales give a requantizer ratio {float(np.ravel(r)[0]):.6g} that is not "
+            f"a power of two; use --scheme symmetric or asymmetric"
+        ) from None
+
+
 def _round(x: np.ndarray) -> np.ndarray:
     """Round half away from zero (as QTensor.quantize does)."""
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
@@ -334,7 +358,7 @@ def _emit(fl: FLayer, ins: list[QTensor], out: QTensor, pre: QTensor | None, wbi
             mbits = config.mbits
             attrs["note"] = f"1/{k} needs a multiplier even in the pow2 scheme"
         else:
-            m, n, mbits = scheme.multiplier(r)
+            m, n, mbits = _multiplier(scheme, r, fl)
         bias = np.full(c, -k * tin.zero_point, dtype=np.int64)
         return QLayer(op="avgpool", bias=bias, m=m, n=n, mbits=mbits, **extra, **common), info
     # conv / gemm
@@ -347,7 +371,10 @@ def _emit(fl: FLayer, ins: list[QTensor], out: QTensor, pre: QTensor | None, wbi
     s_wc = np.broadcast_to(s_w, (cout,))
     wlo, whi = int_range(wbits)
     if gptq_x is not None:
-        w_q = gptq_codes(fl, np.asarray(s_wc, np.float64), wbits, gptq_x)
+        cands = [np.array(s_wc, np.float64)] + [np.array(c, np.float64) for c in
+                                                 scheme.weight_scale_candidates(w, wbits, config.per_channel)]
+        w_q, s_wc = gptq_codes(fl, cands, wbits, gptq_x, per_channel=config.per_channel)
+        s_w = s_wc if config.per_channel else s_wc[:1]
     else:
         w_q = np.clip(_round(w / s_wc.reshape(-1, *([1] * (w.ndim - 1)))), wlo, whi).astype(np.int64)
     bias_f = fl.bias
@@ -359,7 +386,7 @@ def _emit(fl: FLayer, ins: list[QTensor], out: QTensor, pre: QTensor | None, wbi
     clipped = int(((b_q < blo) | (b_q > bhi)).sum())
     b_q = np.clip(b_q, blo, bhi)
     r = tin.scale * s_w / space.scale
-    m, n, mbits = scheme.multiplier(r)
+    m, n, mbits = _multiplier(scheme, r, fl)
     info.update(_weight_analysis(w, w_q, s_wc, wbits), bias_clipped=clipped)
     attrs["w_scale"] = [float(v) for v in s_w]
     if clipped:

@@ -35,6 +35,12 @@ class Pow2Scheme(Scheme):
         s_lo, s_hi = np.exp2(lo), np.exp2(hi)
         return np.where(weight_mse(rows, s_lo, bits) < weight_mse(rows, s_hi, bits), s_lo, s_hi)
 
+    def weight_scale_candidates(self, w, bits, per_channel):
+        rows = np.abs(channel_rows(w))
+        amax = rows.max(axis=1) if per_channel else np.full(w.shape[0], rows.max())
+        lo, hi = _exponents(amax, bits)
+        return [np.exp2(lo), np.exp2(hi), np.exp2(lo - 1)]
+
     def act_params(self, lo, hi, bits, values=None):
         amax = max(abs(float(lo)), abs(float(hi)))
         e_lo, e_hi = (float(e[0]) for e in _exponents(np.array([amax]), bits))

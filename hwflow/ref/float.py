@@ -433,7 +433,10 @@ def run_float_multi(graph: Graph, feeds: dict[str, np.ndarray], keep: bool = Fal
 
     for node in graph.nodes:
         ins = [value(t) for t in node.inputs]
-        if batched and node.op == "Reshape" and not graph.tensors[node.inputs[0]].is_const:
+        on_batch = batched and bool(node.inputs) and not graph.tensors[node.inputs[0]].is_const
+        if on_batch:
+            _check_batch_axis(graph, node)
+        if on_batch and node.op == "Reshape":
             outs = [_batched_reshape(graph, node, ins[0], n)]
         else:
             outs = run_node(node, ins)
@@ -443,6 +446,27 @@ def run_float_multi(graph: Graph, feeds: dict[str, np.ndarray], keep: bool = Fal
     if keep:
         return env
     return {t: value(t) for t in graph.outputs}
+
+
+def _check_batch_axis(graph: Graph, node: Node) -> None:
+    """Refuse a batch when ``node`` would mix samples (it works on axis 0)."""
+    rank = len(graph.shape(node.inputs[0]))
+    a = node.attrs
+    axes: list[int] = []
+    if node.op in ("Concat", "Softmax", "LogSoftmax", "ArgMax"):
+        default = {"Concat": 0, "ArgMax": 0, "Softmax": 1 if a.get("coerce_2d") else -1}.get(node.op, -1)
+        axes = [int(a.get("axis", default))]
+    elif node.op == "Flatten":
+        axes = [0] if int(a.get("axis", 1)) == 0 else []  # axis 0 merges the batch into one row
+    elif node.op == "Transpose":
+        perm = a.get("perm")
+        axes = [0] if perm is not None and perm[0] != 0 else ([] if perm is not None or rank < 2 else [0])
+    elif node.op in ("Squeeze", "Unsqueeze"):
+        axes = [int(x) for x in a.get("axes") or []]
+    elif node.op == "Gemm" and a.get("transA"):
+        axes = [0]
+    if any((x + rank if x < 0 else x) == 0 for x in axes):
+        raise DataError(f"node {node.name!r} ({node.op}) works across axis 0, the batch: run one sample at a time")
 
 
 def _batched_reshape(graph: Graph, node: Node, x: np.ndarray, n: int) -> np.ndarray:

@@ -62,8 +62,10 @@ def test_build_layout_and_manifest(mlp_build):
     assert m["options"]["quant"]["scheme"] == "symmetric"
     assert m["hwflow_version"]
     # the standalone testbench is the package's, verbatim
+    import hwflow.sim
+
     assert (mlp_build / "sim" / "tb_accelerator.py").read_text() == \
-        (Path(flow.__file__).parents[1] / "sim" / "tb_accelerator.py").read_text()
+        (Path(hwflow.sim.__file__).parent / "tb_accelerator.py").read_text()
 
 
 def test_vectors_are_calibration_samples_and_reference_outputs(mlp_build):
@@ -174,6 +176,18 @@ def test_failed_compile_leaves_previous_build_intact(tmp_path, monkeypatch):
     assert json.loads((out / "manifest.json").read_text())["vectors"]["count"] == 4
     assert (out / "sim_build" / "cache").read_text() == "kept"
     assert _listing(tmp_path) == ["b"]
+
+
+def test_unchanged_verilog_keeps_its_timestamp(tmp_path):
+    """So the simulators' caches in sim_build survive a recompile of the same design."""
+    out = tmp_path / "b"
+    compile_model(MLP, "generic", out, vectors=1)
+    v = out / "digits_mlp.v"
+    os.utime(v, ns=(10**18, 10**18))
+    compile_model(MLP, "generic", out, vectors=2)
+    assert v.stat().st_mtime_ns == 10**18
+    compile_model(MLP, "generic", out, vectors=2, pe=2)  # a different design: a fresh file
+    assert v.stat().st_mtime_ns != 10**18
 
 
 def test_failed_first_compile_leaves_nothing(tmp_path, capsys):

@@ -73,12 +73,16 @@ def _cases(tmp_path):
         _save(tmp_path / "two.onnx", [helper.make_node("Add", ["x", "z"], ["y"])], [_x(1, 4), _x(1, 4, name="z")]),
         r"two.onnx: the model has 2 graph inputs \['x', 'z'\]; hwflow needs exactly one",
     )
+    onnx.save_model(onnx.load(_good(tmp_path / "ext.onnx")), tmp_path / "ext.onnx", save_as_external_data=True,
+                    location="ext.data", size_threshold=0)  # fmt: skip
+    (tmp_path / "ext.data").unlink()
+    cases["missing-external-data"] = (tmp_path / "ext.onnx", r"'.*ext.onnx': cannot read its external weight data")
     return cases
 
 
 CASES = [
     "missing", "dangling-link", "directory", "text", "random-bytes", "empty", "truncated",
-    "unsupported-op", "nan", "inf", "dynamic-dim", "two-inputs",
+    "unsupported-op", "nan", "inf", "dynamic-dim", "two-inputs", "missing-external-data",
 ]  # fmt: skip
 
 

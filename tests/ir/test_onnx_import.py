@@ -171,6 +171,29 @@ def test_truncated_file(tmp_path):
             load_model(p)
 
 
+def test_external_data(tmp_path):
+    w = rng.standard_normal((64, 8)).astype(np.float32)
+    m = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [_x(1, 64)], {"w": w})
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(m, path, save_as_external_data=True, location="ext.data", size_threshold=0)
+    np.testing.assert_array_equal(load_model(path).const("w"), w)
+    (tmp_path / "ext.data").unlink()
+    with pytest.raises(ModelError, match=r"'.*ext.onnx': cannot read its external weight data"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("opset", [9, 11, 13, 17, 21])
+def test_every_supported_opset(opset):
+    w = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["y"]),
+    ]
+    g = from_onnx(_model(nodes, [_x("batch", 3, 4, 4)], {"w": w}, opset=opset))
+    assert g.meta["opset"] == opset and g.shape("y") == (1, 32)
+
+
 def test_errors_from_the_graph_name_the_file(tmp_path):
     m = _model([helper.make_node("Relu", ["x"], ["y"])], [_x(1, 4)], opset=23)
     (tmp_path / "new.onnx").write_bytes(m.SerializeToString())
@@ -197,3 +220,34 @@ def test_export_round_trip_matches_onnxruntime():
     want = run(model)
     np.testing.assert_allclose(run(exported), want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(run_float(g, x), want, rtol=1e-5, atol=1e-6)
+
+
+def test_export_spells_opset_9_attributes_as_opset_17():
+    import onnxruntime as ort
+
+    c = 3
+    inits = {"s": np.ones(c, np.float32) * 2, "b": np.zeros(c, np.float32), "m": np.ones(c, np.float32),
+             "v": np.ones(c, np.float32)}  # fmt: skip
+    nodes = [
+        helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["n"], epsilon=1e-3),
+        helper.make_node("Dropout", ["n"], ["d"], ratio=0.3),
+        helper.make_node("Clip", ["d"], ["k"], min=0.0, max=1.5),
+        helper.make_node("Squeeze", ["k"], ["y"], axes=[0]),
+    ]
+    model = _model(nodes, [_x(1, c, 2, 2)], inits, opset=9)
+    g = from_onnx(model, strict=False)  # Squeeze of an activation is float-reference only
+    exported = to_onnx(g)
+    x = rng.standard_normal((1, c, 2, 2)).astype(np.float32)
+    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(run(exported), run(model), rtol=1e-6)
+    np.testing.assert_allclose(run_float(g, x), run(model), rtol=1e-5, atol=1e-6)
+
+
+def test_data_movement_after_a_host_op_joins_the_tail():
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("ArgMax", ["r"], ["a"], axis=1, keepdims=1),
+        helper.make_node("Squeeze", ["a"], ["y"], axes=[1]),
+    ]
+    g = from_onnx(_model(nodes, [_x(1, 4)], opset=11))
+    assert [n.attrs.get("host", False) for n in g.nodes] == [False, True, True]

@@ -49,3 +49,17 @@ def test_a_real_reshape_stays(kit):
     g = kit.graph(model)
     assert not NormalizeReshape()(g).modified
     kit.same_outputs(model, g)
+
+
+def test_chain_with_copied_dims_uses_the_static_target(kit):
+    # the second Reshape's 0 copies dim 1 of the *intermediate* tensor (4), not of x (2)
+    nodes = [
+        helper.make_node("Reshape", ["x", "s1"], ["a"]),
+        helper.make_node("Reshape", ["a", "s2"], ["y"]),
+    ]
+    inits = {"s1": np.array([1, 4, 6], np.int64), "s2": np.array([0, 0, 3, 2], np.int64)}
+    model = kit.model(nodes, [1, 2, 3, 4], inits=inits)
+    g = kit.graph(model)
+    NormalizeReshape()(g)
+    assert g.shape("y") == (1, 4, 3, 2)
+    kit.same_outputs(model, g)

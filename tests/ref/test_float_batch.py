@@ -81,3 +81,24 @@ def test_fused_activations():
     np.testing.assert_allclose(apply_activation(y, {"op": "Tanh"}), np.tanh(y), rtol=1e-6)
     big = np.array([-1000.0, 1000.0], np.float32)
     np.testing.assert_array_equal(apply_activation(big, {"op": "Sigmoid"}), [0.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0]),
+        helper.make_node("Softmax", ["x"], ["y"], axis=0),
+        helper.make_node("Flatten", ["x"], ["y"], axis=0),
+    ],
+    ids=lambda n: n.op_type,
+)
+def test_a_batch_is_refused_where_it_would_mix_samples(node):
+    g = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )  # fmt: skip
+    graph = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), strict=False)
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    with pytest.raises(DataError, match=r"works across axis 0, the batch: run one sample at a time"):
+        run_float(graph, x)
+    run_float(graph, x[:1])  # one sample is fine

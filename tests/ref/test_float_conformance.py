@@ -42,10 +42,6 @@ _PARAM_SLOTS = {
 }  # fmt: skip
 
 
-ORT_CHECKED: set[str] = set()  # cases matched against onnxruntime, not the stored output
-_CURRENT = [""]
-
-
 def _onnxruntime(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
     import onnxruntime as ort
 
@@ -98,8 +94,12 @@ def _unsupported(model: onnx.ModelProto) -> str | None:
     return None
 
 
-def run_case(model: onnx.ModelProto, data_sets: list) -> None:
-    """Run every data set of a case; raise Skip if hwflow cannot import it."""
+def run_case(model: onnx.ModelProto, data_sets: list) -> bool:
+    """Run every data set of a case; raise Skip if hwflow cannot import it.
+
+    Returns True if some output was checked against onnxruntime instead of the stored one.
+    """
+    used_ort = False
     for inputs, expected in data_sets:
         inputs, expected = [_array(x) for x in inputs], [_array(y) for y in expected]
         prepared, feeds = _prepare(model, inputs)
@@ -122,7 +122,8 @@ def run_case(model: onnx.ModelProto, data_sets: list) -> None:
                 # tolerance is 1e-3): the contract is onnxruntime within 1e-5.
                 want = _onnxruntime(prepared, feeds)[graph.outputs.index(name)]
                 np.testing.assert_allclose(out, want, rtol=RTOL, atol=ATOL, err_msg=f"{name} (vs onnxruntime)")
-                ORT_CHECKED.add(_CURRENT[0])
+                used_ort = True
+    return used_ort
 
 
 def _node_cases() -> list:
@@ -157,26 +158,26 @@ def _read_pb(path: str) -> np.ndarray:
     return numpy_helper.to_array(t)
 
 
-def classify() -> tuple[list[str], dict[str, str], dict[str, str]]:
-    """Run every case: (names passed, {name: skip reason}, {name: failure})."""
-    passed, skipped, failed = [], {}, {}
+def classify() -> tuple[list[str], dict[str, str], dict[str, str], list[str]]:
+    """Run every case: (passed, {name: skip reason}, {name: failure}, passed against onnxruntime)."""
+    passed, skipped, failed, via_ort = [], {}, {}, []
     cases = [(c.name, c.model, c.data_sets) for c in _node_cases()] + _folder_cases()
     for name, model, data_sets in cases:
         reason = _unsupported(model)
         if reason:
             skipped[name] = reason
             continue
-        _CURRENT[0] = name
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                run_case(model, data_sets)
+                if run_case(model, data_sets):
+                    via_ort.append(name)
             passed.append(name)
         except Skip as exc:
             skipped[name] = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported, and the test fails on it
             failed[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-    return passed, skipped, failed
+    return passed, skipped, failed, via_ort
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +186,8 @@ def results():
 
 
 def test_every_supported_case_matches(results):
-    passed, skipped, failed = results
+    passed, skipped, failed, via_ort = results
+    assert len(via_ort) <= 3, via_ort  # only the few cases with hand-rounded stored outputs
     print(f"\nconformance: {len(passed)} run and matched, {len(skipped)} skipped, {len(failed)} failed")
     assert not failed, "\n".join(f"{k}: {v}" for k, v in sorted(failed.items()))
     # the suite must really exercise hwflow's ops, not skip its way to green
@@ -198,7 +200,7 @@ def test_every_supported_case_matches(results):
 
 
 def test_skips_are_only_unsupported_ops_or_inputs(results):
-    _, skipped, _ = results
+    _, skipped, _, _ = results
     for name, reason in skipped.items():
         op = reason.split()[1] if reason.startswith("op ") else None
         if op is not None:
@@ -206,13 +208,13 @@ def test_skips_are_only_unsupported_ops_or_inputs(results):
 
 
 def write_listing(path: Path = SKIPS_FILE) -> tuple[int, int, int]:
-    passed, skipped, failed = classify()
+    passed, skipped, failed, via_ort = classify()
     by_reason = collections.Counter(skipped.values())
     lines = [
         "# Float-reference conformance: onnx backend node cases + pytorch-converted + pytorch-operator",
         "# regenerate: python tests/ref/test_float_conformance.py",
         f"run (matched onnx expected outputs, rtol=atol={RTOL}): {len(passed)}",
-        f"  of which matched onnxruntime (stored output rounded): {sorted(ORT_CHECKED)}",
+        f"  of which matched onnxruntime (stored output rounded): {via_ort}",
         f"skipped: {len(skipped)}",
         f"failed: {len(failed)}",
         "",

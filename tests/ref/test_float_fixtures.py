@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 
 from hwflow.ir import load_model
-from hwflow.passes import optimize
+from hwflow.passes import PassManager, default_passes, optimize
 from hwflow.ref.float import run_float
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +23,7 @@ def test_matches_onnxruntime(path):
     graph = load_model(path)
     opt = optimize(graph)
     assert opt.outputs == graph.outputs  # optimization keeps the graph's output names
+    assert not PassManager(default_passes())(opt.copy()).modified  # a fixed point
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     shape = graph.shape(graph.inputs[0])
     x = np.random.default_rng(3).standard_normal((6,) + shape[1:]).astype(np.float32)

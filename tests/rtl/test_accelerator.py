@@ -123,3 +123,26 @@ def test_verilog_is_small_and_independent_of_weights(pe, simd):
     assert len(text.splitlines()) <= 5000
     with pytest.raises(ValueError, match=r"Verilog identifier, not '1bad'"):
         to_verilog(prog, "1bad")
+
+
+def _first_conv(cin, k, stride, pad, h=7, w=6):
+    def build(b):
+        x = b.input_tensor((1, cin, h, w))
+        t = b.conv(x, 6, k=k, stride=stride, pad=pad, relu=True)
+        b.maxpool(t, 2)
+    return build
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("cin,k,stride,pad,pe,simd", [
+    (1, 3, 1, 1, 4, 4),
+    (1, (3, 2), (2, 1), (1, 0, 2, 1), 2, 4),
+    (2, 3, 1, (2, 1, 0, 1), 3, 8),
+    (1, 5, 2, 2, 2, 5),
+])
+def test_row_stacked_first_layer(cin, k, stride, pad, pe, simd):
+    """A small-Cin first convolution reads a row-stacked input (kh input writes per code)."""
+    fn = _first_conv(cin, k, stride, pad)
+    prog = _check(fn, "asymmetric", 8, pe, simd, seed=cin)
+    assert prog.input_map.stack == (k if isinstance(k, int) else k[0])
+    _check(fn, "asymmetric", 8, pe, simd, seed=cin + 10, stall=3)

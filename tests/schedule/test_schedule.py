@@ -119,3 +119,16 @@ def test_mlp_784_100_10_fits_the_default_target():
     prog = schedule(b.build(), "fpga-small")
     assert prog.estimate["bram_blocks"] <= 56
     assert prog.input_size == 784 and prog.output_size == 10
+
+
+def test_row_stacking_is_chosen_only_when_faster():
+    qg = _cnn()
+    p4 = schedule(qg, "generic", pe=4, simd=4)
+    assert p4.input_map.stack == 3  # K: 9 -> 3 cycles per tile, input 3 writes per code
+    conv = p4.layers[0]
+    assert (conv.kh, conv.kw, conv.k, conv.ih, conv.pt) == (1, 3, 3, 9, 0)
+    assert p4.input_cycles == 3 * 64
+    p8 = schedule(qg, "generic", pe=8, simd=8)
+    assert p8.input_map.stack == 1  # T = max(k, pe) = 8 either way: stacking would only cost
+    p2 = schedule(qg, "generic", pe=4, simd=2)
+    assert p2.input_map.stack == 1  # 3 rows do not fit 2 lanes
