@@ -586,7 +586,7 @@ def make_case(index: int, seed: int, seeds: list[tuple[str, bytes]]) -> Case:
             tries += 1
             fn = rng.choice(STRUCT_MUTATIONS)
             try:
-                mutations.append(fn.__name__[3:] + ": " + fn(rng, model))
+                mutations.append(fn.__name__[3:] + ": " + " ".join(fn(rng, model).split()))
             except Exception:  # noqa: BLE001 - Skip, or an earlier mutation broke this one's premise
                 continue
         data = model.SerializeToString()

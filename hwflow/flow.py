@@ -166,7 +166,13 @@ def atomic_directory(out_dir: str | Path, *, keep: tuple[str, ...] = ()):
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.rename(out, old / "build")
-        os.rename(tmp, out)
+        try:
+            os.rename(tmp, out)
+        except BaseException:
+            if old is not None:  # put the previous build back
+                os.rename(old / "build", out)
+                shutil.rmtree(old, ignore_errors=True)
+            raise
         if old is not None:
             for name in keep:
                 src = old / "build" / name

@@ -57,6 +57,7 @@ def summary(m: dict) -> str:
 @click.option("--vectors", type=int, default=8, show_default=True, help="Test vectors to store in BUILD.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random test vectors (without --calib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of the summary.")
+@click.option("--report", "report", is_flag=True, help="Also write the HTML report, BUILD/report.html (see `hwflow report`).")
 @quant_options
 def compile_cmd(model, target, output, calib, pe, simd, top, vectors, seed, as_json, **quant):
     """Compile MODEL (ONNX) into hardware: Verilog, schedule, test vectors and a testbench.
@@ -85,3 +86,8 @@ def compile_cmd(model, target, output, calib, pe, simd, top, vectors, seed, as_j
         click.echo(json.dumps(manifest, indent=1))
     else:
         click.echo(summary(manifest))
+    if quant.get("report"):  # config_from_options ignores this key
+        from ..report import write_report
+
+        path = write_report(manifest["path"], quiet=as_json)
+        click.echo(f"  report    {path}", err=as_json)

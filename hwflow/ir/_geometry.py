@@ -52,6 +52,9 @@ def window(in_spatial: Sequence[int], kernel: Sequence[int], attrs: dict[str, An
     dilations = tuple(int(d) for d in attrs.get("dilations") or (1,) * r)
     auto_pad = _as_str(attrs.get("auto_pad", "NOTSET")) or "NOTSET"
     ceil_mode = bool(attrs.get("ceil_mode", 0))
+    for what, v, n in (("kernel_shape", kernel, r), ("strides", strides, r), ("dilations", dilations, r)):
+        if len(v) != n or min(v, default=1) < 1:
+            raise ValueError(f"{what} {list(v)!r} must be {n} positive integers")
     extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilations))
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         out = tuple(-(-i // s) for i, s in zip(in_spatial, strides))

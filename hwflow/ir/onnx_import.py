@@ -176,6 +176,12 @@ def _fix_input_shapes(model: onnx.ModelProto, inputs: list[onnx.ValueInfoProto],
                 f"graph input {vi.name!r} has dynamic dimension {label!r} at axis {axis}; "
                 "hwflow needs static shapes (only the batch axis may be symbolic): export with a fixed size"
             )
+        dims = [d.dim_value for d in tt.shape.dim]
+        if strict and (len(dims) < 2 or dims[0] != 1):
+            raise ModelError(
+                f"graph input {vi.name!r} has shape {tuple(dims)!r}; hwflow needs a batch axis of 1 (or symbolic) "
+                "first, as in (1, F) or (1, C, H, W): export with batch 1"
+            )
 
 
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:

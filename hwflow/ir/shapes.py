@@ -289,7 +289,7 @@ def infer_node_shapes(
         return [tuple(int(d) for d in sh) for sh in rule(node, shapes, consts)]
     except _Unknown:
         return None
-    except (_Mismatch, KeyError, IndexError, TypeError) as exc:
+    except (_Mismatch, KeyError, IndexError, TypeError, ValueError) as exc:
         raise ModelError(f"node {node.name!r} ({node.op}): inconsistent shapes: {exc}") from None
 
 

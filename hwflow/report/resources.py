@@ -78,6 +78,11 @@ def resources_section(ctx) -> Section:
                          "(then re-run the report). The estimate is the compiler's."))
     body.append(table(["resource", "estimate", "synthesized", "available", "estimate %", "synthesized %",
                        "synthesized / estimate"], table_rows))
+    if synth and synth.get("fmax_mhz") is not None:
+        fmax, goal = synth["fmax_mhz"], synth.get("clock_mhz", ctx.clock_mhz)
+        body.append(table(["clock", "MHz", "latency per inference µs"],
+                          [["target goal", float(goal), round(cycles / goal, 2)],
+                           ["Fmax (nextpnr)", float(fmax), round(cycles / fmax, 2)]]))
     if rows:
         body.append(img_tag(_figure(rows, synth is not None), "resources", "resources"))
     return Section("resources", "Resources: estimated against synthesized", "\n".join(body))

@@ -204,12 +204,16 @@ def plot_front(rows: list[dict], path: Path, title: str) -> Path:
         for r in ok:
             acc = r.get("accuracy", r.get("agreement"))
             text = f"{r['pe']}x{r['simd']} w{r['wbits']}" + (f"\n{100 * acc:.1f}%" if acc is not None else "")
-            ax.annotate(text, (r["latency_us"], r["luts"]), xytext=(6, 4), textcoords="offset points", fontsize=6.5)
+            up = r["wbits"] == wlist[-1]  # labels of the narrowest weights above, the others below
+            ax.annotate(text, (r["latency_us"], r["luts"]), xytext=(7, 3 if up else -3), textcoords="offset points",
+                        fontsize=6.5, va="bottom" if up else "top")
         if sc is not None:
             fig.colorbar(sc, ax=ax, label="DSP blocks")
-        ax.set_xscale("log")
+        lat = [r["latency_us"] for r in ok]
+        if max(lat) > 10 * min(lat):
+            ax.set_xscale("log")
         ax.legend(fontsize=7, loc="upper right")
-    ax.set_xlabel("latency per inference (µs at the target clock, log scale)")
+    ax.set_xlabel("latency per inference (µs at the target clock)")
     ax.set_ylabel("LUTs (estimate)")
     ax.set_title(title, fontsize=9)
     path.write_bytes(png_bytes(fig))

@@ -124,6 +124,13 @@ def test_dynamic_non_batch_dim():
         from_onnx(_model(nodes, [_x("N", 3, "H", 8)]))
 
 
+@pytest.mark.parametrize("dims", [(4, 3), (12,)])
+def test_input_without_a_batch_of_one(dims):
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    with pytest.raises(ModelError, match=r"graph input 'x' has shape .*; hwflow needs a batch axis of 1"):
+        from_onnx(_model(nodes, [_x(*dims)]))
+
+
 def test_several_graph_inputs():
     nodes = [helper.make_node("Add", ["x", "z"], ["y"])]
     z = helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])
