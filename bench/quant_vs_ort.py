@@ -90,7 +90,7 @@ def hwflow_configs(quick: bool) -> list[tuple[str, QuantConfig]]:
     for scheme, pc, wb, rec in itertools.product(schemes, [False, True], [8, 4, 3], [False, True]):
         if quick and (rec or wb == 3):
             continue
-        name = f"{scheme} {'pc' if pc else 'pt'} w{wb}a8{' +cle+bc' if rec else ''}"
+        name = f"{scheme} {'pc' if pc else 'pt'} w{wb}a8{' +cle+bc' if rec else ' -cle-bc'}"
         out.append((name, QuantConfig(scheme=scheme, per_channel=pc, wbits=wb, cle=rec, bias_correction=rec)))
     return out
 
@@ -165,31 +165,39 @@ def _mean(rs, key):
 
 
 def print_goals(goals) -> None:
-    print("\n### Goals (means over seeds)\n")
-    print("| model | configuration | goal | measured | met |")
-    print("|---|---|---|---|---|")
+    print("\n### Goals (means over seeds; hwflow rows with its defaults: +cle+bc, GPTQ, mse)\n")
+    print("ORT-relative goals are judged twice: against ORT as users run it (default session) and")
+    print("against the best ORT row including plain QDQ semantics (graph optimizations off).\n")
+    print("| model | configuration | goal | measured | met vs ORT as run | met vs best ORT row |")
+    print("|---|---|---|---|---|---|")
+    yes = lambda ok: "yes" if ok else "NO"
     for model, (facc, rows) in goals.items():
-        orts = {k: v for k, v in rows.items() if k.startswith("ORT")}
-        best_agree = max(_mean(v, "agreement") for v in orts.values())
-        best_sqnr = max(_mean(v, "sqnr_db") for v in orts.values())
+        run = [v for k, v in rows.items() if k.startswith("ORT") and "no ORT opt" not in k]
+        every = [v for k, v in rows.items() if k.startswith("ORT")]
+        agree_r, agree_a = (max(_mean(v, "agreement") for v in vs) for vs in (run, every))
+        sqnr_r, sqnr_a = (max(_mean(v, "sqnr_db") for v in vs) for vs in (run, every))
 
-        def line(cfg, goal, measured, ok):
-            print(f"| {model} | {cfg} | {goal} | {measured} | {'yes' if ok else 'NO'} |")
+        def line(cfg, goal, measured, ok_run, ok_all=None):
+            ok_all = ok_run if ok_all is None else ok_all
+            print(f"| {model} | {cfg} | {goal} | {measured} | {yes(ok_run)} | {yes(ok_all)} |")
 
         for scheme in ("symmetric", "asymmetric"):
-            k = f"hwflow {scheme} pc w8a8"
+            k = f"hwflow {scheme} pc w8a8 +cle+bc"
             if k in rows:
                 a, s, acc = _mean(rows[k], "agreement"), _mean(rows[k], "sqnr_db"), _mean(rows[k], "quant_accuracy")
+                drop_ok = facc - acc <= 0.001 + 1e-9
                 line(f"int8 {scheme} per-channel",
-                     f"agree ≥ {100 * best_agree:.2f}%, SQNR ≥ {best_sqnr + 1:.2f} dB, drop ≤ 0.1 pp",
+                     f"agree ≥ {100 * agree_r:.2f}% / {100 * agree_a:.2f}%, SQNR ≥ {sqnr_r + 1:.2f} / {sqnr_a + 1:.2f} dB, "
+                     f"drop ≤ 0.1 pp",
                      f"agree {100 * a:.2f}%, SQNR {s:.2f} dB, drop {100 * (facc - acc):+.2f} pp",
-                     a >= best_agree and s >= best_sqnr + 1 and facc - acc <= 0.001 + 1e-9)
-        k = "hwflow pow2 pc w8a8"
+                     a >= agree_r and s >= sqnr_r + 1 and drop_ok, a >= agree_a and s >= sqnr_a + 1 and drop_ok)
+        k = "hwflow pow2 pc w8a8 +cle+bc"
         if k in rows:
             s, acc = _mean(rows[k], "sqnr_db"), _mean(rows[k], "quant_accuracy")
-            line("int8 power-of-2", f"drop ≤ 0.5 pp, SQNR ≥ {best_sqnr - 2:.2f} dB",
-                 f"drop {100 * (facc - acc):+.2f} pp, SQNR {s:.2f} dB", facc - acc <= 0.005 + 1e-9 and s >= best_sqnr - 2)
-        for k in ("hwflow asymmetric pc w4a8", "hwflow symmetric pc w4a8"):
+            drop_ok = facc - acc <= 0.005 + 1e-9
+            line("int8 power-of-2", f"drop ≤ 0.5 pp, SQNR ≥ {sqnr_r - 2:.2f} / {sqnr_a - 2:.2f} dB",
+                 f"drop {100 * (facc - acc):+.2f} pp, SQNR {s:.2f} dB", drop_ok and s >= sqnr_r - 2, drop_ok and s >= sqnr_a - 2)
+        for k in ("hwflow asymmetric pc w4a8 +cle+bc", "hwflow symmetric pc w4a8 +cle+bc"):
             if k in rows:
                 a, s = _mean(rows[k], "agreement"), _mean(rows[k], "sqnr_db")
                 line(k[7:], "agree ≥ 99.6%, SQNR ≥ 25 dB", f"agree {100 * a:.2f}%, SQNR {s:.2f} dB", a >= 0.996 and s >= 25)
@@ -200,7 +208,7 @@ def print_goals(goals) -> None:
         k = "hwflow asymmetric pc w8a8 no-calib"
         if k in rows:
             s = _mean(rows[k], "sqnr_db")
-            line("no calibration data", "SQNR ≥ 37 dB (MLP)", f"SQNR {s:.2f} dB", s >= 37)
+            line("no calibration data", "SQNR ≥ 37 dB (goal on the MLP)", f"SQNR {s:.2f} dB", s >= 37)
 
 
 if __name__ == "__main__":

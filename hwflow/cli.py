@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("hwflow: interrupted", err=True)
         return 130
     except click.ClickException as exc:
-        exc.show()
+        # a usage error is bad input too: one line, with where to look
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        click.echo(f"hwflow: error: {' '.join(exc.format_message().split())}{hint}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo("hwflow: interrupted", err=True)

@@ -382,7 +382,6 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "vectors": {"count": int(len(s.inputs)), "source": s.vector_source},
         "handoff": s.handoff,
         "options": options,
-        "compile_seconds": {k: round(v, 4) for k, v in s.times.items()},
         "files": {f: _sha256(s.tmp / f) for f in files},
     }
 
@@ -430,7 +429,8 @@ def compile_model(
     Returns
     -------
     dict
-        The manifest, with ``"path"`` added (the BUILD directory).
+        The manifest, with ``"path"`` (the BUILD directory) and ``"compile_seconds"``
+        (per step; not stored in the BUILD, which is reproducible byte for byte) added.
 
     Raises
     ------
@@ -470,11 +470,10 @@ def compile_model(
             state.times[name] = time.perf_counter() - t0
             if on_step is not None:
                 on_step(name, state.times[name])
-        # the manifest was written before the last timing was known; rewrite it
-        state.manifest["compile_seconds"] = {k: round(v, 4) for k, v in state.times.items()}
-        _write_json(tmp / MANIFEST, state.manifest)
         _keep_mtime_if_unchanged(out / state.manifest["verilog"], tmp / state.manifest["verilog"])
-    return {**state.manifest, "path": str(out)}
+    # timings are returned, not written: the same compile must give a byte-identical BUILD
+    seconds = {k: round(v, 4) for k, v in state.times.items()}
+    return {**state.manifest, "compile_seconds": seconds, "path": str(out)}
 
 
 def _keep_mtime_if_unchanged(old: Path, new: Path) -> None:

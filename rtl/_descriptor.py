@@ -11,7 +11,7 @@ KIND_CODES = {"mac": 0, "max": 1, "sum": 2, "add": 3}
 
 _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw", "nt", "cis", "tpg",
              "k", "t", "nb", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
-             "w_base", "ch_base", "lut_base", "lut_en", "drain", "shiw")
+             "w_base", "ch_base", "lut_base", "lut_en", "drain", "shiw", "qh", "qw", "wsh", "wsw", "wshiw")
 _SIGNED = ("pt_neg", "pl_neg", "iyw_init", "pv", "za", "zb", "ma", "mb", "z_out", "lo", "hi")
 
 
@@ -26,7 +26,8 @@ def descriptor_values(program) -> list[dict]:
             "coff_chunk": l.coff // program.simd, "coff_lane": l.coff % program.simd,
             "in_base": l.in_base, "in2_base": l.in2_base, "out_base": l.out_base, "w_base": l.w_base,
             "ch_base": l.ch_base, "lut_base": l.lut_base, "lut_en": l.lut_en, "drain": l.drain,
-            "shiw": l.sh * l.iw, "pt_neg": -l.pt, "pl_neg": -l.pl, "iyw_init": -l.pt * l.iw,
+            "shiw": l.sh * l.iw, "qh": l.qh, "qw": l.qw, "wsh": l.wsh, "wsw": l.wsw, "wshiw": l.wsh * l.iw,
+            "pt_neg": -l.pt, "pl_neg": -l.pl, "iyw_init": -l.pt * l.iw,
             "pv": l.pv, "za": l.za, "zb": l.zb, "ma": l.ma, "mb": l.mb, "z_out": l.z_out,
             "lo": l.lo, "hi": l.hi,
         })

@@ -212,6 +212,9 @@ def random_graph(seed: int):
             cout = g * int(rng.integers(1, 4))
             t = b.conv(t, cout, k=(kh, kw), stride=(int(rng.integers(1, 3)), int(rng.integers(1, 3))),
                        pad=tuple(int(v) for v in rng.integers(0, 2, size=4)), groups=g, relu=bool(rng.integers(2)))
+            _, _, oh, ow = b.tensors[t].shape
+            if oh >= 2 and ow >= 2 and rng.integers(2):  # a MaxPool right after: fusable
+                t = b.maxpool(t, k=2, stride=int(rng.integers(1, 3)))
         elif op == "dw":
             t = b.conv(t, c, k=3, pad=1, groups=c)
         elif op == "maxpool" and h >= 2 and w >= 2:

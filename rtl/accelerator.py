@@ -141,9 +141,25 @@ class Accelerator(wiring.Component):
             pool.valid.eq(ctrl.d_valid & ~is_mac), pool.first.eq(ctrl.d_first), pool.last.eq(ctrl.d_last),
             pool.sel.eq(ctrl.d_sel),
         ]
+        if has_mac:
+            # Max-merge over a fused MaxPool's window (a 1 x 1 window just copies): the window
+            # flags travel beside the MAC pipeline, delayed by its latency.
+            wflags = Cat(ctrl.d_wfirst, ctrl.d_wlast)
+            for i in range(mac.latency):
+                nxt = Signal(2, name=f"wflags_{i}")
+                m.d.sync += nxt.eq(wflags)
+                wflags = nxt
+            hold = [Signal(signed(p.acc_bits), name=f"hold_{i}", reset_less=True) for i in range(pe)]
+            merged = Signal()
+            with m.If(mac.out_valid):
+                for i, h in enumerate(hold):
+                    acc_i = mac.acc[i * p.acc_bits:(i + 1) * p.acc_bits].as_signed()
+                    with m.If(wflags[0] | (acc_i > h)):
+                        m.d.sync += h.eq(acc_i)
+            m.d.sync += merged.eq(mac.out_valid & wflags[1])
         with m.If(is_mac):
             if has_mac:
-                m.d.comb += [load.eq(mac.out_valid), va.eq(mac.acc)]
+                m.d.comb += [load.eq(merged), va.eq(Cat(*hold))]
         with m.Else():
             m.d.comb += [load.eq(pool.out_valid), va.eq(pool.a)]
             if has_add:

@@ -82,6 +82,8 @@ class Controller(wiring.Component):
             "d_last": Out(1),
             "d_inrange": Out(1),
             "d_sel": Out(1),
+            "d_wfirst": Out(1),
+            "d_wlast": Out(1),
             "d_mask": Out(simd),
             "desc": Out(self._desc),
             "init": Out(1),
@@ -206,30 +208,36 @@ class Controller(wiring.Component):
         kyw = Signal(signed(pw), **rl)
         wg = Signal(self._ww + 1, **rl)
         drain = Signal.like(d.drain, **rl)
+        # Fused MaxPool window position and its offsets (wy*wsh, wx*wsw, wy*wsh*iw).
+        wy, wx = Signal.like(d.qh, **rl), Signal.like(d.qw, **rl)
+        wyo, wxo = Signal(signed(cw), **rl), Signal(signed(cw), **rl)
+        wyw = Signal(signed(pw), **rl)
 
         running = Signal()
         m.d.comb += self.running.eq(running)
         active = running & (step < d.k)
         iy = Signal(signed(cw + 1))
         ix = Signal(signed(cw + 1))
-        m.d.comb += [iy.eq(iy0 + ky), ix.eq(ix0 + kx)]
+        m.d.comb += [iy.eq(iy0 + wyo + ky), ix.eq(ix0 + wxo + kx)]
         inrange = (iy >= 0) & (iy < d.ih) & (ix >= 0) & (ix < d.iw)
         sel = (d.kind == KIND_CODES["add"]) & (step == 1)
         pix = Signal(signed(pw + 1))
-        m.d.comb += pix.eq(iyw0 + kyw + ix)
+        m.d.comb += pix.eq(iyw0 + wyw + kyw + ix)
         # Address register stage (the one multiply).
         a_pix, a_c = Signal(signed(pw + 1), **rl), Signal(self._aw + 1, **rl)
-        a_flags = Signal(5)
+        a_flags = Signal(7)
         a_addr = Signal(self._aw)
         m.d.sync += [
             a_pix.eq(pix),
             a_c.eq(Mux(sel, d.in2_base, d.in_base) + cs + ci),
-            a_flags.eq(Cat(active, step == 0, step == d.k - 1, inrange, sel)),
+            a_flags.eq(Cat(active, step == 0, step == d.k - 1, inrange, sel,
+                           (wy == 0) & (wx == 0), (wy == d.qh - 1) & (wx == d.qw - 1))),
             self.w_addr.eq(wg + step),
         ]
         m.d.comb += a_addr.eq(a_pix * d.ich + a_c)
         # Data stage: flags line up with the memory output.
-        m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel).eq(a_flags)
+        m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
+                        self.d_wfirst, self.d_wlast).eq(a_flags)
         # Row-stacked first layer: lane s holds input row y0 + s // cin; rows outside the
         # image are padding. Every other layer uses all lanes.
         stack = tin.stack
@@ -284,6 +292,7 @@ class Controller(wiring.Component):
                 m.d.sync += [
                     oy.eq(0), ox.eq(0), g.eq(0), gi.eq(0), cs.eq(0), step.eq(0), ky.eq(0), kx.eq(0), ci.eq(0),
                     iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), iyw0.eq(d.iyw_init), kyw.eq(0), wg.eq(d.w_base),
+                    wy.eq(0), wx.eq(0), wyo.eq(0), wxo.eq(0), wyw.eq(0),
                     running.eq(1),
                 ]
                 m.next = "RUN"
@@ -304,25 +313,36 @@ class Controller(wiring.Component):
                             m.d.sync += kx.eq(kx + 1)
                     with m.Else():
                         m.d.sync += ci.eq(ci + 1)
+                last_win = (wy == d.qh - 1) & (wx == d.qw - 1)
                 with m.If(step == d.t - 1):
                     m.d.sync += step.eq(0)
-                    with m.If(g == d.nt - 1):
-                        m.d.sync += [g.eq(0), gi.eq(0), cs.eq(0), wg.eq(d.w_base)]
-                        with m.If(ox == d.ow - 1):
-                            m.d.sync += [ox.eq(0), ix0.eq(d.pl_neg)]
-                            with m.If(oy == d.oh - 1):
-                                m.d.sync += [running.eq(0), drain.eq(d.drain)]
-                                m.next = "DRAIN"
-                            with m.Else():
-                                m.d.sync += [oy.eq(oy + 1), iy0.eq(iy0 + d.sh), iyw0.eq(iyw0 + d.shiw)]
+                    # Window position (fused MaxPool), then tile, then pixel.
+                    with m.If(wx == d.qw - 1):
+                        m.d.sync += [wx.eq(0), wxo.eq(0)]
+                        with m.If(wy == d.qh - 1):
+                            m.d.sync += [wy.eq(0), wyo.eq(0), wyw.eq(0)]
                         with m.Else():
-                            m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + d.sw)]
+                            m.d.sync += [wy.eq(wy + 1), wyo.eq(wyo + d.wsh), wyw.eq(wyw + d.wshiw)]
                     with m.Else():
-                        m.d.sync += [g.eq(g + 1), wg.eq(wg + d.k)]
-                        with m.If(gi == d.tpg - 1):
-                            m.d.sync += [gi.eq(0), cs.eq(cs + d.cis)]
+                        m.d.sync += [wx.eq(wx + 1), wxo.eq(wxo + d.wsw)]
+                    with m.If(last_win):
+                        with m.If(g == d.nt - 1):
+                            m.d.sync += [g.eq(0), gi.eq(0), cs.eq(0), wg.eq(d.w_base)]
+                            with m.If(ox == d.ow - 1):
+                                m.d.sync += [ox.eq(0), ix0.eq(d.pl_neg)]
+                                with m.If(oy == d.oh - 1):
+                                    m.d.sync += [running.eq(0), drain.eq(d.drain)]
+                                    m.next = "DRAIN"
+                                with m.Else():
+                                    m.d.sync += [oy.eq(oy + 1), iy0.eq(iy0 + d.sh), iyw0.eq(iyw0 + d.shiw)]
+                            with m.Else():
+                                m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + d.sw)]
                         with m.Else():
-                            m.d.sync += gi.eq(gi + 1)
+                            m.d.sync += [g.eq(g + 1), wg.eq(wg + d.k)]
+                            with m.If(gi == d.tpg - 1):
+                                m.d.sync += [gi.eq(0), cs.eq(cs + d.cis)]
+                            with m.Else():
+                                m.d.sync += gi.eq(gi + 1)
                 with m.Else():
                     m.d.sync += step.eq(step + 1)
             with m.State("DRAIN"):

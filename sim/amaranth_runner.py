@@ -122,13 +122,13 @@ def run_amaranth(
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if vcd is not None:
         with sim.write_vcd(str(vcd)):
             sim.run()
     else:
         sim.run()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 
     ref = None if expected is None else np.asarray(expected).reshape(vectors, -1)
     mismatches, first = compare_outputs(got, ref)
@@ -145,6 +145,7 @@ def run_amaranth(
         predicted_cycles=int(predicted_cycles),
         sim_cycles=total["ticks"],
         wall_time=wall,
+        cpu_time=cpu,
         outputs=outputs,
         first_mismatch=first,
     )

@@ -337,6 +337,7 @@ def run_cocotb(
         predicted_cycles=int(predicted_cycles),
         sim_cycles=int(data["sim_cycles"]),
         wall_time=float(data["wall_time"]),
+        cpu_time=float(data.get("cpu_time", 0.0)),
         outputs=outputs,
         first_mismatch=data["first_mismatch"],
     )

@@ -37,6 +37,9 @@ class SimResult:
         Clock cycles simulated in total (including idle/reset cycles).
     wall_time : float
         Seconds of wall time the simulation itself took (build excluded).
+    cpu_time : float
+        CPU seconds the simulating process spent in that time (a figure that does not
+        depend on how busy the machine is).
     outputs : numpy.ndarray or None
         ``(vectors, output_size)`` codes the hardware produced.
     first_mismatch : str
@@ -51,6 +54,7 @@ class SimResult:
     predicted_cycles: int
     sim_cycles: int
     wall_time: float
+    cpu_time: float = 0.0
     outputs: np.ndarray | None = None
     first_mismatch: str = ""
     extra: dict = field(default_factory=dict)
@@ -59,6 +63,11 @@ class SimResult:
     def cycles_per_second(self) -> float:
         """Clock cycles simulated per second of wall time."""
         return self.sim_cycles / self.wall_time if self.wall_time > 0 else 0.0
+
+    @property
+    def cycles_per_cpu_second(self) -> float:
+        """Clock cycles simulated per CPU second of the simulating process."""
+        return self.sim_cycles / self.cpu_time if self.cpu_time > 0 else 0.0
 
     @property
     def cycles_exact(self) -> bool:
@@ -95,6 +104,8 @@ class SimResult:
             "core_cycles_per_vector": list(self.core_cycles),
             "sim_cycles": self.sim_cycles,
             "wall_time": round(self.wall_time, 4),
+            "cpu_time": round(self.cpu_time, 4),
+            "cycles_per_cpu_second": round(self.cycles_per_cpu_second, 1),
             "first_mismatch": self.first_mismatch,
         }
 
@@ -107,7 +118,8 @@ class SimResult:
             f"  mismatches       {self.mismatches}",
             f"  cycles           {self._cycles_text()} (predicted {self.predicted_cycles})",
             f"  simulation speed {self.cycles_per_second:,.0f} cycles/s "
-            f"({self.sim_cycles:,} cycles in {self.wall_time:.2f} s)",
+            f"({self.sim_cycles:,} cycles in {self.wall_time:.2f} s; "
+            f"{self.cycles_per_cpu_second:,.0f} per CPU second)",
         ]
         if self.first_mismatch:
             lines.append(f"  first mismatch   {self.first_mismatch}")

@@ -199,7 +199,7 @@ async def run_vectors(dut):
 
     Clock(dut.clk, PERIOD_NS, unit="ns").start()
     await _reset(dut)
-    t_wall = time.perf_counter()
+    t_wall, t_cpu = time.perf_counter(), time.process_time()
     t_sim0 = get_sim_time("ns")
     monitor.start()
     try:
@@ -223,7 +223,7 @@ async def run_vectors(dut):
             await RisingEdge(dut.clk)
     except TimeoutError as exc:
         result["error"] = f"vector {len(checker.cycles)}: {exc}"
-    wall = time.perf_counter() - t_wall
+    wall, cpu = time.perf_counter() - t_wall, time.process_time() - t_cpu
     sim_cycles = round((get_sim_time("ns") - t_sim0) / PERIOD_NS)
     result.update(
         mismatches=checker.mismatches + (vectors - len(checker.cycles)),
@@ -233,6 +233,7 @@ async def run_vectors(dut):
         outputs=checker.outputs,
         sim_cycles=sim_cycles,
         wall_time=wall,
+        cpu_time=cpu,
     )
     with open(os.environ["HWFLOW_TB_RESULT"], "w") as f:
         json.dump(result, f)

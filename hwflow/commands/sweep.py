@@ -32,7 +32,8 @@ def sweep_cmd(model, target, pe, simd, wbits, abits, calib, data, jobs, output, 
     Prints latency (cycles and µs at the target clock), estimated LUT/FF/DSP/BRAM,
     weight storage and, with --data, accuracy (or agreement without labels), and marks
     the Pareto front: points no other point beats in latency, LUTs, DSPs and accuracy
-    at once. The front is plotted as pareto.png in the output directory.
+    at once. The front is plotted as pareto.png in the output directory. Exit status 1
+    when no point compiles (e.g. none fits the target).
 
     \b
     Example:
@@ -43,10 +44,14 @@ def sweep_cmd(model, target, pe, simd, wbits, abits, calib, data, jobs, output, 
 
     doc = run_sweep(model, target, pe, simd, wbits, abits=abits, calib=calib, data=data, jobs=jobs,
                     out_dir=output, quiet=quiet)
+    failed = all(r.get("error") for r in doc["rows"])
     if as_json:
         click.echo(json.dumps(doc, indent=1))
-        return
+        return 1 if failed else 0
     click.echo(f"sweep of {doc['model']} on {doc['target']} ({len(doc['rows'])} points) → {doc['path']}")
     click.echo(format_table(doc["rows"], doc["clock_mhz"]))
     click.echo(f"Pareto (*): not beaten in {', '.join(doc['objectives'])} at once by any other point")
     click.echo(f"plot: {doc['plot']}")
+    if failed:
+        click.echo("hwflow: no point of the sweep compiled (see the errors above)", err=True)
+    return 1 if failed else 0

@@ -43,13 +43,14 @@ def scale_output_channels(graph: Graph, layer: Node, scale: np.ndarray, shift: n
             if np.broadcast_shapes(b.shape, (1, m)) != (1, m):  # C varies along rows: not a bias
                 return False
             b0 = np.broadcast_to(b, (1, m)).reshape(m) * float(layer.attrs.get("beta", 1.0))
-        # y = alpha * A W + beta * C: scaling W scales the first term (alpha stays), and
-        # the new C carries beta, so beta becomes 1.
-        layer.attrs["beta"] = 1.0
     else:
         return False
     if not fits(dtype, w2, b0 * scale + shift):
         return False
+    if layer.op == "Gemm":
+        # y = alpha * A W + beta * C: scaling W scales the first term (alpha stays), and
+        # the new C carries beta, so beta becomes 1.
+        layer.attrs["beta"] = 1.0
     w_name = graph.add_const(f"{layer.inputs[1]}_folded", w2.astype(dtype)).name
     b_name = graph.add_const(f"{layer.name}_bias", (b0 * scale + shift).astype(dtype)).name
     graph.replace_input(layer, layer.inputs[1], w_name)

@@ -36,16 +36,17 @@ def symmetric_weight_scale(w: np.ndarray, bits: int, per_channel: bool, search: 
         rows_eval = rows.reshape(1, -1)
     else:
         rows_eval = rows
-    qmax = int_range(bits)[1]
+    lo, qmax = int_range(bits)
     amax = np.abs(rows_eval).max(axis=1)
     amax = np.where(amax > 0, amax, 1.0)
-    best = amax / qmax
-    if search:
-        best_err = weight_mse(rows_eval, best, bits)
-        for ratio in np.linspace(0.3, 0.99, 70):
-            s = amax * ratio / qmax
-            err = weight_mse(rows_eval, s, bits)
-            better = err < best_err
-            best = np.where(better, s, best)
-            best_err = np.where(better, err, best_err)
-    return best
+    if not search:
+        return amax / qmax
+    ratios = np.concatenate([[1.0], np.linspace(0.3, 0.99, 70)])
+    errs = []
+    for chunk in np.array_split(ratios, max(1, rows_eval.size * ratios.size // 4_000_000)):
+        s = (amax[None, :] * chunk[:, None] / qmax)[:, :, None]  # (R, C, 1)
+        v = rows_eval[None] / s
+        q = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5), lo, qmax)
+        errs.append(((q * s - rows_eval[None]) ** 2).mean(axis=2))
+    best = np.argmin(np.concatenate(errs), axis=0)  # first minimum: ties keep the widest
+    return amax * ratios[best] / qmax

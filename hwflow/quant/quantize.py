@@ -101,9 +101,8 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
     across calls that differ only in weight widths (auto-bits).
     """
     fixed = {"tensors": dict((fixed or {}).get("tensors", {})), "weights": (fixed or {}).get("weights", {})}
-    if fixed["weights"] and (config.cle or config.clamp_sigma is not None):
-        raise OptionError("this model is already quantized: its weights are kept as they are, so --cle and "
-                          "--clamp-sigma do not apply")
+    if fixed["weights"]:  # a pre-quantized model keeps its weights exactly as given
+        config = config.with_(cle=False, clamp_sigma=None)
     if fixed["tensors"]:
         _rescale_concat_inputs(plan, fixed["tensors"])
     scheme = make_scheme(config.scheme, config.mbits)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import DataError, UnsupportedOpError
+from ..errors import DataError, ModelError, UnsupportedOpError
 from ..ir._geometry import window
 from ..ir.graph import Graph, Node
 
@@ -341,7 +341,12 @@ def _argmax(node: Node, ins: list) -> list:
 def _array_feature_extractor(node: Node, ins: list) -> list:
     """ai.onnx.ml ArrayFeatureExtractor: pick ``indices`` on the last axis (1-D input -> 1 x k)."""
     x, idx = ins
-    y = np.take(x, np.asarray(idx, dtype=np.int64).reshape(-1), axis=-1)
+    idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+    n = x.shape[-1] if x.ndim else 0
+    if idx.size and not (-n <= idx.min() and idx.max() < n):  # onnxruntime refuses these too
+        raise ModelError(f"node {node.name!r} (ArrayFeatureExtractor): index {int(idx.max())} is out of range "
+                         f"for the {n} entries of its table; the model is malformed, re-export it")
+    y = np.take(x, idx, axis=-1)
     return [y.reshape(1, -1) if x.ndim == 1 else y]
 
 

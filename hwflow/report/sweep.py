@@ -89,7 +89,7 @@ def _compile_point(model: str, target: str, point: SweepPoint, abits: int, calib
     from ..targets import load_target
 
     row: dict[str, Any] = {"point": point.name, "pe": point.pe, "simd": point.simd, "wbits": point.wbits,
-                           "abits": abits, "error": None}
+                           "abits": abits, "error": None, "worker_pid": os.getpid()}
     try:
         tgt = load_target(target)
         m = compile_model(model, tgt, out, QuantConfig(wbits=point.wbits, abits=abits), calib,
@@ -204,11 +204,13 @@ def plot_front(rows: list[dict], path: Path, title: str) -> Path:
         for r in ok:
             acc = r.get("accuracy", r.get("agreement"))
             text = f"{r['pe']}x{r['simd']} w{r['wbits']}" + (f"\n{100 * acc:.1f}%" if acc is not None else "")
-            up = r["wbits"] == wlist[-1]  # labels of the narrowest weights above, the others below
-            ax.annotate(text, (r["latency_us"], r["luts"]), xytext=(7, 3 if up else -3), textcoords="offset points",
-                        fontsize=6.5, va="bottom" if up else "top")
+            up = r["wbits"] == wlist[-1]  # narrowest weights labelled above right, the others below left
+            ax.annotate(text, (r["latency_us"], r["luts"]), xytext=(7, 3) if up else (-7, -3),
+                        textcoords="offset points", fontsize=6.5, va="bottom" if up else "top",
+                        ha="left" if up else "right")
         if sc is not None:
             fig.colorbar(sc, ax=ax, label="DSP blocks")
+        ax.margins(x=0.15, y=0.08)
         lat = [r["latency_us"] for r in ok]
         if max(lat) > 10 * min(lat):
             ax.set_xscale("log")

@@ -8,7 +8,7 @@ pipeline latencies, and the exact cycle count the simulation must reproduce.
 Cycle model (start sampled at cycle 0, ``done`` high at cycle ``cycles``)::
 
     cycles = input_size * stack + sum(layer.cycles) + output_size + 2
-    layer.cycles = SETUP + tiles * t + drain,   tiles = oh * ow * nt
+    layer.cycles = SETUP + tiles * t + drain,   tiles = oh * ow * nt * qh * qw
 
 ``t`` is the number of cycles spent per tile (``max(k, nb)``), ``drain`` the number of
 cycles the layer waits for its last result to be written (see :mod:`.schedule`). ``stack``
@@ -18,6 +18,7 @@ written ``kh`` times; see :func:`~hwflow.schedule.schedule.schedule`).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -71,13 +72,17 @@ class TensorMap:
 class LayerProgram:
     """Loop-nest descriptor of one hardware step (a QLayer, or one input of a Concat).
 
-    For each output pixel ``(oy, ox)`` and each tile ``g < nt`` the controller spends
-    exactly ``t`` cycles; in the first ``k`` of them it reads one activation word (and,
-    for ``mac``, one weight word). Step ``j`` reads kernel offset ``(ky, kx)`` and input
+    For each output pixel ``(oy, ox)``, each tile ``g < nt`` and each pooling-window
+    position ``(wy, wx)`` (``qh x qw``; 1 x 1 unless a MaxPool is fused into this ``mac``
+    step) the controller spends exactly ``t`` cycles; in the first ``k`` of them it reads
+    one activation word (and, for ``mac``, one weight word). The input window's origin is
+    ``(oy*sh + wy*wsh - pt, ox*sw + wx*wsw - pl)``. Step ``j`` reads kernel offset ``(ky, kx)`` and input
     chunk ``cs + ci`` (``ci`` fastest, then ``kx``, then ``ky``), where ``cs`` advances by
     ``cis`` every ``tpg`` tiles (grouped convolution). A tile's ``nb`` results are
     serialized through the requantizer into output channels ``g * nb ...`` (only those
-    below ``cout``), written at channel offset ``coff``.
+    below ``cout``), written at channel offset ``coff``. With a fused MaxPool the tile's
+    accumulators are max-merged over the window first (exact: the requantizer is
+    monotonic, ``m >= 0``).
     """
 
     name: str
@@ -93,6 +98,10 @@ class LayerProgram:
     kw: int = 1
     sh: int = 1
     sw: int = 1
+    qh: int = 1
+    qw: int = 1
+    wsh: int = 1
+    wsw: int = 1
     pt: int = 0
     pl: int = 0
     nt: int = 1
@@ -126,8 +135,8 @@ class LayerProgram:
 
     @property
     def tiles(self) -> int:
-        """Tiles the layer runs (pixels x tiles per pixel)."""
-        return self.oh * self.ow * self.nt
+        """Tiles the layer runs (pixels x tiles per pixel x pooling-window positions)."""
+        return self.oh * self.ow * self.nt * self.qh * self.qw
 
     @property
     def cycles(self) -> int:
@@ -137,30 +146,30 @@ class LayerProgram:
     def reads(self):
         """The loop nest, executable: one tuple per RUN cycle, in order.
 
-        Yields ``(act_addr, w_addr, first, last, sel)`` for a cycle that reads (``act_addr``
+        Yields ``(act_addr, w_addr, first, last, sel, wfirst, wlast)`` for a cycle that reads (``act_addr``
         is ``None`` where the window lies in the padding) and ``None`` for an idle cycle
         (``k <= j < t``). This is the reference the controller's address trace is tested against.
         """
-        for oy in range(self.oh):
-            for ox in range(self.ow):
-                for g in range(self.nt):
-                    cs = (g // self.tpg) * self.cis if self.kind == "mac" else g
-                    for j in range(self.t):
-                        if j >= self.k:
-                            yield None
-                            continue
-                        if self.kind == "add":
-                            ky = kx = ci = 0
-                        else:
-                            ci = j % self.cis
-                            kx = (j // self.cis) % self.kw
-                            ky = j // (self.cis * self.kw)
-                        iy, ix = oy * self.sh - self.pt + ky, ox * self.sw - self.pl + kx
-                        base = self.in2_base if (self.kind == "add" and j == 1) else self.in_base
-                        inside = 0 <= iy < self.ih and 0 <= ix < self.iw
-                        addr = base + (iy * self.iw + ix) * self.ich + cs + ci if inside else None
-                        yield (addr, self.w_base + g * self.k + j, j == 0, j == self.k - 1,
-                               self.kind == "add" and j == 1)
+        for oy, ox, g, wy, wx, j in itertools.product(range(self.oh), range(self.ow), range(self.nt),
+                                                      range(self.qh), range(self.qw), range(self.t)):
+            if j >= self.k:
+                yield None
+                continue
+            cs = (g // self.tpg) * self.cis if self.kind == "mac" else g
+            if self.kind == "add":
+                ky = kx = ci = 0
+            else:
+                ci = j % self.cis
+                kx = (j // self.cis) % self.kw
+                ky = j // (self.cis * self.kw)
+            iy = oy * self.sh + wy * self.wsh - self.pt + ky
+            ix = ox * self.sw + wx * self.wsw - self.pl + kx
+            base = self.in2_base if (self.kind == "add" and j == 1) else self.in_base
+            inside = 0 <= iy < self.ih and 0 <= ix < self.iw
+            addr = base + (iy * self.iw + ix) * self.ich + cs + ci if inside else None
+            yield (addr, self.w_base + g * self.k + j, j == 0, j == self.k - 1,
+                   self.kind == "add" and j == 1, wy == 0 and wx == 0,
+                   wy == self.qh - 1 and wx == self.qw - 1)
 
 
 @dataclass
@@ -323,7 +332,7 @@ class Program:
             "latency": dict(self.latency),
             "cycles": self.cycles,
             "cycle_formula": "input_size * input_stack + sum(layer.cycles) + output_size + 2; "
-                             "layer.cycles = 2 + oh*ow*nt*t + drain",
+                             "layer.cycles = 2 + oh*ow*nt*qh*qw*t + drain",
             "input_size": self.input_size,
             "input_stack": self.input_map.stack,
             "output_size": self.output_size,

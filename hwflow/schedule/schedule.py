@@ -44,12 +44,14 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
 
     ``mac``: array input to accumulator (multiplier register, one register per adder-tree
     level, accumulator); ``pool``: lane unit; ``pre``: per-channel ROM read and bias add;
+    ``merge``: max-merge of a fused MaxPool's window (every MAC result passes it);
     ``requant``: requantizer (one stage fewer without a multiplier); ``lut``: LUT ROM read;
     ``issue``: controller state to memory data (address register, synchronous read).
     """
     return {
         "issue": 2,
         "mac": 2 + math.ceil(math.log2(simd)) if simd > 1 else 2,
+        "merge": 1,
         "pool": 1,
         "pre": 2,
         "requant": 3 if mbits > 1 else 2,
@@ -64,7 +66,7 @@ def drain_cycles(lat: dict[str, int], kind: str, nb: int, t: int, k: int) -> int
     unit, are serialized (``nb`` codes) and pass pre-stage, requantizer and LUT. The extra
     3 cycles cover the write and the next reader's address register.
     """
-    unit = lat["mac"] if kind == "mac" else lat["pool"]
+    unit = lat["mac"] + lat["merge"] if kind == "mac" else lat["pool"]
     return max(1, unit + nb + lat["pre"] + lat["requant"] + lat["lut"] + 3 - (t - k))
 
 
@@ -123,6 +125,42 @@ def _stack_rows(qgraph: QGraph, pe: int, simd: int) -> int:
     return kh if stacked < plain else 1
 
 
+def _fusions(qgraph: QGraph, pe: int, simd: int, stack: int, always: bool = False) -> dict[int, QLayer]:
+    """Conv layers (by index) into which the following MaxPool is fused.
+
+    ``maxpool(requantize(acc))`` equals ``requantize(max(acc))`` per channel because the
+    requantizer is monotonic (``m >= 0``, rounding shift, clamp), so the array can max-merge
+    the accumulators of the pool window's conv outputs and requantize once: the conv's
+    output is never stored and the MaxPool step disappears. Fused when the conv has no LUT,
+    the pool has no padding and reads only this conv, and it saves cycles (overlapping
+    windows recompute conv outputs).
+    """
+    out: dict[int, QLayer] = {}
+    layers = qgraph.layers
+    for i, (conv, pool) in enumerate(zip(layers, layers[1:])):
+        if conv.op != "conv" or pool.op != "maxpool" or pool.inputs[0] != conv.output:
+            continue
+        if conv.lut is not None or any(pool.pads) or conv.output == qgraph.output:
+            continue
+        if sum(conv.output in l.inputs for l in layers) != 1:
+            continue
+        x = qgraph.tensors[conv.inputs[0]].shape
+        c_out = qgraph.tensors[conv.output].shape
+        p_out = qgraph.tensors[pool.output].shape
+        if len(x) != 4:
+            continue
+        kh = 1 if (i == 0 and stack > 1) else conv.kernel[0]
+        cis = 1 if (i == 0 and stack > 1) else chunks(x[1], simd)
+        k = kh * conv.kernel[1] * cis  # upper bound of the tile length (dense groups)
+        nt = chunks(conv.out_channels, pe)
+        qk = pool.kernel[0] * pool.kernel[1]
+        plain = c_out[2] * c_out[3] * nt * max(k, pe) + p_out[2] * p_out[3] * chunks(c_out[1], simd) * max(qk, simd)
+        fused = p_out[2] * p_out[3] * nt * qk * max(k, -(-pe // qk))
+        if always or fused <= plain:
+            out[i] = pool
+    return out
+
+
 def _dense_weight(layer: QLayer, cin: int) -> np.ndarray:
     """``(cout, cin, kh, kw)`` with zeros between convolution groups."""
     w = layer.weight
@@ -135,7 +173,8 @@ def _dense_weight(layer: QLayer, cin: int) -> np.ndarray:
     return wd
 
 
-def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | None = None) -> Program:
+def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | None = None, *,
+             fuse: str = "auto") -> Program:
     """Schedule ``qgraph`` onto the target's MAC array.
 
     Parameters
@@ -146,6 +185,9 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         default array shape and the resource budget.
     pe, simd : int, optional
         Override the target's array shape.
+    fuse : {"auto", "always", "never"}
+        Fuse a MaxPool into the convolution before it when that saves cycles (``auto``),
+        whenever legal (``always``), or not at all (``never``).
 
     Returns
     -------
@@ -163,6 +205,8 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     from .estimate import estimate
 
     tgt = load_target(target if target is not None else "generic")
+    if fuse not in ("auto", "always", "never"):
+        raise OptionError(f"fuse must be 'auto', 'always' or 'never', not {fuse!r}")
     pe = _check_int("pe", pe) or tgt.pe
     simd = _check_int("simd", simd) or tgt.simd
 
@@ -175,7 +219,9 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     # ---- tensors: layout and liveness ----------------------------------------------------
     stack = _stack_rows(qgraph, pe, simd)
     tmaps: dict[str, dict] = {}
-    order = [qgraph.input] + [l.output for l in qgraph.layers]
+    fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stack, always=fuse == "always")
+    skip = {i + 1 for i in fused}
+    order = [qgraph.input] + [l.output for i, l in enumerate(qgraph.layers) if i not in fused]
     for name in order:
         t = qgraph.tensors[name]
         c, h, w = _chw(t.shape)
@@ -185,7 +231,9 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         tmaps[qgraph.input].update(chunks=1, stack=stack, stack_pad=qgraph.layers[0].pads[0])
     live = {qgraph.input: [0, 0]}
     for i, layer in enumerate(qgraph.layers):
-        live[layer.output] = [i, i]
+        if i in skip:
+            continue
+        live[fused[i].output if i in fused else layer.output] = [i, i]
         for t in layer.inputs:
             live[t][1] = max(live[t][1], i)
     live[qgraph.output][1] = len(qgraph.layers)
@@ -223,16 +271,19 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         ch_next += c
         return base
 
-    for layer in qgraph.layers:
+    for i, layer in enumerate(qgraph.layers):
+        if i in skip:
+            continue
+        pool = fused.get(i)
         ins = [tensors[t] for t in layer.inputs]
-        out = tensors[layer.output]
+        out = tensors[pool.output if pool else layer.output]
         x = ins[0]
         qin = [qgraph.tensors[t] for t in layer.inputs]
         if layer.has_requant:
             blo, bhi = acc_bounds(layer, qin)
             post_lo, post_hi = min(post_lo, blo), max(post_hi, bhi)
             n_min, n_max = min(n_min, int(layer.n.min())), max(n_max, int(layer.n.max()))
-        z_out = layer.lut_zero_point if layer.lut is not None else out.zero_point
+        z_out = layer.lut_zero_point if layer.lut is not None else qgraph.tensors[layer.output].zero_point
         lut_en, lut_base = 0, 0
         if layer.lut is not None:
             lut_en, lut_base = 1, lut_next
@@ -274,7 +325,16 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
             else:
                 cis, tpg = x.chunks, nt
             k = kh * kw * cis
-            t = max(k, pe)
+            qh = qw = 1
+            if pool is not None:
+                # Fused MaxPool: each pooled pixel runs the conv at its qh x qw window positions.
+                (qh, qw), (qsh, qsw) = pool.kernel, pool.strides
+                sh, sw, wsh, wsw = sh * qsh, sw * qsw, sh, sw
+                common["name"] = f"{layer.name}+{pool.name}"
+            else:
+                wsh, wsw = sh, sw
+            t = max(k, -(-pe // (qh * qw)))
+            conv_hw = int(np.prod(qgraph.tensors[layer.output].shape[2:]))
             words = weight_words(wd, pe, simd, nt, cis, tpg)
             # Sums without bias, per channel, over all inputs in range.
             flat = layer.weight.reshape(cout, -1)
@@ -283,10 +343,11 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
             acc_lo = min(acc_lo, int((pos * xlo + neg * xhi).min()))
             acc_hi = max(acc_hi, int((pos * xhi + neg * xlo).max()))
             lp = LayerProgram(**common, kind="mac", kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
+                              qh=qh, qw=qw, wsh=wsh, wsw=wsw,
                               nt=nt, cis=cis, tpg=tpg, k=k, t=t, nb=pe, cout=cout,
                               w_base=w_next, w_words=words.shape[0],
                               ch_base=channels(layer.bias, layer.m, layer.n, cout),
-                              pv=x.zero_point, macs=int(layer.weight.size) * out.h * out.w)
+                              pv=x.zero_point, macs=int(layer.weight.size) * conv_hw)
             wimages.append(words)
             w_next += words.shape[0]
             layers.append(lp)

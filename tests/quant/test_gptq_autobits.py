@@ -23,26 +23,32 @@ def test_gptq_lowers_layer_output_error(small_models, name):
         s = np.broadcast_to(SymmetricScheme().weight_scale(fl.weight, 3, True), (fl.weight.shape[0],))
         shape = (-1,) + (1,) * (fl.weight.ndim - 1)
         nearest = np.clip(np.round(fl.weight / s.reshape(shape)), -4, 3)
-        codes = gptq_codes(fl, np.asarray(s), 3, x)
+        codes, used = gptq_codes(fl, [np.asarray(s)], 3, x)
+        np.testing.assert_array_equal(used, s)
         assert codes.min() >= -4 and codes.max() <= 3 and codes.shape == fl.weight.shape
         ref = linear(fl, x)
         e_near = np.mean((linear(fl, x, weight=nearest * s.reshape(shape)) - ref) ** 2)
         e_gptq = np.mean((linear(fl, x, weight=codes * s.reshape(shape)) - ref) ** 2)
         assert e_gptq <= e_near * 1.0001, (fl.name, e_gptq, e_near)
+        # with several candidate scales, each channel keeps the one with the least error
+        codes2, used2 = gptq_codes(fl, [np.asarray(s), np.asarray(s) * 0.8], 3, x)
+        e2 = np.mean((linear(fl, x, weight=codes2 * used2.reshape(shape)) - ref) ** 2)
+        assert e2 <= e_gptq * 1.0001 and set(np.unique(used2 / s).round(6)) <= {1.0, 0.8}
 
 
 def test_gptq_default_beats_nearest_at_4_bits(small_models):
     graph, calib, test, _ = small_models["mlp_act"]
-    near = evaluate(graph, quantize(graph, QuantConfig(wbits=4, rounding="nearest"), calib), test)
-    gptq = evaluate(graph, quantize(graph, QuantConfig(wbits=4), calib), test)
+    base = QuantConfig(wbits=4, cle=False, bias_correction=False)
+    near = evaluate(graph, quantize(graph, base.with_(rounding="nearest"), calib), test)
+    gptq = evaluate(graph, quantize(graph, base, calib), test)
     assert gptq["sqnr_db"] > near["sqnr_db"] + 1.0
 
 
 def test_auto_bits_meets_budget_and_reports_curve(small_models):
     graph, calib, test, _ = small_models["cnn"]
     calib = calib[:24]
-    full = quantize(graph, QuantConfig(), calib).weight_bits()
-    cfg, curve = auto_bits(graph, QuantConfig(), calib, budget_kbit=full * 0.5 / 1000)
+    full = quantize(graph, QuantConfig(rounding="nearest", cle=False, bias_correction=False), calib).weight_bits()
+    cfg, curve = auto_bits(graph, QuantConfig(rounding="nearest", cle=False, bias_correction=False), calib, budget_kbit=full * 0.5 / 1000)
     qg = quantize(graph, cfg, calib)
     assert qg.weight_bits() <= full * 0.5
     assert curve[0]["kbit"] == pytest.approx(full / 1000) and curve[-1]["kbit"] == pytest.approx(qg.weight_bits() / 1000)
@@ -53,7 +59,7 @@ def test_auto_bits_meets_budget_and_reports_curve(small_models):
 
 def test_auto_bits_respects_agreement_floor(small_models):
     graph, calib, _, _ = small_models["mlp_act"]
-    cfg, curve = auto_bits(graph, QuantConfig(), calib, agreement_floor=0.97)
+    cfg, curve = auto_bits(graph, QuantConfig(rounding="nearest", cle=False, bias_correction=False), calib, agreement_floor=0.97)
     assert all(p["agreement"] >= 0.97 for p in curve[1:])
     assert curve[-1]["kbit"] < curve[0]["kbit"]
 
@@ -61,4 +67,4 @@ def test_auto_bits_respects_agreement_floor(small_models):
 def test_auto_bits_impossible_budget(small_models):
     graph, calib, _, _ = small_models["mlp_act"]
     with pytest.raises(OptionError, match="cannot be met"):
-        auto_bits(graph, QuantConfig(), calib, budget_kbit=0.01)
+        auto_bits(graph, QuantConfig(rounding="nearest", cle=False, bias_correction=False), calib, budget_kbit=0.01)

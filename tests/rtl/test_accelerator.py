@@ -42,11 +42,11 @@ def ops(b):
     b.gemm(gp, 5)
 
 
-def _check(builder_fn, scheme, wbits, pe, simd, seed=0, extreme=False, n=2, stall=0):
+def _check(builder_fn, scheme, wbits, pe, simd, seed=0, extreme=False, n=2, stall=0, fuse="auto"):
     b = GraphBuilder(seed=seed, scheme=scheme, wbits=wbits, extreme=extreme)
     builder_fn(b)
     qg = b.build()
-    prog = schedule(qg, "generic", pe=pe, simd=simd)
+    prog = schedule(qg, "generic", pe=pe, simd=simd, fuse=fuse)
     xs = [b.random_input(qg, extreme=extreme) for _ in range(n)]
     outs, cycles, measured = simulate(prog, xs, stall=stall, seed=seed)
     for x, o in zip(xs, outs):
@@ -146,3 +146,31 @@ def test_row_stacked_first_layer(cin, k, stride, pad, pe, simd):
     prog = _check(fn, "asymmetric", 8, pe, simd, seed=cin)
     assert prog.input_map.stack == (k if isinstance(k, int) else k[0])
     _check(fn, "asymmetric", 8, pe, simd, seed=cin + 10, stall=3)
+
+
+def _conv_pool(k, stride, pool, pool_stride, pool_pad=0, cin=3, share=False):
+    def build(b):
+        x = b.input_tensor((1, cin, 9, 8))
+        c = b.conv(x, 5, k=k, stride=stride, pad=1, relu=True)
+        p = b.maxpool(c, k=pool, stride=pool_stride, pad=pool_pad)
+        if share:  # the conv output has a second reader: no fusion
+            p = b.concat([p, b.maxpool(c, k=pool, stride=pool_stride, pad=pool_pad)])
+        b.conv(p, 4, k=1, pad=0)
+    return build
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("k,stride,pool,pool_stride,pool_pad,cin,share,fused,pe,simd", [
+    (3, 1, 2, 2, 0, 3, False, True, 4, 4),
+    (3, 1, 3, 2, 0, 3, False, True, 3, 2),     # overlapping windows
+    (2, 2, 2, 1, 0, 1, False, True, 4, 4),     # stride-1 pool after a strided, row-stacked conv
+    (3, 1, 2, 2, 1, 3, False, False, 4, 4),    # padded pool: not fused
+    (3, 1, 2, 2, 0, 3, True, False, 2, 2),     # conv output read twice: not fused
+])
+def test_fused_conv_maxpool(k, stride, pool, pool_stride, pool_pad, cin, share, fused, pe, simd):
+    fn = _conv_pool(k, stride, pool, pool_stride, pool_pad, cin, share)
+    prog = _check(fn, "asymmetric", 8, pe, simd, seed=k, fuse="always")
+    assert any(l.qh * l.qw > 1 for l in prog.layers) == fused
+    assert any(l.kind == "max" for l in prog.layers) != fused or share
+    if fused:
+        _check(fn, "symmetric", 4, pe, simd, seed=k, fuse="never")  # the unfused schedule agrees

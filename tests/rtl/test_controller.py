@@ -17,13 +17,16 @@ def _program(pe, simd):
     d = b.conv(h, 6, k=3, pad=1, groups=6)
     a = b.add(h, d)
     p = b.maxpool(a, k=2, stride=1, pad=1)
-    b.gemm(p, 4)
+    c = b.conv(p, 5, k=2, pad=1)
+    q = b.maxpool(c, k=2, stride=2)  # fused into the conv: window loop
+    b.gemm(q, 4)
     return schedule(b.build(), "generic", pe=pe, simd=simd)
 
 
 @pytest.mark.parametrize("pe,simd", [(2, 2), (3, 4)])
 def test_controller_walks_the_loop_nest(run_sim, pe, simd):
     prog = _program(pe, simd)
+    assert any(l.qh * l.qw > 1 for l in prog.layers)
     dut = Controller(prog)
     assert dut.latency == 2
     want = []
@@ -42,7 +45,7 @@ def test_controller_walks_the_loop_nest(run_sim, pe, simd):
             if ctx.get(dut.d_valid):
                 addr = state["rd"] if ctx.get(dut.d_inrange) else None
                 got.append((addr, state["w"], bool(ctx.get(dut.d_first)), bool(ctx.get(dut.d_last)),
-                            bool(ctx.get(dut.d_sel))))
+                            bool(ctx.get(dut.d_sel)), bool(ctx.get(dut.d_wfirst)), bool(ctx.get(dut.d_wlast))))
             if ctx.get(dut.done):
                 assert cyc == prog.cycles == ctx.get(dut.cycles)
                 break
