@@ -2,15 +2,16 @@
 
 Datapath (every block pipelined; latencies are the Program's ``latency`` dict)::
 
-    controller --addr--> act RAM --word--> [pad substitution] --+--> MAC array (PE x SIMD) --+
-               --addr--> weight ROM ------------------------------'                           |
-                                                          +--> pool unit (max/sum/add) -------+
-                                                                                              v
+    controller --addr--> act RAM --word--> [pad substitution] --+--> MAC array (PE x SIMD) --> max-merge --+
+               --addr--> weight ROM ------------------------------'                                        |
+                                                          +--> pool unit (max/sum/add) --------------------+
+                                                                                                           v
     act RAM <--write-- LUT <-- requantizer <-- pre-stage (bias, Add mults) <-- channel ROM <-- serializer
 
 The serializer feeds ONE requantizer, one code per cycle; the controller spends
-``t = max(k, nb)`` cycles per tile so the serializer is always free, which makes the cycle
-count the closed form of :attr:`hwflow.schedule.Program.cycles`.
+``t >= nb / (qh*qw)`` cycles per tile so the serializer is always free, which makes the cycle
+count the closed form of :attr:`hwflow.schedule.Program.cycles`. The max-merge stage holds
+the PE results over a fused MaxPool's window (for other layers it is a one-cycle copy).
 
 Ports (Amaranth adds ``clk`` and ``rst``): ``start`` In(1), ``busy`` Out(1), ``done``
 Out(1), ``cycles`` Out(32), ``in_valid`` In(1), ``in_ready`` Out(1), ``in_data``

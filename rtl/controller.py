@@ -7,10 +7,12 @@ grow with the number of layers. States::
     IDLE --start--> INPUT --input_size beats--> SETUP0 -> SETUP1 -> RUN -> DRAIN --+--> SETUP0 (next layer)
                                                                                   +--> OUTPUT --output_size beats--> DONE -> IDLE
 
-- INPUT scatters the NCHW input stream into the HWC activation layout (one write per beat).
-- RUN: for each output pixel ``(oy, ox)``, tile ``g < nt``, step ``j < t``: while ``j < k``
-  it reads activation word ``base + (iy*iw + ix)*ich + cs + ci`` (``iy = oy*sh - pt + ky``,
-  ``ix = ox*sw - pl + kx``; ``ci`` fastest, then ``kx``, then ``ky``) and weight word
+- INPUT scatters the NCHW input stream into the HWC activation layout (one write per beat;
+  ``kh`` writes per beat into a row-stacked layout, see :class:`~hwflow.schedule.TensorMap`).
+- RUN: for each output pixel ``(oy, ox)``, tile ``g < nt``, fused-pool window position
+  ``(wy, wx)`` (1 x 1 unless a MaxPool is fused), step ``j < t``: while ``j < k``
+  it reads activation word ``base + (iy*iw + ix)*ich + cs + ci`` (``iy = oy*sh + wy*wsh - pt + ky``,
+  ``ix = ox*sw + wx*wsw - pl + kx``; ``ci`` fastest, then ``kx``, then ``ky``) and weight word
   ``w_base + g*k + j``. Every coordinate is kept incrementally; the single multiply
   ``pix * ich`` sits in a register stage. Out-of-range pixels raise no read; the datapath
   substitutes the pad value (``d_inrange`` low).

@@ -48,9 +48,9 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
     if as_json:
         click.echo(json.dumps(res, indent=2, default=_jsonable, allow_nan=True))
         return
-    click.echo(f"model        {model}  ({len(x)} samples; {config.scheme}, "
-               f"{'per-channel' if config.per_channel else 'per-tensor'}, w{config.wbits}/a{config.abits}, "
-               f"calibration {res['calibration']})")
+    how = ("pre-quantized model: its own scales and widths" if "fixed_qparams" in graph.meta else
+           f"{config.scheme}, {'per-channel' if config.per_channel else 'per-tensor'}, w{config.wbits}/a{config.abits}")
+    click.echo(f"model        {model}  ({len(x)} samples; {how}; calibration {res['calibration']})")
     if y is not None:
         drop = 100 * (res["float_accuracy"] - res["quant_accuracy"])
         click.echo(f"float acc    {100 * res['float_accuracy']:.2f} %")

@@ -8,8 +8,9 @@ bit. ``attrs["codebook"]`` holds the centers (sorted, int) and ``attrs["codebook
 the index of each weight (``weight == codebook[codebook_index]``).
 
 As in Deep Compression, the centers start spread linearly over the weight range and are
-refined by Lloyd's algorithm; pruned weights (zeros of a pruned layer) keep the exact
-center 0 and are not clustered, so pruning survives sharing.
+refined by Lloyd's algorithm. Zero is always one of the ``2**bits`` centers and the
+nonzero weights share the other ``2**bits - 1``: pruned weights stay exactly zero (pruning
+survives sharing), and the hardware can look up the zero weights of its padding lanes.
 """
 
 from __future__ import annotations
@@ -103,16 +104,12 @@ def share_weights(qg: QGraph, bits: int | dict[str, int], seed: int = 0) -> dict
             continue
         k = 1 << per[layer.name]
         w = layer.weight
-        pruned = bool(layer.attrs.get("pruned")) and (w == 0).any()
-        if pruned:  # zero is its own exact center; the rest share k - 1 centers
-            nz = w[w != 0]
-            centers = np.union1d([0], kmeans_1d(nz, k - 1, seed=seed) if nz.size else [])
-        else:
-            centers = kmeans_1d(w, k, seed=seed)
+        # Zero is always an exact center: pruned weights stay zero, and the hardware's
+        # padding lanes (channels rounded up to PE/SIMD) can be looked up as 0.
+        nz = w[w != 0]
+        centers = np.union1d([0], kmeans_1d(nz, k - 1, seed=seed) if nz.size else []).astype(np.int64)
         idx = _assign(w, centers)
-        if pruned:  # a pruned weight stays exactly zero
-            zero = int(np.flatnonzero(centers == 0)[0])
-            idx = np.where(w == 0, zero, idx)
+        idx = np.where(w == 0, int(np.flatnonzero(centers == 0)[0]), idx)
         replace_qweights(qg, layer, centers[idx])
         layer.attrs["codebook"] = centers.astype(np.int64)
         layer.attrs["codebook_index"] = idx.astype(np.int64)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import fake_quant
-from .arith import int_range
 
 __all__ = ["calibrate_range", "entropy_threshold", "minmax_range", "percentile_range", "mse_range"]
 

@@ -213,8 +213,8 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
             qenv[fl.output] = run_layer(ql, [qenv[t] for t in fl.inputs], ins, out)
     tail_inputs = plan.output
     qg = QGraph(plan.name, tensors, layers, plan.input, tail_inputs, list(plan.host_tail))
-    qg.attrs.update(scheme=config.scheme, calibration=method, per_channel=config.per_channel,
-                    layers=details)
+    qg.attrs.update(scheme=config.scheme, calibration=f"imported (+{method})" if fixed["tensors"] else method,
+                    per_channel=config.per_channel, layers=details)
     return qg
 
 

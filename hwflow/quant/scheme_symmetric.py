@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ._common import symmetric_weight_scale
 from ._scheme import Scheme, fixed_point, symmetric_act_scale
 

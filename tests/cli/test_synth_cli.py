@@ -3,7 +3,6 @@
 import json
 
 from hwflow.cli import main
-from hwflow.targets import load_target
 
 
 def test_missing_build_dir(tmp_path, capsys):

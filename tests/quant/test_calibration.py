@@ -9,7 +9,6 @@ from hwflow.quant._feval import run_plan
 from hwflow.quant._lower import lower
 from hwflow.quant.calibrate import entropy_threshold, mse_range, percentile_range
 from hwflow.quant.config import load_bits_file, parse_bits
-from hwflow.quant.evaluate import evaluate
 from hwflow.quant.recover import equalization_pairs, equalize
 from hwflow.quant.scheme_asymmetric import AsymmetricScheme
 from hwflow.quant.scheme_pow2 import Pow2Scheme

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,16 +123,17 @@ def test_weight_sharing_kmeans_is_deterministic():
 def _unseeded_rng_calls(path: Path) -> list[str]:
     """Calls in ``path`` that draw randomness without an explicit seed."""
     bad = []
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if not isinstance(node, ast.Call):
             continue
         name = ast.unparse(node.func)
         if name.endswith("default_rng") and not node.args and not node.keywords:
-            bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}() without a seed")
-        elif name.startswith(("np.random.", "numpy.random.")) and not name.endswith(("default_rng", "Generator", "SeedSequence")):
-            bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name} uses numpy's global random state")
-        elif name.startswith("random.") and name != "random.Random":
-            bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name} uses the global random module")
+            bad.append(f"{where}:{node.lineno}: {name}() without a seed")
+        elif re.fullmatch(r"(np|numpy)\.random\.\w+", name) and not name.endswith(("default_rng", "Generator", "SeedSequence")):
+            bad.append(f"{where}:{node.lineno}: {name} uses numpy's global random state")
+        elif re.fullmatch(r"random\.\w+", name) and name != "random.Random":
+            bad.append(f"{where}:{node.lineno}: {name} uses the global random module")
     return bad
 
 
@@ -140,3 +142,11 @@ def test_every_random_generator_in_the_compiler_is_seeded():
     assert len(sources) > 20
     bad = [b for p in sources for b in _unseeded_rng_calls(p)]
     assert bad == []
+
+
+def test_the_seed_check_finds_unseeded_calls(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("import random\nimport numpy as np\n"
+                 "a = np.random.rand(3)\nb = np.random.default_rng()\nc = random.random()\n"
+                 "d = np.random.default_rng(0).normal()\ne = random.Random(1).random()\n")
+    assert [b.split(":")[1] for b in _unseeded_rng_calls(f)] == ["3", "4", "5"]

@@ -57,10 +57,11 @@ def test_cycle_formula_and_json():
     prog = schedule(_cnn(), "generic", pe=8, simd=8)
     assert prog.cycles == prog.input_size + sum(l.cycles for l in prog.layers) + prog.output_size + 2
     for l in prog.layers:
-        assert l.cycles == SETUP_CYCLES + l.oh * l.ow * l.nt * l.t + l.drain
+        assert l.cycles == SETUP_CYCLES + l.oh * l.ow * l.nt * l.qh * l.qw * l.t + l.drain
         assert l.t >= max(l.k, l.nb)
-        assert sum(1 for _ in l.reads()) == l.oh * l.ow * l.nt * l.t
-    conv2 = prog.layers[2]
+        assert sum(1 for _ in l.reads()) == l.tiles * l.t
+    conv2 = prog.layers[1]  # after conv1 + maxpool (fused)
+    assert prog.layers[0].name == "conv0+maxpool1"
     # Conv 8->16 at 8x8: K = 9 and 2 tiles of 8 channels per pixel, no waste.
     assert (conv2.k, conv2.nt, conv2.t) == (9, 2, 9)
     assert conv2.macs == 8 * 16 * 9 * 16
@@ -74,7 +75,7 @@ def test_cycle_formula_and_json():
 
 def test_gemm_on_4d_input_reads_nchw_flattening():
     """The Gemm after a conv sees its input flattened NCHW; the weight ROM is reordered to HWC."""
-    prog = schedule(_cnn(), "generic", pe=4, simd=4)
+    prog = schedule(_cnn(), "generic", pe=4, simd=4, fuse="never")
     gemm = prog.layers[-1]
     assert (gemm.kh, gemm.kw, gemm.ich, gemm.oh, gemm.ow) == (4, 4, 4, 1, 1)
 
@@ -123,12 +124,28 @@ def test_mlp_784_100_10_fits_the_default_target():
 
 def test_row_stacking_is_chosen_only_when_faster():
     qg = _cnn()
-    p4 = schedule(qg, "generic", pe=4, simd=4)
+    p4 = schedule(qg, "generic", pe=4, simd=4, fuse="never")
     assert p4.input_map.stack == 3  # K: 9 -> 3 cycles per tile, input 3 writes per code
     conv = p4.layers[0]
     assert (conv.kh, conv.kw, conv.k, conv.ih, conv.pt) == (1, 3, 3, 9, 0)
     assert p4.input_cycles == 3 * 64
-    p8 = schedule(qg, "generic", pe=8, simd=8)
+    p8 = schedule(qg, "generic", pe=8, simd=8, fuse="never")
     assert p8.input_map.stack == 1  # T = max(k, pe) = 8 either way: stacking would only cost
-    p2 = schedule(qg, "generic", pe=4, simd=2)
+    p2 = schedule(qg, "generic", pe=4, simd=2, fuse="never")
     assert p2.input_map.stack == 1  # 3 rows do not fit 2 lanes
+
+
+def test_maxpool_fuses_into_the_conv_before_it():
+    qg = _cnn()
+    plain = schedule(qg, "generic", pe=4, simd=4, fuse="never")
+    fused = schedule(qg, "generic", pe=4, simd=4)
+    assert [l.kind for l in plain.layers] == ["mac", "max", "mac", "mac"]
+    assert [l.kind for l in fused.layers] == ["mac", "mac", "mac"]
+    l = fused.layers[0]
+    assert (l.qh, l.qw, l.oh, l.ow, l.sh, l.wsh) == (2, 2, 4, 4, 2, 1)
+    assert fused.cycles < plain.cycles
+    assert fused.macs == plain.macs
+    # The conv's own output is never stored.
+    assert qg.layers[0].output not in fused.tensors
+    with pytest.raises(OptionError, match=r"fuse must be 'auto', 'always' or 'never', not 'yes'"):
+        schedule(qg, "generic", fuse="yes")

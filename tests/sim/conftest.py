@@ -7,7 +7,8 @@ use :class:`hwflow.rtl.accelerator.Accelerator`.
 It accepts ``n_in`` codes, accumulates code ``i`` into output ``i % n_out``, waits
 ``latency`` cycles, streams the ``n_out`` sums out and pulses ``done``. With a partner that
 never stalls, cycles start→done are ``n_in + latency + n_out + 1`` (plus ``n_in - 1``
-when ``stall_inputs`` drops ``in_ready`` every other load cycle).
+when ``stall_inputs`` drops ``in_ready`` every other load cycle, and ``n_out - 1`` when
+``stall_outputs`` drops ``out_valid`` every other output cycle).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ class AccumulateFixtureCore(wiring.Component):
     """Echo/accumulate core with the Accelerator port protocol (test fixture only)."""
 
     def __init__(self, n_in=6, n_out=3, latency=5, in_bits=8, out_bits=16,
-                 stall_inputs=False, miscount=0):
+                 stall_inputs=False, stall_outputs=False, miscount=0):
         if n_in < 1 or n_out < 1 or latency < 0:
             raise ValueError(f"bad fixture sizes {(n_in, n_out, latency)!r}")
         self.n_in, self.n_out, self.latency = n_in, n_out, latency
         self.stall_inputs = stall_inputs
+        self.stall_outputs = stall_outputs
         self.miscount = miscount  # a deliberately wrong cycles port, to test the checker
         self.input_size, self.output_size = n_in, n_out
         super().__init__({
@@ -40,7 +42,8 @@ class AccumulateFixtureCore(wiring.Component):
     @property
     def cycles_predicted(self) -> int:
         load = 2 * self.n_in - 1 if self.stall_inputs else self.n_in
-        return load + self.latency + self.n_out + 1
+        emit = 2 * self.n_out - 1 if self.stall_outputs else self.n_out
+        return load + self.latency + emit + 1
 
     def model(self, x: np.ndarray) -> np.ndarray:
         """Outputs for one vector (wrapping at out_bits like the hardware)."""
@@ -77,21 +80,23 @@ class AccumulateFixtureCore(wiring.Component):
                                 m.d.sync += acc[j].eq(acc[j] + self.in_data)
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx == self.n_in - 1):
-                        m.d.sync += [idx.eq(0), wait.eq(self.latency)]
+                        m.d.sync += [idx.eq(0), wait.eq(self.latency), toggle.eq(0)]
                         m.next = "COMPUTE" if self.latency else "OUTPUT"
             with m.State("COMPUTE"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [count.eq(count + 1), wait.eq(wait - 1)]
                 with m.If(wait == 1):
+                    m.d.sync += toggle.eq(0)
                     m.next = "OUTPUT"
             with m.State("OUTPUT"):
-                m.d.comb += [self.busy.eq(1), self.out_valid.eq(1)]
-                m.d.sync += count.eq(count + 1)
+                valid = ~toggle if self.stall_outputs else 1
+                m.d.comb += [self.busy.eq(1), self.out_valid.eq(valid)]
+                m.d.sync += [count.eq(count + 1), toggle.eq(~toggle)]
                 with m.Switch(idx):
                     for j in range(self.n_out):
                         with m.Case(j):
                             m.d.comb += self.out_data.eq(acc[j])
-                with m.If(self.out_ready):
+                with m.If(self.out_ready & valid):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx == self.n_out - 1):
                         m.next = "DONE"

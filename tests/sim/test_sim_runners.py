@@ -33,7 +33,7 @@ def sim_cache(request):
 
 @pytest.mark.parametrize("stall", [False, True])
 def test_amaranth_runner_exact(fixture_core, stall):
-    core = fixture_core(n_in=7, n_out=3, latency=4, stall_inputs=stall)
+    core = fixture_core(n_in=7, n_out=3, latency=4, stall_inputs=stall, stall_outputs=stall)
     x, want = _vectors(core)
     r = run_amaranth(core, x, want, core.cycles_predicted)
     assert r.passed, r.summary()
@@ -66,7 +66,8 @@ def test_amaranth_runner_vcd(fixture_core, tmp_path):
 
 
 def request_name(core) -> str:
-    return f"fx_{core.n_in}_{core.n_out}_{core.latency}_{int(core.stall_inputs)}_{core.miscount}"
+    return (f"fx_{core.n_in}_{core.n_out}_{core.latency}_{int(core.stall_inputs)}"
+            f"{int(core.stall_outputs)}_{core.miscount}")
 
 
 def _write(core, path, top="fixture_top"):
@@ -79,7 +80,7 @@ def _write(core, path, top="fixture_top"):
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_cocotb_runner_exact_and_detects_errors(fixture_core, simulator, sim_cache, tmp_path):
-    core = fixture_core(n_in=9, n_out=4, latency=200, stall_inputs=True)
+    core = fixture_core(n_in=9, n_out=4, latency=200, stall_inputs=True, stall_outputs=True)
     v = _write(core, sim_cache / f"{request_name(core)}.v")
     x, want = _vectors(core, n=6, seed=1)
     build = sim_cache / f"stall-{simulator}"
