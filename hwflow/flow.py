@@ -17,6 +17,7 @@ BUILD layout::
     <top>.v              the generated Verilog (what Icarus/Verilator simulate)
     schedule.json        Program.to_json(): loops, memory map, per-layer cycles
     quant.json           the QGraph: every tensor's type, every layer's integer parameters
+                         (hwflow.quant.serialize's format plus a format tag)
     vectors/inputs.npy   test vectors: input codes (vectors, *input_shape[1:])
     vectors/expected.npy the integer reference's output codes for them
     sim/run.py           standalone cocotb runner (cocotb_tools + numpy only)
@@ -57,6 +58,9 @@ __all__ = [
     "qgraph_to_json",
     "qgraph_from_json",
     "atomic_directory",
+    "load_inputs",
+    "random_codes",
+    "reference_outputs",
     "HOST_TAIL_NOTE",
 ]
 
@@ -89,33 +93,13 @@ def _jsonable(v: Any) -> Any:
     return repr(v)
 
 
-_ARRAYS = ("weight", "bias", "m", "n", "lut")
-_TUPLES = ("kernel", "strides", "pads", "add_m")
-
-
 def qgraph_to_json(qg) -> dict:
-    """The QGraph as a JSON document (integers exact; scales as Python floats, which
-    round-trip exactly through ``json``).
+    """The QGraph as the ``quant.json`` document: the quantizer's own serialization
+    (:func:`hwflow.quant.serialize.qgraph_to_dict`) with a format tag. Integers are
+    exact and scales round-trip exactly (``json`` writes floats with ``repr``)."""
+    from .quant.serialize import qgraph_to_dict
 
-    ``attrs`` (free-form notes) are kept only where JSON can hold them.
-    """
-    layers = []
-    for l in qg.layers:
-        d = {}
-        for f in l.__dataclass_fields__:
-            d[f] = _jsonable(getattr(l, f))
-        layers.append(d)
-    return {
-        "format": "hwflow.qgraph/1",
-        "name": qg.name,
-        "input": qg.input,
-        "output": qg.output,
-        "host_tail": list(qg.host_tail),
-        "tensors": {n: {"shape": list(t.shape), "bits": t.bits, "scale": float(t.scale),
-                        "zero_point": t.zero_point} for n, t in qg.tensors.items()},
-        "layers": layers,
-        "attrs": _jsonable(qg.attrs),
-    }
+    return {"format": "hwflow.qgraph/1", **_jsonable(qgraph_to_dict(qg))}
 
 
 def qgraph_from_json(doc: dict):
@@ -126,23 +110,11 @@ def qgraph_from_json(doc: dict):
     ValueError, KeyError, TypeError
         If the document is malformed (callers turn this into BuildError).
     """
-    from .quant.qgraph import QGraph, QLayer, QTensor
+    from .quant.serialize import qgraph_from_dict
 
     if doc.get("format") != "hwflow.qgraph/1":
         raise ValueError(f"unknown quant.json format {doc.get('format')!r}")
-    tensors = {n: QTensor(n, tuple(t["shape"]), t["bits"], t["scale"], t["zero_point"])
-               for n, t in doc["tensors"].items()}
-    layers = []
-    for d in doc["layers"]:
-        kw = dict(d)
-        for k in _ARRAYS:
-            if kw.get(k) is not None:
-                kw[k] = np.asarray(kw[k], dtype=np.int64)
-        for k in _TUPLES:
-            kw[k] = tuple(kw[k])
-        layers.append(QLayer(**kw))
-    return QGraph(doc["name"], tensors, layers, doc["input"], doc["output"],
-                  list(doc["host_tail"]), dict(doc.get("attrs") or {}))
+    return qgraph_from_dict(doc)
 
 
 # ---- atomic output directory ----------------------------------------------------------
@@ -160,6 +132,9 @@ def atomic_directory(out_dir: str | Path, *, keep: tuple[str, ...] = ()):
     out = Path(out_dir).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a BUILD should not be
     try:
         yield tmp
         old = None
@@ -213,6 +188,9 @@ class FlowState:
     top: str
     vectors: int
     seed: int
+    options: dict | None = None
+    optimized: bool = False
+    storage: dict | None = None
     tmp: Path | None = None
     graph: Any = None
     qgraph: Any = None
@@ -228,27 +206,57 @@ class FlowState:
 
 
 def step_load(s: FlowState) -> None:
-    """Import the ONNX model (static shapes, verified)."""
+    """Import the ONNX model (static shapes, verified).
+
+    A pre-quantized model (QDQ / QONNX) is imported by the quantizer's loader, which
+    strips the quantization nodes, keeps their parameters and optimizes in one go.
+    """
     from .ir import load_model
 
-    s.graph = load_model(s.model_path)
+    if _is_prequantized(s.model_path):
+        from .commands._quant_options import load_optimized
+
+        s.graph, s.optimized = load_optimized(s.model_path), True
+    else:
+        s.graph = load_model(s.model_path)
+
+
+def _is_prequantized(path: Path) -> bool:
+    try:
+        import onnx
+
+        from .quant.qdq_import import is_quantized
+
+        return is_quantized(onnx.load(str(path), load_external_data=False))
+    except Exception:  # noqa: BLE001 - unreadable: load_model says why, in one line
+        return False
 
 
 def step_optimize(s: FlowState) -> None:
     """The default pass pipeline, to a fixed point."""
     from .passes import optimize
 
-    s.graph = optimize(s.graph)
+    if not s.optimized:
+        s.graph = optimize(s.graph)
 
 
 def step_quantize(s: FlowState) -> None:
-    """Quantize, calibrating on ``--calib`` data when given."""
+    """Prune (if asked), then quantize, calibrating on ``--calib`` data when given."""
     from .data import load_data
-    from .quant import quantize
 
     if s.calib_path is not None:
         s.calib, _ = load_data(s.calib_path, s.graph.shape(s.graph.inputs[0]))
-    s.qgraph = quantize(s.graph, s.quant_config, s.calib)
+    if s.options is None:
+        from .quant import quantize
+
+        s.qgraph = quantize(s.graph, s.quant_config, s.calib)
+        return
+    from .commands._prune_options import finish_pruning, prune_graph
+    from .commands._quant_options import quantize_from_options
+
+    pruned, info = prune_graph(s.graph, s.calib, **s.options)
+    s.qgraph, s.quant_config, _ = quantize_from_options(pruned, s.calib, **s.options)
+    s.storage = finish_pruning(s.qgraph, info)
 
 
 def step_schedule(s: FlowState) -> None:
@@ -354,6 +362,7 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "simd": p.simd,
         "vectors": int(len(s.inputs)),
         "seed": s.seed,
+        "command_line": _jsonable({k: v for k, v in (s.options or {}).items() if v not in (None, (), False)}),
     }
     return {
         "format": "hwflow.build/1",
@@ -381,6 +390,7 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "output_size": p.output_size,
         "vectors": {"count": int(len(s.inputs)), "source": s.vector_source},
         "handoff": s.handoff,
+        "pruning": _jsonable(s.storage),
         "options": options,
         "files": {f: _sha256(s.tmp / f) for f in files},
     }
@@ -398,6 +408,7 @@ def compile_model(
     top: str | None = None,
     vectors: int = 8,
     seed: int = 0,
+    options: dict | None = None,
     on_step: Callable[[str, float], None] | None = None,
 ) -> dict:
     """Compile an ONNX model into a BUILD directory (atomically).
@@ -423,6 +434,10 @@ def compile_model(
         Test vectors to store (default 8).
     seed : int
         Seed of the random vectors (when there is no calibration data).
+    options : dict, optional
+        The command line's quantization and pruning options (``hwflow compile``'s
+        ``--scheme``, ``--bits``, ``--auto-bits``, ``--prune``, ``--share``, ...); when
+        given they replace ``quant_config``.
     on_step : callable, optional
         Called as ``on_step(name, seconds)`` after each step.
 
@@ -461,6 +476,7 @@ def compile_model(
         top=top or _top_name(model_path.stem),
         vectors=vectors,
         seed=seed,
+        options=options,
     )
     with atomic_directory(out, keep=("sim_build",)) as tmp:
         state.tmp = tmp

@@ -72,7 +72,10 @@ def prune_settings(**kwargs) -> dict[str, Any]:
     if s.get("prune") is not None:
         s["prune"] = check_sparsity(s["prune"], "--prune sparsity")
     if s.get("prune_channels") is not None:
-        s["prune_channels"] = check_sparsity(s["prune_channels"], "--prune-channels fraction")
+        f = s["prune_channels"]
+        if not 0.0 <= f < 1.0:
+            raise OptionError(f"--prune-channels must be in [0, 1) (fraction of each layer's channels removed; "
+                              f"removing them all leaves nothing to compute), not {f!r}")
     if s.get("share") is not None:
         try:
             s["share"] = check_share_bits(s["share"])
@@ -92,7 +95,10 @@ def prune_graph(graph, calib: np.ndarray | None = None, **kwargs):
         return graph, None
     if s.get("prune_bias_correction") and calib is None:
         raise OptionError("--prune-bias-correction measures mean outputs on data: pass --calib CALIB.npz")
-    pruned, info = graph, {"settings": s, "masks": {}, "channels": None}
+    from ..prune._layers import weight_nodes
+
+    pruned, info = graph, {"settings": s, "masks": {}, "channels": None,
+                           "original_weights": {n.name: graph.tensors[n.inputs[1]].size for n in weight_nodes(graph)}}
     if s.get("prune_channels"):
         pruned, info["channels"] = prune_channels(pruned, s["prune_channels"], norm=s.get("prune_norm", "l1"))
     if s.get("prune"):
@@ -116,7 +122,7 @@ def finish_pruning(qg, info) -> dict | None:
     qg.attrs["pruning"] = {k: v for k, v in s.items()}
     if info["channels"] is not None:
         qg.attrs["pruning"]["channels"] = {k: list(v) for k, v in info["channels"]["pruned"].items()}
-    report = storage_report(qg)
+    report = storage_report(qg, info["original_weights"])
     report["settings"] = dict(qg.attrs["pruning"])
     return report
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from ..errors import OptionError
-from ._quant_options import config_from_options, quant_options
+from ._prune_options import prune_options
+from ._quant_options import quant_options
 
 __all__ = ["compile_cmd"]
 
@@ -37,6 +39,8 @@ def summary(m: dict) -> str:
     ]
     if est_text:
         lines.append(f"  estimate  {est_text}")
+    if m.get("pruning"):
+        lines.append(f"  pruning   {json.dumps(m['pruning'].get('settings', {}))}")
     lines.append(f"  verilog   {m['verilog']} ({m['verilog_lines']:,} lines), "
                  f"{m['vectors']['count']} test vectors; {sum(m['compile_seconds'].values()):.2f} s")
     lines.append(f"  next      hwflow simulate {m['path']}")
@@ -59,7 +63,8 @@ def summary(m: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of the summary.")
 @click.option("--report", "report", is_flag=True, help="Also write the HTML report, BUILD/report.html (see `hwflow report`).")
 @quant_options
-def compile_cmd(model, target, output, calib, pe, simd, top, vectors, seed, as_json, **quant):
+@prune_options
+def compile_cmd(model, target, output, calib, pe, simd, top, vectors, seed, as_json, **options):
     """Compile MODEL (ONNX) into hardware: Verilog, schedule, test vectors and a testbench.
 
     \b
@@ -67,8 +72,6 @@ def compile_cmd(model, target, output, calib, pe, simd, top, vectors, seed, as_j
       hwflow compile examples/models/digits_cnn.onnx --calib examples/models/digits_cnn_calib.npz
       hwflow simulate build/digits_cnn --simulator verilator
     """
-    import json
-
     from ..flow import compile_model
 
     for name, value in (("--pe", pe), ("--simd", simd)):
@@ -76,17 +79,14 @@ def compile_cmd(model, target, output, calib, pe, simd, top, vectors, seed, as_j
             raise OptionError(f"{name} must be a positive integer, not {value!r}")
     if vectors < 1:
         raise OptionError(f"--vectors must be a positive integer, not {vectors!r}")
-    if quant.get("auto_bits"):
-        raise OptionError("--auto-bits is not supported by compile yet; run `hwflow quantize --auto-bits` "
-                          "and pass the chosen bits with --bits FILE")
-    config = config_from_options(**quant)
-    manifest = compile_model(model, target, output, config, calib, pe, simd,
-                             top=top, vectors=vectors, seed=seed)
+    report = options.pop("report", False)
+    manifest = compile_model(model, target, output, None, calib, pe, simd,
+                             top=top, vectors=vectors, seed=seed, options=options)
     if as_json:
         click.echo(json.dumps(manifest, indent=1))
     else:
         click.echo(summary(manifest))
-    if quant.get("report"):  # config_from_options ignores this key
+    if report:
         from ..report import write_report
 
         path = write_report(manifest["path"], quiet=as_json)

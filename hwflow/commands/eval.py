@@ -8,6 +8,7 @@ import math
 import click
 
 from ..data import load_data
+from ._prune_options import finish_pruning, prune_graph, prune_options
 from ._quant_options import load_optimized, quant_options, quantize_from_options
 
 __all__ = ["eval_cmd"]
@@ -20,6 +21,7 @@ __all__ = ["eval_cmd"]
 @click.option("--calib", "calib", type=click.Path(dir_okay=False), default=None,
               help="Calibration data (same format); without it ranges come from the weights.")
 @quant_options
+@prune_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--analysis", is_flag=True, help="Add the per-layer fixed-point analysis of the weights.")
 def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
@@ -35,7 +37,9 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
     shape = graph.shape(graph.inputs[0])
     x, y = load_data(data, shape)
     calib_x = load_data(calib, shape)[0] if calib else None
-    qg, config, curve = quantize_from_options(graph, calib_x, **kwargs)
+    pruned, pinfo = prune_graph(graph, calib_x, **kwargs)
+    qg, config, curve = quantize_from_options(pruned, calib_x, **kwargs)
+    storage = finish_pruning(qg, pinfo)
     res = evaluate(graph, qg, x, y)
     res.update(scheme=config.scheme, per_channel=config.per_channel, calibration=qg.attrs["calibration"],
                samples=int(len(x)))
@@ -45,6 +49,8 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
     layers = {name: info for name, info in qg.attrs["layers"].items() if "wbits" in info}
     if analysis:
         res["analysis"] = layers
+    if storage is not None:
+        res["storage"] = storage
     if as_json:
         click.echo(json.dumps(res, indent=2, default=_jsonable, allow_nan=True))
         return
@@ -61,6 +67,11 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
     if curve is not None:
         click.echo("auto-bits    " + "  ".join(f"{p['kbit']:.1f}kbit:{100 * p['agreement']:.1f}%" for p in curve))
         click.echo("layer bits   " + ", ".join(f"{k}={w}/{a}" for k, (w, a) in config.layer_bits.items()))
+    if storage is not None:
+        from ..prune import format_storage
+
+        click.echo("")
+        click.echo(format_storage(storage))
     if analysis:
         click.echo("")
         click.echo(f"{'layer':<20}{'bits':>5}  {'|w| range (log2)':>17}  {'scale (log2)':>14}  "

@@ -12,6 +12,7 @@ import click
 
 from ..data import load_data
 from ..errors import OptionError
+from ._prune_options import finish_pruning, prune_graph, prune_options
 from ._quant_options import load_optimized, quant_options, quantize_from_options
 
 __all__ = ["quantize_cmd"]
@@ -22,6 +23,7 @@ __all__ = ["quantize_cmd"]
 @click.option("--calib", "calib", type=click.Path(dir_okay=False), default=None,
               help="Calibration data (.npz with x, or .npy); without it ranges come from the weights.")
 @quant_options
+@prune_options
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
               help="Output directory (written atomically): model_qdq.onnx and qgraph.json.")
 def quantize_cmd(model, calib, out, **kwargs):
@@ -31,7 +33,9 @@ def quantize_cmd(model, calib, out, **kwargs):
 
     graph = load_optimized(model)
     calib_x = load_data(calib, graph.shape(graph.inputs[0]))[0] if calib else None
+    graph, pinfo = prune_graph(graph, calib_x, **kwargs)
     qg, config, curve = quantize_from_options(graph, calib_x, **kwargs)
+    storage = finish_pruning(qg, pinfo)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OptionError(f"output {str(out)!r} exists and is not a directory")
@@ -47,6 +51,8 @@ def quantize_cmd(model, calib, out, **kwargs):
         doc["config"]["layer_bits"] = {k: list(v) for k, v in config.layer_bits.items()}
         if curve is not None:
             doc["auto_bits"] = curve
+        if storage is not None:
+            doc["storage"] = storage
         (tmp / "qgraph.json").write_text(json.dumps(doc))
         if out.exists():  # swap in the new directory, then drop the old one
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))

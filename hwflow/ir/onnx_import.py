@@ -250,6 +250,7 @@ def from_onnx(model: onnx.ModelProto, name: str | None = None, *, strict: bool =
     del g.value_info[:]
     _check_ops(g)
     _check_schemas(model, opset)
+    _check_constant_shapes(model)
     _fix_input_shapes(model, inputs, strict)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
@@ -490,6 +491,30 @@ def _check_fold_size(node: Node, shapes: list, consts: list) -> None:
             )
 
 
+def _check_constant_shapes(model: onnx.ModelProto) -> None:
+    """Refuse a ConstantOfShape of a constant, absurd shape before onnx's shape inference
+    (which materialises it when propagating data into a Reshape) allocates it."""
+    shapes: dict[str, Any] = {t.name: t for t in model.graph.initializer}
+    for proto in model.graph.node:
+        if proto.op_type == "Constant" and proto.output:
+            for a in proto.attribute:
+                if a.name in ("value", "value_ints"):
+                    shapes[proto.output[0]] = a.t if a.name == "value" else list(a.ints)
+        if proto.op_type != "ConstantOfShape" or not proto.input or proto.input[0] not in shapes:
+            continue
+        v = shapes[proto.input[0]]
+        try:
+            dims = np.asarray(numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v, np.float64)
+        except Exception:  # noqa: BLE001 - a malformed tensor is reported later, by name
+            continue
+        if dims.size and float(np.prod(np.maximum(dims, 0))) > MAX_FOLD_ELEMENTS:
+            raise ModelError(
+                f"node {proto.name or proto.output[0]!r} (ConstantOfShape) makes a constant of shape "
+                f"{[int(d) for d in dims.reshape(-1)]!r}, more than {MAX_FOLD_ELEMENTS:,} elements; "
+                "the model is malformed or far too large for hwflow"
+            )
+
+
 def _check_schemas(model: onnx.ModelProto, opset: int) -> None:
     """Check each node against its ONNX schema: input/output counts, required inputs
     and attributes, attribute types (a malformed node must not reach the kernels)."""
@@ -501,7 +526,7 @@ def _check_schemas(model: onnx.ModelProto, opset: int) -> None:
     for i, proto in enumerate(model.graph.node):
         domain = "" if proto.domain == "ai.onnx" else proto.domain
         try:
-            schema = onnx.defs.get_schema(proto.op_type, versions.get(domain, 1), domain)
+            schema = onnx.defs.get_schema(proto.op_type, max(1, min(versions.get(domain, 1), 1 << 30)), domain)
         except onnx.defs.SchemaError:
             continue  # _check_ops decides about ops onnx does not know
         where = f"node {proto.name or f'{proto.op_type}_{i}'!r} ({proto.op_type})"

@@ -3,16 +3,18 @@
 For each Conv/Gemm layer of a QGraph (weights only; biases and requantizer parameters are
 listed by ``hwflow compile`` under memory):
 
-- ``fp32``: 32 bits a weight;
+- ``fp32``: 32 bits a weight of the original model (before channel pruning);
 - ``int``: ``wbits`` a weight (the quantized, dense model);
 - ``pruned``: compressed sparse storage of the nonzeros: each entry is the weight plus an
   ``r``-bit gap to the previous entry in flat (C-order) position, with a filler entry
   (a stored zero) when a gap exceeds ``2**r - 1`` (Deep Compression's relative index);
-  ``r`` is chosen per layer to minimise the bits. A layer without zeros stays dense;
-- ``shared``: as ``pruned`` but each weight is a ``b``-bit codebook index, plus the
-  codebook (``2**b`` entries of ``wbits``); dense ``b``-bit indices when not pruned;
-- ``huffman``: a bound, not an encoder: the entries' index symbols and gap symbols each
-  cost their empirical entropy (bits/symbol x count), plus the codebook.
+  ``r`` is chosen per layer to minimise the bits; dense if that is smaller;
+- ``shared``: each weight a ``b``-bit codebook index, plus the codebook (``2**b``
+  entries of ``wbits``): dense indices, or sparse entries (index + gap) when smaller
+  (``format`` says which);
+- ``huffman``: a bound, not an encoder: the symbols (codebook indices, or codes without
+  sharing; for sparse storage also the gaps) each cost their empirical entropy
+  (bits/symbol x count), plus the codebook; the smaller of dense and sparse.
 
 Ratios are against fp32.
 """
@@ -62,9 +64,10 @@ def entropy_bits(symbols: np.ndarray) -> float:
     return float(-(counts * np.log2(p)).sum())
 
 
-def _layer(layer) -> dict:
+def _layer(layer, original: int | None) -> dict:
     w = layer.weight
     n, nnz = int(w.size), int(np.count_nonzero(w))
+    n0 = n if original is None else max(int(original), n)
     book = layer.attrs.get("codebook")
     b = int(layer.attrs.get("share_bits", 0)) if book is not None else 0
     book_bits = len(book) * layer.wbits if book is not None else 0
@@ -73,40 +76,40 @@ def _layer(layer) -> dict:
         sym = np.asarray(layer.attrs["codebook_index"], dtype=np.int64).reshape(w.shape)
         zero_idx = np.flatnonzero(np.asarray(book) == 0)
     row = {"weights": n, "nonzeros": nnz, "sparsity": 1 - nnz / n if n else 0.0, "wbits": layer.wbits,
-           "share_bits": b or None, "fp32": 32 * n, "int": layer.wbits * n}
-    sparse = nnz < n
-    if sparse:
+           "share_bits": b or None, "original_weights": n0, "fp32": 32 * n0, "int": layer.wbits * n}
+    dense_shared = n * b + book_bits if book is not None else row["int"]
+    row.update(format="dense", index_bits=0, entries=n, pruned=row["int"], shared=dense_shared)
+    if book is not None:
+        row["huffman"] = math.ceil(entropy_bits(sym)) + book_bits
+    else:
+        row["huffman"] = math.ceil(entropy_bits(w))
+    if nnz < n:  # sparse storage, where it is smaller than dense
         best = None
         for r in range(1, 9):
             vals, gaps = sparse_entries(w, r)
-            bits = len(vals) * (layer.wbits + r)
+            bits = len(vals) * ((b or layer.wbits) + r) + book_bits
             if best is None or bits < best[0]:
                 best = (bits, r, vals, gaps)
         bits, r, vals, gaps = best
-        row.update(index_bits=r, entries=int(len(vals)), pruned=bits)
-        if book is not None:
-            # the value of each entry as a codebook index (fillers are zeros)
-            idx = np.searchsorted(np.asarray(book), vals)
-            row["shared"] = len(vals) * (b + r) + book_bits
-            row["huffman"] = math.ceil(entropy_bits(idx) + entropy_bits(gaps)) + book_bits
-        else:
-            row["shared"] = bits
-            row["huffman"] = math.ceil(entropy_bits(vals) + entropy_bits(gaps))
-    else:
-        row.update(index_bits=0, entries=n, pruned=row["int"])
-        if book is not None:
-            row["shared"] = n * b + book_bits
-            row["huffman"] = math.ceil(entropy_bits(sym)) + book_bits
-        else:
-            row["shared"] = row["int"]
-            row["huffman"] = math.ceil(entropy_bits(w))
+        row["pruned"] = min(row["pruned"], len(vals) * (layer.wbits + r))
+        if bits < dense_shared:
+            row.update(format="sparse", index_bits=r, entries=int(len(vals)), shared=bits)
+            sym_v = np.searchsorted(np.asarray(book), vals) if book is not None else vals
+            row["huffman"] = min(row["huffman"], math.ceil(entropy_bits(sym_v) + entropy_bits(gaps)) + book_bits)
     for s in _STAGES[1:]:
         row[f"ratio_{s}"] = row["fp32"] / row[s] if row[s] else float("inf")
     return row
 
 
-def storage_report(qg: QGraph) -> dict:
+def storage_report(qg: QGraph, original_weights: dict[str, int] | None = None) -> dict:
     """Weight storage of ``qg`` per layer and in total, in bits, for each stage.
+
+    Parameters
+    ----------
+    qg : QGraph
+    original_weights : dict of str to int, optional
+        Weights of each layer before channel pruning (by float node name); the ``fp32``
+        figure (and so every ratio) counts those, since that is the model compressed.
 
     Returns
     -------
@@ -115,8 +118,10 @@ def storage_report(qg: QGraph) -> dict:
         ``sparsity``, the bits of each stage (``fp32``, ``int``, ``pruned``, ``shared``,
         ``huffman``) and ``ratio_<stage>`` (fp32 bits / stage bits).
     """
-    layers = {l.name: _layer(l) for l in qg.layers if l.op in ("conv", "gemm")}
-    total = {k: sum(r[k] for r in layers.values()) for k in ("weights", "nonzeros", *_STAGES)}
+    orig = original_weights or {}
+    layers = {l.name: _layer(l, next((orig[n] for n in l.attrs.get("nodes", [l.name]) if n in orig), None))
+              for l in qg.layers if l.op in ("conv", "gemm")}
+    total = {k: sum(r[k] for r in layers.values()) for k in ("weights", "original_weights", "nonzeros", *_STAGES)}
     total["sparsity"] = 1 - total["nonzeros"] / total["weights"] if total["weights"] else 0.0
     for s in _STAGES[1:]:
         total[f"ratio_{s}"] = total["fp32"] / total[s] if total[s] else float("inf")

@@ -44,22 +44,32 @@ def _hessian(x: np.ndarray) -> np.ndarray:
     return x.T @ x / max(len(x), 1)
 
 
-def _gptq_rows(w: np.ndarray, s: np.ndarray, h: np.ndarray, bits: int, damp: float) -> np.ndarray:
-    """Codes for ``w`` (C, K) with per-row scales ``s`` given ``H = XᵀX/n`` (K, K)."""
-    lo, hi = int_range(bits)
+def _factor(h: np.ndarray, damp: float):
+    """What GPTQ needs from ``H`` (shared by every candidate scale): the input order
+    ("act order": most active inputs first), the dead inputs, and the upper Cholesky
+    factor of the damped, reordered ``H⁻¹`` (None if it is singular)."""
     h = h.copy()
-    w = w.copy()
     dead = np.diag(h) == 0
     h[dead, dead] = 1.0
-    w[:, dead] = 0.0
-    order = np.argsort(-np.diag(h), kind="stable")  # "act order": most active inputs first
-    inv = np.argsort(order)
-    w, h = w[:, order], h[np.ix_(order, order)]
+    order = np.argsort(-np.diag(h), kind="stable")
+    h = h[np.ix_(order, order)]
     h[np.diag_indices_from(h)] += damp * np.mean(np.diag(h))
     try:
-        u = np.linalg.cholesky(np.linalg.inv(h)).T  # upper factor of H^-1
+        u = np.linalg.cholesky(np.linalg.inv(h)).T
     except np.linalg.LinAlgError:
-        return np.clip(np.sign(w) * np.floor(np.abs(w / s[:, None]) + 0.5), lo, hi)[:, inv]
+        u = None
+    return order, np.argsort(order), dead, u
+
+
+def _gptq_rows(w: np.ndarray, s: np.ndarray, factor, bits: int) -> np.ndarray:
+    """Codes for ``w`` (C, K) with per-row scales ``s`` (``factor`` from :func:`_factor`)."""
+    lo, hi = int_range(bits)
+    order, inv, dead, u = factor
+    w = w.copy()
+    w[:, dead] = 0.0
+    if u is None:
+        return np.clip(np.sign(w) * np.floor(np.abs(w / s[:, None]) + 0.5), lo, hi)
+    w = w[:, order]
     q = np.empty_like(w)
     for i in range(w.shape[1]):
         col = w[:, i]
@@ -73,7 +83,7 @@ def _gptq_rows(w: np.ndarray, s: np.ndarray, h: np.ndarray, bits: int, damp: flo
 def _row_error(w: np.ndarray, q: np.ndarray, s: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Per row, the output error power ``(w - q·s) H (w - q·s)ᵀ``."""
     d = w - q * s[:, None]
-    return np.einsum("ck,kj,cj->c", d, h, d)
+    return ((d @ h) * d).sum(axis=1)
 
 
 def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int, x: np.ndarray, per_channel: bool = True,
@@ -112,8 +122,9 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int, x: np.ndarray, p
     for g, xg in enumerate(layer_inputs(fl, x)):
         rows = slice(g * per, (g + 1) * per)
         h = _hessian(xg)
+        factor = _factor(h, damp)
         for k, s in enumerate(scales):
-            q = _gptq_rows(w[rows], s[rows], h, bits, damp)
+            q = _gptq_rows(w[rows], s[rows], factor, bits)
             results.append((g, k, q, _row_error(w[rows], q, s[rows], h)))
     errs = np.full((len(scales), cout), np.inf)
     for g, k, _, e in results:

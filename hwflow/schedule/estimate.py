@@ -44,8 +44,9 @@ def estimate(prog, target) -> dict:
     luts = 0 if mul_dsp else nmul * prog.wbits * prog.abits
     prod = prog.wbits + prog.abits
     tree = pe * sum((simd >> (i + 1)) * (prod + i + 1) for i in range(max(1, math.ceil(math.log2(max(simd, 1))))))
-    luts += tree + pe * prog.acc_bits * 2  # adder tree, accumulators + serializer mux
-    ffs = nmul * prod + tree + pe * prog.acc_bits * 2
+    # adder tree; accumulators, max-merge hold registers and comparators, serializer
+    luts += tree + pe * prog.acc_bits * 4
+    ffs = nmul * prod + tree + pe * prog.acc_bits * 3
     if prog.mbits > 1:
         dsps += math.ceil(prog.post_bits / 18) * math.ceil(prog.mbits / 18)
     prod_bits = prog.post_bits + prog.mbits

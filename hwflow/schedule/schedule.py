@@ -104,7 +104,7 @@ def _supergroup(groups: int, cin: int, cout: int, pe: int, simd: int) -> int:
     return 1
 
 
-def _stack_rows(qgraph: QGraph, pe: int, simd: int) -> int:
+def _stack_rows(qgraph: QGraph, pe: int, simd: int, fuse: str = "auto") -> int:
     """``kh`` if the first layer should read a row-stacked input, else 1.
 
     A first convolution with few input channels (``cin * kh <= simd``) wastes most SIMD
@@ -130,8 +130,16 @@ def _stack_rows(qgraph: QGraph, pe: int, simd: int) -> int:
     if kh < 2 or cin * kh > simd or (oh - 1) * l0.strides[0] - l0.pads[0] > h - 1:
         return 1
     n_in, nt = cin * h * w, chunks(l0.out_channels, pe)
-    plain = n_in + oh * ow * nt * max(kh * kw * chunks(cin, simd), pe)
-    stacked = n_in * kh + oh * ow * nt * max(kw, pe)
+    npx, qk = oh * ow, 1
+    nxt = qgraph.layers[1] if len(qgraph.layers) > 1 else None
+    if (fuse != "never" and nxt is not None and nxt.op == "maxpool" and nxt.inputs[0] == l0.output
+            and not any(nxt.pads)):
+        # Likely fused: the serializer bound becomes pe / window.
+        qk = nxt.kernel[0] * nxt.kernel[1]
+        npx = int(np.prod(qgraph.tensors[nxt.output].shape[2:])) * qk
+    pe_eff = -(-pe // qk)
+    plain = n_in + npx * nt * max(kh * kw * chunks(cin, simd), pe_eff)
+    stacked = n_in * kh + npx * nt * max(kw, pe_eff)
     return kh if stacked < plain else 1
 
 
@@ -227,7 +235,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
             raise UnsupportedOpError(f"layer {layer.name!r}: {layer.op} needs a 4-D input")
 
     # ---- tensors: layout and liveness ----------------------------------------------------
-    stack = _stack_rows(qgraph, pe, simd)
+    stack = _stack_rows(qgraph, pe, simd, fuse)
     tmaps: dict[str, dict] = {}
     fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stack, always=fuse == "always")
     skip = {i + 1 for i in fused}

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import BuildError, TargetError
+from ..errors import BuildError, TargetError, ToolError
 from ..targets import load_target
 from .bundle import HANDOFF_FILE, write_handoff, yosys_script
 from .nextpnr import read_report, run_nextpnr
@@ -72,7 +72,12 @@ def synthesize(build_dir: str | Path, pnr: bool = True) -> dict:
                           "device; recompile with --target fpga-tiny, fpga-small or fpga-medium")
     handoff_path = build / HANDOFF_FILE
     if handoff_path.exists():
-        handoff = json.loads(handoff_path.read_text(encoding="utf-8"))
+        try:
+            handoff = json.loads(handoff_path.read_text(encoding="utf-8"))
+            handoff["synth_top"], handoff["sources"], handoff["constraints"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BuildError(f"cannot read {handoff_path} ({exc!r}); delete it and rerun "
+                             "hwflow synth to write the bundle again") from None
     else:
         handoff = write_handoff(build, manifest["verilog"], manifest["top"], target)
     top = handoff["synth_top"]
@@ -96,6 +101,10 @@ def synthesize(build_dir: str | Path, pnr: bool = True) -> dict:
             report = build_report(target, stat, read_report(work / "nextpnr_report.json",
                                                             target.family))
         _replace_dir(work, build / SYNTH_DIR)
+    except ToolError as exc:
+        # Keep the failed run's logs where the message says they are.
+        _replace_dir(work, build / SYNTH_DIR)
+        raise ToolError(str(exc).replace(str(work), str(build / SYNTH_DIR))) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["top"] = handoff["top"]

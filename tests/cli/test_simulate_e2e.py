@@ -225,3 +225,18 @@ def test_human_summary(builds, capsys):
     assert "icarus: PASS" in out and "vectors run      2" in out and "mismatches       0" in out
     assert f"cycles           {manifest['cycles']} (predicted {manifest['cycles']})" in out
     assert "cycles/s" in out
+
+
+def test_pruned_and_shared_build(models, e2e_dir, capsys):
+    """Compile's pruning options reach the hardware, which still equals the reference."""
+    model, calib = models["cnn"]
+    out = e2e_dir / "cnn-pruned"
+    assert main(["compile", str(model), "--target", "generic", "-o", str(out), "--calib", str(calib),
+                 "--prune", "0.6", "--share", "3", "--pe", "4", "--simd", "4"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["pruning"]["settings"]["prune"] == 0.6
+    qg = load_build(out).qgraph()
+    w = np.concatenate([l.weight.ravel() for l in qg.layers if l.weight is not None])
+    assert (w == 0).mean() >= 0.5
+    rc, res = _simulate(capsys, out, "icarus", "--limit", "3")
+    _check_pass(rc, res, out, 3)

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from hwflow.cli import main
 
 
@@ -35,3 +37,27 @@ def test_unknown_target_in_manifest(tmp_path, capsys):
         {"top": "t", "target": "fpga-huge", "verilog": "t.v"}))
     assert main(["synth", str(tmp_path)]) == 2
     assert "unknown target 'fpga-huge'; known targets:" in capsys.readouterr().err
+
+
+def test_corrupt_handoff(tmp_path, capsys):
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"top": "t", "target": "fpga-small", "verilog": "t.v"}))
+    (tmp_path / "handoff.json").write_text("{")
+    assert main(["synth", str(tmp_path)]) == 2
+    assert "delete it and rerun hwflow synth" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_tool_failure_keeps_its_log(tmp_path, capsys):
+    # A Verilog syntax error: Yosys fails, the message quotes its ERROR line and the log
+    # it names exists.
+    (tmp_path / "t.v").write_text("module t(clk, cycles); input clk; output [31:0] cycles;\n"
+                                  "assign cycles = ;\nendmodule\n")
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"top": "t", "target": "fpga-small", "verilog": "t.v"}))
+    assert main(["synth", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hwflow: error: Yosys failed: ") and "ERROR" in err
+    log = err.split("(full log: ")[1].rstrip(")")
+    assert log == str(tmp_path / "synth" / "yosys.log")
+    assert "syntax error" in open(log).read()

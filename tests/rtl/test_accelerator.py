@@ -121,6 +121,11 @@ def test_verilog_is_small_and_independent_of_weights(pe, simd):
     text = to_verilog(prog, "digits_cnn")
     assert "module digits_cnn(" in text
     assert len(text.splitlines()) <= 5000
+    # Weights are ROM contents (one line per word), not logic; the RAM's zero fill is a loop.
+    assert "module digits_cnn_wrom(" in text
+    words = [l for l in text.splitlines() if l.startswith("    mem[") and "'h" in l]
+    assert len(words) >= prog.weights.shape[0]
+    assert "for (mem_i" in text
     with pytest.raises(ValueError, match=r"Verilog identifier, not '1bad'"):
         to_verilog(prog, "1bad")
 

@@ -55,10 +55,11 @@ def test_weight_words_follow_the_read_order():
 
 def test_cycle_formula_and_json():
     prog = schedule(_cnn(), "generic", pe=8, simd=8)
-    assert prog.cycles == prog.input_size + sum(l.cycles for l in prog.layers) + prog.output_size + 2
+    assert prog.cycles == prog.input_cycles + sum(l.cycles for l in prog.layers) + prog.output_size + 2
+    assert prog.input_cycles == prog.input_size * prog.input_map.stack
     for l in prog.layers:
         assert l.cycles == SETUP_CYCLES + l.oh * l.ow * l.nt * l.qh * l.qw * l.t + l.drain
-        assert l.t >= max(l.k, l.nb)
+        assert l.t >= l.k and l.t * l.qh * l.qw >= l.nb  # the serializer is free for every load
         assert sum(1 for _ in l.reads()) == l.tiles * l.t
     conv2 = prog.layers[1]  # after conv1 + maxpool (fused)
     assert prog.layers[0].name == "conv0+maxpool1"
