@@ -702,6 +702,7 @@ class Worker:
 
     def recover(self) -> tuple[str, str, str]:
         """The worker hung or died on its case: record why, then start a fresh one."""
+        self.proc.join(1.0)  # a dying worker closes its pipe a moment before it can be reaped
         alive = self.proc.is_alive()
         self.proc.kill()
         self.proc.join()
@@ -756,39 +757,39 @@ def fuzz(cases: int, seed: int = 0, jobs: int = 1, timeout: float = 5.0, crash_d
     report = Report()
     t0 = time.perf_counter()
     workers = [Worker(timeout, memory) for _ in range(max(1, jobs))]
+    hard = timeout * 3 + 5  # the in-worker alarm fires at ``timeout``; past this the worker is stuck in C
     try:
-        pending = collections.deque(range(cases))
-        busy: dict[int, tuple[Worker, Case]] = {}
-        # simple round-robin: each worker takes the next case when it answers
         from multiprocessing.connection import wait
+
+        pending = collections.deque(range(cases))
+        busy: dict[int, tuple[Worker, Case, float]] = {}  # each worker takes the next case when it answers
 
         def submit(w: Worker) -> None:
             if pending:
                 case = make_case(pending.popleft(), seed, seeds)
                 w.conn.send(case.data)
-                busy[id(w)] = (w, case)
+                busy[id(w)] = (w, case, time.monotonic())
 
         for w in workers:
             submit(w)
         while busy:
-            ready = wait([w.conn for w, _ in busy.values()], timeout=timeout * 3 + 5)
-            if not ready:  # every busy worker is stuck: handle each as a hard hang
-                for key, (w, case) in list(busy.items()):
-                    del busy[key]
-                    _record(report, case, w.recover(), crash_dir)
-                    submit(w)
-                continue
-            for key, (w, case) in list(busy.items()):
+            first = min(t for _, _, t in busy.values())
+            ready = wait([w.conn for w, _, _ in busy.values()], timeout=max(0.0, first + hard - time.monotonic()))
+            for key, (w, case, started) in list(busy.items()):
                 if w.conn in ready:
-                    del busy[key]
                     try:
                         result = w.conn.recv()
-                    except EOFError:
+                    except EOFError:  # the worker died
                         result = w.recover()
-                    _record(report, case, result, crash_dir)
-                    if progress and report.cases % 500 == 0:
-                        print(f"  {report.cases} cases, {report.n_crashes} crashes", file=sys.stderr, flush=True)
-                    submit(w)
+                elif time.monotonic() - started > hard:
+                    result = w.recover()
+                else:
+                    continue
+                del busy[key]
+                _record(report, case, result, crash_dir)
+                if progress and report.cases % 500 == 0:
+                    print(f"  {report.cases} cases, {report.n_crashes} crashes", file=sys.stderr, flush=True)
+                submit(w)
     finally:
         for w in workers:
             w.close()

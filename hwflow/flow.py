@@ -571,8 +571,9 @@ class Build:
         got = json.loads(json.dumps(_jsonable(prog.to_json())))
         if got != want:
             raise BuildError(
-                f"re-scheduling quant.json does not reproduce {self.path / 'schedule.json'} "
-                f"(hwflow {__version__} vs build by {self.manifest.get('hwflow_version')}); re-run hwflow compile"
+                f"re-scheduling {self.path / 'quant.json'} does not reproduce schedule.json: this "
+                f"hwflow ({__version__}) schedules differently from the one that compiled it "
+                f"({self.manifest.get('hwflow_version')}); re-run hwflow compile"
             )
         return prog
 

@@ -12,6 +12,10 @@ KIND_CODES = {"mac": 0, "max": 1, "sum": 2, "add": 3}
 _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw", "nt", "cis", "tpg",
              "k", "t", "nb", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
              "w_base", "ch_base", "lut_base", "lut_en", "drain", "shiw", "qh", "qw", "wsh", "wsw", "wshiw")
+#: Fields also stored minus one, so loop-end tests are plain equalities (no subtractor in
+#: the controller's critical path).
+_MINUS_ONE = ("k", "qh", "qw", "cis", "kw", "kh", "t", "nt", "ow", "oh", "tpg")
+
 _SIGNED = ("pt_neg", "pl_neg", "iyw_init", "pv", "za", "zb", "ma", "mb", "z_out", "lo", "hi")
 
 
@@ -31,6 +35,7 @@ def descriptor_values(program) -> list[dict]:
             "pv": l.pv, "za": l.za, "zb": l.zb, "ma": l.ma, "mb": l.mb, "z_out": l.z_out,
             "lo": l.lo, "hi": l.hi,
         })
+        out[-1].update({f"{f}_m1": out[-1][f] - 1 for f in _MINUS_ONE})
     return out
 
 
@@ -45,7 +50,7 @@ def descriptor_layout(program) -> data.StructLayout:
     """Field widths sized to the largest value any step needs (so the ROM stays narrow)."""
     vals = descriptor_values(program)
     fields = {}
-    for f in _UNSIGNED:
+    for f in _UNSIGNED + tuple(f"{f}_m1" for f in _MINUS_ONE):
         fields[f] = unsigned(max(1, max(v[f] for v in vals).bit_length()))
     for f in _SIGNED:
         fields[f] = signed(max(2, _sbits(min(0, min(v[f] for v in vals)), max(0, max(v[f] for v in vals)))))

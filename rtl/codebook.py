@@ -19,28 +19,14 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["CodebookLookup", "index_image", "lookup_model"]
+__all__ = ["CodebookLookup", "attach_codebook", "index_image", "lookup_model"]
 
 
 def index_image(words: np.ndarray, codebook: np.ndarray, ibits: int) -> np.ndarray:
-    """Weights ``words`` (any shape) as codebook indices, in the signed form
-    :func:`~hwflow.rtl.weight_rom.pack_words` stores as the raw ``ibits``-bit pattern.
+    """See :func:`hwflow.prune.sharing.codebook_indices` (the ROM image of indices)."""
+    from hwflow.prune.sharing import codebook_indices
 
-    Raises
-    ------
-    ValueError
-        If a weight is not in ``codebook`` or the codebook has more than ``2**ibits`` entries.
-    """
-    book = np.asarray(codebook, dtype=np.int64)
-    if book.ndim != 1 or not 1 <= book.size <= (1 << ibits):
-        raise ValueError(f"codebook must have 1..{1 << ibits} entries, not {book.size!r}")
-    words = np.asarray(words, dtype=np.int64)
-    idx = np.abs(words[..., None] - book).argmin(axis=-1)
-    if not np.array_equal(book[idx], words):
-        bad = np.setdiff1d(words, book)
-        raise ValueError(f"weights {bad[:8].tolist()!r} are not in the codebook {book.tolist()!r}")
-    half = 1 << (ibits - 1)
-    return np.where(idx >= half, idx - (1 << ibits), idx)
+    return codebook_indices(words, codebook, ibits)
 
 
 def lookup_model(indices: np.ndarray, addr: int, codebooks: list, bases: list[int], ibits: int) -> np.ndarray:
@@ -123,3 +109,31 @@ class CodebookLookup(wiring.Component):
             out.append(entries[Cat(idx, table)] if len(self._books) > 1 else entries[idx])
         m.d.sync += self.w.eq(Cat(*out))
         return m
+
+
+def attach_codebook(m: Module, program, rom_data: Value, rom_addr: Value, aligned: list) -> tuple[Value, list]:
+    """Put a :class:`CodebookLookup` between the weight ROM and the MAC array of ``program``.
+
+    ``rom_addr`` is the address presented to the ROM (its data arrives one cycle later);
+    ``aligned`` are the MAC array's other inputs (activations, valid/first/last), which
+    are delayed by the lookup's latency so they meet their weights.
+
+    Returns
+    -------
+    weights : Value
+        The looked-up weights (``pe*simd`` lanes of ``program.wbits``).
+    delayed : list of Signal
+        ``aligned``, :attr:`CodebookLookup.latency` cycles later.
+    """
+    cb = CodebookLookup(program.codebooks, program.cb_bases, program.pe * program.simd, program.ibits,
+                        program.wbits, len(rom_addr))
+    m.submodules.codebook = cb
+    addr = Signal.like(rom_addr, name="codebook_addr")
+    m.d.sync += addr.eq(rom_addr)  # the address of the word now on rom_data
+    m.d.comb += [cb.idx.eq(rom_data), cb.addr.eq(addr)]
+    out = []
+    for i, v in enumerate(aligned):
+        d = Signal(len(v), name=f"codebook_delay_{i}")
+        m.d.sync += d.eq(v)
+        out.append(d)
+    return cb.w, out

@@ -19,8 +19,9 @@ grow with the number of layers. States::
 - DRAIN waits ``drain`` cycles so the layer's last code is written before anyone reads it.
 - OUTPUT gathers the output tensor back into NCHW order with valid/ready back-pressure.
 
-Timing: the address register is one cycle after the counters, memory data one more, so
-the ``d_*`` flags are delayed by :attr:`latency` = 2 cycles to line up with memory data.
+Timing: the address is registered twice after the counters (the second register holds the
+product ``pix * ich``), memory data arrives one cycle later, so the ``d_*`` flags are
+delayed by :attr:`latency` = 3 cycles to line up with memory data.
 ``cycles`` counts from the cycle ``start`` is sampled (0) to the cycle ``done`` is high.
 """
 
@@ -94,8 +95,8 @@ class Controller(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from a RUN step to its memory data (address register + synchronous read)."""
-        return 2
+        """Cycles from a RUN step to its memory data (two address registers + synchronous read)."""
+        return 3
 
     def _stacked_input(self, m, ic, tin, stream_step, in_ext):
         """INPUT for a row-stacked input: each code is written to the ``kh`` words whose
@@ -228,27 +229,31 @@ class Controller(wiring.Component):
         # Address register stage (the one multiply).
         a_pix, a_c = Signal(signed(pw + 1), **rl), Signal(self._aw + 1, **rl)
         a_flags = Signal(7)
-        a_addr = Signal(self._aw)
+        a_addr = Signal(self._aw, **rl)
+        a_w = Signal.like(self.w_addr, **rl)
+        b_flags = Signal(7)
         m.d.sync += [
             a_pix.eq(pix),
             a_c.eq(Mux(sel, d.in2_base, d.in_base) + cs + ci),
-            a_flags.eq(Cat(active, step == 0, step == d.k - 1, inrange, sel,
-                           (wy == 0) & (wx == 0), (wy == d.qh - 1) & (wx == d.qw - 1))),
-            self.w_addr.eq(wg + step),
+            a_flags.eq(Cat(active, step == 0, step == d.k_m1, inrange, sel,
+                           (wy == 0) & (wx == 0), (wy == d.qh_m1) & (wx == d.qw_m1))),
+            a_w.eq(wg + step),
         ]
-        m.d.comb += a_addr.eq(a_pix * d.ich + a_c)
+        # Second stage: the one multiply, registered, so memory addresses come from flip-flops.
+        m.d.sync += [a_addr.eq(a_pix * d.ich + a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
         # Data stage: flags line up with the memory output.
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
-                        self.d_wfirst, self.d_wlast).eq(a_flags)
+                        self.d_wfirst, self.d_wlast).eq(b_flags)
         # Row-stacked first layer: lane s holds input row y0 + s // cin; rows outside the
         # image are padding. Every other layer uses all lanes.
         stack = tin.stack
         if stack > 1:
             a_mask = Signal(simd, **rl)
             y0 = iy - tin.stack_pad
+            b_mask = Signal(simd, **rl)
             m.d.sync += a_mask.eq(Cat(*(
                 (layer != 0) | ((y0 + s // tin.c >= 0) & (y0 + s // tin.c < tin.h)) for s in range(simd))))
-            m.d.sync += self.d_mask.eq(a_mask)
+            m.d.sync += [b_mask.eq(a_mask), self.d_mask.eq(b_mask)]
         else:
             m.d.comb += self.d_mask.eq(-1)
 
@@ -261,6 +266,65 @@ class Controller(wiring.Component):
 
         in_ext = Signal(signed(p.abits))  # input code sign-extended to the lane width
         m.d.comb += in_ext.eq(self.in_data)
+        run_last = ((step == d.t_m1) & (wy == d.qh_m1) & (wx == d.qw_m1) & (g == d.nt_m1)
+                    & (ox == d.ow_m1) & (oy == d.oh_m1))
+
+        # Loop counters live outside the FSM (initialised by ``init``, advanced while
+        # ``running``): flatter logic, shorter Verilog, shorter paths.
+        with m.If(self.init):
+            m.d.sync += [
+                oy.eq(0), ox.eq(0), g.eq(0), gi.eq(0), cs.eq(0), step.eq(0), ky.eq(0), kx.eq(0), ci.eq(0),
+                iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), iyw0.eq(d.iyw_init), kyw.eq(0), wg.eq(d.w_base),
+                wy.eq(0), wx.eq(0), wyo.eq(0), wxo.eq(0), wyw.eq(0),
+                running.eq(1),
+            ]
+        with m.If(running):
+            # Kernel walk: ci fastest, then kx, then ky; wraps to zero after k steps.
+            with m.If(step < d.k):
+                with m.If(ci == d.cis_m1):
+                    m.d.sync += ci.eq(0)
+                    with m.If(kx == d.kw_m1):
+                        m.d.sync += kx.eq(0)
+                        with m.If(ky == d.kh_m1):
+                            m.d.sync += [ky.eq(0), kyw.eq(0)]
+                        with m.Else():
+                            m.d.sync += [ky.eq(ky + 1), kyw.eq(kyw + d.iw)]
+                    with m.Else():
+                        m.d.sync += kx.eq(kx + 1)
+                with m.Else():
+                    m.d.sync += ci.eq(ci + 1)
+            last_win = (wy == d.qh_m1) & (wx == d.qw_m1)
+            with m.If(step == d.t_m1):
+                m.d.sync += step.eq(0)
+                # Window position (fused MaxPool), then tile, then pixel.
+                with m.If(wx == d.qw_m1):
+                    m.d.sync += [wx.eq(0), wxo.eq(0)]
+                    with m.If(wy == d.qh_m1):
+                        m.d.sync += [wy.eq(0), wyo.eq(0), wyw.eq(0)]
+                    with m.Else():
+                        m.d.sync += [wy.eq(wy + 1), wyo.eq(wyo + d.wsh), wyw.eq(wyw + d.wshiw)]
+                with m.Else():
+                    m.d.sync += [wx.eq(wx + 1), wxo.eq(wxo + d.wsw)]
+                with m.If(last_win):
+                    with m.If(g == d.nt_m1):
+                        m.d.sync += [g.eq(0), gi.eq(0), cs.eq(0), wg.eq(d.w_base)]
+                        with m.If(ox == d.ow_m1):
+                            m.d.sync += [ox.eq(0), ix0.eq(d.pl_neg)]
+                            with m.If(oy == d.oh_m1):
+                                m.d.sync += running.eq(0)
+                            with m.Else():
+                                m.d.sync += [oy.eq(oy + 1), iy0.eq(iy0 + d.sh), iyw0.eq(iyw0 + d.shiw)]
+                        with m.Else():
+                            m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + d.sw)]
+                    with m.Else():
+                        m.d.sync += [g.eq(g + 1), wg.eq(wg + d.k)]
+                        with m.If(gi == d.tpg_m1):
+                            m.d.sync += [gi.eq(0), cs.eq(cs + d.cis)]
+                        with m.Else():
+                            m.d.sync += gi.eq(gi + 1)
+            with m.Else():
+                m.d.sync += step.eq(step + 1)
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -291,62 +355,13 @@ class Controller(wiring.Component):
                 # Descriptor word is valid now: initialise the loop counters.
                 m.d.comb += [self.busy.eq(1), self.init.eq(1)]
                 m.d.sync += counter.eq(counter + 1)
-                m.d.sync += [
-                    oy.eq(0), ox.eq(0), g.eq(0), gi.eq(0), cs.eq(0), step.eq(0), ky.eq(0), kx.eq(0), ci.eq(0),
-                    iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), iyw0.eq(d.iyw_init), kyw.eq(0), wg.eq(d.w_base),
-                    wy.eq(0), wx.eq(0), wyo.eq(0), wxo.eq(0), wyw.eq(0),
-                    running.eq(1),
-                ]
                 m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += counter.eq(counter + 1)
-                # Kernel walk: ci fastest, then kx, then ky; wraps to zero after k steps.
-                with m.If(step < d.k):
-                    with m.If(ci == d.cis - 1):
-                        m.d.sync += ci.eq(0)
-                        with m.If(kx == d.kw - 1):
-                            m.d.sync += kx.eq(0)
-                            with m.If(ky == d.kh - 1):
-                                m.d.sync += [ky.eq(0), kyw.eq(0)]
-                            with m.Else():
-                                m.d.sync += [ky.eq(ky + 1), kyw.eq(kyw + d.iw)]
-                        with m.Else():
-                            m.d.sync += kx.eq(kx + 1)
-                    with m.Else():
-                        m.d.sync += ci.eq(ci + 1)
-                last_win = (wy == d.qh - 1) & (wx == d.qw - 1)
-                with m.If(step == d.t - 1):
-                    m.d.sync += step.eq(0)
-                    # Window position (fused MaxPool), then tile, then pixel.
-                    with m.If(wx == d.qw - 1):
-                        m.d.sync += [wx.eq(0), wxo.eq(0)]
-                        with m.If(wy == d.qh - 1):
-                            m.d.sync += [wy.eq(0), wyo.eq(0), wyw.eq(0)]
-                        with m.Else():
-                            m.d.sync += [wy.eq(wy + 1), wyo.eq(wyo + d.wsh), wyw.eq(wyw + d.wshiw)]
-                    with m.Else():
-                        m.d.sync += [wx.eq(wx + 1), wxo.eq(wxo + d.wsw)]
-                    with m.If(last_win):
-                        with m.If(g == d.nt - 1):
-                            m.d.sync += [g.eq(0), gi.eq(0), cs.eq(0), wg.eq(d.w_base)]
-                            with m.If(ox == d.ow - 1):
-                                m.d.sync += [ox.eq(0), ix0.eq(d.pl_neg)]
-                                with m.If(oy == d.oh - 1):
-                                    m.d.sync += [running.eq(0), drain.eq(d.drain)]
-                                    m.next = "DRAIN"
-                                with m.Else():
-                                    m.d.sync += [oy.eq(oy + 1), iy0.eq(iy0 + d.sh), iyw0.eq(iyw0 + d.shiw)]
-                            with m.Else():
-                                m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + d.sw)]
-                        with m.Else():
-                            m.d.sync += [g.eq(g + 1), wg.eq(wg + d.k)]
-                            with m.If(gi == d.tpg - 1):
-                                m.d.sync += [gi.eq(0), cs.eq(cs + d.cis)]
-                            with m.Else():
-                                m.d.sync += gi.eq(gi + 1)
-                with m.Else():
-                    m.d.sync += step.eq(step + 1)
+                with m.If(run_last):
+                    m.d.sync += drain.eq(d.drain)
+                    m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += counter.eq(counter + 1)

@@ -3,7 +3,9 @@
 Each of the ``pe`` rows multiplies ``simd`` activations by its own ``simd`` weights,
 sums the products in a registered adder tree and accumulates the sum:
 
-- stage 1: products ``a[s] * w[p][s]`` (registered: maps to DSPs / pipelined LUT multipliers);
+- stage 1: input registers for ``a`` and ``w`` (both come straight from block RAM, whose
+  clock-to-out is slow: the multiplier gets a full cycle; Yosys can absorb them into DSPs);
+- stage 2: products ``a[s] * w[p][s]`` (registered: maps to DSPs / pipelined LUT multipliers);
 - ``ceil(log2(simd))`` stages: one registered adder-tree level each;
 - last stage: ``acc[p] = sum`` when ``first`` else ``acc[p] + sum`` (only when ``valid``).
 
@@ -70,22 +72,25 @@ class MacArray(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from an input to ``acc`` including it (multiplier, tree levels, accumulator)."""
-        return 2 + self.levels
+        """Cycles from an input to ``acc`` including it (input register, multiplier, tree levels, accumulator)."""
+        return 3 + self.levels
 
     def elaborate(self, platform):
         m = Module()
         pw = self._wbits + self._abits
         # Control flags travel beside the data, one register per stage.
-        flags = Signal(3)
-        m.d.sync += flags.eq(Cat(self.valid, self.first, self.last))
+        flags0, flags = Signal(3), Signal(3)
+        a_r = Signal.like(self.a, reset_less=True)
+        w_r = Signal.like(self.w, reset_less=True)
+        m.d.sync += [flags0.eq(Cat(self.valid, self.first, self.last)), flags.eq(flags0),
+                     a_r.eq(self.a), w_r.eq(self.w)]
         # Datapath registers need no reset (``first`` restarts the accumulator), and each
         # row's values are packed into one register per stage, which keeps the Verilog short.
         rows, width = [], pw
         for p in range(self._pe):
             r = Signal(pw * self._simd, name=f"prod_{p}", reset_less=True)
-            a = [lane(self.a, s, self._abits) for s in range(self._simd)]
-            w = [lane(self.w, p * self._simd + s, self._wbits) for s in range(self._simd)]
+            a = [lane(a_r, s, self._abits) for s in range(self._simd)]
+            w = [lane(w_r, p * self._simd + s, self._wbits) for s in range(self._simd)]
             m.d.sync += r.eq(Cat(*(a[s] * w[s] for s in range(self._simd))))
             rows.append(r)
         n = self._simd

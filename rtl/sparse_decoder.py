@@ -12,8 +12,8 @@ either places the current entry's value (when it falls in the current word) and 
 the next entry, or skips the rest of the word as zeros; a finished word is offered on
 ``out_valid``/``out_data`` and held until ``out_ready``. With a partner that never stalls,
 decoding ``words`` words from ``restart`` takes exactly :func:`decode_cycles` cycles, a
-closed form a schedule can use (a word costs ``max(1, entries in it)`` cycles, plus
-:attr:`SparseDecoder.latency` at the start).
+closed form a schedule can use (a word costs one cycle per entry in it, plus one unless
+an entry sits on its last lane; plus :attr:`SparseDecoder.latency` at the start).
 """
 
 from __future__ import annotations
@@ -65,8 +65,11 @@ def decode_cycles(gaps: np.ndarray, lanes: int) -> int:
     """Cycles from ``restart`` to the last word's ``out_valid`` with a never-stalling partner."""
     pos = np.cumsum(np.asarray(gaps) + 1) - 1
     words = int(pos[-1]) // lanes + 1
-    per_word = np.bincount(pos // lanes, minlength=words)
-    return SparseDecoder.latency + int(np.maximum(per_word, 1).sum())
+    entries = np.bincount(pos // lanes, minlength=words)
+    on_last = np.zeros(words, np.int64)
+    on_last[pos[pos % lanes == lanes - 1] // lanes] = 1
+    # a word costs one cycle per entry in it, plus one to skip its tail unless an entry ends it
+    return SparseDecoder.latency + int((entries + 1 - on_last).sum())
 
 
 class SparseDecoder(wiring.Component):

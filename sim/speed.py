@@ -95,9 +95,15 @@ def _main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None)
     args = ap.parse_args(argv)
+    from ..errors import HwflowError
+
     rows = []
-    for b in args.builds:
-        rows += measure_speed(b, args.simulators.split(","), repeat=args.repeat, limit=args.limit)
+    try:
+        for b in args.builds:
+            rows += measure_speed(b, args.simulators.split(","), repeat=args.repeat, limit=args.limit)
+    except HwflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"$ python -m hwflow.sim.speed {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(speed_table(rows))
     return 0 if all(r["passed"] for r in rows) else 1

@@ -9,11 +9,11 @@ the bits, Deep Compression style.
 from .bias_correction import correct_bias
 from .channels import channel_plan, prune_channels
 from .magnitude import check_sparsity, mask_qgraph, prune_magnitude
-from .sharing import SHARE_BITS, check_share_bits, kmeans_1d, share_weights
+from .sharing import SHARE_BITS, check_share_bits, codebook_bits, codebook_indices, kmeans_1d, share_weights
 from .storage import entropy_bits, format_storage, sparse_entries, storage_report
 
 __all__ = [
     "correct_bias", "channel_plan", "prune_channels", "check_sparsity", "mask_qgraph", "prune_magnitude",
-    "SHARE_BITS", "check_share_bits", "kmeans_1d", "share_weights",
+    "SHARE_BITS", "check_share_bits", "codebook_bits", "codebook_indices", "kmeans_1d", "share_weights",
     "entropy_bits", "format_storage", "sparse_entries", "storage_report",
 ]

@@ -21,7 +21,7 @@ from ..errors import OptionError
 from ..quant.qgraph import QGraph
 from ._qweights import replace_qweights
 
-__all__ = ["share_weights", "kmeans_1d", "check_share_bits", "SHARE_BITS"]
+__all__ = ["share_weights", "kmeans_1d", "check_share_bits", "codebook_bits", "codebook_indices", "SHARE_BITS"]
 
 #: Allowed codebook index widths.
 SHARE_BITS = (2, 3, 4, 5)
@@ -116,3 +116,44 @@ def share_weights(qg: QGraph, bits: int | dict[str, int], seed: int = 0) -> dict
         layer.attrs["share_bits"] = per[layer.name]
         books[layer.name] = centers
     return books
+
+
+def codebook_bits(qg: QGraph) -> int:
+    """Index width of the hardware's codebook path: 0 unless every Conv/Gemm layer is shared.
+
+    The weight ROM is one memory for all layers, so it holds indices only when every layer
+    has a codebook (each containing 0, which the padding lanes look up); the width is the
+    widest layer's ``share_bits``.
+    """
+    layers = [l for l in qg.layers if l.op in ("conv", "gemm")]
+    if not layers:
+        return 0
+    bits = []
+    for l in layers:
+        book = l.attrs.get("codebook")
+        if book is None or l.attrs.get("share_bits") is None or 0 not in np.asarray(book):
+            return 0
+        bits.append(int(l.attrs["share_bits"]))
+    return max(bits)
+
+
+def codebook_indices(words: np.ndarray, codebook, ibits: int) -> np.ndarray:
+    """Weights ``words`` (any shape) as indices into ``codebook``, in the signed form a
+    ROM packer stores as the raw ``ibits``-bit pattern (index ``i >= 2**(ibits-1)`` is
+    ``i - 2**ibits``).
+
+    Raises
+    ------
+    ValueError
+        If a weight is not in ``codebook`` or the codebook has more than ``2**ibits`` entries.
+    """
+    book = np.asarray(codebook, dtype=np.int64)
+    if book.ndim != 1 or not 1 <= book.size <= (1 << ibits):
+        raise ValueError(f"codebook must have 1..{1 << ibits} entries, not {book.size!r}")
+    words = np.asarray(words, dtype=np.int64)
+    idx = np.abs(words[..., None] - book).argmin(axis=-1)
+    if not np.array_equal(book[idx], words):
+        bad = np.setdiff1d(words, book)
+        raise ValueError(f"weights {bad[:8].tolist()!r} are not in the codebook {book.tolist()!r}")
+    half = 1 << (ibits - 1)
+    return np.where(idx >= half, idx - (1 << ibits), idx)

@@ -52,15 +52,16 @@ SUPPORTED_OPS = ("conv", "gemm", "maxpool", "avgpool", "add", "concat", "lut")
 def latencies(simd: int, mbits: int) -> dict[str, int]:
     """Pipeline latencies of the datapath blocks (the RTL asserts it matches them).
 
-    ``mac``: array input to accumulator (multiplier register, one register per adder-tree
-    level, accumulator); ``pool``: lane unit; ``pre``: per-channel ROM read and bias add;
+    ``mac``: array input to accumulator; ``pool``: lane unit; ``pre``: per-channel ROM read and bias add;
     ``merge``: max-merge of a fused MaxPool's window (every MAC result passes it);
     ``requant``: requantizer (one stage fewer without a multiplier); ``lut``: LUT ROM read;
     ``issue``: controller state to memory data (address register, synchronous read).
+    ``mac`` = input register + multiplier register + ``ceil(log2(simd))`` tree registers +
+    accumulator (the input register keeps block-RAM clock-to-out away from the multiplier).
     """
     return {
-        "issue": 2,
-        "mac": 2 + math.ceil(math.log2(simd)) if simd > 1 else 2,
+        "issue": 3,
+        "mac": 3 + (math.ceil(math.log2(simd)) if simd > 1 else 0),
         "merge": 1,
         "pool": 1,
         "pre": 2,
@@ -72,12 +73,13 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
 def drain_cycles(lat: dict[str, int], kind: str, nb: int, t: int, k: int) -> int:
     """Cycles after a step's last tile until its last code is written and readable.
 
-    The last read is issued ``t - k`` cycles before the tile ends; its results leave the
-    unit, are serialized (``nb`` codes) and pass pre-stage, requantizer and LUT. The extra
-    3 cycles cover the write and the next reader's address register.
+    The last read is issued ``t - k`` cycles before the tile ends; its data arrives ``issue``
+    cycles later, its results leave the unit, are serialized (``nb`` codes) and pass
+    pre-stage, requantizer and LUT. One more cycle covers the write (the output stream reads
+    straight from its counters, so it is the tightest reader).
     """
     unit = lat["mac"] + lat["merge"] if kind == "mac" else lat["pool"]
-    return max(1, unit + nb + lat["pre"] + lat["requant"] + lat["lut"] + 3 - (t - k))
+    return max(1, unit + nb + lat["pre"] + lat["requant"] + lat["lut"] + lat["issue"] + 1 - (t - k))
 
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:

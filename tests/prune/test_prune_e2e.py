@@ -26,8 +26,12 @@ def test_pruned_shared_mlp_simulates_exactly(tmp_path, capsys):
         assert len(np.unique(layer.weight)) <= 4
         assert np.array_equal(np.asarray(layer.attrs["codebook"])[np.asarray(layer.attrs["codebook_index"])],
                               layer.weight)
+    sched = json.loads((out / "schedule.json").read_text())
+    assert sched["memory"]["weight_word_bits"] == 2 * 4 * 2  # PE x SIMD 2-bit codebook indices
+    assert sched["latency"]["codebook"] == 1
     capsys.readouterr()
     rc = main(["simulate", str(out), "--simulator", "icarus"])
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "PASS" in text and "mismatches       0" in text
+    assert f"cycles           {build.predicted_cycles} (predicted {build.predicted_cycles})" in text

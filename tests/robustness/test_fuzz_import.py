@@ -64,3 +64,26 @@ def test_a_hang_counts_as_a_crash(fuzz, tmp_path, monkeypatch):
     monkeypatch.setattr(hwflow.ir, "load_model", lambda path: time.sleep(10))
     outcome, label, _ = fuzz.check(tmp_path / "m.onnx", timeout=0.5)
     assert (outcome, label) == ("crash", "hang > 0.5 s")
+
+
+def _die(path, timeout=5.0):
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _stuck(path, timeout=5.0):
+    import signal
+    import time
+
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)  # like a hang inside C code: the alarm cannot stop it
+    time.sleep(60)
+
+
+@pytest.mark.parametrize("fn, label", [(_die, "worker died (exit -9)"), (_stuck, "hang (worker stuck in C code)")])
+def test_dead_or_stuck_workers_are_crashes_and_replaced(fuzz, fn, label, tmp_path, monkeypatch):
+    monkeypatch.setattr(fuzz, "check", fn)  # the forked workers inherit it
+    report = fuzz.fuzz(2, seed=0, timeout=0.1, crash_dir=tmp_path)
+    assert report.cases == 2 and dict(report.crashes) == {label: 2}
+    assert len(list(tmp_path.glob("*.onnx"))) == 2

@@ -70,3 +70,33 @@ def test_lookup_has_no_combinational_path(run_sim):
         assert unpack(ctx.get(dut.w), 2, 8) == [7, 7]
 
     run_sim(dut, bench)
+
+
+@pytest.mark.sim
+def test_accelerator_with_codebook_rom_is_bit_and_cycle_exact():
+    """A shared CNN (3-bit codebooks, padded lanes): the ROM holds indices, the hardware
+    looks weights up, and outputs and cycles equal the reference and the schedule."""
+    from pathlib import Path
+
+    from hwflow.commands._prune_options import apply_pruning
+    from hwflow.commands._quant_options import load_optimized
+    from hwflow.quant import QuantConfig
+    from hwflow.ref.integer import run_int
+    from hwflow.rtl._simulate import simulate
+    from hwflow.schedule import schedule
+
+    models = Path(__file__).resolve().parents[2] / "examples" / "models"
+    graph = load_optimized(models / "digits_cnn.onnx")
+    calib = np.load(models / "digits_cnn_calib.npz")["x"][:32].astype(np.float32).reshape(-1, 1, 8, 8)
+    qg, _ = apply_pruning(graph, QuantConfig(), calib, prune=0.3, share=3)
+    plain = schedule(qg, "generic", pe=2, simd=4)
+    assert plain.ibits == 3 and plain.latency["codebook"] == 1
+    assert plain.weights.shape[1:] == (2, 4) and plain.weights.min() >= -4 and plain.weights.max() <= 3
+    books = sum(len(b) for b in plain.codebooks) * plain.wbits
+    assert plain.weight_rom_bits == plain.weights.shape[0] * 8 * 3 + books
+    tin = qg.tensors[qg.input]
+    xs = [tin.quantize(calib[i]) for i in range(2)]
+    outs, cycles, measured = simulate(plain, xs)
+    for x, o in zip(xs, outs):
+        assert np.array_equal(np.asarray(run_int(qg, x)).reshape(-1), np.asarray(o).reshape(-1))
+    assert cycles == measured == [plain.cycles] * 2

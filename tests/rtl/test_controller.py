@@ -28,7 +28,7 @@ def test_controller_walks_the_loop_nest(run_sim, pe, simd):
     prog = _program(pe, simd)
     assert any(l.qh * l.qw > 1 for l in prog.layers)
     dut = Controller(prog)
-    assert dut.latency == 2
+    assert dut.latency == 3
     want = []
     for layer in prog.layers:
         want += [r for r in layer.reads() if r is not None]

@@ -33,7 +33,7 @@ def test_mac_array_matches_model(run_sim, pe, simd, wbits, abits, extreme):
     tiles = _tiles(rng, pe, simd, wbits, abits, 12, extreme)
     acc_bits = wbits + abits + 4 + simd.bit_length()
     dut = MacArray(pe, simd, wbits, abits, acc_bits)
-    assert dut.latency == 2 + (simd - 1).bit_length()
+    assert dut.latency == 3 + (simd - 1).bit_length()
     # Golden model: expected (cycle, acc vector) of each finished tile.
     schedule, expected, t = [], [], 0
     for k, a, w, gap in tiles:
