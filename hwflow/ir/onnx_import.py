@@ -281,7 +281,7 @@ def _build(model, g, inputs, info, opset, name, strict, fold) -> Graph:
         try:
             data = numpy_helper.to_array(t)
         except Exception as exc:
-            raise ModelError(f"initializer {t.name!r} is unreadable: {exc}") from None
+            raise ModelError(f"initializer {t.name!r} is unreadable ({exc}); the file is corrupt or truncated, re-export it") from None
         _check_finite(t.name, data, "initializer")
         graph.add_tensor(Tensor(t.name, data.shape, data.dtype, data))
 

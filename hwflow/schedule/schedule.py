@@ -65,7 +65,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "merge": 1,
         "pool": 1,
         "pre": 2,
-        "requant": 3 if mbits > 1 else 2,
+        "requant": 4 if mbits > 1 else 3,
         "lut": 1,
     }
 

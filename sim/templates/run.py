@@ -49,9 +49,10 @@ def main() -> int:
         _verilator_first_on_path()
     from cocotb_tools.runner import get_runner
 
-    build_dir = BUILD / "sim_build" / (args.simulator + ("-vcd" if args.vcd else ""))
+    # its own build directory: hwflow's runner builds Verilator with other flags
+    build_dir = BUILD / "sim_build" / ("standalone-" + args.simulator + ("-vcd" if args.vcd else ""))
     runner = get_runner(args.simulator)
-    build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", "-O2"] \
+    build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"] \
         if args.simulator == "verilator" else []
     runner.build(sources=[BUILD / manifest["verilog"]], hdl_toplevel=top, build_args=build_args,
                  build_dir=build_dir, timescale=("1ns", "1ps"), waves=args.vcd)

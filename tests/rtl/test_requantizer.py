@@ -13,7 +13,7 @@ def test_requantizer_matches_contract(run_sim, mbits, n_min, n_max, out_bits):
     rng = np.random.default_rng(mbits)
     in_bits = 24
     dut = Requantizer(in_bits, mbits, n_min, n_max, out_bits, tag_bits=8)
-    assert dut.latency == (3 if mbits > 1 else 2)
+    assert dut.latency == (4 if mbits > 1 else 3)
     assert dut.has_multiplier == (mbits > 1)
     olo, ohi = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
     n_vec = 200

@@ -167,3 +167,29 @@ def test_simresult_pass_rules():
     assert not SimResult("icarus", 2, 0, [10, 11], [10, 11], 10, 100, 0.5).passed
     assert not SimResult("icarus", 2, 0, [10], [10], 10, 100, 0.5).passed
     assert not SimResult("icarus", 0, 0, [], [], 10, 0, 0.0).passed
+
+
+@pytest.mark.parametrize("simulator", ["amaranth", "icarus"])
+def test_run_vectors_on_a_program(simulator, sim_cache):
+    """hwflow.sim.run_vectors: the benchmark's entry point, on the real accelerator."""
+    from pathlib import Path
+
+    from hwflow.data import load_data
+    from hwflow.ir import load_model
+    from hwflow.passes import optimize
+    from hwflow.quant import QuantConfig, quantize
+    from hwflow.ref.integer import run_int
+    from hwflow.schedule import schedule
+    from hwflow.sim import run_vectors
+
+    models = Path(__file__).resolve().parents[2] / "examples" / "models"
+    g = optimize(load_model(models / "digits_mlp.onnx"))
+    x, _ = load_data(models / "digits_mlp_calib.npz", g.shape(g.inputs[0]))
+    qg = quantize(g, QuantConfig(scheme="pow2"), x)
+    prog = schedule(qg, "generic", pe=4, simd=4)
+    xs = [qg.tensors[qg.input].quantize(v) for v in x[:3]]
+    want = [run_int(qg, v) for v in xs]
+    r = run_vectors(prog, xs, simulator, expected=want, build_dir=sim_cache / "run_vectors")
+    assert r.passed, r.summary()
+    assert r.cycles == [prog.cycles] * 3
+    np.testing.assert_array_equal(r.outputs, np.stack([w.reshape(-1) for w in want]))
