@@ -248,12 +248,14 @@ class Controller(wiring.Component):
         # image are padding. Every other layer uses all lanes.
         stack = tin.stack
         if stack > 1:
-            a_mask = Signal(simd, **rl)
-            y0 = iy - tin.stack_pad
+            # Stage A registers the row, stage B compares it (short paths), stage C is data.
+            a_y0 = Signal(signed(cw + 2), **rl)
+            a_l0 = Signal(**rl)
             b_mask = Signal(simd, **rl)
-            m.d.sync += a_mask.eq(Cat(*(
-                (layer != 0) | ((y0 + s // tin.c >= 0) & (y0 + s // tin.c < tin.h)) for s in range(simd))))
-            m.d.sync += [b_mask.eq(a_mask), self.d_mask.eq(b_mask)]
+            m.d.sync += [a_y0.eq(iy - tin.stack_pad), a_l0.eq(layer == 0)]
+            m.d.sync += b_mask.eq(Cat(*(
+                ~a_l0 | ((a_y0 + s // tin.c >= 0) & (a_y0 + s // tin.c < tin.h)) for s in range(simd))))
+            m.d.sync += self.d_mask.eq(b_mask)
         else:
             m.d.comb += self.d_mask.eq(-1)
 

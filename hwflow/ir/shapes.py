@@ -208,6 +208,8 @@ def _unsqueeze(node: Node, s: list, c: list) -> list:
     _need(axes is not None, "Unsqueeze without constant axes")
     rank = len(s[0]) + len(axes)
     axes = sorted(a + rank if a < 0 else a for a in axes)
+    _need(len(set(axes)) == len(axes) and all(0 <= a < rank for a in axes),
+          f"axes {axes!r} repeated or out of range for output rank {rank}")
     out, it = [], iter(s[0])
     for i in range(rank):
         out.append(1 if i in axes else next(it))

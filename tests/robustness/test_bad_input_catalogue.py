@@ -12,7 +12,6 @@ A command that does not exist yet is skipped with a reason naming it.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -193,10 +192,8 @@ def test_bad_data(command, case, data, tmp_path, capsys):
     need(name)
     path, pattern = data[case]
     argv = [name, str(MLP), option, str(path)]
-    if name == "eval" and option == "--calib":
-        argv += ["--data", str(MLP_CALIB)]
-    elif name == "eval":
-        pass
+    if name == "eval":
+        argv += ["--data", str(MLP_CALIB)] if option == "--calib" else []
     elif name == "sweep":
         argv += ["--pe", "4", "--simd", "4", "--wbits", "8", "-j", "1", "-q", "-o", str(tmp_path / "out")]
     else:
