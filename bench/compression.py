@@ -35,6 +35,7 @@ from hwflow.errors import FitError
 from hwflow.quant import QuantConfig
 from hwflow.quant.evaluate import compare, float_logits, quant_logits
 from hwflow.schedule import schedule
+from hwflow.targets import load_target
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "examples" / "models"
@@ -47,17 +48,16 @@ GOAL = ("digits784_tanh_mlp", (0.44, None, 2))
 
 
 def _fits(qg) -> tuple[dict[str, str], int]:
-    out, rom = {}, 0
+    out = {}
     for t in TARGETS:
         try:
-            p = schedule(qg, t)
+            schedule(qg, t)
             out[t] = "yes"
-            rom = p.weight_rom_bits
         except FitError:
             out[t] = "no"
-    if not rom:
-        rom = schedule(qg, "generic").weight_rom_bits
-    return out, rom
+    # ROM bits at fpga-tiny's array shape (PE x SIMD padding depends on the shape)
+    tiny = load_target(TARGETS[0])
+    return out, schedule(qg, "generic", pe=tiny.pe, simd=tiny.simd).weight_rom_bits
 
 
 def run(models: list[str], quick: bool) -> list[dict]:
@@ -69,6 +69,7 @@ def run(models: list[str], quick: bool) -> list[dict]:
         calib, _ = load_data(MODELS / f"{name}_calib.npz", shape)
         ref = float_logits(graph, quantize_plain(graph, calib), x)
         float_acc = float((ref.argmax(1) == y).mean())
+        print(f"# {name}: float accuracy {100 * float_acc:.2f} % on {len(x)} test samples", flush=True)
         grid = [(None, s or None, b) for s in (SPARSITY[::2] if quick else SPARSITY) for b in (SHARE[::2] if quick else SHARE)]
         grid += EXTRA.get(name, [])
         for ch, sp, b in grid:
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     print("$ python bench/compression.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])))
     print("kbit: sparse+shared weight storage (storage report); x fp32 / x huff: its ratio and the Huffman bound's "
-          "against fp32; ROM: the scheduled weight ROM; fits: the target's budget check at its default PE x SIMD")
+          "against fp32; ROM: the scheduled weight ROM (fpga-tiny's PE x SIMD) and its ratio; fits: the target's budget check at its default PE x SIMD")
     print(HEADER)
     rows = run(args.models.split(","), args.quick)
     goal = [r for r in rows if r["goal"]]

@@ -32,6 +32,7 @@ from ._descriptor import KIND_CODES
 from ._lanes import replicate
 from .act_buffer import ActBuffer
 from .channel_rom import ChannelRom
+from .codebook import attach_codebook
 from .controller import Controller
 from .lut import Lut
 from .mac_array import MacArray
@@ -126,14 +127,18 @@ class Accelerator(wiring.Component):
         is_mac = d.kind == KIND_CODES["mac"]
 
         if has_mac:
-            m.submodules.wrom = wrom = WeightRom(p.weights, p.wbits, verilog_module=self._rom_module)
+            m.submodules.wrom = wrom = WeightRom(p.weights, p.ibits or p.wbits, verilog_module=self._rom_module)
             self.wrom = wrom
             m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits)
-            assert mac.latency == lat["mac"], (mac.latency, lat)
+            a, w = x, wrom.data
+            ctl = [ctrl.d_valid & is_mac, ctrl.d_first, ctrl.d_last, ctrl.d_wfirst, ctrl.d_wlast]
+            if p.ibits:  # weight sharing: ROM indices -> weights (rtl/codebook.py), the rest delayed to match
+                w, (a, *ctl) = attach_codebook(m, p, wrom.data, ctrl.w_addr, [x, *ctl])
+            assert mac.latency + lat.get("codebook", 0) == lat["mac"], (mac.latency, lat)
             m.d.comb += [
                 wrom.addr.eq(ctrl.w_addr),
-                mac.a.eq(x), mac.w.eq(wrom.data),
-                mac.valid.eq(ctrl.d_valid & is_mac), mac.first.eq(ctrl.d_first), mac.last.eq(ctrl.d_last),
+                mac.a.eq(a), mac.w.eq(w),
+                mac.valid.eq(ctl[0]), mac.first.eq(ctl[1]), mac.last.eq(ctl[2]),
             ]
         m.submodules.pool = pool = PoolUnit(simd, p.abits, p.acc_bits, with_add=has_add)
         assert pool.latency == lat["pool"]
@@ -145,7 +150,7 @@ class Accelerator(wiring.Component):
         if has_mac:
             # Max-merge over a fused MaxPool's window (a 1 x 1 window just copies): the window
             # flags travel beside the MAC pipeline, delayed by its latency.
-            wflags = Cat(ctrl.d_wfirst, ctrl.d_wlast)
+            wflags = Cat(ctl[3], ctl[4])
             for i in range(mac.latency):
                 nxt = Signal(2, name=f"wflags_{i}")
                 m.d.sync += nxt.eq(wflags)

@@ -13,6 +13,8 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..schedule.estimate import memory_style
+
 __all__ = ["ActBuffer"]
 
 
@@ -46,7 +48,9 @@ class ActBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=unsigned(self._simd * self._bits), depth=self._depth, init=[])
+        width = self._simd * self._bits
+        m.submodules.mem = mem = memory.Memory(shape=unsigned(width), depth=self._depth, init=[],
+                                               attrs={"ram_style": memory_style(self._depth, width, rom=False)})
         rd = mem.read_port()
         wr = mem.write_port(granularity=self._bits)
         m.d.comb += [

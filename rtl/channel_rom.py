@@ -12,6 +12,8 @@ from amaranth import *
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..schedule.estimate import memory_style
+
 __all__ = ["ChannelRom"]
 
 
@@ -41,7 +43,9 @@ class ChannelRom(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=self._layout, depth=len(self._init), init=self._init)
+        style = memory_style(len(self._init), self._layout.size)
+        m.submodules.mem = mem = memory.Memory(shape=self._layout, depth=len(self._init), init=self._init,
+                                               attrs={"ram_style": style})
         rd = mem.read_port()
         m.d.comb += [rd.addr.eq(self.addr), self.data.eq(rd.data)]
         return m

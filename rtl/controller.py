@@ -229,7 +229,8 @@ class Controller(wiring.Component):
         # Address register stage (the one multiply).
         a_pix, a_c = Signal(signed(pw + 1), **rl), Signal(self._aw + 1, **rl)
         a_flags = Signal(7)
-        a_addr = Signal(self._aw, **rl)
+        a_addr = Signal(self._aw)
+        b_prod, b_c = Signal(self._aw, **rl), Signal(self._aw, **rl)
         a_w = Signal.like(self.w_addr, **rl)
         b_flags = Signal(7)
         m.d.sync += [
@@ -239,8 +240,10 @@ class Controller(wiring.Component):
                            (wy == 0) & (wx == 0), (wy == d.qh_m1) & (wx == d.qw_m1))),
             a_w.eq(wg + step),
         ]
-        # Second stage: the one multiply, registered, so memory addresses come from flip-flops.
-        m.d.sync += [a_addr.eq(a_pix * d.ich + a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
+        # Second stage: the one multiply, registered alone (DSP then adder was the critical
+        # path); the address add is after it, before the RAM (low bits: wrap-around is exact).
+        m.d.sync += [b_prod.eq(a_pix * d.ich), b_c.eq(a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
+        m.d.comb += a_addr.eq(b_prod + b_c)
         # Data stage: flags line up with the memory output.
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
                         self.d_wfirst, self.d_wlast).eq(b_flags)

@@ -12,6 +12,8 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..schedule.estimate import memory_style
+
 __all__ = ["Lut"]
 
 
@@ -55,7 +57,8 @@ class Lut(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.rom = rom = memory.Memory(shape=signed(self._bits), depth=len(self._table),
-                                               init=self._table)
+                                               init=self._table,
+                                               attrs={"ram_style": memory_style(len(self._table), self._bits)})
         rd = rom.read_port()
         idx = Signal(signed(self._bits + 2))
         m.d.comb += [idx.eq(self.q - self.lo), rd.addr.eq(self.base + idx.as_unsigned()[:self._abits])]

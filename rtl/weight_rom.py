@@ -14,7 +14,11 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..schedule.estimate import memory_style
+
 __all__ = ["WeightRom", "pack_words"]
+
+_INIT_CHUNK = 64  # ROM words per Verilog ``initial`` block
 
 
 def pack_words(image: np.ndarray, bits: int) -> list[int]:
@@ -76,12 +80,19 @@ class WeightRom(wiring.Component):
         """The ROM as a Verilog module named ``verilog_module`` (synchronous read: block RAM)."""
         width, depth = self._pe * self._simd * self._bits, len(self._words)
         aw, digits = self.addr.shape().width, (width + 3) // 4
-        init = "\n".join(f"    mem[{i}] = {width}'h{w:0{digits}x};" for i, w in enumerate(self._words))
+        lines = [f"    mem[{i}] = {width}'h{w:0{digits}x};" for i, w in enumerate(self._words)]
+        # Many short initial blocks: Yosys reads one huge block in time quadratic in its
+        # size (YosysHQ/yosys#4601); one long constant instead would break Icarus.
+        init = "".join("  initial begin\n" + "\n".join(lines[i:i + _INIT_CHUNK]) + "\n  end\n"
+                       for i in range(0, depth, _INIT_CHUNK))
+        # Placed as the estimate assumes (Yosys built a wide ROM from LUTs when left alone).
+        style = f'  (* ram_style = "{memory_style(depth, width)}" *)\n'
         return (
             f"module {self._module}(clk, addr, data);\n"
             f"  input clk;\n  input [{aw - 1}:0] addr;\n  output reg [{width - 1}:0] data = {width}'h0;\n"
+            f"{style}"
             f"  reg [{width - 1}:0] mem [0:{depth - 1}];\n"
-            f"  initial begin\n{init}\n  end\n"
+            f"{init}"
             f"  always @(posedge clk) data <= mem[addr];\n"
             f"endmodule\n"
         )
@@ -91,8 +102,9 @@ class WeightRom(wiring.Component):
         if self._module is not None:
             m.submodules.rom = Instance(self._module, i_clk=ClockSignal(), i_addr=self.addr, o_data=self.data)
             return m
-        m.submodules.mem = mem = memory.Memory(shape=unsigned(self._pe * self._simd * self._bits),
-                                               depth=len(self._words), init=self._words)
+        width = self._pe * self._simd * self._bits
+        m.submodules.mem = mem = memory.Memory(shape=unsigned(width), depth=len(self._words), init=self._words,
+                                               attrs={"ram_style": memory_style(len(self._words), width)})
         rd = mem.read_port()
         m.d.comb += [rd.addr.eq(self.addr), self.data.eq(rd.data)]
         return m

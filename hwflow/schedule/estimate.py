@@ -6,8 +6,8 @@ budget check and the manifest, and the synthesis report gives the real figures.
 - Block RAM: each memory is tiled into blocks of the family's geometry (ECP5 DP16KD:
   18 Kbit, widths up to 36; iCE40 SB_RAM40_4K: 4 Kbit, widths up to 16). Memories under
   ``_LUTRAM_BITS`` are left to LUTs/FFs.
-- DSP: one hard multiplier per MAC-array multiplier when both operands are wider than
-  ``_DSP_MIN_BITS`` (narrow products are cheaper in LUTs), plus the requantizer's.
+- DSP: Yosys's own rule (:func:`dsp_blocks`) for each multiply in the RTL: the MAC
+  array's ``pe*simd``, the requantizer's and the controller's address multiply.
 - LUT: multipliers in LUTs ~ ``a*b`` LUT4s, adders one LUT per bit, plus control.
 """
 
@@ -15,17 +15,29 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["estimate", "bram_blocks"]
+__all__ = ["estimate", "bram_blocks", "dsp_blocks", "memory_style"]
 
 _LUTRAM_BITS = 1024
-_DSP_MIN_BITS = 5
+_LOGIC_ROM_DEPTH = 64
 _CONTROL_LUTS = 900
 _CONTROL_FFS = 500
 
 
-def bram_blocks(depth: int, width: int, family: str) -> int:
+def memory_style(depth: int, width: int, rom: bool = True) -> str:
+    """Where a memory goes: ``"block"`` RAM or ``"logic"``.
+
+    The RTL puts this in each memory's ``ram_style`` attribute, so Yosys places it as
+    estimated (left alone it built a 512-bit wide ROM from LUTs, and shallow channel ROMs
+    vary). Small memories, and ROMs too shallow to fill a block, stay in logic.
+    """
+    if depth * width <= _LUTRAM_BITS or (rom and depth <= _LOGIC_ROM_DEPTH):
+        return "logic"
+    return "block"
+
+
+def bram_blocks(depth: int, width: int, family: str, rom: bool = True) -> int:
     """Blocks of block RAM for a ``depth x width`` memory on ``family``."""
-    if depth * width <= _LUTRAM_BITS:
+    if memory_style(depth, width, rom) == "logic":
         return 0
     if family == "ice40":
         geoms = [(256, 16), (512, 8), (1024, 4), (2048, 2)]
@@ -34,21 +46,47 @@ def bram_blocks(depth: int, width: int, family: str) -> int:
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in geoms)
 
 
+def dsp_blocks(a: int, b: int, family: str, y: int | None = None) -> int:
+    """Hard multipliers Yosys uses for an ``a x b``-bit product with ``y`` result bits used.
+
+    Yosys (``mul2dsp``) tiles the product by the block's width (ECP5 MULT18X18D 18x18,
+    iCE40 SB_MAC16 16x16) and puts each tile on a DSP when both operands have at least
+    2 bits (iCE40: and the tile's product at least 11 bits); smaller tiles become LUTs.
+    Only the ``y`` low result bits used survive (``wreduce`` narrows the operands too).
+    """
+    if y is not None:
+        a, b = min(a, y), min(b, y)
+    w = 16 if family == "ice40" else 18
+    tiles = lambda n: [w] * (n // w) + ([n % w] if n % w else [])  # noqa: E731
+    return sum(1 for ta in tiles(a) for tb in tiles(b)
+               if min(ta, tb) >= 2 and (family != "ice40" or min(ta + tb, y or ta + tb) >= 11))
+
+
+def _controller_mul(prog) -> tuple[int, int, int]:
+    """Operand and used result widths of the controller's ``pix * ich`` (rtl/controller.py)."""
+    pixlim = max((l.ih + l.kh + l.pt + 1) * (l.iw + l.kw + l.pl + 1) for l in prog.layers)
+    pw = max(1, pixlim.bit_length()) + 2 + 1
+    ich = max(1, max(l.ich for l in prog.layers).bit_length()) + 1
+    return pw, ich, max(1, (prog.act_words - 1).bit_length())
+
+
 def estimate(prog, target) -> dict:
     """``{"luts", "ffs", "dsps", "bram_blocks", "rom_bits", "ram_bits"}`` for ``prog`` on ``target``."""
     family = getattr(target, "family", "generic")
     pe, simd = prog.pe, prog.simd
     nmul = pe * simd
-    mul_dsp = prog.wbits >= _DSP_MIN_BITS and prog.abits >= _DSP_MIN_BITS
-    dsps = nmul if mul_dsp else 0
-    luts = 0 if mul_dsp else nmul * prog.wbits * prog.abits
+    mac_dsp = dsp_blocks(prog.wbits, prog.abits, family)
+    dsps = nmul * mac_dsp
+    luts = 0 if mac_dsp else nmul * prog.wbits * prog.abits
     prod = prog.wbits + prog.abits
     tree = pe * sum((simd >> (i + 1)) * (prod + i + 1) for i in range(max(1, math.ceil(math.log2(max(simd, 1))))))
     # adder tree; accumulators, max-merge hold registers and comparators, serializer
     luts += tree + pe * prog.acc_bits * 4
     ffs = nmul * prod + tree + pe * prog.acc_bits * 3
     if prog.mbits > 1:
-        dsps += math.ceil(prog.post_bits / 18) * math.ceil(prog.mbits / 18)
+        dsps += dsp_blocks(prog.post_bits, prog.mbits + 1, family)  # m is unsigned: one more bit
+    pw, ich, used = _controller_mul(prog)
+    dsps += dsp_blocks(pw, ich, family, used)
     prod_bits = prog.post_bits + prog.mbits
     luts += prod_bits * 3 + prod_bits * max(1, (prog.n_max - prog.n_min).bit_length())  # shifter, round, clamp
     ffs += prod_bits * 3
@@ -56,14 +94,15 @@ def estimate(prog, target) -> dict:
         dsps += 2
     luts += _CONTROL_LUTS
     ffs += _CONTROL_FFS
-    mems = [
-        (prog.act_words, simd * prog.abits),
-        (int(prog.weights.shape[0]), nmul * prog.wbits),
-        (int(prog.bias.shape[0]), 32 + prog.mbits + prog.n_bits),
-        (int(prog.lut.shape[0]), prog.abits),
+    bias_bits = max((~v if v < 0 else v).bit_length() for v in (int(prog.bias.min()), int(prog.bias.max()))) + 1
+    mems = [  # (depth, width, rom) as the RTL builds them
+        (prog.act_words, simd * prog.abits, False),
+        (int(prog.weights.shape[0]), nmul * (prog.ibits or prog.wbits), True),
+        (int(prog.bias.shape[0]), bias_bits + max(prog.mbits, 1) + prog.n_bits, True),
+        (int(prog.lut.shape[0]), prog.abits, True),
     ]
-    blocks = sum(bram_blocks(d, w, family) for d, w in mems)
-    small = sum(d * w for d, w in mems if d * w <= _LUTRAM_BITS)
+    blocks = sum(bram_blocks(d, w, family, rom) for d, w, rom in mems)
+    small = sum(d * w for d, w, rom in mems if memory_style(d, w, rom) == "logic")
     luts += small // 16
     return {
         "luts": int(luts),

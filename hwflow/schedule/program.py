@@ -210,6 +210,11 @@ class Program:
         Pipeline latencies the cycle model was built from.
     host_tail : list of str
         Ops left to the host after the output.
+    ibits : int
+        With weight sharing (every MAC layer has a codebook): the ROM holds ``ibits``-bit
+        codebook indices instead of weights (0: plain weights).
+    codebooks, cb_bases : list
+        Per MAC layer, its codebook and its first ROM word (see :mod:`hwflow.rtl.codebook`).
     """
 
     name: str
@@ -237,6 +242,9 @@ class Program:
     host_tail: list[str] = field(default_factory=list)
     target: str = "generic"
     estimate: dict[str, Any] = field(default_factory=dict)
+    ibits: int = 0
+    codebooks: list = field(default_factory=list)
+    cb_bases: list = field(default_factory=list)
 
     @property
     def input_map(self) -> TensorMap:
@@ -291,8 +299,10 @@ class Program:
 
     @property
     def weight_rom_bits(self) -> int:
-        """Bits of the weight ROM (``words x pe x simd x wbits``)."""
-        return int(self.weights.shape[0]) * self.pe * self.simd * self.wbits
+        """Bits of the weight ROM (``words x pe x simd x wbits``; with codebooks, ``ibits``
+        per weight plus the codebooks)."""
+        books = sum(len(b) for b in self.codebooks) * self.wbits
+        return int(self.weights.shape[0]) * self.pe * self.simd * (self.ibits or self.wbits) + books
 
     @property
     def chan_rom_bits(self) -> int:
@@ -343,7 +353,9 @@ class Program:
                 "act_word_bits": self.simd * self.abits,
                 "act_bits": self.act_bits,
                 "weight_words": int(self.weights.shape[0]),
-                "weight_word_bits": self.pe * self.simd * self.wbits,
+                "weight_word_bits": self.pe * self.simd * (self.ibits or self.wbits),
+                "codebook": {"ibits": self.ibits, "codebooks": [list(map(int, b)) for b in self.codebooks],
+                             "bases": list(self.cb_bases)} if self.ibits else None,
                 "weight_bits": self.weight_rom_bits,
                 "chan_entries": int(self.bias.shape[0]),
                 "chan_bits": self.chan_rom_bits,

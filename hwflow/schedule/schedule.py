@@ -39,6 +39,7 @@ import numpy as np
 from ..errors import OptionError, UnsupportedOpError
 from ..quant.arith import bits_for_range, int_range
 from ..quant.qgraph import QGraph, QLayer
+from ..prune.sharing import codebook_bits, codebook_indices
 from ..ref.integer import acc_bounds
 from .memory import allocate, chunks, weight_words
 from .program import LayerProgram, Program, TensorMap
@@ -268,6 +269,12 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     if any(int(l.m.max()) > 1 for l in qgraph.layers if l.has_requant):
         mbits = max(mbits, 2)
     lat = latencies(simd, mbits)
+    ibits = codebook_bits(qgraph)  # weight sharing: the ROM holds codebook indices
+    books: list[np.ndarray] = []
+    cb_bases: list[int] = []
+    if ibits:
+        lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
+        lat["mac"] += lat["codebook"]
 
     acc_lo, acc_hi, post_lo, post_hi = 0, 0, 0, 0
     n_min, n_max = 0, 0
@@ -356,6 +363,10 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
             t = max(k, -(-pe // (qh * qw)))
             conv_hw = int(np.prod(qgraph.tensors[layer.output].shape[2:]))
             words = weight_words(wd, pe, simd, nt, cis, tpg)
+            if ibits:
+                books.append(np.asarray(layer.attrs["codebook"], dtype=np.int64))
+                cb_bases.append(w_next)
+                words = codebook_indices(words, books[-1], ibits)
             # Sums without bias, per channel, over all inputs in range.
             flat = layer.weight.reshape(cout, -1)
             pos = np.where(flat > 0, flat, 0).sum(axis=1)
@@ -443,7 +454,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         addm_bits=(max(addm, 1).bit_length() if any(l.kind == "add" for l in layers) else 0),
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output,
         act_words=act_words, weights=weights, bias=bias, m=m, n=n, lut=lut, latency=lat,
-        host_tail=list(qgraph.host_tail), target=tgt.name,
+        host_tail=list(qgraph.host_tail), target=tgt.name, ibits=ibits, codebooks=books, cb_bases=cb_bases,
     )
     prog.estimate = estimate(prog, tgt)
     check_budget(prog, tgt)

@@ -1,0 +1,56 @@
+"""The estimate's DSP/BRAM placement rules, the DSP budget check, and the ROM text they steer."""
+
+import numpy as np
+import pytest
+
+from hwflow.errors import FitError
+from hwflow.rtl._testgraphs import GraphBuilder
+from hwflow.rtl.weight_rom import WeightRom
+from hwflow.schedule import schedule
+from hwflow.schedule.estimate import bram_blocks, dsp_blocks, memory_style
+
+
+def _cnn():
+    b = GraphBuilder(seed=0)
+    x = b.input_tensor((1, 1, 8, 8))
+    h = b.conv(x, 8, relu=True)
+    h = b.maxpool(h, 2)
+    h = b.conv(h, 16, relu=True)
+    b.gemm(h, 10)
+    return b.build()
+
+
+def test_dsp_blocks_follow_yosys_tiling():
+    assert dsp_blocks(8, 8, "ecp5") == 1
+    assert dsp_blocks(21, 17, "ecp5") == 2          # 18 + 3 bit tiles of A
+    assert dsp_blocks(21, 17, "ice40") == 2         # 16x16 and 5x16; the 1-bit B tiles go to LUTs
+    assert dsp_blocks(4, 4, "ice40") == 0           # product under 11 bits
+    assert dsp_blocks(4, 4, "ecp5") == 1
+    assert dsp_blocks(11, 5, "ice40", 8) == 0       # only 8 result bits used
+
+
+def test_memory_style_and_blocks():
+    assert memory_style(34, 53) == "logic"          # shallow ROM
+    assert memory_style(104, 32, rom=False) == "block"
+    assert memory_style(16, 32) == "logic"          # under 1 kbit
+    assert bram_blocks(126, 128, "ecp5") == 4
+    assert bram_blocks(34, 53, "ecp5") == 0
+    assert bram_blocks(126, 128, "ice40") == 8
+
+
+def test_dsp_oversubscription_is_a_fit_error_with_the_numbers():
+    prog = schedule(_cnn(), "fpga-small")
+    assert prog.estimate["dsps"] <= 28
+    with pytest.raises(FitError, match=r"needs \d+ DSPs \(PE 8 x SIMD 4 = 32 MAC multipliers.*"
+                                       r"fpga-small has 28; choose --pe/--simd with PE x SIMD <= \d+"):
+        schedule(_cnn(), "fpga-small", pe=8, simd=4)
+
+
+def test_weight_rom_text_is_chunked_and_placed():
+    image = (np.arange(130 * 2 * 4).reshape(130, 2, 4) % 15) - 7
+    text = WeightRom(image, 4, verilog_module="rom").verilog()
+    assert text.count("initial begin") == 3          # 64 + 64 + 2 words
+    assert text.count("    mem[") == 130
+    assert '(* ram_style = "block" *)' in text
+    small = WeightRom(image[:8], 4, verilog_module="rom").verilog()
+    assert '(* ram_style = "logic" *)' in small
