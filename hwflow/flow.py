@@ -305,7 +305,7 @@ def step_write(s: FlowState) -> None:
 
         s.handoff = write_handoff(d, d / vfile, s.top, s.target)
     s.manifest = _manifest(s, vfile)
-    _write_json(d / MANIFEST, s.manifest)
+    write_manifest(d / MANIFEST, s.manifest)
 
 
 #: The compile flow: (name, step) in order.
@@ -337,6 +337,18 @@ def reference_outputs(qgraph, inputs: np.ndarray) -> np.ndarray:
 
 def _write_json(path: Path, doc: dict) -> None:
     path.write_text(json.dumps(_jsonable(doc), indent=1) + "\n", encoding="utf-8")
+
+
+def _manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest without its own ``manifest_sha256`` (canonical JSON)."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(_jsonable(body), sort_keys=True).encode()).hexdigest()
+
+
+def write_manifest(path: str | Path, manifest: dict) -> None:
+    """Write ``manifest.json`` sealed with its own checksum, so hand edits are detected."""
+    manifest = {**manifest, "manifest_sha256": _manifest_digest(manifest)}
+    _write_json(Path(path), manifest)
 
 
 def _qtensor_json(t) -> dict:
@@ -600,6 +612,8 @@ def load_build(path: str | Path) -> Build:
             manifest[key]
     except (ValueError, KeyError, TypeError) as exc:
         raise BuildError(f"{mfile} is malformed ({exc.__class__.__name__}: {exc}); re-run hwflow compile") from None
+    if manifest.get("manifest_sha256") != _manifest_digest(manifest):
+        raise BuildError(f"{MANIFEST} in build {str(path)!r} was modified after compile (checksum differs); re-run hwflow compile")
     for rel, digest in files.items():
         f = path / rel
         if not f.is_file():

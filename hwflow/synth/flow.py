@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import BuildError, TargetError, ToolError
+from ..flow import load_build
 from ..targets import load_target
 from .bundle import HANDOFF_FILE, write_handoff, yosys_script
 from .nextpnr import read_report, run_nextpnr
@@ -22,22 +23,12 @@ SYNTH_JSON = "synth.json"  # the report
 
 
 def read_manifest(build_dir: Path) -> dict:
-    """``BUILD/manifest.json`` with its ``top``, ``target`` and ``verilog`` checked."""
-    path = Path(build_dir) / "manifest.json"
-    if not Path(build_dir).is_dir():
-        raise BuildError(f"build directory {build_dir} does not exist; run hwflow compile first")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BuildError(f"{path} is missing; {build_dir} is not a build directory from "
-                         "hwflow compile") from None
-    except (OSError, ValueError) as exc:
-        raise BuildError(f"cannot read {path}: {exc}") from None
-    for key in ("top", "target", "verilog"):
-        if not isinstance(manifest.get(key), str) or not manifest[key]:
-            raise BuildError(f"{path} has no valid {key!r} (got {manifest.get(key)!r}); "
-                             "rebuild with hwflow compile")
-    return manifest
+    """``BUILD/manifest.json``, after checking the build is complete and unedited.
+
+    Synthesis must see exactly the Verilog that was verified, so it applies the same
+    check as ``hwflow simulate`` (:func:`hwflow.flow.load_build`).
+    """
+    return load_build(build_dir).manifest
 
 
 def synthesize(build_dir: str | Path, pnr: bool = True) -> dict:

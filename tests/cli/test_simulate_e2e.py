@@ -179,7 +179,7 @@ def test_wrong_expectation_fails_with_exit_1(builds, capsys):
     """The checker can fail: a BUILD whose reference no longer matches gives exit 1."""
     import shutil
 
-    from hwflow.flow import _sha256
+    from hwflow.flow import _sha256, write_manifest
 
     src = builds(CONFIGS[0])
     bad = src.with_name(src.name + "-tampered")
@@ -190,7 +190,7 @@ def test_wrong_expectation_fails_with_exit_1(builds, capsys):
     np.save(bad / "vectors" / "expected.npy", exp)
     manifest = json.loads((bad / "manifest.json").read_text())
     manifest["files"]["vectors/expected.npy"] = _sha256(bad / "vectors" / "expected.npy")
-    (bad / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(bad / "manifest.json", manifest)
     rc, res = _simulate(capsys, bad, "icarus")
     assert (rc, res["passed"], res["mismatches"]) == (1, False, 1)
     assert res["first_mismatch"].startswith("vector 2, output 5:")

@@ -14,7 +14,7 @@ import pytest
 
 from hwflow.cli import main
 from hwflow.errors import BuildError
-from hwflow.flow import compile_model
+from hwflow.flow import compile_model, write_manifest
 from hwflow.quant import QuantConfig
 from hwflow.report import SECTIONS, write_report
 from hwflow.report._context import load_context
@@ -163,7 +163,7 @@ def test_report_without_model_or_data(builds, tmp_path):
     shutil.copytree(builds["digits_mlp"], b)
     m = json.loads((b / "manifest.json").read_text())
     m["model"] = "nowhere/digits_mlp.onnx"
-    (b / "manifest.json").write_text(json.dumps(m))
+    write_manifest(b / "manifest.json", m)
     page = write_report(b, quiet=True).read_text(encoding="utf-8")
     assert page.count("pass --model MODEL.onnx") >= 2
     assert "No test data given" in page

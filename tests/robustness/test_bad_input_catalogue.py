@@ -257,25 +257,10 @@ def _damage(b: Path, case: str) -> str:
 BUILD_CASES = ["missing-dir", "not-a-build", "no-verilog", "no-quant-json", "edited-verilog", "edited-vectors",
                "edited-manifest", "malformed-manifest"]
 
-# Known bugs (see the issue 8 report): the tests stay, strict, so a fix shows up as XPASS.
-_KNOWN = {
-    ("simulate", "edited-manifest"): "manifest.json is not checksummed: an edited cycle count is "
-                                     "reported as a simulation mismatch (exit 1), not as an edited build",
-    ("report", "edited-manifest"): "manifest.json is not checksummed: report describes a hand-edited manifest",
-    ("synth", "no-verilog"): "synth does not check the BUILD: it runs Yosys, whose error names a log in a "
-                             "temporary directory that synth has already deleted",
-    ("synth", "no-quant-json"): "synth does not check the BUILD's checksums (reads manifest only)",
-    ("synth", "edited-verilog"): "synth does not check the BUILD's checksums: it synthesizes hand-edited Verilog",
-    ("synth", "edited-vectors"): "synth does not check the BUILD's checksums (reads manifest only)",
-    ("synth", "edited-manifest"): "synth does not check the BUILD's checksums (reads manifest only)",
-}
-
-
 def _build_params():
     for command in ("simulate", "synth", "report"):
         for case in BUILD_CASES:
-            marks = [pytest.mark.xfail(strict=True, reason=_KNOWN[command, case])] if (command, case) in _KNOWN else []
-            yield pytest.param(command, case, marks=marks, id=f"{command}-{case}")
+            yield pytest.param(command, case, id=f"{command}-{case}")
 
 
 @pytest.mark.parametrize("command, case", list(_build_params()))
