@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
 
 from ..data import load_data
 from ..errors import OptionError
+from ..flow import atomic_directory
 from ._prune_options import finish_pruning, prune_graph, prune_options
 from ._quant_options import load_optimized, quant_options, quantize_from_options
 
@@ -39,12 +37,7 @@ def quantize_cmd(model, calib, out, **kwargs):
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OptionError(f"output {str(out)!r} exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be
-    try:
+    with atomic_directory(out) as tmp:
         export_qdq(qg, tmp / "model_qdq.onnx")
         doc = qgraph_to_dict(qg)
         doc["config"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()}
@@ -54,15 +47,5 @@ def quantize_cmd(model, calib, out, **kwargs):
         if storage is not None:
             doc["storage"] = storage
         (tmp / "qgraph.json").write_text(json.dumps(doc))
-        if out.exists():  # swap in the new directory, then drop the old one
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "d")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     click.echo(f"wrote {out}/model_qdq.onnx and {out}/qgraph.json ({len(qg.layers)} layers, "
                f"{qg.weight_bits()} weight bits, {config.scheme})")
