@@ -102,10 +102,11 @@ class Requantizer(wiring.Component):
         with m.Else():
             m.d.sync += shifted.eq(prod << lsh)
         m.d.sync += [v2.eq(valid), t2.eq(tag)]
-        # Round and add the zero point; then clamp (separate stages: each is a carry chain).
+        # Round and add the zero point in one carry chain: ((s + 1) >> 1) + z == (s + 2z + 1) >> 1,
+        # and 2z + 1 is just wiring. Then clamp (a separate stage: another carry chain).
         r = Signal(signed(tw + 1))
         v3, t3 = Signal(), Signal.like(tag)
-        m.d.sync += [r.eq(((shifted + 1) >> 1) + self.z), v3.eq(v2), t3.eq(t2)]
+        m.d.sync += [r.eq((shifted + Cat(C(1, 1), self.z).as_signed()) >> 1), v3.eq(v2), t3.eq(t2)]
         v2, t2 = v3, t3
         with m.If(r < self.lo):
             m.d.sync += self.q.eq(self.lo)

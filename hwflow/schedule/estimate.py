@@ -43,7 +43,16 @@ def bram_blocks(depth: int, width: int, family: str, rom: bool = True) -> int:
         geoms = [(256, 16), (512, 8), (1024, 4), (2048, 2)]
     else:  # ecp5 and generic: DP16KD
         geoms = [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in geoms)
+    return _tile(depth, width, tuple(geoms))
+
+
+def _tile(depth: int, width: int, geoms: tuple) -> int:
+    # Yosys fills whole columns of one geometry, then tiles the leftover width on its own
+    # (4975 x 128 on ECP5: 7 columns of 1024x18 plus one 8192x2 block).
+    if width <= 0:
+        return 0
+    return min(math.ceil(depth / d) * max(1, width // w) + _tile(depth, width - max(1, width // w) * w, geoms)
+               if width >= w else math.ceil(depth / d) for d, w in geoms)
 
 
 def dsp_blocks(a: int, b: int, family: str, y: int | None = None) -> int:
