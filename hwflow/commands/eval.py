@@ -30,6 +30,11 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
     \b
     Prints float and quantized accuracy (when the data has labels), top-1 agreement,
     logit SQNR in dB and weight storage in bits.
+
+    \b
+    Examples:
+      hwflow eval examples/models/digits_cnn.onnx --data examples/models/digits_cnn_test.npz \\
+          --calib examples/models/digits_cnn_calib.npz --wbits 4 --analysis
     """
     from ..quant.evaluate import evaluate
 

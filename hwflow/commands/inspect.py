@@ -102,6 +102,11 @@ def inspect_cmd(model: str, as_json: bool, raw: bool) -> None:
 
     The graph is shown after hwflow's optimization passes (BatchNorm folded,
     activations fused...) unless --raw is given.
+
+    \b
+    Examples:
+      hwflow inspect examples/models/digits_cnn.onnx
+      hwflow inspect model.onnx --raw --json
     """
     from ..ir import load_model
     from ..passes import optimize

@@ -25,7 +25,12 @@ __all__ = ["quantize_cmd"]
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
               help="Output directory (written atomically): model_qdq.onnx and qgraph.json.")
 def quantize_cmd(model, calib, out, **kwargs):
-    """Quantize MODEL and write OUT/model_qdq.onnx (runs in onnxruntime) and OUT/qgraph.json."""
+    """Quantize MODEL and write OUT/model_qdq.onnx (runs in onnxruntime) and OUT/qgraph.json.
+
+    \b
+    Examples:
+      hwflow quantize examples/models/digits_mlp.onnx --calib examples/models/digits_mlp_calib.npz -o out/
+    """
     from ..quant.qdq import export_qdq
     from ..quant.serialize import qgraph_to_dict
 

@@ -80,6 +80,11 @@ def simulate_cmd(build_dir, simulator, inputs_path, random_n, seed, limit, vcd, 
 
     Without --inputs/--random, the BUILD's stored test vectors are used. Exit status:
     0 pass, 1 mismatch (outputs or cycles), 2 usage error.
+
+    \b
+    Examples:
+      hwflow simulate build/digits_cnn --simulator verilator --random 1000
+      hwflow simulate build/digits_cnn --inputs x.npy --json
     """
     from ..flow import load_build, load_inputs, random_codes, reference_outputs
 

@@ -29,6 +29,11 @@ def synth_cmd(build: str, no_pnr: bool, as_json: bool) -> int:
       0  the design fits (and, with place and route, meets the clock goal)
       1  it does not: one line on stderr names each missed limit and by how much
       2  bad input or a missing/failing tool (one line on stderr)
+
+    \b
+    Examples:
+      hwflow synth build/digits_cnn
+      hwflow synth build/digits_cnn --no-pnr --json
     """
     report = synthesize(build, pnr=not no_pnr)
     if as_json:

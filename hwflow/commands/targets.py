@@ -21,7 +21,13 @@ def _fmt(value) -> str:
 @click.command("targets")
 @click.option("--json", "as_json", is_flag=True, help="Print the targets as a JSON list.")
 def targets_cmd(as_json: bool) -> None:
-    """List the known targets with their resources (the default is marked *)."""
+    """List the known targets with their resources (the default is marked *).
+
+    \b
+    Examples:
+      hwflow targets
+      hwflow compile model.onnx --target fpga-tiny
+    """
     targets = [load_target(name) for name in list_targets()]
     if as_json:
         click.echo(json.dumps([t.to_json() for t in targets], indent=2))
