@@ -590,8 +590,19 @@ class Build:
         return prog
 
 
-def load_build(path: str | Path) -> Build:
+_SIM_KEYS = ("cycles", "input", "output", "pe", "simd")
+_SIM_FILES = ("quant.json", "schedule.json", "vectors/inputs.npy", "vectors/expected.npy")
+
+
+def load_build(path: str | Path, *, simulate: bool = True) -> Build:
     """Open a BUILD directory and check it is complete and unedited.
+
+    Parameters
+    ----------
+    path : str or Path
+    simulate : bool
+        Also require what simulation needs (quant.json, schedule.json, vectors);
+        synthesis needs only the manifest and the Verilog.
 
     Raises
     ------
@@ -608,7 +619,7 @@ def load_build(path: str | Path) -> Build:
     try:
         manifest = json.loads(mfile.read_text())
         files = manifest["files"]
-        for key in ("top", "verilog", "cycles", "input", "output", "target", "pe", "simd"):
+        for key in ("top", "verilog", "target") + (_SIM_KEYS if simulate else ()):
             manifest[key]
     except (ValueError, KeyError, TypeError) as exc:
         raise BuildError(f"{mfile} is malformed ({exc.__class__.__name__}: {exc}); re-run hwflow compile") from None
@@ -620,7 +631,7 @@ def load_build(path: str | Path) -> Build:
             raise BuildError(f"build {str(path)!r} is incomplete: {rel} is missing; re-run hwflow compile")
         if _sha256(f) != digest:
             raise BuildError(f"{rel} in build {str(path)!r} was modified after compile (checksum differs); re-run hwflow compile")
-    for rel in (manifest["verilog"], "quant.json", "schedule.json", "vectors/inputs.npy", "vectors/expected.npy"):
+    for rel in (manifest["verilog"],) + (_SIM_FILES if simulate else ()):
         if rel not in files:
             raise BuildError(f"build {str(path)!r} is incomplete: the manifest lists no {rel}; re-run hwflow compile")
     return Build(path, manifest)

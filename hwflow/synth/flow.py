@@ -28,7 +28,7 @@ def read_manifest(build_dir: Path) -> dict:
     Synthesis must see exactly the Verilog that was verified, so it applies the same
     check as ``hwflow simulate`` (:func:`hwflow.flow.load_build`).
     """
-    return load_build(build_dir).manifest
+    return load_build(build_dir, simulate=False).manifest
 
 
 def synthesize(build_dir: str | Path, pnr: bool = True) -> dict:

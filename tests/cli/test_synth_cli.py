@@ -1,10 +1,17 @@
 """``hwflow synth`` on the command line: exit codes and one-line messages."""
 
-import json
 
 import pytest
 
 from hwflow.cli import main
+from hwflow.flow import _sha256, write_manifest
+
+
+def _demo_build(path, target):
+    """A sealed build of one (trivial) Verilog file for ``target``."""
+    (path / "t.v").write_text("module t; endmodule\n")
+    write_manifest(path / "manifest.json", {"top": "t", "target": target, "verilog": "t.v",
+                                            "files": {"t.v": _sha256(path / "t.v")}})
 
 
 def test_missing_build_dir(tmp_path, capsys):
@@ -16,32 +23,29 @@ def test_missing_build_dir(tmp_path, capsys):
 
 def test_not_a_build_dir(tmp_path, capsys):
     assert main(["synth", str(tmp_path)]) == 2
-    assert "manifest.json is missing" in capsys.readouterr().err
+    assert "is not an hwflow build (no manifest.json)" in capsys.readouterr().err
 
 
 def test_manifest_without_top(tmp_path, capsys):
-    (tmp_path / "manifest.json").write_text(json.dumps({"target": "fpga-small"}))
+    write_manifest(tmp_path / "manifest.json", {"target": "fpga-small", "files": {}})
     assert main(["synth", str(tmp_path)]) == 2
-    assert "has no valid 'top'" in capsys.readouterr().err
+    assert "manifest.json is malformed (KeyError: 'top')" in capsys.readouterr().err
 
 
 def test_generic_target_cannot_be_synthesized(tmp_path, capsys):
-    (tmp_path / "manifest.json").write_text(json.dumps(
-        {"top": "t", "target": "generic", "verilog": "t.v"}))
+    _demo_build(tmp_path, "generic")
     assert main(["synth", str(tmp_path)]) == 2
     assert "'generic', which has no device" in capsys.readouterr().err
 
 
 def test_unknown_target_in_manifest(tmp_path, capsys):
-    (tmp_path / "manifest.json").write_text(json.dumps(
-        {"top": "t", "target": "fpga-huge", "verilog": "t.v"}))
+    _demo_build(tmp_path, "fpga-huge")
     assert main(["synth", str(tmp_path)]) == 2
     assert "unknown target 'fpga-huge'; known targets:" in capsys.readouterr().err
 
 
 def test_corrupt_handoff(tmp_path, capsys):
-    (tmp_path / "manifest.json").write_text(json.dumps(
-        {"top": "t", "target": "fpga-small", "verilog": "t.v"}))
+    _demo_build(tmp_path, "fpga-small")
     (tmp_path / "handoff.json").write_text("{")
     assert main(["synth", str(tmp_path)]) == 2
     assert "delete it and rerun hwflow synth" in capsys.readouterr().err
@@ -53,8 +57,8 @@ def test_tool_failure_keeps_its_log(tmp_path, capsys):
     # it names exists.
     (tmp_path / "t.v").write_text("module t(clk, cycles); input clk; output [31:0] cycles;\n"
                                   "assign cycles = ;\nendmodule\n")
-    (tmp_path / "manifest.json").write_text(json.dumps(
-        {"top": "t", "target": "fpga-small", "verilog": "t.v"}))
+    write_manifest(tmp_path / "manifest.json", {"top": "t", "target": "fpga-small", "verilog": "t.v",
+                                                "files": {"t.v": _sha256(tmp_path / "t.v")}})
     assert main(["synth", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("hwflow: error: Yosys failed: ") and "ERROR" in err

@@ -4,14 +4,16 @@ import json
 
 import pytest
 
+from hwflow.flow import _sha256, write_manifest
+
 from hwflow.synth.flow import synthesize
 
 
 def make_build(path, demo, target):
     path.mkdir()
     (path / "mac_demo.v").write_text(demo.verilog("mac_demo"))
-    (path / "manifest.json").write_text(json.dumps(
-        {"top": "mac_demo", "target": target, "verilog": "mac_demo.v"}))
+    write_manifest(path / "manifest.json", {"top": "mac_demo", "target": target, "verilog": "mac_demo.v",
+                                            "files": {"mac_demo.v": _sha256(path / "mac_demo.v")}})
     return path
 
 
