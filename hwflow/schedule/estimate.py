@@ -28,9 +28,10 @@ def memory_style(depth: int, width: int, rom: bool = True) -> str:
 
     The RTL puts this in each memory's ``ram_style`` attribute, so Yosys places it as
     estimated (left alone it built a 512-bit wide ROM from LUTs, and shallow channel ROMs
-    vary). Small memories, and ROMs too shallow to fill a block, stay in logic.
+    vary). RAMs always take a block (in logic a RAM costs a flip-flop per bit); small
+    ROMs, and ROMs too shallow to fill a block, stay in logic.
     """
-    if depth * width <= _LUTRAM_BITS or (rom and depth <= _LOGIC_ROM_DEPTH):
+    if rom and (depth * width <= _LUTRAM_BITS or depth <= _LOGIC_ROM_DEPTH):
         return "logic"
     return "block"
 

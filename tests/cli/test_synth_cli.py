@@ -1,6 +1,5 @@
 """``hwflow synth`` on the command line: exit codes and one-line messages."""
 
-
 import pytest
 
 from hwflow.cli import main

@@ -33,6 +33,7 @@ def test_memory_style_and_blocks():
     assert memory_style(34, 53) == "logic"          # shallow ROM
     assert memory_style(104, 32, rom=False) == "block"
     assert memory_style(16, 32) == "logic"          # under 1 kbit
+    assert memory_style(24, 32, rom=False) == "block"  # a RAM in logic costs a FF per bit
     assert bram_blocks(126, 128, "ecp5") == 4
     assert bram_blocks(34, 53, "ecp5") == 0
     assert bram_blocks(126, 128, "ice40") == 8
