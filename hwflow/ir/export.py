@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .onnx_builder import OnnxBuilder
 from .graph import Graph, Node
 
 __all__ = ["to_onnx", "EXPORT_OPSET"]
@@ -38,24 +39,10 @@ def _plain(v: Any) -> Any:
     return v
 
 
-class _Exporter:
+class _Exporter(OnnxBuilder):
     def __init__(self, graph: Graph):
+        super().__init__(graph.tensors)
         self.graph = graph
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self.names = set(graph.tensors)
-
-    def fresh(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.names:
-            name, i = f"{base}_{i}", i + 1
-        self.names.add(name)
-        return name
-
-    def const(self, base: str, value: np.ndarray) -> str:
-        name = self.fresh(base)
-        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
 
     def emit(self, op: str, inputs: list[str], outputs: list[str], name: str, **attrs: Any) -> None:
         attrs = {k: _plain(v) for k, v in attrs.items() if v is not None}

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
+from ..ir.onnx_builder import OnnxBuilder
 from .qgraph import QGraph, QLayer, QTensor
 
 __all__ = ["export_qdq", "OPSET"]
@@ -29,29 +30,15 @@ def _container(bits: int) -> tuple[type, int]:
     return (np.int8, TensorProto.INT8) if bits <= 8 else (np.int16, TensorProto.INT16)
 
 
-class _Builder:
+class _Builder(OnnxBuilder):
     def __init__(self, qg: QGraph):
+        super().__init__()
         self.qg = qg
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self.names: set[str] = set()
         self.pre: dict[str, str] = {}  # layer output -> ONNX name of its LUT input codes
 
-    def name(self, base: str) -> str:
-        n, i = base, 1
-        while n in self.names:
-            n, i = f"{base}_{i}", i + 1
-        self.names.add(n)
-        return n
-
-    def const(self, base: str, arr: np.ndarray) -> str:
-        n = self.name(base)
-        self.inits.append(numpy_helper.from_array(np.asarray(arr), n))
-        return n
-
     def node(self, op: str, ins: list[str], base: str, **attrs) -> str:
-        out = self.name(base)
-        self.nodes.append(helper.make_node(op, ins, [out], name=self.name(f"{op}_{base}"), **attrs))
+        out = self.fresh(base)
+        self.nodes.append(helper.make_node(op, ins, [out], name=self.fresh(f"{op}_{base}"), **attrs))
         return out
 
     def qparams(self, t: QTensor) -> tuple[str, str]:
@@ -108,14 +95,14 @@ def export_qdq(qg: QGraph, path=None, opset: int = OPSET, expose: bool = False) 
             if t == qg.output:
                 continue
             alias = f"act::{t}"
-            b.nodes.append(helper.make_node("Identity", [onnx_name], [alias], name=b.name(f"expose_{t}")))
+            b.nodes.append(helper.make_node("Identity", [onnx_name], [alias], name=b.fresh(f"expose_{t}")))
             outputs.append(helper.make_tensor_value_info(alias, TensorProto.FLOAT, ["N", *qg.tensors[t].shape[1:]]))
         for t, onnx_name in b.pre.items():
             alias = f"pre::{t}"
-            b.nodes.append(helper.make_node("Identity", [onnx_name], [alias], name=b.name(f"expose_pre_{t}")))
+            b.nodes.append(helper.make_node("Identity", [onnx_name], [alias], name=b.fresh(f"expose_pre_{t}")))
             outputs.append(helper.make_tensor_value_info(alias, TensorProto.FLOAT, ["N", *qg.tensors[t].shape[1:]]))
         model_out = f"act::{qg.output}"
-        b.nodes.append(helper.make_node("Identity", [out_name], [model_out], name=b.name("expose_out")))
+        b.nodes.append(helper.make_node("Identity", [out_name], [model_out], name=b.fresh("expose_out")))
         outputs.append(helper.make_tensor_value_info(model_out, TensorProto.FLOAT, ["N", *tout.shape[1:]]))
     graph = helper.make_graph(
         b.nodes, qg.name,
