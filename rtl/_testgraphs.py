@@ -191,6 +191,15 @@ class GraphBuilder:
         return self.rng.integers(lo, hi + 1, size=t.shape).astype(np.int64)
 
 
+def digits_cnn(b: GraphBuilder) -> None:
+    """The issue's digits CNN on ``b``: Conv 1->8, MaxPool, Conv 8->16, Gemm 256->10."""
+    x = b.input_tensor((1, 1, 8, 8))
+    h = b.conv(x, 8, relu=True)
+    h = b.maxpool(h, 2)
+    h = b.conv(h, 16, relu=True)
+    b.gemm(h, 10)
+
+
 def random_graph(seed: int):
     """A random small network (1-3 random ops, maybe a Gemm) and its builder.
 

@@ -7,7 +7,7 @@ from amaranth import Shape, signed, unsigned
 
 from hwflow.ref.integer import run_int
 from hwflow.rtl._simulate import simulate
-from hwflow.rtl._testgraphs import GraphBuilder
+from hwflow.rtl._testgraphs import GraphBuilder, digits_cnn
 from hwflow.rtl.accelerator import Accelerator, to_verilog
 from hwflow.schedule import schedule
 
@@ -18,13 +18,7 @@ def mlp(b):
     b.gemm(h, 5)
 
 
-def cnn(b):
-    """The issue's digits CNN: Conv 1->8, MaxPool, Conv 8->16, Gemm 256->10."""
-    x = b.input_tensor((1, 1, 8, 8))
-    h = b.conv(x, 8, relu=True)
-    h = b.maxpool(h, 2)
-    h = b.conv(h, 16, relu=True)
-    b.gemm(h, 10)
+cnn = digits_cnn
 
 
 def ops(b):

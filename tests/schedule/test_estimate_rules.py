@@ -4,19 +4,15 @@ import numpy as np
 import pytest
 
 from hwflow.errors import FitError
-from hwflow.rtl._testgraphs import GraphBuilder
+from hwflow.rtl._testgraphs import GraphBuilder, digits_cnn
 from hwflow.rtl.weight_rom import WeightRom
 from hwflow.schedule import schedule
 from hwflow.schedule.estimate import bram_blocks, dsp_blocks, memory_style
 
 
-def _cnn():
-    b = GraphBuilder(seed=0)
-    x = b.input_tensor((1, 1, 8, 8))
-    h = b.conv(x, 8, relu=True)
-    h = b.maxpool(h, 2)
-    h = b.conv(h, 16, relu=True)
-    b.gemm(h, 10)
+def _cnn(seed=0, **kw):
+    b = GraphBuilder(seed=seed, **kw)
+    digits_cnn(b)
     return b.build()
 
 

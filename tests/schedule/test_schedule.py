@@ -7,7 +7,7 @@ import pytest
 
 from hwflow.errors import FitError, OptionError, UnsupportedOpError
 from hwflow.quant.qgraph import QGraph, QLayer, QTensor
-from hwflow.rtl._testgraphs import GraphBuilder
+from hwflow.rtl._testgraphs import GraphBuilder, digits_cnn
 from hwflow.schedule import schedule
 from hwflow.schedule.memory import allocate, weight_words
 from hwflow.schedule.program import SETUP_CYCLES
@@ -15,11 +15,7 @@ from hwflow.schedule.program import SETUP_CYCLES
 
 def _cnn(seed=0, **kw):
     b = GraphBuilder(seed=seed, **kw)
-    x = b.input_tensor((1, 1, 8, 8))
-    h = b.conv(x, 8, relu=True)
-    h = b.maxpool(h, 2)
-    h = b.conv(h, 16, relu=True)
-    b.gemm(h, 10)
+    digits_cnn(b)
     return b.build()
 
 
