@@ -30,7 +30,7 @@ def qgraph_to_dict(qg: QGraph) -> dict:
         "tensors": {n: {"shape": list(t.shape), "bits": t.bits, "scale": t.scale, "zero_point": t.zero_point}
                     for n, t in qg.tensors.items()},
         "layers": [{k: _plain(v) for k, v in l.__dict__.items()} for l in qg.layers],
-        "attrs": {k: _plain(v) for k, v in qg.attrs.items() if k != "layers"},
+        "attrs": {k: _plain(v) for k, v in qg.attrs.items()},
     }
 
 
