@@ -113,16 +113,8 @@ def run_int(qg: QGraph, x_q: np.ndarray, keep: bool = False) -> np.ndarray | dic
     x_q = np.asarray(x_q)
     if x_q.size != int(np.prod(tin.shape)):
         raise DataError(f"input has shape {x_q.shape!r}, the model expects {tin.shape!r}")
-    if not np.issubdtype(x_q.dtype, np.integer):
-        raise DataError(f"integer reference needs integer codes, got dtype {x_q.dtype}")
-    lo, hi = tin.range
-    if x_q.min() < lo or x_q.max() > hi:
-        raise DataError(f"input codes outside the {tin.bits}-bit range [{lo}, {hi}]")
-    env = {qg.input: x_q.astype(np.int64).reshape(tin.shape)}
-    for layer in qg.layers:
-        ins = [env[t] for t in layer.inputs]
-        out = run_layer(layer, ins, [qg.tensors[t] for t in layer.inputs], qg.tensors[layer.output])
-        env[layer.output] = out.reshape(qg.tensors[layer.output].shape)
+    # The batch dimension of every tensor is 1, so one sample is a batch of one.
+    env = _run(qg, x_q.reshape(tin.shape))
     return env if keep else env[qg.output]
 
 
@@ -136,18 +128,24 @@ def run_int_batch(qg: QGraph, x_q: np.ndarray) -> np.ndarray:
     x_q = np.asarray(x_q)
     if x_q.ndim < 1 or x_q.shape[0] == 0 or int(np.prod(x_q.shape[1:])) != int(np.prod(tin.shape[1:])):
         raise DataError(f"input batch has shape {x_q.shape!r}, the model expects (N, *{tin.shape[1:]!r})")
+    return _run(qg, x_q.reshape(x_q.shape[0], *tin.shape[1:]))[qg.output]
+
+
+def _run(qg: QGraph, x_q: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor of the network on a batch of codes ``(N, *input_shape[1:])``."""
+    tin = qg.tensors[qg.input]
     if not np.issubdtype(x_q.dtype, np.integer):
         raise DataError(f"integer reference needs integer codes, got dtype {x_q.dtype}")
     lo, hi = tin.range
     if x_q.min() < lo or x_q.max() > hi:
         raise DataError(f"input codes outside the {tin.bits}-bit range [{lo}, {hi}]")
     nb = x_q.shape[0]
-    env = {qg.input: x_q.astype(np.int64).reshape(nb, *tin.shape[1:])}
+    env = {qg.input: x_q.astype(np.int64)}
     for layer in qg.layers:
         ins = [env[t] for t in layer.inputs]
         out = run_layer(layer, ins, [qg.tensors[t] for t in layer.inputs], qg.tensors[layer.output])
         env[layer.output] = out.reshape(nb, *qg.tensors[layer.output].shape[1:])
-    return env[qg.output]
+    return env
 
 
 def acc_bounds(layer: QLayer, in_tensors) -> tuple[int, int]:
