@@ -2,7 +2,7 @@
 
 One row per model and array shape: MACs, ideal cycles (MACs / (PE*SIMD)), scheduled cycles
 (start to done, exact: the simulators reproduce it), compute cycles (the layers only, without
-streaming the input in and the output out, one code per cycle each), the two ratios, the
+streaming the input in and the output out, one SIMD-lane word per cycle each), the two ratios, the
 generated Verilog's line count and the compile time (schedule + Verilog generation).
 
 With ``--sim SIM`` (``amaranth``, ``icarus``, ``verilator``; repeatable) it also measures

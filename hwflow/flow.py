@@ -20,8 +20,9 @@ BUILD layout::
                          (hwflow.quant.serialize's format plus a format tag)
     vectors/inputs.npy   test vectors: input codes (vectors, *input_shape[1:])
     vectors/expected.npy the integer reference's output codes for them
+    vectors/stream.npz   in_map, out_map: the code each stream lane carries (hwflow.sim.beats)
     sim/run.py           standalone cocotb runner (cocotb_tools + numpy only)
-    sim/tb_accelerator.py  the cocotb testbench it runs
+    sim/tb_accelerator.py, sim/beats.py  the cocotb testbench it runs, and its packing
     handoff.json, synth.ys, files.f, <top>.core, constraints, README.md
                          the synthesis hand-off (device targets only)
     sim_build/<sim>/     simulator build caches written by ``hwflow simulate`` (not hashed)
@@ -297,13 +298,16 @@ def step_write(s: FlowState) -> None:
     (d / "vectors").mkdir()
     np.save(d / "vectors" / "inputs.npy", s.inputs)
     np.save(d / "vectors" / "expected.npy", s.expected)
+    in_map, out_map = s.program.stream_maps()
+    np.savez(d / "vectors" / "stream.npz", in_map=in_map, out_map=out_map)
     (d / "sim").mkdir()
     shutil.copyfile(_sim_dir() / "tb_accelerator.py", d / "sim" / "tb_accelerator.py")
+    shutil.copyfile(_sim_dir() / "beats.py", d / "sim" / "beats.py")
     shutil.copyfile(_sim_dir() / "templates" / "run.py", d / "sim" / "run.py")
     if not s.target.unlimited:
         from .synth.bundle import write_handoff
 
-        s.handoff = write_handoff(d, d / vfile, s.top, s.target)
+        s.handoff = write_handoff(d, d / vfile, s.top, s.target, lanes=s.program.simd)
     s.manifest = _manifest(s, vfile)
     write_manifest(d / MANIFEST, s.manifest)
 
@@ -400,6 +404,11 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "output": _qtensor_json(qg.tensors[qg.output]),
         "input_size": p.input_size,
         "output_size": p.output_size,
+        "stream": {"lanes": p.simd, "in_bits": p.in_bits, "out_bits": p.out_bits,
+                   "input_beats": p.input_beats, "output_beats": p.output_beats,
+                   "maps": "vectors/stream.npz",
+                   "note": "one beat = one word of lanes (lane 0 in the low bits); in_map/out_map "
+                           "give each lane's flat NCHW code index, -1 = none (drive 0, ignore)"},
         "vectors": {"count": int(len(s.inputs)), "source": s.vector_source},
         "handoff": s.handoff,
         "pruning": _jsonable(s.storage),
@@ -556,6 +565,11 @@ class Build:
     def expected(self) -> np.ndarray:
         return np.load(self.path / "vectors" / "expected.npy")
 
+    def stream_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(in_map, out_map)``: which code each stream lane carries (see :mod:`hwflow.sim.beats`)."""
+        with np.load(self.path / "vectors" / "stream.npz") as f:
+            return f["in_map"], f["out_map"]
+
     def qgraph(self):
         """The integer network, from ``quant.json``."""
         try:
@@ -591,7 +605,7 @@ class Build:
 
 
 _SIM_KEYS = ("cycles", "input", "output", "pe", "simd")
-_SIM_FILES = ("quant.json", "schedule.json", "vectors/inputs.npy", "vectors/expected.npy")
+_SIM_FILES = ("quant.json", "schedule.json", "vectors/inputs.npy", "vectors/expected.npy", "vectors/stream.npz")
 
 
 def load_build(path: str | Path, *, simulate: bool = True) -> Build:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from amaranth.sim import Simulator
 
+from ..sim.beats import pack, unpack
 from .accelerator import Accelerator
 
 __all__ = ["simulate"]
@@ -35,8 +36,9 @@ def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = N
     """
     dut = Accelerator(program)
     rng = np.random.default_rng(seed)
-    vectors = [np.asarray(x, dtype=np.int64).reshape(-1) for x in inputs]
-    n_out = program.output_size
+    in_map, out_map = program.stream_maps()
+    vectors = [pack(x, in_map, program.in_bits) for x in inputs]
+    n_out = program.output_beats
     limit = timeout or (program.cycles * (4 if stall else 1) + 1000)
     results = {"out": [], "cycles": [], "measured": []}
 
@@ -55,7 +57,7 @@ def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = N
                 iv = i < len(vec) and not (stall and rng.integers(stall) == 0)
                 ctx.set(dut.in_valid, int(iv))
                 if iv:
-                    ctx.set(dut.in_data, int(vec[i]))
+                    ctx.set(dut.in_data, vec[i])
                 ordy = not (stall and rng.integers(stall) == 0)
                 ctx.set(dut.out_ready, int(ordy))
                 if ctx.get(dut.done):
@@ -70,8 +72,8 @@ def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = N
                 t += 1
             ctx.set(dut.in_valid, 0)
             if len(outs) != n_out:
-                raise RuntimeError(f"got {len(outs)} output codes, expected {n_out}")
-            results["out"].append(np.array(outs, dtype=np.int64))
+                raise RuntimeError(f"got {len(outs)} output beats, expected {n_out}")
+            results["out"].append(np.array(unpack(outs, out_map, program.out_bits), dtype=np.int64))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

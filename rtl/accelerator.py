@@ -15,10 +15,12 @@ the PE results over a fused MaxPool's window (for other layers it is a one-cycle
 
 Ports (Amaranth adds ``clk`` and ``rst``): ``start`` In(1), ``busy`` Out(1), ``done``
 Out(1), ``cycles`` Out(32), ``in_valid`` In(1), ``in_ready`` Out(1), ``in_data``
-In(signed(in_bits)), ``out_valid`` Out(1), ``out_ready`` In(1), ``out_data``
-Out(signed(out_bits)). Protocol: pulse ``start``; stream ``input_size`` codes in (NCHW
-order); the core computes and streams ``output_size`` codes out (NCHW order); ``done``
-pulses for one cycle, when ``cycles`` equals the cycles since ``start`` was sampled.
+In(simd * in_bits), ``out_valid`` Out(1), ``out_ready`` In(1), ``out_data``
+Out(simd * out_bits). Protocol: pulse ``start``; stream ``input_beats`` words in; the core
+computes and streams ``output_beats`` words out; ``done`` pulses for one cycle, when
+``cycles`` equals the cycles since ``start`` was sampled. A word is ``simd`` lanes of
+two's-complement codes, lane 0 in the low bits, holding the codes the Program's
+``stream_maps()`` name (:func:`hwflow.sim.beats.pack` / ``unpack`` convert).
 """
 
 from __future__ import annotations
@@ -78,10 +80,10 @@ class Accelerator(wiring.Component):
             "cycles": Out(32),
             "in_valid": In(1),
             "in_ready": Out(1),
-            "in_data": In(signed(program.in_bits)),
+            "in_data": In(program.simd * program.in_bits),
             "out_valid": Out(1),
             "out_ready": In(1),
-            "out_data": Out(signed(program.out_bits)),
+            "out_data": Out(program.simd * program.out_bits),
         })
 
     @property
@@ -107,7 +109,7 @@ class Accelerator(wiring.Component):
             self.cycles.eq(ctrl.cycles),
             ctrl.in_valid.eq(self.in_valid), self.in_ready.eq(ctrl.in_ready), ctrl.in_data.eq(self.in_data),
             self.out_valid.eq(ctrl.out_valid), ctrl.out_ready.eq(self.out_ready),
-            self.out_data.eq(act.rd_data.word_select(ctrl.out_lane, p.abits).as_signed()),
+            self.out_data.eq(Cat(*(act.rd_data.word_select(i, p.abits)[:p.out_bits] for i in range(simd)))),
             act.rd_addr.eq(ctrl.rd_addr), act.rd_en.eq(ctrl.rd_en),
         ]
 

@@ -4,11 +4,11 @@ There is no per-layer logic: every layer is one word of a descriptor ROM (see
 :mod:`._descriptor`), and one set of counters walks any of them, so the Verilog does not
 grow with the number of layers. States::
 
-    IDLE --start--> INPUT --input_size beats--> SETUP0 -> SETUP1 -> RUN -> DRAIN --+--> SETUP0 (next layer)
-                                                                                  +--> OUTPUT --output_size beats--> DONE -> IDLE
+    IDLE --start--> INPUT --input_beats--> SETUP0 -> SETUP1 -> RUN -> DRAIN --+--> SETUP0 (next layer)
+                                                                             +--> OUTPUT --output_beats--> DONE -> IDLE
 
-- INPUT scatters the NCHW input stream into the HWC activation layout (one write per beat;
-  ``kh`` writes per beat into a row-stacked layout, see :class:`~hwflow.schedule.TensorMap`).
+- INPUT writes each beat (one word of the input tensor's layout, already packed by the
+  host, see :meth:`~hwflow.schedule.program.TensorMap.index_map`) to the next address.
 - RUN: for each output pixel ``(oy, ox)``, tile ``g < nt``, fused-pool window position
   ``(wy, wx)`` (1 x 1 unless a MaxPool is fused), step ``j < t``: while ``j < k``
   it reads activation word ``base + (iy*iw + ix)*ich + cs + ci`` (``iy = oy*sh + wy*wsh - pt + ky``,
@@ -17,7 +17,7 @@ grow with the number of layers. States::
   ``pix * ich`` sits in a register stage. Out-of-range pixels raise no read; the datapath
   substitutes the pad value (``d_inrange`` low).
 - DRAIN waits ``drain`` cycles so the layer's last code is written before anyone reads it.
-- OUTPUT gathers the output tensor back into NCHW order with valid/ready back-pressure.
+- OUTPUT reads the output tensor's words in address order, with valid/ready back-pressure.
 
 Timing: the address is registered twice after the counters (the second register holds the
 product ``pix * ich``), memory data arrives one cycle later, so the ``d_*`` flags are
@@ -31,7 +31,6 @@ from amaranth import *
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._lanes import replicate
 from ._descriptor import KIND_CODES, descriptor_layout, descriptor_values
 
 __all__ = ["Controller"]
@@ -61,7 +60,6 @@ class Controller(wiring.Component):
         simd = program.simd
         self._aw = max(1, (program.act_words - 1).bit_length())
         self._ww = max(1, (int(program.weights.shape[0]) - 1).bit_length())
-        lane_bits = _ubits(simd - 1)
         word = simd * program.abits  # packed lanes
         super().__init__({
             "start": In(1),
@@ -70,10 +68,9 @@ class Controller(wiring.Component):
             "cycles": Out(32),
             "in_valid": In(1),
             "in_ready": Out(1),
-            "in_data": In(signed(program.in_bits)),
+            "in_data": In(simd * program.in_bits),
             "out_ready": In(1),
             "out_valid": Out(1),
-            "out_lane": Out(lane_bits),
             "rd_addr": Out(self._aw),
             "rd_en": Out(1),
             "wr_addr": Out(self._aw),
@@ -98,47 +95,6 @@ class Controller(wiring.Component):
         """Cycles from a RUN step to its memory data (two address registers + synchronous read)."""
         return 3
 
-    def _stacked_input(self, m, ic, tin, stream_step, in_ext):
-        """INPUT for a row-stacked input: each code is written to the ``kh`` words whose
-        kernel column holds it (word of row ``y - ky``, lane ``ky * c + ch``), one per cycle."""
-        simd, kh, w = self._p.simd, tin.stack, tin.w
-        rl = dict(reset_less=True)
-        # ks/row/col return to 0 at the end of every input phase (and on reset).
-        ks = Signal(range(kh))
-        rem = Signal(range(kh), **rl)
-        latch = Signal.like(in_ext, **rl)
-        wa = Signal(self._aw, **rl)
-        lk = Signal(range(simd + kh * tin.c), **rl)
-        row = Signal(range(tin.h + 1))
-        col = Signal(range(tin.w + 1))
-        was_last = Signal(**rl)
-        with m.If(ks == 0):
-            m.d.comb += self.in_ready.eq(1)
-            with m.If(self.in_valid):
-                m.d.comb += [self.wr_addr.eq(ic["addr"]), self.wr_en.eq(1 << ic["lane"]),
-                             self.wr_data.eq(replicate(in_ext, simd, self._p.abits))]
-                rows_above = row + tin.stack_pad
-                m.d.sync += [latch.eq(in_ext), wa.eq(ic["addr"] - w), lk.eq(ic["lane"] + tin.c), ks.eq(1),
-                             rem.eq(Mux(rows_above > kh - 1, kh - 1, rows_above))]
-                last = stream_step(ic, tin)
-                m.d.sync += was_last.eq(last)
-                with m.If(col == tin.w - 1):
-                    m.d.sync += [col.eq(0), row.eq(Mux(row == tin.h - 1, 0, row + 1))]
-                with m.Else():
-                    m.d.sync += col.eq(col + 1)
-        with m.Else():
-            with m.If(rem != 0):
-                m.d.comb += [self.wr_addr.eq(wa), self.wr_en.eq(1 << lk),
-                             self.wr_data.eq(replicate(latch, simd, self._p.abits))]
-                m.d.sync += rem.eq(rem - 1)
-            m.d.sync += [wa.eq(wa - w), lk.eq(lk + tin.c)]
-            with m.If(ks == kh - 1):
-                m.d.sync += ks.eq(0)
-                with m.If(was_last):
-                    m.next = "SETUP0"
-            with m.Else():
-                m.d.sync += ks.eq(ks + 1)
-
     def elaborate(self, platform):
         m = Module()
         p = self._p
@@ -157,40 +113,12 @@ class Controller(wiring.Component):
         counter = Signal(32)
         m.d.comb += self.cycles.eq(counter)
 
-        # ---- stream counters (input scatter / output gather) --------------------------------
-        def stream_counters(tm, prefix):
-            return dict(
-                pix=Signal(range(max(tm.h * tm.w, 2)), name=f"{prefix}_pix", reset_less=True),
-                ch=Signal(range(max(tm.c, 2)), name=f"{prefix}_ch", reset_less=True),
-                lane=Signal(range(max(simd, 2)), name=f"{prefix}_lane", reset_less=True),
-                chunk=Signal(range(max(tm.chunks, 2)), name=f"{prefix}_chunk", reset_less=True),
-                addr=Signal(self._aw, name=f"{prefix}_addr", reset_less=True),
-            )
-
-        def stream_reset(c, tm):
-            first = tm.base + tm.stack_pad * tm.w
-            return [c["pix"].eq(0), c["ch"].eq(0), c["lane"].eq(0), c["chunk"].eq(0), c["addr"].eq(first)]
-
-        def stream_step(c, tm):
-            """Advance in NCHW order; returns (statements, is_last)."""
-            hw = tm.h * tm.w
-            first = tm.base + tm.stack_pad * tm.w
-            last_pix = c["pix"] == hw - 1
-            is_last = last_pix & (c["ch"] == tm.c - 1)
-            with m.If(last_pix):
-                m.d.sync += [c["pix"].eq(0), c["ch"].eq(c["ch"] + 1)]
-                with m.If(c["lane"] == simd - 1):
-                    m.d.sync += [c["lane"].eq(0), c["chunk"].eq(c["chunk"] + 1),
-                                 c["addr"].eq(first + c["chunk"] + 1)]
-                with m.Else():
-                    m.d.sync += [c["lane"].eq(c["lane"] + 1), c["addr"].eq(first + c["chunk"])]
-            with m.Else():
-                m.d.sync += [c["pix"].eq(c["pix"] + 1), c["addr"].eq(c["addr"] + tm.chunks)]
-            return is_last
-
+        # ---- stream counters: the streams move whole words, in address order --------------
         tin, tout = p.input_map, p.output_map
-        ic = stream_counters(tin, "in")
-        oc = stream_counters(tout, "out")
+        in_addr = Signal(self._aw, reset_less=True)
+        out_addr = Signal(self._aw, reset_less=True)
+        in_last = in_addr == tin.base + tin.words - 1
+        out_last = out_addr == tout.base + tout.words - 1
         issued = Signal()  # output: every read has been issued
 
         # ---- RUN counters --------------------------------------------------------------------
@@ -265,12 +193,13 @@ class Controller(wiring.Component):
         # ---- read port mux: RUN reads from the address register, OUTPUT from the gather ---------
         out_issue = Signal()
         with m.If(out_issue):
-            m.d.comb += [self.rd_addr.eq(oc["addr"]), self.rd_en.eq(1)]
+            m.d.comb += [self.rd_addr.eq(out_addr), self.rd_en.eq(1)]
         with m.Else():
             m.d.comb += [self.rd_addr.eq(a_addr), self.rd_en.eq(1)]
 
-        in_ext = Signal(signed(p.abits))  # input code sign-extended to the lane width
-        m.d.comb += in_ext.eq(self.in_data)
+        # Input lanes sign-extended to the RAM's lane width.
+        in_lanes = [Signal(signed(p.abits), name=f"in_lane{i}") for i in range(simd)]
+        m.d.comb += [v.eq(self.in_data[i * p.in_bits:(i + 1) * p.in_bits].as_signed()) for i, v in enumerate(in_lanes)]
         run_last = ((step == d.t_m1) & (wy == d.qh_m1) & (wx == d.qw_m1) & (g == d.nt_m1)
                     & (ox == d.ow_m1) & (oy == d.oh_m1))
 
@@ -334,23 +263,15 @@ class Controller(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [counter.eq(1), layer.eq(0), issued.eq(0), self.out_valid.eq(0)]
-                    m.d.sync += stream_reset(ic, tin) + stream_reset(oc, tout)
+                    m.d.sync += [in_addr.eq(tin.base), out_addr.eq(tout.base)]
                     m.next = "INPUT"
             with m.State("INPUT"):
-                m.d.comb += self.busy.eq(1)
+                m.d.comb += [self.busy.eq(1), self.in_ready.eq(1)]
                 m.d.sync += counter.eq(counter + 1)
-                if stack > 1:
-                    self._stacked_input(m, ic, tin, stream_step, in_ext)
-                else:
-                    m.d.comb += self.in_ready.eq(1)
-                with m.If(self.in_valid & (stack == 1)):
-                    m.d.comb += [
-                        self.wr_addr.eq(ic["addr"]),
-                        self.wr_en.eq(1 << ic["lane"]),
-                    ]
-                    m.d.comb += self.wr_data.eq(replicate(in_ext, simd, p.abits))
-                    last = stream_step(ic, tin)
-                    with m.If(last):
+                with m.If(self.in_valid):
+                    m.d.comb += [self.wr_addr.eq(in_addr), self.wr_en.eq(-1), self.wr_data.eq(Cat(*in_lanes))]
+                    m.d.sync += in_addr.eq(in_addr + 1)
+                    with m.If(in_last):
                         m.next = "SETUP0"
             with m.State("SETUP0"):
                 m.d.comb += self.busy.eq(1)
@@ -385,9 +306,8 @@ class Controller(wiring.Component):
                 with m.If(free):
                     with m.If(~issued):
                         m.d.comb += out_issue.eq(1)
-                        m.d.sync += [self.out_valid.eq(1), self.out_lane.eq(oc["lane"])]
-                        last = stream_step(oc, tout)
-                        with m.If(last):
+                        m.d.sync += [self.out_valid.eq(1), out_addr.eq(out_addr + 1)]
+                        with m.If(out_last):
                             m.d.sync += issued.eq(1)
                     with m.Else():
                         m.d.sync += self.out_valid.eq(0)

@@ -54,8 +54,8 @@ def run_vectors(program, inputs, simulator: str = "verilator", *, expected=None,
         from ..rtl.accelerator import Accelerator
         from .amaranth_runner import run_amaranth
 
-        return run_amaranth(Accelerator(program), x, exp, program.cycles,
-                            output_size=program.output_size, vcd=vcd, timeout=timeout)
+        return run_amaranth(Accelerator(program), x, exp, program.cycles, output_size=program.output_size,
+                            stream=program.stream_maps(), vcd=vcd, timeout=timeout)
     from ..rtl.accelerator import to_verilog
     from .cocotb_runner import run_cocotb
 
@@ -69,4 +69,4 @@ def run_vectors(program, inputs, simulator: str = "verilator", *, expected=None,
     if not vfile.exists() or vfile.read_text() != text:  # unchanged file: keep its mtime
         vfile.write_text(text)
     return run_cocotb(vfile, top, x, exp, program.cycles, simulator, build_dir / simulator,
-                      output_size=program.output_size, vcd=vcd, timeout=timeout)
+                      output_size=program.output_size, stream=program.stream_maps(), vcd=vcd, timeout=timeout)

@@ -1,9 +1,10 @@
 """Drive an accelerator core in Amaranth's own simulator.
 
 The core has the port protocol of :class:`hwflow.rtl.accelerator.Accelerator`: pulse
-``start``; stream ``input_size`` codes in (valid/ready); the core streams
-``output_size`` codes out and pulses ``done``; ``cycles`` then holds the cycles from the
-cycle in which ``start`` was sampled high to the cycle in which ``done`` is high.
+``start``; stream the input beats in (valid/ready); the core streams the output beats out
+and pulses ``done``; ``cycles`` then holds the cycles from the cycle in which ``start``
+was sampled high to the cycle in which ``done`` is high. Codes become beats and back
+through the stream maps (:mod:`.beats`).
 
 The testbench is a single loop that samples every port at each clock edge, so the
 cycle count it keeps is exact by construction: ``start`` is high during cycle 0, and
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .beats import identity_map, pack, unpack
 from .result import SimResult, compare_outputs
 
 __all__ = ["run_amaranth"]
@@ -29,6 +31,7 @@ def run_amaranth(
     predicted_cycles: int,
     *,
     output_size: int | None = None,
+    stream: tuple[np.ndarray, np.ndarray] | None = None,
     vcd: str | Path | None = None,
     timeout: int | None = None,
 ) -> SimResult:
@@ -46,6 +49,8 @@ def run_amaranth(
         The schedule's start→done prediction.
     output_size : int, optional
         Codes per vector on the out-stream (default: ``expected``'s row size).
+    stream : (in_map, out_map), optional
+        The beat maps (:meth:`hwflow.schedule.Program.stream_maps`); default one code per beat.
     vcd : path, optional
         Write a VCD waveform here.
     timeout : int, optional
@@ -66,6 +71,9 @@ def run_amaranth(
             raise ValueError("give output_size when expected is None")
         output_size = int(np.asarray(expected).reshape(vectors, -1).shape[1])
     limit = timeout if timeout is not None else 4 * int(predicted_cycles) + 1000
+    in_map, out_map = stream if stream is not None else (identity_map(inputs.shape[1]), identity_map(output_size))
+    in_bits = len(dut.in_data) // in_map.shape[1]
+    out_bits = len(dut.out_data) // out_map.shape[1]
 
     got: list[list[int]] = []
     counts: list[int] = []
@@ -79,7 +87,7 @@ def run_amaranth(
             await ctx.tick()
             ticks += 1
         for v in range(vectors):
-            codes = [int(c) for c in inputs[v]]
+            codes = pack(inputs[v], in_map, in_bits)
             outs: list[int] = []
             sent = 0
             ctx.set(dut.start, 1)
@@ -107,14 +115,17 @@ def run_amaranth(
                 if k > limit:
                     raise TimeoutError(
                         f"vector {v}: no done after {limit} cycles "
-                        f"({sent}/{len(codes)} inputs accepted, {len(outs)} outputs)"
+                        f"({sent}/{len(codes)} input beats accepted, {len(outs)} output beats)"
                     )
             # done sampled high at the edge ending cycle k; the core's counter is
             # readable from the next cycle on.
             ctx.set(dut.in_valid, 0)
             counts.append(k)
             core_counts.append(int(ctx.get(dut.cycles)))
-            got.append(outs)
+            try:
+                got.append(unpack(outs, out_map, out_bits))
+            except ValueError:
+                got.append([])  # wrong number of beats: a mismatch
             await ctx.tick()
             ticks += 1
         total["ticks"] = ticks

@@ -239,6 +239,7 @@ def run_cocotb(
     build_dir: str | Path,
     *,
     output_size: int | None = None,
+    stream: tuple[np.ndarray, np.ndarray] | None = None,
     vcd: str | Path | None = None,
     timeout: int | None = None,
     test_module: str = "hwflow.sim.tb_accelerator",
@@ -258,6 +259,8 @@ def run_cocotb(
         The schedule's start→done prediction.
     output_size : int, optional
         Output codes per vector when ``expected`` is None.
+    stream : (in_map, out_map), optional
+        The beat maps (:meth:`hwflow.schedule.Program.stream_maps`); default one code per beat.
     vcd : path, optional
         Write a VCD waveform here.
     timeout : int, optional
@@ -292,6 +295,9 @@ def run_cocotb(
             "HWFLOW_TB_OUTPUT_SIZE": "" if output_size is None else str(int(output_size)),
             "HWFLOW_TB_EXPECTED": "",
         }
+        if stream is not None:
+            np.savez(tmp / "stream.npz", in_map=stream[0], out_map=stream[1])
+            env["HWFLOW_TB_STREAM"] = str(tmp / "stream.npz")
         if expected is not None:
             np.save(tmp / "expected.npy", np.asarray(expected).astype(np.int64))
             env["HWFLOW_TB_EXPECTED"] = str(tmp / "expected.npy")

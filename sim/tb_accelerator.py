@@ -1,7 +1,7 @@
 """cocotb testbench for an hwflow accelerator (Icarus or Verilator).
 
-Standalone on purpose: it imports only cocotb and numpy, so it is copied verbatim into
-``BUILD/sim/`` and runs without hwflow. Structure after cocotb's matrix_multiplier
+Standalone on purpose: it imports only cocotb, numpy and :mod:`beats` (numpy only), so
+both are copied verbatim into ``BUILD/sim/`` and run without hwflow. Structure after cocotb's matrix_multiplier
 example: a driver (in-stream), a monitor (out-stream), a model (the reference's expected
 codes) and a checker (outputs and cycle counts) are separate classes; the test only
 wires them together.
@@ -9,6 +9,8 @@ wires them together.
 Environment (set by the runner):
 
 ``HWFLOW_TB_INPUTS``     .npy of ``(vectors, ...)`` input codes
+``HWFLOW_TB_STREAM``     .npz with ``in_map`` and ``out_map`` (beat lanes -> code index;
+                         optional: one code per beat)
 ``HWFLOW_TB_EXPECTED``   .npy of ``(vectors, ...)`` expected output codes (optional)
 ``HWFLOW_TB_OUTPUT_SIZE`` codes per vector on the out-stream (when no expected file)
 ``HWFLOW_TB_PREDICTED``  predicted cycles start→done
@@ -35,11 +37,12 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
+try:  # inside hwflow
+    from .beats import identity_map, pack, unpack
+except ImportError:  # the standalone copy in BUILD/sim
+    from beats import identity_map, pack, unpack
+
 PERIOD_NS = 10
-
-
-def _int(handle) -> int:
-    return int(handle.value.to_signed()) if len(handle) > 1 else int(handle.value)
 
 
 def _high(handle) -> bool:
@@ -47,7 +50,7 @@ def _high(handle) -> bool:
 
 
 class StreamDriver:
-    """Drives the in-stream: ``in_valid`` held high, one code per accepted beat.
+    """Drives the in-stream: ``in_valid`` held high, one word per accepted beat.
 
     It wakes once per cycle, at the falling clock edge: every signal is settled there
     (the core changes only at rising edges), so ``in_ready`` read then says whether the
@@ -59,25 +62,25 @@ class StreamDriver:
         self.dut = dut
         self.accepted = 0
 
-    async def send(self, codes: list[int]) -> None:
+    async def send(self, beats: list[int]) -> None:
         dut = self.dut
         self.accepted = 0
-        dut.in_data.value = codes[0]
+        dut.in_data.value = beats[0]
         dut.in_valid.value = 1
         moved = False  # a beat transferred at the last rising edge
         while True:
             await FallingEdge(dut.clk)
             if moved:
-                if self.accepted == len(codes):
+                if self.accepted == len(beats):
                     dut.in_valid.value = 0
                     return
-                dut.in_data.value = codes[self.accepted]
+                dut.in_data.value = beats[self.accepted]
             moved = _high(dut.in_ready)
             self.accepted += moved
 
 
 class StreamMonitor:
-    """Collects out-stream codes (``out_ready`` held high) into ``self.codes``.
+    """Collects out-stream beats (``out_ready`` held high, raw bits) into ``self.codes``.
 
     Samples at falling clock edges while ``out_valid`` is high; otherwise sleeps until
     ``out_valid`` rises, so the simulator runs unhindered while the core computes.
@@ -97,7 +100,7 @@ class StreamMonitor:
             await FallingEdge(dut.clk)
             if _high(dut.out_valid):
                 if _high(dut.out_ready):
-                    self.codes.append(_int(dut.out_data))
+                    self.codes.append(int(dut.out_data.value.to_unsigned()))
             else:
                 await RisingEdge(dut.out_valid)
 
@@ -190,6 +193,14 @@ async def run_vectors(dut):
     out_size = os.environ.get("HWFLOW_TB_OUTPUT_SIZE")
     model = ReferenceModel(os.environ.get("HWFLOW_TB_EXPECTED"), vectors,
                            int(out_size) if out_size else None)
+    stream = os.environ.get("HWFLOW_TB_STREAM")
+    if stream:
+        with np.load(stream) as f:
+            in_map, out_map = f["in_map"], f["out_map"]
+    else:
+        in_map, out_map = identity_map(inputs.shape[1]), identity_map(model.output_size)
+    in_bits = len(dut.in_data) // in_map.shape[1]
+    out_bits = len(dut.out_data) // out_map.shape[1]
     predicted = int(os.environ["HWFLOW_TB_PREDICTED"])
     limit = int(os.environ.get("HWFLOW_TB_TIMEOUT") or 4 * predicted + 1000)
     checker = Checker(model, predicted)
@@ -207,7 +218,7 @@ async def run_vectors(dut):
             await RisingEdge(dut.clk)
             dut.start.value = 1
             t_start = get_sim_time("ns")
-            send = cocotb.start_soon(driver.send([int(c) for c in inputs[v]]))
+            send = cocotb.start_soon(driver.send(pack(inputs[v], in_map, in_bits)))
             await RisingEdge(dut.clk)
             dut.start.value = 0
             await _wait_done(dut, limit)
@@ -218,8 +229,13 @@ async def run_vectors(dut):
             if not send.done():
                 send.cancel()
                 result["error"] = (f"vector {v}: done after {driver.accepted} of "
-                                   f"{inputs.shape[1]} input codes")
-            checker.check(v, monitor.take(), cycles, core_cycles)
+                                   f"{in_map.shape[0]} input beats")
+            beats = monitor.take()
+            try:
+                got = unpack(beats, out_map, out_bits)
+            except ValueError:
+                got = []  # wrong number of beats: the checker reports the mismatch
+            checker.check(v, got, cycles, core_cycles)
             await RisingEdge(dut.clk)
     except TimeoutError as exc:
         result["error"] = f"vector {len(checker.cycles)}: {exc}"

@@ -51,14 +51,16 @@ def simulate_build(build, simulator: str = "icarus", inputs=None, expected=None,
 
         try:
             return run_amaranth(Accelerator(build.program()), inputs, expected, predicted,
-                                output_size=build.manifest["output_size"], vcd=vcd, timeout=timeout)
+                                output_size=build.manifest["output_size"], stream=build.stream_maps(),
+                                vcd=vcd, timeout=timeout)
         except TimeoutError as exc:
             raise ToolError(f"amaranth simulation of {build.top}: {exc}") from None
     from ..sim.cocotb_runner import run_cocotb
 
     return run_cocotb(build.verilog_path, build.top, inputs, expected, predicted, simulator,
                       build.path / "sim_build" / simulator,
-                      output_size=build.manifest["output_size"], vcd=vcd, timeout=timeout)
+                      output_size=build.manifest["output_size"], stream=build.stream_maps(),
+                      vcd=vcd, timeout=timeout)
 
 
 @click.command("simulate")

@@ -23,7 +23,7 @@ def phases(sched: dict) -> list[dict]:
     cycles add up to ``sched["cycles"]`` (checked)."""
     out = []
     t = 0
-    n_in = sched["input_size"] * sched.get("input_stack", 1)
+    n_in = sched["input_beats"]
     out.append({"name": "input stream", "start": t, "cycles": n_in, "parts": {"stream": n_in}, "layer": None})
     t += n_in
     for l in sched["layers"]:
@@ -33,9 +33,9 @@ def phases(sched: dict) -> list[dict]:
                  "idle": tiles * (l["t"] - l["k"]), "drain": l["drain"]}
         out.append({"name": l["name"], "start": t, "cycles": l["cycles"], "parts": parts, "layer": l})
         t += l["cycles"]
-    out.append({"name": "output stream", "start": t, "cycles": sched["output_size"],
-                "parts": {"stream": sched["output_size"]}, "layer": None})
-    t += sched["output_size"]
+    n_out = sched["output_beats"]
+    out.append({"name": "output stream", "start": t, "cycles": n_out, "parts": {"stream": n_out}, "layer": None})
+    t += n_out
     rest = sched["cycles"] - t
     if rest:
         out.append({"name": "start/done", "start": t, "cycles": rest, "parts": {"setup": rest}, "layer": None})

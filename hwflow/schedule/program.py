@@ -7,13 +7,18 @@ pipeline latencies, and the exact cycle count the simulation must reproduce.
 
 Cycle model (start sampled at cycle 0, ``done`` high at cycle ``cycles``)::
 
-    cycles = input_size * stack + sum(layer.cycles) + output_size + 2
+    cycles = input_beats + sum(layer.cycles) + output_beats + 2
     layer.cycles = SETUP + tiles * t + drain,   tiles = oh * ow * nt * qh * qw
 
 ``t`` is the number of cycles spent per tile (``max(k, nb)``), ``drain`` the number of
-cycles the layer waits for its last result to be written (see :mod:`.schedule`). ``stack``
-is 1, or ``kh`` when the first convolution reads a row-stacked input (each input code is
-written ``kh`` times; see :func:`~hwflow.schedule.schedule.schedule`).
+cycles the layer waits for its last result to be written (see :mod:`.schedule`).
+
+The streams carry activation-RAM words, not single codes: one beat is one word of
+``simd`` lanes of the input (output) tensor's layout (:meth:`TensorMap.index_map`), as
+FINN's folded streams do. The host packs and unpacks with that map
+(:func:`hwflow.sim.beats.pack` / :func:`~hwflow.sim.beats.unpack`); in exchange the
+input phase takes one cycle per word instead of one per code (``simd`` times fewer, and
+a row-stacked input is written whole instead of ``kh`` times per code).
 """
 
 from __future__ import annotations
@@ -66,6 +71,26 @@ class TensorMap:
     def size(self) -> int:
         """Number of codes (the NCHW size)."""
         return self.c * self.h * self.w
+
+    def index_map(self, simd: int) -> np.ndarray:
+        """``(words, simd)`` NCHW index of the code each lane of each word holds (-1: none).
+
+        Word ``i`` is RAM word ``base + i``; lanes past the channels, and rows of a
+        row-stacked tensor outside the image, hold no code (the datapath pads them).
+        """
+        m = np.full((self.words, simd), -1, dtype=np.int64)
+        if self.stack > 1:
+            for y in range(-self.stack_pad, self.h):
+                for ky in range(self.stack):
+                    if 0 <= y + ky < self.h:
+                        for ch in range(self.c):
+                            rows = (y + self.stack_pad) * self.w + np.arange(self.w)
+                            m[rows, ky * self.c + ch] = (ch * self.h + y + ky) * self.w + np.arange(self.w)
+            return m
+        hw = self.h * self.w
+        pix, ch = np.meshgrid(np.arange(hw), np.arange(self.c), indexing="ij")
+        m[pix * self.chunks + ch // simd, ch % simd] = ch * hw + pix
+        return m
 
 
 @dataclass
@@ -256,18 +281,27 @@ class Program:
 
     @property
     def input_size(self) -> int:
-        """Codes the input stream accepts (NCHW size of the input tensor)."""
+        """Codes of the input tensor (NCHW size)."""
         return self.input_map.size
 
     @property
     def output_size(self) -> int:
-        """Codes the output stream emits (NCHW size of the output tensor)."""
+        """Codes of the output tensor (NCHW size)."""
         return self.output_map.size
 
     @property
-    def input_cycles(self) -> int:
-        """Cycles of the input phase with a never-stalling partner."""
-        return self.input_size * self.input_map.stack
+    def input_beats(self) -> int:
+        """Words the input stream accepts (one per cycle with a never-stalling partner)."""
+        return self.input_map.words
+
+    @property
+    def output_beats(self) -> int:
+        """Words the output stream emits."""
+        return self.output_map.words
+
+    def stream_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(in_map, out_map)``: per beat and lane, the NCHW code index (see :meth:`TensorMap.index_map`)."""
+        return self.input_map.index_map(self.simd), self.output_map.index_map(self.simd)
 
     @property
     def in_bits(self) -> int:
@@ -280,7 +314,7 @@ class Program:
     @property
     def cycles(self) -> int:
         """Exact clock cycles from ``start`` sampled to ``done`` high."""
-        return self.input_cycles + sum(l.cycles for l in self.layers) + self.output_size + 2
+        return self.input_beats + sum(l.cycles for l in self.layers) + self.output_beats + 2
 
     @property
     def macs(self) -> int:
@@ -341,11 +375,14 @@ class Program:
             },
             "latency": dict(self.latency),
             "cycles": self.cycles,
-            "cycle_formula": "input_size * input_stack + sum(layer.cycles) + output_size + 2; "
+            "cycle_formula": "input_beats + sum(layer.cycles) + output_beats + 2; "
                              "layer.cycles = 2 + oh*ow*nt*qh*qw*t + drain",
             "input_size": self.input_size,
             "input_stack": self.input_map.stack,
             "output_size": self.output_size,
+            "input_beats": self.input_beats,
+            "output_beats": self.output_beats,
+            "stream_lanes": self.simd,
             "macs": self.macs,
             "ideal_cycles": self.ideal_cycles,
             "memory": {

@@ -20,8 +20,8 @@ Two rewrites save cycles where the array would idle (each chosen only if it is f
   the conv at each window position and max-merges the accumulators (exact, the requantizer
   is monotonic); the conv output is never stored and the pool step disappears;
 - a first convolution with few input channels (``cin * kh <= simd``) reads a *row-stacked*
-  input: the input stream writes each code into the ``kh`` words whose kernel column holds
-  it, so one read feeds ``kh`` rows and a tile takes ``kw`` instead of ``kh * kw`` cycles.
+  input: each input word holds a pixel column's ``kh`` rows (the host packs it so), so one
+  read feeds ``kh`` rows and a tile takes ``kw`` instead of ``kh * kw`` cycles.
 
 Each tile takes exactly ``t = max(k, ceil(nb / (qh*qw)))`` cycles (``nb`` = PE for ``mac``,
 SIMD otherwise; ``qh x qw`` the fused pool window): a pixel's ``nb`` results are serialized
@@ -111,10 +111,11 @@ def _stack_rows(qgraph: QGraph, pe: int, simd: int, fuse: str = "auto") -> int:
     """``kh`` if the first layer should read a row-stacked input, else 1.
 
     A first convolution with few input channels (``cin * kh <= simd``) wastes most SIMD
-    lanes: it reads one pixel (``cin`` lanes) per cycle. If the input stream writes each
-    code into the ``kh`` words whose kernel column contains it, one read feeds ``kh`` rows,
-    and a tile takes ``kw`` cycles instead of ``kh * kw``. The input phase takes ``kh``
-    cycles per code instead of one, so this is chosen only when the total is smaller.
+    lanes: it reads one pixel (``cin`` lanes) per cycle. If each input word holds the
+    ``kh`` rows of a kernel column (the host packs the stream so), one read feeds ``kh`` rows,
+    and a tile takes ``kw`` cycles instead of ``kh * kw``. The input stream then carries
+    ``(h + pad) * w`` stacked words instead of ``h * w * chunks``, so this is chosen only
+    when the total is smaller.
     """
     if not qgraph.layers:
         return 1
@@ -132,7 +133,7 @@ def _stack_rows(qgraph: QGraph, pe: int, simd: int, fuse: str = "auto") -> int:
     ow = qgraph.tensors[l0.output].shape[3]
     if kh < 2 or cin * kh > simd or (oh - 1) * l0.strides[0] - l0.pads[0] > h - 1:
         return 1
-    n_in, nt = cin * h * w, chunks(l0.out_channels, pe)
+    nt = chunks(l0.out_channels, pe)
     npx, qk = oh * ow, 1
     nxt = qgraph.layers[1] if len(qgraph.layers) > 1 else None
     if (fuse != "never" and nxt is not None and nxt.op == "maxpool" and nxt.inputs[0] == l0.output
@@ -141,8 +142,8 @@ def _stack_rows(qgraph: QGraph, pe: int, simd: int, fuse: str = "auto") -> int:
         qk = nxt.kernel[0] * nxt.kernel[1]
         npx = int(np.prod(qgraph.tensors[nxt.output].shape[2:])) * qk
     pe_eff = -(-pe // qk)
-    plain = n_in + npx * nt * max(kh * kw * chunks(cin, simd), pe_eff)
-    stacked = n_in * kh + npx * nt * max(kw, pe_eff)
+    plain = h * w * chunks(cin, simd) + npx * nt * max(kh * kw * chunks(cin, simd), pe_eff)
+    stacked = (h + l0.pads[0]) * w + npx * nt * max(kw, pe_eff)
     return kh if stacked < plain else 1
 
 

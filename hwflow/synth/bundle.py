@@ -10,8 +10,9 @@
     constraints: the clock goal, and a commented pin template to fill in for a board.
 ``<top>_io.v`` (only when the core has more I/O bits than the package has pins)
     a narrow top level: the 32-bit cycle counter is read a byte at a time through
-    ``cycles_sel``/``cycles_byte``; everything else passes through. The UP5K's sg48
-    package (39 pins) needs it: the core's ports take 57 bits at 8-bit activations.
+    ``cycles_sel``/``cycles_byte``, and word streams of several lanes become lane-serial
+    (one code per beat, lane 0 first, every lane of every word sent). The UP5K's sg48
+    package (39 pins) needs it.
 ``<top>.core``
     a FuseSoC (CAPI2) core file with the rtl fileset and a synthesis target.
 ``README.md``
@@ -71,8 +72,56 @@ def _pin_bits(ports: list[Port]) -> int:
     return sum(p.width for p in ports)
 
 
-def _wrapper(top: str, ports: list[Port]) -> tuple[str, list[Port]]:
-    """Verilog of ``<top>_io`` reading ``cycles`` a byte at a time, and its ports."""
+_GEARBOX = """
+  // in: collect {lanes} lane-serial codes into a word; the next word's first code may
+  // arrive in the cycle the core takes the full one.
+  reg [{iw}:0] in_word;
+  reg [{lb}:0] in_lane;
+  reg in_full;
+  wire core_in_ready;
+  assign in_ready = !in_full || core_in_ready;
+  always @(posedge clk) begin
+    if (rst) begin
+      in_lane <= 0;
+      in_full <= 0;
+    end else begin
+      if (in_full && core_in_ready) in_full <= 0;
+      if (in_valid && in_ready) begin
+        in_word <= {{in_data, in_word[{iw}:{ib}]}};
+        in_lane <= (in_lane == {last}) ? 0 : in_lane + 1;
+        if (in_lane == {last}) in_full <= 1;
+      end
+    end
+  end
+  // out: send a word's lanes one per beat, lane 0 first.
+  reg [{ow}:0] out_word;
+  reg [{lb}:0] out_lane;
+  reg out_full;
+  wire core_out_valid;
+  wire [{ow}:0] core_out_data;
+  assign out_valid = out_full;
+  assign out_data = out_word[{ob1}:0];
+  always @(posedge clk) begin
+    if (rst) begin
+      out_lane <= 0;
+      out_full <= 0;
+    end else if (out_full) begin
+      if (out_ready) begin
+        out_word <= out_word >> {ob};
+        out_lane <= (out_lane == {last}) ? 0 : out_lane + 1;
+        if (out_lane == {last}) out_full <= 0;
+      end
+    end else if (core_out_valid) begin
+      out_word <= core_out_data;
+      out_full <= 1;
+    end
+  end
+"""
+
+
+def _wrapper(top: str, ports: list[Port], lanes: int = 1) -> tuple[str, list[Port]]:
+    """Verilog of ``<top>_io`` reading ``cycles`` a byte at a time (and, for ``lanes > 1``,
+    with lane-serial streams), and its ports."""
     cycles = next((p for p in ports if p.name == "cycles" and p.direction == "output"), None)
     if cycles is None or cycles.width <= 8:
         raise BuildError(f"module {top!r} has no wide 'cycles' output to narrow; it needs "
@@ -80,23 +129,36 @@ def _wrapper(top: str, ports: list[Port]) -> tuple[str, list[Port]]:
     nbytes = math.ceil(cycles.width / 8)
     sel_bits = max(1, math.ceil(math.log2(nbytes)))
     padded = nbytes * 8
+    by_name = {p.name: p for p in ports}
+    serial = lanes > 1 and {"in_data", "out_data", "in_ready", "out_valid"} <= by_name.keys()
+    narrow = {"in_data": by_name["in_data"].width // lanes, "out_data": by_name["out_data"].width // lanes} \
+        if serial else {}
     keep = [p for p in ports if p is not cycles]
-    new = keep + [Port("cycles_sel", "input", sel_bits), Port("cycles_byte", "output", 8)]
+    new = [Port(p.name, p.direction, narrow.get(p.name, p.width)) for p in keep] + \
+        [Port("cycles_sel", "input", sel_bits), Port("cycles_byte", "output", 8)]
 
     def decl(p: Port) -> str:
         rng = f"[{p.width - 1}:0] " if p.width > 1 else ""
         kind = "reg " if p.name == "cycles_byte" else "wire "
         return f"  {p.direction} {kind}{rng}{p.name}"
 
-    conns = "".join(f"    .{p.name}({p.name}),\n" for p in keep)
+    core_net = {"in_valid": "in_full", "in_data": "in_word", "in_ready": "core_in_ready",
+                "out_valid": "core_out_valid", "out_ready": "!out_full", "out_data": "core_out_data"} if serial else {}
+    conns = "".join(f"    .{p.name}({core_net.get(p.name, p.name)}),\n" for p in keep)
     decls = ",\n".join(decl(p) for p in new)
+    gearbox = _GEARBOX.format(lanes=lanes, lb=max(1, (lanes - 1).bit_length()) - 1, last=lanes - 1,
+                              iw=by_name["in_data"].width - 1, ib=narrow["in_data"],
+                              ow=by_name["out_data"].width - 1, ob=narrow["out_data"],
+                              ob1=narrow["out_data"] - 1) if serial else ""
+    serial_note = (f"// The {lanes}-lane word streams are lane-serial here: one code per beat, lane 0\n"
+                   "// first, every lane of every word (a gearbox in front of the core).\n") if serial else ""
     text = f"""// Narrow top level written by hwflow: {top}'s ports need {_pin_bits(ports)} pins.
 // The {cycles.width}-bit cycle counter is read one byte at a time: drive cycles_sel with
 // the byte index (0 = least significant); cycles_byte shows that byte one clock later.
-// All other ports pass straight through, so the stream protocol is unchanged.
+{serial_note}// All other ports pass straight through.
 module {top}_io (
 {decls}
-);
+);{gearbox}
   wire [{cycles.width - 1}:0] cycles;
   wire [{padded - 1}:0] cycles_padded = cycles;  // zero-extended to whole bytes
   {top} core (
@@ -182,7 +244,9 @@ def _readme(target: Target, top: str, synth_top: str, constraints: str,
               else "Lattice Diamond")
     wrap = (f"\n`{synth_top}.v` narrows the I/O to fit the {target.package} package's "
             f"{target.io_pins} pins: read the 32-bit cycle counter a byte at a time with "
-            "`cycles_sel`/`cycles_byte`. The core itself is unchanged.\n" if wrapped else "")
+            "`cycles_sel`/`cycles_byte`; the word streams become lane-serial (one code per "
+            "beat, lane 0 first, all lanes of every word), which adds about one cycle per "
+            "lane to the input and output phases. The core itself is unchanged.\n" if wrapped else "")
     return f"""# Synthesizing {top} for {target.name}
 
 Target: {target.description} ({target.device}, {target.package}), clock goal {target.clock_mhz:g} MHz.
@@ -216,7 +280,7 @@ initial values and a synchronous read port, so vendor synthesis also infers bloc
 
 
 def write_handoff(build_dir: str | Path, verilog_path: str | Path, top: str,
-                  target: Target | str | Path | None = None) -> dict:
+                  target: Target | str | Path | None = None, lanes: int = 1) -> dict:
     """Write the hand-off bundle into ``build_dir`` (next to the Verilog).
 
     Parameters
@@ -229,6 +293,9 @@ def write_handoff(build_dir: str | Path, verilog_path: str | Path, top: str,
         The core's module name.
     target : Target, str, Path or None
         The target (name, path or :class:`~hwflow.targets.Target`; None = default).
+    lanes : int
+        Codes per stream word (the Program's SIMD); a narrow wrapper makes the streams
+        lane-serial.
 
     Returns
     -------
@@ -266,7 +333,7 @@ def write_handoff(build_dir: str | Path, verilog_path: str | Path, top: str,
     sources = [verilog_rel]
     synth_top, io_ports, wrapped = top, ports, False
     if _pin_bits(ports) > target.io_pins:
-        wrapper_text, io_ports = _wrapper(top, ports)
+        wrapper_text, io_ports = _wrapper(top, ports, lanes)
         if _pin_bits(io_ports) > target.io_pins:
             raise FitError(f"{top} needs {_pin_bits(io_ports)} I/O pins even with the narrow "
                            f"wrapper; {target.name} ({target.package}) has {target.io_pins}: "

@@ -70,7 +70,8 @@ def synthesize(build_dir: str | Path, pnr: bool = True) -> dict:
             raise BuildError(f"cannot read {handoff_path} ({exc!r}); delete it and rerun "
                              "hwflow synth to write the bundle again") from None
     else:
-        handoff = write_handoff(build, manifest["verilog"], manifest["top"], target)
+        handoff = write_handoff(build, manifest["verilog"], manifest["top"], target,
+                                lanes=manifest.get("stream", {}).get("lanes", 1))
     top = handoff["synth_top"]
 
     # YoWASP tools see only their working directory: run in BUILD, with relative paths

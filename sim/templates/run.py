@@ -69,6 +69,7 @@ def main() -> int:
         extra_env={
             "HWFLOW_TB_INPUTS": str(BUILD / "vectors" / "inputs.npy"),
             "HWFLOW_TB_EXPECTED": str(BUILD / "vectors" / "expected.npy"),
+            "HWFLOW_TB_STREAM": str(BUILD / "vectors" / "stream.npz"),
             "HWFLOW_TB_PREDICTED": str(predicted),
             "HWFLOW_TB_RESULT": str(result),
         },

@@ -145,7 +145,7 @@ def test_extremes_bit_and_cycle_exact_in_verilator(kind, scheme, wbits, abits, t
     v = tmp_path / "extreme.v"
     v.write_text(to_verilog(prog, "extreme"))
     res = run_cocotb(v, "extreme", xs, expected, prog.cycles, "verilator", tmp_path / "sim_build",
-                     output_size=prog.output_size)
+                     output_size=prog.output_size, stream=prog.stream_maps())
     assert res.passed, res.summary()
     doc = res.to_json()
     assert json.dumps(doc)  # serializable result

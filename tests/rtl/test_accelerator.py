@@ -100,8 +100,8 @@ def test_accelerator_ports_follow_the_brief():
     assert got == {
         "start": ("In", unsigned(1)), "busy": ("Out", unsigned(1)), "done": ("Out", unsigned(1)),
         "cycles": ("Out", unsigned(32)), "in_valid": ("In", unsigned(1)), "in_ready": ("Out", unsigned(1)),
-        "in_data": ("In", signed(6)), "out_valid": ("Out", unsigned(1)), "out_ready": ("In", unsigned(1)),
-        "out_data": ("Out", signed(6)),
+        "in_data": ("In", unsigned(2 * 6)), "out_valid": ("Out", unsigned(1)), "out_ready": ("In", unsigned(1)),
+        "out_data": ("Out", unsigned(2 * 6)),  # word streams: SIMD lanes of 6-bit codes
     }
     with pytest.raises(TypeError, match=r"needs a hwflow.schedule.Program, not 'x'"):
         Accelerator("x")

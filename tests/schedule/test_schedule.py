@@ -51,8 +51,8 @@ def test_weight_words_follow_the_read_order():
 
 def test_cycle_formula_and_json():
     prog = schedule(_cnn(), "generic", pe=8, simd=8)
-    assert prog.cycles == prog.input_cycles + sum(l.cycles for l in prog.layers) + prog.output_size + 2
-    assert prog.input_cycles == prog.input_size * prog.input_map.stack
+    assert prog.cycles == prog.input_beats + sum(l.cycles for l in prog.layers) + prog.output_beats + 2
+    assert prog.input_beats == prog.input_map.words
     for l in prog.layers:
         assert l.cycles == SETUP_CYCLES + l.oh * l.ow * l.nt * l.qh * l.qw * l.t + l.drain
         assert l.t >= l.k and l.t * l.qh * l.qw >= l.nb  # the serializer is free for every load
@@ -122,12 +122,14 @@ def test_mlp_784_100_10_fits_the_default_target():
 def test_row_stacking_is_chosen_only_when_faster():
     qg = _cnn()
     p4 = schedule(qg, "generic", pe=4, simd=4, fuse="never")
-    assert p4.input_map.stack == 3  # K: 9 -> 3 cycles per tile, input 3 writes per code
+    assert p4.input_map.stack == 3  # K: 9 -> 3 cycles per tile; one more input row of words
     conv = p4.layers[0]
     assert (conv.kh, conv.kw, conv.k, conv.ih, conv.pt) == (1, 3, 3, 9, 0)
-    assert p4.input_cycles == 3 * 64
+    assert p4.input_beats == 9 * 8
     p8 = schedule(qg, "generic", pe=8, simd=8, fuse="never")
-    assert p8.input_map.stack == 1  # T = max(k, pe) = 8 either way: stacking would only cost
+    assert p8.input_map.stack == 3  # T = max(k, pe): 9 -> 8 per tile, worth the 8 extra words
+    p16 = schedule(qg, "generic", pe=16, simd=8, fuse="never")
+    assert p16.input_map.stack == 1  # T = max(k, pe) = 16 either way: stacking would only cost
     p2 = schedule(qg, "generic", pe=4, simd=2, fuse="never")
     assert p2.input_map.stack == 1  # 3 rows do not fit 2 lanes
 
@@ -146,3 +148,21 @@ def test_maxpool_fuses_into_the_conv_before_it():
     assert qg.layers[0].output not in fused.tensors
     with pytest.raises(OptionError, match=r"fuse must be 'auto', 'always' or 'never', not 'yes'"):
         schedule(qg, "generic", fuse="yes")
+
+
+def test_stream_maps_name_every_code_once_per_word_lane():
+    """Each code travels in the word(s) its layout puts it in; output maps round-trip."""
+    from hwflow.sim.beats import pack, unpack
+
+    qg = _cnn()
+    for pe, simd in ((4, 4), (2, 2), (8, 8)):
+        prog = schedule(qg, "generic", pe=pe, simd=simd)
+        in_map, out_map = prog.stream_maps()
+        tin = prog.input_map
+        assert in_map.shape == (prog.input_beats, simd) and out_map.shape == (prog.output_beats, simd)
+        counts = np.bincount(in_map[in_map >= 0], minlength=tin.size)
+        # A row-stacked code sits in the kh words of its kernel column (fewer at the edges).
+        assert counts.min() >= 1 and counts.max() == tin.stack
+        assert sorted(out_map[out_map >= 0]) == list(range(prog.output_size))
+        codes = np.arange(prog.output_size) - prog.output_size // 2
+        assert unpack(pack(codes, out_map, 8), out_map, 8) == list(codes)

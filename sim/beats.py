@@ -1,0 +1,56 @@
+"""Pack code vectors into stream beats and back.
+
+An accelerator's streams carry words: beat ``b``, lane ``l`` holds the code whose flat
+(NCHW) index is ``index_map[b, l]``, or nothing when that is -1; lane ``l`` occupies bits
+``l*bits .. l*bits + bits - 1`` of the beat, two's complement. ``index_map`` comes from
+:meth:`hwflow.schedule.Program.stream_maps`; a single-code stream is the map
+``arange(n)[:, None]``.
+
+Needs only numpy: it is copied next to the standalone testbench into ``BUILD/sim/``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["pack", "unpack", "identity_map"]
+
+
+def identity_map(n: int) -> np.ndarray:
+    """The map of a stream that carries one code per beat, in order."""
+    return np.arange(int(n), dtype=np.int64)[:, None]
+
+
+def pack(codes, index_map, bits: int) -> list[int]:
+    """Beats (non-negative ints) carrying one vector's ``codes``."""
+    codes = np.asarray(codes).reshape(-1)
+    mask = (1 << bits) - 1
+    beats = []
+    for row in np.asarray(index_map):
+        v = 0
+        for lane, i in enumerate(row):
+            if i >= 0:
+                v |= (int(codes[i]) & mask) << (lane * bits)
+        beats.append(v)
+    return beats
+
+
+def unpack(beats, index_map, bits: int) -> list[int]:
+    """The codes (flat, NCHW) that ``beats`` carry; lanes mapped to -1 are ignored.
+
+    Raises
+    ------
+    ValueError
+        If the number of beats is not the map's.
+    """
+    index_map = np.asarray(index_map)
+    if len(beats) != index_map.shape[0]:
+        raise ValueError(f"{len(beats)} output beats, expected {index_map.shape[0]}")
+    mask, half = (1 << bits) - 1, 1 << (bits - 1)
+    out = [0] * (int(index_map.max()) + 1)
+    for beat, row in zip(beats, index_map):
+        for lane, i in enumerate(row):
+            if i >= 0:
+                c = (int(beat) >> (lane * bits)) & mask
+                out[i] = c - (1 << bits) if c & half else c
+    return out
