@@ -11,7 +11,8 @@ KIND_CODES = {"mac": 0, "max": 1, "sum": 2, "add": 3}
 
 _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw", "nt", "cis", "tpg",
              "k", "t", "nb", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
-             "w_base", "ch_base", "lut_base", "lut_en", "drain", "shiw", "qh", "qw", "wsh", "wsw", "wshiw")
+             "w_base", "ch_base", "lut_base", "lut_en", "drain", "shiw", "qh", "qw", "wsh", "wsw", "wshiw",
+             "loads_m1")
 #: Fields also stored minus one, so loop-end tests are plain equalities (no subtractor in
 #: the controller's critical path).
 _MINUS_ONE = ("k", "qh", "qw", "cis", "kw", "kh", "t", "nt", "ow", "oh", "tpg")
@@ -33,7 +34,7 @@ def descriptor_values(program) -> list[dict]:
             "shiw": l.sh * l.iw, "qh": l.qh, "qw": l.qw, "wsh": l.wsh, "wsw": l.wsw, "wshiw": l.wsh * l.iw,
             "pt_neg": -l.pt, "pl_neg": -l.pl, "iyw_init": -l.pt * l.iw,
             "pv": l.pv, "za": l.za, "zb": l.zb, "ma": l.ma, "mb": l.mb, "z_out": l.z_out,
-            "lo": l.lo, "hi": l.hi,
+            "lo": l.lo, "hi": l.hi, "loads_m1": l.oh * l.ow * l.nt - 1,
         })
         out[-1].update({f"{f}_m1": out[-1][f] - 1 for f in _MINUS_ONE})
     return out

@@ -13,6 +13,12 @@ The serializer feeds ONE requantizer, one code per cycle; the controller spends
 count the closed form of :attr:`hwflow.schedule.Program.cycles`. The max-merge stage holds
 the PE results over a fused MaxPool's window (for other layers it is a one-cycle copy).
 
+Layers overlap: the controller starts the next layer while the previous one's results
+are still in flight. Every stage therefore takes its layer's fields from where its data
+came from: the units from the descriptor delayed to the data (``da``), the serializer and
+everything after it from the back-end descriptor ``bd``, switched at a layer's first
+result vector.
+
 Ports (Amaranth adds ``clk`` and ``rst``): ``start`` In(1), ``busy`` Out(1), ``done``
 Out(1), ``cycles`` Out(32), ``in_valid`` In(1), ``in_ready`` Out(1), ``in_data``
 In(simd * in_bits), ``out_valid`` Out(1), ``out_ready`` In(1), ``out_data``
@@ -114,19 +120,26 @@ class Accelerator(wiring.Component):
         ]
 
         # ---- unit inputs: memory word with padding replaced by the pad value ----------------
+        # Fields used where the data arrives come from the descriptor as it was when the read
+        # was issued (the controller may already be on the next layer).
+        da = {f: d[f] for f in ("kind", "pv", "za", "zb")}
+        for i in range(ctrl.latency):
+            nxt = {f: Signal(v.shape(), name=f"da{i}_{f}", reset_less=True) for f, v in da.items()}
+            m.d.sync += [nxt[f].eq(v) for f, v in da.items()]
+            da = nxt
         x = Signal(simd * p.abits)
         if p.input_map.stack > 1:
             # Per-lane padding (row-stacked first layer: each lane is its own input row).
             m.d.comb += x.eq(Cat(*(Mux(ctrl.d_inrange & ctrl.d_mask[i], act.rd_data[i * p.abits:(i + 1) * p.abits],
-                                       d.pv[:p.abits]) for i in range(simd))))
+                                       da["pv"][:p.abits]) for i in range(simd))))
         else:
-            m.d.comb += x.eq(Mux(ctrl.d_inrange, act.rd_data, replicate(d.pv, simd, p.abits)))
+            m.d.comb += x.eq(Mux(ctrl.d_inrange, act.rd_data, replicate(da["pv"], simd, p.abits)))
 
         vec = max(pe, simd)
         va = Signal(vec * p.acc_bits)
         vb = Signal(vec * p.acc_bits)
         load = Signal()
-        is_mac = d.kind == KIND_CODES["mac"]
+        is_mac = da["kind"] == KIND_CODES["mac"]
 
         if has_mac:
             m.submodules.wrom = wrom = WeightRom(p.weights, p.ibits or p.wbits, verilog_module=self._rom_module)
@@ -145,7 +158,7 @@ class Accelerator(wiring.Component):
         m.submodules.pool = pool = PoolUnit(simd, p.abits, p.acc_bits, with_add=has_add)
         assert pool.latency == lat["pool"]
         m.d.comb += [
-            pool.x.eq(x), pool.kind.eq(d.kind), pool.za.eq(d.za), pool.zb.eq(d.zb),
+            pool.x.eq(x), pool.kind.eq(da["kind"]), pool.za.eq(da["za"]), pool.zb.eq(da["zb"]),
             pool.valid.eq(ctrl.d_valid & ~is_mac), pool.first.eq(ctrl.d_first), pool.last.eq(ctrl.d_last),
             pool.sel.eq(ctrl.d_sel),
         ]
@@ -165,13 +178,39 @@ class Accelerator(wiring.Component):
                     with m.If(wflags[0] | (acc_i > h)):
                         m.d.sync += h.eq(acc_i)
             m.d.sync += merged.eq(mac.out_valid & wflags[1])
-        with m.If(is_mac):
-            if has_mac:
-                m.d.comb += [load.eq(merged), va.eq(Cat(*hold))]
-        with m.Else():
-            m.d.comb += [load.eq(pool.out_valid), va.eq(pool.a)]
-            if has_add:
-                m.d.comb += vb.eq(pool.b)
+        # A result vector comes from the array or from the pool unit (never both at once).
+        if has_mac:
+            m.d.comb += va.eq(Mux(merged, Cat(*hold), pool.a))
+        else:
+            m.d.comb += va.eq(pool.a)
+        m.d.comb += load.eq(pool.out_valid | (merged if has_mac else 0))
+        if has_add:
+            m.d.comb += vb.eq(pool.b)
+
+        # ---- back-end descriptor -------------------------------------------------------------
+        # The controller may start the next layer while this one's results are still on the
+        # way to the RAM (the schedule shortens ``drain`` to the first safe cycle), so the
+        # serializer and everything after it use ``bd``: the fields of the layer whose result
+        # vectors are arriving. ``init`` queues the next layer's fields in ``nxt``; its first
+        # ``load`` (counted: ``loads_m1`` per layer) moves them to ``bd``. The schedule
+        # guarantees one queued layer at most (a layer's first load comes before the next
+        # layer's ``init``) and that a layer's first load finds the back end empty.
+        back = ("nb", "nt", "cout", "ch_base", "out_base", "och", "coff_chunk", "coff_lane",
+                "kind", "ma", "mb", "z_out", "lo", "hi", "lut_en", "lut_base", "loads_m1")
+        nxt = {f: Signal(d[f].shape(), name=f"nxt_{f}", reset_less=True) for f in back}
+        bd_reg = {f: Signal(d[f].shape(), name=f"bd_{f}", reset_less=True) for f in back}
+        left = Signal.like(d.loads_m1)  # loads of the current layer still to come
+        fresh = Signal(init=1)          # the next load is a layer's first
+        first = Signal()
+        m.d.comb += first.eq(load & fresh)
+        with m.If(ctrl.init):
+            m.d.sync += [nxt[f].eq(d[f]) for f in back]
+        with m.If(first):
+            m.d.sync += [bd_reg[f].eq(nxt[f]) for f in back]
+            m.d.sync += [left.eq(nxt["loads_m1"]), fresh.eq(nxt["loads_m1"] == 0)]
+        with m.Elif(load):
+            m.d.sync += [left.eq(left - 1), fresh.eq(left == 1)]
+        bd = {f: Mux(first, nxt[f], bd_reg[f]) for f in back}
 
         # ---- serializer ---------------------------------------------------------------------
         ch_entries = int(p.bias.shape[0])
@@ -179,10 +218,10 @@ class Accelerator(wiring.Component):
         m.submodules.ser = ser = Serializer(vec, simd, p.acc_bits, aw, ch_bits,
                                             max(l.cout for l in p.layers), with_b=has_add)
         m.d.comb += [
-            ser.init.eq(ctrl.init), ser.load.eq(load), ser.va.eq(va), ser.vb.eq(vb),
-            ser.nb.eq(d.nb), ser.nt.eq(d.nt), ser.cout.eq(d.cout), ser.ch_base.eq(d.ch_base),
-            ser.out_base.eq(d.out_base), ser.och.eq(d.och), ser.coff_chunk.eq(d.coff_chunk),
-            ser.coff_lane.eq(d.coff_lane),
+            ser.init.eq(first), ser.load.eq(load), ser.va.eq(va), ser.vb.eq(vb),
+            ser.nb.eq(bd["nb"]), ser.nt.eq(bd["nt"]), ser.cout.eq(bd["cout"]), ser.ch_base.eq(bd["ch_base"]),
+            ser.out_base.eq(bd["out_base"]), ser.och.eq(bd["och"]), ser.coff_chunk.eq(bd["coff_chunk"]),
+            ser.coff_lane.eq(bd["coff_lane"]),
         ]
 
         # ---- pre-stage: channel ROM read, then bias add (or the Add's a*ma + b*mb) -----------
@@ -199,8 +238,8 @@ class Accelerator(wiring.Component):
         m2, n2 = Signal(mbits), Signal(signed(nbits))
         valid2, tag2 = Signal(), Signal.like(tag1)
         if has_add:
-            sum_ab = a1 * d.ma + b1 * d.mb
-            m.d.sync += v2.eq(Mux(d.kind == KIND_CODES["add"], sum_ab, a1 + crom.data.bias))
+            sum_ab = a1 * bd["ma"] + b1 * bd["mb"]
+            m.d.sync += v2.eq(Mux(bd["kind"] == KIND_CODES["add"], sum_ab, a1 + crom.data.bias))
         else:
             m.d.sync += v2.eq(a1 + crom.data.bias)
         m.d.sync += [m2.eq(crom.data.m), n2.eq(crom.data.n), valid2.eq(v1), tag2.eq(tag1)]
@@ -210,12 +249,12 @@ class Accelerator(wiring.Component):
         assert rq.latency == lat["requant"], (rq.latency, lat)
         m.d.comb += [
             rq.valid.eq(valid2), rq.v.eq(v2), rq.m.eq(m2), rq.n.eq(n2), rq.tag.eq(tag2),
-            rq.z.eq(d.z_out), rq.lo.eq(d.lo), rq.hi.eq(d.hi),
+            rq.z.eq(bd["z_out"]), rq.lo.eq(bd["lo"]), rq.hi.eq(bd["hi"]),
         ]
         m.submodules.lut = lut = Lut(p.lut, code_bits, tag_bits=tag1.shape().width)
         m.d.comb += [
             lut.valid.eq(rq.out_valid), lut.q.eq(rq.q), lut.tag.eq(rq.out_tag),
-            lut.en.eq(d.lut_en), lut.base.eq(d.lut_base), lut.lo.eq(d.lo),
+            lut.en.eq(bd["lut_en"]), lut.base.eq(bd["lut_base"]), lut.lo.eq(bd["lo"]),
         ]
         waddr = lut.out_tag[:aw]
         wlane = lut.out_tag[aw:]

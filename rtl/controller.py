@@ -16,7 +16,9 @@ grow with the number of layers. States::
   ``w_base + g*k + j``. Every coordinate is kept incrementally; the single multiply
   ``pix * ich`` sits in a register stage. Out-of-range pixels raise no read; the datapath
   substitutes the pad value (``d_inrange`` low).
-- DRAIN waits ``drain`` cycles so the layer's last code is written before anyone reads it.
+- DRAIN waits ``drain`` cycles: for the last layer until its last code is written; for
+  the others only until the next layer may safely start (its results may still be in the
+  back end, which keeps its own copy of the layer's fields; see the accelerator).
 - OUTPUT reads the output tensor's words in address order, with valid/ready back-pressure.
 
 Timing: the address is registered twice after the counters (the second register holds the

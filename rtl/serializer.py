@@ -10,6 +10,11 @@ destination in the activation RAM (word ``out_base + pixel*och + (coff+co)//simd
 multiplier and no divider.
 
 Latency: entry ``i`` appears ``i + 1`` cycles after ``load``.
+
+``init`` starts a layer: alone it resets the counters; together with ``load`` it resets
+them for that load (the first of the new layer), so the previous layer's last entries can
+still be on their way out while the next layer computes. The configuration ports must
+hold the layer's values from its first load to its last entry.
 """
 
 from __future__ import annotations
@@ -105,26 +110,27 @@ class Serializer(wiring.Component):
         if self._with_b:
             m.d.comb += self.b.eq(sr_b[:ab].as_signed())
 
-        with m.If(self.init):
-            start = self.out_base + self.coff_chunk
-            m.d.sync += [tile_co.eq(0), tcount.eq(0), cnt.eq(0),
-                         pix_base.eq(start), wa.eq(start), lane.eq(self.coff_lane)]
-        with m.Elif(self.load):
+        # Tile counters as this load sees them: zero for a layer's first load.
+        tco = Mux(self.init, 0, tile_co)
+        tcn = Mux(self.init, 0, tcount)
+        with m.If(self.load):
             m.d.sync += sr_a.eq(self.va)
             if self._with_b:
                 m.d.sync += sr_b.eq(self.vb)
-            m.d.sync += [cnt.eq(self.nb), co.eq(tile_co)]
-            with m.If(tcount == self.nt - 1):
+            m.d.sync += [cnt.eq(self.nb), co.eq(tco)]
+            with m.If(tcn == self.nt - 1):
                 m.d.sync += [tcount.eq(0), tile_co.eq(0)]
             with m.Else():
-                m.d.sync += [tcount.eq(tcount + 1), tile_co.eq(tile_co + self.nb)]
+                m.d.sync += [tcount.eq(tcn + 1), tile_co.eq(tco + self.nb)]
+        with m.Elif(self.init):
+            m.d.sync += [tile_co.eq(0), tcount.eq(0), cnt.eq(0)]
         with m.Elif(cnt != 0):
             m.d.sync += [cnt.eq(cnt - 1), co.eq(co + 1)]
             m.d.sync += sr_a.eq(sr_a >> ab)
             if self._with_b:
                 m.d.sync += sr_b.eq(sr_b >> ab)
         # Output address: advances once per valid entry, in output order.
-        with m.If(~self.init & live):
+        with m.If(live):
             with m.If(co == self.cout - 1):
                 m.d.sync += [pix_base.eq(pix_base + self.och), wa.eq(pix_base + self.och),
                              lane.eq(self.coff_lane)]
@@ -132,4 +138,7 @@ class Serializer(wiring.Component):
                 m.d.sync += [lane.eq(0), wa.eq(wa + 1)]
             with m.Else():
                 m.d.sync += lane.eq(lane + 1)
+        with m.If(self.init):
+            start = self.out_base + self.coff_chunk
+            m.d.sync += [pix_base.eq(start), wa.eq(start), lane.eq(self.coff_lane)]
         return m

@@ -11,7 +11,9 @@ Cycle model (start sampled at cycle 0, ``done`` high at cycle ``cycles``)::
     layer.cycles = SETUP + tiles * t + drain,   tiles = oh * ow * nt * qh * qw
 
 ``t`` is the number of cycles spent per tile (``max(k, nb)``), ``drain`` the number of
-cycles the layer waits for its last result to be written (see :mod:`.schedule`).
+cycles before the next step may start: for the last step, until its last result is
+written; for the others as few as the next step's reads and the back end allow (layers
+overlap, see :func:`~hwflow.schedule.schedule.overlap_drains`).
 
 The streams carry activation-RAM words, not single codes: one beat is one word of
 ``simd`` lanes of the input (output) tensor's layout (:meth:`TensorMap.index_map`), as

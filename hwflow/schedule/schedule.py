@@ -23,6 +23,9 @@ Two rewrites save cycles where the array would idle (each chosen only if it is f
   input: each input word holds a pixel column's ``kh`` rows (the host packs it so), so one
   read feeds ``kh`` rows and a tile takes ``kw`` instead of ``kh * kw`` cycles.
 
+Consecutive steps overlap: a step starts while the previous one's results are still in
+the back end, as early as its reads allow (:func:`overlap_drains`).
+
 Each tile takes exactly ``t = max(k, ceil(nb / (qh*qw)))`` cycles (``nb`` = PE for ``mac``,
 SIMD otherwise; ``qh x qw`` the fused pool window): a pixel's ``nb`` results are serialized
 through ONE shared requantizer while the next tile accumulates, so nothing ever stalls and
@@ -42,9 +45,9 @@ from ..quant.qgraph import QGraph, QLayer
 from ..prune.sharing import codebook_bits, codebook_indices
 from ..ref.integer import acc_bounds
 from .memory import allocate, chunks, weight_words
-from .program import LayerProgram, Program, TensorMap
+from .program import SETUP_CYCLES, LayerProgram, Program, TensorMap
 
-__all__ = ["schedule", "latencies", "drain_cycles", "SUPPORTED_OPS"]
+__all__ = ["schedule", "latencies", "drain_cycles", "overlap_drains", "SUPPORTED_OPS"]
 
 #: QLayer ops the hardware runs.
 SUPPORTED_OPS = ("conv", "gemm", "maxpool", "avgpool", "add", "concat", "lut")
@@ -81,6 +84,57 @@ def drain_cycles(lat: dict[str, int], kind: str, nb: int, t: int, k: int) -> int
     """
     unit = lat["mac"] + lat["merge"] if kind == "mac" else lat["pool"]
     return max(1, unit + nb + lat["pre"] + lat["requant"] + lat["lut"] + lat["issue"] + 1 - (t - k))
+
+
+def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, act_words: int) -> None:
+    """Shorten each layer's ``drain`` (all but the last) so the next layer starts as early as is safe.
+
+    A layer's results keep flowing through serializer, requantizer and LUT for about
+    ``drain`` cycles after its last read; the next layer need not wait for all of them.
+    On a timeline (``R`` = a layer's first RUN cycle, the next one's is
+    ``R' = R + tiles*t + drain + SETUP``) the next layer starts at the smallest ``R'`` with
+
+    - the controller's descriptor changing (cycle ``R' - 1``) only after its address stages
+      used it for this layer's last read (the datapath keeps its own delayed copy);
+    - the next layer's first result vector arriving only after this layer's last code is
+      written, and this layer's first result vector before the next layer's ``init``
+      (the back end holds one layer's fields and queues one more, :mod:`hwflow.rtl.accelerator`);
+    - every read of the next layer issued after the last write of the word it reads, by
+      any earlier layer (read-after-write through the activation RAM).
+
+    Each bound keeps one cycle of margin; ``drain`` never grows.
+    """
+    last_write = np.full(max(act_words, 1), np.iinfo(np.int64).min // 2, dtype=np.int64)
+    back = 1 + lat["pre"] + lat["requant"] + lat["lut"]  # load -> first code written
+    r = 0
+    for idx, l in enumerate(layers):
+        unit = lat["mac"] + lat["merge"] if l.kind == "mac" else lat["pool"]
+        win = l.qh * l.qw
+        loads = l.oh * l.ow * l.nt
+        t_load = r + (np.arange(loads) * win + win - 1) * l.t + l.k - 1 + lat["issue"] + unit
+        co = (np.arange(loads) % l.nt)[:, None] * l.nb + np.arange(l.nb)[None, :]
+        pix = (np.arange(loads) // l.nt)[:, None]
+        ok = co < l.cout
+        addr = (l.out_base + pix * l.och + (l.coff + co) // simd)[ok]
+        when = (t_load[:, None] + back + np.arange(l.nb)[None, :])[ok]
+        np.maximum.at(last_write, addr, when)
+        end = r + l.tiles * l.t
+        if idx + 1 == len(layers):
+            break
+        nxt = layers[idx + 1]
+        trace = [(j, a[0]) for j, a in enumerate(nxt.reads()) if a is not None and a[0] is not None]
+        offs = np.array([j for j, _ in trace], dtype=np.int64)
+        addrs = np.array([a for _, a in trace], dtype=np.int64)
+        unit_n = lat["mac"] + lat["merge"] if nxt.kind == "mac" else lat["pool"]
+        first_load = (nxt.qh * nxt.qw - 1) * nxt.t + nxt.k - 1 + lat["issue"] + unit_n
+        start = max(
+            end + SETUP_CYCLES + 1,                           # drain >= 1: address stages done
+            int(t_load[0]) + 3,                               # init after this layer's first load
+            int(when.max()) + 2 - first_load,                 # back end empty before the next load
+            int((last_write[addrs] + 2 - offs).max()) if len(offs) else 0,  # read after write
+        )
+        l.drain = min(l.drain, start - end - SETUP_CYCLES)
+        r = end + l.drain + SETUP_CYCLES
 
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -441,6 +495,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
 
     for lp in layers:
         lp.drain = drain_cycles(lat, lp.kind, lp.nb, lp.t, lp.k)
+    overlap_drains(layers, lat, simd, act_words)
 
     acc_bits = max(bits_for_range(acc_lo, acc_hi), abits + 1)
     post_bits = max(bits_for_range(min(post_lo, acc_lo), max(post_hi, acc_hi)), acc_bits + 1)

@@ -173,3 +173,28 @@ def test_fused_conv_maxpool(k, stride, pool, pool_stride, pool_pad, cin, share, 
     assert any(l.kind == "max" for l in prog.layers) != fused or share
     if fused:
         _check(fn, "symmetric", 4, pe, simd, seed=k, fuse="never")  # the unfused schedule agrees
+
+
+@pytest.mark.sim
+def test_layer_overlap_is_as_tight_as_the_reads_allow():
+    """Layers overlap (the schedule shortens ``drain``); where the next layer's reads are what
+    bounds it, starting a few cycles earlier still reads stale words, and the simulation sees it."""
+    b = GraphBuilder(seed=3)
+    mlp(b)
+    qg = b.build()
+    prog = schedule(qg, "generic", pe=4, simd=4)
+    from hwflow.schedule.schedule import drain_cycles
+
+    first = prog.layers[0]
+    full = drain_cycles(prog.latency, first.kind, first.nb, first.t, first.k)
+    assert 1 <= first.drain < full  # overlapped, bounded by gemm2 reading gemm1's last chunk
+    assert prog.layers[-1].drain == drain_cycles(prog.latency, "mac", prog.pe, prog.layers[-1].t,
+                                                 prog.layers[-1].k)  # the output reads everything
+    xs = [b.random_input(qg) for _ in range(2)]
+    outs, cycles, _ = simulate(prog, xs)
+    assert cycles == [prog.cycles] * 2
+    for x, o in zip(xs, outs):
+        np.testing.assert_array_equal(o, run_int(qg, x).reshape(-1))
+    prog.layers[0].drain = max(1, first.drain - 8)  # too early: gemm2 reads h before it is written
+    outs, _, _ = simulate(prog, xs)
+    assert any(not np.array_equal(o, run_int(qg, x).reshape(-1)) for x, o in zip(xs, outs))
