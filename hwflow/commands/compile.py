@@ -79,9 +79,21 @@ def compile_cmd(model, target, output, calib, pe, simd, top, vectors, seed, as_j
             raise OptionError(f"{name} must be a positive integer, not {value!r}")
     if vectors < 1:
         raise OptionError(f"--vectors must be a positive integer, not {vectors!r}")
+    from ..flow import STEPS
+    from ..report.progress import progress
+
     report = options.pop("report", False)
-    manifest = compile_model(model, target, output, None, calib, pe, simd,
-                             top=top, vectors=vectors, seed=seed, options=options)
+    with progress("compiling: load", total=len(STEPS), quiet=as_json) as bar:
+        names = [n for n, _ in STEPS]
+
+        def step_done(name, _seconds):
+            bar.advance()
+            i = names.index(name) + 1
+            if i < len(names):
+                bar.update(description=f"compiling: {names[i]}")
+
+        manifest = compile_model(model, target, output, None, calib, pe, simd, top=top, vectors=vectors,
+                                 seed=seed, options=options, on_step=step_done)
     if as_json:
         click.echo(json.dumps(manifest, indent=1))
     else:

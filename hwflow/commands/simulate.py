@@ -113,7 +113,10 @@ def simulate_cmd(build_dir, simulator, inputs_path, random_n, seed, limit, vcd, 
         expected = reference_outputs(qg, inputs)
     if limit is not None:
         inputs, expected = inputs[:limit], expected[:limit]
-    result = simulate_build(build, simulator, inputs, expected, vcd=vcd, timeout=timeout)
+    from ..report.progress import progress
+
+    with progress(f"simulating {len(inputs)} vectors in {simulator}", quiet=as_json):
+        result = simulate_build(build, simulator, inputs, expected, vcd=vcd, timeout=timeout)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:

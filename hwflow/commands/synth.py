@@ -35,7 +35,10 @@ def synth_cmd(build: str, no_pnr: bool, as_json: bool) -> int:
       hwflow synth build/digits_cnn
       hwflow synth build/digits_cnn --no-pnr --json
     """
-    report = synthesize(build, pnr=not no_pnr)
+    from ..report.progress import progress
+
+    with progress("synthesizing (Yosys" + (")" if no_pnr else ", then nextpnr)"), quiet=as_json):
+        report = synthesize(build, pnr=not no_pnr)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
