@@ -256,6 +256,7 @@ class Accelerator(wiring.Component):
             lut.valid.eq(rq.out_valid), lut.q.eq(rq.q), lut.tag.eq(rq.out_tag),
             lut.en.eq(bd["lut_en"]), lut.base.eq(bd["lut_base"]), lut.lo.eq(bd["lo"]),
         ]
+        m.d.comb += ctrl.wr_busy.eq(lut.out_valid)  # the input writer waits for the back end
         waddr = lut.out_tag[:aw]
         wlane = lut.out_tag[aw:]
         with m.If(ctrl.wr_en.any()):

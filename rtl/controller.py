@@ -4,11 +4,13 @@ There is no per-layer logic: every layer is one word of a descriptor ROM (see
 :mod:`._descriptor`), and one set of counters walks any of them, so the Verilog does not
 grow with the number of layers. States::
 
-    IDLE --start--> INPUT --input_beats--> SETUP0 -> SETUP1 -> RUN -> DRAIN --+--> SETUP0 (next layer)
-                                                                             +--> OUTPUT --output_beats--> DONE -> IDLE
+    IDLE --start--> WAIT --input_lead beats--> SETUP0 -> SETUP1 -> RUN -> DRAIN --+--> SETUP0 (next layer)
+                                                                                 +--> OUTPUT --output_beats--> DONE -> IDLE
 
-- INPUT writes each beat (one word of the input tensor's layout, already packed by the
-  host, see :meth:`~hwflow.schedule.program.TensorMap.index_map`) to the next address.
+- The input writer runs beside the FSM from ``start`` until the last beat: it writes each
+  beat (one word of the input tensor's layout, packed by the host, see
+  :meth:`~hwflow.schedule.program.TensorMap.index_map`) to the next address. The first
+  layer starts after ``input_lead`` beats and steps only while it stays behind the writer.
 - RUN: for each output pixel ``(oy, ox)``, tile ``g < nt``, fused-pool window position
   ``(wy, wx)`` (1 x 1 unless a MaxPool is fused), step ``j < t``: while ``j < k``
   it reads activation word ``base + (iy*iw + ix)*ich + cs + ci`` (``iy = oy*sh + wy*wsh - pt + ky``,
@@ -70,6 +72,7 @@ class Controller(wiring.Component):
             "cycles": Out(32),
             "in_valid": In(1),
             "in_ready": Out(1),
+            "wr_busy": In(1),
             "in_data": In(simd * program.in_bits),
             "out_ready": In(1),
             "out_valid": Out(1),
@@ -123,6 +126,29 @@ class Controller(wiring.Component):
         out_last = out_addr == tout.base + tout.words - 1
         issued = Signal()  # output: every read has been issued
 
+        # Input lanes sign-extended to the RAM's lane width.
+        in_lanes = [Signal(signed(p.abits), name=f"in_lane{i}") for i in range(simd)]
+        m.d.comb += [v.eq(self.in_data[i * p.in_bits:(i + 1) * p.in_bits].as_signed()) for i, v in enumerate(in_lanes)]
+        # ---- input writer: runs beside the FSM, so the first layer can start early ------------
+        # It takes beats from ``start`` on (one word per beat, in address order) and yields the
+        # write port to the back end (``wr_busy``). The FSM leaves WAIT after ``input_lead``
+        # beats; RUN steps only while ``in_cnt - steps > input_lead`` (or the input is all in),
+        # so reads never overtake writes, whatever the partner does; with a partner that never
+        # stalls that always holds and the cycle count is the schedule's.
+        lead = p.input_lead
+        in_active = Signal()
+        in_cnt = Signal(range(tin.words + 2))
+        steps = Signal(range(tin.words + 2))
+        take = Signal()
+        m.d.comb += [self.in_ready.eq(in_active & ~self.wr_busy), take.eq(self.in_valid & self.in_ready)]
+        with m.If(take):
+            m.d.comb += [self.wr_addr.eq(in_addr), self.wr_en.eq(-1), self.wr_data.eq(Cat(*in_lanes))]
+            m.d.sync += [in_addr.eq(in_addr + 1), in_cnt.eq(in_cnt + 1)]
+            with m.If(in_last):
+                m.d.sync += in_active.eq(0)
+        go = Signal()
+        m.d.comb += go.eq(~in_active | (in_cnt > steps + lead))
+
         # ---- RUN counters --------------------------------------------------------------------
         lims = [max(l.ih, l.iw, l.oh * l.sh, l.ow * l.sw) + max(l.kh, l.kw) + max(l.pt, l.pl) for l in p.layers]
         cw = _sbits(max(lims))
@@ -148,7 +174,7 @@ class Controller(wiring.Component):
 
         running = Signal()
         m.d.comb += self.running.eq(running)
-        active = running & (step < d.k)
+        active = running & go & (step < d.k)
         iy = Signal(signed(cw + 1))
         ix = Signal(signed(cw + 1))
         m.d.comb += [iy.eq(iy0 + wyo + ky), ix.eq(ix0 + wxo + kx)]
@@ -199,9 +225,6 @@ class Controller(wiring.Component):
         with m.Else():
             m.d.comb += [self.rd_addr.eq(a_addr), self.rd_en.eq(1)]
 
-        # Input lanes sign-extended to the RAM's lane width.
-        in_lanes = [Signal(signed(p.abits), name=f"in_lane{i}") for i in range(simd)]
-        m.d.comb += [v.eq(self.in_data[i * p.in_bits:(i + 1) * p.in_bits].as_signed()) for i, v in enumerate(in_lanes)]
         run_last = ((step == d.t_m1) & (wy == d.qh_m1) & (wx == d.qw_m1) & (g == d.nt_m1)
                     & (ox == d.ow_m1) & (oy == d.oh_m1))
 
@@ -214,7 +237,9 @@ class Controller(wiring.Component):
                 wy.eq(0), wx.eq(0), wyo.eq(0), wxo.eq(0), wyw.eq(0),
                 running.eq(1),
             ]
-        with m.If(running):
+        with m.If(running & go):
+            with m.If(in_active):
+                m.d.sync += steps.eq(steps + 1)
             # Kernel walk: ci fastest, then kx, then ky; wraps to zero after k steps.
             with m.If(step < d.k):
                 with m.If(ci == d.cis_m1):
@@ -265,16 +290,15 @@ class Controller(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [counter.eq(1), layer.eq(0), issued.eq(0), self.out_valid.eq(0)]
-                    m.d.sync += [in_addr.eq(tin.base), out_addr.eq(tout.base)]
-                    m.next = "INPUT"
-            with m.State("INPUT"):
-                m.d.comb += [self.busy.eq(1), self.in_ready.eq(1)]
+                    m.d.sync += [in_addr.eq(tin.base), out_addr.eq(tout.base), in_active.eq(1),
+                                 in_cnt.eq(0), steps.eq(0)]
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                # Until the first ``input_lead`` beats are in (counting this cycle's).
+                m.d.comb += self.busy.eq(1)
                 m.d.sync += counter.eq(counter + 1)
-                with m.If(self.in_valid):
-                    m.d.comb += [self.wr_addr.eq(in_addr), self.wr_en.eq(-1), self.wr_data.eq(Cat(*in_lanes))]
-                    m.d.sync += in_addr.eq(in_addr + 1)
-                    with m.If(in_last):
-                        m.next = "SETUP0"
+                with m.If(in_cnt + take >= lead):
+                    m.next = "SETUP0"
             with m.State("SETUP0"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += counter.eq(counter + 1)
@@ -287,7 +311,7 @@ class Controller(wiring.Component):
             with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += counter.eq(counter + 1)
-                with m.If(run_last):
+                with m.If(run_last & go):
                     m.d.sync += drain.eq(d.drain)
                     m.next = "DRAIN"
             with m.State("DRAIN"):

@@ -7,7 +7,7 @@ pipeline latencies, and the exact cycle count the simulation must reproduce.
 
 Cycle model (start sampled at cycle 0, ``done`` high at cycle ``cycles``)::
 
-    cycles = input_beats + sum(layer.cycles) + output_beats + 2
+    cycles = input_lead + sum(layer.cycles) + output_beats + 2
     layer.cycles = SETUP + tiles * t + drain,   tiles = oh * ow * nt * qh * qw
 
 ``t`` is the number of cycles spent per tile (``max(k, nb)``), ``drain`` the number of
@@ -20,7 +20,8 @@ The streams carry activation-RAM words, not single codes: one beat is one word o
 FINN's folded streams do. The host packs and unpacks with that map
 (:func:`hwflow.sim.beats.pack` / :func:`~hwflow.sim.beats.unpack`); in exchange the
 input phase takes one cycle per word instead of one per code (``simd`` times fewer, and
-a row-stacked input is written whole instead of ``kh`` times per code).
+a row-stacked input is written whole instead of ``kh`` times per code). The first layer
+starts after ``input_lead`` of the ``input_beats`` beats and reads behind the stream.
 """
 
 from __future__ import annotations
@@ -270,6 +271,7 @@ class Program:
     target: str = "generic"
     estimate: dict[str, Any] = field(default_factory=dict)
     ibits: int = 0
+    input_lead: int = 0
     codebooks: list = field(default_factory=list)
     cb_bases: list = field(default_factory=list)
 
@@ -316,7 +318,7 @@ class Program:
     @property
     def cycles(self) -> int:
         """Exact clock cycles from ``start`` sampled to ``done`` high."""
-        return self.input_beats + sum(l.cycles for l in self.layers) + self.output_beats + 2
+        return self.input_lead + sum(l.cycles for l in self.layers) + self.output_beats + 2
 
     @property
     def macs(self) -> int:
@@ -377,12 +379,13 @@ class Program:
             },
             "latency": dict(self.latency),
             "cycles": self.cycles,
-            "cycle_formula": "input_beats + sum(layer.cycles) + output_beats + 2; "
+            "cycle_formula": "input_lead + sum(layer.cycles) + output_beats + 2; "
                              "layer.cycles = 2 + oh*ow*nt*qh*qw*t + drain",
             "input_size": self.input_size,
             "input_stack": self.input_map.stack,
             "output_size": self.output_size,
             "input_beats": self.input_beats,
+            "input_lead": self.input_lead,
             "output_beats": self.output_beats,
             "stream_lanes": self.simd,
             "macs": self.macs,

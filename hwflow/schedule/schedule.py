@@ -86,8 +86,21 @@ def drain_cycles(lat: dict[str, int], kind: str, nb: int, t: int, k: int) -> int
     return max(1, unit + nb + lat["pre"] + lat["requant"] + lat["lut"] + lat["issue"] + 1 - (t - k))
 
 
-def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, act_words: int) -> None:
-    """Shorten each layer's ``drain`` (all but the last) so the next layer starts as early as is safe.
+def _trace(layer: LayerProgram) -> tuple[np.ndarray, np.ndarray]:
+    """``(cycle, address)`` of every activation read of ``layer``'s RUN (padding reads none)."""
+    pairs = [(j, a[0]) for j, a in enumerate(layer.reads()) if a is not None and a[0] is not None]
+    return (np.array([j for j, _ in pairs], dtype=np.int64).reshape(-1),
+            np.array([a for _, a in pairs], dtype=np.int64).reshape(-1))
+
+
+def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, act_words: int,
+                   tin: TensorMap) -> int:
+    """Overlap the input stream with the first layer and each layer with the next; returns ``input_lead``.
+
+    The first layer starts after ``input_lead`` input beats (cycle ``R0 = input_lead + 3``;
+    beat ``i`` arrives in cycle ``i``): as few as keep each of its reads behind the
+    stream, and the whole input in before its first result is written (one write port) and
+    before the second layer starts.
 
     A layer's results keep flowing through serializer, requantizer and LUT for about
     ``drain`` cycles after its last read; the next layer need not wait for all of them.
@@ -106,9 +119,24 @@ def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, a
     """
     last_write = np.full(max(act_words, 1), np.iinfo(np.int64).min // 2, dtype=np.int64)
     back = 1 + lat["pre"] + lat["requant"] + lat["lut"]  # load -> first code written
+
+    def unit_of(l: LayerProgram) -> int:
+        return lat["mac"] + lat["merge"] if l.kind == "mac" else lat["pool"]
+
+    # Input: word w is written in cycle w + 1; a read in RUN cycle j of the first layer
+    # (absolute R0 + j) must come at least one cycle after it.
+    l0 = layers[0]
+    offs, addrs = _trace(l0)
+    w = addrs - tin.base
+    mine = (w >= 0) & (w < tin.words)
+    lead_raw = int((w[mine] - offs[mine]).max()) if mine.any() else 0
+    first_write = (l0.qh * l0.qw - 1) * l0.t + l0.k - 1 + lat["issue"] + unit_of(l0) + back
+    lead = min(tin.words, max(1, lead_raw, tin.words - 1 - first_write))
+    r0 = lead + 3
+    last_write[tin.base:tin.base + tin.words] = np.arange(tin.words) + 1 - r0  # on the layers' clock
     r = 0
     for idx, l in enumerate(layers):
-        unit = lat["mac"] + lat["merge"] if l.kind == "mac" else lat["pool"]
+        unit = unit_of(l)
         win = l.qh * l.qw
         loads = l.oh * l.ow * l.nt
         t_load = r + (np.arange(loads) * win + win - 1) * l.t + l.k - 1 + lat["issue"] + unit
@@ -122,19 +150,18 @@ def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, a
         if idx + 1 == len(layers):
             break
         nxt = layers[idx + 1]
-        trace = [(j, a[0]) for j, a in enumerate(nxt.reads()) if a is not None and a[0] is not None]
-        offs = np.array([j for j, _ in trace], dtype=np.int64)
-        addrs = np.array([a for _, a in trace], dtype=np.int64)
-        unit_n = lat["mac"] + lat["merge"] if nxt.kind == "mac" else lat["pool"]
-        first_load = (nxt.qh * nxt.qw - 1) * nxt.t + nxt.k - 1 + lat["issue"] + unit_n
+        offs, addrs = _trace(nxt)
+        first_load = (nxt.qh * nxt.qw - 1) * nxt.t + nxt.k - 1 + lat["issue"] + unit_of(nxt)
         start = max(
             end + SETUP_CYCLES + 1,                           # drain >= 1: address stages done
+            tin.words + 3 - r0 if idx == 0 else 0,            # the input is all in
             int(t_load[0]) + 3,                               # init after this layer's first load
             int(when.max()) + 2 - first_load,                 # back end empty before the next load
             int((last_write[addrs] + 2 - offs).max()) if len(offs) else 0,  # read after write
         )
         l.drain = min(l.drain, start - end - SETUP_CYCLES)
         r = end + l.drain + SETUP_CYCLES
+    return lead
 
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -495,7 +522,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
 
     for lp in layers:
         lp.drain = drain_cycles(lat, lp.kind, lp.nb, lp.t, lp.k)
-    overlap_drains(layers, lat, simd, act_words)
+    input_lead = overlap_drains(layers, lat, simd, act_words, tensors[qgraph.input])
 
     acc_bits = max(bits_for_range(acc_lo, acc_hi), abits + 1)
     post_bits = max(bits_for_range(min(post_lo, acc_lo), max(post_hi, acc_hi)), acc_bits + 1)
@@ -511,6 +538,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output,
         act_words=act_words, weights=weights, bias=bias, m=m, n=n, lut=lut, latency=lat,
         host_tail=list(qgraph.host_tail), target=tgt.name, ibits=ibits, codebooks=books, cb_bases=cb_bases,
+        input_lead=input_lead,
     )
     prog.estimate = estimate(prog, tgt)
     check_budget(prog, tgt)

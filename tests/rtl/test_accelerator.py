@@ -79,6 +79,15 @@ def test_accelerator_under_back_pressure():
 
 
 @pytest.mark.sim
+@pytest.mark.parametrize("fn", [mlp, cnn])
+def test_first_layer_reads_behind_a_stalling_input_stream(fn):
+    """The first layer starts after ``input_lead`` beats; when the partner stalls it waits
+    for the words it reads (one beat in two dropped here), and stays exact."""
+    prog = _check(fn, "asymmetric", 8, 4, 4, seed=5, stall=2)
+    assert prog.input_lead < prog.input_beats
+
+
+@pytest.mark.sim
 def test_accelerator_done_pulses_once_and_restarts():
     b = GraphBuilder(seed=1)
     mlp(b)

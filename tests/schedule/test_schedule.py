@@ -51,8 +51,8 @@ def test_weight_words_follow_the_read_order():
 
 def test_cycle_formula_and_json():
     prog = schedule(_cnn(), "generic", pe=8, simd=8)
-    assert prog.cycles == prog.input_beats + sum(l.cycles for l in prog.layers) + prog.output_beats + 2
-    assert prog.input_beats == prog.input_map.words
+    assert prog.cycles == prog.input_lead + sum(l.cycles for l in prog.layers) + prog.output_beats + 2
+    assert prog.input_beats == prog.input_map.words and 1 <= prog.input_lead <= prog.input_beats
     for l in prog.layers:
         assert l.cycles == SETUP_CYCLES + l.oh * l.ow * l.nt * l.qh * l.qw * l.t + l.drain
         assert l.t >= l.k and l.t * l.qh * l.qw >= l.nb  # the serializer is free for every load
