@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-__all__ = ["KIND_CODES", "descriptor_layout", "descriptor_values"]
+__all__ = ["KIND_CODES", "LOOPS", "descriptor_layout", "descriptor_values"]
 
 KIND_CODES = {"mac": 0, "max": 1, "sum": 2, "add": 3}
 
@@ -15,6 +15,12 @@ _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw
 #: Fields also stored minus one, so loop-end tests are plain equalities (no subtractor in
 #: the controller's critical path).
 _MINUS_ONE = ("k", "qh", "qw", "cis", "kw", "kh", "t", "nt", "ow", "oh", "tpg")
+#: Limits of the loops that count up, also stored minus two (0 for a limit of 1): the
+#: controller sets a loop's wrap flag one step ahead (``c == lim - 2``), a register bit.
+_MINUS_TWO = ("t", "k", "cis", "kw", "kh")
+#: Loop limits whose ``== 1`` is bit ``LOOPS.index(f)`` of field ``is1`` (a loop's wrap flag
+#: after it restarts).
+LOOPS = _MINUS_ONE
 
 _SIGNED = ("pt_neg", "pl_neg", "iyw_init", "pv", "za", "zb", "ma", "mb", "z_out", "lo", "hi")
 
@@ -36,6 +42,8 @@ def descriptor_values(program) -> list[dict]:
             "lo": l.lo, "hi": l.hi,
         })
         out[-1].update({f"{f}_m1": out[-1][f] - 1 for f in _MINUS_ONE})
+        out[-1].update({f"{f}_m2": max(0, out[-1][f] - 2) for f in _MINUS_TWO})
+        out[-1]["is1"] = sum(1 << i for i, f in enumerate(LOOPS) if out[-1][f] == 1)
     return out
 
 
@@ -50,8 +58,9 @@ def descriptor_layout(program) -> data.StructLayout:
     """Field widths sized to the largest value any step needs (so the ROM stays narrow)."""
     vals = descriptor_values(program)
     fields = {}
-    for f in _UNSIGNED + tuple(f"{f}_m1" for f in _MINUS_ONE):
+    for f in _UNSIGNED + tuple(f"{f}_m1" for f in _MINUS_ONE) + tuple(f"{f}_m2" for f in _MINUS_TWO):
         fields[f] = unsigned(max(1, max(v[f] for v in vals).bit_length()))
+    fields["is1"] = unsigned(len(LOOPS))
     for f in _SIGNED:
         fields[f] = signed(max(2, _sbits(min(0, min(v[f] for v in vals)), max(0, max(v[f] for v in vals)))))
     # Fields compared with lanes / codes are widened to the lane width where useful.

@@ -32,7 +32,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._lanes import replicate
-from ._descriptor import KIND_CODES, descriptor_layout, descriptor_values
+from ._descriptor import KIND_CODES, LOOPS, descriptor_layout, descriptor_values
 
 __all__ = ["Controller"]
 
@@ -200,30 +200,48 @@ class Controller(wiring.Component):
         pw = _sbits(pixlim)
         # Loop counters are loaded in SETUP1 before use: no reset needed.
         rl = dict(reset_less=True)
-        oy = Signal(range(max(l.oh for l in p.layers) + 1), **rl)
-        ox = Signal(range(max(l.ow for l in p.layers) + 1), **rl)
-        g, gi = Signal.like(d.nt, **rl), Signal.like(d.tpg, **rl)
+
+        def looped(name, width):
+            # A loop counter and its wrap flag (``last``): one register, one Verilog block.
+            r = Signal(data.StructLayout({"n": unsigned(width), "last": 1}), name=name, **rl)
+            return r.n, r.last
+
+        # Every loop test is a register bit, set one step ahead: ``ci_l == (ci == cis - 1)``
+        # (from the ``_m2`` fields) for the loops the address needs; the others (pixel, tile,
+        # window) count down to 0 (``oy_l == (oy == 0)``) and compare with 1.
+        oy, oy_l = looped("oy", len(d.oh_m1))
+        ox, ox_l = looped("ox", len(d.ow_m1))
+        g, g_l = looped("g", len(d.nt_m1))
+        gi, gi_l = looped("gi", len(d.tpg_m1))
         cs = Signal(range(max(l.ich for l in p.layers) + 1), **rl)
-        step = Signal.like(d.t, **rl)
-        ky, kx, ci = Signal.like(d.kh, **rl), Signal.like(d.kw, **rl), Signal.like(d.cis, **rl)
+        # step and its flags: last (``t - 1``), act (``< k``), klast (``k - 1``), first, one
+        # (second); w_first: first window position (wx == wy == 0).
+        st = Signal(data.StructLayout({"n": unsigned(len(d.t)), "last": 1, "act": 1, "klast": 1, "first": 1,
+                                       "one": 1, "w_first": 1}), name="step", **rl)
+        step, s_last, s_act, s_klast, s_first, s_one, w_first = (
+            st.n, st.last, st.act, st.klast, st.first, st.one, st.w_first)
+        ky, ky_l = looped("ky", len(d.kh))
+        kx, kx_l = looped("kx", len(d.kw))
+        ci, ci_l = looped("ci", len(d.cis))
         iy0, ix0 = Signal(signed(cw), **rl), Signal(signed(cw), **rl)
         iyw0 = Signal(signed(pw), **rl)
         kyw = Signal(signed(pw), **rl)
         wg = Signal(self._ww + 1, **rl)
         drain = Signal.like(d.drain, **rl)
         # Fused MaxPool window position and its offsets (wy*wsh, wx*wsw, wy*wsh*iw).
-        wy, wx = Signal.like(d.qh, **rl), Signal.like(d.qw, **rl)
+        wy, wy_l = looped("wy", len(d.qh_m1))
+        wx, wx_l = looped("wx", len(d.qw_m1))
         wyo, wxo = Signal(signed(cw), **rl), Signal(signed(cw), **rl)
         wyw = Signal(signed(pw), **rl)
 
         running = Signal()
         m.d.comb += self.running.eq(running)
-        active = running & (step < d.k)
+        active = running & s_act
         iy = Signal(signed(cw + 1))
         ix = Signal(signed(cw + 1))
         m.d.comb += [iy.eq(iy0 + wyo + ky), ix.eq(ix0 + wxo + kx)]
         inrange = (iy >= 0) & (iy < d.ih) & (ix >= 0) & (ix < d.iw)
-        sel = (d.kind == KIND_CODES["add"]) & (step == 1)
+        sel = (d.kind == KIND_CODES["add"]) & s_one
         pix = Signal(signed(pw + 1))
         m.d.comb += pix.eq(iyw0 + wyw + kyw + ix)
         # Address register stage (the one multiply).
@@ -236,8 +254,7 @@ class Controller(wiring.Component):
         m.d.sync += [
             a_pix.eq(pix),
             a_c.eq(Mux(sel, d.in2_base, d.in_base) + cs + ci),
-            a_flags.eq(Cat(active, step == 0, step == d.k_m1, inrange, sel,
-                           (wy == 0) & (wx == 0), (wy == d.qh_m1) & (wx == d.qw_m1))),
+            a_flags.eq(Cat(active, s_first, s_klast, inrange, sel, w_first, wx_l & wy_l)),
             a_w.eq(wg + step),
         ]
         # Second stage: the one multiply, registered alone (DSP then adder was the critical
@@ -271,64 +288,62 @@ class Controller(wiring.Component):
 
         in_ext = Signal(signed(p.abits))  # input code sign-extended to the lane width
         m.d.comb += in_ext.eq(self.in_data)
-        run_last = ((step == d.t_m1) & (wy == d.qh_m1) & (wx == d.qw_m1) & (g == d.nt_m1)
-                    & (ox == d.ow_m1) & (oy == d.oh_m1))
+        # Advance enables: ANDs of registered flags (no compare in between).
+        en_ci, en_kx, en_ky, en_wx, en_wy, en_g, en_ox, en_oy, run_last = (
+            Signal(name=n) for n in ("en_ci", "en_kx", "en_ky", "en_wx", "en_wy", "en_g", "en_ox", "en_oy",
+                                     "run_last"))
+        m.d.comb += [en_ci.eq(running & s_act), en_kx.eq(en_ci & ci_l), en_ky.eq(en_kx & kx_l),
+                     en_wx.eq(running & s_last), en_wy.eq(en_wx & wx_l), en_g.eq(en_wy & wy_l),
+                     en_ox.eq(en_g & g_l), en_oy.eq(en_ox & ox_l), run_last.eq(en_oy & oy_l)]
+
+        def loop(c, last, f, en, clear=0, down=False):
+            """Loop ``c`` over ``f`` values, restarting on ``init`` or when ``en`` on ``last`` or ``clear``."""
+            with m.If(self.init | (en & (last | clear))):
+                m.d.sync += [c.eq(d[f + "_m1"] if down else 0), last.eq(d.is1[LOOPS.index(f)])]
+            with m.Elif(en):
+                m.d.sync += ([c.eq(c - 1), last.eq(c == 1)] if down else
+                             [c.eq(c + 1), last.eq(c == d[f + "_m2"])])
 
         # Loop counters live outside the FSM (initialised by ``init``, advanced while
         # ``running``): flatter logic, shorter Verilog, shorter paths.
-        with m.If(self.init):
-            m.d.sync += [
-                oy.eq(0), ox.eq(0), g.eq(0), gi.eq(0), cs.eq(0), step.eq(0), ky.eq(0), kx.eq(0), ci.eq(0),
-                iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), iyw0.eq(d.iyw_init), kyw.eq(0), wg.eq(d.w_base),
-                wy.eq(0), wx.eq(0), wyo.eq(0), wxo.eq(0), wyw.eq(0),
-                running.eq(1),
-            ]
-        with m.If(running):
-            # Kernel walk: ci fastest, then kx, then ky; wraps to zero after k steps.
-            with m.If(step < d.k):
-                with m.If(ci == d.cis_m1):
-                    m.d.sync += ci.eq(0)
-                    with m.If(kx == d.kw_m1):
-                        m.d.sync += kx.eq(0)
-                        with m.If(ky == d.kh_m1):
-                            m.d.sync += [ky.eq(0), kyw.eq(0)]
-                        with m.Else():
-                            m.d.sync += [ky.eq(ky + 1), kyw.eq(kyw + d.iw)]
-                    with m.Else():
-                        m.d.sync += kx.eq(kx + 1)
-                with m.Else():
-                    m.d.sync += ci.eq(ci + 1)
-            last_win = (wy == d.qh_m1) & (wx == d.qw_m1)
-            with m.If(step == d.t_m1):
-                m.d.sync += step.eq(0)
-                # Window position (fused MaxPool), then tile, then pixel.
-                with m.If(wx == d.qw_m1):
-                    m.d.sync += [wx.eq(0), wxo.eq(0)]
-                    with m.If(wy == d.qh_m1):
-                        m.d.sync += [wy.eq(0), wyo.eq(0), wyw.eq(0)]
-                    with m.Else():
-                        m.d.sync += [wy.eq(wy + 1), wyo.eq(wyo + d.wsh), wyw.eq(wyw + d.wshiw)]
-                with m.Else():
-                    m.d.sync += [wx.eq(wx + 1), wxo.eq(wxo + d.wsw)]
-                with m.If(last_win):
-                    with m.If(g == d.nt_m1):
-                        m.d.sync += [g.eq(0), gi.eq(0), cs.eq(0), wg.eq(d.w_base)]
-                        with m.If(ox == d.ow_m1):
-                            m.d.sync += [ox.eq(0), ix0.eq(d.pl_neg)]
-                            with m.If(oy == d.oh_m1):
-                                m.d.sync += running.eq(0)
-                            with m.Else():
-                                m.d.sync += [oy.eq(oy + 1), iy0.eq(iy0 + d.sh), iyw0.eq(iyw0 + d.shiw)]
-                        with m.Else():
-                            m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + d.sw)]
-                    with m.Else():
-                        m.d.sync += [g.eq(g + 1), wg.eq(wg + d.k)]
-                        with m.If(gi == d.tpg_m1):
-                            m.d.sync += [gi.eq(0), cs.eq(cs + d.cis)]
-                        with m.Else():
-                            m.d.sync += gi.eq(gi + 1)
+        # Kernel walk: ci fastest, then kx, then ky; wraps to zero after k steps.
+        loop(ci, ci_l, "cis", en_ci)
+        loop(kx, kx_l, "kw", en_kx)
+        loop(ky, ky_l, "kh", en_ky)
+        # Window position (fused MaxPool), then tile, then pixel.
+        loop(wx, wx_l, "qw", en_wx, down=True)
+        loop(wy, wy_l, "qh", en_wy, down=True)
+        loop(g, g_l, "nt", en_g, down=True)
+        loop(gi, gi_l, "tpg", en_g, clear=g_l, down=True)
+        loop(ox, ox_l, "ow", en_ox, down=True)
+        loop(oy, oy_l, "oh", en_oy, down=True)
+        # step: s_klast is set from k - 2 unless already set (a one-step kernel).
+        with m.If(self.init | en_wx):
+            m.d.sync += [step.eq(0), s_last.eq(d.is1[LOOPS.index("t")]), s_act.eq(1),
+                         s_klast.eq(d.is1[LOOPS.index("k")]), s_first.eq(1), s_one.eq(0)]
+        with m.Elif(running):
+            m.d.sync += [step.eq(step + 1), s_last.eq(step == d.t_m2), s_act.eq(s_act & ~s_klast),
+                         s_klast.eq(~s_klast & (step == d.k_m2)), s_first.eq(0), s_one.eq(s_first)]
+        with m.If(en_ky):
+            m.d.sync += kyw.eq(Mux(ky_l, 0, kyw + d.iw))
+        with m.If(en_wx):
+            m.d.sync += [wxo.eq(Mux(wx_l, 0, wxo + d.wsw)), w_first.eq(wx_l & wy_l)]
+        with m.If(en_wy):
+            m.d.sync += [wyo.eq(Mux(wy_l, 0, wyo + d.wsh)), wyw.eq(Mux(wy_l, 0, wyw + d.wshiw))]
+        with m.If(en_g):
+            m.d.sync += [wg.eq(Mux(g_l, d.w_base, wg + d.k)), cs.eq(Mux(g_l, 0, Mux(gi_l, cs + d.cis, cs)))]
+        with m.If(en_ox):
+            m.d.sync += ix0.eq(Mux(ox_l, d.pl_neg, ix0 + d.sw))
+        with m.If(en_oy):
+            with m.If(oy_l):
+                m.d.sync += running.eq(0)
             with m.Else():
-                m.d.sync += step.eq(step + 1)
+                m.d.sync += [iy0.eq(iy0 + d.sh), iyw0.eq(iyw0 + d.shiw)]
+        with m.If(self.init):  # after the advances: init wins
+            m.d.sync += [
+                cs.eq(0), iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), iyw0.eq(d.iyw_init), kyw.eq(0), wg.eq(d.w_base),
+                wyo.eq(0), wxo.eq(0), wyw.eq(0), w_first.eq(1), running.eq(1),
+            ]
 
         with m.FSM():
             with m.State("IDLE"):
