@@ -223,32 +223,37 @@ class Controller(wiring.Component):
         ky, ky_l = looped("ky", len(d.kh))
         kx, kx_l = looped("kx", len(d.kw))
         ci, ci_l = looped("ci", len(d.cis))
+        # Output pixel origin (oy*sh - pt, ox*sw - pl, and the row times iw).
         iy0, ix0 = Signal(signed(cw), **rl), Signal(signed(cw), **rl)
         iyw0 = Signal(signed(pw), **rl)
-        kyw = Signal(signed(pw), **rl)
+        kyw = Signal(signed(pw), **rl)  # ky*iw
+        kk = Signal(signed(pw + 1), **rl)  # ky*iw + kx: the kernel's pixel offset
         wg = Signal(self._ww + 1, **rl)
         drain = Signal.like(d.drain, **rl)
-        # Fused MaxPool window position and its offsets (wy*wsh, wx*wsw, wy*wsh*iw).
+        # Fused MaxPool window position, and the window's origin: the pixel origin plus
+        # (wy*wsh, wx*wsw, wy*wsh*iw). Kept whole so the address is only two adds deep.
         wy, wy_l = looped("wy", len(d.qh_m1))
         wx, wx_l = looped("wx", len(d.qw_m1))
-        wyo, wxo = Signal(signed(cw), **rl), Signal(signed(cw), **rl)
-        wyw = Signal(signed(pw), **rl)
+        wiy, wix = Signal(signed(cw + 1), **rl), Signal(signed(cw + 1), **rl)
+        wiyw = Signal(signed(pw + 1), **rl)
 
         running = Signal()
         m.d.comb += self.running.eq(running)
         active = running & s_act
         iy = Signal(signed(cw + 1))
         ix = Signal(signed(cw + 1))
-        m.d.comb += [iy.eq(iy0 + wyo + ky), ix.eq(ix0 + wxo + kx)]
+        m.d.comb += [iy.eq(wiy + ky), ix.eq(wix + kx)]
         inrange = (iy >= 0) & (iy < d.ih) & (ix >= 0) & (ix < d.iw)
         sel = (d.kind == KIND_CODES["add"]) & s_one
         pix = Signal(signed(pw + 1))
-        m.d.comb += pix.eq(iyw0 + wyw + kyw + ix)
+        m.d.comb += pix.eq(wiyw + wix + kk)
         # Address register stage (the one multiply).
-        a_pix, a_c = Signal(signed(pw + 1), **rl), Signal(self._aw + 1, **rl)
+        a_pix = Signal(signed(pw + 1), **rl)
+        a_c = Signal(self._aw + 1, **rl)
         a_flags = Signal(7)
         a_addr = Signal(self._aw)
-        b_prod, b_c = Signal(self._aw, **rl), Signal(self._aw, **rl)
+        b_prod = Signal(self._aw, **rl)
+        b_c = Signal(self._aw, **rl)
         a_w = Signal.like(self.w_addr, **rl)
         b_flags = Signal(7)
         m.d.sync += [
@@ -324,16 +329,22 @@ class Controller(wiring.Component):
         with m.Elif(running):
             m.d.sync += [step.eq(step + 1), s_last.eq(step == d.t_m2), s_act.eq(s_act & ~s_klast),
                          s_klast.eq(~s_klast & (step == d.k_m2)), s_first.eq(0), s_one.eq(s_first)]
+        kyw_next = Mux(ky_l, 0, kyw + d.iw)
         with m.If(en_ky):
-            m.d.sync += kyw.eq(Mux(ky_l, 0, kyw + d.iw))
+            m.d.sync += kyw.eq(kyw_next)
+        with m.If(en_kx):
+            m.d.sync += kk.eq(Mux(kx_l, kyw_next, kk + 1))
+        # The window origin restarts from the pixel origin's next value.
+        ix0_next = Mux(en_ox, Mux(ox_l, d.pl_neg, ix0 + d.sw), ix0)
         with m.If(en_wx):
-            m.d.sync += [wxo.eq(Mux(wx_l, 0, wxo + d.wsw)), w_first.eq(wx_l & wy_l)]
+            m.d.sync += [wix.eq(Mux(wx_l, ix0_next, wix + d.wsw)), w_first.eq(wx_l & wy_l)]
         with m.If(en_wy):
-            m.d.sync += [wyo.eq(Mux(wy_l, 0, wyo + d.wsh)), wyw.eq(Mux(wy_l, 0, wyw + d.wshiw))]
+            m.d.sync += [wiy.eq(Mux(wy_l, Mux(en_oy, iy0 + d.sh, iy0), wiy + d.wsh)),
+                         wiyw.eq(Mux(wy_l, Mux(en_oy, iyw0 + d.shiw, iyw0), wiyw + d.wshiw))]
         with m.If(en_g):
             m.d.sync += [wg.eq(Mux(g_l, d.w_base, wg + d.k)), cs.eq(Mux(g_l, 0, Mux(gi_l, cs + d.cis, cs)))]
         with m.If(en_ox):
-            m.d.sync += ix0.eq(Mux(ox_l, d.pl_neg, ix0 + d.sw))
+            m.d.sync += ix0.eq(ix0_next)
         with m.If(en_oy):
             with m.If(oy_l):
                 m.d.sync += running.eq(0)
@@ -341,8 +352,9 @@ class Controller(wiring.Component):
                 m.d.sync += [iy0.eq(iy0 + d.sh), iyw0.eq(iyw0 + d.shiw)]
         with m.If(self.init):  # after the advances: init wins
             m.d.sync += [
-                cs.eq(0), iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), iyw0.eq(d.iyw_init), kyw.eq(0), wg.eq(d.w_base),
-                wyo.eq(0), wxo.eq(0), wyw.eq(0), w_first.eq(1), running.eq(1),
+                cs.eq(0), iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), iyw0.eq(d.iyw_init), kyw.eq(0), kk.eq(0),
+                wg.eq(d.w_base), wiy.eq(d.pt_neg), wix.eq(d.pl_neg), wiyw.eq(d.iyw_init), w_first.eq(1),
+                running.eq(1),
             ]
 
         with m.FSM():
