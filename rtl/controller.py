@@ -13,15 +13,16 @@ grow with the number of layers. States::
   ``(wy, wx)`` (1 x 1 unless a MaxPool is fused), step ``j < t``: while ``j < k``
   it reads activation word ``base + (iy*iw + ix)*ich + cs + ci`` (``iy = oy*sh + wy*wsh - pt + ky``,
   ``ix = ox*sw + wx*wsw - pl + kx``; ``ci`` fastest, then ``kx``, then ``ky``) and weight word
-  ``w_base + g*k + j``. Every coordinate is kept incrementally; the single multiply
-  ``pix * ich`` sits in a register stage. Out-of-range pixels raise no read; the datapath
+  ``w_base + g*k + j``. Every coordinate, and the word offsets of pixel, window and
+  kernel (pre-multiplied by ``ich``: no multiply), is kept incrementally; every loop test
+  is a register flag set one step ahead. Out-of-range pixels raise no read; the datapath
   substitutes the pad value (``d_inrange`` low).
 - DRAIN waits ``drain`` cycles so the layer's last code is written before anyone reads it.
 - OUTPUT gathers the output tensor back into NCHW order with valid/ready back-pressure.
 
-Timing: the address is registered twice after the counters (the second register holds the
-product ``pix * ich``), memory data arrives one cycle later, so the ``d_*`` flags are
-delayed by :attr:`latency` = 3 cycles to line up with memory data.
+Timing: the address is registered twice after the counters (two partial sums, then the
+address itself, which drives the RAM), memory data arrives one cycle later, so the ``d_*``
+flags are delayed by :attr:`latency` = 3 cycles to line up with memory data.
 ``cycles`` counts from the cycle ``start`` is sampled (0) to the cycle ``done`` is high.
 """
 
@@ -196,8 +197,6 @@ class Controller(wiring.Component):
         # ---- RUN counters --------------------------------------------------------------------
         lims = [max(l.ih, l.iw, l.oh * l.sh, l.ow * l.sw) + max(l.kh, l.kw) + max(l.pt, l.pl) for l in p.layers]
         cw = _sbits(max(lims))
-        pixlim = max((l.ih + l.kh + l.pt + 1) * (l.iw + l.kw + l.pl + 1) for l in p.layers)
-        pw = _sbits(pixlim)
         # Loop counters are loaded in SETUP1 before use: no reset needed.
         rl = dict(reset_less=True)
 
@@ -223,19 +222,19 @@ class Controller(wiring.Component):
         ky, ky_l = looped("ky", len(d.kh))
         kx, kx_l = looped("kx", len(d.kw))
         ci, ci_l = looped("ci", len(d.cis))
-        # Output pixel origin (oy*sh - pt, ox*sw - pl, and the row times iw).
+        # Output pixel origin (oy*sh - pt, ox*sw - pl).
         iy0, ix0 = Signal(signed(cw), **rl), Signal(signed(cw), **rl)
-        iyw0 = Signal(signed(pw), **rl)
-        kyw = Signal(signed(pw), **rl)  # ky*iw
-        kk = Signal(signed(pw + 1), **rl)  # ky*iw + kx: the kernel's pixel offset
         wg = Signal(self._ww + 1, **rl)
         drain = Signal.like(d.drain, **rl)
         # Fused MaxPool window position, and the window's origin: the pixel origin plus
-        # (wy*wsh, wx*wsw, wy*wsh*iw). Kept whole so the address is only two adds deep.
+        # (wy*wsh, wx*wsw).
         wy, wy_l = looped("wy", len(d.qh_m1))
         wx, wx_l = looped("wx", len(d.qw_m1))
         wiy, wix = Signal(signed(cw + 1), **rl), Signal(signed(cw + 1), **rl)
-        wiyw = Signal(signed(pw + 1), **rl)
+        # Word offsets, kept pre-multiplied by ich so there is no multiply (modulo 2**aw:
+        # exact for every address read): output pixel origin ``p0``, window origin ``wa``,
+        # kernel offset ``ka`` (with ci). Each moves by a descriptor step (``a_*``).
+        p0, wa, ka = (Signal(self._aw, name=n, **rl) for n in ("p0", "wa", "ka"))
 
         running = Signal()
         m.d.comb += self.running.eq(running)
@@ -245,27 +244,20 @@ class Controller(wiring.Component):
         m.d.comb += [iy.eq(wiy + ky), ix.eq(wix + kx)]
         inrange = (iy >= 0) & (iy < d.ih) & (ix >= 0) & (ix < d.iw)
         sel = (d.kind == KIND_CODES["add"]) & s_one
-        pix = Signal(signed(pw + 1))
-        m.d.comb += pix.eq(wiyw + wix + kk)
-        # Address register stage (the one multiply).
-        a_pix = Signal(signed(pw + 1), **rl)
-        a_c = Signal(self._aw + 1, **rl)
+        # Address stages: two adds, then the sum; the address register drives the RAM.
+        a_pix = Signal(self._aw, **rl)
+        a_c = Signal(self._aw, **rl)
         a_flags = Signal(7)
-        a_addr = Signal(self._aw)
-        b_prod = Signal(self._aw, **rl)
-        b_c = Signal(self._aw, **rl)
+        a_addr = Signal(self._aw, **rl)
         a_w = Signal.like(self.w_addr, **rl)
         b_flags = Signal(7)
         m.d.sync += [
-            a_pix.eq(pix),
-            a_c.eq(Mux(sel, d.in2_base, d.in_base) + cs + ci),
+            a_pix.eq(wa + ka),
+            a_c.eq(Mux(sel, d.in2_base, d.in_base) + cs),
             a_flags.eq(Cat(active, s_first, s_klast, inrange, sel, w_first, wx_l & wy_l)),
             a_w.eq(wg + step),
         ]
-        # Second stage: the one multiply, registered alone (DSP then adder was the critical
-        # path); the address add is after it, before the RAM (low bits: wrap-around is exact).
-        m.d.sync += [b_prod.eq(a_pix * d.ich), b_c.eq(a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
-        m.d.comb += a_addr.eq(b_prod + b_c)
+        m.d.sync += [a_addr.eq(a_pix + a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
         # Data stage: flags line up with the memory output.
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
                         self.d_wfirst, self.d_wlast).eq(b_flags)
@@ -329,32 +321,30 @@ class Controller(wiring.Component):
         with m.Elif(running):
             m.d.sync += [step.eq(step + 1), s_last.eq(step == d.t_m2), s_act.eq(s_act & ~s_klast),
                          s_klast.eq(~s_klast & (step == d.k_m2)), s_first.eq(0), s_one.eq(s_first)]
-        kyw_next = Mux(ky_l, 0, kyw + d.iw)
-        with m.If(en_ky):
-            m.d.sync += kyw.eq(kyw_next)
-        with m.If(en_kx):
-            m.d.sync += kk.eq(Mux(kx_l, kyw_next, kk + 1))
+        with m.If(en_ci):
+            m.d.sync += ka.eq(Mux(en_ky & ky_l, 0, ka + Mux(ci_l, Mux(kx_l, d.a_krow, d.a_kx), 1)))
         # The window origin restarts from the pixel origin's next value.
         ix0_next = Mux(en_ox, Mux(ox_l, d.pl_neg, ix0 + d.sw), ix0)
+        p0_next = Mux(en_ox, p0 + Mux(ox_l, d.a_orow, d.a_sw), p0)
         with m.If(en_wx):
-            m.d.sync += [wix.eq(Mux(wx_l, ix0_next, wix + d.wsw)), w_first.eq(wx_l & wy_l)]
+            m.d.sync += [wix.eq(Mux(wx_l, ix0_next, wix + d.wsw)),
+                         wa.eq(Mux(wx_l & wy_l, p0_next, wa + Mux(wx_l, d.a_wrow, d.a_wsw))),
+                         w_first.eq(wx_l & wy_l)]
         with m.If(en_wy):
-            m.d.sync += [wiy.eq(Mux(wy_l, Mux(en_oy, iy0 + d.sh, iy0), wiy + d.wsh)),
-                         wiyw.eq(Mux(wy_l, Mux(en_oy, iyw0 + d.shiw, iyw0), wiyw + d.wshiw))]
+            m.d.sync += wiy.eq(Mux(wy_l, Mux(en_oy, iy0 + d.sh, iy0), wiy + d.wsh))
         with m.If(en_g):
             m.d.sync += [wg.eq(Mux(g_l, d.w_base, wg + d.k)), cs.eq(Mux(g_l, 0, Mux(gi_l, cs + d.cis, cs)))]
         with m.If(en_ox):
-            m.d.sync += ix0.eq(ix0_next)
+            m.d.sync += [ix0.eq(ix0_next), p0.eq(p0_next)]
         with m.If(en_oy):
             with m.If(oy_l):
                 m.d.sync += running.eq(0)
             with m.Else():
-                m.d.sync += [iy0.eq(iy0 + d.sh), iyw0.eq(iyw0 + d.shiw)]
+                m.d.sync += iy0.eq(iy0 + d.sh)
         with m.If(self.init):  # after the advances: init wins
             m.d.sync += [
-                cs.eq(0), iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), iyw0.eq(d.iyw_init), kyw.eq(0), kk.eq(0),
-                wg.eq(d.w_base), wiy.eq(d.pt_neg), wix.eq(d.pl_neg), wiyw.eq(d.iyw_init), w_first.eq(1),
-                running.eq(1),
+                cs.eq(0), iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), wg.eq(d.w_base), wiy.eq(d.pt_neg),
+                wix.eq(d.pl_neg), p0.eq(d.a_org), wa.eq(d.a_org), ka.eq(0), w_first.eq(1), running.eq(1),
             ]
 
         with m.FSM():
