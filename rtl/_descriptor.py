@@ -12,10 +12,10 @@ KIND_CODES = {"mac": 0, "max": 1, "sum": 2, "add": 3}
 _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw", "nt", "cis", "tpg",
              "k", "t", "nb", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
              "w_base", "ch_base", "lut_base", "lut_en", "drain", "qh", "qw", "wsh", "wsw",
-             "a_org", "a_sw", "a_orow", "a_wsw", "a_wrow", "a_kx", "a_krow")
+             "a_org", "a_sw", "a_orow", "a_wsw", "a_wrow", "a_kx", "a_krow", "nwin_m1")
 #: Fields also stored minus one, so loop-end tests are plain equalities (no subtractor in
 #: the controller's critical path).
-_MINUS_ONE = ("k", "qh", "qw", "cis", "kw", "kh", "t", "nt", "ow", "oh", "tpg")
+_MINUS_ONE = ("k", "qh", "qw", "cis", "kw", "kh", "t", "nt", "ow", "tpg")
 #: Limits of the loops that count up, also stored minus two (0 for a limit of 1): the
 #: controller sets a loop's wrap flag one step ahead (``c == lim - 2``), a register bit.
 _MINUS_TWO = ("t", "k", "cis", "kw", "kh")
@@ -49,6 +49,7 @@ def descriptor_values(program) -> list[dict]:
         # window column, next window row (from the row's last column); next kernel column
         # (from ci = cis - 1), next kernel row (from its last column).
         ich, cis, iw = l.ich, l.cis, l.iw
+        out[-1]["nwin_m1"] = l.oh * l.ow * l.nt * l.qh * l.qw - 1  # window positions in the layer, - 1
         out[-1].update({f: v % amod for f, v in (
             ("a_org", (-l.pt * iw - l.pl) * ich), ("a_sw", l.sw * ich),
             ("a_orow", (l.sh * iw - (l.ow - 1) * l.sw) * ich), ("a_wsw", l.wsw * ich),

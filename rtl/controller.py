@@ -207,8 +207,8 @@ class Controller(wiring.Component):
 
         # Every loop test is a register bit, set one step ahead: ``ci_l == (ci == cis - 1)``
         # (from the ``_m2`` fields) for the loops the address needs; the others (pixel, tile,
-        # window) count down to 0 (``oy_l == (oy == 0)``) and compare with 1.
-        oy, oy_l = looped("oy", len(d.oh_m1))
+        # window) count down to 0 (``ox_l == (ox == 0)``) and compare with 1. The output
+        # rows need no counter: the layer ends on ``nwin`` (below).
         ox, ox_l = looped("ox", len(d.ow_m1))
         g, g_l = looped("g", len(d.nt_m1))
         gi, gi_l = looped("gi", len(d.tpg_m1))
@@ -231,6 +231,9 @@ class Controller(wiring.Component):
         wy, wy_l = looped("wy", len(d.qh_m1))
         wx, wx_l = looped("wx", len(d.qw_m1))
         wiy, wix = Signal(signed(cw + 1), **rl), Signal(signed(cw + 1), **rl)
+        # Window positions left in the layer, and its flag (0 left): the layer's end is one
+        # flag, not an AND of every loop's.
+        nwin, nwin_l = looped("nwin", len(d.nwin_m1))
         # Word offsets, kept pre-multiplied by ich so there is no multiply (modulo 2**aw:
         # exact for every address read): output pixel origin ``p0``, window origin ``wa``,
         # kernel offset ``ka`` (with ci). Each moves by a descriptor step (``a_*``).
@@ -291,7 +294,7 @@ class Controller(wiring.Component):
                                      "run_last"))
         m.d.comb += [en_ci.eq(running & s_act), en_kx.eq(en_ci & ci_l), en_ky.eq(en_kx & kx_l),
                      en_wx.eq(running & s_last), en_wy.eq(en_wx & wx_l), en_g.eq(en_wy & wy_l),
-                     en_ox.eq(en_g & g_l), en_oy.eq(en_ox & ox_l), run_last.eq(en_oy & oy_l)]
+                     en_ox.eq(en_g & g_l), en_oy.eq(en_ox & ox_l), run_last.eq(en_wx & nwin_l)]
 
         def loop(c, last, f, en, clear=0, down=False):
             """Loop ``c`` over ``f`` values, restarting on ``init`` or when ``en`` on ``last`` or ``clear``."""
@@ -313,7 +316,10 @@ class Controller(wiring.Component):
         loop(g, g_l, "nt", en_g, down=True)
         loop(gi, gi_l, "tpg", en_g, clear=g_l, down=True)
         loop(ox, ox_l, "ow", en_ox, down=True)
-        loop(oy, oy_l, "oh", en_oy, down=True)
+        with m.If(self.init):
+            m.d.sync += [nwin.eq(d.nwin_m1), nwin_l.eq(d.nwin_m1 == 0)]
+        with m.Elif(en_wx):
+            m.d.sync += [nwin.eq(nwin - 1), nwin_l.eq(nwin == 1)]
         # step: s_klast is set from k - 2 unless already set (a one-step kernel).
         with m.If(self.init | en_wx):
             m.d.sync += [step.eq(0), s_last.eq(d.is1[LOOPS.index("t")]), s_act.eq(1),
@@ -336,11 +342,10 @@ class Controller(wiring.Component):
             m.d.sync += [wg.eq(Mux(g_l, d.w_base, wg + d.k)), cs.eq(Mux(g_l, 0, Mux(gi_l, cs + d.cis, cs)))]
         with m.If(en_ox):
             m.d.sync += [ix0.eq(ix0_next), p0.eq(p0_next)]
+        with m.If(run_last):
+            m.d.sync += running.eq(0)
         with m.If(en_oy):
-            with m.If(oy_l):
-                m.d.sync += running.eq(0)
-            with m.Else():
-                m.d.sync += iy0.eq(iy0 + d.sh)
+            m.d.sync += iy0.eq(iy0 + d.sh)
         with m.If(self.init):  # after the advances: init wins
             m.d.sync += [
                 cs.eq(0), iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), wg.eq(d.w_base), wiy.eq(d.pt_neg),
