@@ -5,24 +5,32 @@ from __future__ import annotations
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-__all__ = ["KIND_CODES", "descriptor_layout", "descriptor_values"]
+__all__ = ["KIND_CODES", "LOOPS", "descriptor_layout", "descriptor_values"]
 
 KIND_CODES = {"mac": 0, "max": 1, "sum": 2, "add": 3}
 
 _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw", "nt", "cis", "tpg",
              "k", "t", "nb", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
-             "w_base", "ch_base", "lut_base", "lut_en", "drain", "shiw", "qh", "qw", "wsh", "wsw", "wshiw",
+             "w_base", "ch_base", "lut_base", "lut_en", "drain", "qh", "qw", "wsh", "wsw",
+             "a_org", "a_sw", "a_orow", "a_wsw", "a_wrow", "a_kx", "a_krow", "nwin_m1",
              "loads_m1")
 #: Fields also stored minus one, so loop-end tests are plain equalities (no subtractor in
 #: the controller's critical path).
-_MINUS_ONE = ("k", "qh", "qw", "cis", "kw", "kh", "t", "nt", "ow", "oh", "tpg")
+_MINUS_ONE = ("k", "qh", "qw", "cis", "kw", "kh", "t", "nt", "ow", "tpg")
+#: Limits of the loops that count up, also stored minus two (0 for a limit of 1): the
+#: controller sets a loop's wrap flag one step ahead (``c == lim - 2``), a register bit.
+_MINUS_TWO = ("t", "k", "cis", "kw", "kh")
+#: Loop limits whose ``== 1`` is bit ``LOOPS.index(f)`` of field ``is1`` (a loop's wrap flag
+#: after it restarts).
+LOOPS = _MINUS_ONE
 
-_SIGNED = ("pt_neg", "pl_neg", "iyw_init", "pv", "za", "zb", "ma", "mb", "z_out", "lo", "hi")
+_SIGNED = ("pt_neg", "pl_neg", "pv", "za", "zb", "ma", "mb", "z_out", "lo", "hi")
 
 
 def descriptor_values(program) -> list[dict]:
     """One dict of field values per hardware step."""
     out = []
+    amod = 1 << max(1, (program.act_words - 1).bit_length())  # the controller's address width
     for l in program.layers:
         out.append({
             "kind": KIND_CODES[l.kind], "ih": l.ih, "iw": l.iw, "ich": l.ich, "oh": l.oh, "ow": l.ow,
@@ -31,12 +39,25 @@ def descriptor_values(program) -> list[dict]:
             "coff_chunk": l.coff // program.simd, "coff_lane": l.coff % program.simd,
             "in_base": l.in_base, "in2_base": l.in2_base, "out_base": l.out_base, "w_base": l.w_base,
             "ch_base": l.ch_base, "lut_base": l.lut_base, "lut_en": l.lut_en, "drain": l.drain,
-            "shiw": l.sh * l.iw, "qh": l.qh, "qw": l.qw, "wsh": l.wsh, "wsw": l.wsw, "wshiw": l.wsh * l.iw,
-            "pt_neg": -l.pt, "pl_neg": -l.pl, "iyw_init": -l.pt * l.iw,
+            "qh": l.qh, "qw": l.qw, "wsh": l.wsh, "wsw": l.wsw,
+            "pt_neg": -l.pt, "pl_neg": -l.pl,
             "pv": l.pv, "za": l.za, "zb": l.zb, "ma": l.ma, "mb": l.mb, "z_out": l.z_out,
             "lo": l.lo, "hi": l.hi, "loads_m1": l.oh * l.ow * l.nt - 1,
         })
         out[-1].update({f"{f}_m1": out[-1][f] - 1 for f in _MINUS_ONE})
+        # Address steps in words (the controller has no multiply), modulo 2**aw: first pixel
+        # origin; next output pixel, next output row (from the row's last pixel); next
+        # window column, next window row (from the row's last column); next kernel column
+        # (from ci = cis - 1), next kernel row (from its last column).
+        ich, cis, iw = l.ich, l.cis, l.iw
+        out[-1]["nwin_m1"] = l.oh * l.ow * l.nt * l.qh * l.qw - 1  # window positions in the layer, - 1
+        out[-1].update({f: v % amod for f, v in (
+            ("a_org", (-l.pt * iw - l.pl) * ich), ("a_sw", l.sw * ich),
+            ("a_orow", (l.sh * iw - (l.ow - 1) * l.sw) * ich), ("a_wsw", l.wsw * ich),
+            ("a_wrow", (l.wsh * iw - (l.qw - 1) * l.wsw) * ich), ("a_kx", ich - (cis - 1)),
+            ("a_krow", (iw - (l.kw - 1)) * ich - (cis - 1)))})
+        out[-1].update({f"{f}_m2": max(0, out[-1][f] - 2) for f in _MINUS_TWO})
+        out[-1]["is1"] = sum(1 << i for i, f in enumerate(LOOPS) if out[-1][f] == 1)
     return out
 
 
@@ -51,8 +72,9 @@ def descriptor_layout(program) -> data.StructLayout:
     """Field widths sized to the largest value any step needs (so the ROM stays narrow)."""
     vals = descriptor_values(program)
     fields = {}
-    for f in _UNSIGNED + tuple(f"{f}_m1" for f in _MINUS_ONE):
+    for f in _UNSIGNED + tuple(f"{f}_m1" for f in _MINUS_ONE) + tuple(f"{f}_m2" for f in _MINUS_TWO):
         fields[f] = unsigned(max(1, max(v[f] for v in vals).bit_length()))
+    fields["is1"] = unsigned(len(LOOPS))
     for f in _SIGNED:
         fields[f] = signed(max(2, _sbits(min(0, min(v[f] for v in vals)), max(0, max(v[f] for v in vals)))))
     # Fields compared with lanes / codes are widened to the lane width where useful.

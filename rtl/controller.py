@@ -15,17 +15,18 @@ grow with the number of layers. States::
   ``(wy, wx)`` (1 x 1 unless a MaxPool is fused), step ``j < t``: while ``j < k``
   it reads activation word ``base + (iy*iw + ix)*ich + cs + ci`` (``iy = oy*sh + wy*wsh - pt + ky``,
   ``ix = ox*sw + wx*wsw - pl + kx``; ``ci`` fastest, then ``kx``, then ``ky``) and weight word
-  ``w_base + g*k + j``. Every coordinate is kept incrementally; the single multiply
-  ``pix * ich`` sits in a register stage. Out-of-range pixels raise no read; the datapath
+  ``w_base + g*k + j``. Every coordinate, and the word offsets of pixel, window and
+  kernel (pre-multiplied by ``ich``: no multiply), is kept incrementally; every loop test
+  is a register flag set one step ahead. Out-of-range pixels raise no read; the datapath
   substitutes the pad value (``d_inrange`` low).
 - DRAIN waits ``drain`` cycles: for the last layer until its last code is written; for
   the others only until the next layer may safely start (its results may still be in the
   back end, which keeps its own copy of the layer's fields; see the accelerator).
 - OUTPUT reads the output tensor's words in address order, with valid/ready back-pressure.
 
-Timing: the address is registered twice after the counters (the second register holds the
-product ``pix * ich``), memory data arrives one cycle later, so the ``d_*`` flags are
-delayed by :attr:`latency` = 3 cycles to line up with memory data.
+Timing: the address is registered twice after the counters (two partial sums, then the
+address itself, which drives the RAM), memory data arrives one cycle later, so the ``d_*``
+flags are delayed by :attr:`latency` = 3 cycles to line up with memory data.
 ``cycles`` counts from the cycle ``start`` is sampled (0) to the cycle ``done`` is high.
 """
 
@@ -35,7 +36,7 @@ from amaranth import *
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._descriptor import KIND_CODES, descriptor_layout, descriptor_values
+from ._descriptor import KIND_CODES, LOOPS, descriptor_layout, descriptor_values
 
 __all__ = ["Controller"]
 
@@ -152,54 +153,70 @@ class Controller(wiring.Component):
         # ---- RUN counters --------------------------------------------------------------------
         lims = [max(l.ih, l.iw, l.oh * l.sh, l.ow * l.sw) + max(l.kh, l.kw) + max(l.pt, l.pl) for l in p.layers]
         cw = _sbits(max(lims))
-        pixlim = max((l.ih + l.kh + l.pt + 1) * (l.iw + l.kw + l.pl + 1) for l in p.layers)
-        pw = _sbits(pixlim)
         # Loop counters are loaded in SETUP1 before use: no reset needed.
         rl = dict(reset_less=True)
-        oy = Signal(range(max(l.oh for l in p.layers) + 1), **rl)
-        ox = Signal(range(max(l.ow for l in p.layers) + 1), **rl)
-        g, gi = Signal.like(d.nt, **rl), Signal.like(d.tpg, **rl)
+
+        def looped(name, width):
+            # A loop counter and its wrap flag (``last``): one register, one Verilog block.
+            r = Signal(data.StructLayout({"n": unsigned(width), "last": 1}), name=name, **rl)
+            return r.n, r.last
+
+        # Every loop test is a register bit, set one step ahead: ``ci_l == (ci == cis - 1)``
+        # (from the ``_m2`` fields) for the loops the address needs; the others (pixel, tile,
+        # window) count down to 0 (``ox_l == (ox == 0)``) and compare with 1. The output
+        # rows need no counter: the layer ends on ``nwin`` (below).
+        ox, ox_l = looped("ox", len(d.ow_m1))
+        g, g_l = looped("g", len(d.nt_m1))
+        gi, gi_l = looped("gi", len(d.tpg_m1))
         cs = Signal(range(max(l.ich for l in p.layers) + 1), **rl)
-        step = Signal.like(d.t, **rl)
-        ky, kx, ci = Signal.like(d.kh, **rl), Signal.like(d.kw, **rl), Signal.like(d.cis, **rl)
+        # step and its flags: last (``t - 1``), act (``< k``), klast (``k - 1``), first, one
+        # (second); w_first: first window position (wx == wy == 0).
+        st = Signal(data.StructLayout({"n": unsigned(len(d.t)), "last": 1, "act": 1, "klast": 1, "first": 1,
+                                       "one": 1, "w_first": 1}), name="step", **rl)
+        step, s_last, s_act, s_klast, s_first, s_one, w_first = (
+            st.n, st.last, st.act, st.klast, st.first, st.one, st.w_first)
+        ky, ky_l = looped("ky", len(d.kh))
+        kx, kx_l = looped("kx", len(d.kw))
+        ci, ci_l = looped("ci", len(d.cis))
+        # Output pixel origin (oy*sh - pt, ox*sw - pl).
         iy0, ix0 = Signal(signed(cw), **rl), Signal(signed(cw), **rl)
-        iyw0 = Signal(signed(pw), **rl)
-        kyw = Signal(signed(pw), **rl)
         wg = Signal(self._ww + 1, **rl)
         drain = Signal.like(d.drain, **rl)
-        # Fused MaxPool window position and its offsets (wy*wsh, wx*wsw, wy*wsh*iw).
-        wy, wx = Signal.like(d.qh, **rl), Signal.like(d.qw, **rl)
-        wyo, wxo = Signal(signed(cw), **rl), Signal(signed(cw), **rl)
-        wyw = Signal(signed(pw), **rl)
+        # Fused MaxPool window position, and the window's origin: the pixel origin plus
+        # (wy*wsh, wx*wsw).
+        wy, wy_l = looped("wy", len(d.qh_m1))
+        wx, wx_l = looped("wx", len(d.qw_m1))
+        wiy, wix = Signal(signed(cw + 1), **rl), Signal(signed(cw + 1), **rl)
+        # Window positions left in the layer, and its flag (0 left): the layer's end is one
+        # flag, not an AND of every loop's.
+        nwin, nwin_l = looped("nwin", len(d.nwin_m1))
+        # Word offsets, kept pre-multiplied by ich so there is no multiply (modulo 2**aw:
+        # exact for every address read): output pixel origin ``p0``, window origin ``wa``,
+        # kernel offset ``ka`` (with ci). Each moves by a descriptor step (``a_*``).
+        p0, wa, ka = (Signal(self._aw, name=n, **rl) for n in ("p0", "wa", "ka"))
 
         running = Signal()
         m.d.comb += self.running.eq(running)
-        active = running & go & (step < d.k)
+        active = running & go & s_act
         iy = Signal(signed(cw + 1))
         ix = Signal(signed(cw + 1))
-        m.d.comb += [iy.eq(iy0 + wyo + ky), ix.eq(ix0 + wxo + kx)]
+        m.d.comb += [iy.eq(wiy + ky), ix.eq(wix + kx)]
         inrange = (iy >= 0) & (iy < d.ih) & (ix >= 0) & (ix < d.iw)
-        sel = (d.kind == KIND_CODES["add"]) & (step == 1)
-        pix = Signal(signed(pw + 1))
-        m.d.comb += pix.eq(iyw0 + wyw + kyw + ix)
-        # Address register stage (the one multiply).
-        a_pix, a_c = Signal(signed(pw + 1), **rl), Signal(self._aw + 1, **rl)
+        sel = (d.kind == KIND_CODES["add"]) & s_one
+        # Address stages: two adds, then the sum; the address register drives the RAM.
+        a_pix = Signal(self._aw, **rl)
+        a_c = Signal(self._aw, **rl)
         a_flags = Signal(7)
-        a_addr = Signal(self._aw)
-        b_prod, b_c = Signal(self._aw, **rl), Signal(self._aw, **rl)
+        a_addr = Signal(self._aw, **rl)
         a_w = Signal.like(self.w_addr, **rl)
         b_flags = Signal(7)
         m.d.sync += [
-            a_pix.eq(pix),
-            a_c.eq(Mux(sel, d.in2_base, d.in_base) + cs + ci),
-            a_flags.eq(Cat(active, step == 0, step == d.k_m1, inrange, sel,
-                           (wy == 0) & (wx == 0), (wy == d.qh_m1) & (wx == d.qw_m1))),
+            a_pix.eq(wa + ka),
+            a_c.eq(Mux(sel, d.in2_base, d.in_base) + cs),
+            a_flags.eq(Cat(active, s_first, s_klast, inrange, sel, w_first, wx_l & wy_l)),
             a_w.eq(wg + step),
         ]
-        # Second stage: the one multiply, registered alone (DSP then adder was the critical
-        # path); the address add is after it, before the RAM (low bits: wrap-around is exact).
-        m.d.sync += [b_prod.eq(a_pix * d.ich), b_c.eq(a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
-        m.d.comb += a_addr.eq(b_prod + b_c)
+        m.d.sync += [a_addr.eq(a_pix + a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
         # Data stage: flags line up with the memory output.
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
                         self.d_wfirst, self.d_wlast).eq(b_flags)
@@ -225,66 +242,71 @@ class Controller(wiring.Component):
         with m.Else():
             m.d.comb += [self.rd_addr.eq(a_addr), self.rd_en.eq(1)]
 
-        run_last = ((step == d.t_m1) & (wy == d.qh_m1) & (wx == d.qw_m1) & (g == d.nt_m1)
-                    & (ox == d.ow_m1) & (oy == d.oh_m1))
+        # Advance enables: ANDs of registered flags (no compare in between).
+        en_ci, en_kx, en_ky, en_wx, en_wy, en_g, en_ox, en_oy, run_last = (
+            Signal(name=n) for n in ("en_ci", "en_kx", "en_ky", "en_wx", "en_wy", "en_g", "en_ox", "en_oy",
+                                     "run_last"))
+        m.d.comb += [en_ci.eq(running & go & s_act), en_kx.eq(en_ci & ci_l), en_ky.eq(en_kx & kx_l),
+                     en_wx.eq(running & go & s_last), en_wy.eq(en_wx & wx_l), en_g.eq(en_wy & wy_l),
+                     en_ox.eq(en_g & g_l), en_oy.eq(en_ox & ox_l), run_last.eq(en_wx & nwin_l)]
+
+        def loop(c, last, f, en, clear=0, down=False):
+            """Loop ``c`` over ``f`` values, restarting on ``init`` or when ``en`` on ``last`` or ``clear``."""
+            with m.If(self.init | (en & (last | clear))):
+                m.d.sync += [c.eq(d[f + "_m1"] if down else 0), last.eq(d.is1[LOOPS.index(f)])]
+            with m.Elif(en):
+                m.d.sync += ([c.eq(c - 1), last.eq(c == 1)] if down else
+                             [c.eq(c + 1), last.eq(c == d[f + "_m2"])])
 
         # Loop counters live outside the FSM (initialised by ``init``, advanced while
         # ``running``): flatter logic, shorter Verilog, shorter paths.
+        # Kernel walk: ci fastest, then kx, then ky; wraps to zero after k steps.
+        loop(ci, ci_l, "cis", en_ci)
+        loop(kx, kx_l, "kw", en_kx)
+        loop(ky, ky_l, "kh", en_ky)
+        # Window position (fused MaxPool), then tile, then pixel.
+        loop(wx, wx_l, "qw", en_wx, down=True)
+        loop(wy, wy_l, "qh", en_wy, down=True)
+        loop(g, g_l, "nt", en_g, down=True)
+        loop(gi, gi_l, "tpg", en_g, clear=g_l, down=True)
+        loop(ox, ox_l, "ow", en_ox, down=True)
         with m.If(self.init):
+            m.d.sync += [nwin.eq(d.nwin_m1), nwin_l.eq(d.nwin_m1 == 0)]
+        with m.Elif(en_wx):
+            m.d.sync += [nwin.eq(nwin - 1), nwin_l.eq(nwin == 1)]
+        # step: s_klast is set from k - 2 unless already set (a one-step kernel).
+        with m.If(self.init | en_wx):
+            m.d.sync += [step.eq(0), s_last.eq(d.is1[LOOPS.index("t")]), s_act.eq(1),
+                         s_klast.eq(d.is1[LOOPS.index("k")]), s_first.eq(1), s_one.eq(0)]
+        with m.Elif(running & go):
+            m.d.sync += [step.eq(step + 1), s_last.eq(step == d.t_m2), s_act.eq(s_act & ~s_klast),
+                         s_klast.eq(~s_klast & (step == d.k_m2)), s_first.eq(0), s_one.eq(s_first)]
+        with m.If(en_ci):
+            m.d.sync += ka.eq(Mux(en_ky & ky_l, 0, ka + Mux(ci_l, Mux(kx_l, d.a_krow, d.a_kx), 1)))
+        # The window origin restarts from the pixel origin's next value.
+        ix0_next = Mux(en_ox, Mux(ox_l, d.pl_neg, ix0 + d.sw), ix0)
+        p0_next = Mux(en_ox, p0 + Mux(ox_l, d.a_orow, d.a_sw), p0)
+        with m.If(en_wx):
+            m.d.sync += [wix.eq(Mux(wx_l, ix0_next, wix + d.wsw)),
+                         wa.eq(Mux(wx_l & wy_l, p0_next, wa + Mux(wx_l, d.a_wrow, d.a_wsw))),
+                         w_first.eq(wx_l & wy_l)]
+        with m.If(en_wy):
+            m.d.sync += wiy.eq(Mux(wy_l, Mux(en_oy, iy0 + d.sh, iy0), wiy + d.wsh))
+        with m.If(en_g):
+            m.d.sync += [wg.eq(Mux(g_l, d.w_base, wg + d.k)), cs.eq(Mux(g_l, 0, Mux(gi_l, cs + d.cis, cs)))]
+        with m.If(en_ox):
+            m.d.sync += [ix0.eq(ix0_next), p0.eq(p0_next)]
+        with m.If(run_last):
+            m.d.sync += running.eq(0)
+        with m.If(running & go & in_active):
+            m.d.sync += steps.eq(steps + 1)
+        with m.If(en_oy):
+            m.d.sync += iy0.eq(iy0 + d.sh)
+        with m.If(self.init):  # after the advances: init wins
             m.d.sync += [
-                oy.eq(0), ox.eq(0), g.eq(0), gi.eq(0), cs.eq(0), step.eq(0), ky.eq(0), kx.eq(0), ci.eq(0),
-                iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), iyw0.eq(d.iyw_init), kyw.eq(0), wg.eq(d.w_base),
-                wy.eq(0), wx.eq(0), wyo.eq(0), wxo.eq(0), wyw.eq(0),
-                running.eq(1),
+                cs.eq(0), iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), wg.eq(d.w_base), wiy.eq(d.pt_neg),
+                wix.eq(d.pl_neg), p0.eq(d.a_org), wa.eq(d.a_org), ka.eq(0), w_first.eq(1), running.eq(1),
             ]
-        with m.If(running & go):
-            with m.If(in_active):
-                m.d.sync += steps.eq(steps + 1)
-            # Kernel walk: ci fastest, then kx, then ky; wraps to zero after k steps.
-            with m.If(step < d.k):
-                with m.If(ci == d.cis_m1):
-                    m.d.sync += ci.eq(0)
-                    with m.If(kx == d.kw_m1):
-                        m.d.sync += kx.eq(0)
-                        with m.If(ky == d.kh_m1):
-                            m.d.sync += [ky.eq(0), kyw.eq(0)]
-                        with m.Else():
-                            m.d.sync += [ky.eq(ky + 1), kyw.eq(kyw + d.iw)]
-                    with m.Else():
-                        m.d.sync += kx.eq(kx + 1)
-                with m.Else():
-                    m.d.sync += ci.eq(ci + 1)
-            last_win = (wy == d.qh_m1) & (wx == d.qw_m1)
-            with m.If(step == d.t_m1):
-                m.d.sync += step.eq(0)
-                # Window position (fused MaxPool), then tile, then pixel.
-                with m.If(wx == d.qw_m1):
-                    m.d.sync += [wx.eq(0), wxo.eq(0)]
-                    with m.If(wy == d.qh_m1):
-                        m.d.sync += [wy.eq(0), wyo.eq(0), wyw.eq(0)]
-                    with m.Else():
-                        m.d.sync += [wy.eq(wy + 1), wyo.eq(wyo + d.wsh), wyw.eq(wyw + d.wshiw)]
-                with m.Else():
-                    m.d.sync += [wx.eq(wx + 1), wxo.eq(wxo + d.wsw)]
-                with m.If(last_win):
-                    with m.If(g == d.nt_m1):
-                        m.d.sync += [g.eq(0), gi.eq(0), cs.eq(0), wg.eq(d.w_base)]
-                        with m.If(ox == d.ow_m1):
-                            m.d.sync += [ox.eq(0), ix0.eq(d.pl_neg)]
-                            with m.If(oy == d.oh_m1):
-                                m.d.sync += running.eq(0)
-                            with m.Else():
-                                m.d.sync += [oy.eq(oy + 1), iy0.eq(iy0 + d.sh), iyw0.eq(iyw0 + d.shiw)]
-                        with m.Else():
-                            m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + d.sw)]
-                    with m.Else():
-                        m.d.sync += [g.eq(g + 1), wg.eq(wg + d.k)]
-                        with m.If(gi == d.tpg_m1):
-                            m.d.sync += [gi.eq(0), cs.eq(cs + d.cis)]
-                        with m.Else():
-                            m.d.sync += gi.eq(gi + 1)
-            with m.Else():
-                m.d.sync += step.eq(step + 1)
 
         with m.FSM():
             with m.State("IDLE"):

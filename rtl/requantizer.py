@@ -78,26 +78,29 @@ class Requantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         valid, tag, n = self.valid, self.tag, self.n
-        if self.has_multiplier:
-            pw = self._in_bits + self._mbits + 1
-            prod = Signal(signed(pw))
-            v1, t1, n1 = Signal(), Signal.like(tag), Signal.like(n)
-            m.d.sync += [prod.eq(self.v * self.m), v1.eq(valid), t1.eq(tag), n1.eq(n)]
-            valid, tag, n = v1, t1, n1
-        else:
-            pw = self._in_bits
-            prod = self.v
-        # Shift stage: t = v >> (n-1) for n >= 1, v << (1-n) for n <= 0.
+        # Shift stage: t = v >> (n-1) for n >= 1, v << (1-n) for n <= 0. With a multiplier,
+        # the shift amounts are decoded beside it (registered: off the shifter's path).
         lmax = 1 - self._n_min
         rmax = self._n_max - 1
         lsh = Signal(range(lmax + 1))
         rsh = Signal(range(rmax + 1))
+        right = Signal()
+        decode = [lsh.eq(Mux(n <= 0, 1 - n, 0)), rsh.eq(Mux(n >= 1, n - 1, 0)), right.eq(n >= 1)]
+        if self.has_multiplier:
+            pw = self._in_bits + self._mbits + 1
+            prod = Signal(signed(pw))
+            v1, t1 = Signal(), Signal.like(tag)
+            m.d.sync += [prod.eq(self.v * self.m), v1.eq(valid), t1.eq(tag)] + decode
+            valid, tag = v1, t1
+        else:
+            pw = self._in_bits
+            prod = self.v
+            m.d.comb += decode
         lw = lsh.shape().width
         tw = pw + (1 << lw) - 1
         shifted = Signal(signed(tw))
         v2, t2 = Signal(), Signal.like(tag)
-        m.d.comb += [lsh.eq(Mux(n <= 0, 1 - n, 0)), rsh.eq(Mux(n >= 1, n - 1, 0))]
-        with m.If(n >= 1):
+        with m.If(right):
             m.d.sync += shifted.eq(prod >> rsh)
         with m.Else():
             m.d.sync += shifted.eq(prod << lsh)
@@ -108,11 +111,19 @@ class Requantizer(wiring.Component):
         v3, t3 = Signal(), Signal.like(tag)
         m.d.sync += [r.eq((shifted + Cat(C(1, 1), self.z).as_signed()) >> 1), v3.eq(v2), t3.eq(t2)]
         v2, t2 = v3, t3
-        with m.If(r < self.lo):
+        # Clamp with short carry chains: an r outside out_bits is outside [lo, hi] (both fit
+        # out_bits), so it saturates on its sign; otherwise compare out_bits wide.
+        ob = self._out_bits
+        top = r[ob - 1:]
+        fits = (top == 0) | (top == (1 << len(top)) - 1)
+        low = r[:ob].as_signed()
+        with m.If(~fits):
+            m.d.sync += self.q.eq(Mux(r[-1], self.lo, self.hi))
+        with m.Elif(low < self.lo):
             m.d.sync += self.q.eq(self.lo)
-        with m.Elif(r > self.hi):
+        with m.Elif(low > self.hi):
             m.d.sync += self.q.eq(self.hi)
         with m.Else():
-            m.d.sync += self.q.eq(r)
+            m.d.sync += self.q.eq(low)
         m.d.sync += [self.out_valid.eq(v2), self.out_tag.eq(t2)]
         return m

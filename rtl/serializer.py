@@ -99,6 +99,10 @@ class Serializer(wiring.Component):
         wa = Signal.like(self.waddr)
         lane = Signal.like(self.lane)
 
+        # cout - 1 and nt - 1 registered (layer constants, settled long before the first
+        # load): no subtractor in front of the compares.
+        cout_m1, nt_m1 = Signal.like(self.cout), Signal.like(self.nt)
+        m.d.sync += [cout_m1.eq(self.cout - 1), nt_m1.eq(self.nt - 1)]
         live = (cnt != 0) & (co < self.cout)
         m.d.comb += [
             self.valid.eq(live),
@@ -118,7 +122,8 @@ class Serializer(wiring.Component):
             if self._with_b:
                 m.d.sync += sr_b.eq(self.vb)
             m.d.sync += [cnt.eq(self.nb), co.eq(tco)]
-            with m.If(tcn == self.nt - 1):
+            # (nt_m1 is a cycle behind the ports: a layer's first load compares nt itself.)
+            with m.If(Mux(self.init, self.nt == 1, tcount == nt_m1)):
                 m.d.sync += [tcount.eq(0), tile_co.eq(0)]
             with m.Else():
                 m.d.sync += [tcount.eq(tcn + 1), tile_co.eq(tco + self.nb)]
@@ -131,7 +136,7 @@ class Serializer(wiring.Component):
                 m.d.sync += sr_b.eq(sr_b >> ab)
         # Output address: advances once per valid entry, in output order.
         with m.If(live):
-            with m.If(co == self.cout - 1):
+            with m.If(co == cout_m1):
                 m.d.sync += [pix_base.eq(pix_base + self.och), wa.eq(pix_base + self.och),
                              lane.eq(self.coff_lane)]
             with m.Elif(lane == self._simd - 1):

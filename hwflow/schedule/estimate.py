@@ -7,7 +7,7 @@ budget check and the manifest, and the synthesis report gives the real figures.
   18 Kbit, widths up to 36; iCE40 SB_RAM40_4K: 4 Kbit, widths up to 16). Memories under
   ``_LUTRAM_BITS`` are left to LUTs/FFs.
 - DSP: Yosys's own rule (:func:`dsp_blocks`) for each multiply in the RTL: the MAC
-  array's ``pe*simd``, the requantizer's and the controller's address multiply.
+  array's ``pe*simd`` and the requantizer's (the controller has none).
 - LUT: multipliers in LUTs ~ ``a*b`` LUT4s, adders one LUT per bit, plus control.
 """
 
@@ -72,14 +72,6 @@ def dsp_blocks(a: int, b: int, family: str, y: int | None = None) -> int:
                if min(ta, tb) >= 2 and (family != "ice40" or min(ta + tb, y or ta + tb) >= 11))
 
 
-def _controller_mul(prog) -> tuple[int, int, int]:
-    """Operand and used result widths of the controller's ``pix * ich`` (rtl/controller.py)."""
-    pixlim = max((l.ih + l.kh + l.pt + 1) * (l.iw + l.kw + l.pl + 1) for l in prog.layers)
-    pw = max(1, pixlim.bit_length()) + 2 + 1
-    ich = max(1, max(l.ich for l in prog.layers).bit_length()) + 1
-    return pw, ich, max(1, (prog.act_words - 1).bit_length())
-
-
 def estimate(prog, target) -> dict:
     """``{"luts", "ffs", "dsps", "bram_blocks", "rom_bits", "ram_bits"}`` for ``prog`` on ``target``."""
     family = getattr(target, "family", "generic")
@@ -95,8 +87,6 @@ def estimate(prog, target) -> dict:
     ffs = nmul * prod + tree + pe * prog.acc_bits * 3
     if prog.mbits > 1:
         dsps += dsp_blocks(prog.post_bits, prog.mbits + 1, family)  # m is unsigned: one more bit
-    pw, ich, used = _controller_mul(prog)
-    dsps += dsp_blocks(pw, ich, family, used)
     prod_bits = prog.post_bits + prog.mbits
     luts += prod_bits * 3 + prod_bits * max(1, (prog.n_max - prog.n_min).bit_length())  # shifter, round, clamp
     ffs += prod_bits * 3

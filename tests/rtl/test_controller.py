@@ -10,8 +10,15 @@ from hwflow.schedule import schedule
 pytestmark = pytest.mark.sim
 
 
-def _program(pe, simd):
+def _program(pe, simd, ones=False):
     b = GraphBuilder(seed=5, scheme="asymmetric")
+    if ones:  # loops of one step: 1x1 kernels on one channel, a 1x1 pool, a concat copy
+        x = b.input_tensor((1, 1, 3, 4))
+        h = b.conv(x, 1, k=1, pad=0)
+        p = b.maxpool(h, k=1, stride=1)
+        c = b.concat([p, h])
+        b.gemm(b.conv(c, 2, k=1, pad=0, groups=2), 3)
+        return schedule(b.build(), "generic", pe=pe, simd=simd)
     x = b.input_tensor((1, 3, 6, 5))
     h = b.conv(x, 6, k=3, stride=(2, 1), pad=(1, 2, 0, 1))
     d = b.conv(h, 6, k=3, pad=1, groups=6)
@@ -23,10 +30,14 @@ def _program(pe, simd):
     return schedule(b.build(), "generic", pe=pe, simd=simd)
 
 
-@pytest.mark.parametrize("pe,simd", [(2, 2), (3, 4)])
-def test_controller_walks_the_loop_nest(run_sim, pe, simd):
-    prog = _program(pe, simd)
-    assert any(l.qh * l.qw > 1 for l in prog.layers)
+@pytest.mark.parametrize("pe,simd,ones", [(2, 2, False), (3, 4, False), (4, 1, False), (1, 3, False),
+                                          (1, 1, True), (2, 1, True)])
+def test_controller_walks_the_loop_nest(run_sim, pe, simd, ones):
+    prog = _program(pe, simd, ones)
+    if ones:  # every loop flag also starts set (limits of 1: t = k = cis = kw = kh = 1)
+        assert any(l.t == l.k == l.cis == l.kw == l.kh == 1 for l in prog.layers)
+    else:
+        assert any(l.qh * l.qw > 1 for l in prog.layers)
     dut = Controller(prog)
     assert dut.latency == 3
     want = []
