@@ -57,12 +57,14 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     ``merge``: max-merge of a fused MaxPool's window (every MAC result passes it);
     ``requant``: requantizer (one stage fewer without a multiplier); ``lut``: LUT ROM read;
     ``issue``: controller state to memory data (address register, synchronous read).
-    ``mac`` = input register + multiplier register + ``ceil(log2(simd))`` tree registers +
-    accumulator (the input register keeps block-RAM clock-to-out away from the multiplier).
+    ``mac`` = input register + two multiplier stages + ``ceil(log2(simd))`` tree registers +
+    accumulator (the input register keeps block-RAM clock-to-out away from the multiplier;
+    the DSP lanes' second input register sits beside the DSP, the LUT lanes' shift-add
+    trees register their first level: rtl/mac_array.py).
     """
     return {
         "issue": 3,
-        "mac": 3 + (math.ceil(math.log2(simd)) if simd > 1 else 0),
+        "mac": 4 + (math.ceil(math.log2(simd)) if simd > 1 else 0),
         "merge": 1,
         "pool": 1,
         "pre": 2,
@@ -223,7 +225,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     """
     from ..targets import load_target
     from .budget import check_budget
-    from .estimate import estimate
+    from .estimate import dsp_blocks, estimate
 
     tgt = load_target(target if target is not None else "generic")
     if fuse not in ("auto", "always", "never"):
@@ -455,7 +457,15 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output,
         act_words=act_words, weights=weights, bias=bias, m=m, n=n, lut=lut, latency=lat,
         host_tail=list(qgraph.host_tail), target=tgt.name, ibits=ibits, codebooks=books, cb_bases=cb_bases,
+        dsp_mults=pe * simd,
     )
     prog.estimate = estimate(prog, tgt)
+    per = dsp_blocks(wbits, abits, tgt.family)
+    if tgt.dsps is not None and per and prog.estimate["dsps"] > tgt.dsps:
+        # Not every MAC lane gets a DSP: those beyond the DSPs the requantizer and control
+        # leave multiply in LUTs (the LUT budget then decides whether the array fits).
+        left = max(0, tgt.dsps - (prog.estimate["dsps"] - pe * simd * per))
+        prog.dsp_mults = left // per
+        prog.estimate = estimate(prog, tgt)
     check_budget(prog, tgt)
     return prog
