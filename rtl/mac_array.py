@@ -141,9 +141,8 @@ class MacArray(wiring.Component):
         w_r = Signal.like(self.w, reset_less=True)
         m.d.sync += [flags0.eq(Cat(self.valid, self.first, self.last)), flags1.eq(flags0), flags.eq(flags1),
                      a_r.eq(self.a), w_r.eq(self.w)]
-        # DSP lanes: a second input register, next to the hard multiplier (the first sits
-        # by the block RAM: with every DSP in use they are far apart). LUT lanes register
-        # their first adder level instead, so both take two cycles.
+        # Multipliers take two cycles: DSP lanes register their inputs a second time, LUT
+        # lanes their shift-add tree's first level (which splits the tree's logic over two cycles).
         ndsp = self._dsp_mults
         a_d = Signal.like(self.a, name="a_dsp", reset_less=True)
         w_d = Signal(max(1, ndsp * self._wbits), name="w_dsp", reset_less=True)

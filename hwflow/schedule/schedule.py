@@ -44,7 +44,7 @@ from ..ref.integer import acc_bounds
 from .memory import allocate, chunks, weight_words
 from .program import LayerProgram, Program, TensorMap
 
-__all__ = ["schedule", "latencies", "drain_cycles", "SUPPORTED_OPS"]
+__all__ = ["schedule", "latencies", "drain_cycles", "mac_dsp_lanes", "SUPPORTED_OPS", "ECP5_DSP_SHARE"]
 
 #: QLayer ops the hardware runs.
 SUPPORTED_OPS = ("conv", "gemm", "maxpool", "avgpool", "add", "concat", "lut")
@@ -71,6 +71,33 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "requant": 4 if mbits > 1 else 3,
         "lut": 1,
     }
+
+
+#: Share of an ECP5's DSPs the design may use before MAC lanes move to LUTs (timing).
+#: Yosys does not pack registers into MULT18X18D, and nextpnr keeps the fabric registers
+#: around a DSP by the logic: a DSP across the chip then costs two long routes plus its
+#: 3.9 ns in one cycle. Measured (digits784 MLP, PE 8 x SIMD 8, LFE5U-25F): 28 of 28 DSPs
+#: 84.9 MHz (critical path FF -> far MULT18X18D -> FF), 20 of 28 100.3 MHz (critical
+#: path in the requantizer), 3 of 28 (all lanes in LUTs) 105.8 MHz.
+ECP5_DSP_SHARE = 0.7
+
+
+def mac_dsp_lanes(prog: Program, target) -> int:
+    """MAC lanes that multiply on DSPs (``Program.dsp_mults``); the others use LUTs.
+
+    All ``pe * simd`` lanes when the target has no DSP limit or they fit in the DSPs the
+    requantizer and control leave; else as many as fit (on ECP5, within
+    :data:`ECP5_DSP_SHARE` of the device's DSPs). ``prog.estimate`` must count all lanes.
+    """
+    from .estimate import dsp_blocks
+
+    nmul = prog.pe * prog.simd
+    per = dsp_blocks(prog.wbits, prog.abits, target.family)
+    if target.dsps is None or not per:
+        return nmul
+    budget = int(target.dsps * ECP5_DSP_SHARE) if target.family == "ecp5" else target.dsps
+    left = max(0, budget - (prog.estimate["dsps"] - nmul * per))
+    return min(nmul, left // per)
 
 
 def drain_cycles(lat: dict[str, int], kind: str, nb: int, t: int, k: int) -> int:
@@ -225,7 +252,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     """
     from ..targets import load_target
     from .budget import check_budget
-    from .estimate import dsp_blocks, estimate
+    from .estimate import estimate
 
     tgt = load_target(target if target is not None else "generic")
     if fuse not in ("auto", "always", "never"):
@@ -460,12 +487,8 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         dsp_mults=pe * simd,
     )
     prog.estimate = estimate(prog, tgt)
-    per = dsp_blocks(wbits, abits, tgt.family)
-    if tgt.dsps is not None and per and prog.estimate["dsps"] > tgt.dsps:
-        # Not every MAC lane gets a DSP: those beyond the DSPs the requantizer and control
-        # leave multiply in LUTs (the LUT budget then decides whether the array fits).
-        left = max(0, tgt.dsps - (prog.estimate["dsps"] - pe * simd * per))
-        prog.dsp_mults = left // per
+    prog.dsp_mults = mac_dsp_lanes(prog, tgt)
+    if prog.dsp_mults < pe * simd:
         prog.estimate = estimate(prog, tgt)
     check_budget(prog, tgt)
     return prog

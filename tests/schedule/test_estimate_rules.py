@@ -38,7 +38,7 @@ def test_more_multipliers_than_dsps_fit_with_lut_lanes():
     prog = schedule(_cnn(), "fpga-small")
     assert prog.estimate["dsps"] <= 28 and prog.dsp_mults == 16
     prog = schedule(_cnn(), "fpga-small", pe=8, simd=4)  # 32 MAC multipliers, 28 DSPs
-    assert prog.estimate["dsps"] == 28 and 0 < prog.dsp_mults < 32
+    assert prog.estimate["dsps"] <= 28 and 0 < prog.dsp_mults < 32
 
 
 def test_weight_rom_text_is_chunked_and_placed():
