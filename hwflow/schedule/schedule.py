@@ -73,27 +73,28 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     }
 
 
-#: Share of an ECP5's DSPs the design may use before MAC lanes move to LUTs (timing).
-#: Yosys does not pack registers into MULT18X18D, and nextpnr keeps the fabric registers
-#: around a DSP by the logic: a DSP across the chip then costs two long routes plus its
-#: 3.9 ns in one cycle. Measured (digits784 MLP, PE 8 x SIMD 8, LFE5U-25F): 28 of 28 DSPs
-#: 84.9 MHz (critical path FF -> far MULT18X18D -> FF), 20 of 28 100.3 MHz (critical
-#: path in the requantizer), 3 of 28 (all lanes in LUTs) 105.8 MHz.
-ECP5_DSP_SHARE = 0.7
+#: When the MAC lanes overflow an ECP5's DSPs, the share of its DSPs the design keeps
+#: using (the rest of the lanes go to LUTs). Yosys does not pack registers into
+#: MULT18X18D, and nextpnr keeps the fabric registers around a DSP by the logic: a DSP
+#: across the chip then costs two long routes plus its 3.9 ns in one cycle. Measured
+#: (digits784 MLP, PE 8 x SIMD 8, LFE5U-25F): 28 of 28 DSPs 84.9 MHz and 19 of 28
+#: 99.6 MHz (critical path FF -> far MULT18X18D -> FF), 20 of 28 100.3 MHz, 3 of 28
+#: (all lanes in LUTs) 105.8 MHz.
+ECP5_DSP_SHARE = 0.5
 
 
 def mac_dsp_lanes(prog: Program, target) -> int:
     """MAC lanes that multiply on DSPs (``Program.dsp_mults``); the others use LUTs.
 
     All ``pe * simd`` lanes when the target has no DSP limit or they fit in the DSPs the
-    requantizer and control leave; else as many as fit (on ECP5, within
+    requantizer and control leave; else as many as fit (on ECP5, in
     :data:`ECP5_DSP_SHARE` of the device's DSPs). ``prog.estimate`` must count all lanes.
     """
     from .estimate import dsp_blocks
 
     nmul = prog.pe * prog.simd
     per = dsp_blocks(prog.wbits, prog.abits, target.family)
-    if target.dsps is None or not per:
+    if target.dsps is None or not per or prog.estimate["dsps"] <= target.dsps:
         return nmul
     budget = int(target.dsps * ECP5_DSP_SHARE) if target.family == "ecp5" else target.dsps
     left = max(0, budget - (prog.estimate["dsps"] - nmul * per))

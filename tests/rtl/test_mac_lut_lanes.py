@@ -62,7 +62,7 @@ def test_yosys_puts_exactly_dsp_mults_on_mult18x18d(tmp_path):
 @pytest.mark.sim
 def test_compiled_model_with_lut_lanes_is_exact_on_verilator(tmp_path, capsys):
     # fpga-small with 8 DSPs: of PE 4 x SIMD 4 = 16 lanes, those past the requantizer's
-    # and control's DSPs (within ECP5_DSP_SHARE of the 8) multiply in LUTs.
+    # and control's DSPs (in ECP5_DSP_SHARE of the 8) multiply in LUTs.
     text = (TARGETS / "fpga-small.toml").read_text()
     text = re.sub(r'(?m)^name = .*$', 'name = "small-8dsp"', text)
     text = re.sub(r"(?m)^dsps = 28", "dsps = 8", text)
