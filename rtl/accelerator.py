@@ -144,7 +144,7 @@ class Accelerator(wiring.Component):
         if has_mac:
             m.submodules.wrom = wrom = WeightRom(p.weights, p.ibits or p.wbits, verilog_module=self._rom_module)
             self.wrom = wrom
-            m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits)
+            m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits, dsp_mults=p.dsp_mults)
             a, w = x, wrom.data
             ctl = [ctrl.d_valid & is_mac, ctrl.d_first, ctrl.d_last, ctrl.d_wfirst, ctrl.d_wlast]
             if p.ibits:  # weight sharing: ROM indices -> weights (rtl/codebook.py), the rest delayed to match

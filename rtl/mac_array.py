@@ -5,7 +5,12 @@ sums the products in a registered adder tree and accumulates the sum:
 
 - stage 1: input registers for ``a`` and ``w`` (both come straight from block RAM, whose
   clock-to-out is slow: the multiplier gets a full cycle; Yosys can absorb them into DSPs);
-- stage 2: products ``a[s] * w[p][s]`` (registered: maps to DSPs / pipelined LUT multipliers);
+- stages 2 and 3: products ``a[s] * w[p][s]`` (registered). Lane ``l = p*simd + s`` uses
+  ``*`` (a hard multiplier, DSP) when ``l < dsp_mults``, else an explicit shift-add Yosys
+  cannot turn into a ``$mul``: a part with few DSPs (ECP5-25F: 28) can then run a larger
+  array, the other lanes paying in LUTs. Both are bit-exact and take the same two stages
+  (DSP lanes: a second input register beside the DSP, then the product; LUT lanes: the
+  first adder level, then the rest of the shift-add tree);
 - ``ceil(log2(simd))`` stages: one registered adder-tree level each;
 - last stage: ``acc[p] = sum`` when ``first`` else ``acc[p] + sum`` (only when ``valid``).
 
@@ -33,6 +38,51 @@ def _check(name, v, lo=1):
     return v
 
 
+def lut_products(m: Module, pairs, pw: int, name: str) -> list[Value]:
+    """Products ``a * w`` (signed pairs) as shift-add trees Yosys builds from LUTs, not DSPs.
+
+    Partial product ``i`` is ``a`` where weight bit ``i`` is set, weighing ``2**i``; the
+    weight's sign bit weighs ``-2**(wbits-1)`` (two's complement), so it is subtracted.
+    A balanced tree adds them pairwise. The first level's terms are *registered* (the
+    products take two cycles, like the DSP lanes' extra input register); later levels are
+    wires marked ``keep`` (packed over all pairs, one per level), because otherwise Yosys
+    merges the additions into one ``$macc`` and maps it as a carry-save tree 2.5x the size.
+    Sums are exact modulo ``2**pw`` (the low ``pw`` bits of each result are the product:
+    ``pw >= len(a) + len(w)``); the low bits below the other term's shift pass through
+    without an adder.
+    """
+    # A term is (signed value, shift, subtract); only the sign bit's term is subtracted and
+    # it stays last, so it is always the right operand of a pair.
+    trees = [[(Mux(w[i], a, 0), i, i == len(w) - 1) for i in range(len(w))] for a, w in pairs]
+    level = 0
+    while trees and (level == 0 or len(trees[0]) > 1):
+        terms = []
+        for t in trees:
+            nxt = []
+            for i in range(0, len(t), 2):
+                if i + 1 == len(t):
+                    nxt.append(t[i])
+                    continue
+                (x, sx, _), (y, sy, neg) = t[i], t[i + 1]
+                d = sy - sx
+                hi = (x >> d) - y if neg else (x >> d) + y
+                if len(hi) > pw - sy:
+                    hi = hi[:pw - sy]
+                nxt.append((Cat(x[:d], hi).as_signed(), sx, False))
+            t[:] = nxt
+            terms += nxt
+        wire = Signal(sum(len(v) for v, _, _ in terms), name=f"{name}_l{level}",
+                      reset_less=True, attrs={} if level == 0 else {"keep": 1})
+        m.d["sync" if level == 0 else "comb"] += wire.eq(Cat(*(v for v, _, _ in terms)))
+        off = 0
+        for t in trees:  # the next level reads the register / kept wire
+            for j, (v, sh, neg) in enumerate(t):
+                t[j] = (wire[off:off + len(v)].as_signed(), sh, neg)
+                off += len(v)
+        level += 1
+    return [t[0][0][:pw] for t in trees]
+
+
 class MacArray(wiring.Component):
     """A ``pe`` x ``simd`` MAC array.
 
@@ -48,14 +98,19 @@ class MacArray(wiring.Component):
         Signed weight and activation widths.
     acc_bits : int
         Signed accumulator width (from the worst case the schedule computed).
+    dsp_mults : int, optional
+        Lanes ``0 .. dsp_mults-1`` multiply with ``*`` (DSPs), the others with LUT logic
+        (:func:`lut_products`). ``None``: every lane uses ``*``.
     """
 
-    def __init__(self, pe: int, simd: int, wbits: int, abits: int, acc_bits: int):
+    def __init__(self, pe: int, simd: int, wbits: int, abits: int, acc_bits: int,
+                 dsp_mults: int | None = None):
         self._pe = _check("pe", pe)
         self._simd = _check("simd", simd)
         self._wbits = _check("wbits", wbits, 2)
         self._abits = _check("abits", abits, 2)
         self._acc_bits = _check("acc_bits", acc_bits, 2)
+        self._dsp_mults = pe * simd if dsp_mults is None else min(_check("dsp_mults", dsp_mults, 0), pe * simd)
         super().__init__({
             "a": In(simd * abits),
             "w": In(pe * simd * wbits),
@@ -68,30 +123,41 @@ class MacArray(wiring.Component):
 
     pe = property(lambda self: self._pe)
     simd = property(lambda self: self._simd)
+    dsp_mults = property(lambda self: self._dsp_mults)
     levels = property(lambda self: math.ceil(math.log2(self._simd)) if self._simd > 1 else 0)
 
     @property
     def latency(self) -> int:
-        """Cycles from an input to ``acc`` including it (input register, multiplier, tree levels, accumulator)."""
-        return 3 + self.levels
+        """Cycles from an input to ``acc`` including it (input register, two multiplier
+        stages, tree levels, accumulator)."""
+        return 4 + self.levels
 
     def elaborate(self, platform):
         m = Module()
         pw = self._wbits + self._abits
         # Control flags travel beside the data, one register per stage.
-        flags0, flags = Signal(3), Signal(3)
+        flags0, flags1, flags = Signal(3), Signal(3), Signal(3)
         a_r = Signal.like(self.a, reset_less=True)
         w_r = Signal.like(self.w, reset_less=True)
-        m.d.sync += [flags0.eq(Cat(self.valid, self.first, self.last)), flags.eq(flags0),
+        m.d.sync += [flags0.eq(Cat(self.valid, self.first, self.last)), flags1.eq(flags0), flags.eq(flags1),
                      a_r.eq(self.a), w_r.eq(self.w)]
+        # Multipliers take two cycles: DSP lanes register their inputs a second time, LUT
+        # lanes their shift-add tree's first level (which splits the tree's logic over two cycles).
+        ndsp = self._dsp_mults
+        a_d = Signal.like(self.a, name="a_dsp", reset_less=True)
+        w_d = Signal(max(1, ndsp * self._wbits), name="w_dsp", reset_less=True)
+        if ndsp:
+            m.d.sync += [a_d.eq(a_r), w_d.eq(w_r[:ndsp * self._wbits])]
         # Datapath registers need no reset (``first`` restarts the accumulator), and each
         # row's values are packed into one register per stage, which keeps the Verilog short.
         rows, width = [], pw
         for p in range(self._pe):
             r = Signal(pw * self._simd, name=f"prod_{p}", reset_less=True)
-            a = [lane(a_r, s, self._abits) for s in range(self._simd)]
-            w = [lane(w_r, p * self._simd + s, self._wbits) for s in range(self._simd)]
-            m.d.sync += r.eq(Cat(*(a[s] * w[s] for s in range(self._simd))))
+            k = min(self._simd, max(0, ndsp - p * self._simd))  # DSP lanes of this row
+            prods = [lane(a_d, s, self._abits) * lane(w_d, p * self._simd + s, self._wbits) for s in range(k)]
+            prods += lut_products(m, [(lane(a_r, s, self._abits), lane(w_r, p * self._simd + s, self._wbits))
+                                      for s in range(k, self._simd)], pw, f"lutmul_{p}")
+            m.d.sync += r.eq(Cat(*prods))
             rows.append(r)
         n = self._simd
         for lv in range(self.levels):

@@ -7,7 +7,8 @@ budget check and the manifest, and the synthesis report gives the real figures.
   18 Kbit, widths up to 36; iCE40 SB_RAM40_4K: 4 Kbit, widths up to 16). Memories under
   ``_LUTRAM_BITS`` are left to LUTs/FFs.
 - DSP: Yosys's own rule (:func:`dsp_blocks`) for each multiply in the RTL: the MAC
-  array's ``pe*simd`` and the requantizer's (the controller has none).
+  array's ``dsp_mults`` DSP lanes and the requantizer's (the controller has none). The
+  other MAC lanes are shift-add LUT multipliers (:func:`lut_mult_cost`).
 - LUT: multipliers in LUTs ~ ``a*b`` LUT4s, adders one LUT per bit, plus control.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["estimate", "bram_blocks", "dsp_blocks", "memory_style"]
+__all__ = ["estimate", "bram_blocks", "dsp_blocks", "lut_mult_cost", "memory_style"]
 
 _LUTRAM_BITS = 1024
 _LOGIC_ROM_DEPTH = 64
@@ -72,19 +73,42 @@ def dsp_blocks(a: int, b: int, family: str, y: int | None = None) -> int:
                if min(ta, tb) >= 2 and (family != "ice40" or min(ta + tb, y or ta + tb) >= 11))
 
 
+def lut_mult_cost(wbits: int, abits: int, family: str) -> tuple[int, int]:
+    """Extra ``(luts, ffs)`` of a MAC lane multiplying in LUTs instead of on a DSP.
+
+    The lane (rtl/mac_array.py ``lut_products``) ANDs ``abits`` activation bits with each of
+    the ``wbits`` weight bits (one LUT each) and adds the ``wbits`` partial products in a
+    tree of ``wbits - 1`` carry-chain adders of about ``abits + 2`` bits (one LUT a bit).
+    It registers the tree's first level (about ``abits + 2`` bits a pair) where a DSP lane
+    registers its weight. Calibrated on 2 x 4 arrays, all-LUT minus all-DSP, per lane
+    (Yosys 0.70, ``-abc9``; a CCU2C counted as two LUT4s): ECP5 8x8 138 LUTs 28 FFs, 4x8
+    62 LUTs 12 FFs; iCE40 (``-dsp``) 8x8 146 LUTs 71 FFs, 4x8 70 LUTs 43 FFs (the SB_MAC16
+    absorbs a DSP lane's input and product registers).
+    """
+    luts = wbits * abits + (wbits - 1) * (abits + 2)
+    level1 = (wbits // 2) * (abits + 2) + (wbits % 2) * abits
+    if family != "ice40":
+        return luts, level1 - wbits
+    return luts + abits + wbits // 2, level1 + 2 * (wbits + abits)
+
+
 def estimate(prog, target) -> dict:
     """``{"luts", "ffs", "dsps", "bram_blocks", "rom_bits", "ram_bits"}`` for ``prog`` on ``target``."""
     family = getattr(target, "family", "generic")
     pe, simd = prog.pe, prog.simd
     nmul = pe * simd
     mac_dsp = dsp_blocks(prog.wbits, prog.abits, family)
-    dsps = nmul * mac_dsp
+    ndsp = nmul if prog.dsp_mults is None else min(prog.dsp_mults, nmul)
+    dsps = ndsp * mac_dsp
     luts = 0 if mac_dsp else nmul * prog.wbits * prog.abits
+    lane_luts, lane_ffs = lut_mult_cost(prog.wbits, prog.abits, family) if mac_dsp else (0, 0)
+    luts += (nmul - ndsp) * lane_luts
     prod = prog.wbits + prog.abits
     tree = pe * sum((simd >> (i + 1)) * (prod + i + 1) for i in range(max(1, math.ceil(math.log2(max(simd, 1))))))
     # adder tree; accumulators, max-merge hold registers and comparators, serializer
     luts += tree + pe * prog.acc_bits * 4
-    ffs = nmul * prod + tree + pe * prog.acc_bits * 3
+    ffs = nmul * prod + tree + pe * prog.acc_bits * 3 + (nmul - ndsp) * lane_ffs
+    ffs += ndsp * prog.wbits + simd * prog.abits  # the DSP lanes' second input register
     if prog.mbits > 1:
         dsps += dsp_blocks(prog.post_bits, prog.mbits + 1, family)  # m is unsigned: one more bit
     prod_bits = prog.post_bits + prog.mbits

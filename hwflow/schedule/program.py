@@ -243,6 +243,9 @@ class Program:
         codebook indices instead of weights (0: plain weights).
     codebooks, cb_bases : list
         Per MAC layer, its codebook and its first ROM word (see :mod:`hwflow.rtl.codebook`).
+    dsp_mults : int or None
+        MAC lanes ``p*simd + s`` below this multiply on hard multipliers (DSPs), the
+        others in LUT logic (see :mod:`hwflow.rtl.mac_array`); ``None``: all on DSPs.
     """
 
     name: str
@@ -274,6 +277,7 @@ class Program:
     input_lead: int = 0
     codebooks: list = field(default_factory=list)
     cb_bases: list = field(default_factory=list)
+    dsp_mults: int | None = None
 
     @property
     def input_map(self) -> TensorMap:
@@ -372,6 +376,7 @@ class Program:
             "target": self.target,
             "pe": self.pe,
             "simd": self.simd,
+            "dsp_mults": self.pe * self.simd if self.dsp_mults is None else self.dsp_mults,
             "widths": {
                 "abits": self.abits, "wbits": self.wbits, "acc_bits": self.acc_bits,
                 "post_bits": self.post_bits, "mbits": self.mbits, "n_min": self.n_min,

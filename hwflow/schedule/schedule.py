@@ -47,7 +47,8 @@ from ..ref.integer import acc_bounds
 from .memory import allocate, chunks, weight_words
 from .program import SETUP_CYCLES, LayerProgram, Program, TensorMap
 
-__all__ = ["schedule", "latencies", "drain_cycles", "overlap_drains", "SUPPORTED_OPS"]
+__all__ = ["schedule", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "SUPPORTED_OPS",
+           "ECP5_DSP_SHARE"]
 
 #: QLayer ops the hardware runs.
 SUPPORTED_OPS = ("conv", "gemm", "maxpool", "avgpool", "add", "concat", "lut")
@@ -60,18 +61,48 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     ``merge``: max-merge of a fused MaxPool's window (every MAC result passes it);
     ``requant``: requantizer (one stage fewer without a multiplier); ``lut``: LUT ROM read;
     ``issue``: controller state to memory data (address register, synchronous read).
-    ``mac`` = input register + multiplier register + ``ceil(log2(simd))`` tree registers +
-    accumulator (the input register keeps block-RAM clock-to-out away from the multiplier).
+    ``mac`` = input register + two multiplier stages + ``ceil(log2(simd))`` tree registers +
+    accumulator (the input register keeps block-RAM clock-to-out away from the multiplier;
+    the DSP lanes' second input register sits beside the DSP, the LUT lanes' shift-add
+    trees register their first level: rtl/mac_array.py).
     """
     return {
         "issue": 3,
-        "mac": 3 + (math.ceil(math.log2(simd)) if simd > 1 else 0),
+        "mac": 4 + (math.ceil(math.log2(simd)) if simd > 1 else 0),
         "merge": 1,
         "pool": 1,
         "pre": 2,
         "requant": 4 if mbits > 1 else 3,
         "lut": 1,
     }
+
+
+#: When the MAC lanes overflow an ECP5's DSPs, the share of its DSPs the design keeps
+#: using (the rest of the lanes go to LUTs). Yosys does not pack registers into
+#: MULT18X18D, and nextpnr keeps the fabric registers around a DSP by the logic: a DSP
+#: across the chip then costs two long routes plus its 3.9 ns in one cycle. Measured
+#: (digits784 MLP, PE 8 x SIMD 8, LFE5U-25F): 28 of 28 DSPs 84.9 MHz and 19 of 28
+#: 99.6 MHz (critical path FF -> far MULT18X18D -> FF), 20 of 28 100.3 MHz, 3 of 28
+#: (all lanes in LUTs) 105.8 MHz.
+ECP5_DSP_SHARE = 0.5
+
+
+def mac_dsp_lanes(prog: Program, target) -> int:
+    """MAC lanes that multiply on DSPs (``Program.dsp_mults``); the others use LUTs.
+
+    All ``pe * simd`` lanes when the target has no DSP limit or they fit in the DSPs the
+    requantizer and control leave; else as many as fit (on ECP5, in
+    :data:`ECP5_DSP_SHARE` of the device's DSPs). ``prog.estimate`` must count all lanes.
+    """
+    from .estimate import dsp_blocks
+
+    nmul = prog.pe * prog.simd
+    per = dsp_blocks(prog.wbits, prog.abits, target.family)
+    if target.dsps is None or not per or prog.estimate["dsps"] <= target.dsps:
+        return nmul
+    budget = int(target.dsps * ECP5_DSP_SHARE) if target.family == "ecp5" else target.dsps
+    left = max(0, budget - (prog.estimate["dsps"] - nmul * per))
+    return min(nmul, left // per)
 
 
 def drain_cycles(lat: dict[str, int], kind: str, nb: int, t: int, k: int) -> int:
@@ -538,8 +569,11 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output,
         act_words=act_words, weights=weights, bias=bias, m=m, n=n, lut=lut, latency=lat,
         host_tail=list(qgraph.host_tail), target=tgt.name, ibits=ibits, codebooks=books, cb_bases=cb_bases,
-        input_lead=input_lead,
+        input_lead=input_lead, dsp_mults=pe * simd,
     )
     prog.estimate = estimate(prog, tgt)
+    prog.dsp_mults = mac_dsp_lanes(prog, tgt)
+    if prog.dsp_mults < pe * simd:
+        prog.estimate = estimate(prog, tgt)
     check_budget(prog, tgt)
     return prog

@@ -25,15 +25,21 @@ def _tiles(rng, pe, simd, wbits, abits, n_tiles, extreme):
     return out
 
 
-@pytest.mark.parametrize("pe,simd,wbits,abits,extreme", [
-    (1, 1, 8, 8, False), (3, 5, 4, 8, False), (4, 4, 8, 8, True), (2, 8, 2, 3, True),
+@pytest.mark.parametrize("pe,simd,wbits,abits,extreme,dsp", [
+    (1, 1, 8, 8, False, None), (3, 5, 4, 8, False, None), (4, 4, 8, 8, True, None), (2, 8, 2, 3, True, None),
+    # Mixed DSP / LUT lanes (lanes >= dsp multiply in LUTs): every weight width 2..8,
+    # extreme values (-2**(b-1) x -2**(b-1) included) and random ones, all-LUT arrays.
+    (4, 4, 8, 8, True, 5), (4, 4, 8, 8, False, 11), (1, 1, 8, 8, True, 0), (3, 5, 4, 8, True, 7),
+    (2, 8, 2, 3, True, 0), (2, 3, 3, 8, True, 2), (2, 2, 5, 6, True, 1), (3, 2, 6, 4, False, 3),
+    (2, 3, 7, 8, True, 4), (2, 4, 7, 5, False, 0), (1, 3, 2, 8, False, 1),
 ])
-def test_mac_array_matches_model(run_sim, pe, simd, wbits, abits, extreme):
-    rng = np.random.default_rng(pe * 100 + simd)
+def test_mac_array_matches_model(run_sim, pe, simd, wbits, abits, extreme, dsp):
+    rng = np.random.default_rng(pe * 100 + simd + 1000 * wbits + (dsp or 0))
     tiles = _tiles(rng, pe, simd, wbits, abits, 12, extreme)
     acc_bits = wbits + abits + 4 + simd.bit_length()
-    dut = MacArray(pe, simd, wbits, abits, acc_bits)
-    assert dut.latency == 3 + (simd - 1).bit_length()
+    dut = MacArray(pe, simd, wbits, abits, acc_bits, dsp_mults=dsp)
+    assert dut.dsp_mults == (pe * simd if dsp is None else dsp)
+    assert dut.latency == 4 + (simd - 1).bit_length()
     # Golden model: expected (cycle, acc vector) of each finished tile.
     schedule, expected, t = [], [], 0
     for k, a, w, gap in tiles:
@@ -70,3 +76,5 @@ def test_mac_array_rejects_bad_parameters():
         MacArray(0, 4, 8, 8, 20)
     with pytest.raises(ValueError, match=r"wbits must be an integer >= 2, not 1"):
         MacArray(4, 4, 1, 8, 20)
+    with pytest.raises(ValueError, match=r"dsp_mults must be an integer >= 0, not -1"):
+        MacArray(4, 4, 8, 8, 20, dsp_mults=-1)

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from hwflow.errors import FitError
 from hwflow.rtl._testgraphs import GraphBuilder, digits_cnn
 from hwflow.rtl.weight_rom import WeightRom
 from hwflow.schedule import schedule
@@ -35,12 +34,11 @@ def test_memory_style_and_blocks():
     assert bram_blocks(126, 128, "ice40") == 8
 
 
-def test_dsp_oversubscription_is_a_fit_error_with_the_numbers():
+def test_more_multipliers_than_dsps_fit_with_lut_lanes():
     prog = schedule(_cnn(), "fpga-small")
-    assert prog.estimate["dsps"] <= 28
-    with pytest.raises(FitError, match=r"needs \d+ DSPs \(PE 8 x SIMD 4 = 32 MAC multipliers.*"
-                                       r"fpga-small has 28; choose --pe/--simd with PE x SIMD <= \d+"):
-        schedule(_cnn(), "fpga-small", pe=8, simd=4)
+    assert prog.estimate["dsps"] <= 28 and prog.dsp_mults == 16
+    prog = schedule(_cnn(), "fpga-small", pe=8, simd=4)  # 32 MAC multipliers, 28 DSPs
+    assert prog.estimate["dsps"] <= 28 and 0 < prog.dsp_mults < 32
 
 
 def test_weight_rom_text_is_chunked_and_placed():
