@@ -66,7 +66,7 @@ def test_unused_pool_unit_counts_nothing():
     prog = _cnn("fpga-small")
     assert {l.kind for l in prog.layers} == {"mac"}           # MaxPool fused into the conv
     assert est.block_estimates(prog, "ecp5")["pool"] == {"lut": 0.0, "ff": 0.0}
-    assert est.block_features(prog, "ecp5")["pool"] == {"lut": {}, "ff": {}}
+    assert est.block_features(prog, "ecp5")["pool"] == {"lut": {"lanes": 0}, "ff": {"regs": 0}}
 
 
 def test_rom_features_count_only_non_constant_columns():
