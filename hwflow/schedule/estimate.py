@@ -104,7 +104,7 @@ _COEF = {
         'rq': {"lut": {"adders": 0.0, "one": 0.0, "partials": 1.21, "shifter": 1.454}, "ff": {"one": 0.0, "regs": 0.966}},
         'ser': {"lut": {"counters": 2.305, "one": 0.0, "shift": 0.947}, "ff": {"one": 0.957, "regs": 0.986}},
         'top': {"lut": {"select": 0.0, "hold": 1.153, "one": 0.0, "pad": 0.0, "pre": 0.642}, "ff": {"one": 0.0, "regs": 0.953}},
-        'pack': {"lut": 1.103, "lut_ff": 0.0, "ff": 1.0},
+        'pack': {"lut": 1.146, "lut_ff": 0.0, "ff": 1.0},
     },
     'ice40': {
         'act': {"lut": {"addr": 2.648, "one": 0.0, "word": 1.638}, "ff": {"addr": 2.063, "one": 3.94, "word": 0.238}},
@@ -116,7 +116,7 @@ _COEF = {
         'rq': {"lut": {"adders": 0.0, "one": 259.932, "partials": 0.0, "shifter": 0.0}, "ff": {"one": 0.0, "regs": 0.962}},
         'ser': {"lut": {"counters": 0.0, "one": 59.543, "shift": 1.148}, "ff": {"one": 0.0, "regs": 0.984}},
         'top': {"lut": {"select": 1.0, "hold": 0.033, "one": 23.821, "pad": 0.109, "pre": 0.0}, "ff": {"one": 0.0, "regs": 0.948}},
-        'pack': {"lut": 1.0, "lut_ff": 0.565, "ff": 1.0},
+        'pack': {"lut": 1.0, "lut_ff": 0.707, "ff": 1.014},
     },
 }
 _COEF_FALLBACK = "ecp5"
