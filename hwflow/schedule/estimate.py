@@ -1,27 +1,33 @@
 """Resource estimate of a scheduled design (before synthesis).
 
-Simple, documented formulas, calibrated against Yosys only roughly: they are for the
-budget check and the manifest, and the synthesis report gives the real figures.
+Documented formulas for the budget check and the manifest; the synthesis report gives
+the real figures (``bench/synth.py`` shows the estimate's error against them).
 
 - Block RAM: each memory is tiled into blocks of the family's geometry (ECP5 DP16KD:
   18 Kbit, widths up to 36; iCE40 SB_RAM40_4K: 4 Kbit, widths up to 16). Memories under
   ``_LUTRAM_BITS`` are left to LUTs/FFs.
 - DSP: Yosys's own rule (:func:`dsp_blocks`) for each multiply in the RTL: the MAC
-  array's ``dsp_mults`` DSP lanes and the requantizer's (the controller has none). The
+  array's ``dsp_mults`` DSP lanes and the requantizer's (the controller has none); the
   other MAC lanes are shift-add LUT multipliers (:func:`lut_mult_cost`).
-- LUT: multipliers in LUTs ~ ``a*b`` LUT4s, adders one LUT per bit, plus control.
+- LUT, FF: per RTL block (controller, MAC array with its weight ROM's logic, serializer,
+  requantizer, pool unit, channel ROM, LUT activation, activation RAM glue, top-level
+  glue) a linear formula over the block's structure as the RTL builds it: register bits,
+  adder bits, barrel-shifter bits, ROM bits left in logic (see :func:`block_features`). The
+  coefficients (``_COEF``) are least-squares fits to Yosys's cell counts per block of the
+  flattened design (each cell's source line names its block), and per-family packing
+  factors map their sum to the placed figure ``hwflow synth`` reports (nextpnr's
+  TRELLIS_COMB / ICESTORM_LC, and FFs). Refit with ``python bench/calibrate_estimate.py fit --write``.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["estimate", "bram_blocks", "dsp_blocks", "lut_mult_cost", "memory_style"]
+__all__ = ["estimate", "block_features", "block_estimates", "bram_blocks", "dsp_blocks", "lut_mult_cost",
+           "memory_style"]
 
 _LUTRAM_BITS = 1024
 _LOGIC_ROM_DEPTH = 64
-_CONTROL_LUTS = 900
-_CONTROL_FFS = 500
 
 
 def memory_style(depth: int, width: int, rom: bool = True) -> str:
@@ -92,6 +98,253 @@ def lut_mult_cost(wbits: int, abits: int, family: str) -> tuple[int, int]:
     return luts + abits + wbits // 2, level1 + 2 * (wbits + abits)
 
 
+# ---- LUT / FF: per-block formulas -----------------------------------------------------------
+
+#: Fitted coefficients: family -> block -> resource -> feature -> weight (per unit of the
+#: feature), and "pack": placed LUTs = lut * Yosys LUTs + lut_ff * Yosys FFs, placed
+#: FFs = ff * Yosys FFs. Written by ``python bench/calibrate_estimate.py fit --write``
+#: (features no calibration design exercises keep their value: lutmul 1 LUT4 per partial
+#: product bit, a logic ROM 1.5 LUT4 per 16 entries per bit as the channel ROM fits,
+#: pool 2 LUT4 / 1 FF per lane bit); "generic" uses the ECP5 figures.
+_COEF = {
+    'ecp5': {
+        'act': {"lut": {"addr": 1.69, "one": 0.0, "word": 2.242}, "ff": {"addr": 1.37, "one": 12.005, "word": 0.119}},
+        'crom': {"lut": {"rom": 1.518}, "ff": {"cols": 0.99}},
+        'ctrl': {"lut": {"desc": 2.048, "one": 0.0, "regs": 1.635}, "ff": {"desc": 0.126, "one": 0.0, "regs": 0.958}},
+        'lut': {"lut": {"rom": 1.5, "mux": 0.312}, "ff": {"regs": 0.959}},
+        'mac': {"lut": {"lutmul": 1.0, "adders": 1.578, "wrom": 0.751, "wrom_mux": 0.506}, "ff": {"inputs": 1.041, "products": 1.064, "tree": 0.942, "wrom": 0.947, "lutmul": 1.0}},
+        'pool': {"lut": {"lanes": 2.0}, "ff": {"regs": 1.0}},
+        'rq': {"lut": {"adders": 0.0, "one": 0.0, "partials": 1.21, "shifter": 1.454}, "ff": {"one": 0.0, "regs": 0.966}},
+        'ser': {"lut": {"counters": 2.305, "one": 0.0, "shift": 0.947}, "ff": {"one": 0.957, "regs": 0.986}},
+        'top': {"lut": {"select": 0.0, "hold": 1.153, "one": 0.0, "pad": 0.0, "pre": 0.642}, "ff": {"one": 0.0, "regs": 0.953}},
+        'pack': {"lut": 1.146, "lut_ff": 0.0, "ff": 1.0},
+    },
+    'ice40': {
+        'act': {"lut": {"addr": 2.648, "one": 0.0, "word": 1.638}, "ff": {"addr": 2.063, "one": 3.94, "word": 0.238}},
+        'crom': {"lut": {"rom": 1.526}, "ff": {"cols": 0.989}},
+        'ctrl': {"lut": {"desc": 2.119, "one": 0.0, "regs": 1.06}, "ff": {"desc": 0.232, "one": 0.0, "regs": 0.873}},
+        'lut': {"lut": {"mux": 1.0, "rom": 1.5}, "ff": {"regs": 0.944}},
+        'mac': {"lut": {"lutmul": 1.0, "wrom": 1.0, "adders": 1.067, "wrom_mux": 0.605}, "ff": {"wrom": 1.0, "inputs": 0.0, "products": 0.483, "tree": 0.184, "lutmul": 1.0}},
+        'pool': {"lut": {"lanes": 2.0}, "ff": {"regs": 1.0}},
+        'rq': {"lut": {"adders": 0.0, "one": 259.932, "partials": 0.0, "shifter": 0.0}, "ff": {"one": 0.0, "regs": 0.962}},
+        'ser': {"lut": {"counters": 0.0, "one": 59.543, "shift": 1.148}, "ff": {"one": 0.0, "regs": 0.984}},
+        'top': {"lut": {"select": 1.0, "hold": 0.033, "one": 23.821, "pad": 0.109, "pre": 0.0}, "ff": {"one": 0.0, "regs": 0.948}},
+        'pack': {"lut": 1.0, "lut_ff": 0.707, "ff": 1.014},
+    },
+}
+_COEF_FALLBACK = "ecp5"
+
+
+def _bits(v: int) -> int:
+    """Width of an unsigned ``v`` (>= 1), as ``Signal(range(v + 1))``."""
+    return max(1, int(v).bit_length())
+
+
+def _sbits(lo: int, hi: int) -> int:
+    b = 1
+    while not (-(1 << (b - 1)) <= lo and hi < (1 << (b - 1))):
+        b += 1
+    return b
+
+
+def _varying_columns(values, width: int) -> int:
+    """Bits of a ``width``-bit ROM column set that are not constant over ``values`` (Yosys
+    removes constant ROM bits and their registers)."""
+    mask = (1 << width) - 1
+    vals = [int(v) & mask for v in values]
+    if not vals:
+        return 0
+    diff = 0
+    for v in vals:
+        diff |= v ^ vals[0]
+    return bin(diff).count("1")
+
+
+def _rom_logic(depth: int, cols: int) -> float:
+    """LUT4s of a ROM in logic: one LUT4 per 16 entries per non-constant output bit."""
+    return cols * math.ceil(depth / 16)
+
+
+def _descriptor(prog) -> tuple[int, int, dict]:
+    """(packed width, bits that differ between layers, field widths) of the descriptor ROM."""
+    from hwflow.rtl._descriptor import descriptor_layout, descriptor_values  # lazy: amaranth
+
+    layout = descriptor_layout(prog)
+    vals = descriptor_values(prog)
+    widths = {name: f.shape.width for name, f in layout}
+    var = sum(_varying_columns([v[name] for v in vals], w) for name, w in widths.items())
+    return layout.size, var, widths
+
+
+def _tree(pe: int, simd: int, pw: int) -> tuple[int, int, int]:
+    """(adder bits, register bits, levels) of the MAC array's registered adder trees."""
+    n, width, add, regs, levels = simd, pw, 0, 0, 0
+    while n > 1:
+        nn = (n + 1) // 2
+        add += pe * (n // 2) * (width + 1)
+        regs += pe * nn * (width + 1)
+        n, width, levels = nn, width + 1, levels + 1
+    return add, regs, levels
+
+
+def block_features(prog, family: str) -> dict:
+    """Structural features of every RTL block of ``prog``: ``{block: {"lut": {name: value},
+    "ff": {name: value}}}``.
+
+    Each feature is a count the RTL fixes (``rtl/*.py``): register bits, adder/comparator
+    bits, barrel-shifter mux bits, ROM bits in logic. A block's LUT or FF estimate is
+    ``sum(coef[name] * value)`` (``"one"`` is the constant term); the coefficients are
+    fitted by ``bench/calibrate_estimate.py``.
+    """
+    pe, simd, ab, wb = prog.pe, prog.simd, prog.abits, prog.wbits
+    nmul, vec = pe * simd, max(pe, simd)
+    kinds = {l.kind for l in prog.layers}
+    has_add, has_mac = "add" in kinds, "mac" in kinds
+    aw = max(1, (prog.act_words - 1).bit_length())
+    wwords = int(prog.weights.shape[0])
+    ww = max(1, (wwords - 1).bit_length())
+    lane_bits = _bits(simd - 1)
+    tag = aw + lane_bits
+    acc, post = prog.acc_bits, prog.post_bits
+    mbits = max(prog.mbits, 1)
+    _, desc_var, fw = _descriptor(prog)
+    word = simd * ab
+    code = fw["lo"]
+    f: dict = {}
+
+    # Controller (rtl/controller.py): loop, stream and address counters, the address
+    # pipeline, the FSM; the descriptor ROM in logic.
+    L = len(prog.layers)
+    lims = [max(l.ih, l.iw, l.oh * l.sh, l.ow * l.sw) + max(l.kh, l.kw) + max(l.pt, l.pl) for l in prog.layers]
+    cw = _bits(max(lims)) + 2
+    pixlim = max((l.ih + l.kh + l.pt + 1) * (l.iw + l.kw + l.pl + 1) for l in prog.layers)
+    pw = _bits(pixlim) + 2
+
+    def stream(tm):
+        return (_bits(max(tm.h * tm.w, 2) - 1) + _bits(max(tm.c, 2) - 1) + _bits(max(simd, 2) - 1)
+                + _bits(max(tm.chunks, 2) - 1) + aw)
+
+    tin = prog.input_map
+    regs = (32 + _bits(max(L, 2) - 1) + stream(tin) + stream(prog.output_map) + 2 + lane_bits
+            + _bits(max(l.oh for l in prog.layers)) + _bits(max(l.ow for l in prog.layers))
+            + fw["nt"] + fw["tpg"] + _bits(max(l.ich for l in prog.layers)) + fw["t"]
+            + fw["kh"] + fw["kw"] + fw["cis"] + 4 * cw + 3 * pw + ww + 1 + fw["drain"] + fw["qh"] + fw["qw"] + 1
+            + (pw + 1) + (aw + 1) + 7 + ww + 2 * aw + ww + 7 + 7 + 3)
+    if tin.stack > 1:
+        regs += (2 * _bits(tin.stack - 1) + ab + aw + _bits(simd + tin.stack * tin.c - 1)
+                 + _bits(tin.h) + _bits(tin.w) + 1 + cw + 3 + 2 * simd)
+    f["ctrl"] = {"lut": {"one": 1, "regs": regs, "desc": desc_var * math.ceil(L / 16)},
+                 "ff": {"one": 1, "regs": regs, "desc": desc_var}}
+
+    # MAC array (rtl/mac_array.py): input, product, tree and accumulator registers; tree
+    # and accumulator adders; multipliers in LUTs when the family's DSP rule leaves them.
+    # A shallow weight ROM (rtl/weight_rom.py) in logic counts here too: synthesis names
+    # its data register after the array's weight input.
+    # A deep ROM in block RAM stacks blocks in depth: a ``rows``-to-1 read mux per bit.
+    wwidth = nmul * (prog.ibits or wb)
+    wrom_lut = wrom_ff = wrom_mux = 0
+    if has_mac and memory_style(wwords, wwidth) == "logic":
+        flat = prog.weights.reshape(wwords, -1)
+        wrom_ff = sum(_varying_columns(flat[:, i], prog.ibits or wb) for i in range(flat.shape[1]))
+        wrom_lut = _rom_logic(wwords, wrom_ff)
+    elif has_mac:
+        wrom_mux = wwidth * (math.ceil(wwords / (256 if family == "ice40" else 1024)) - 1)
+    if has_mac:
+        prod = wb + ab
+        tadd, tregs, levels = _tree(pe, simd, prod)
+        # Lanes past ``dsp_mults`` multiply in LUTs: their cost per lane (lut_mult_cost) is
+        # measured on its own, so its coefficient stays 1. DSP lanes register their inputs twice.
+        ndsp = nmul if not dsp_blocks(wb, ab, family) or prog.dsp_mults is None else min(prog.dsp_mults, nmul)
+        if dsp_blocks(wb, ab, family):
+            lane_luts, lane_ffs = lut_mult_cost(wb, ab, family)
+            lutmul, lutmul_ff = (nmul - ndsp) * lane_luts, (nmul - ndsp) * lane_ffs
+        else:
+            lutmul, lutmul_ff = nmul * wb * ab, 0
+        f["mac"] = {"lut": {"adders": tadd + pe * acc, "lutmul": lutmul, "wrom": wrom_lut, "wrom_mux": wrom_mux},
+                    "ff": {"inputs": simd * ab + nmul * wb + ndsp * wb + simd * ab, "products": nmul * prod,
+                           "tree": tregs + pe * acc + 3 * levels + 7, "wrom": wrom_ff, "lutmul": lutmul_ff}}
+    else:
+        f["mac"] = {"lut": {"adders": 0, "lutmul": 0, "wrom": 0, "wrom_mux": 0},
+                    "ff": {"inputs": 0, "products": 0, "tree": 0, "wrom": 0, "lutmul": 0}}
+
+    # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters.
+    max_cout = max(l.cout for l in prog.layers)
+    co_bits = _bits(max_cout + vec)
+    ch_bits = max(1, (int(prog.bias.shape[0]) - 1).bit_length())
+    # Lanes past ``pe`` only carry the pool unit's results: constant (removed) without it.
+    pooled = bool(kinds & {"max", "sum", "add"})
+    sr = (vec if pooled else pe) * acc * (2 if has_add else 1)
+    counters = _bits(vec) + 3 * co_bits + 2 * aw + lane_bits
+    f["ser"] = {"lut": {"one": 1, "shift": sr, "counters": counters + ch_bits},
+                "ff": {"one": 1, "regs": sr + counters}}
+
+    # Requantizer (rtl/requantizer.py): [multiplier (DSP; partial products summed in
+    # LUTs)], barrel shifter, round + zero point, clamp; the tag rides along every stage.
+    n_min, n_max = min(prog.n_min, 0), max(prog.n_max, 1)
+    nbits = max(_bits(-n_min) + 1, _bits(n_max) + 1)
+    has_mul = prog.mbits > 1
+    rpw = post + mbits + 1 if has_mul else post
+    lw, rw = _bits(1 - n_min), _bits(n_max - 1)
+    tw = rpw + (1 << lw) - 1
+    w = 16 if family == "ice40" else 18
+    tiles = math.ceil(post / w) * math.ceil((mbits + 1) / w) if has_mul else 1
+    rq_regs = ((rpw + 2 + tag + nbits) if has_mul else 0) + tw + 1 + tag + tw + 2 + tag + code + 1 + tag
+    f["rq"] = {"lut": {"one": 1, "shifter": tw * (lw + rw), "adders": tw + code,
+                       "partials": rpw * (tiles - 1)},
+               "ff": {"one": 1, "regs": rq_regs}}
+
+    # Pool unit (rtl/pool.py): per lane max / sum (and the Add operands). Without a step
+    # that pools or adds its inputs are constant and synthesis removes it.
+    lanes = simd * acc * (2 if has_add else 1) if pooled else 0
+    f["pool"] = {"lut": {"lanes": lanes}, "ff": {"regs": lanes}}
+
+    # Per-channel ROM (rtl/channel_rom.py): bias, m, n; in logic unless deep and wide.
+    bias_bits = _sbits(int(prog.bias.min()), int(prog.bias.max()))
+    depth = int(prog.bias.shape[0])
+    cols = (_varying_columns(prog.bias, bias_bits) + _varying_columns(prog.m, mbits)
+            + _varying_columns(prog.n, nbits))
+    if memory_style(depth, bias_bits + mbits + nbits) == "logic":
+        f["crom"] = {"lut": {"rom": _rom_logic(depth, cols)}, "ff": {"cols": cols}}
+    else:
+        f["crom"] = {"lut": {"rom": 0}, "ff": {"cols": 0}}
+
+    # LUT activation (rtl/lut.py): table ROM, address adder, bypass mux, tag registers.
+    ldepth = int(prog.lut.shape[0])
+    lut_en = any(l.lut_en for l in prog.layers)
+    lcols = _varying_columns(prog.lut, code) if lut_en else 0
+    rom = _rom_logic(ldepth, lcols) if memory_style(ldepth, code) == "logic" else 0
+    f["lut"] = {"lut": {"rom": rom, "mux": code + _bits(ldepth - 1) if lut_en else 0},
+                "ff": {"regs": code + 2 + tag + (lcols if rom else 0)}}
+
+    # Activation RAM (rtl/act_buffer.py): block RAM; logic for lane enables and read hold.
+    f["act"] = {"lut": {"one": 1, "word": word, "addr": aw}, "ff": {"one": 1, "word": word, "addr": aw}}
+
+    # Top-level glue (rtl/accelerator.py): pad substitution, max-merge hold registers and
+    # comparators, result select, pre-stage (bias add), write-back mux, delayed flags.
+    mac_lat = prog.latency.get("mac", 0) if has_mac else 0
+    hold = pe * acc if has_mac else 0
+    f["top"] = {"lut": {"one": 1, "pad": word, "hold": hold, "select": vec * acc if pooled else 0, "pre": post + aw + tag},
+                "ff": {"one": 1, "regs": 2 * mac_lat + hold + acc * (2 if has_add else 1) + post + mbits
+                       + nbits + 2 * tag + 4}}
+    return f
+
+
+def _coef(family: str) -> dict:
+    return _COEF.get(family) or _COEF[_COEF_FALLBACK]
+
+
+def block_estimates(prog, family: str) -> dict:
+    """``{block: {"lut", "ff"}}``: each block's fitted formula (Yosys cells after flattening,
+    before place and route's packing)."""
+    coef = _coef(family)
+    out = {}
+    for block, feats in block_features(prog, family).items():
+        c = coef.get(block, {})
+        out[block] = {res: float(sum(c.get(res, {}).get(n, 0.0) * v for n, v in feats[res].items()))
+                      for res in ("lut", "ff")}
+    return out
+
+
 def estimate(prog, target) -> dict:
     """``{"luts", "ffs", "dsps", "bram_blocks", "rom_bits", "ram_bits"}`` for ``prog`` on ``target``."""
     family = getattr(target, "family", "generic")
@@ -100,24 +353,19 @@ def estimate(prog, target) -> dict:
     mac_dsp = dsp_blocks(prog.wbits, prog.abits, family)
     ndsp = nmul if prog.dsp_mults is None else min(prog.dsp_mults, nmul)
     dsps = ndsp * mac_dsp
-    luts = 0 if mac_dsp else nmul * prog.wbits * prog.abits
-    lane_luts, lane_ffs = lut_mult_cost(prog.wbits, prog.abits, family) if mac_dsp else (0, 0)
-    luts += (nmul - ndsp) * lane_luts
-    prod = prog.wbits + prog.abits
-    tree = pe * sum((simd >> (i + 1)) * (prod + i + 1) for i in range(max(1, math.ceil(math.log2(max(simd, 1))))))
-    # adder tree; accumulators, max-merge hold registers and comparators, serializer
-    luts += tree + pe * prog.acc_bits * 4
-    ffs = nmul * prod + tree + pe * prog.acc_bits * 3 + (nmul - ndsp) * lane_ffs
-    ffs += ndsp * prog.wbits + simd * prog.abits  # the DSP lanes' second input register
     if prog.mbits > 1:
         dsps += dsp_blocks(prog.post_bits, prog.mbits + 1, family)  # m is unsigned: one more bit
-    prod_bits = prog.post_bits + prog.mbits
-    luts += prod_bits * 3 + prod_bits * max(1, (prog.n_max - prog.n_min).bit_length())  # shifter, round, clamp
-    ffs += prod_bits * 3
     if prog.addm_bits:
         dsps += 2
-    luts += _CONTROL_LUTS
-    ffs += _CONTROL_FFS
+    fam = family if family in _COEF else _COEF_FALLBACK
+    blocks = block_estimates(prog, fam)
+    pack = _coef(fam)["pack"]
+    lut_sum = sum(b["lut"] for b in blocks.values())
+    ff_sum = sum(b["ff"] for b in blocks.values())
+    # Placement packs LUTs (ECP5 counts CCU2C halves, iCE40 logic cells also hold the
+    # flip-flops no LUT feeds): linear in the Yosys figures.
+    luts = pack["lut"] * lut_sum + pack.get("lut_ff", 0.0) * ff_sum
+    ffs = pack["ff"] * ff_sum
     bias_bits = max((~v if v < 0 else v).bit_length() for v in (int(prog.bias.min()), int(prog.bias.max()))) + 1
     mems = [  # (depth, width, rom) as the RTL builds them
         (prog.act_words, simd * prog.abits, False),
@@ -125,14 +373,12 @@ def estimate(prog, target) -> dict:
         (int(prog.bias.shape[0]), bias_bits + max(prog.mbits, 1) + prog.n_bits, True),
         (int(prog.lut.shape[0]), prog.abits, True),
     ]
-    blocks = sum(bram_blocks(d, w, family, rom) for d, w, rom in mems)
-    small = sum(d * w for d, w, rom in mems if memory_style(d, w, rom) == "logic")
-    luts += small // 16
+    blocks_ram = sum(bram_blocks(d, w, family, rom) for d, w, rom in mems)
     return {
-        "luts": int(luts),
-        "ffs": int(ffs),
+        "luts": int(round(luts)),
+        "ffs": int(round(ffs)),
         "dsps": int(dsps),
-        "bram_blocks": int(blocks),
+        "bram_blocks": int(blocks_ram),
         "rom_bits": int(prog.weight_rom_bits + prog.chan_rom_bits + prog.lut_rom_bits),
         "ram_bits": int(prog.act_bits),
     }

@@ -9,7 +9,7 @@ from hwflow.errors import FitError
 from hwflow.rtl._testgraphs import GraphBuilder
 from hwflow.schedule import schedule
 from hwflow.schedule.schedule import ECP5_DSP_SHARE
-from hwflow.schedule.estimate import dsp_blocks, lut_mult_cost
+from hwflow.schedule.estimate import block_features, dsp_blocks, lut_mult_cost
 from hwflow.targets import load_target
 
 
@@ -41,7 +41,10 @@ def test_lanes_beyond_the_dsps_go_to_luts():
     assert prog.estimate["dsps"] == small.dsps // 2
     assert prog.to_json()["dsp_mults"] == prog.dsp_mults
     lane_luts, _ = lut_mult_cost(8, 8, "ecp5")
-    assert prog.estimate["luts"] - full.estimate["luts"] == (64 - prog.dsp_mults) * lane_luts
+    mac = block_features(prog, "ecp5")["mac"]["lut"]
+    assert mac["lutmul"] == (64 - prog.dsp_mults) * lane_luts
+    assert block_features(full, "ecp5")["mac"]["lut"]["lutmul"] == 0
+    assert prog.estimate["luts"] > full.estimate["luts"]
     # The cycle count does not depend on where the products are computed.
     assert prog.cycles == full.cycles
     # Other families use every DSP.
