@@ -133,22 +133,23 @@ class Controller(wiring.Component):
         # ---- input writer: runs beside the FSM, so the first layer can start early ------------
         # It takes beats from ``start`` on (one word per beat, in address order) and yields the
         # write port to the back end (``wr_busy``). The FSM leaves WAIT after ``input_lead``
-        # beats; RUN steps only while ``in_cnt - steps > input_lead`` (or the input is all in),
+        # beats; RUN steps only while ``beats - steps > input_lead`` (or the input is all in),
         # so reads never overtake writes, whatever the partner does; with a partner that never
         # stalls that always holds and the cycle count is the schedule's.
         lead = p.input_lead
         in_active = Signal()
-        in_cnt = Signal(range(tin.words + 2))
-        steps = Signal(range(tin.words + 2))
+        # slack = beats taken - RUN steps taken - input_lead - 1, kept incrementally so that
+        # ``go`` is a register's sign bit (it gates every loop counter: a short path).
+        slack = Signal(signed(max(tin.words, lead + 2).bit_length() + 2))
         take = Signal()
         m.d.comb += [self.in_ready.eq(in_active & ~self.wr_busy), take.eq(self.in_valid & self.in_ready)]
         with m.If(take):
             m.d.comb += [self.wr_addr.eq(in_addr), self.wr_en.eq(-1), self.wr_data.eq(Cat(*in_lanes))]
-            m.d.sync += [in_addr.eq(in_addr + 1), in_cnt.eq(in_cnt + 1)]
+            m.d.sync += in_addr.eq(in_addr + 1)
             with m.If(in_last):
                 m.d.sync += in_active.eq(0)
         go = Signal()
-        m.d.comb += go.eq(~in_active | (in_cnt > steps + lead))
+        m.d.comb += go.eq(~in_active | (slack >= 0))
 
         # ---- RUN counters --------------------------------------------------------------------
         lims = [max(l.ih, l.iw, l.oh * l.sh, l.ow * l.sw) + max(l.kh, l.kw) + max(l.pt, l.pl) for l in p.layers]
@@ -298,8 +299,7 @@ class Controller(wiring.Component):
             m.d.sync += [ix0.eq(ix0_next), p0.eq(p0_next)]
         with m.If(run_last):
             m.d.sync += running.eq(0)
-        with m.If(running & go & in_active):
-            m.d.sync += steps.eq(steps + 1)
+        m.d.sync += slack.eq(slack + take - (running & go & in_active))
         with m.If(en_oy):
             m.d.sync += iy0.eq(iy0 + d.sh)
         with m.If(self.init):  # after the advances: init wins
@@ -313,13 +313,13 @@ class Controller(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [counter.eq(1), layer.eq(0), issued.eq(0), self.out_valid.eq(0)]
                     m.d.sync += [in_addr.eq(tin.base), out_addr.eq(tout.base), in_active.eq(1),
-                                 in_cnt.eq(0), steps.eq(0)]
+                                 slack.eq(-lead - 1)]
                     m.next = "WAIT"
             with m.State("WAIT"):
                 # Until the first ``input_lead`` beats are in (counting this cycle's).
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += counter.eq(counter + 1)
-                with m.If(in_cnt + take >= lead):
+                with m.If(slack + take >= -1):  # (no steps yet: slack + lead + 1 beats are in)
                     m.next = "SETUP0"
             with m.State("SETUP0"):
                 m.d.comb += self.busy.eq(1)
