@@ -28,19 +28,19 @@ TARGETS = ("fpga-tiny", "fpga-small", "fpga-medium")
 _EST = {"lut": "luts", "ff": "ffs", "dsp": "dsps", "bram": "bram_blocks"}
 
 
-def run_one(model: Path, target: str, workdir: Path) -> dict:
-    """Compile and synthesize one model for one target; a row dict."""
+def run_one(model: Path, target: str, workdir: Path, shape: tuple[int, int] | None = None) -> dict:
+    """Compile and synthesize one model for one target (at its default array, or ``shape``); a row dict."""
     from hwflow.errors import HwflowError
     from hwflow.flow import compile_model
     from hwflow.synth import synthesize
 
     row = {"model": model.stem, "target": target}
     calib = model.with_name(f"{model.stem}_calib.npz")
-    build = workdir / f"{model.stem}-{target}"
+    build = workdir / (f"{model.stem}-{target}" + (f"-{shape[0]}x{shape[1]}" if shape else ""))
     t0 = time.perf_counter()
     try:
-        manifest = compile_model(model, target, build,
-                                 calib_path=calib if calib.exists() else None)
+        manifest = compile_model(model, target, build, calib_path=calib if calib.exists() else None,
+                                 pe=shape[0] if shape else None, simd=shape[1] if shape else None)
     except HwflowError as exc:
         row["error"] = f"compile: {exc}"
         return row
@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets")
     ap.add_argument("--keep", default=None, help="keep the BUILD directories under this path")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--shape", default=None, metavar="PExSIMD", help="array shape (default: each target's)")
     args = ap.parse_args(argv)
+    shape = tuple(int(v) for v in args.shape.lower().split("x")) if args.shape else None
     models = sorted(MODELS.glob("*.onnx"))
     if args.models:
         wanted = args.models.split(",")
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         for model in models:
             for target in targets:
                 print(f"... {model.stem} on {target}", file=sys.stderr, flush=True)
-                rows.append(run_one(model, target, work))
+                rows.append(run_one(model, target, work, shape))
     print("$ python bench/synth.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     print(table(rows))
     if args.json:

@@ -16,8 +16,8 @@ the PE results over a fused MaxPool's window (for other layers it is a one-cycle
 Layers overlap: the controller starts the next layer while the previous one's results
 are still in flight. Every stage therefore takes its layer's fields from where its data
 came from: the units from the descriptor delayed to the data (``da``), the serializer and
-everything after it from the back-end descriptor ``bd``, switched at a layer's first
-result vector.
+everything after it from the back-end descriptor ``bd``, switched when a layer's first
+result vector arrives (the serializer takes every vector a cycle later, from a register).
 
 Ports (Amaranth adds ``clk`` and ``rst``): ``start`` In(1), ``busy`` Out(1), ``done``
 Out(1), ``cycles`` Out(32), ``in_valid`` In(1), ``in_ready`` Out(1), ``in_data``
@@ -210,7 +210,16 @@ class Accelerator(wiring.Component):
             m.d.sync += [left.eq(nxt["loads_m1"]), fresh.eq(nxt["loads_m1"] == 0)]
         with m.Elif(load):
             m.d.sync += [left.eq(left - 1), fresh.eq(left == 1)]
-        bd = {f: Mux(first, nxt[f], bd_reg[f]) for f in back}
+        bd = bd_reg
+        # The serializer takes each result vector one cycle after it arrives, from a register:
+        # ``bd`` has switched by then, and no path runs from ``load`` through it.
+        load_r, first_r = Signal(), Signal()
+        va_r, vb_r = Signal.like(va, reset_less=True), Signal.like(vb, reset_less=True)
+        m.d.sync += [load_r.eq(load), first_r.eq(first)]
+        with m.If(load):
+            m.d.sync += va_r.eq(va)
+            if has_add:
+                m.d.sync += vb_r.eq(vb)
 
         # ---- serializer ---------------------------------------------------------------------
         ch_entries = int(p.bias.shape[0])
@@ -218,7 +227,7 @@ class Accelerator(wiring.Component):
         m.submodules.ser = ser = Serializer(vec, simd, p.acc_bits, aw, ch_bits,
                                             max(l.cout for l in p.layers), with_b=has_add)
         m.d.comb += [
-            ser.init.eq(first), ser.load.eq(load), ser.va.eq(va), ser.vb.eq(vb),
+            ser.init.eq(first_r), ser.load.eq(load_r), ser.va.eq(va_r), ser.vb.eq(vb_r),
             ser.nb.eq(bd["nb"]), ser.nt.eq(bd["nt"]), ser.cout.eq(bd["cout"]), ser.ch_base.eq(bd["ch_base"]),
             ser.out_base.eq(bd["out_base"]), ser.och.eq(bd["och"]), ser.coff_chunk.eq(bd["coff_chunk"]),
             ser.coff_lane.eq(bd["coff_lane"]),

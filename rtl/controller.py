@@ -141,11 +141,14 @@ class Controller(wiring.Component):
         # slack = beats taken - RUN steps taken - input_lead - 1, kept incrementally so that
         # ``go`` is a register's sign bit (it gates every loop counter: a short path).
         slack = Signal(signed(max(tin.words, lead + 2).bit_length() + 2))
+        to_lead = Signal(range(lead + 1))  # beats until WAIT may end (no adder on that path)
         take = Signal()
         m.d.comb += [self.in_ready.eq(in_active & ~self.wr_busy), take.eq(self.in_valid & self.in_ready)]
         with m.If(take):
             m.d.comb += [self.wr_addr.eq(in_addr), self.wr_en.eq(-1), self.wr_data.eq(Cat(*in_lanes))]
             m.d.sync += in_addr.eq(in_addr + 1)
+            with m.If(to_lead != 0):
+                m.d.sync += to_lead.eq(to_lead - 1)
             with m.If(in_last):
                 m.d.sync += in_active.eq(0)
         go = Signal()
@@ -313,13 +316,13 @@ class Controller(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [counter.eq(1), layer.eq(0), issued.eq(0), self.out_valid.eq(0)]
                     m.d.sync += [in_addr.eq(tin.base), out_addr.eq(tout.base), in_active.eq(1),
-                                 slack.eq(-lead - 1)]
+                                 slack.eq(-lead - 1), to_lead.eq(lead)]
                     m.next = "WAIT"
             with m.State("WAIT"):
                 # Until the first ``input_lead`` beats are in (counting this cycle's).
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += counter.eq(counter + 1)
-                with m.If(slack + take >= -1):  # (no steps yet: slack + lead + 1 beats are in)
+                with m.If((to_lead == 0) | (take & (to_lead == 1))):
                     m.next = "SETUP0"
             with m.State("SETUP0"):
                 m.d.comb += self.busy.eq(1)

@@ -57,7 +57,8 @@ SUPPORTED_OPS = ("conv", "gemm", "maxpool", "avgpool", "add", "concat", "lut")
 def latencies(simd: int, mbits: int) -> dict[str, int]:
     """Pipeline latencies of the datapath blocks (the RTL asserts it matches them).
 
-    ``mac``: array input to accumulator; ``pool``: lane unit; ``pre``: per-channel ROM read and bias add;
+    ``mac``: array input to accumulator; ``pool``: lane unit; ``pre``: the result vector's register
+    in front of the serializer, per-channel ROM read and bias add;
     ``merge``: max-merge of a fused MaxPool's window (every MAC result passes it);
     ``requant``: requantizer (one stage fewer without a multiplier); ``lut``: LUT ROM read;
     ``issue``: controller state to memory data (address register, synchronous read).
@@ -71,7 +72,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "mac": 4 + (math.ceil(math.log2(simd)) if simd > 1 else 0),
         "merge": 1,
         "pool": 1,
-        "pre": 2,
+        "pre": 3,
         "requant": 4 if mbits > 1 else 3,
         "lut": 1,
     }
