@@ -22,7 +22,10 @@ def _mlp(seed=0, scheme="symmetric", wbits=8):
 
 def test_all_lanes_on_dsps_when_they_fit_or_unlimited():
     prog = schedule(_mlp(), "fpga-small", pe=4, simd=4)
-    assert prog.dsp_mults == 16 and prog.estimate["dsps"] > 28 // 2  # the share applies on overflow only
+    # ECP5: at most half the device's DSPs (far DSP columns cost the clock), the rest in LUTs.
+    assert prog.estimate["dsps"] == 28 // 2 and 0 < prog.dsp_mults < 16
+    prog = schedule(_mlp(), "fpga-small", pe=2, simd=4)
+    assert prog.dsp_mults == 8 and prog.estimate["dsps"] <= 28 // 2
     prog = schedule(_mlp(), "generic", pe=8, simd=8)
     assert prog.dsp_mults == 64 and prog.to_json()["dsp_mults"] == 64
     assert prog.estimate["dsps"] >= 64

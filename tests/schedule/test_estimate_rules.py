@@ -35,8 +35,8 @@ def test_memory_style_and_blocks():
 
 
 def test_more_multipliers_than_dsps_fit_with_lut_lanes():
-    prog = schedule(_cnn(), "fpga-small")
-    assert prog.estimate["dsps"] <= 28 and prog.dsp_mults == 16
+    prog = schedule(_cnn(), "fpga-small")  # 16 MAC multipliers; ECP5 designs use half the DSPs
+    assert prog.estimate["dsps"] == 14 and prog.dsp_mults == 12
     prog = schedule(_cnn(), "fpga-small", pe=8, simd=4)  # 32 MAC multipliers, 28 DSPs
     assert prog.estimate["dsps"] <= 28 and 0 < prog.dsp_mults < 32
 
