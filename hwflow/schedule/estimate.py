@@ -323,9 +323,20 @@ def block_features(prog, family: str) -> dict:
     # comparators, result select, pre-stage (bias add), write-back mux, delayed flags.
     mac_lat = prog.latency.get("mac", 0) if has_mac else 0
     hold = pe * acc if has_mac else 0
+    # Layer overlap: the queued and current back-end fields (two copies), the unit fields
+    # delayed to the data (three stages), the registered result vector; fields constant
+    # over the layers are constants after synthesis.
+    from hwflow.rtl._descriptor import descriptor_values  # lazy: amaranth
+
+    vals = descriptor_values(prog)
+    var = {name: _varying_columns([v[name] for v in vals], w) for name, w in fw.items() if name in vals[0]}
+    back = ("nb", "nt", "cout", "ch_base", "out_base", "och", "coff_chunk", "coff_lane", "kind", "ma", "mb",
+            "z_out", "lo", "hi", "lut_en", "lut_base", "loads_m1")
+    overlap = (2 * sum(var.get(n, 0) for n in back) + 3 * sum(var.get(n, 0) for n in ("kind", "pv", "za", "zb"))
+               + (vec if pooled else pe) * acc * (2 if has_add else 1))
     f["top"] = {"lut": {"one": 1, "pad": word, "hold": hold, "select": vec * acc if pooled else 0, "pre": post + aw + tag},
                 "ff": {"one": 1, "regs": 2 * mac_lat + hold + acc * (2 if has_add else 1) + post + mbits
-                       + nbits + 2 * tag + 4}}
+                       + nbits + 2 * tag + 4 + overlap}}
     return f
 
 
