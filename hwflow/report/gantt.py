@@ -23,7 +23,7 @@ def phases(sched: dict) -> list[dict]:
     cycles add up to ``sched["cycles"]`` (checked)."""
     out = []
     t = 0
-    n_in = sched["input_beats"]
+    n_in = sched["input_lead"]  # the rest of the input streams in while the first layer runs
     out.append({"name": "input stream", "start": t, "cycles": n_in, "parts": {"stream": n_in}, "layer": None})
     t += n_in
     for l in sched["layers"]:
@@ -39,8 +39,9 @@ def phases(sched: dict) -> list[dict]:
     rest = sched["cycles"] - t
     if rest:
         out.append({"name": "start/done", "start": t, "cycles": rest, "parts": {"setup": rest}, "layer": None})
-    if sum(p["cycles"] for p in out) != sched["cycles"]:
-        raise ValueError(f"schedule phases add up to {sum(p['cycles'] for p in out)}, not {sched['cycles']}")
+    if any(p["cycles"] < 0 for p in out) or sum(p["cycles"] for p in out) != sched["cycles"]:
+        raise ValueError(f"schedule phases {[p['cycles'] for p in out]} add up to {sum(p['cycles'] for p in out)}, "
+                         f"not {sched['cycles']}, or one is negative")
     return out
 
 
