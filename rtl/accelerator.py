@@ -198,7 +198,7 @@ class Accelerator(wiring.Component):
         back = ("nb", "nt", "cout", "ch_base", "out_base", "och", "coff_chunk", "coff_lane",
                 "kind", "ma", "mb", "z_out", "lo", "hi", "lut_en", "lut_base", "loads_m1")
         nxt = {f: Signal(d[f].shape(), name=f"nxt_{f}", reset_less=True) for f in back}
-        bd_reg = {f: Signal(d[f].shape(), name=f"bd_{f}", reset_less=True) for f in back}
+        bd = {f: Signal(d[f].shape(), name=f"bd_{f}", reset_less=True) for f in back}
         left = Signal.like(d.loads_m1)  # loads of the current layer still to come
         fresh = Signal(init=1)          # the next load is a layer's first
         first = Signal()
@@ -206,11 +206,10 @@ class Accelerator(wiring.Component):
         with m.If(ctrl.init):
             m.d.sync += [nxt[f].eq(d[f]) for f in back]
         with m.If(first):
-            m.d.sync += [bd_reg[f].eq(nxt[f]) for f in back]
+            m.d.sync += [bd[f].eq(nxt[f]) for f in back]
             m.d.sync += [left.eq(nxt["loads_m1"]), fresh.eq(nxt["loads_m1"] == 0)]
         with m.Elif(load):
             m.d.sync += [left.eq(left - 1), fresh.eq(left == 1)]
-        bd = bd_reg
         # The serializer takes each result vector one cycle after it arrives, from a register:
         # ``bd`` has switched by then, and no path runs from ``load`` through it.
         load_r, first_r = Signal(), Signal()

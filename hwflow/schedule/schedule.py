@@ -118,8 +118,21 @@ def drain_cycles(lat: dict[str, int], kind: str, nb: int, t: int, k: int) -> int
     pre-stage, requantizer and LUT. One more cycle covers the write (the output stream reads
     straight from its counters, so it is the tightest reader).
     """
-    unit = lat["mac"] + lat["merge"] if kind == "mac" else lat["pool"]
+    unit = _unit_latency(lat, kind)
     return max(1, unit + nb + lat["pre"] + lat["requant"] + lat["lut"] + lat["issue"] + 1 - (t - k))
+
+
+def _unit_latency(lat: dict[str, int], kind: str) -> int:
+    """Cycles from memory data to a result vector: the array and max-merge, or the pool unit."""
+    return lat["mac"] + lat["merge"] if kind == "mac" else lat["pool"]
+
+
+def _load_times(lat: dict[str, int], l: LayerProgram) -> np.ndarray:
+    """RUN cycle (from the layer's first) in which each result vector reaches the back end:
+    one per pixel and tile, after the last read of its last window position."""
+    win = l.qh * l.qw
+    last_read = (np.arange(l.oh * l.ow * l.nt) * win + win - 1) * l.t + l.k - 1
+    return last_read + lat["issue"] + _unit_latency(lat, l.kind)
 
 
 def _trace(layer: LayerProgram) -> tuple[np.ndarray, np.ndarray]:
@@ -156,9 +169,6 @@ def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, a
     last_write = np.full(max(act_words, 1), np.iinfo(np.int64).min // 2, dtype=np.int64)
     back = 1 + lat["pre"] + lat["requant"] + lat["lut"]  # load -> first code written
 
-    def unit_of(l: LayerProgram) -> int:
-        return lat["mac"] + lat["merge"] if l.kind == "mac" else lat["pool"]
-
     # Input: word w is written in cycle w + 1; a read in RUN cycle j of the first layer
     # (absolute R0 + j) must come at least one cycle after it.
     l0 = layers[0]
@@ -166,16 +176,14 @@ def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, a
     w = addrs - tin.base
     mine = (w >= 0) & (w < tin.words)
     lead_raw = int((w[mine] - offs[mine]).max()) if mine.any() else 0
-    first_write = (l0.qh * l0.qw - 1) * l0.t + l0.k - 1 + lat["issue"] + unit_of(l0) + back
+    first_write = int(_load_times(lat, l0)[0]) + back
     lead = min(tin.words, max(1, lead_raw, tin.words - 1 - first_write))
     r0 = lead + 3
     last_write[tin.base:tin.base + tin.words] = np.arange(tin.words) + 1 - r0  # on the layers' clock
     r = 0
     for idx, l in enumerate(layers):
-        unit = unit_of(l)
-        win = l.qh * l.qw
-        loads = l.oh * l.ow * l.nt
-        t_load = r + (np.arange(loads) * win + win - 1) * l.t + l.k - 1 + lat["issue"] + unit
+        t_load = r + _load_times(lat, l)
+        loads = len(t_load)
         co = (np.arange(loads) % l.nt)[:, None] * l.nb + np.arange(l.nb)[None, :]
         pix = (np.arange(loads) // l.nt)[:, None]
         ok = co < l.cout
@@ -187,7 +195,7 @@ def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, a
             break
         nxt = layers[idx + 1]
         offs, addrs = _trace(nxt)
-        first_load = (nxt.qh * nxt.qw - 1) * nxt.t + nxt.k - 1 + lat["issue"] + unit_of(nxt)
+        first_load = int(_load_times(lat, nxt)[0])
         start = max(
             end + SETUP_CYCLES + 1,                           # drain >= 1: address stages done
             tin.words + 3 - r0 if idx == 0 else 0,            # the input is all in
