@@ -16,6 +16,7 @@ from onnx import helper, numpy_helper
 
 from .onnx_builder import OnnxBuilder
 from .graph import Graph, Node
+from .ops import OPS
 
 __all__ = ["to_onnx", "EXPORT_OPSET"]
 
@@ -24,7 +25,6 @@ EXPORT_OPSET = 17
 # hwflow annotations, not ONNX attributes (bn_stats: a folded BatchNorm's statistics,
 # kept for the quantizer's data-free calibration).
 _HWFLOW_ATTRS = ("activation", "host", "coerce_2d", "bn_stats")
-_ML_OPS = ("ArrayFeatureExtractor",)
 
 
 def _plain(v: Any) -> Any:
@@ -46,7 +46,7 @@ class _Exporter(OnnxBuilder):
 
     def emit(self, op: str, inputs: list[str], outputs: list[str], name: str, **attrs: Any) -> None:
         attrs = {k: _plain(v) for k, v in attrs.items() if v is not None}
-        domain = "ai.onnx.ml" if op in _ML_OPS else ""
+        domain = OPS[op].domain if op in OPS else ""
         self.nodes.append(helper.make_node(op, inputs, outputs, name=name, domain=domain, **attrs))
 
     def node(self, n: Node) -> None:

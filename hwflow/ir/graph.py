@@ -26,6 +26,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import ModelError
+from .ops import check_shapes
 
 __all__ = ["Tensor", "Node", "Graph"]
 
@@ -271,6 +272,24 @@ class Graph:
         """The underlying networkx graph (nodes are node names; edge attr ``tensor``)."""
         return self._g
 
+    def remove_dead(self) -> bool:
+        """Remove nodes and tensors no graph output depends on; return whether any were."""
+        modified = False
+        live = set(self.outputs)
+        for node in reversed(self.nodes):  # consumers come before producers
+            if any(t in live for t in node.outputs if t):
+                live.update(t for t in node.inputs if t)
+            else:
+                self.remove_node(node.name)
+                modified = True
+        used = set(self.inputs) | set(self.outputs)
+        for node in self.nodes:
+            used.update(t for t in node.inputs + node.outputs if t)
+        for t in [t for t in self.tensors if t not in used]:
+            del self.tensors[t]
+            modified = True
+        return modified
+
     def copy(self) -> "Graph":
         """A deep copy (initializer arrays included)."""
         return copy.deepcopy(self)
@@ -310,8 +329,6 @@ class Graph:
                 t in self.tensors and self.tensors[t].is_const
             ):
                 raise ModelError(f"graph output {t!r} is not produced by any node")
-        from .shapes import check_shapes  # shape rules per op live beside the importer
-
         check_shapes(self)
 
     def __repr__(self) -> str:

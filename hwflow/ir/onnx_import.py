@@ -6,12 +6,14 @@ What the importer guarantees about the graph it returns:
 - static shapes everywhere (onnx shape inference; a symbolic batch dim becomes 1);
 - initializers and ``Constant`` nodes are numpy constants, all finite;
 - constant sub-graphs (``ConstantOfShape``, ``Shape`` of a static tensor, ``Gather``,
-  ``Unsqueeze``... on constants) are evaluated away with the float reference's kernels;
+  ``Unsqueeze``... on constants) are evaluated away with the ops' float kernels;
 - opset-dependent attributes are normalised: Clip bounds become ``attrs["min"]`` /
   ``attrs["max"]``, Squeeze/Unsqueeze axes become ``attrs["axes"]``, Sum becomes Add;
 - host-side tail ops (Softmax, LogSoftmax, ArgMax, skl2onnx's label lookup
   ArrayFeatureExtractor, and data movement after them) carry ``attrs["host"] = True``;
 - every remaining op is in :data:`SUPPORTED_OPS`, else :class:`UnsupportedOpError`.
+
+Which op is accepted how comes from the op registry (:data:`hwflow.ir.ops.OPS`).
 """
 
 from __future__ import annotations
@@ -26,42 +28,11 @@ from onnx import helper, numpy_helper
 
 from ..errors import HwflowError, ModelError, UnsupportedOpError
 from .graph import Graph, Node, Tensor
+from .ops import OPS, SUPPORTED_OPS, infer_node_shapes, run_node
 
-__all__ = ["load_model", "from_onnx", "SUPPORTED_OPS", "HOST_OPS", "MIN_OPSET", "MAX_OPSET"]
+__all__ = ["load_model", "from_onnx", "MIN_OPSET", "MAX_OPSET"]
 
 MIN_OPSET, MAX_OPSET = 9, 21
-
-#: Ops that run on the host after the accelerator, at the network's tail
-#: (ArrayFeatureExtractor, from ai.onnx.ml, is skl2onnx's class-label lookup).
-HOST_OPS = ("Softmax", "LogSoftmax", "ArgMax", "ArrayFeatureExtractor")
-
-# Data-movement ops that also run on the host when they only read host results.
-_TAIL_OPS = ("Reshape", "Flatten", "Cast", "Identity", "Squeeze", "Unsqueeze", "Transpose")
-
-# Ops accepted from a domain other than the default one.
-_ML_OPS = ("ArrayFeatureExtractor",)
-
-#: Ops a user model may contain after import.
-SUPPORTED_OPS = (
-    "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "BatchNormalization",
-    "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh",
-    "MaxPool", "AveragePool", "GlobalAveragePool",
-    "Flatten", "Reshape", "Transpose", "Concat", "Identity", "Dropout", "Cast", "Constant",
-) + HOST_OPS  # fmt: skip
-
-#: Ops accepted only when they fold to constants during import.
-CONST_ONLY_OPS = ("ConstantOfShape", "Shape", "Gather", "Unsqueeze", "Squeeze")
-
-# Accepted but rewritten on import.
-_REWRITTEN_OPS = ("Sum",)
-
-# Ops that read one activation; every other input must be a constant (a layer's
-# weights, or the operand of an elementwise op by a constant).
-_CONST_OPERAND_OPS = ("Sub", "Mul", "Div", "MatMul", "Conv", "Gemm", "BatchNormalization")
-
-# Shape-only ops whose outputs do not depend on input values, only on static shapes.
-_SHAPE_OPS = ("Shape",)
-
 
 # Element types with a plain numpy dtype (no float8/int4/bfloat16/string).
 _NUMPY_TYPES = {
@@ -292,7 +263,7 @@ def _build(model, g, inputs, info, opset, name, strict, fold) -> Graph:
         if t not in graph.tensors:
             raise ModelError(f"graph output {t!r} is not produced by any node")
     if fold:
-        _prune_dead(graph)
+        graph.remove_dead()
     _mark_host_tail(graph, strict)
     if strict:
         _check_supported(graph, set(importer.known))
@@ -317,8 +288,6 @@ class _Importer:
         return unique
 
     def run(self, nodes, outputs) -> None:
-        from ..ref.float import KERNELS
-
         self.used = {t for n in nodes for t in n.input} | {o.name for o in outputs}
 
         for i, proto in enumerate(nodes):
@@ -407,17 +376,15 @@ class _Importer:
 
     # -- adding (and folding) ----------------------------------------------------------
     def _add(self, node: Node) -> None:
-        from ..ref.float import run_node
-        from .shapes import infer_node_shapes
-
         g = self.graph
+        spec = OPS[node.op]
         consts = [self._const(t) for t in node.inputs]
-        computable = node.op not in HOST_OPS and (
-            node.op in _SHAPE_OPS or all(c is not None for t, c in zip(node.inputs, consts) if t)
+        computable = not spec.host and (
+            spec.shape_only or all(c is not None for t, c in zip(node.inputs, consts) if t)
         )
         if computable:
             # Shape reads only the shape: a broadcast zero allocates nothing, whatever its size
-            ins = [np.broadcast_to(np.int8(0), g.shape(node.inputs[0]))] if node.op in _SHAPE_OPS else consts
+            ins = [np.broadcast_to(np.int8(0), g.shape(node.inputs[0]))] if spec.shape_only else consts
             _check_fold_size(node, [g.shape(t) if t else None for t in node.inputs], consts)
             outs = run_node(node, ins)
             for t, v in zip(node.outputs, outs):
@@ -456,13 +423,11 @@ class _Importer:
 
 def _check_ops(g: onnx.GraphProto) -> None:
     """Reject the first node whose op hwflow cannot import (before any other work)."""
-    from ..ref.float import KERNELS
-
-    allowed = (set(SUPPORTED_OPS) | set(CONST_ONLY_OPS) | set(_REWRITTEN_OPS)) & set(KERNELS)
     for i, proto in enumerate(g.node):
         op = proto.op_type
         default = proto.domain in ("", "ai.onnx")
-        if not (default or (proto.domain == "ai.onnx.ml" and op in _ML_OPS)) or op not in allowed:
+        spec = OPS.get(op)
+        if spec is None or not (default or proto.domain == spec.domain):
             name = proto.name or f"{op}_{i}"
             op_name = op if default else f"{proto.domain}.{op}"
             raise UnsupportedOpError(
@@ -477,8 +442,6 @@ MAX_FOLD_ELEMENTS = 1 << 27
 
 def _check_fold_size(node: Node, shapes: list, consts: list) -> None:
     """Refuse to compute an absurdly large constant, before allocating it."""
-    from .shapes import infer_node_shapes
-
     try:
         derived = infer_node_shapes(node, shapes, consts)
     except HwflowError:
@@ -551,13 +514,6 @@ def _check_schemas(model: onnx.ModelProto, opset: int) -> None:
                 )
 
 
-def _prune_dead(graph: Graph) -> None:
-    """Drop nodes and constants that no graph output depends on."""
-    from ..passes.dead_code import eliminate_dead_code
-
-    eliminate_dead_code(graph)
-
-
 def _check_supported(graph: Graph, computable: set[str]) -> None:
     """The strict rules: supported ops only, constant layer operands (host tail exempt).
 
@@ -574,10 +530,11 @@ def _check_supported(graph: Graph, computable: set[str]) -> None:
             )
         if node.op == "Reshape" and graph.const(node.inputs[1]) is None and node.inputs[1] not in computable:
             raise UnsupportedOpError(f"node {node.name!r} (Reshape): the target shape must be a constant")
-        if node.op in _CONST_OPERAND_OPS:
+        operands = OPS[node.op].operands
+        if operands != "any":
             acts = [t for t in node.inputs if t and graph.const(t) is None and t not in computable]
             # Sub/Mul/Div/MatMul may take the activation on either side; layers only first.
-            ok = len(acts) <= 1 if node.op in ("Sub", "Mul", "Div", "MatMul") else acts in ([], node.inputs[:1])
+            ok = len(acts) <= 1 if operands == "one" else acts in ([], node.inputs[:1])
             if not ok:
                 raise UnsupportedOpError(
                     f"node {node.name!r} ({node.op}) combines two computed tensors; hwflow supports "
@@ -595,8 +552,8 @@ def _mark_host_tail(graph: Graph, strict: bool) -> None:
     candidate = set()
     for node in nodes:
         acts = [t for t in node.inputs if t and not graph.tensors[t].is_const]
-        if node.op in HOST_OPS or (
-            node.op in _TAIL_OPS and acts and all(getattr(graph.producer(t), "name", None) in candidate for t in acts)
+        if OPS[node.op].host or (
+            OPS[node.op].host_tail and acts and all(getattr(graph.producer(t), "name", None) in candidate for t in acts)
         ):
             candidate.add(node.name)
     for node in reversed(nodes):
@@ -604,7 +561,7 @@ def _mark_host_tail(graph: Graph, strict: bool) -> None:
             continue
         if all(c.attrs.get("host") for t in node.outputs for c in graph.consumers(t)):
             node.attrs["host"] = True
-        elif node.op in HOST_OPS and strict:
+        elif OPS[node.op].host and strict:
             raise UnsupportedOpError(
                 f"node {node.name!r} ({node.op}) feeds other layers; hwflow supports {node.op} only at the network's tail"
             )

@@ -1,38 +1,43 @@
-"""Per-op shape rules: re-derive every node's output shapes from its inputs.
+"""Per-op shape rules: a node's output shapes from its input shapes (and constants).
 
-The importer takes shapes from onnx shape inference and falls back on these rules
-where inference leaves a dimension unknown; :meth:`Graph.verify` runs
-:func:`check_shapes` after every pass, so a pass that rewires a node into an
-inconsistent shape fails at once, naming the node.
+Each rule is ``(node, input shapes, input constants) -> output shapes``; the op
+registry (:data:`hwflow.ir.ops.OPS`) names each op's rule, and
+:func:`hwflow.ir.ops.infer_node_shapes` / :func:`~hwflow.ir.ops.check_shapes` apply
+them. The importer takes shapes from onnx shape inference and falls back on these
+rules where inference leaves a dimension unknown; :meth:`Graph.verify` re-derives every
+shape after every pass, so a pass that rewires a node into an inconsistent shape fails
+at once, naming the node.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from ..errors import ModelError, UnsupportedOpError
 from ._geometry import window
-from .graph import Graph, Node
+from .kernels import reshape_target
 
-__all__ = ["check_shapes", "infer_node_shapes", "SHAPE_RULES"]
+if TYPE_CHECKING:
+    from .graph import Node
 
-Shape = tuple[int, ...]
-Rule = Callable[[Node, list, list], list]
+__all__ = ["Rule", "Mismatch", "Unknown"]
+
+#: A shape rule: ``(node, input shapes, input constants) -> output shapes``.
+Rule = Callable[["Node", list, list], list]
 
 
-class _Mismatch(Exception):
+class Mismatch(Exception):
     """Raised by a rule whose inputs do not fit together."""
 
 
-class _Unknown(Exception):
+class Unknown(Exception):
     """Raised by a rule that needs a constant input which is computed at run time."""
 
 
 def _need(cond: bool, msg: str) -> None:
     if not cond:
-        raise _Mismatch(msg)
+        raise Mismatch(msg)
 
 
 def _prod(dims: Sequence[int]) -> int:
@@ -45,18 +50,18 @@ def _axis(axis: int, rank: int) -> int:
     return a
 
 
-def _same(node: Node, s: list, c: list) -> list:
+def same(node: Node, s: list, c: list) -> list:
     return [s[0]] * len(node.outputs)
 
 
-def _broadcast(node: Node, s: list, c: list) -> list:
+def broadcast(node: Node, s: list, c: list) -> list:
     try:
         return [tuple(np.broadcast_shapes(*[x for x in s if x is not None]))]
     except ValueError:
-        raise _Mismatch(f"shapes {s!r} do not broadcast") from None
+        raise Mismatch(f"shapes {s!r} do not broadcast") from None
 
 
-def _conv(node: Node, s: list, c: list) -> list:
+def conv(node: Node, s: list, c: list) -> list:
     x, w = s[0], s[1]
     group = int(node.attrs.get("group", 1))
     _need(len(x) == len(w) and len(x) >= 3, f"input {x!r} and weight {w!r} ranks differ")
@@ -69,7 +74,7 @@ def _conv(node: Node, s: list, c: list) -> list:
     return [(x[0], w[0]) + win.out]
 
 
-def _pool(node: Node, s: list, c: list) -> list:
+def pool(node: Node, s: list, c: list) -> list:
     x = s[0]
     kernel = node.attrs.get("kernel_shape")
     _need(kernel is not None and len(kernel) == len(x) - 2, f"kernel_shape {kernel!r} vs input {x!r}")
@@ -78,11 +83,11 @@ def _pool(node: Node, s: list, c: list) -> list:
     return [(x[0], x[1]) + win.out] * len(node.outputs)
 
 
-def _global_pool(node: Node, s: list, c: list) -> list:
+def global_pool(node: Node, s: list, c: list) -> list:
     return [s[0][:2] + (1,) * (len(s[0]) - 2)]
 
 
-def _gemm(node: Node, s: list, c: list) -> list:
+def gemm(node: Node, s: list, c: list) -> list:
     a, b = s[0], s[1]
     _need(len(a) == 2 and len(b) == 2, f"Gemm needs 2-D operands, got {a!r} and {b!r}")
     if node.attrs.get("transA"):
@@ -95,11 +100,11 @@ def _gemm(node: Node, s: list, c: list) -> list:
         try:
             _need(np.broadcast_shapes(s[2], out) == out, f"C {s[2]!r} does not broadcast to {out!r}")
         except ValueError:
-            raise _Mismatch(f"C {s[2]!r} does not broadcast to {out!r}") from None
+            raise Mismatch(f"C {s[2]!r} does not broadcast to {out!r}") from None
     return [out]
 
 
-def _matmul(node: Node, s: list, c: list) -> list:
+def matmul(node: Node, s: list, c: list) -> list:
     a, b = s[0], s[1]
     _need(len(a) >= 1 and len(b) >= 1, "MatMul of scalars")
     a2 = (1,) + a if len(a) == 1 else a
@@ -108,7 +113,7 @@ def _matmul(node: Node, s: list, c: list) -> list:
     try:
         batch = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
     except ValueError:
-        raise _Mismatch(f"batch dims of {a!r} and {b!r} do not broadcast") from None
+        raise Mismatch(f"batch dims of {a!r} and {b!r} do not broadcast") from None
     out = batch + (a2[-2], b2[-1])
     if len(a) == 1:
         out = out[:-2] + out[-1:]
@@ -117,14 +122,14 @@ def _matmul(node: Node, s: list, c: list) -> list:
     return [out]
 
 
-def _batchnorm(node: Node, s: list, c: list) -> list:
+def batchnorm(node: Node, s: list, c: list) -> list:
     x = s[0]
     for p in s[1:5]:
         _need(p == (x[1],), f"parameter shape {p!r} != ({x[1]},)")
     return [x]
 
 
-def _flatten(node: Node, s: list, c: list) -> list:
+def flatten(node: Node, s: list, c: list) -> list:
     x = s[0]
     axis = int(node.attrs.get("axis", 1))
     axis = axis + len(x) if axis < 0 else axis
@@ -132,17 +137,15 @@ def _flatten(node: Node, s: list, c: list) -> list:
     return [(_prod(x[:axis]), _prod(x[axis:]))]
 
 
-def _reshape(node: Node, s: list, c: list) -> list:
-    from ..ref.float import reshape_target
-
+def reshape(node: Node, s: list, c: list) -> list:
     if c[1] is None:
-        raise _Unknown
+        raise Unknown
     out = reshape_target(s[0], np.asarray(c[1]).tolist(), bool(node.attrs.get("allowzero", 0)))
     _need(_prod(out) == _prod(s[0]) and all(d >= 0 for d in out), f"cannot reshape {s[0]!r} to {out!r}")
     return [out]
 
 
-def _transpose(node: Node, s: list, c: list) -> list:
+def transpose(node: Node, s: list, c: list) -> list:
     x = s[0]
     perm = node.attrs.get("perm")
     perm = list(range(len(x)))[::-1] if perm is None else list(perm)
@@ -150,7 +153,7 @@ def _transpose(node: Node, s: list, c: list) -> list:
     return [tuple(x[p] for p in perm)]
 
 
-def _concat(node: Node, s: list, c: list) -> list:
+def concat(node: Node, s: list, c: list) -> list:
     first = s[0]
     axis = _axis(int(node.attrs.get("axis", 0)), len(first))
     for other in s[1:]:
@@ -161,7 +164,7 @@ def _concat(node: Node, s: list, c: list) -> list:
     return [first[:axis] + (sum(x[axis] for x in s),) + first[axis + 1 :]]
 
 
-def _argmax(node: Node, s: list, c: list) -> list:
+def argmax(node: Node, s: list, c: list) -> list:
     x = s[0]
     axis = _axis(int(node.attrs.get("axis", 0)), len(x))
     if int(node.attrs.get("keepdims", 1)):
@@ -169,28 +172,28 @@ def _argmax(node: Node, s: list, c: list) -> list:
     return [x[:axis] + x[axis + 1 :]]
 
 
-def _softmax(node: Node, s: list, c: list) -> list:
+def softmax(node: Node, s: list, c: list) -> list:
     if "axis" in node.attrs or not node.attrs.get("coerce_2d"):
         _axis(int(node.attrs.get("axis", -1)), len(s[0]))
     return [s[0]]
 
 
-def _constant(node: Node, s: list, c: list) -> list:
+def constant(node: Node, s: list, c: list) -> list:
     return [tuple(np.shape(node.attrs["value"]))]
 
 
-def _constant_of_shape(node: Node, s: list, c: list) -> list:
+def constant_of_shape(node: Node, s: list, c: list) -> list:
     if c[0] is None:
-        raise _Unknown
+        raise Unknown
     return [tuple(int(d) for d in np.asarray(c[0]).reshape(-1))]
 
 
-def _shape(node: Node, s: list, c: list) -> list:
+def shape(node: Node, s: list, c: list) -> list:
     rank = len(s[0])
     return [(len(range(rank)[slice(node.attrs.get("start", 0), node.attrs.get("end"))]),)]
 
 
-def _gather(node: Node, s: list, c: list) -> list:
+def gather(node: Node, s: list, c: list) -> list:
     data, idx = s[0], s[1]
     axis = _axis(int(node.attrs.get("axis", 0)), len(data))
     return [data[:axis] + idx + data[axis + 1 :]]
@@ -203,7 +206,7 @@ def _axes_of(node: Node, c: list) -> list[int] | None:
     return None if axes is None else [int(a) for a in axes]
 
 
-def _unsqueeze(node: Node, s: list, c: list) -> list:
+def unsqueeze(node: Node, s: list, c: list) -> list:
     axes = _axes_of(node, c)
     _need(axes is not None, "Unsqueeze without constant axes")
     rank = len(s[0]) + len(axes)
@@ -216,7 +219,7 @@ def _unsqueeze(node: Node, s: list, c: list) -> list:
     return [tuple(out)]
 
 
-def _squeeze(node: Node, s: list, c: list) -> list:
+def squeeze(node: Node, s: list, c: list) -> list:
     x, axes = s[0], _axes_of(node, c)
     if axes is None:
         return [tuple(d for d in x if d != 1)]
@@ -225,94 +228,6 @@ def _squeeze(node: Node, s: list, c: list) -> list:
     return [tuple(d for i, d in enumerate(x) if i not in axes)]
 
 
-def _array_feature_extractor(node: Node, s: list, c: list) -> list:
+def array_feature_extractor(node: Node, s: list, c: list) -> list:
     k = _prod(s[1])
     return [(1, k) if len(s[0]) == 1 else s[0][:-1] + (k,)]
-
-
-#: ONNX op type -> rule ``(node, input shapes, input constants) -> output shapes``.
-SHAPE_RULES: dict[str, Rule] = {
-    "Conv": _conv,
-    "Gemm": _gemm,
-    "MatMul": _matmul,
-    "Add": _broadcast,
-    "Sub": _broadcast,
-    "Mul": _broadcast,
-    "Div": _broadcast,
-    "Sum": _broadcast,
-    "BatchNormalization": _batchnorm,
-    "Relu": _same,
-    "LeakyRelu": _same,
-    "Clip": _same,
-    "Sigmoid": _same,
-    "Tanh": _same,
-    "MaxPool": _pool,
-    "AveragePool": _pool,
-    "GlobalAveragePool": _global_pool,
-    "Flatten": _flatten,
-    "Reshape": _reshape,
-    "Transpose": _transpose,
-    "Concat": _concat,
-    "Identity": _same,
-    "Dropout": _same,
-    "Cast": _same,
-    "Constant": _constant,
-    "ConstantOfShape": _constant_of_shape,
-    "Shape": _shape,
-    "Gather": _gather,
-    "Unsqueeze": _unsqueeze,
-    "Squeeze": _squeeze,
-    "Softmax": _softmax,
-    "LogSoftmax": _softmax,
-    "ArgMax": _argmax,
-    "ArrayFeatureExtractor": _array_feature_extractor,
-}
-
-
-def infer_node_shapes(
-    node: Node, shapes: list[Shape | None], consts: list[np.ndarray | None]
-) -> list[Shape] | None:
-    """Output shapes of ``node`` given its input shapes (None for omitted inputs).
-
-    Returns None when the shapes depend on a tensor computed at run time (a Reshape
-    whose target shape is not folded yet).
-
-    Raises
-    ------
-    ModelError
-        If the inputs do not fit together, naming the node.
-    UnsupportedOpError
-        If hwflow has no shape rule for the op.
-    """
-    rule = SHAPE_RULES.get(node.op)
-    if rule is None:
-        raise UnsupportedOpError(f"node {node.name!r}: no shape rule for op {node.op}")
-    try:
-        return [tuple(int(d) for d in sh) for sh in rule(node, shapes, consts)]
-    except _Unknown:
-        return None
-    except (_Mismatch, KeyError, IndexError, TypeError, ValueError) as exc:
-        raise ModelError(f"node {node.name!r} ({node.op}): inconsistent shapes: {exc}") from None
-
-
-def check_shapes(graph: Graph) -> None:
-    """Re-derive every node's output shapes and compare them with the declared ones.
-
-    Raises
-    ------
-    ModelError
-        Naming the first node whose declared output shape differs from the one its
-        inputs give, or whose inputs do not fit together.
-    """
-    for node in graph.nodes:
-        shapes = [graph.shape(t) if t else None for t in node.inputs]
-        consts = [graph.const(t) if t else None for t in node.inputs]
-        derived = infer_node_shapes(node, shapes, consts)
-        if derived is None:
-            continue
-        for t, want in zip(node.outputs, derived):
-            if t and graph.shape(t) != want:
-                raise ModelError(
-                    f"node {node.name!r} ({node.op}): output {t!r} is declared {graph.shape(t)!r} "
-                    f"but its inputs give {want!r}"
-                )

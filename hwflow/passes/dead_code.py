@@ -10,21 +10,7 @@ __all__ = ["EliminateDeadCode", "eliminate_dead_code"]
 
 def eliminate_dead_code(graph: Graph) -> bool:
     """Remove unused nodes and tensors in place; return whether anything was removed."""
-    modified = False
-    live = set(graph.outputs)
-    for node in reversed(graph.nodes):  # consumers come before producers
-        if any(t in live for t in node.outputs if t):
-            live.update(t for t in node.inputs if t)
-        else:
-            graph.remove_node(node.name)
-            modified = True
-    used = set(graph.inputs) | set(graph.outputs)
-    for node in graph.nodes:
-        used.update(t for t in node.inputs + node.outputs if t)
-    for t in [t for t in graph.tensors if t not in used]:
-        del graph.tensors[t]
-        modified = True
-    return modified
+    return graph.remove_dead()
 
 
 class EliminateDeadCode(Pass):

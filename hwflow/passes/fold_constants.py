@@ -1,8 +1,9 @@
 """Fold constants: evaluate nodes whose inputs are all constant.
 
-Evaluation uses the float reference's kernels (:func:`hwflow.ref.float.run_node`),
-so a folded value is exactly what the interpreter would have computed at run time.
-``Shape`` of a tensor with a static shape folds too. Host-side ops are left alone.
+Evaluation uses the ops' float kernels (:func:`hwflow.ir.ops.run_node`), as the float
+reference does, so a folded value is exactly what the interpreter would have computed
+at run time. ``Shape`` of a tensor with a static shape folds too. Host-side ops are
+left alone.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ import numpy as np
 
 from ..errors import ModelError
 from ..ir.graph import Graph, Node, Tensor
-from ..ir.onnx_import import HOST_OPS
+from ..ir.ops import OPS, run_node
 from .base import Pass, PassResult
 
 __all__ = ["FoldConstants"]
 
 
 def _foldable(graph: Graph, node: Node) -> bool:
-    if node.op in HOST_OPS:
+    spec = OPS[node.op]
+    if spec.host:
         return False
-    if node.op == "Shape":
+    if spec.shape_only:
         return True  # shapes are static
     return all(graph.const(t) is not None for t in node.inputs if t)
 
@@ -29,13 +31,11 @@ class FoldConstants(Pass):
     """Replace every node whose inputs are all constant by its constant outputs."""
 
     def call(self, graph: Graph) -> PassResult:
-        from ..ref.float import run_node
-
         modified = False
         for node in graph.nodes:
             if not _foldable(graph, node):
                 continue
-            if node.op == "Shape":
+            if OPS[node.op].shape_only:
                 ins = [np.zeros(graph.shape(node.inputs[0]), dtype=np.int8)]
             else:
                 ins = [graph.const(t) if t else None for t in node.inputs]

@@ -1,4 +1,7 @@
-"""Fuse Relu, Clip, LeakyRelu, Sigmoid and Tanh into the Conv/Gemm that produces their input.
+"""Fuse an elementwise activation into the Conv/Gemm that produces its input.
+
+The activations are the registry's :data:`~hwflow.ir.ops.ACTIVATIONS` (Relu, Clip,
+LeakyRelu, Sigmoid, Tanh).
 
 The layer gains ``attrs["activation"]`` (see :mod:`hwflow.ir.graph`); only when the
 layer's output feeds nothing but the activation and no activation is fused yet.
@@ -9,12 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.graph import Graph, Node
+from ..ir.ops import ACTIVATIONS
 from ._util import absorb, sole_consumer
 from .base import Pass, PassResult
 
 __all__ = ["FuseActivation", "ACTIVATIONS"]
-
-ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh")
 
 
 def _describe(node: Node) -> dict[str, Any]:

@@ -26,13 +26,13 @@ from onnx import numpy_helper
 
 from hwflow.errors import UnsupportedOpError
 from hwflow.ir import from_onnx
-from hwflow.ir.onnx_import import CONST_ONLY_OPS, SUPPORTED_OPS
+from hwflow.ir.ops import OPS
 from hwflow.ref.float import run_float_multi
 
 RTOL = ATOL = 1e-5
 DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 SKIPS_FILE = Path(__file__).with_name("conformance_skips.txt")
-KNOWN_OPS = set(SUPPORTED_OPS) | set(CONST_ONLY_OPS) | {"Sum"}
+KNOWN_OPS = set(OPS)
 
 # Inputs in these slots are parameters to hwflow (a model must give them as
 # constants), so the harness bakes the case's data for them into initializers.
