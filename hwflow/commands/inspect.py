@@ -10,11 +10,9 @@ import click
 import numpy as np
 
 from ..ir.graph import Graph, Node
+from ..ir.ops import OPS
 
 __all__ = ["inspect_cmd", "layer_stats"]
-
-# Ops whose constant inputs are learned parameters (Reshape's shape is not).
-_PARAM_OPS = ("Conv", "Gemm", "MatMul", "BatchNormalization", "Add", "Sub", "Mul", "Div", "Concat")
 
 
 def _macs(graph: Graph, node: Node) -> int:
@@ -41,7 +39,7 @@ def layer_stats(graph: Graph) -> list[dict[str, Any]]:
     for node in graph.nodes:
         acts = [t for t in node.inputs if t and not graph.tensors[t].is_const]
         params = 0
-        if node.op in _PARAM_OPS:
+        if OPS[node.op].params:  # learned parameters (a Reshape's target shape is not one)
             params = sum(
                 graph.tensors[t].size for t in node.inputs if t and graph.tensors[t].is_const
                 and graph.tensors[t].dtype.kind == "f"

@@ -10,8 +10,9 @@ Two levels:
   attributes. :data:`hwflow.ir.ops.OPS` names each op's kernel.
 
 Batches: graph shapes have batch 1, but the arrays may carry any leading batch ``N``;
-every kernel works on the batch axis directly (one BLAS call per kernel offset, not
-one per sample), so calibrating on hundreds of samples is cheap.
+every kernel works on the batch axis directly (a window kernel is one numpy call on a
+strided view of all windows of all samples), so calibrating on hundreds of samples is
+cheap.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ModelError
 from ._geometry import Window, window
@@ -27,9 +29,13 @@ if TYPE_CHECKING:
     from .graph import Node
 
 __all__ = [
-    "Kernel", "apply_activation", "sigmoid", "clip", "pad_windows", "window_at", "conv", "max_pool", "avg_pool",
+    "Kernel", "apply_activation", "sigmoid", "clip", "pad_windows", "windows", "conv", "max_pool", "avg_pool",
     "reshape_target",
 ]  # fmt: skip
+
+#: Largest patch matrix (im2col) a convolution builds at once, in elements (1 GiB of
+#: float64); bigger batches go in chunks of samples.
+_PATCH_ELEMENTS = 1 << 27
 
 #: A node kernel: ``(node, input arrays) -> output arrays`` (None for omitted inputs).
 Kernel = Callable[["Node", list], list]
@@ -81,15 +87,6 @@ def apply_activation(y: np.ndarray, act: dict[str, Any] | None) -> np.ndarray:
 
 
 # -- windows: convolution and pooling ------------------------------------------------
-def window_at(xp: np.ndarray, win: Window, offs: tuple[int, ...]) -> np.ndarray:
-    """The strided slice of padded ``xp`` seen by kernel offset ``offs`` (all outputs)."""
-    sl = tuple(
-        slice(o * d, o * d + (n - 1) * s + 1, s)
-        for o, d, n, s in zip(offs, win.dilations, win.out, win.strides)
-    )
-    return xp[(Ellipsis,) + sl]
-
-
 def pad_windows(x: np.ndarray, win: Window, value: float, lead: int = 2) -> np.ndarray:
     """Pad the spatial axes (after ``lead`` axes) so every window of ``win`` fits."""
     widths = [(0, 0)] * lead
@@ -99,6 +96,16 @@ def pad_windows(x: np.ndarray, win: Window, value: float, lead: int = 2) -> np.n
     if not any(b or e for b, e in widths):
         return x
     return np.pad(x, widths, constant_values=value)
+
+
+def windows(xp: np.ndarray, win: Window, lead: int = 2) -> np.ndarray:
+    """Every window of padded ``xp`` (:func:`pad_windows`): a view ``(*lead, *out, *kernel)``."""
+    r = len(win.kernel)
+    extent = tuple((k - 1) * d + 1 for k, d in zip(win.kernel, win.dilations))
+    v = sliding_window_view(xp, extent, axis=tuple(range(lead, lead + r)))
+    return v[(slice(None),) * lead
+             + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(win.out, win.strides))
+             + tuple(slice(None, None, d) for d in win.dilations)]
 
 
 def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, win: Window, groups: int = 1) -> np.ndarray:
@@ -116,35 +123,31 @@ def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, win: Window, groups
         The resolved geometry (:func:`hwflow.ir._geometry.window`).
     groups : int
     """
+    r = len(win.kernel)
     n, c = x.shape[:2]
     m, cg = w.shape[0], c // groups
-    mg = m // groups
-    xp = pad_windows(x, win, 0)
-    xg = xp.reshape((n, groups, cg) + xp.shape[2:])
-    wg = w.reshape((groups, mg, cg) + w.shape[2:]).astype(x.dtype, copy=False)
-    out = np.zeros((n, groups, mg, int(np.prod(win.out, dtype=np.int64))), dtype=x.dtype)
-    for offs in np.ndindex(*w.shape[2:]):
-        xs = window_at(xg, win, offs).reshape(n, groups, cg, -1)
-        wk = wg[(Ellipsis,) + offs]  # (groups, mg, cg)
-        if cg == 1:  # depthwise: a broadcast multiply beats many 1x1 matmuls
-            out += wk[None, :, :, :] * xs
-        else:
-            out += np.matmul(wk[None], xs)
-    y = out.reshape((n, m) + win.out)
+    k, o = int(np.prod(win.kernel, dtype=np.int64)), int(np.prod(win.out, dtype=np.int64))
+    step = max(1, _PATCH_ELEMENTS // max(c * k * o, 1))
+    if n > step:  # bound the patch matrix's memory
+        return np.concatenate([conv(x[i:i + step], w, b, win, groups) for i in range(0, n, step)])
+    v = windows(pad_windows(x, win, 0), win)  # N, C, *out, *kernel: a view
+    v = v.reshape(n, groups, cg, *win.out, *win.kernel)
+    # The patch matrix (im2col), then one matmul per group: (M/g, C/g*k) @ (C/g*k, N*out),
+    # as numpy's einsum computes it; the quantizer's float64 ranges depend on these sums.
+    cols = v.transpose(1, 2, *range(3 + r, 3 + 2 * r), 0, *range(3, 3 + r)).reshape(groups, cg * k, n * o)
+    wg = w.reshape(groups, m // groups, cg * k).astype(x.dtype, copy=False)
+    y = np.matmul(wg, cols).reshape(groups, m // groups, n, *win.out)
+    y = y.transpose(2, 0, 1, *range(3, 3 + r)).reshape(n, m, *win.out)
     if b is not None:
-        y = y + b.astype(x.dtype).reshape((1, m) + (1,) * len(win.out))
+        y = y + b.astype(x.dtype).reshape((1, m) + (1,) * r)
     return y
 
 
 def max_pool(x: np.ndarray, win: Window) -> np.ndarray:
     """Max over each window of ``(N, C, *spatial)``; padding never wins."""
     lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    xp = pad_windows(x, win, lowest)
-    y = None
-    for offs in np.ndindex(*win.kernel):
-        s = window_at(xp, win, offs)
-        y = s.copy() if y is None else np.maximum(y, s)
-    return y
+    r = len(win.kernel)
+    return windows(pad_windows(x, win, lowest), win).max(axis=tuple(range(-r, 0)))
 
 
 def avg_pool(x: np.ndarray, win: Window, count_include_pad: bool = False) -> np.ndarray:
@@ -153,30 +156,18 @@ def avg_pool(x: np.ndarray, win: Window, count_include_pad: bool = False) -> np.
     It divides by the window cells that are real input (or explicit padding, with
     ``count_include_pad``); the ``ceil_mode`` overhang never counts.
     """
-    xp = pad_windows(x, win, 0)
+    axes = tuple(range(-len(win.kernel), 0))
+    total = windows(pad_windows(x, win, 0), win).sum(axis=axes)
     inside = np.ones(x.shape[2:], dtype=x.dtype)
-    if count_include_pad:
+    if count_include_pad:  # explicit pads count; pad_windows adds only the overhang, as 0
         inside = np.pad(inside, list(zip(win.pads_begin, win.pads_end)), constant_values=1)
-        mask = _pad_mask(inside, win, explicit=True)
+        explicit = Window(win.kernel, win.strides, win.dilations, (0,) * len(win.kernel), (0,) * len(win.kernel),
+                          win.out)
+        mask = pad_windows(inside, explicit, 0, lead=0)
     else:
-        mask = _pad_mask(inside, win, explicit=False)
-    total = np.zeros(x.shape[:2] + win.out, dtype=x.dtype)
-    count = np.zeros(win.out, dtype=x.dtype)
-    for offs in np.ndindex(*win.kernel):
-        total += window_at(xp, win, offs)
-        count += window_at(mask, win, offs)
+        mask = pad_windows(inside, win, 0, lead=0)
+    count = windows(mask, win, lead=0).sum(axis=axes)
     return (total / count).astype(x.dtype, copy=False)
-
-
-def _pad_mask(inside: np.ndarray, win: Window, explicit: bool) -> np.ndarray:
-    """A 0/1 map over the fully padded spatial grid marking cells that count."""
-    if explicit:  # ``inside`` already covers begin/end pads; add only the overhang
-        widths = []
-        for i, n in enumerate(inside.shape):
-            need = (win.out[i] - 1) * win.strides[i] + (win.kernel[i] - 1) * win.dilations[i] + 1
-            widths.append((0, max(0, need - n)))
-        return np.pad(inside, widths)
-    return pad_windows(inside, win, 0, lead=0)
 
 
 def op_conv(node: Node, ins: list) -> list:
@@ -199,7 +190,7 @@ def op_avgpool(node: Node, ins: list) -> list:
 
 def op_global_avgpool(node: Node, ins: list) -> list:
     x = ins[0]
-    return [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=x.dtype)]
+    return [avg_pool(x, window(x.shape[2:], x.shape[2:], {}))]
 
 
 # -- dense ---------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from ..ir import kernels
+from ..ir._geometry import window
 from ..ir.graph import Graph, Node
 
 __all__ = ["weight_nodes", "get_weight", "set_weight", "get_bias", "set_bias", "linear"]
@@ -76,15 +77,4 @@ def linear(graph: Graph, node: Node, x: np.ndarray, w: np.ndarray | None = None,
     if node.op == "Gemm":
         alpha = float(node.attrs.get("alpha", 1.0))
         return alpha * (x.reshape(x.shape[0], -1) @ w.T) + b
-    kh, kw = w.shape[2:]
-    pads = list(node.attrs.get("pads", [0, 0, 0, 0]))
-    sh, sw = node.attrs.get("strides", [1, 1])
-    g = int(node.attrs.get("group", 1))
-    x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
-    win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]  # N,C,OH,OW,kh,kw
-    n, cin = win.shape[:2]
-    cout = w.shape[0]
-    win = win.reshape(n, g, cin // g, *win.shape[2:])
-    wg = w.reshape(g, cout // g, *w.shape[1:])
-    y = np.einsum("bgcyxhw,gochw->bgoyx", win, wg).reshape(n, cout, *win.shape[3:5])
-    return y + b[None, :, None, None]
+    return kernels.conv(x, w, b, window(x.shape[2:], w.shape[2:], node.attrs), int(node.attrs.get("group", 1)))

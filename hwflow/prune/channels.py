@@ -8,7 +8,7 @@ So the MAC work shrinks in both layers, not only the storage.
 
 A layer is left alone (and reported as skipped, with the reason) when its channels are
 tied to something else: the graph output (the logits), an Add or a Concat, a grouped
-convolution, or any op this pass does not know to be per-channel.
+convolution, or any op the op registry does not mark ``per_channel``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,10 @@ import numpy as np
 
 from ..errors import OptionError
 from ..ir.graph import Graph, Node
+from ..ir.ops import OPS
 from ._layers import get_bias, get_weight, set_bias, set_weight, weight_nodes
 
 __all__ = ["prune_channels", "channel_plan"]
-
-#: Ops that act on each channel alone (channel count in = out).
-_PER_CHANNEL = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
-                "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "Identity", "Dropout")
 
 
 def channel_plan(graph: Graph, node: Node) -> tuple[list[Node], list[tuple[Node, int]], str]:
@@ -49,7 +46,7 @@ def channel_plan(graph: Graph, node: Node) -> tuple[list[Node], list[tuple[Node,
         if t in graph.outputs:
             return [], [], "its channels are outputs of the network"
         for c in graph.consumers(t):
-            if c.op in _PER_CHANNEL and c.inputs[0] == t:
+            if OPS[c.op].per_channel and c.inputs[0] == t:
                 passes.append(c)
                 todo.append(c.outputs[0])
             elif c.op == "Conv" and c.inputs[0] == t and int(c.attrs.get("group", 1)) == 1:

@@ -1,34 +1,25 @@
-"""Float evaluation of a plan (batched), used for calibration and bias correction."""
+"""Float evaluation of a plan (batched), used for calibration and bias correction.
+
+Windows are computed by the IR's kernels (:mod:`hwflow.ir.kernels`), as in the float
+reference.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from ..ir import kernels
 from ._lower import FLayer, Plan, act_fn
-
-
-def _windows(x: np.ndarray, layer: FLayer, value: float) -> np.ndarray:
-    t, l, b, r = layer.pads
-    if any(layer.pads):
-        x = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
-    win = sliding_window_view(x, layer.kernel, axis=(2, 3))
-    return win[:, :, :: layer.strides[0], :: layer.strides[1]]
 
 
 def linear(layer: FLayer, x: np.ndarray, weight: np.ndarray | None = None, bias: bool = True) -> np.ndarray:
     """Conv/Gemm in float64 (``weight`` overrides the layer's), without activation."""
     w = layer.weight if weight is None else weight
+    x = np.asarray(x, dtype=np.float64)
     if layer.op == "gemm":
         y = x.reshape(x.shape[0], -1) @ w.T
         return y + layer.bias if bias else y
-    win = _windows(x, layer, 0.0)  # N, Cin, OH, OW, kh, kw
-    n, g = x.shape[0], layer.groups
-    cout, cin_g = w.shape[:2]
-    win = win.reshape(n, g, cin_g, *win.shape[2:])
-    wg = w.reshape(g, cout // g, cin_g, *w.shape[2:])
-    y = np.einsum("ngcyxhw,gochw->ngoyx", win, wg, optimize=True).reshape(n, cout, *win.shape[3:5])
-    return y + layer.bias[None, :, None, None] if bias else y
+    return kernels.conv(x, w, layer.bias if bias else None, layer.window(x.shape[2:]), layer.groups)
 
 
 def run_layer_float(layer: FLayer, ins: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -37,9 +28,9 @@ def run_layer_float(layer: FLayer, ins: list[np.ndarray]) -> tuple[np.ndarray, n
     if layer.op in ("conv", "gemm"):
         y = linear(layer, x)
     elif layer.op == "maxpool":
-        return x, _windows(x, layer, -np.inf).max(axis=(-1, -2))
-    elif layer.op == "avgpool":
-        y = _windows(x, layer, 0.0).mean(axis=(-1, -2))
+        return x, kernels.max_pool(x, layer.window(x.shape[2:]))
+    elif layer.op == "avgpool":  # lowering refuses pads that count_include_pad=0 would skip
+        y = kernels.avg_pool(x, layer.window(x.shape[2:]), count_include_pad=True)
     elif layer.op == "add":
         y = ins[0] + ins[1]
     elif layer.op == "concat":

@@ -4,6 +4,7 @@ The plan is what the quantizer works on: weights in float (so equalization and
 clamping can edit them), fused activations resolved, Flatten/Reshape gone (a Gemm
 reads the 4-D tensor), BatchNorm folded, MatMul+Add merged, host tail split off.
 It accepts optimized graphs and, for robustness, the common unoptimized patterns.
+What each ONNX op lowers to is the op registry's ``quant`` (:data:`hwflow.ir.ops.OPS`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ..ir._geometry import window
+from ..ir._geometry import Window, window
 from ..ir.graph import Graph, Node
-
-HOST_OPS = ("Softmax", "LogSoftmax", "ArgMax")
-LUT_ACTS = ("Tanh", "Sigmoid", "LeakyRelu")
-_ALIAS_OPS = ("Flatten", "Reshape", "Identity", "Dropout", "Squeeze", "Unsqueeze")
+from ..ir.ops import OPS
 
 
 def _sigmoid(x):
@@ -68,6 +66,10 @@ class FLayer:
     @property
     def has_weight(self) -> bool:
         return self.op in ("conv", "gemm")
+
+    def window(self, in_spatial: tuple[int, ...]) -> Window:
+        """The window of a conv/maxpool/avgpool layer over an input of ``in_spatial``."""
+        return window(in_spatial, self.kernel, {"strides": self.strides, "pads": self.pads})
 
 
 @dataclass
@@ -166,19 +168,22 @@ def lower(graph: Graph) -> Plan:
         ins = [canon(t) if t else t for t in node.inputs]
         act_ins = [t for t in ins if t and t not in consts]
         out = node.outputs[0]
-        if host_tail or node.attrs.get("host") or op in HOST_OPS:
-            if op not in HOST_OPS and not node.attrs.get("host"):
+        spec = OPS.get(op)
+        kind = None if spec is None else spec.quant
+        host = spec is not None and spec.host
+        if host_tail or node.attrs.get("host") or host:
+            if not host and not node.attrs.get("host"):
                 raise UnsupportedOpError(f"node {node.name!r} ({op}) follows the host-side tail {host_tail!r}")
             if not host_tail:
                 out_tensor = ins[0]
             host_tail.append(op)
             continue
-        if op == "Constant":
+        if kind == "const":
             consts[out] = np.asarray(node.attrs["value"])
             continue
         if not act_ins:
             raise UnsupportedOpError(f"node {node.name!r} ({op}) computes a constant; run the optimizer (constant folding) first")
-        if op in _ALIAS_OPS:
+        if kind == "layout":
             src = act_ins[0]
             if op == "Reshape" or op == "Flatten":
                 ish, osh = graph.shape(src), graph.shape(out)
@@ -188,7 +193,7 @@ def lower(graph: Graph) -> Plan:
                     )
             alias[out] = src
             continue
-        if op == "Conv":
+        if kind == "conv" and op == "Conv":
             w = consts.get(ins[1])
             if w is None:
                 raise UnsupportedOpError(f"node {node.name!r} (Conv): weights must be constant")
@@ -202,7 +207,7 @@ def lower(graph: Graph) -> Plan:
             _fuse_attr_activation(layer, node)
             add(layer, node)
             continue
-        if op in ("Gemm", "MatMul"):
+        if kind == "gemm":
             if len(act_ins) != 1 or ins[0] != act_ins[0]:
                 raise UnsupportedOpError(f"node {node.name!r} ({op}): the second operand must be a constant weight")
             b_mat = consts[ins[1]].astype(np.float64)
@@ -222,22 +227,22 @@ def lower(graph: Graph) -> Plan:
             _fuse_attr_activation(layer, node)
             add(layer, node)
             continue
-        if op == "Add" and len(act_ins) == 1:
+        if kind == "add" and len(ins) == 2 and len(act_ins) == 1:
             prod = mergeable(act_ins[0])
             c = consts[[t for t in ins if t in consts][0]]
             if prod is None or not prod.has_weight or prod.clamp is not None or c.size not in (1, prod.weight.shape[0]):
                 raise UnsupportedOpError(
-                    f"node {node.name!r} (Add of a constant) only follows a Conv/Gemm/MatMul as its bias"
+                    f"node {node.name!r} ({op} of a constant) only follows a Conv/Gemm/MatMul as its bias"
                 )
             prod.bias = prod.bias + np.broadcast_to(np.asarray(c, np.float64).ravel(), prod.bias.shape)
             rename_output(prod, out, node)
             continue
-        if op in ("Add", "Sum") and len(act_ins) == 2:
+        if kind == "add" and len(ins) == 2:
             if graph.shape(act_ins[0]) != graph.shape(act_ins[1]):
                 raise UnsupportedOpError(f"node {node.name!r} ({op}): broadcasting add is not supported")
             add(FLayer(node.name, "add", act_ins, out), node)
             continue
-        if op == "BatchNormalization":
+        if kind == "conv":  # BatchNormalization: into the Conv before it, else a depthwise conv
             scale, beta, mean, var = (consts[t].astype(np.float64) for t in ins[1:5])
             k = scale / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
             prod = mergeable(ins[0])
@@ -254,7 +259,7 @@ def lower(graph: Graph) -> Plan:
                                groups=c, bn=(beta.copy(), np.abs(scale).copy()))
                 add(layer, node)
             continue
-        if op in ("Relu", "Clip") + LUT_ACTS:
+        if kind == "lut":
             act = {"op": op}
             if op == "Clip":
                 lo = consts.get(ins[1]) if len(ins) > 1 and ins[1] else node.attrs.get("min")
@@ -264,7 +269,7 @@ def lower(graph: Graph) -> Plan:
                 act["alpha"] = float(node.attrs.get("alpha", 0.01))
             prod = mergeable(act_ins[0])
             if prod is not None:
-                if op in ("Relu", "Clip"):
+                if spec.activation == "clamp":
                     prod.clamp = _merge_clamp(prod.clamp, act)
                 else:
                     prod.lut, prod.pre = act, prod.output
@@ -272,13 +277,13 @@ def lower(graph: Graph) -> Plan:
             else:
                 add(FLayer(node.name, "lut", [act_ins[0]], out, lut=act, pre=act_ins[0]), node)
             continue
-        if op == "MaxPool":
+        if kind == "maxpool":
             if int(node.attrs.get("storage_order", 0)) or len(node.outputs) > 1 and node.outputs[1]:
                 raise UnsupportedOpError(f"node {node.name!r} (MaxPool): the indices output is not supported")
             kernel, strides, pads, _ = _window2d(node, graph.shape(ins[0]), node.attrs["kernel_shape"])
             add(FLayer(node.name, "maxpool", [ins[0]], out, kernel=kernel, strides=strides, pads=pads), node)
             continue
-        if op in ("AveragePool", "GlobalAveragePool"):
+        if kind == "avgpool":
             shp = graph.shape(ins[0])
             if op == "GlobalAveragePool":
                 if len(shp) != 4:
@@ -297,16 +302,13 @@ def lower(graph: Graph) -> Plan:
                     )
             add(FLayer(node.name, "avgpool", [ins[0]], out, kernel=kernel, strides=strides, pads=pads), node)
             continue
-        if op == "Concat":
+        if kind == "concat":
             axis = int(node.attrs.get("axis", 1))
             if axis not in (1, 1 - len(graph.shape(out))):
                 raise UnsupportedOpError(f"node {node.name!r} (Concat): only the channel axis 1 is supported, not {axis}")
             add(FLayer(node.name, "concat", act_ins, out), node)
             continue
-        raise UnsupportedOpError(
-            f"node {node.name!r}: op {op} cannot be quantized; supported: Conv, Gemm, MatMul, Add, BatchNormalization, "
-            f"MaxPool, AveragePool, GlobalAveragePool, Concat, Relu, Clip, LeakyRelu, Sigmoid, Tanh, Flatten, Reshape"
-        )
+        raise UnsupportedOpError(f"node {node.name!r}: op {op} cannot be quantized; supported: {_quantizable()}")
     out_tensor = canon(out_tensor)
     if out_tensor == x:
         raise UnsupportedOpError(f"graph {graph.name!r} has no layer to quantize")
@@ -314,6 +316,10 @@ def lower(graph: Graph) -> Plan:
         raise UnsupportedOpError(f"graph output {out_tensor!r} is not produced by a quantizable layer")
     # drop layers whose result nobody uses (e.g. after a host tail)
     return Plan(graph.name, x, out_tensor, layers, shapes, host_tail)
+
+
+def _quantizable() -> str:
+    return ", ".join(op for op, d in OPS.items() if d.quant not in (None, "const"))
 
 
 def _bn_stats(node: Node) -> tuple[np.ndarray, np.ndarray] | None:

@@ -14,10 +14,10 @@ activation reach well past 3 sigma).
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from ..ir import kernels
 from ._feval import linear
-from ._lower import FLayer, Plan, act_fn
+from ._lower import Plan, act_fn
 
 __all__ = ["propagate_ranges", "propagate_moments", "K_SIGMA", "K_MEASURED"]
 
@@ -46,12 +46,6 @@ def _expected_max(k: int) -> float:
     pdf = np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
     cdf = np.cumsum(pdf) * (x[1] - x[0])
     return float(np.sum(x * k * pdf * cdf ** (k - 1)) * (x[1] - x[0]))
-
-
-def _windows(x: np.ndarray, fl: FLayer, value: float) -> np.ndarray:
-    t, l, b, r = fl.pads
-    x = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
-    return sliding_window_view(x, fl.kernel, axis=(2, 3))[:, :, :: fl.strides[0], :: fl.strides[1]]
 
 
 def _elementwise(fn, st):
@@ -90,12 +84,14 @@ def propagate_moments(plan: Plan, input_range: tuple[float, float]) -> dict[str,
                 sdw_y = np.sqrt(var_y)  # measured on the training data: no correlation guess
             st = (mu_y, var_y, lo_y, hi_y, sdw_y)
         elif fl.op == "maxpool":
-            st = [_windows(v, fl, -np.inf).max(axis=(-1, -2)) for v in (mu, var, lo, hi, sdw)]
+            win = fl.window(mu.shape[2:])
+            st = [kernels.max_pool(v, win) for v in (mu, var, lo, hi, sdw)]
             # the max of k values sits above their mean: E[max of k std normals]·σ
             st[0] = np.minimum(st[0] + _expected_max(fl.kernel[0] * fl.kernel[1]) * np.sqrt(st[1]), st[3])
             st = tuple(st)
         elif fl.op == "avgpool":
-            st = tuple(_windows(v, fl, 0.0).mean(axis=(-1, -2)) for v in (mu, var, lo, hi, sdw))
+            win = fl.window(mu.shape[2:])
+            st = tuple(kernels.avg_pool(v, win, count_include_pad=True) for v in (mu, var, lo, hi, sdw))
         elif fl.op == "add":
             st = tuple(x + y for x, y in zip(ins[0], ins[1]))
         elif fl.op == "concat":

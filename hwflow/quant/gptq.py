@@ -12,8 +12,8 @@ chosen beforehand (by the scheme); only the integer codes change.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from ..ir import kernels
 from ._lower import FLayer
 from .arith import int_range
 
@@ -29,13 +29,12 @@ def layer_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0
     if fl.op == "gemm":
         groups = [x.reshape(x.shape[0], -1)]
     else:
-        t, l, b, r = fl.pads
-        xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
-        win = sliding_window_view(xp, fl.kernel, axis=(2, 3))[:, :, :: fl.strides[0], :: fl.strides[1]]
-        n, c, oh, ow, kh, kw = win.shape
+        win = fl.window(x.shape[2:])
+        cols = kernels.windows(kernels.pad_windows(x, win, 0.0), win)  # N, C, OH, OW, kh, kw
+        n, c, oh, ow, kh, kw = cols.shape
         cg = c // fl.groups
-        win = win.reshape(n, fl.groups, cg, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-        groups = list(win.reshape(fl.groups, n * oh * ow, cg * kh * kw))
+        cols = cols.reshape(n, fl.groups, cg, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
+        groups = list(cols.reshape(fl.groups, n * oh * ow, cg * kh * kw))
     rng = np.random.default_rng(seed)
     return [g[rng.choice(len(g), max_rows, replace=False)] if len(g) > max_rows else g for g in groups]
 

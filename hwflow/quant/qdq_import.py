@@ -14,6 +14,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UnsupportedOpError
+from ..ir.ops import OPS
 
 __all__ = ["is_quantized", "strip_quantization", "follow_fusion", "QONNX_DOMAIN"]
 
@@ -192,13 +193,14 @@ def follow_fusion(graph, params: dict) -> dict:
     """
     tensors = dict(params["tensors"])
     for node in graph.nodes:
-        if node.op not in ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh"):
+        spec = OPS.get(node.op)
+        if spec is None or spec.activation is None:
             continue
         src, out = node.inputs[0], node.outputs[0]
         prod = graph.producer(src)
         if prod is None or prod.op not in ("Conv", "Gemm", "MatMul", "Add") or len(graph.consumers(src)) != 1:
             continue
-        if node.op not in ("Relu", "Clip") and src in tensors:
+        if spec.activation == "table" and src in tensors:
             tensors[f"{src}::pre"] = tensors[src]
         if out in tensors:
             tensors[src] = tensors[out]
