@@ -87,7 +87,7 @@ def _array(x) -> np.ndarray:
 
 def _unsupported(model: onnx.ModelProto) -> str | None:
     for n in model.graph.node:
-        if n.domain not in ("", "ai.onnx") and not (n.domain == "ai.onnx.ml" and n.op_type == "ArrayFeatureExtractor"):
+        if n.domain not in ("", "ai.onnx") and (n.op_type not in OPS or n.domain != OPS[n.op_type].domain):
             return f"op {n.domain}.{n.op_type}"
         if n.op_type not in KNOWN_OPS:
             return f"op {n.op_type}"
