@@ -1,4 +1,4 @@
-"""Window geometry shared by shape inference, the float reference and the inspector.
+"""Window geometry shared by shape inference, the float kernels, the quantizer and the passes.
 
 ONNX Conv/MaxPool/AveragePool describe padding in four ways (explicit ``pads`` or
 ``auto_pad`` SAME_UPPER/SAME_LOWER/VALID) and pools may round up (``ceil_mode``). This

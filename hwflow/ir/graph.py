@@ -9,11 +9,13 @@ Conventions shared by every pass and stage:
 
 - shapes are static tuples of ints (the importer resolves a symbolic batch dim to 1);
 - node attributes are plain Python values (ints, floats, lists, strings, numpy arrays);
+- every node's op is an entry of the op registry (:data:`hwflow.ir.ops.OPS`), which
+  gives its shape rule and float kernel;
 - a Conv/Gemm whose activation was fused carries ``attrs["activation"]``, a dict with
-  ``op`` in ``{"Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh"}`` and, where they apply,
-  ``min``/``max`` (Clip) or ``alpha`` (LeakyRelu);
-- ops that run on the host (Softmax, LogSoftmax, ArgMax at the tail) stay in the graph
-  with ``attrs["host"] = True``.
+  ``op`` one of :data:`hwflow.ir.ops.ACTIVATIONS` (Relu, Clip, LeakyRelu, Sigmoid, Tanh)
+  and, where they apply, ``min``/``max`` (Clip) or ``alpha`` (LeakyRelu);
+- ops that run on the host (:data:`hwflow.ir.ops.HOST_OPS`: Softmax, LogSoftmax, ArgMax
+  at the tail) stay in the graph with ``attrs["host"] = True``.
 """
 
 from __future__ import annotations

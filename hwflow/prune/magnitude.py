@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import OptionError
 from ..ir.graph import Graph
 from ._layers import get_weight, set_weight, weight_nodes
+from ._qweights import replace_qweights
 
 __all__ = ["prune_magnitude", "check_sparsity", "mask_qgraph"]
 
@@ -98,8 +99,6 @@ def mask_qgraph(qg, masks: dict[str, np.ndarray]) -> None:
     the weights not yet rounded); this puts the zeros back, with the zero-point fold of
     the bias kept exact, and marks each layer ``attrs["pruned"] = True``.
     """
-    from ._qweights import replace_qweights
-
     for layer in qg.layers:
         nodes = layer.attrs.get("nodes") or [layer.name]
         mask = next((masks[n] for n in nodes if n in masks), None)

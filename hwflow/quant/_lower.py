@@ -242,7 +242,7 @@ def lower(graph: Graph) -> Plan:
                 raise UnsupportedOpError(f"node {node.name!r} ({op}): broadcasting add is not supported")
             add(FLayer(node.name, "add", act_ins, out), node)
             continue
-        if kind == "conv":  # BatchNormalization: into the Conv before it, else a depthwise conv
+        if kind == "conv" and op == "BatchNormalization":  # into the Conv before it, else a depthwise conv
             scale, beta, mean, var = (consts[t].astype(np.float64) for t in ins[1:5])
             k = scale / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
             prod = mergeable(ins[0])
