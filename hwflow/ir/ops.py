@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .graph import Graph, Node
 
 __all__ = [
-    "OpDef", "OPS", "SUPPORTED_OPS", "HOST_OPS", "CONST_ONLY_OPS", "ACTIVATIONS", "op_def", "infer_node_shapes",
+    "OpDef", "OPS", "SUPPORTED_OPS", "HOST_OPS", "CONST_ONLY_OPS", "ACTIVATIONS", "infer_node_shapes",
     "check_shapes", "run_node",
 ]  # fmt: skip
 
@@ -111,20 +111,18 @@ class OpDef:
         return self.quant not in (None, "layout", "const")
 
 
-_LAYER = dict(operands="first", params=True)
-_AFFINE = dict(operands="one", params=True)  # elementwise by a constant: folded into a layer
-_MOVE = dict(quant="layout", host_tail=True)
-
 #: ONNX op type -> :class:`OpDef`. The order is the one of the supported list in messages.
 OPS: dict[str, OpDef] = {
-    "Conv": OpDef(s.conv, k.op_conv, quant="conv", **_LAYER),
-    "Gemm": OpDef(s.gemm, k.op_gemm, quant="gemm", **_LAYER),
-    "MatMul": OpDef(s.matmul, k.op_matmul, quant="gemm", **_AFFINE),
+    "Conv": OpDef(s.conv, k.op_conv, quant="conv", operands="first", params=True),
+    "Gemm": OpDef(s.gemm, k.op_gemm, quant="gemm", operands="first", params=True),
+    "MatMul": OpDef(s.matmul, k.op_matmul, quant="gemm", operands="one", params=True),
     "Add": OpDef(s.broadcast, k.op_add, quant="add", params=True),
-    "Sub": OpDef(s.broadcast, k.op_sub, **_AFFINE),
-    "Mul": OpDef(s.broadcast, k.op_mul, **_AFFINE),
-    "Div": OpDef(s.broadcast, k.op_div, **_AFFINE),
-    "BatchNormalization": OpDef(s.batchnorm, k.op_batchnorm, quant="conv", per_channel=True, **_LAYER),
+    # Sub/Mul/Div by a constant: the passes fold them into a neighbouring layer
+    "Sub": OpDef(s.broadcast, k.op_sub, operands="one", params=True),
+    "Mul": OpDef(s.broadcast, k.op_mul, operands="one", params=True),
+    "Div": OpDef(s.broadcast, k.op_div, operands="one", params=True),
+    "BatchNormalization": OpDef(s.batchnorm, k.op_batchnorm, quant="conv", operands="first", params=True,
+                                per_channel=True),
     "Relu": OpDef(s.same, k.op_relu, quant="lut", activation="clamp", per_channel=True),
     "LeakyRelu": OpDef(s.same, k.op_leaky_relu, quant="lut", activation="table", per_channel=True),
     "Clip": OpDef(s.same, k.op_clip, quant="lut", activation="clamp", per_channel=True),
@@ -133,11 +131,11 @@ OPS: dict[str, OpDef] = {
     "MaxPool": OpDef(s.pool, k.op_maxpool, quant="maxpool", per_channel=True),
     "AveragePool": OpDef(s.pool, k.op_avgpool, quant="avgpool", per_channel=True),
     "GlobalAveragePool": OpDef(s.global_pool, k.op_global_avgpool, quant="avgpool", per_channel=True),
-    "Flatten": OpDef(s.flatten, k.op_flatten, **_MOVE),
-    "Reshape": OpDef(s.reshape, k.op_reshape, **_MOVE),
+    "Flatten": OpDef(s.flatten, k.op_flatten, quant="layout", host_tail=True),
+    "Reshape": OpDef(s.reshape, k.op_reshape, quant="layout", host_tail=True),
     "Transpose": OpDef(s.transpose, k.op_transpose, host_tail=True),
     "Concat": OpDef(s.concat, k.op_concat, quant="concat", params=True),
-    "Identity": OpDef(s.same, k.op_identity, per_channel=True, **_MOVE),
+    "Identity": OpDef(s.same, k.op_identity, quant="layout", host_tail=True, per_channel=True),
     "Dropout": OpDef(s.same, k.op_identity, quant="layout", per_channel=True),
     "Cast": OpDef(s.same, k.op_cast, host_tail=True),
     "Constant": OpDef(s.constant, k.op_constant, quant="const"),
@@ -150,8 +148,8 @@ OPS: dict[str, OpDef] = {
     "ConstantOfShape": OpDef(s.constant_of_shape, k.op_constant_of_shape, accept="const"),
     "Shape": OpDef(s.shape, k.op_shape, accept="const", shape_only=True),
     "Gather": OpDef(s.gather, k.op_gather, accept="const"),
-    "Unsqueeze": OpDef(s.unsqueeze, k.op_unsqueeze, accept="const", **_MOVE),
-    "Squeeze": OpDef(s.squeeze, k.op_squeeze, accept="const", **_MOVE),
+    "Unsqueeze": OpDef(s.unsqueeze, k.op_unsqueeze, accept="const", quant="layout", host_tail=True),
+    "Squeeze": OpDef(s.squeeze, k.op_squeeze, accept="const", quant="layout", host_tail=True),
     "Sum": OpDef(s.broadcast, k.op_sum, accept="rewrite", quant="add"),
 }
 
@@ -163,11 +161,6 @@ HOST_OPS = tuple(op for op, d in OPS.items() if d.host)
 CONST_ONLY_OPS = tuple(op for op, d in OPS.items() if d.accept == "const")
 #: Elementwise activations the optimizer fuses into a Conv/Gemm.
 ACTIVATIONS = tuple(op for op, d in OPS.items() if d.activation)
-
-
-def op_def(op: str) -> OpDef | None:
-    """The registry entry of ONNX op ``op`` (None if hwflow does not know it)."""
-    return OPS.get(op)
 
 
 def infer_node_shapes(
