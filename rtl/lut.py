@@ -13,6 +13,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..schedule.estimate import memory_style
+from ..schedule.widths import addr_bits
 
 __all__ = ["Lut"]
 
@@ -37,7 +38,7 @@ class Lut(wiring.Component):
         if bad:
             raise ValueError(f"LUT entry {bad[0]!r} does not fit signed {bits} bits")
         self._table, self._bits = table, bits
-        self._abits = max(1, (len(table) - 1).bit_length())
+        self._abits = addr_bits(len(table))
         super().__init__({
             "valid": In(1),
             "q": In(signed(bits)),

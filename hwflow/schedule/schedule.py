@@ -35,8 +35,6 @@ saves DSPs; its price is that layers with ``k < pe`` are bound by one output per
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..errors import OptionError, UnsupportedOpError
@@ -46,6 +44,7 @@ from ..prune.sharing import codebook_bits, codebook_indices
 from ..ref.integer import acc_bounds
 from .memory import allocate, chunks, weight_words
 from .program import SETUP_CYCLES, LayerProgram, Program, TensorMap
+from .widths import tree_levels
 
 __all__ = ["schedule", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "SUPPORTED_OPS",
            "ECP5_DSP_SHARE"]
@@ -69,7 +68,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     """
     return {
         "issue": 3,
-        "mac": 4 + (math.ceil(math.log2(simd)) if simd > 1 else 0),
+        "mac": 4 + tree_levels(simd),
         "merge": 1,
         "pool": 1,
         "pre": 3,
