@@ -27,8 +27,6 @@ import json
 import math
 from importlib import resources
 
-import numpy as np
-
 from .descriptor import BACK_FIELDS, UNIT_FIELDS, descriptor_fields, descriptor_values
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
