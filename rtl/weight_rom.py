@@ -14,6 +14,7 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..quant.arith import int_range
 from ..schedule.estimate import memory_style
 from ..sim.beats import pack
 from ..schedule.widths import addr_bits
@@ -28,7 +29,7 @@ def pack_words(image: np.ndarray, bits: int) -> list[int]:
     (as the streams' beats are packed: :func:`hwflow.sim.beats.pack`)."""
     image = np.asarray(image, dtype=np.int64)
     flat = image.reshape(image.shape[0], -1)
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    lo, hi = int_range(bits)
     if flat.size and (flat.min() < lo or flat.max() > hi):
         raise ValueError(f"ROM values outside signed {bits} bits: [{flat.min()!r}, {flat.max()!r}]")
     return pack(flat, np.arange(flat.size).reshape(flat.shape), bits)
