@@ -223,6 +223,8 @@ def block_features(prog, family: str) -> dict:
         tadd, tregs, levels = _tree(pe, simd, prod)
         # Lanes past ``dsp_mults`` multiply in LUTs: their cost per lane (lut_mult_cost) is
         # measured on its own, so its coefficient stays 1. DSP lanes register their inputs twice.
+        # ``3 * levels + 7``: the control flags beside the pipeline as fitted (the RTL has
+        # ``3 * (levels + 3) + 1``).
         ndsp = nmul if not dsp_blocks(wb, ab, family) or prog.dsp_mults is None else min(prog.dsp_mults, nmul)
         if dsp_blocks(wb, ab, family):
             lane_luts, lane_ffs = lut_mult_cost(wb, ab, family)
@@ -237,7 +239,8 @@ def block_features(prog, family: str) -> dict:
         f["mac"] = {"lut": {"adders": 0, "lutmul": 0, "wrom": 0, "wrom_mux": 0},
                     "ff": {"inputs": 0, "products": 0, "tree": 0, "wrom": 0, "lutmul": 0}}
 
-    # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters.
+    # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters
+    # (as fitted: without the registered ``cout - 1`` and ``nt - 1``, 2 x ``co_bits``).
     co_bits = count_bits(max(l.cout for l in prog.layers), vec)
     ch_bits = addr_bits(prog.bias.shape[0])
     # Lanes past ``pe`` only carry the pool unit's results: constant (removed) without it.
