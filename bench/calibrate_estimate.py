@@ -16,10 +16,10 @@ can be refitted without re-running the tools.
     python bench/calibrate_estimate.py measure --only digits_cnn --shapes 4x4 --no-pnr
     python bench/calibrate_estimate.py table                   # per block: estimate, Yosys, error
     python bench/calibrate_estimate.py fit                     # refit every block's coefficients
-    python bench/calibrate_estimate.py fit --blocks mac --write  # refit one block, edit estimate.py
+    python bench/calibrate_estimate.py fit --blocks mac --write  # refit one block, rewrite the coefficients
 
 After an RTL change re-measure (``measure --force``, or a fresh ``--cache``), then
-``fit --write``. LUTs are counted as ``hwflow synth`` counts them: ECP5 LUT4 + 2 x CCU2C
+``fit --write``, which rewrites ``hwflow/schedule/estimate_coefficients.json``. LUTs are counted as ``hwflow synth`` counts them: ECP5 LUT4 + 2 x CCU2C
 (+ 2 x DPR16X4), iCE40 SB_LUT4; FFs TRELLIS_FF / SB_DFF*.
 """
 
@@ -31,6 +31,7 @@ import collections
 import dataclasses
 import importlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -43,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "examples" / "models"
 CACHE = Path(tempfile.gettempdir()) / "hwflow-calibrate-estimate-flat.json"
-_EST_FILE = ROOT / "hwflow" / "schedule" / "estimate.py"
+_COEF_FILE = ROOT / "hwflow" / "schedule" / "estimate_coefficients.json"
 
 MODEL_NAMES = ("digits_mlp", "digits_cnn", "digits784_tanh_mlp")
 SHAPES = {"ecp5": ("1x1", "2x2", "4x4", "8x8", "2x8", "8x2"), "ice40": ("1x1", "2x2", "4x4", "2x4")}
@@ -336,7 +337,7 @@ def fit(args) -> None:
     est_mod = importlib.import_module("hwflow.schedule.estimate")
 
     rows = list(_rows(_load(args.cache)))
-    coef = json.loads(json.dumps(est_mod._COEF))
+    coef = json.loads(_COEF_FILE.read_text(encoding="utf-8"))
     wanted = args.blocks.split(",") if args.blocks else None
     for family in ("ecp5", "ice40"):
         fam_rows = [r for r in rows if r[2] == family]
@@ -396,24 +397,19 @@ def fit(args) -> None:
             print(f"{family:5} pack  placed LUT = {x[0]:.3f} x block LUTs + {x[1]:.3f} x block FFs "
                   f"(worst {100 * worst:.0f}%), placed FF = {rff:.3f} x block FFs, over {len(got)} designs")
     if args.write:
-        text = _EST_FILE.read_text()
-        new = "_COEF = " + _pyfmt(coef) + "\n"
-        text, n = re.subn(r"^_COEF = \{.*?^\}\n", new, text, count=1, flags=re.S | re.M)
-        if n != 1:
-            sys.exit("could not find the _COEF table in estimate.py")
-        _EST_FILE.write_text(text)
-        print(f"wrote the coefficients into {_EST_FILE}")
+        tmp = _COEF_FILE.with_suffix(".tmp")
+        tmp.write_text(coef_text(coef), encoding="utf-8")
+        os.replace(tmp, _COEF_FILE)
+        print(f"wrote the coefficients into {_COEF_FILE}")
 
 
-def _pyfmt(coef: dict) -> str:
-    out = ["{"]
+def coef_text(coef: dict) -> str:
+    """The coefficients as ``estimate_coefficients.json`` holds them: one line per block."""
+    fams = []
     for fam, blocks in coef.items():
-        out.append(f"    {fam!r}: {{")
-        for block, res in blocks.items():
-            out.append(f"        {block!r}: {json.dumps(res)},")
-        out.append("    },")
-    out.append("}")
-    return "\n".join(out)
+        rows = ",\n".join(f"    {json.dumps(block)}: {json.dumps(res)}" for block, res in blocks.items())
+        fams.append(f"  {json.dumps(fam)}: {{\n{rows}\n  }}")
+    return "{\n" + ",\n".join(fams) + "\n}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -429,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-pnr", action="store_true", help="per-block Yosys only (no hwflow synth)")
     ap.add_argument("--blocks", default=None, help="comma-separated blocks to show / refit")
     ap.add_argument("--whole-only", action="store_true", help="table: whole-design rows only")
-    ap.add_argument("--write", action="store_true", help="fit: write the coefficients into estimate.py")
+    ap.add_argument("--write", action="store_true", help=f"fit: rewrite {_COEF_FILE.name}")
     args = ap.parse_args(argv)
     {"measure": measure, "table": table, "fit": fit}[args.command](args)
     return 0

@@ -36,7 +36,9 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ._descriptor import KIND_CODES
+from ..schedule.descriptor import BACK_FIELDS, KIND_CODES, UNIT_FIELDS
+from ..schedule.program import Program
+from ..schedule.widths import CYCLE_BITS, addr_bits, bias_bits
 from ._lanes import replicate
 from .act_buffer import ActBuffer
 from .channel_rom import ChannelRom
@@ -53,13 +55,6 @@ from .weight_rom import WeightRom
 __all__ = ["Accelerator", "to_verilog"]
 
 
-def _sbits(lo: int, hi: int) -> int:
-    b = 1
-    while not (-(1 << (b - 1)) <= lo and hi < (1 << (b - 1))):
-        b += 1
-    return b
-
-
 class Accelerator(wiring.Component):
     """The generated accelerator for ``program``.
 
@@ -72,8 +67,6 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, program, *, rom_module: str | None = None):
-        from hwflow.schedule import Program
-
         if not isinstance(program, Program):
             raise TypeError(f"Accelerator needs a hwflow.schedule.Program, not {program!r}")
         self._p = program
@@ -83,7 +76,7 @@ class Accelerator(wiring.Component):
             "start": In(1),
             "busy": Out(1),
             "done": Out(1),
-            "cycles": Out(32),
+            "cycles": Out(CYCLE_BITS),
             "in_valid": In(1),
             "in_ready": Out(1),
             "in_data": In(program.simd * program.in_bits),
@@ -122,7 +115,8 @@ class Accelerator(wiring.Component):
         # ---- unit inputs: memory word with padding replaced by the pad value ----------------
         # Fields used where the data arrives come from the descriptor as it was when the read
         # was issued (the controller may already be on the next layer).
-        da = {f: d[f] for f in ("kind", "pv", "za", "zb")}
+        da = {f: d[f] for f in UNIT_FIELDS}
+        assert ctrl.latency == lat["issue"], (ctrl.latency, lat)
         for i in range(ctrl.latency):
             nxt = {f: Signal(v.shape(), name=f"da{i}_{f}", reset_less=True) for f, v in da.items()}
             m.d.sync += [nxt[f].eq(v) for f, v in da.items()]
@@ -195,18 +189,16 @@ class Accelerator(wiring.Component):
         # ``load`` (counted: ``loads_m1`` per layer) moves them to ``bd``. The schedule
         # guarantees one queued layer at most (a layer's first load comes before the next
         # layer's ``init``) and that a layer's first load finds the back end empty.
-        back = ("nb", "nt", "cout", "ch_base", "out_base", "och", "coff_chunk", "coff_lane",
-                "kind", "ma", "mb", "z_out", "lo", "hi", "lut_en", "lut_base", "loads_m1")
-        nxt = {f: Signal(d[f].shape(), name=f"nxt_{f}", reset_less=True) for f in back}
-        bd = {f: Signal(d[f].shape(), name=f"bd_{f}", reset_less=True) for f in back}
+        nxt = {f: Signal(d[f].shape(), name=f"nxt_{f}", reset_less=True) for f in BACK_FIELDS}
+        bd = {f: Signal(d[f].shape(), name=f"bd_{f}", reset_less=True) for f in BACK_FIELDS}
         left = Signal.like(d.loads_m1)  # loads of the current layer still to come
         fresh = Signal(init=1)          # the next load is a layer's first
         first = Signal()
         m.d.comb += first.eq(load & fresh)
         with m.If(ctrl.init):
-            m.d.sync += [nxt[f].eq(d[f]) for f in back]
+            m.d.sync += [nxt[f].eq(d[f]) for f in BACK_FIELDS]
         with m.If(first):
-            m.d.sync += [bd[f].eq(nxt[f]) for f in back]
+            m.d.sync += [bd[f].eq(nxt[f]) for f in BACK_FIELDS]
             m.d.sync += [left.eq(nxt["loads_m1"]), fresh.eq(nxt["loads_m1"] == 0)]
         with m.Elif(load):
             m.d.sync += [left.eq(left - 1), fresh.eq(left == 1)]
@@ -221,9 +213,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += vb_r.eq(vb)
 
         # ---- serializer ---------------------------------------------------------------------
-        ch_entries = int(p.bias.shape[0])
-        ch_bits = max(1, (ch_entries - 1).bit_length())
-        m.submodules.ser = ser = Serializer(vec, simd, p.acc_bits, aw, ch_bits,
+        m.submodules.ser = ser = Serializer(vec, simd, p.acc_bits, aw, addr_bits(p.bias.shape[0]),
                                             max(l.cout for l in p.layers), with_b=has_add)
         m.d.comb += [
             ser.init.eq(first_r), ser.load.eq(load_r), ser.va.eq(va_r), ser.vb.eq(vb_r),
@@ -233,11 +223,10 @@ class Accelerator(wiring.Component):
         ]
 
         # ---- pre-stage: channel ROM read, then bias add (or the Add's a*ma + b*mb) -----------
-        bias_bits = _sbits(int(p.bias.min()), int(p.bias.max()))
         mbits = max(p.mbits, 1)
         rq = Requantizer(p.post_bits, mbits, p.n_min, p.n_max, code_bits, tag_bits=aw + ser.lane.shape().width)
         nbits = rq.n.shape().width
-        m.submodules.crom = crom = ChannelRom(p.bias, p.m, p.n, bias_bits, mbits, nbits)
+        m.submodules.crom = crom = ChannelRom(p.bias, p.m, p.n, bias_bits(p.bias), mbits, nbits)
         m.d.comb += crom.addr.eq(ser.gch)
         a1, b1 = Signal.like(ser.a), Signal.like(ser.b)
         v1, tag1 = Signal(), Signal(aw + ser.lane.shape().width)

@@ -14,6 +14,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..schedule.estimate import memory_style
+from ..schedule.widths import addr_bits
 
 __all__ = ["ActBuffer"]
 
@@ -31,7 +32,7 @@ class ActBuffer(wiring.Component):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         self._depth, self._simd, self._bits = depth, simd, bits
-        aw = max(1, (depth - 1).bit_length())
+        aw = addr_bits(depth)
         word = simd * bits  # packed lanes, lane 0 lowest
         super().__init__({
             "rd_addr": In(aw),

@@ -13,6 +13,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..schedule.estimate import memory_style
+from ..schedule.widths import addr_bits
 
 __all__ = ["ChannelRom"]
 
@@ -34,7 +35,7 @@ class ChannelRom(wiring.Component):
             raise ValueError(f"bias, m, n lengths differ: {bias.shape!r}, {m.shape!r}, {n.shape!r}")
         self._layout = data.StructLayout({"bias": signed(bias_bits), "m": unsigned(mbits), "n": signed(nbits)})
         self._init = [{"bias": int(b), "m": int(mm), "n": int(nn)} for b, mm, nn in zip(bias, m, n)]
-        aw = max(1, (len(self._init) - 1).bit_length())
+        aw = addr_bits(len(self._init))
         super().__init__({"addr": In(aw), "data": Out(self._layout)})
 
     @property

@@ -19,6 +19,8 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..quant.arith import int_range
+
 __all__ = ["CodebookLookup", "attach_codebook", "index_image", "lookup_model"]
 
 
@@ -71,7 +73,7 @@ class CodebookLookup(wiring.Component):
             raise ValueError(f"need one base per codebook, got {len(books)!r} codebooks and bases {bases!r}")
         if bases[0] != 0 or any(b <= a for a, b in zip(bases, bases[1:])):
             raise ValueError(f"bases must start at 0 and increase strictly, not {bases!r}")
-        lo, hi = -(1 << (wbits - 1)), (1 << (wbits - 1)) - 1
+        lo, hi = int_range(wbits)
         for i, b in enumerate(books):
             if not 1 <= b.size <= (1 << ibits):
                 raise ValueError(f"codebook {i} needs 1..{1 << ibits} entries, has {b.size!r}")

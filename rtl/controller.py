@@ -1,7 +1,7 @@
 """Controller: walks the Program's loop nests from a descriptor ROM.
 
 There is no per-layer logic: every layer is one word of a descriptor ROM (see
-:mod:`._descriptor`), and one set of counters walks any of them, so the Verilog does not
+:mod:`hwflow.schedule.descriptor`), and one set of counters walks any of them, so the Verilog does not
 grow with the number of layers. States::
 
     IDLE --start--> WAIT --input_lead beats--> SETUP0 -> SETUP1 -> RUN -> DRAIN --+--> SETUP0 (next layer)
@@ -36,17 +36,15 @@ from amaranth import *
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._descriptor import KIND_CODES, LOOPS, descriptor_layout, descriptor_values
+from ..schedule.descriptor import KIND_CODES, LOOPS, descriptor_fields, descriptor_values
+from ..schedule.widths import CYCLE_BITS, STEP_FLAGS, addr_bits, coord_bits
 
-__all__ = ["Controller"]
-
-
-def _ubits(v: int) -> int:
-    return max(1, int(v).bit_length())
+__all__ = ["Controller", "descriptor_layout"]
 
 
-def _sbits(lim: int) -> int:
-    return _ubits(abs(int(lim))) + 2
+def descriptor_layout(program) -> data.StructLayout:
+    """The descriptor ROM's word: the fields of :func:`~hwflow.schedule.descriptor.descriptor_fields`."""
+    return data.StructLayout({f: signed(w) if s else unsigned(w) for f, (w, s) in descriptor_fields(program).items()})
 
 
 class Controller(wiring.Component):
@@ -63,14 +61,14 @@ class Controller(wiring.Component):
         self._p = program
         self._desc = descriptor_layout(program)
         simd = program.simd
-        self._aw = max(1, (program.act_words - 1).bit_length())
-        self._ww = max(1, (int(program.weights.shape[0]) - 1).bit_length())
+        self._aw = addr_bits(program.act_words)
+        self._ww = addr_bits(program.weights.shape[0])
         word = simd * program.abits  # packed lanes
         super().__init__({
             "start": In(1),
             "busy": Out(1),
             "done": Out(1),
-            "cycles": Out(32),
+            "cycles": Out(CYCLE_BITS),
             "in_valid": In(1),
             "in_ready": Out(1),
             "wr_busy": In(1),
@@ -116,7 +114,7 @@ class Controller(wiring.Component):
         d = self.desc
 
         # ---- cycle counter -----------------------------------------------------------------
-        counter = Signal(32)
+        counter = Signal(CYCLE_BITS)
         m.d.comb += self.cycles.eq(counter)
 
         # ---- stream counters: the streams move whole words, in address order --------------
@@ -155,8 +153,7 @@ class Controller(wiring.Component):
         m.d.comb += go.eq(~in_active | (slack >= 0))
 
         # ---- RUN counters --------------------------------------------------------------------
-        lims = [max(l.ih, l.iw, l.oh * l.sh, l.ow * l.sw) + max(l.kh, l.kw) + max(l.pt, l.pl) for l in p.layers]
-        cw = _sbits(max(lims))
+        cw = coord_bits(p.layers)
         # Loop counters are loaded in SETUP1 before use: no reset needed.
         rl = dict(reset_less=True)
 
@@ -210,10 +207,10 @@ class Controller(wiring.Component):
         # Address stages: two adds, then the sum; the address register drives the RAM.
         a_pix = Signal(self._aw, **rl)
         a_c = Signal(self._aw, **rl)
-        a_flags = Signal(7)
+        a_flags = Signal(STEP_FLAGS)
         a_addr = Signal(self._aw, **rl)
         a_w = Signal.like(self.w_addr, **rl)
-        b_flags = Signal(7)
+        b_flags = Signal(STEP_FLAGS)
         m.d.sync += [
             a_pix.eq(wa + ka),
             a_c.eq(Mux(sel, d.in2_base, d.in_base) + cs),

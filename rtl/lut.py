@@ -12,7 +12,9 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..quant.arith import int_range
 from ..schedule.estimate import memory_style
+from ..schedule.widths import addr_bits
 
 __all__ = ["Lut"]
 
@@ -32,12 +34,12 @@ class Lut(wiring.Component):
 
     def __init__(self, table, bits: int, tag_bits: int = 1):
         table = [int(v) for v in table] or [0]
-        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        lo, hi = int_range(bits)
         bad = [v for v in table if not lo <= v <= hi]
         if bad:
             raise ValueError(f"LUT entry {bad[0]!r} does not fit signed {bits} bits")
         self._table, self._bits = table, bits
-        self._abits = max(1, (len(table) - 1).bit_length())
+        self._abits = addr_bits(len(table))
         super().__init__({
             "valid": In(1),
             "q": In(signed(bits)),

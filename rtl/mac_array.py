@@ -21,12 +21,11 @@ until the next ``valid`` input reaches the accumulator, so a reader has one cycl
 
 from __future__ import annotations
 
-import math
-
 from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..schedule.widths import tree_levels
 from ._lanes import lane
 
 __all__ = ["MacArray"]
@@ -124,7 +123,7 @@ class MacArray(wiring.Component):
     pe = property(lambda self: self._pe)
     simd = property(lambda self: self._simd)
     dsp_mults = property(lambda self: self._dsp_mults)
-    levels = property(lambda self: math.ceil(math.log2(self._simd)) if self._simd > 1 else 0)
+    levels = property(lambda self: tree_levels(self._simd))
 
     @property
     def latency(self) -> int:

@@ -17,11 +17,13 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..schedule.descriptor import KIND_CODES
 from ._lanes import lane
 
 __all__ = ["PoolUnit", "KIND_MAX", "KIND_SUM", "KIND_ADD"]
 
-KIND_MAX, KIND_SUM, KIND_ADD = 1, 2, 3
+#: The ``kind`` codes: the descriptor's.
+KIND_MAX, KIND_SUM, KIND_ADD = KIND_CODES["max"], KIND_CODES["sum"], KIND_CODES["add"]
 
 
 class PoolUnit(wiring.Component):

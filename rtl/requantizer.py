@@ -19,11 +19,9 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..schedule.widths import shift_bits, shifter_widths
+
 __all__ = ["Requantizer"]
-
-
-def _ubits(v: int) -> int:
-    return max(1, int(v).bit_length())
 
 
 class Requantizer(wiring.Component):
@@ -51,7 +49,7 @@ class Requantizer(wiring.Component):
             raise ValueError(f"n_min {n_min!r} > n_max {n_max!r}")
         self._in_bits, self._mbits, self._out_bits = in_bits, mbits, out_bits
         self._n_min, self._n_max = min(n_min, 0), max(n_max, 1)
-        nbits = max(_ubits(-self._n_min) + 1, _ubits(self._n_max) + 1)
+        nbits = shift_bits(n_min, n_max)
         super().__init__({
             "valid": In(1),
             "v": In(signed(in_bits)),
@@ -80,24 +78,19 @@ class Requantizer(wiring.Component):
         valid, tag, n = self.valid, self.tag, self.n
         # Shift stage: t = v >> (n-1) for n >= 1, v << (1-n) for n <= 0. With a multiplier,
         # the shift amounts are decoded beside it (registered: off the shifter's path).
-        lmax = 1 - self._n_min
-        rmax = self._n_max - 1
-        lsh = Signal(range(lmax + 1))
-        rsh = Signal(range(rmax + 1))
+        pw, lw, tw = shifter_widths(self._in_bits, self._mbits, self._n_min)
+        lsh = Signal(lw)
+        rsh = Signal(range(self._n_max))
         right = Signal()
         decode = [lsh.eq(Mux(n <= 0, 1 - n, 0)), rsh.eq(Mux(n >= 1, n - 1, 0)), right.eq(n >= 1)]
         if self.has_multiplier:
-            pw = self._in_bits + self._mbits + 1
             prod = Signal(signed(pw))
             v1, t1 = Signal(), Signal.like(tag)
             m.d.sync += [prod.eq(self.v * self.m), v1.eq(valid), t1.eq(tag)] + decode
             valid, tag = v1, t1
         else:
-            pw = self._in_bits
             prod = self.v
             m.d.comb += decode
-        lw = lsh.shape().width
-        tw = pw + (1 << lw) - 1
         shifted = Signal(signed(tw))
         v2, t2 = Signal(), Signal.like(tag)
         with m.If(right):

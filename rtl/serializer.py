@@ -23,11 +23,9 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..schedule.widths import count_bits, lane_bits, ubits
+
 __all__ = ["Serializer"]
-
-
-def _ubits(v: int) -> int:
-    return max(1, int(v).bit_length())
 
 
 class Serializer(wiring.Component):
@@ -56,27 +54,27 @@ class Serializer(wiring.Component):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         self._lanes, self._simd, self._with_b, self._acc_bits = lanes, simd, bool(with_b), acc_bits
-        self._co_bits = _ubits(max_cout + lanes)
-        lane_bits = _ubits(simd - 1)
+        self._co_bits = count_bits(max_cout, lanes)
+        lane_w = lane_bits(simd)
         super().__init__({
             "init": In(1),
             "load": In(1),
             "va": In(lanes * acc_bits),
             "vb": In(lanes * acc_bits),
-            "nb": In(_ubits(lanes)),
+            "nb": In(ubits(lanes)),
             "nt": In(self._co_bits),
             "cout": In(self._co_bits),
             "ch_base": In(ch_bits),
             "out_base": In(addr_bits),
             "och": In(addr_bits),
             "coff_chunk": In(addr_bits),
-            "coff_lane": In(lane_bits),
+            "coff_lane": In(lane_w),
             "valid": Out(1),
             "a": Out(signed(acc_bits)),
             "b": Out(signed(acc_bits)),
             "gch": Out(ch_bits),
             "waddr": Out(addr_bits),
-            "lane": Out(lane_bits),
+            "lane": Out(lane_w),
         })
 
     @property

@@ -14,7 +14,10 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..quant.arith import int_range
 from ..schedule.estimate import memory_style
+from ..sim.beats import pack
+from ..schedule.widths import addr_bits
 
 __all__ = ["WeightRom", "pack_words"]
 
@@ -22,18 +25,14 @@ _INIT_CHUNK = 64  # ROM words per Verilog ``initial`` block
 
 
 def pack_words(image: np.ndarray, bits: int) -> list[int]:
-    """Pack ``(words, ...)`` signed integers into one unsigned int per word, element 0 lowest."""
+    """Pack ``(words, ...)`` signed integers into one unsigned int per word, element 0 lowest
+    (as the streams' beats are packed: :func:`hwflow.sim.beats.pack`)."""
     image = np.asarray(image, dtype=np.int64)
     flat = image.reshape(image.shape[0], -1)
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    lo, hi = int_range(bits)
     if flat.size and (flat.min() < lo or flat.max() > hi):
         raise ValueError(f"ROM values outside signed {bits} bits: [{flat.min()!r}, {flat.max()!r}]")
-    u = (flat & ((1 << bits) - 1)).astype(object)
-    words = []
-    shifts = [1 << (bits * i) for i in range(flat.shape[1])]
-    for row in u:
-        words.append(int(sum(int(v) * s for v, s in zip(row, shifts))))
-    return words
+    return pack(flat, np.arange(flat.size).reshape(flat.shape), bits)
 
 
 class WeightRom(wiring.Component):
@@ -61,7 +60,7 @@ class WeightRom(wiring.Component):
         self._words = pack_words(image, bits)
         self._pe, self._simd, self._bits = int(image.shape[1]), int(image.shape[2]), bits
         self._module = verilog_module
-        aw = max(1, (len(self._words) - 1).bit_length())
+        aw = addr_bits(len(self._words))
         super().__init__({
             "addr": In(aw),
             "data": Out(self._pe * self._simd * bits),

@@ -3,6 +3,6 @@
 from .budget import check_budget
 from .estimate import estimate
 from .program import LayerProgram, Program, TensorMap
-from .schedule import SUPPORTED_OPS, schedule
+from .schedule import schedule
 
-__all__ = ["schedule", "Program", "LayerProgram", "TensorMap", "check_budget", "estimate", "SUPPORTED_OPS"]
+__all__ = ["schedule", "Program", "LayerProgram", "TensorMap", "check_budget", "estimate"]

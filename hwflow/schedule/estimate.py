@@ -16,12 +16,20 @@ the real figures (``bench/synth.py`` shows the estimate's error against them).
   coefficients (``_COEF``) are least-squares fits to Yosys's cell counts per block of the
   flattened design (each cell's source line names its block), and per-family packing
   factors map their sum to the placed figure ``hwflow synth`` reports (nextpnr's
-  TRELLIS_COMB / ICESTORM_LC, and FFs). Refit with ``python bench/calibrate_estimate.py fit --write``.
+  TRELLIS_COMB / ICESTORM_LC, and FFs). They are data (``estimate_coefficients.json``
+  beside this module); refit with ``python bench/calibrate_estimate.py fit --write``.
+  The widths the features count are the RTL's own (:mod:`.widths`, :mod:`.descriptor`).
 """
 
 from __future__ import annotations
 
+import json
 import math
+from importlib import resources
+
+from .descriptor import BACK_FIELDS, UNIT_FIELDS, descriptor_fields, descriptor_values
+from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
+                     shift_bits, shifter_widths, tree_levels, ubits)
 
 __all__ = ["estimate", "block_features", "block_estimates", "bram_blocks", "dsp_blocks", "lut_mult_cost",
            "memory_style"]
@@ -100,51 +108,16 @@ def lut_mult_cost(wbits: int, abits: int, family: str) -> tuple[int, int]:
 
 # ---- LUT / FF: per-block formulas -----------------------------------------------------------
 
-#: Fitted coefficients: family -> block -> resource -> feature -> weight (per unit of the
-#: feature), and "pack": placed LUTs = lut * Yosys LUTs + lut_ff * Yosys FFs, placed
-#: FFs = ff * Yosys FFs. Written by ``python bench/calibrate_estimate.py fit --write``
-#: (features no calibration design exercises keep their value: lutmul 1 LUT4 per partial
-#: product bit, a logic ROM 1.5 LUT4 per 16 entries per bit as the channel ROM fits,
-#: pool 2 LUT4 / 1 FF per lane bit); "generic" uses the ECP5 figures.
-_COEF = {
-    'ecp5': {
-        'act': {"lut": {"addr": 1.69, "one": 0.0, "word": 2.242}, "ff": {"addr": 1.37, "one": 12.005, "word": 0.119}},
-        'crom': {"lut": {"rom": 1.518}, "ff": {"cols": 0.99}},
-        'ctrl': {"lut": {"desc": 2.048, "one": 0.0, "regs": 1.635}, "ff": {"desc": 0.126, "one": 0.0, "regs": 0.958}},
-        'lut': {"lut": {"rom": 1.5, "mux": 0.312}, "ff": {"regs": 0.959}},
-        'mac': {"lut": {"lutmul": 1.0, "adders": 1.578, "wrom": 0.751, "wrom_mux": 0.506}, "ff": {"inputs": 1.041, "products": 1.064, "tree": 0.942, "wrom": 0.947, "lutmul": 1.0}},
-        'pool': {"lut": {"lanes": 2.0}, "ff": {"regs": 1.0}},
-        'rq': {"lut": {"adders": 0.0, "one": 0.0, "partials": 1.21, "shifter": 1.454}, "ff": {"one": 0.0, "regs": 0.966}},
-        'ser': {"lut": {"counters": 2.305, "one": 0.0, "shift": 0.947}, "ff": {"one": 0.957, "regs": 0.986}},
-        'top': {"lut": {"select": 0.0, "hold": 1.153, "one": 0.0, "pad": 0.0, "pre": 0.642}, "ff": {"one": 0.0, "regs": 0.953}},
-        'pack': {"lut": 1.146, "lut_ff": 0.0, "ff": 1.0},
-    },
-    'ice40': {
-        'act': {"lut": {"addr": 2.648, "one": 0.0, "word": 1.638}, "ff": {"addr": 2.063, "one": 3.94, "word": 0.238}},
-        'crom': {"lut": {"rom": 1.526}, "ff": {"cols": 0.989}},
-        'ctrl': {"lut": {"desc": 2.119, "one": 0.0, "regs": 1.06}, "ff": {"desc": 0.232, "one": 0.0, "regs": 0.873}},
-        'lut': {"lut": {"mux": 1.0, "rom": 1.5}, "ff": {"regs": 0.944}},
-        'mac': {"lut": {"lutmul": 1.0, "wrom": 1.0, "adders": 1.067, "wrom_mux": 0.605}, "ff": {"wrom": 1.0, "inputs": 0.0, "products": 0.483, "tree": 0.184, "lutmul": 1.0}},
-        'pool': {"lut": {"lanes": 2.0}, "ff": {"regs": 1.0}},
-        'rq': {"lut": {"adders": 0.0, "one": 259.932, "partials": 0.0, "shifter": 0.0}, "ff": {"one": 0.0, "regs": 0.962}},
-        'ser': {"lut": {"counters": 0.0, "one": 59.543, "shift": 1.148}, "ff": {"one": 0.0, "regs": 0.984}},
-        'top': {"lut": {"select": 1.0, "hold": 0.033, "one": 23.821, "pad": 0.109, "pre": 0.0}, "ff": {"one": 0.0, "regs": 0.948}},
-        'pack': {"lut": 1.0, "lut_ff": 0.707, "ff": 1.014},
-    },
-}
+#: Fitted coefficients (``estimate_coefficients.json``, package data): family -> block ->
+#: resource -> feature -> weight (per unit of the feature), and "pack": placed LUTs =
+#: lut * Yosys LUTs + lut_ff * Yosys FFs, placed FFs = ff * Yosys FFs. Written by
+#: ``python bench/calibrate_estimate.py fit --write`` (features no calibration design
+#: exercises keep their value: lutmul 1 LUT4 per partial product bit, a logic ROM 1.5 LUT4
+#: per 16 entries per bit as the channel ROM fits, pool 2 LUT4 / 1 FF per lane bit);
+#: "generic" uses the ECP5 figures.
+COEF_FILE = "estimate_coefficients.json"
+_COEF = json.loads(resources.files(__package__).joinpath(COEF_FILE).read_text(encoding="utf-8"))
 _COEF_FALLBACK = "ecp5"
-
-
-def _bits(v: int) -> int:
-    """Width of an unsigned ``v`` (>= 1), as ``Signal(range(v + 1))``."""
-    return max(1, int(v).bit_length())
-
-
-def _sbits(lo: int, hi: int) -> int:
-    b = 1
-    while not (-(1 << (b - 1)) <= lo and hi < (1 << (b - 1))):
-        b += 1
-    return b
 
 
 def _varying_columns(values, width: int) -> int:
@@ -165,26 +138,15 @@ def _rom_logic(depth: int, cols: int) -> float:
     return cols * math.ceil(depth / 16)
 
 
-def _descriptor(prog) -> tuple[int, int, dict]:
-    """(packed width, bits that differ between layers, field widths) of the descriptor ROM."""
-    from hwflow.rtl._descriptor import descriptor_layout, descriptor_values  # lazy: amaranth
-
-    layout = descriptor_layout(prog)
-    vals = descriptor_values(prog)
-    widths = {name: f.shape.width for name, f in layout}
-    var = sum(_varying_columns([v[name] for v in vals], w) for name, w in widths.items())
-    return layout.size, var, widths
-
-
 def _tree(pe: int, simd: int, pw: int) -> tuple[int, int, int]:
     """(adder bits, register bits, levels) of the MAC array's registered adder trees."""
-    n, width, add, regs, levels = simd, pw, 0, 0, 0
+    n, width, add, regs = simd, pw, 0, 0
     while n > 1:
         nn = (n + 1) // 2
         add += pe * (n // 2) * (width + 1)
         regs += pe * nn * (width + 1)
-        n, width, levels = nn, width + 1, levels + 1
-    return add, regs, levels
+        n, width = nn, width + 1
+    return add, regs, tree_levels(simd)
 
 
 def block_features(prog, family: str) -> dict:
@@ -200,39 +162,46 @@ def block_features(prog, family: str) -> dict:
     nmul, vec = pe * simd, max(pe, simd)
     kinds = {l.kind for l in prog.layers}
     has_add, has_mac = "add" in kinds, "mac" in kinds
-    aw = max(1, (prog.act_words - 1).bit_length())
+    aw = addr_bits(prog.act_words)
     wwords = int(prog.weights.shape[0])
-    ww = max(1, (wwords - 1).bit_length())
-    lane_bits = _bits(simd - 1)
-    tag = aw + lane_bits
+    ww = addr_bits(wwords)
+    lanes = lane_bits(simd)
+    tag = aw + lanes  # write address and lane, carried beside each code
     acc, post = prog.acc_bits, prog.post_bits
     mbits = max(prog.mbits, 1)
-    _, desc_var, fw = _descriptor(prog)
+    vals = descriptor_values(prog)
+    fw = {name: w for name, (w, _) in descriptor_fields(prog, vals).items()}
+    var = {name: _varying_columns([v[name] for v in vals], w) for name, w in fw.items()}
     word = simd * ab
     code = fw["lo"]
     f: dict = {}
 
     # Controller (rtl/controller.py): loop, stream and address counters, the address
-    # pipeline, the FSM; the descriptor ROM in logic.
+    # pipeline, the FSM; the descriptor ROM in logic. ``regs`` is the register count the
+    # coefficients were fitted with; some of its terms (the stream counters beside the
+    # stream addresses, ``lanes``, an output-row counter, the ``pw``-wide pixel offsets, the
+    # row-stacked input's counters) describe registers the controller has since dropped
+    # or narrowed: a refit should count the controller's own registers.
     L = len(prog.layers)
-    lims = [max(l.ih, l.iw, l.oh * l.sh, l.ow * l.sw) + max(l.kh, l.kw) + max(l.pt, l.pl) for l in prog.layers]
-    cw = _bits(max(lims)) + 2
+    cw = coord_bits(prog.layers)
     pixlim = max((l.ih + l.kh + l.pt + 1) * (l.iw + l.kw + l.pl + 1) for l in prog.layers)
-    pw = _bits(pixlim) + 2
+    pw = ubits(pixlim) + 2
 
     def stream(tm):
-        return (_bits(max(tm.h * tm.w, 2) - 1) + _bits(max(tm.c, 2) - 1) + _bits(max(simd, 2) - 1)
-                + _bits(max(tm.chunks, 2) - 1) + aw)
+        return (ubits(max(tm.h * tm.w, 2) - 1) + ubits(max(tm.c, 2) - 1) + ubits(max(simd, 2) - 1)
+                + ubits(max(tm.chunks, 2) - 1) + aw)
 
     tin = prog.input_map
-    regs = (32 + _bits(max(L, 2) - 1) + stream(tin) + stream(prog.output_map) + 2 + lane_bits
-            + _bits(max(l.oh for l in prog.layers)) + _bits(max(l.ow for l in prog.layers))
-            + fw["nt"] + fw["tpg"] + _bits(max(l.ich for l in prog.layers)) + fw["t"]
+    fsm = 3  # the controller's eight states
+    regs = (CYCLE_BITS + ubits(max(L, 2) - 1) + stream(tin) + stream(prog.output_map) + 2 + lanes
+            + ubits(max(l.oh for l in prog.layers)) + ubits(max(l.ow for l in prog.layers))
+            + fw["nt"] + fw["tpg"] + ubits(max(l.ich for l in prog.layers)) + fw["t"]
             + fw["kh"] + fw["kw"] + fw["cis"] + 4 * cw + 3 * pw + ww + 1 + fw["drain"] + fw["qh"] + fw["qw"] + 1
-            + (pw + 1) + (aw + 1) + 7 + ww + 2 * aw + ww + 7 + 7 + 3)
+            + (pw + 1) + (aw + 1) + STEP_FLAGS + ww + 2 * aw + ww + STEP_FLAGS + STEP_FLAGS + fsm)
     if tin.stack > 1:
-        regs += (2 * _bits(tin.stack - 1) + ab + aw + _bits(simd + tin.stack * tin.c - 1)
-                 + _bits(tin.h) + _bits(tin.w) + 1 + cw + 3 + 2 * simd)
+        regs += (2 * ubits(tin.stack - 1) + ab + aw + ubits(simd + tin.stack * tin.c - 1)
+                 + ubits(tin.h) + ubits(tin.w) + 1 + cw + 3 + 2 * simd)
+    desc_var = sum(var.values())
     f["ctrl"] = {"lut": {"one": 1, "regs": regs, "desc": desc_var * math.ceil(L / 16)},
                  "ff": {"one": 1, "regs": regs, "desc": desc_var}}
 
@@ -254,6 +223,8 @@ def block_features(prog, family: str) -> dict:
         tadd, tregs, levels = _tree(pe, simd, prod)
         # Lanes past ``dsp_mults`` multiply in LUTs: their cost per lane (lut_mult_cost) is
         # measured on its own, so its coefficient stays 1. DSP lanes register their inputs twice.
+        # ``3 * levels + 7``: the control flags beside the pipeline as fitted (the RTL has
+        # ``3 * (levels + 3) + 1``).
         ndsp = nmul if not dsp_blocks(wb, ab, family) or prog.dsp_mults is None else min(prog.dsp_mults, nmul)
         if dsp_blocks(wb, ab, family):
             lane_luts, lane_ffs = lut_mult_cost(wb, ab, family)
@@ -262,30 +233,29 @@ def block_features(prog, family: str) -> dict:
             lutmul, lutmul_ff = nmul * wb * ab, 0
         f["mac"] = {"lut": {"adders": tadd + pe * acc, "lutmul": lutmul, "wrom": wrom_lut, "wrom_mux": wrom_mux},
                     "ff": {"inputs": simd * ab + nmul * wb + ndsp * wb + simd * ab, "products": nmul * prod,
-                           "tree": tregs + pe * acc + 3 * levels + 7, "wrom": wrom_ff, "lutmul": lutmul_ff}}
+                           "tree": tregs + pe * acc + 3 * levels + 7, "wrom": wrom_ff,
+                           "lutmul": lutmul_ff}}
     else:
         f["mac"] = {"lut": {"adders": 0, "lutmul": 0, "wrom": 0, "wrom_mux": 0},
                     "ff": {"inputs": 0, "products": 0, "tree": 0, "wrom": 0, "lutmul": 0}}
 
-    # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters.
-    max_cout = max(l.cout for l in prog.layers)
-    co_bits = _bits(max_cout + vec)
-    ch_bits = max(1, (int(prog.bias.shape[0]) - 1).bit_length())
+    # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters
+    # (as fitted: without the registered ``cout - 1`` and ``nt - 1``, 2 x ``co_bits``).
+    co_bits = count_bits(max(l.cout for l in prog.layers), vec)
+    ch_bits = addr_bits(prog.bias.shape[0])
     # Lanes past ``pe`` only carry the pool unit's results: constant (removed) without it.
     pooled = bool(kinds & {"max", "sum", "add"})
     sr = (vec if pooled else pe) * acc * (2 if has_add else 1)
-    counters = _bits(vec) + 3 * co_bits + 2 * aw + lane_bits
+    counters = ubits(vec) + 3 * co_bits + 2 * aw + lanes
     f["ser"] = {"lut": {"one": 1, "shift": sr, "counters": counters + ch_bits},
                 "ff": {"one": 1, "regs": sr + counters}}
 
     # Requantizer (rtl/requantizer.py): [multiplier (DSP; partial products summed in
     # LUTs)], barrel shifter, round + zero point, clamp; the tag rides along every stage.
-    n_min, n_max = min(prog.n_min, 0), max(prog.n_max, 1)
-    nbits = max(_bits(-n_min) + 1, _bits(n_max) + 1)
+    nbits = shift_bits(prog.n_min, prog.n_max)
     has_mul = prog.mbits > 1
-    rpw = post + mbits + 1 if has_mul else post
-    lw, rw = _bits(1 - n_min), _bits(n_max - 1)
-    tw = rpw + (1 << lw) - 1
+    rpw, lw, tw = shifter_widths(post, mbits, prog.n_min)
+    rw = ubits(max(prog.n_max, 1) - 1)
     w = 16 if family == "ice40" else 18
     tiles = math.ceil(post / w) * math.ceil((mbits + 1) / w) if has_mul else 1
     rq_regs = ((rpw + 2 + tag + nbits) if has_mul else 0) + tw + 1 + tag + tw + 2 + tag + code + 1 + tag
@@ -295,15 +265,15 @@ def block_features(prog, family: str) -> dict:
 
     # Pool unit (rtl/pool.py): per lane max / sum (and the Add operands). Without a step
     # that pools or adds its inputs are constant and synthesis removes it.
-    lanes = simd * acc * (2 if has_add else 1) if pooled else 0
-    f["pool"] = {"lut": {"lanes": lanes}, "ff": {"regs": lanes}}
+    pool = simd * acc * (2 if has_add else 1) if pooled else 0
+    f["pool"] = {"lut": {"lanes": pool}, "ff": {"regs": pool}}
 
     # Per-channel ROM (rtl/channel_rom.py): bias, m, n; in logic unless deep and wide.
-    bias_bits = _sbits(int(prog.bias.min()), int(prog.bias.max()))
+    bbits = bias_bits(prog.bias)
     depth = int(prog.bias.shape[0])
-    cols = (_varying_columns(prog.bias, bias_bits) + _varying_columns(prog.m, mbits)
+    cols = (_varying_columns(prog.bias, bbits) + _varying_columns(prog.m, mbits)
             + _varying_columns(prog.n, nbits))
-    if memory_style(depth, bias_bits + mbits + nbits) == "logic":
+    if memory_style(depth, bbits + mbits + nbits) == "logic":
         f["crom"] = {"lut": {"rom": _rom_logic(depth, cols)}, "ff": {"cols": cols}}
     else:
         f["crom"] = {"lut": {"rom": 0}, "ff": {"cols": 0}}
@@ -313,7 +283,7 @@ def block_features(prog, family: str) -> dict:
     lut_en = any(l.lut_en for l in prog.layers)
     lcols = _varying_columns(prog.lut, code) if lut_en else 0
     rom = _rom_logic(ldepth, lcols) if memory_style(ldepth, code) == "logic" else 0
-    f["lut"] = {"lut": {"rom": rom, "mux": code + _bits(ldepth - 1) if lut_en else 0},
+    f["lut"] = {"lut": {"rom": rom, "mux": code + ubits(ldepth - 1) if lut_en else 0},
                 "ff": {"regs": code + 2 + tag + (lcols if rom else 0)}}
 
     # Activation RAM (rtl/act_buffer.py): block RAM; logic for lane enables and read hold.
@@ -324,15 +294,9 @@ def block_features(prog, family: str) -> dict:
     mac_lat = prog.latency.get("mac", 0) if has_mac else 0
     hold = pe * acc if has_mac else 0
     # Layer overlap: the queued and current back-end fields (two copies), the unit fields
-    # delayed to the data (three stages), the registered result vector; fields constant
+    # delayed to the data (``issue`` stages), the registered result vector; fields constant
     # over the layers are constants after synthesis.
-    from hwflow.rtl._descriptor import descriptor_values  # lazy: amaranth
-
-    vals = descriptor_values(prog)
-    var = {name: _varying_columns([v[name] for v in vals], w) for name, w in fw.items() if name in vals[0]}
-    back = ("nb", "nt", "cout", "ch_base", "out_base", "och", "coff_chunk", "coff_lane", "kind", "ma", "mb",
-            "z_out", "lo", "hi", "lut_en", "lut_base", "loads_m1")
-    overlap = (2 * sum(var.get(n, 0) for n in back) + 3 * sum(var.get(n, 0) for n in ("kind", "pv", "za", "zb"))
+    overlap = (2 * sum(var[n] for n in BACK_FIELDS) + prog.latency["issue"] * sum(var[n] for n in UNIT_FIELDS)
                + (vec if pooled else pe) * acc * (2 if has_add else 1))
     f["top"] = {"lut": {"one": 1, "pad": word, "hold": hold, "select": vec * acc if pooled else 0, "pre": post + aw + tag},
                 "ff": {"one": 1, "regs": 2 * mac_lat + hold + acc * (2 if has_add else 1) + post + mbits
@@ -377,11 +341,10 @@ def estimate(prog, target) -> dict:
     # flip-flops no LUT feeds): linear in the Yosys figures.
     luts = pack["lut"] * lut_sum + pack.get("lut_ff", 0.0) * ff_sum
     ffs = pack["ff"] * ff_sum
-    bias_bits = max((~v if v < 0 else v).bit_length() for v in (int(prog.bias.min()), int(prog.bias.max()))) + 1
     mems = [  # (depth, width, rom) as the RTL builds them
         (prog.act_words, simd * prog.abits, False),
         (int(prog.weights.shape[0]), nmul * (prog.ibits or prog.wbits), True),
-        (int(prog.bias.shape[0]), bias_bits + max(prog.mbits, 1) + prog.n_bits, True),
+        (int(prog.bias.shape[0]), bias_bits(prog.bias) + max(prog.mbits, 1) + prog.n_bits, True),
         (int(prog.lut.shape[0]), prog.abits, True),
     ]
     blocks_ram = sum(bram_blocks(d, w, family, rom) for d, w, rom in mems)

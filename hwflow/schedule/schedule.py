@@ -1,18 +1,11 @@
 """Map a QGraph onto the PE x SIMD array: tiling, loop nests, memory map, exact cycles.
 
-Every QLayer becomes one or more hardware steps (:class:`LayerProgram`):
-
-- ``conv`` / ``gemm`` -> ``mac``. A Gemm reading a 4-D tensor is a convolution whose
-  kernel covers the whole input (the NCHW flattening becomes the weight's layout, so no
-  data moves). Per output pixel, ``nt = ceil(cout / pe)`` tiles of ``k = kh*kw*cis``
-  cycles each read one activation word (SIMD channels of one pixel) and one weight word
-  (PE x SIMD). Grouped convolutions use the largest super-group whose channel counts
-  divide SIMD and PE (block-diagonal weights inside it); depthwise is the extreme case.
-- ``maxpool`` -> ``max``; ``avgpool`` -> ``sum`` (bias ``-k*z_in`` and ``m``/``n`` requantize);
-  ``lut`` -> ``sum`` over a 1x1 window; these run one SIMD chunk per tile.
-- ``add`` -> ``add``: two reads per chunk, ``(qa-za)*ma + (qb-zb)*mb`` per lane.
-- ``concat`` -> one ``max`` step over a 1x1 window per input (a copy through the identity
-  requantizer) into the output's channel slice.
+:func:`schedule` is a small driver: it picks the rewrites below, lays the activation
+tensors out in the RAM (:mod:`.memory`), lowers every QLayer to one or more hardware steps
+(:class:`LayerProgram`; one function per layer kind, :mod:`.lower`: ``conv``/``gemm`` ->
+``mac``, ``maxpool``/``avgpool``/``lut`` -> ``max``/``sum``, ``add`` -> ``add``, ``concat``
+-> a ``max`` copy per input) while the ROM images are built beside them, sizes the shared
+datapath from the value ranges the lowered layers report, and sets each step's ``drain``.
 
 Two rewrites save cycles where the array would idle (each chosen only if it is faster):
 
@@ -35,23 +28,21 @@ saves DSPs; its price is that layers with ``k < pe`` are bound by one output per
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..errors import OptionError, UnsupportedOpError
-from ..quant.arith import bits_for_range, int_range
+from ..prune.sharing import codebook_bits
+from ..quant.arith import bits_for_range
 from ..quant.qgraph import QGraph, QLayer
-from ..prune.sharing import codebook_bits, codebook_indices
-from ..ref.integer import acc_bounds
-from .memory import allocate, chunks, weight_words
+from ..targets import load_target
+from .budget import check_budget
+from .estimate import dsp_blocks, estimate
+from .lower import LOWERINGS, LowerContext, Lowered, RomImages
+from .memory import allocate, chunks
 from .program import SETUP_CYCLES, LayerProgram, Program, TensorMap
+from .widths import tree_levels
 
-__all__ = ["schedule", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "SUPPORTED_OPS",
-           "ECP5_DSP_SHARE"]
-
-#: QLayer ops the hardware runs.
-SUPPORTED_OPS = ("conv", "gemm", "maxpool", "avgpool", "add", "concat", "lut")
+__all__ = ["schedule", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "ECP5_DSP_SHARE"]
 
 
 def latencies(simd: int, mbits: int) -> dict[str, int]:
@@ -69,7 +60,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     """
     return {
         "issue": 3,
-        "mac": 4 + (math.ceil(math.log2(simd)) if simd > 1 else 0),
+        "mac": 4 + tree_levels(simd),
         "merge": 1,
         "pool": 1,
         "pre": 3,
@@ -98,8 +89,6 @@ def mac_dsp_lanes(prog: Program, target) -> int:
     default 4x4 CNN on the LFE5U-25F: 18 DSPs 95-105 MHz, 14 DSPs + 4 LUT lanes 113 MHz).
     ``prog.estimate`` must count all lanes.
     """
-    from .estimate import dsp_blocks
-
     nmul = prog.pe * prog.simd
     per = dsp_blocks(prog.wbits, prog.abits, target.family)
     budget = int(target.dsps * ECP5_DSP_SHARE) if target.dsps is not None and target.family == "ecp5" \
@@ -224,14 +213,6 @@ def _check_int(name: str, v, lo: int = 1) -> int:
     return int(v)
 
 
-def _supergroup(groups: int, cin: int, cout: int, pe: int, simd: int) -> int:
-    """Largest divisor of ``groups`` whose channel counts per group divide SIMD and PE (1 = dense)."""
-    for g in sorted((d for d in range(1, groups + 1) if groups % d == 0), reverse=True):
-        if (cin // g) % simd == 0 and (cout // g) % pe == 0 and g > 1:
-            return g
-    return 1
-
-
 def _stack_rows(qgraph: QGraph, pe: int, simd: int, fuse: str = "auto") -> int:
     """``kh`` if the first layer should read a row-stacked input, else 1.
 
@@ -308,16 +289,60 @@ def _fusions(qgraph: QGraph, pe: int, simd: int, stack: int, always: bool = Fals
     return out
 
 
-def _dense_weight(layer: QLayer, cin: int) -> np.ndarray:
-    """``(cout, cin, kh, kw)`` with zeros between convolution groups."""
-    w = layer.weight
-    cout = w.shape[0]
-    g = layer.groups
-    cin_g, cout_g = cin // g, cout // g
-    wd = np.zeros((cout, cin) + w.shape[2:], dtype=np.int64)
-    for i in range(g):
-        wd[i * cout_g:(i + 1) * cout_g, i * cin_g:(i + 1) * cin_g] = w[i * cout_g:(i + 1) * cout_g]
-    return wd
+def _check_layers(qgraph: QGraph) -> None:
+    for layer in qgraph.layers:
+        if layer.op in ("conv", "maxpool", "avgpool") and len(qgraph.tensors[layer.inputs[0]].shape) != 4:
+            raise UnsupportedOpError(f"layer {layer.name!r}: {layer.op} needs a 4-D input")
+
+
+def _layout(qgraph: QGraph, simd: int, stack: int, fused: dict[int, QLayer]) -> tuple[dict[str, TensorMap], int]:
+    """``(tensors, act_words)``: every stored tensor's place in the activation RAM.
+
+    Tensors whose lifetimes (first write to last read, in layer order) do not overlap
+    share words; a fused convolution's output is never stored.
+    """
+    skip = {i + 1 for i in fused}
+    order = [qgraph.input] + [l.output for i, l in enumerate(qgraph.layers) if i not in fused]
+    maps: dict[str, dict] = {}
+    for name in order:
+        t = qgraph.tensors[name]
+        c, h, w = _chw(t.shape)
+        maps[name] = dict(name=name, shape=t.shape, bits=t.bits, zero_point=t.zero_point,
+                          c=c, h=h, w=w, chunks=chunks(c, simd))
+    if stack > 1:
+        maps[qgraph.input].update(chunks=1, stack=stack, stack_pad=qgraph.layers[0].pads[0])
+    live = {qgraph.input: [0, 0]}
+    for i, layer in enumerate(qgraph.layers):
+        if i in skip:
+            continue
+        live[fused[i].output if i in fused else layer.output] = [i, i]
+        for t in layer.inputs:
+            live[t][1] = max(live[t][1], i)
+    live[qgraph.output][1] = len(qgraph.layers)
+    sizes = {n: (d["h"] + d.get("stack_pad", 0)) * d["w"] * d["chunks"] for n, d in maps.items()}
+    bases, act_words = allocate(sizes, {k: tuple(v) for k, v in live.items()})
+    return {n: TensorMap(base=bases[n], **d) for n, d in maps.items()}, act_words
+
+
+def _datapath_widths(lowered: list[Lowered], abits: int) -> dict[str, int]:
+    """``acc_bits``, ``post_bits``, ``n_min``, ``n_max``, ``addm_bits``: the shared datapath
+    sized for every lowered layer (each range widened to include 0)."""
+    def span(ranges):
+        ranges = [r for r in ranges if r is not None]
+        return min([0] + [r[0] for r in ranges]), max([0] + [r[1] for r in ranges])
+
+    acc_lo, acc_hi = span(l.acc for l in lowered)
+    post_lo, post_hi = span(l.post for l in lowered)
+    n_min, n_max = span(l.shift for l in lowered)
+    acc_bits = max(bits_for_range(acc_lo, acc_hi), abits + 1)
+    has_add = any(s.kind == "add" for l in lowered for s in l.steps)
+    return {
+        "acc_bits": acc_bits,
+        "post_bits": max(bits_for_range(min(post_lo, acc_lo), max(post_hi, acc_hi)), acc_bits + 1),
+        "n_min": n_min,
+        "n_max": n_max,
+        "addm_bits": max([1] + [l.addm for l in lowered]).bit_length() if has_add else 0,
+    }
 
 
 def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | None = None, *,
@@ -347,241 +372,40 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     FitError
         The design exceeds the target's resources (see :func:`~hwflow.schedule.budget.check_budget`).
     """
-    from ..targets import load_target
-    from .budget import check_budget
-    from .estimate import estimate
-
     tgt = load_target(target if target is not None else "generic")
     if fuse not in ("auto", "always", "never"):
         raise OptionError(f"fuse must be 'auto', 'always' or 'never', not {fuse!r}")
     pe = _check_int("pe", pe) or tgt.pe
     simd = _check_int("simd", simd) or tgt.simd
+    _check_layers(qgraph)
 
-    for layer in qgraph.layers:
-        if layer.op not in SUPPORTED_OPS:
-            raise UnsupportedOpError(f"layer {layer.name!r}: op {layer.op!r} is not supported in hardware")
-        if layer.op in ("conv", "maxpool", "avgpool") and len(qgraph.tensors[layer.inputs[0]].shape) != 4:
-            raise UnsupportedOpError(f"layer {layer.name!r}: {layer.op} needs a 4-D input")
-
-    # ---- tensors: layout and liveness ----------------------------------------------------
     stack = _stack_rows(qgraph, pe, simd, fuse)
-    tmaps: dict[str, dict] = {}
     fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stack, always=fuse == "always")
-    skip = {i + 1 for i in fused}
-    order = [qgraph.input] + [l.output for i, l in enumerate(qgraph.layers) if i not in fused]
-    for name in order:
-        t = qgraph.tensors[name]
-        c, h, w = _chw(t.shape)
-        tmaps[name] = dict(name=name, shape=t.shape, bits=t.bits, zero_point=t.zero_point,
-                           c=c, h=h, w=w, chunks=chunks(c, simd))
-    if stack > 1:
-        tmaps[qgraph.input].update(chunks=1, stack=stack, stack_pad=qgraph.layers[0].pads[0])
-    live = {qgraph.input: [0, 0]}
-    for i, layer in enumerate(qgraph.layers):
-        if i in skip:
-            continue
-        live[fused[i].output if i in fused else layer.output] = [i, i]
-        for t in layer.inputs:
-            live[t][1] = max(live[t][1], i)
-    live[qgraph.output][1] = len(qgraph.layers)
-    sizes = {n: (d["h"] + d.get("stack_pad", 0)) * d["w"] * d["chunks"] for n, d in tmaps.items()}
-    bases, act_words = allocate(sizes, {k: tuple(v) for k, v in live.items()})
-    tensors = {n: TensorMap(base=bases[n], **d) for n, d in tmaps.items()}
-
-    # ---- datapath widths -------------------------------------------------------------------
+    tensors, act_words = _layout(qgraph, simd, stack, fused)
     abits = max(t.bits for t in tensors.values())
     wbits = max([l.wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
     mbits = max([l.mbits for l in qgraph.layers if l.has_requant] + [1])
     if any(int(l.m.max()) > 1 for l in qgraph.layers if l.has_requant):
         mbits = max(mbits, 2)
     lat = latencies(simd, mbits)
-    ibits = codebook_bits(qgraph)  # weight sharing: the ROM holds codebook indices
-    books: list[np.ndarray] = []
-    cb_bases: list[int] = []
-    if ibits:
+    roms = RomImages(codebook_bits(qgraph))  # weight sharing: the ROM holds codebook indices
+    if roms.ibits:
         lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
         lat["mac"] += lat["codebook"]
 
-    acc_lo, acc_hi, post_lo, post_hi = 0, 0, 0, 0
-    n_min, n_max = 0, 0
-    addm = 0
-    layers: list[LayerProgram] = []
-    wimages: list[np.ndarray] = []
-    w_next = 0
-    ch_bias: list[np.ndarray] = []
-    ch_m: list[np.ndarray] = []
-    ch_n: list[np.ndarray] = []
-    ch_next = 0
-    luts: list[np.ndarray] = []
-    lut_next = 0
-
-    def channels(bias, m, n, c):
-        nonlocal ch_next
-        base = ch_next
-        ch_bias.append(np.broadcast_to(np.asarray(bias, np.int64).reshape(-1), (c,)).copy())
-        ch_m.append(np.broadcast_to(np.asarray(m, np.int64).reshape(-1), (c,)).copy())
-        ch_n.append(np.broadcast_to(np.asarray(n, np.int64).reshape(-1), (c,)).copy())
-        ch_next += c
-        return base
-
-    for i, layer in enumerate(qgraph.layers):
-        if i in skip:
-            continue
-        pool = fused.get(i)
-        ins = [tensors[t] for t in layer.inputs]
-        out = tensors[pool.output if pool else layer.output]
-        x = ins[0]
-        qin = [qgraph.tensors[t] for t in layer.inputs]
-        if layer.has_requant:
-            blo, bhi = acc_bounds(layer, qin)
-            post_lo, post_hi = min(post_lo, blo), max(post_hi, bhi)
-            n_min, n_max = min(n_min, int(layer.n.min())), max(n_max, int(layer.n.max()))
-        z_out = layer.lut_zero_point if layer.lut is not None else qgraph.tensors[layer.output].zero_point
-        lut_en, lut_base = 0, 0
-        if layer.lut is not None:
-            lut_en, lut_base = 1, lut_next
-            luts.append(layer.lut.astype(np.int64))
-            lut_next += layer.lut.shape[0]
-        common = dict(name=layer.name, op=layer.op, inputs=tuple(layer.inputs), output=layer.output,
-                      ih=x.h, iw=x.w, ich=x.chunks, oh=out.h, ow=out.w, och=out.chunks,
-                      in_base=x.base, out_base=out.base, z_out=z_out, lo=layer.lo, hi=layer.hi,
-                      lut_en=lut_en, lut_base=lut_base)
-        xlo, xhi = qin[0].range
-
-        if layer.op in ("conv", "gemm"):
-            if layer.op == "gemm" and len(x.shape) == 4:
-                wd = layer.weight.reshape(layer.out_channels, x.c, x.h, x.w)
-                kh, kw, sh, sw, pads, cin = x.h, x.w, 1, 1, (0, 0, 0, 0), x.c
-            elif layer.op == "gemm":
-                wd = layer.weight.reshape(layer.out_channels, x.c, 1, 1)
-                kh, kw, sh, sw, pads, cin = 1, 1, 1, 1, (0, 0, 0, 0), x.c
-            elif x.stack > 1:
-                # Row-stacked input: one read holds the kernel's kh rows (lane ky*cin + c).
-                cin = x.c * layer.kernel[0]
-                w = layer.weight
-                wd = w.transpose(0, 2, 1, 3).reshape(w.shape[0], cin, 1, w.shape[3])
-                kh, kw = 1, layer.kernel[1]
-                (sh, sw), p = layer.strides, layer.pads
-                pads = (0, p[1], 0, p[3])
-                common.update(ih=x.h + x.stack_pad, ich=1)
-            else:
-                cin = x.c
-                wd = _dense_weight(layer, cin)
-                (kh, kw), (sh, sw), pads = layer.kernel, layer.strides, layer.pads
-            cout = layer.out_channels
-            if wd.shape[1] != cin:
-                raise UnsupportedOpError(f"layer {layer.name!r}: weight {layer.weight.shape!r} does not match input {x.shape!r}")
-            nt = chunks(cout, pe)
-            sg = _supergroup(layer.groups, cin, cout, pe, simd) if layer.op == "conv" else 1
-            if sg > 1:
-                cis, tpg = cin // sg // simd, cout // sg // pe
-            else:
-                cis, tpg = x.chunks, nt
-            k = kh * kw * cis
-            qh = qw = 1
-            if pool is not None:
-                # Fused MaxPool: each pooled pixel runs the conv at its qh x qw window positions.
-                (qh, qw), (qsh, qsw) = pool.kernel, pool.strides
-                sh, sw, wsh, wsw = sh * qsh, sw * qsw, sh, sw
-                common["name"] = f"{layer.name}+{pool.name}"
-            else:
-                wsh, wsw = sh, sw
-            t = max(k, -(-pe // (qh * qw)))
-            conv_hw = int(np.prod(qgraph.tensors[layer.output].shape[2:]))
-            words = weight_words(wd, pe, simd, nt, cis, tpg)
-            if ibits:
-                books.append(np.asarray(layer.attrs["codebook"], dtype=np.int64))
-                cb_bases.append(w_next)
-                words = codebook_indices(words, books[-1], ibits)
-            # Sums without bias, per channel, over all inputs in range.
-            flat = layer.weight.reshape(cout, -1)
-            pos = np.where(flat > 0, flat, 0).sum(axis=1)
-            neg = np.where(flat < 0, flat, 0).sum(axis=1)
-            acc_lo = min(acc_lo, int((pos * xlo + neg * xhi).min()))
-            acc_hi = max(acc_hi, int((pos * xhi + neg * xlo).max()))
-            lp = LayerProgram(**common, kind="mac", kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
-                              qh=qh, qw=qw, wsh=wsh, wsw=wsw,
-                              nt=nt, cis=cis, tpg=tpg, k=k, t=t, nb=pe, cout=cout,
-                              w_base=w_next, w_words=words.shape[0],
-                              ch_base=channels(layer.bias, layer.m, layer.n, cout),
-                              pv=x.zero_point, macs=int(layer.weight.size) * conv_hw)
-            wimages.append(words)
-            w_next += words.shape[0]
-            layers.append(lp)
-        elif layer.op in ("maxpool", "avgpool", "lut"):
-            if layer.op == "lut":
-                kh = kw = sh = sw = 1
-                pads = (0, 0, 0, 0)
-            else:
-                (kh, kw), (sh, sw), pads = layer.kernel, layer.strides, layer.pads
-            kind = "max" if layer.op == "maxpool" else "sum"
-            c = x.c
-            if kind == "max":
-                bias, m, n = 0, 1, 0
-                pv = xlo
-                zo, lo, hi = 0, *qgraph.tensors[layer.output].range
-                acc_lo, acc_hi = min(acc_lo, xlo), max(acc_hi, xhi)
-            else:
-                bias = 0 if layer.bias is None else layer.bias
-                m, n = layer.m, layer.n
-                pv = x.zero_point
-                zo, lo, hi = z_out, layer.lo, layer.hi
-                acc_lo, acc_hi = min(acc_lo, kh * kw * xlo), max(acc_hi, kh * kw * xhi)
-            k = kh * kw
-            lp = LayerProgram(**{**common, "z_out": zo, "lo": lo, "hi": hi}, kind=kind, kh=kh, kw=kw,
-                              sh=sh, sw=sw, pt=pads[0], pl=pads[1], nt=x.chunks, cis=1, tpg=1, k=k,
-                              t=max(k, simd), nb=simd, cout=c, ch_base=channels(bias, m, n, c), pv=pv)
-            layers.append(lp)
-        elif layer.op == "add":
-            b = ins[1]
-            if (b.c, b.h, b.w) != (x.c, x.h, x.w) or (out.c, out.h, out.w) != (x.c, x.h, x.w):
-                raise UnsupportedOpError(f"layer {layer.name!r}: add needs equal input and output shapes (no broadcasting)")
-            ma, mb = (int(v) for v in layer.add_m)
-            za, zb = qin[0].zero_point, qin[1].zero_point
-            ylo, yhi = qin[1].range
-            acc_lo = min(acc_lo, xlo - za, ylo - zb)
-            acc_hi = max(acc_hi, xhi - za, yhi - zb)
-            addm = max(addm, abs(ma), abs(mb))
-            lp = LayerProgram(**common, kind="add", nt=x.chunks, k=2, t=max(2, simd), nb=simd, cout=x.c,
-                              in2_base=b.base, za=za, zb=zb, ma=ma, mb=mb,
-                              ch_base=channels(0, layer.m, layer.n, x.c))
-            layers.append(lp)
-        elif layer.op == "concat":
-            coff = 0
-            olo, ohi = qgraph.tensors[layer.output].range
-            for i, src in enumerate(ins):
-                if (src.h, src.w) != (out.h, out.w):
-                    raise UnsupportedOpError(f"layer {layer.name!r}: concat is only supported along channels")
-                lp = LayerProgram(**{**common, "name": f"{layer.name}[{i}]", "ih": src.h, "iw": src.w,
-                                     "ich": src.chunks, "in_base": src.base, "z_out": 0, "lo": olo, "hi": ohi,
-                                     "lut_en": 0, "lut_base": 0},
-                                  kind="max", nt=src.chunks, k=1, t=simd, nb=simd, cout=src.c, coff=coff,
-                                  ch_base=channels(0, 1, 0, src.c), pv=int_range(src.bits)[0])
-                layers.append(lp)
-                lo_, hi_ = qin[i].range
-                acc_lo, acc_hi = min(acc_lo, lo_), max(acc_hi, hi_)
-                coff += src.c
-        else:  # pragma: no cover - guarded above
-            raise UnsupportedOpError(f"layer {layer.name!r}: op {layer.op!r} is not supported in hardware")
-
+    ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()})
+    # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
+    lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
+    layers = [step for low in lowered for step in low.steps]
     for lp in layers:
         lp.drain = drain_cycles(lat, lp.kind, lp.nb, lp.t, lp.k)
     input_lead = overlap_drains(layers, lat, simd, act_words, tensors[qgraph.input])
 
-    acc_bits = max(bits_for_range(acc_lo, acc_hi), abits + 1)
-    post_bits = max(bits_for_range(min(post_lo, acc_lo), max(post_hi, acc_hi)), acc_bits + 1)
-    weights = np.concatenate(wimages) if wimages else np.zeros((1, pe, simd), np.int64)
-    bias = np.concatenate(ch_bias) if ch_bias else np.zeros(1, np.int64)
-    m = np.concatenate(ch_m) if ch_m else np.ones(1, np.int64)
-    n = np.concatenate(ch_n) if ch_n else np.zeros(1, np.int64)
-    lut = np.concatenate(luts) if luts else np.zeros(1, np.int64)
     prog = Program(
-        name=qgraph.name, pe=pe, simd=simd, abits=abits, wbits=wbits, acc_bits=acc_bits,
-        post_bits=post_bits, mbits=mbits, n_min=n_min, n_max=n_max,
-        addm_bits=(max(addm, 1).bit_length() if any(l.kind == "add" for l in layers) else 0),
-        layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output,
-        act_words=act_words, weights=weights, bias=bias, m=m, n=n, lut=lut, latency=lat,
-        host_tail=list(qgraph.host_tail), target=tgt.name, ibits=ibits, codebooks=books, cb_bases=cb_bases,
+        name=qgraph.name, pe=pe, simd=simd, abits=abits, wbits=wbits, mbits=mbits,
+        **_datapath_widths(lowered, abits), **roms.images(pe, simd),
+        layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
+        latency=lat, host_tail=list(qgraph.host_tail), target=tgt.name, ibits=roms.ibits,
         input_lead=input_lead, dsp_mults=pe * simd,
     )
     prog.estimate = estimate(prog, tgt)

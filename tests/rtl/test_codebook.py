@@ -4,9 +4,9 @@
 import numpy as np
 import pytest
 
-from hwflow.rtl._lanes import pack, unpack
 from hwflow.rtl.codebook import CodebookLookup, index_image, lookup_model
 from hwflow.rtl.weight_rom import pack_words
+from hwflow.sim.beats import pack, unpack
 
 
 def test_index_image_roundtrip_and_rejects_foreign_weights():
@@ -44,10 +44,10 @@ def test_lookup_matches_model_with_latency_1(run_sim, ibits, lanes):
     async def bench(ctx):
         for addr, raw in stim:
             ctx.set(dut.addr, addr)
-            ctx.set(dut.idx, pack(raw, ibits))
+            ctx.set(dut.idx, pack(raw, [range(lanes)], ibits)[0])
             await ctx.tick()  # registered: the lookup appears after one clock edge
             want = lookup_model(raw, addr, books, bases, ibits).tolist()
-            assert unpack(ctx.get(dut.w), lanes, wbits) == want
+            assert unpack([ctx.get(dut.w)], [range(lanes)], wbits) == want
 
     run_sim(dut, bench)
 
@@ -59,15 +59,15 @@ def test_lookup_has_no_combinational_path(run_sim):
 
     async def bench(ctx):
         ctx.set(dut.addr, 0)
-        ctx.set(dut.idx, pack([1, 0], 1))
+        ctx.set(dut.idx, pack([1, 0], [range(2)], 1)[0])
         await ctx.tick()
-        assert unpack(ctx.get(dut.w), 2, 8) == [5, -3]
+        assert unpack([ctx.get(dut.w)], [range(2)], 8) == [5, -3]
         ctx.set(dut.addr, 4)  # change inputs: the output must not move before the edge
-        ctx.set(dut.idx, pack([0, 0], 1))
+        ctx.set(dut.idx, pack([0, 0], [range(2)], 1)[0])
         await ctx.delay(1e-9)
-        assert unpack(ctx.get(dut.w), 2, 8) == [5, -3]
+        assert unpack([ctx.get(dut.w)], [range(2)], 8) == [5, -3]
         await ctx.tick()
-        assert unpack(ctx.get(dut.w), 2, 8) == [7, 7]
+        assert unpack([ctx.get(dut.w)], [range(2)], 8) == [7, 7]
 
     run_sim(dut, bench)
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from hwflow.rtl._lanes import pack, unpack
 from hwflow.rtl.mac_array import MacArray
+from hwflow.sim.beats import pack, unpack
 
 pytestmark = pytest.mark.sim
 
@@ -54,15 +54,15 @@ def test_mac_array_matches_model(run_sim, pe, simd, wbits, abits, extreme, dsp):
         for cyc in range(len(schedule) + dut.latency + 2):
             if cyc < len(schedule):
                 a, w, v, f, l = schedule[cyc]
-                ctx.set(dut.a, pack(a, abits))
-                ctx.set(dut.w, pack(w.reshape(-1), wbits))
+                ctx.set(dut.a, pack(a, [range(simd)], abits)[0])
+                ctx.set(dut.w, pack(w, [range(pe * simd)], wbits)[0])
                 ctx.set(dut.valid, v)
                 ctx.set(dut.first, f)
                 ctx.set(dut.last, l)
             else:
                 ctx.set(dut.valid, 0)
             if ctx.get(dut.out_valid):
-                seen.append((cyc, unpack(ctx.get(dut.acc), pe, acc_bits)))
+                seen.append((cyc, unpack([ctx.get(dut.acc)], [range(pe)], acc_bits)))
             await ctx.tick()
 
     run_sim(dut, bench)

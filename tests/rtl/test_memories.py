@@ -4,11 +4,11 @@
 import numpy as np
 import pytest
 
-from hwflow.rtl._lanes import pack, unpack
 from hwflow.rtl.act_buffer import ActBuffer
 from hwflow.rtl.channel_rom import ChannelRom
 from hwflow.rtl.lut import Lut
 from hwflow.rtl.weight_rom import WeightRom, pack_words
+from hwflow.sim.beats import pack, unpack
 
 pytestmark = pytest.mark.sim
 
@@ -24,7 +24,7 @@ def test_weight_rom_reads_image_with_latency_1(run_sim):
         for a in order:
             ctx.set(dut.addr, int(a))
             await ctx.tick()  # synchronous read: the word appears after the clock edge
-            assert unpack(ctx.get(dut.data), 15, 4) == list(image[a].reshape(-1))
+            assert unpack([ctx.get(dut.data)], [range(15)], 4) == list(image[a].reshape(-1))
 
     run_sim(dut, bench)
 
@@ -87,7 +87,7 @@ def test_act_buffer_lane_writes_and_hold(run_sim):
             vals = rng.integers(-32, 32, size=simd)
             ctx.set(dut.wr_addr, a)
             ctx.set(dut.wr_en, en)
-            ctx.set(dut.wr_data, pack(vals, bits))
+            ctx.set(dut.wr_data, pack(vals, [range(simd)], bits)[0])
             ra = int(rng.integers(8))
             ctx.set(dut.rd_addr, ra)
             ctx.set(dut.rd_en, 1)
@@ -96,7 +96,7 @@ def test_act_buffer_lane_writes_and_hold(run_sim):
             for s in range(simd):
                 if en >> s & 1:
                     model[a, s] = vals[s]
-            assert unpack(ctx.get(dut.rd_data), simd, bits) == list(before)
+            assert unpack([ctx.get(dut.rd_data)], [range(simd)], bits) == list(before)
         # rd_en low holds the data output.
         ctx.set(dut.wr_en, 0)
         ctx.set(dut.rd_en, 0)

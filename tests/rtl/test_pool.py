@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from hwflow.rtl._lanes import pack, unpack
 from hwflow.rtl.pool import KIND_ADD, KIND_MAX, KIND_SUM, PoolUnit
+from hwflow.sim.beats import pack, unpack
 
 pytestmark = pytest.mark.sim
 
@@ -35,7 +35,7 @@ def test_pool_unit_max_sum_add(run_sim, simd):
             ctx.set(dut.za, za)
             ctx.set(dut.zb, zb)
             for j in range(len(x)):
-                ctx.set(dut.x, pack(x[j], abits))
+                ctx.set(dut.x, pack(x[j], [range(simd)], abits)[0])
                 ctx.set(dut.valid, 1)
                 ctx.set(dut.first, int(j == 0))
                 ctx.set(dut.last, int(j == len(x) - 1))
@@ -43,8 +43,8 @@ def test_pool_unit_max_sum_add(run_sim, simd):
                 await ctx.tick()
             ctx.set(dut.valid, 0)
             assert ctx.get(dut.out_valid)  # latency 1: result in the cycle after the last input
-            a = unpack(ctx.get(dut.a), simd, acc_bits)
-            b = unpack(ctx.get(dut.b), simd, acc_bits)
+            a = unpack([ctx.get(dut.a)], [range(simd)], acc_bits)
+            b = unpack([ctx.get(dut.b)], [range(simd)], acc_bits)
             got.append((a, b if kind == KIND_ADD else None))
             await ctx.tick()
             assert not ctx.get(dut.out_valid)

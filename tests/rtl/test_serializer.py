@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from hwflow.rtl._lanes import pack
 from hwflow.rtl.serializer import Serializer
+from hwflow.sim.beats import pack
 
 pytestmark = pytest.mark.sim
 
@@ -41,7 +41,7 @@ def test_serializer_order_and_addresses(run_sim, nb, simd, cout, coff, t):
             load = phase == 0 and tile < len(vecs)
             ctx.set(dut.load, int(load))
             if load:
-                ctx.set(dut.va, pack(vecs[tile], acc_bits))
+                ctx.set(dut.va, pack(vecs[tile], [range(nb)], acc_bits)[0])
             if ctx.get(dut.valid):
                 got.append((ctx.get(dut.a), ctx.get(dut.gch), ctx.get(dut.waddr), ctx.get(dut.lane)))
             await ctx.tick()

@@ -96,3 +96,47 @@ def test_estimate_within_20_percent_of_yosys(tmp_path):
     for res in ("lut", "ff"):
         got, want = sum(b[res] for b in blocks.values()), rep["resources"][res]["used"]
         assert abs(got - want) <= 0.2 * want, (res, got, want)
+
+
+def test_coefficients_are_the_data_file_that_fit_writes():
+    """The fitted numbers are package data; ``calibrate_estimate.py fit --write`` rewrites that file."""
+    import importlib.util
+    import json
+    from importlib import resources
+
+    spec = importlib.util.spec_from_file_location("hwflow_bench_calibrate", ROOT / "bench" / "calibrate_estimate.py")
+    cal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cal)
+    text = resources.files("hwflow.schedule").joinpath(est.COEF_FILE).read_text(encoding="utf-8")
+    assert json.loads(text) == est._COEF
+    assert cal._COEF_FILE.read_text(encoding="utf-8") == text
+    assert cal.coef_text(json.loads(text)) == text
+
+
+def _rtl_flip_flops(prog) -> dict:
+    """Flip-flop bits of each RTL block (``$dff`` cells of the elaborated accelerator)."""
+    import collections
+    import re
+
+    from amaranth.back import rtlil
+
+    from hwflow.rtl.accelerator import Accelerator
+
+    out = collections.Counter()
+    for mod in re.finditer(r"\nmodule \\(\S+)\n(.*?)\nend\n", rtlil.convert(Accelerator(prog)), re.S):
+        for cell in re.finditer(r"cell \$\w*dff\w* \S+\n((?:\s+parameter .*\n)*)", mod.group(2)):
+            out[mod.group(1).split(".")[-1]] += int(re.search(r"parameter \\WIDTH (\d+)", cell.group(1)).group(1))
+    return out
+
+
+def test_register_features_are_the_rtls_flip_flops():
+    """The requantizer's and LUT stage's register counts are exactly the RTL's (same widths)."""
+    from hwflow.rtl._testgraphs import random_graph
+
+    progs = (_cnn("generic", 2, 2), _cnn("generic", 2, 4, scheme="pow2"),  # pow2: no multiplier
+             schedule(random_graph(3)[1], "generic", pe=2, simd=2))          # add, max, mac steps
+    for prog in progs:
+        feats = est.block_features(prog, "ecp5")
+        ffs = _rtl_flip_flops(prog)
+        assert feats["rq"]["ff"]["regs"] == ffs["rq"]
+        assert feats["lut"]["ff"]["regs"] == ffs["lut"]

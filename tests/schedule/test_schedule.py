@@ -166,3 +166,59 @@ def test_stream_maps_name_every_code_once_per_word_lane():
         assert sorted(out_map[out_map >= 0]) == list(range(prog.output_size))
         codes = np.arange(prog.output_size) - prog.output_size // 2
         assert unpack(pack(codes, out_map, 8), out_map, 8) == list(codes)
+
+
+def test_every_qlayer_op_has_a_lowering():
+    from hwflow.quant.qgraph import LAYER_OPS
+    from hwflow.schedule.lower import LOWERINGS
+
+    assert set(LOWERINGS) == set(LAYER_OPS)
+
+
+def test_lowered_layers_report_the_ranges_the_datapath_is_sized_from():
+    """Each lowering reports its accumulator range; the Program's widths hold them all."""
+    from hwflow.quant.arith import bits_for_range
+    from hwflow.schedule.lower import LOWERINGS, LowerContext, RomImages
+    from hwflow.schedule.schedule import _layout
+
+    b = GraphBuilder(seed=3)
+    x = b.input_tensor((1, 4, 4, 4))
+    h = b.conv(x, 4)
+    c = b.concat([b.add(x, h), h])
+    p = b.maxpool(c, k=2)
+    b.lut(b.avgpool(p, k=2, stride=1))
+    qg = b.build()
+    prog = schedule(qg, "generic", pe=2, simd=2, fuse="never")
+    tensors, _ = _layout(qg, 2, 1, {})
+    roms = RomImages()
+    ctx = LowerContext(qg, tensors, 2, 2, roms)
+    lowered = {l.op: LOWERINGS[l.op](l, ctx) for l in qg.layers}
+    assert [s.kind for s in lowered["concat"].steps] == ["max", "max"]
+    assert [s.coff for s in lowered["concat"].steps] == [0, 4]
+    xlo, xhi = qg.tensors[x].range
+    za = qg.tensors[x].zero_point
+    assert lowered["add"].acc[0] <= xlo - za and lowered["add"].acc[1] >= xhi - za
+    assert lowered["add"].addm == max(abs(int(v)) for v in qg.layers[1].add_m)
+    assert lowered["maxpool"].post is None and lowered["conv"].post is not None
+    plo, phi = qg.tensors[p].range
+    assert lowered["maxpool"].acc == qg.tensors[c].range and lowered["avgpool"].acc == (4 * plo, 4 * phi)
+    for low in lowered.values():
+        assert bits_for_range(min(low.acc[0], 0), max(low.acc[1], 0)) <= prog.acc_bits
+        if low.post is not None:
+            assert bits_for_range(min(low.post[0], 0), max(low.post[1], 0)) <= prog.post_bits
+            assert prog.n_min <= low.shift[0] and low.shift[1] <= prog.n_max
+    # The ROM images are the lowerings' parts back to back.
+    images = roms.images(2, 2)
+    assert images["bias"].shape[0] == sum(s.cout for low in lowered.values() for s in low.steps)
+    assert np.array_equal(images["weights"], prog.weights) and np.array_equal(images["lut"], prog.lut)
+
+
+def test_the_scheduler_imports_no_rtl():
+    """The scheduler and estimator compute every width as plain integers (no Amaranth)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hwflow.schedule, hwflow.schedule.estimate, hwflow.schedule.descriptor; "
+            "print([m for m in sys.modules if m.split('.')[0] == 'amaranth' or m.startswith('hwflow.rtl')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,13 +1,21 @@
-"""The per-layer descriptor: the fields the controller and datapath read from the descriptor ROM."""
+"""The per-layer descriptor: the fields the controller and datapath read from the descriptor ROM.
+
+Plain integers: the values of each field for every hardware step, and each field's width
+(sized to the largest value any step needs, so the ROM stays narrow). The RTL builds its
+descriptor ROM's layout from :func:`descriptor_fields` (``rtl/controller.py``) and the
+estimate counts its bits from the same widths (:mod:`hwflow.schedule.estimate`).
+"""
 
 from __future__ import annotations
 
-from amaranth import signed, unsigned
-from amaranth.lib import data
+from ..quant.arith import bits_for_range
+from .program import KINDS
+from .widths import addr_bits
 
-__all__ = ["KIND_CODES", "LOOPS", "descriptor_layout", "descriptor_values"]
+__all__ = ["KIND_CODES", "LOOPS", "BACK_FIELDS", "UNIT_FIELDS", "descriptor_values", "descriptor_fields"]
 
-KIND_CODES = {"mac": 0, "max": 1, "sum": 2, "add": 3}
+#: The descriptor's ``kind`` code of each step kind.
+KIND_CODES = {k: i for i, k in enumerate(KINDS)}
 
 _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw", "nt", "cis", "tpg",
              "k", "t", "nb", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
@@ -24,13 +32,22 @@ _MINUS_TWO = ("t", "k", "cis", "kw", "kh")
 #: after it restarts).
 LOOPS = _MINUS_ONE
 
+#: Fields the back end (serializer to write-back) uses: it keeps its own copy of the
+#: layer whose results it carries, and queues the next layer's (rtl/accelerator.py).
+BACK_FIELDS = ("nb", "nt", "cout", "ch_base", "out_base", "och", "coff_chunk", "coff_lane",
+               "kind", "ma", "mb", "z_out", "lo", "hi", "lut_en", "lut_base", "loads_m1")
+#: Fields the units (pad substitution, pool unit) use, delayed to the memory data.
+UNIT_FIELDS = ("kind", "pv", "za", "zb")
+
 _SIGNED = ("pt_neg", "pl_neg", "pv", "za", "zb", "ma", "mb", "z_out", "lo", "hi")
+#: Signed fields compared with lanes / codes: widened to the code width.
+_CODES = ("lo", "hi", "z_out", "pv")
 
 
 def descriptor_values(program) -> list[dict]:
     """One dict of field values per hardware step."""
     out = []
-    amod = 1 << max(1, (program.act_words - 1).bit_length())  # the controller's address width
+    amod = 1 << addr_bits(program.act_words)  # the controller's address width
     for l in program.layers:
         out.append({
             "kind": KIND_CODES[l.kind], "ih": l.ih, "iw": l.iw, "ich": l.ich, "oh": l.oh, "ow": l.ow,
@@ -61,24 +78,19 @@ def descriptor_values(program) -> list[dict]:
     return out
 
 
-def _sbits(lo: int, hi: int) -> int:
-    b = 1
-    while not (-(1 << (b - 1)) <= lo and hi < (1 << (b - 1))):
-        b += 1
-    return b
+def descriptor_fields(program, values: list[dict] | None = None) -> dict[str, tuple[int, bool]]:
+    """``{field: (width, signed)}`` in ROM order (the first field in the low bits).
 
-
-def descriptor_layout(program) -> data.StructLayout:
-    """Field widths sized to the largest value any step needs (so the ROM stays narrow)."""
-    vals = descriptor_values(program)
-    fields = {}
+    ``values`` are :func:`descriptor_values` (computed if not given).
+    """
+    vals = descriptor_values(program) if values is None else values
+    fields: dict[str, tuple[int, bool]] = {}
     for f in _UNSIGNED + tuple(f"{f}_m1" for f in _MINUS_ONE) + tuple(f"{f}_m2" for f in _MINUS_TWO):
-        fields[f] = unsigned(max(1, max(v[f] for v in vals).bit_length()))
-    fields["is1"] = unsigned(len(LOOPS))
+        fields[f] = (max(1, max(v[f] for v in vals).bit_length()), False)
+    fields["is1"] = (len(LOOPS), False)
     for f in _SIGNED:
-        fields[f] = signed(max(2, _sbits(min(0, min(v[f] for v in vals)), max(0, max(v[f] for v in vals)))))
-    # Fields compared with lanes / codes are widened to the lane width where useful.
-    code = max(program.abits, *(fields[f].width for f in ("lo", "hi", "z_out", "pv")))
-    for f in ("lo", "hi", "z_out", "pv"):
-        fields[f] = signed(code)
-    return data.StructLayout(fields)
+        fields[f] = (max(2, bits_for_range(min(0, min(v[f] for v in vals)), max(0, max(v[f] for v in vals)))), True)
+    code = max(program.abits, *(fields[f][0] for f in _CODES))
+    for f in _CODES:
+        fields[f] = (code, True)
+    return fields

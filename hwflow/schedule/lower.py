@@ -1,0 +1,318 @@
+"""Lower each QLayer to hardware steps (:class:`LayerProgram`), one function per layer kind.
+
+:data:`LOWERINGS` maps every QLayer op (:data:`hwflow.quant.qgraph.LAYER_OPS`) to its function:
+
+- ``conv`` / ``gemm`` -> one ``mac`` step (:func:`lower_mac`). A Gemm reading a 4-D tensor
+  is a convolution whose kernel covers the whole input (the NCHW flattening becomes the
+  weight's layout, so no data moves). Per output pixel, ``nt = ceil(cout / pe)`` tiles of
+  ``k = kh*kw*cis`` cycles each read one activation word (SIMD channels of one pixel) and
+  one weight word (PE x SIMD). Grouped convolutions use the largest super-group whose
+  channel counts divide SIMD and PE (block-diagonal weights inside it); depthwise is the
+  extreme case. A MaxPool the scheduler fused into the convolution becomes the step's
+  ``qh x qw`` window; a row-stacked input makes the kernel one row of ``kh``-row words.
+- ``maxpool`` -> ``max``; ``avgpool`` -> ``sum`` (bias ``-k*z_in`` and ``m``/``n`` requantize);
+  ``lut`` -> ``sum`` over a 1x1 window (:func:`lower_window`); these run one SIMD chunk per tile.
+- ``add`` -> ``add`` (:func:`lower_add`): two reads per chunk, ``(qa-za)*ma + (qb-zb)*mb`` per lane.
+- ``concat`` -> one ``max`` step over a 1x1 window per input (:func:`lower_concat`): a copy
+  through the identity requantizer into the output's channel slice.
+
+Each function appends the layer's ROM contents to the :class:`RomImages` (weights, per-channel
+bias/m/n, LUT) and returns a :class:`Lowered`: the steps and the value ranges the shared
+datapath must hold for them, from which the scheduler sizes its widths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..prune.sharing import codebook_indices
+from ..quant.arith import int_range
+from ..quant.qgraph import QGraph, QLayer
+from ..ref.integer import acc_bounds
+from .memory import chunks, weight_words
+from .program import LayerProgram, TensorMap
+
+__all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "lower_mac", "lower_window", "lower_add",
+           "lower_concat"]
+
+
+class RomImages:
+    """The ROM images the steps index, built layer by layer.
+
+    Each ``add_*`` appends one layer's part and returns its first entry (the descriptor's
+    ``w_base``, ``ch_base``, ``lut_base``).
+
+    Parameters
+    ----------
+    ibits : int
+        With weight sharing (:func:`hwflow.prune.sharing.codebook_bits`), the width of the
+        codebook indices the weight ROM holds instead of weights; 0 for plain weights.
+    """
+
+    def __init__(self, ibits: int = 0):
+        self.ibits = ibits
+        self._weights: list[np.ndarray] = []
+        self._w_next = 0
+        self.codebooks: list[np.ndarray] = []
+        self.cb_bases: list[int] = []
+        self._chan: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._ch_next = 0
+        self._luts: list[np.ndarray] = []
+        self._lut_next = 0
+
+    def add_weights(self, words: np.ndarray, codebook=None) -> int:
+        """Append ``(n, pe, simd)`` weight words (with ``ibits``: their indices in ``codebook``)."""
+        base = self._w_next
+        if self.ibits:
+            self.codebooks.append(np.asarray(codebook, dtype=np.int64))
+            self.cb_bases.append(base)
+            words = codebook_indices(words, self.codebooks[-1], self.ibits)
+        self._weights.append(words)
+        self._w_next += words.shape[0]
+        return base
+
+    def add_channels(self, bias, m, n, c: int) -> int:
+        """Append ``c`` channels' ``(bias, m, n)`` (each a scalar or one value per channel)."""
+        base = self._ch_next
+        self._chan.append(tuple(np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (c,)).copy()
+                                for v in (bias, m, n)))
+        self._ch_next += c
+        return base
+
+    def add_lut(self, table: np.ndarray) -> int:
+        """Append one layer's LUT table."""
+        base = self._lut_next
+        self._luts.append(table.astype(np.int64))
+        self._lut_next += table.shape[0]
+        return base
+
+    def images(self, pe: int, simd: int) -> dict:
+        """The :class:`~hwflow.schedule.program.Program` fields: ``weights``, ``bias``, ``m``, ``n``,
+        ``lut``, ``codebooks``, ``cb_bases`` (an empty image holds one neutral entry)."""
+        cat = lambda parts, empty: np.concatenate(parts) if parts else empty  # noqa: E731
+        return {
+            "weights": cat(self._weights, np.zeros((1, pe, simd), np.int64)),
+            "bias": cat([c[0] for c in self._chan], np.zeros(1, np.int64)),
+            "m": cat([c[1] for c in self._chan], np.ones(1, np.int64)),
+            "n": cat([c[2] for c in self._chan], np.zeros(1, np.int64)),
+            "lut": cat(self._luts, np.zeros(1, np.int64)),
+            "codebooks": self.codebooks,
+            "cb_bases": self.cb_bases,
+        }
+
+
+@dataclass(frozen=True)
+class LowerContext:
+    """What every lowering reads: the graph, the activation memory map, the array, the ROMs.
+
+    ``pools`` maps a convolution's output tensor to the MaxPool fused into it.
+    """
+
+    qgraph: QGraph
+    tensors: dict[str, TensorMap]
+    pe: int
+    simd: int
+    roms: RomImages
+    pools: dict[str, QLayer] = field(default_factory=dict)
+
+
+@dataclass
+class Lowered:
+    """One QLayer on the array: its steps and the values the shared datapath must hold.
+
+    Attributes
+    ----------
+    steps : list of LayerProgram
+    acc : (int, int)
+        Range of the MAC / pool accumulator over every input in range (bias excluded).
+    post : (int, int) or None
+        Range of the requantizer's input (:func:`~hwflow.ref.integer.acc_bounds`); ``None``
+        for a layer without requantizer.
+    shift : (int, int) or None
+        Range of the requantizer's shifts ``n`` (``None`` likewise).
+    addm : int
+        Largest ``|ma|``, ``|mb|`` of an Add (0 otherwise).
+    """
+
+    steps: list[LayerProgram]
+    acc: tuple[int, int]
+    post: tuple[int, int] | None = None
+    shift: tuple[int, int] | None = None
+    addm: int = 0
+
+
+def _lowered(layer: QLayer, ctx: LowerContext, steps: list[LayerProgram], acc: tuple[int, int],
+             addm: int = 0) -> Lowered:
+    """A :class:`Lowered` with the layer's requantizer ranges."""
+    if not layer.has_requant:
+        return Lowered(steps, acc, addm=addm)
+    qin = [ctx.qgraph.tensors[t] for t in layer.inputs]
+    return Lowered(steps, acc, acc_bounds(layer, qin), (int(layer.n.min()), int(layer.n.max())), addm)
+
+
+def _step_fields(layer: QLayer, ctx: LowerContext, x: TensorMap, out: TensorMap) -> dict:
+    """The descriptor fields a layer's steps share: its tensors' geometry and bases, the
+    output requantizer's zero point and clamp, and its LUT (appended to the ROM)."""
+    lut_en, lut_base = (1, ctx.roms.add_lut(layer.lut)) if layer.lut is not None else (0, 0)
+    z_out = layer.lut_zero_point if layer.lut is not None else ctx.qgraph.tensors[layer.output].zero_point
+    return dict(name=layer.name, op=layer.op, inputs=tuple(layer.inputs), output=layer.output,
+                ih=x.h, iw=x.w, ich=x.chunks, oh=out.h, ow=out.w, och=out.chunks,
+                in_base=x.base, out_base=out.base, z_out=z_out, lo=layer.lo, hi=layer.hi,
+                lut_en=lut_en, lut_base=lut_base)
+
+
+def _supergroup(groups: int, cin: int, cout: int, pe: int, simd: int) -> int:
+    """Largest divisor of ``groups`` whose channel counts per group divide SIMD and PE (1 = dense)."""
+    for g in sorted((d for d in range(1, groups + 1) if groups % d == 0), reverse=True):
+        if (cin // g) % simd == 0 and (cout // g) % pe == 0 and g > 1:
+            return g
+    return 1
+
+
+def _dense_weight(layer: QLayer, cin: int) -> np.ndarray:
+    """``(cout, cin, kh, kw)`` with zeros between convolution groups."""
+    w = layer.weight
+    cout = w.shape[0]
+    g = layer.groups
+    cin_g, cout_g = cin // g, cout // g
+    wd = np.zeros((cout, cin) + w.shape[2:], dtype=np.int64)
+    for i in range(g):
+        wd[i * cout_g:(i + 1) * cout_g, i * cin_g:(i + 1) * cin_g] = w[i * cout_g:(i + 1) * cout_g]
+    return wd
+
+
+def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
+    """``conv`` / ``gemm`` (with a fused MaxPool if ``ctx.pools`` names one): one ``mac`` step."""
+    pe, simd = ctx.pe, ctx.simd
+    pool = ctx.pools.get(layer.output)
+    x = ctx.tensors[layer.inputs[0]]
+    common = _step_fields(layer, ctx, x, ctx.tensors[pool.output if pool else layer.output])
+    if layer.op == "gemm" and len(x.shape) == 4:
+        wd = layer.weight.reshape(layer.out_channels, x.c, x.h, x.w)
+        kh, kw, sh, sw, pads, cin = x.h, x.w, 1, 1, (0, 0, 0, 0), x.c
+    elif layer.op == "gemm":
+        wd = layer.weight.reshape(layer.out_channels, x.c, 1, 1)
+        kh, kw, sh, sw, pads, cin = 1, 1, 1, 1, (0, 0, 0, 0), x.c
+    elif x.stack > 1:
+        # Row-stacked input: one read holds the kernel's kh rows (lane ky*cin + c).
+        cin = x.c * layer.kernel[0]
+        w = layer.weight
+        wd = w.transpose(0, 2, 1, 3).reshape(w.shape[0], cin, 1, w.shape[3])
+        kh, kw = 1, layer.kernel[1]
+        (sh, sw), p = layer.strides, layer.pads
+        pads = (0, p[1], 0, p[3])
+        common.update(ih=x.h + x.stack_pad, ich=1)
+    else:
+        cin = x.c
+        wd = _dense_weight(layer, cin)
+        (kh, kw), (sh, sw), pads = layer.kernel, layer.strides, layer.pads
+    cout = layer.out_channels
+    if wd.shape[1] != cin:
+        raise UnsupportedOpError(f"layer {layer.name!r}: weight {layer.weight.shape!r} does not match input {x.shape!r}")
+    nt = chunks(cout, pe)
+    sg = _supergroup(layer.groups, cin, cout, pe, simd) if layer.op == "conv" else 1
+    if sg > 1:
+        cis, tpg = cin // sg // simd, cout // sg // pe
+    else:
+        cis, tpg = x.chunks, nt
+    k = kh * kw * cis
+    qh = qw = 1
+    if pool is not None:
+        # Fused MaxPool: each pooled pixel runs the conv at its qh x qw window positions.
+        (qh, qw), (qsh, qsw) = pool.kernel, pool.strides
+        sh, sw, wsh, wsw = sh * qsh, sw * qsw, sh, sw
+        common["name"] = f"{layer.name}+{pool.name}"
+    else:
+        wsh, wsw = sh, sw
+    words = weight_words(wd, pe, simd, nt, cis, tpg)
+    w_base = ctx.roms.add_weights(words, layer.attrs.get("codebook"))
+    conv_hw = int(np.prod(ctx.qgraph.tensors[layer.output].shape[2:]))
+    step = LayerProgram(**common, kind="mac", kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
+                        qh=qh, qw=qw, wsh=wsh, wsw=wsw,
+                        nt=nt, cis=cis, tpg=tpg, k=k, t=max(k, -(-pe // (qh * qw))), nb=pe, cout=cout,
+                        w_base=w_base, w_words=words.shape[0],
+                        ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout),
+                        pv=x.zero_point, macs=int(layer.weight.size) * conv_hw)
+    # Sums without bias, per channel, over all inputs in range.
+    xlo, xhi = ctx.qgraph.tensors[layer.inputs[0]].range
+    flat = layer.weight.reshape(cout, -1)
+    pos = np.where(flat > 0, flat, 0).sum(axis=1)
+    neg = np.where(flat < 0, flat, 0).sum(axis=1)
+    acc = int((pos * xlo + neg * xhi).min()), int((pos * xhi + neg * xlo).max())
+    return _lowered(layer, ctx, [step], acc)
+
+
+def lower_window(layer: QLayer, ctx: LowerContext) -> Lowered:
+    """``maxpool`` -> one ``max`` step; ``avgpool``, and ``lut`` over a 1x1 window, -> one ``sum`` step."""
+    x, out = ctx.tensors[layer.inputs[0]], ctx.tensors[layer.output]
+    common = _step_fields(layer, ctx, x, out)
+    xlo, xhi = ctx.qgraph.tensors[layer.inputs[0]].range
+    if layer.op == "lut":
+        kh = kw = sh = sw = 1
+        pads = (0, 0, 0, 0)
+    else:
+        (kh, kw), (sh, sw), pads = layer.kernel, layer.strides, layer.pads
+    k = kh * kw
+    if layer.op == "maxpool":
+        kind, bias, m, n, pv = "max", 0, 1, 0, xlo
+        lo, hi = ctx.qgraph.tensors[layer.output].range
+        common.update(z_out=0, lo=lo, hi=hi)
+        acc = xlo, xhi
+    else:
+        kind, m, n, pv = "sum", layer.m, layer.n, x.zero_point
+        bias = 0 if layer.bias is None else layer.bias
+        acc = k * xlo, k * xhi
+    step = LayerProgram(**common, kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
+                        nt=x.chunks, cis=1, tpg=1, k=k, t=max(k, ctx.simd), nb=ctx.simd, cout=x.c,
+                        ch_base=ctx.roms.add_channels(bias, m, n, x.c), pv=pv)
+    return _lowered(layer, ctx, [step], acc)
+
+
+def lower_add(layer: QLayer, ctx: LowerContext) -> Lowered:
+    """``add`` -> one ``add`` step: per chunk, one read of each input."""
+    x, b, out = (ctx.tensors[t] for t in (*layer.inputs, layer.output))
+    if (b.c, b.h, b.w) != (x.c, x.h, x.w) or (out.c, out.h, out.w) != (x.c, x.h, x.w):
+        raise UnsupportedOpError(f"layer {layer.name!r}: add needs equal input and output shapes (no broadcasting)")
+    qa, qb = (ctx.qgraph.tensors[t] for t in layer.inputs)
+    ma, mb = (int(v) for v in layer.add_m)
+    step = LayerProgram(**_step_fields(layer, ctx, x, out), kind="add", nt=x.chunks, k=2, t=max(2, ctx.simd),
+                        nb=ctx.simd, cout=x.c, in2_base=b.base, za=qa.zero_point, zb=qb.zero_point,
+                        ma=ma, mb=mb, ch_base=ctx.roms.add_channels(0, layer.m, layer.n, x.c))
+    acc = (min(qa.range[0] - qa.zero_point, qb.range[0] - qb.zero_point),
+           max(qa.range[1] - qa.zero_point, qb.range[1] - qb.zero_point))
+    return _lowered(layer, ctx, [step], acc, addm=max(abs(ma), abs(mb)))
+
+
+def lower_concat(layer: QLayer, ctx: LowerContext) -> Lowered:
+    """``concat`` (along channels) -> per input, one ``max`` step over a 1x1 window into its channel slice."""
+    ins, out = [ctx.tensors[t] for t in layer.inputs], ctx.tensors[layer.output]
+    common = _step_fields(layer, ctx, ins[0], out)
+    olo, ohi = ctx.qgraph.tensors[layer.output].range
+    steps, coff = [], 0
+    for i, src in enumerate(ins):
+        if (src.h, src.w) != (out.h, out.w):
+            raise UnsupportedOpError(f"layer {layer.name!r}: concat is only supported along channels")
+        steps.append(LayerProgram(**{**common, "name": f"{layer.name}[{i}]", "ih": src.h, "iw": src.w,
+                                     "ich": src.chunks, "in_base": src.base, "z_out": 0, "lo": olo,
+                                     "hi": ohi, "lut_en": 0, "lut_base": 0},
+                                  kind="max", nt=src.chunks, k=1, t=ctx.simd, nb=ctx.simd, cout=src.c,
+                                  coff=coff, ch_base=ctx.roms.add_channels(0, 1, 0, src.c),
+                                  pv=int_range(src.bits)[0]))
+        coff += src.c
+    ranges = [ctx.qgraph.tensors[t].range for t in layer.inputs]
+    return _lowered(layer, ctx, steps, (min(r[0] for r in ranges), max(r[1] for r in ranges)))
+
+
+#: The lowering of each QLayer op.
+LOWERINGS = {
+    "conv": lower_mac,
+    "gemm": lower_mac,
+    "maxpool": lower_window,
+    "avgpool": lower_window,
+    "lut": lower_window,
+    "add": lower_add,
+    "concat": lower_concat,
+}
