@@ -43,7 +43,7 @@ from ..errors import OptionError, UnsupportedOpError
 from ..quant.arith import bits_for_range, int_range
 from ..quant.qgraph import QGraph, QLayer
 from ..prune.sharing import codebook_bits, codebook_indices
-from ..ref.integer import acc_bounds
+from ..quant.reference import acc_bounds
 from .memory import allocate, chunks, weight_words
 from .program import SETUP_CYCLES, LayerProgram, Program, TensorMap
 

@@ -71,7 +71,7 @@ def test_build_layout_and_manifest(mlp_build):
 def test_vectors_are_calibration_samples_and_reference_outputs(mlp_build):
     b = load_build(mlp_build)
     from hwflow.data import load_data
-    from hwflow.ref.integer import run_int
+    from hwflow.quant.reference import run_int
 
     qg = b.qgraph()
     tin = qg.tensors[qg.input]
@@ -89,7 +89,7 @@ def test_quant_json_round_trip(mlp_build):
     from hwflow.ir import load_model
     from hwflow.passes import optimize
     from hwflow.quant import QuantConfig, quantize
-    from hwflow.ref.integer import run_int
+    from hwflow.quant.reference import run_int
 
     g = optimize(load_model(MLP))
     x, _ = load_data(MLP_CALIB, g.shape(g.inputs[0]))

@@ -23,7 +23,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hwflow.cli import main
-from hwflow.flow import load_build
+from hwflow.build import load_build
 
 pytestmark = pytest.mark.sim
 
