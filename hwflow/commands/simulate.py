@@ -13,9 +13,15 @@ import json
 
 import click
 
+from ..config import check_positive
+from ..errors import OptionError
 from ..sim.build_runner import SIMULATORS
 
 __all__ = ["simulate_cmd"]
+
+
+def _positive(flag: str):
+    return lambda ctx, param, value: value if value is None else check_positive(value, flag)
 
 
 @click.command("simulate")
@@ -24,12 +30,13 @@ __all__ = ["simulate_cmd"]
               help="amaranth (no external tool), icarus (iverilog) or verilator (fastest).")
 @click.option("--inputs", "inputs_path", default=None, type=click.Path(dir_okay=False),
               help="Test inputs (.npy/.npz): integer codes, or floats to quantize with the input's scale.")
-@click.option("--random", "random_n", type=int, default=None, metavar="N",
+@click.option("--random", "random_n", type=int, default=None, metavar="N", callback=_positive("--random"),
               help="Run N vectors of uniform random input codes.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --random.")
-@click.option("--limit", type=int, default=None, metavar="N", help="Run only the first N vectors.")
+@click.option("--limit", type=int, default=None, metavar="N", callback=_positive("--limit"),
+              help="Run only the first N vectors.")
 @click.option("--vcd", default=None, type=click.Path(dir_okay=False), help="Write a VCD waveform to FILE.")
-@click.option("--timeout", type=int, default=None, metavar="CYCLES",
+@click.option("--timeout", type=int, default=None, metavar="CYCLES", callback=_positive("--timeout"),
               help="Cycles to wait for done per vector (default 4x the prediction + 1000).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def simulate_cmd(build_dir, simulator, inputs_path, random_n, seed, limit, vcd, timeout, as_json):
@@ -47,6 +54,8 @@ def simulate_cmd(build_dir, simulator, inputs_path, random_n, seed, limit, vcd, 
     from ..api import load
     from ..report.progress import progress
 
+    if inputs_path is not None and random_n is not None:
+        raise OptionError("give either --inputs or --random, not both")
     build = load(build_dir)
     with progress(f"simulating in {simulator}", quiet=as_json):
         result = build.simulate(simulator, inputs=inputs_path, random=random_n, seed=seed, limit=limit,

@@ -28,7 +28,8 @@ def _handoff(build: BuildDir, target) -> dict:
         handoff = json.loads(path.read_text(encoding="utf-8"))
         handoff["synth_top"], handoff["sources"], handoff["constraints"]  # noqa: B018 - presence check
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BuildError(f"cannot read {path} ({exc!r}); re-run hwflow compile") from None
+        raise BuildError(f"cannot read {path} ({exc!r}); re-run hwflow compile (or delete it and "
+                         "rerun hwflow synth to write the bundle again)") from None
     return handoff
 
 
