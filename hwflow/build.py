@@ -200,9 +200,8 @@ class BuildDir:
         """
         from .schedule import schedule
 
-        fuse = self.manifest.get("options", {}).get("schedule", {}).get("fuse", "auto")
         prog = schedule(self.qgraph(), self.target(), pe=self.manifest["pe"], simd=self.manifest["simd"],
-                        fuse=fuse)
+                        fuse=self.manifest["options"]["schedule"]["fuse"])
         want = json.loads((self.path / "schedule.json").read_text())
         if json.loads(dumps(prog.to_json())) != want:
             raise BuildError(
@@ -260,7 +259,7 @@ class BuildDir:
 
 
 _KEYS = ("format", "top", "verilog", "target", "files", "results")
-_SIM_KEYS = ("cycles", "input", "output", "pe", "simd", "model_file")
+_SIM_KEYS = ("cycles", "input", "output", "pe", "simd", "model_file", "options")
 _SIM_FILES = ("quant.json", "schedule.json", "vectors/inputs.npy", "vectors/expected.npy", "vectors/stream.npz")
 
 

@@ -17,6 +17,7 @@ import click
 
 from ..config import PRUNE_NORMS, PRUNE_SCOPES, PruneConfig, check_channel_fraction, check_share, check_sparsity
 from ..errors import OptionError
+from ._checks import checked
 
 __all__ = ["prune_options", "prune_config", "PRUNE_OPTION_NAMES"]
 
@@ -24,21 +25,16 @@ __all__ = ["prune_options", "prune_config", "PRUNE_OPTION_NAMES"]
 PRUNE_OPTION_NAMES = ("prune", "prune_channels", "share", "prune_scope", "prune_norm", "prune_bias_correction")
 
 
-def _checked(check, flag: str):
-    """A click callback running ``check(value, flag)`` (an OptionError is one line, exit 2)."""
-    return lambda ctx, param, value: value if value is None else check(value, flag)
-
-
 def prune_options(fn):
     """Click decorator adding ``--prune``, ``--prune-channels``, ``--share`` and their settings."""
     opts = [
         click.option("--prune", "prune", type=float, default=None, metavar="SPARSITY",
-                     callback=_checked(check_sparsity, "--prune sparsity"),
+                     callback=checked(check_sparsity, "--prune sparsity"),
                      help="Magnitude pruning: fraction of Conv/Gemm weights set to zero, in [0, 1)."),
         click.option("--prune-scope", type=click.Choice(PRUNE_SCOPES), default="global", show_default=True,
                      help="--prune with one threshold over all layers, or the same sparsity in each layer."),
         click.option("--prune-channels", "prune_channels", type=float, default=None, metavar="FRACTION",
-                     callback=_checked(check_channel_fraction, "--prune-channels"),
+                     callback=checked(check_channel_fraction, "--prune-channels"),
                      help="Structured pruning: fraction of each layer's output channels removed (with the next "
                           "layer's inputs), in [0, 1)."),
         click.option("--prune-norm", type=click.Choice(PRUNE_NORMS), default="l1", show_default=True,
@@ -46,7 +42,7 @@ def prune_options(fn):
         click.option("--prune-bias-correction", is_flag=True,
                      help="After pruning, correct each layer's bias for its mean output shift (needs --calib)."),
         click.option("--share", "share", type=int, default=None, metavar="BITS",
-                     callback=_checked(check_share, "--share"),
+                     callback=checked(check_share, "--share"),
                      help="Weight sharing: per-layer k-means codebook of 2^BITS integer weights (BITS 2..5); "
                           "the weight ROM then holds BITS-bit indices."),
     ]

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..config import FUSE_MODES, ScheduleConfig, check_positive
+from ._checks import checked
 from ._prune_options import prune_config, prune_options
 from ._quant_options import auto_bits_config, quant_config, quant_options
 
@@ -47,10 +48,6 @@ def summary(m: dict) -> str:
     return "\n".join(lines)
 
 
-def _positive(flag: str):
-    return lambda ctx, param, value: value if value is None else check_positive(value, flag)
-
-
 @click.command("compile")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", default="fpga-small", show_default=True,
@@ -59,16 +56,16 @@ def _positive(flag: str):
               help="BUILD directory to write (default: build/<model stem>). Written atomically.")
 @click.option("--calib", default=None, type=click.Path(dir_okay=False),
               help="Calibration data (.npz with x, or .npy); its first samples become the test vectors.")
-@click.option("--pe", type=int, default=None, callback=_positive("--pe"),
+@click.option("--pe", type=int, default=None, callback=checked(check_positive, "--pe"),
               help="Output channels in parallel (default: the target's).")
-@click.option("--simd", type=int, default=None, callback=_positive("--simd"),
+@click.option("--simd", type=int, default=None, callback=checked(check_positive, "--simd"),
               help="Inputs per PE in parallel (default: the target's).")
 @click.option("--fuse", type=click.Choice(FUSE_MODES), default="auto", show_default=True,
               help="Fuse a MaxPool into the convolution before it when that saves cycles (auto), "
                    "whenever legal (always), or never.")
 @click.option("--top", default=None, help="Verilog top module name (default: from the model file name).")
-@click.option("--vectors", type=int, default=8, show_default=True, callback=_positive("--vectors"),
-              help="Test vectors to store in BUILD.")
+@click.option("--vectors", type=int, default=8, show_default=True,
+              callback=checked(check_positive, "--vectors"), help="Test vectors to store in BUILD.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random test vectors (without --calib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of the summary.")
 @click.option("--report", "report", is_flag=True, help="Also write the HTML report, BUILD/report.html (see `hwflow report`).")

@@ -88,4 +88,3 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
             scale = f"{sc[0]:.2f}" if math.isclose(sc[0], sc[1]) else f"{sc[0]:.1f}..{sc[1]:.1f}"
             click.echo(f"{name:<20}{a['wbits']:>5}  {f'{wr[0]:.1f}..{wr[1]:.1f}':>17}  {scale:>14}  "
                        f"{a['pct_below_precision']:>12.2f}  {a['pct_clipped']:>9.2f}  {a['max_abs_error']:>10.3g}")
-

@@ -16,12 +16,9 @@ import click
 from ..config import check_positive
 from ..errors import OptionError
 from ..sim.build_runner import SIMULATORS
+from ._checks import checked
 
 __all__ = ["simulate_cmd"]
-
-
-def _positive(flag: str):
-    return lambda ctx, param, value: value if value is None else check_positive(value, flag)
 
 
 @click.command("simulate")
@@ -30,13 +27,14 @@ def _positive(flag: str):
               help="amaranth (no external tool), icarus (iverilog) or verilator (fastest).")
 @click.option("--inputs", "inputs_path", default=None, type=click.Path(dir_okay=False),
               help="Test inputs (.npy/.npz): integer codes, or floats to quantize with the input's scale.")
-@click.option("--random", "random_n", type=int, default=None, metavar="N", callback=_positive("--random"),
-              help="Run N vectors of uniform random input codes.")
+@click.option("--random", "random_n", type=int, default=None, metavar="N",
+              callback=checked(check_positive, "--random"), help="Run N vectors of uniform random input codes.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --random.")
-@click.option("--limit", type=int, default=None, metavar="N", callback=_positive("--limit"),
+@click.option("--limit", type=int, default=None, metavar="N", callback=checked(check_positive, "--limit"),
               help="Run only the first N vectors.")
 @click.option("--vcd", default=None, type=click.Path(dir_okay=False), help="Write a VCD waveform to FILE.")
-@click.option("--timeout", type=int, default=None, metavar="CYCLES", callback=_positive("--timeout"),
+@click.option("--timeout", type=int, default=None, metavar="CYCLES",
+              callback=checked(check_positive, "--timeout"),
               help="Cycles to wait for done per vector (default 4x the prediction + 1000).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def simulate_cmd(build_dir, simulator, inputs_path, random_n, seed, limit, vcd, timeout, as_json):

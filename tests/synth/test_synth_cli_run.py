@@ -7,7 +7,6 @@ import pytest
 
 from hwflow._files import sha256_file
 from hwflow.build import FORMAT, RESULTS, load_build, write_manifest
-
 from hwflow.cli import main
 
 

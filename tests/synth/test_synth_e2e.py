@@ -1,12 +1,9 @@
 """End to end: YoWASP Yosys + nextpnr on the test design, both families (slow)."""
 
-import json
-
 import pytest
 
 from hwflow._files import sha256_file
 from hwflow.build import FORMAT, RESULTS, load_build, write_manifest
-
 from hwflow.synth.flow import synthesize
 
 
