@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hwflow.commands._prune_options import apply_pruning
-from hwflow.commands._quant_options import load_optimized
+from hwflow.config import PruneConfig
 from hwflow.data import load_data
 from hwflow.errors import FitError
+from hwflow.flow import load_graph, quantize_graph
 from hwflow.quant import QuantConfig
 from hwflow.quant.evaluate import compare, float_logits, quant_logits
 from hwflow.schedule import schedule
@@ -63,7 +63,7 @@ def _fits(qg) -> tuple[dict[str, str], int]:
 def run(models: list[str], quick: bool) -> list[dict]:
     rows = []
     for name in models:
-        graph = load_optimized(MODELS / f"{name}.onnx")
+        graph = load_graph(MODELS / f"{name}.onnx")
         shape = graph.shape(graph.inputs[0])
         x, y = load_data(MODELS / f"{name}_test.npz", shape)
         calib, _ = load_data(MODELS / f"{name}_calib.npz", shape)
@@ -74,8 +74,9 @@ def run(models: list[str], quick: bool) -> list[dict]:
         grid += EXTRA.get(name, [])
         for ch, sp, b in grid:
             t0 = time.perf_counter()
-            opts = {"prune_channels": ch, "prune": sp, "share": b}
-            qg, storage = apply_pruning(graph, QuantConfig(), calib, **opts)
+            prune = PruneConfig(sparsity=sp, channels=ch, share=b) if (ch, sp, b) != (None, None, None) else None
+            q = quantize_graph(graph, calib, QuantConfig(), prune=prune)
+            qg, storage = q.qgraph, q.storage
             acc = compare(ref, quant_logits(qg, x), y)["quant_accuracy"]
             fits, rom = _fits(qg)
             tot = storage["total"] if storage else None

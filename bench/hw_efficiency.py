@@ -43,7 +43,7 @@ def _sim_speed(prog, qg, sim: str, vectors: int) -> float:
     bit- and cycle-exactness on the way."""
     import numpy as np
 
-    from hwflow.ref.integer import run_int
+    from hwflow.quant.reference import run_int
     from hwflow.sim import run_vectors
 
     rng = np.random.default_rng(0)

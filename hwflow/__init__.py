@@ -1,5 +1,22 @@
-"""hwflow: compile trained ONNX networks into verified hardware for small FPGAs."""
+"""hwflow: compile trained ONNX networks into verified hardware for small FPGAs.
 
+The Python API (:mod:`hwflow.api`)::
+
+    import hwflow
+
+    build = hwflow.compile("model.onnx", target="fpga-small", calib="calib.npz", pe=4, simd=4)
+    build.predict(x)                          # bit-exact integer reference on floats or codes
+    build.simulate("verilator", random=100)   # the hardware against it, bit and cycle exact
+    build.synth()                             # Yosys + nextpnr: resources and Fmax
+    build.report("r.html")
+    hwflow.load("build/model")
+
+Options travel as typed configs: :class:`QuantConfig`, :class:`AutoBitsConfig`,
+:class:`PruneConfig`, :class:`ScheduleConfig`. Every user mistake raises a
+:class:`HwflowError` with a one-line message.
+"""
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 from .errors import HwflowError
@@ -9,4 +26,19 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+local"
 
-__all__ = ["HwflowError", "__version__"]
+__all__ = ["compile", "load", "Build", "QuantConfig", "AutoBitsConfig", "PruneConfig", "ScheduleConfig",
+           "HwflowError", "__version__"]
+
+# Loaded on first use, so that `import hwflow` (and the CLI's start-up) stays light.
+_LAZY = {"compile": "api", "load": "api", "Build": "api", "QuantConfig": "config",
+         "AutoBitsConfig": "config", "PruneConfig": "config", "ScheduleConfig": "config"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

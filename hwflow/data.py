@@ -1,4 +1,10 @@
-"""Loading calibration and test data (.npz with ``x`` and optional ``y``, or .npy of ``x``)."""
+"""Data in and out of the integer network.
+
+:func:`load_data` loads float samples (calibration and test data: ``.npz`` with ``x``
+and optional ``y``, or ``.npy`` of ``x``); :func:`input_codes` turns what a user passes
+as inputs (floats or integer codes) into input codes; :func:`random_codes` makes test
+vectors.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["load_data"]
+__all__ = ["load_data", "load_inputs", "input_codes", "random_codes"]
 
 
 def load_data(path, input_shape) -> tuple[np.ndarray, np.ndarray | None]:
@@ -73,3 +79,83 @@ def load_data(path, input_shape) -> tuple[np.ndarray, np.ndarray | None]:
             raise DataError(f"{where}: y has shape {y.shape}, expected ({n},) labels matching x")
         y = y.astype(np.int64)
     return x, y
+
+
+def input_codes(x, tensor, where: str = "the array") -> np.ndarray:
+    """Input codes of ``tensor`` (a :class:`~hwflow.quant.qgraph.QTensor`) for ``x``.
+
+    Integer arrays are codes (checked against the tensor's range); float arrays are
+    real values, quantized with the tensor's scale and zero point.
+
+    Parameters
+    ----------
+    x : array-like
+        ``(N, *shape[1:])``, ``(N, size)``, or one vector of the input's shape.
+    tensor : QTensor
+        The network's input.
+    where : str
+        How messages name ``x`` ("inputs in {where} ..."), e.g. the file it came from.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape ``(N, *tensor.shape[1:])``
+
+    Raises
+    ------
+    DataError
+        Non-numeric dtype, a shape that is not the input's, NaN/Inf, or codes outside the
+        input's range.
+    """
+    sample = tuple(tensor.shape[1:])
+    size = int(np.prod(sample))
+    x = np.asarray(x)
+    if x.dtype.kind not in "iuf":
+        raise DataError(f"inputs in {where} have dtype {x.dtype}; need integer codes or floats")
+    if x.shape in (sample, tuple(tensor.shape)) or (x.ndim == 1 and x.size == size):
+        x = x.reshape((1,) + sample)
+    elif x.ndim >= 2 and x.shape[0] > 0 and (x.shape[1:] == sample or int(np.prod(x.shape[1:])) == size
+                                             and x.ndim == 2):
+        x = x.reshape((x.shape[0],) + sample)
+    else:
+        raise DataError(f"inputs in {where} have shape {x.shape}; the model expects (N, {', '.join(map(str, sample))})")
+    if x.dtype.kind == "f":
+        if not np.isfinite(x).all():
+            raise DataError(f"inputs in {where} contain NaN or Inf")
+        return tensor.quantize(x).astype(np.int64)
+    lo, hi = tensor.range
+    if x.min() < lo or x.max() > hi:
+        raise DataError(
+            f"input codes in {where} span [{x.min()}, {x.max()}], outside the "
+            f"{tensor.bits}-bit range [{lo}, {hi}]; pass floats to have them quantized"
+        )
+    return x.astype(np.int64)
+
+
+def load_inputs(path, tensor) -> np.ndarray:
+    """:func:`input_codes` of the array in ``path`` (``.npy``, or ``.npz`` with ``x``).
+
+    Raises
+    ------
+    DataError
+        Unreadable file, no ``x`` in an ``.npz``, or what :func:`input_codes` rejects.
+    """
+    path = Path(path)
+    try:
+        raw = np.load(path, allow_pickle=False)
+        if isinstance(raw, np.lib.npyio.NpzFile):
+            with raw:
+                if "x" not in raw.files:
+                    raise DataError(f"{str(path)!r} has no array 'x'; save inputs with np.save or np.savez(path, x=...)")
+                raw = raw["x"]
+    except FileNotFoundError:
+        raise DataError(f"inputs file {str(path)!r} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"inputs file {str(path)!r} is not a readable .npy/.npz ({exc})") from None
+    return input_codes(raw, tensor, repr(str(path)))
+
+
+def random_codes(tensor, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` vectors of uniform random codes in ``tensor``'s range, ``(n, *shape[1:])`` int64."""
+    lo, hi = tensor.range
+    rng = np.random.default_rng(seed)
+    return rng.integers(lo, hi + 1, size=(n,) + tuple(tensor.shape[1:]), dtype=np.int64)

@@ -1,45 +1,26 @@
-"""The compile flow (``hwflow compile``) and the BUILD directory it writes.
+"""The compile flow: ONNX model → BUILD directory (layout in :mod:`hwflow.build`).
 
 The flow is a list of named steps, FINN-builder style; each step reads and extends a
 :class:`FlowState`::
 
     load → optimize → quantize → schedule → generate → vectors → write
 
+Two of its stages are also what the other commands use on their own:
+:func:`load_graph` reads a model the way every command does (imported, optimized;
+pre-quantized models keep their parameters), and :func:`quantize_graph` prunes,
+quantizes and shares weights as the configs say (:mod:`hwflow.config`).
+
 A BUILD is written atomically: everything goes into a temporary directory next to the
 target (same filesystem) that is renamed into place only when complete, so a failure or
-Ctrl-C leaves no half-written BUILD and never destroys a previous good one.
-
-BUILD layout::
-
-    manifest.json        what was built: top, target, ops, host tail, predicted cycles,
-                         memory bits, resource estimate, input/output types, options,
-                         and the sha256 of every file below (edits are detected)
-    <top>.v              the generated Verilog (what Icarus/Verilator simulate)
-    schedule.json        Program.to_json(): loops, memory map, per-layer cycles
-    quant.json           the QGraph: every tensor's type, every layer's integer parameters
-                         (hwflow.quant.serialize's format plus a format tag)
-    vectors/inputs.npy   test vectors: input codes (vectors, *input_shape[1:])
-    vectors/expected.npy the integer reference's output codes for them
-    vectors/stream.npz   in_map, out_map: the code each stream lane carries (hwflow.sim.beats)
-    sim/run.py           standalone cocotb runner (cocotb_tools + numpy only)
-    sim/tb_accelerator.py, sim/beats.py  the cocotb testbench it runs, and its packing
-    handoff.json, synth.ys, files.f, <top>.core, constraints, README.md
-                         the synthesis hand-off (device targets only)
-    sim_build/<sim>/     simulator build caches written by ``hwflow simulate`` (not hashed)
-
-``quant.json`` is also how ``hwflow simulate`` gets back the integer network: the
-loader :func:`qgraph_from_json` sits next to the writer :func:`qgraph_to_json`.
+Ctrl-C leaves no half-written BUILD and never destroys a previous good one. The same
+compile gives a byte-identical BUILD (timings are returned, not written).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,25 +29,15 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__
-from .errors import BuildError, DataError, OptionError
+from ._files import atomic_directory, sha256_file, write_json
+from .build import FORMAT, HOST_TAIL_NOTE, MANIFEST, MODEL_FILE, RESULTS, qgraph_to_json, write_manifest
+from .config import AutoBitsConfig, PruneConfig, QuantConfig, ScheduleConfig, check_positive
+from .errors import ModelError, OptionError
 
-__all__ = [
-    "STEPS",
-    "FlowState",
-    "compile_model",
-    "Build",
-    "load_build",
-    "qgraph_to_json",
-    "qgraph_from_json",
-    "atomic_directory",
-    "load_inputs",
-    "random_codes",
-    "reference_outputs",
-    "HOST_TAIL_NOTE",
-]
+__all__ = ["STEPS", "FlowState", "Quantized", "compile_model", "load_graph", "quantize_graph", "CALIB_HINT"]
 
-HOST_TAIL_NOTE = "Softmax/ArgMax stay on the host"
-MANIFEST = "manifest.json"
+#: How a message asks for calibration data (the same words for the CLI and the API).
+CALIB_HINT = "pass calibration data (--calib CALIB.npz; calib= in Python)"
 
 
 def _sim_dir() -> Path:
@@ -76,101 +47,171 @@ def _sim_dir() -> Path:
     return Path(sim.__file__).resolve().parent
 
 
-# ---- QGraph <-> JSON ---------------------------------------------------------------------
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    return repr(v)
-
-
-def qgraph_to_json(qg) -> dict:
-    """The QGraph as the ``quant.json`` document: the quantizer's own serialization
-    (:func:`hwflow.quant.serialize.qgraph_to_dict`) with a format tag. Integers are
-    exact and scales round-trip exactly (``json`` writes floats with ``repr``)."""
-    from .quant.serialize import qgraph_to_dict
-
-    return {"format": "hwflow.qgraph/1", **_jsonable(qgraph_to_dict(qg))}
-
-
-def qgraph_from_json(doc: dict):
-    """Rebuild the QGraph written by :func:`qgraph_to_json`.
-
-    Raises
-    ------
-    ValueError, KeyError, TypeError
-        If the document is malformed (callers turn this into BuildError).
-    """
-    from .quant.serialize import qgraph_from_dict
-
-    if doc.get("format") != "hwflow.qgraph/1":
-        raise ValueError(f"unknown quant.json format {doc.get('format')!r}")
-    return qgraph_from_dict(doc)
-
-
-# ---- atomic output directory ----------------------------------------------------------
-
-@contextlib.contextmanager
-def atomic_directory(out_dir: str | Path, *, keep: tuple[str, ...] = ()):
-    """Yield a temporary directory that replaces ``out_dir`` only if the block succeeds.
-
-    The temporary directory is a sibling of ``out_dir`` (same filesystem, so the final
-    rename is atomic). A previous ``out_dir`` is moved aside, the new one renamed in,
-    then the old one deleted; entries named in ``keep`` (caches) are carried over.
-    Any exception, KeyboardInterrupt included, removes the temporary directory and
-    leaves ``out_dir`` as it was.
-    """
-    out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a BUILD should not be
-    try:
-        yield tmp
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, old / "build")
-        try:
-            os.rename(tmp, out)
-        except BaseException:
-            if old is not None:  # put the previous build back
-                os.rename(old / "build", out)
-                shutil.rmtree(old, ignore_errors=True)
-            raise
-        if old is not None:
-            for name in keep:
-                src = old / "build" / name
-                if src.exists() and not (out / name).exists():
-                    os.rename(src, out / name)
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _top_name(stem: str) -> str:
     name = re.sub(r"\W", "_", stem).strip("_") or "accel"
     return name if name[0].isalpha() else f"m_{name}"
+
+
+# ---- the stages every command shares ---------------------------------------------------------
+
+def _is_prequantized(path: Path) -> bool:
+    try:
+        import onnx
+
+        from .quant.qdq_import import is_quantized
+
+        return is_quantized(onnx.load(str(path), load_external_data=False))
+    except Exception:  # noqa: BLE001 - unreadable: load_model says why, in one line
+        return False
+
+
+def load_graph(model: str | Path):
+    """Import an ONNX model and run the default optimization pipeline.
+
+    A pre-quantized model (onnxruntime QDQ, or QONNX ``Quant`` nodes) loses its
+    quantization nodes and keeps their parameters in ``graph.meta["fixed_qparams"]``
+    (see :mod:`hwflow.quant.qdq_import`).
+
+    Parameters
+    ----------
+    model : str or Path
+        The ``.onnx`` file.
+
+    Returns
+    -------
+    hwflow.ir.Graph
+
+    Raises
+    ------
+    ModelError, UnsupportedOpError
+        Unreadable or unsupported model; one line naming the file, node or op.
+    """
+    import onnx
+
+    from .ir.onnx_import import from_onnx, load_model
+    from .passes import optimize
+    from .quant.qdq_import import follow_fusion, strip_quantization
+
+    if not _is_prequantized(Path(model)):
+        return optimize(load_model(model))
+    float_model, params = strip_quantization(onnx.load(str(model)))
+    graph = from_onnx(float_model, name=Path(model).stem)
+    params = follow_fusion(graph, params)
+    graph = optimize(graph)
+    graph.meta["fixed_qparams"] = params
+    return graph
+
+
+@dataclass
+class Quantized:
+    """What :func:`quantize_graph` made.
+
+    Attributes
+    ----------
+    qgraph : QGraph
+        The integer network.
+    config : QuantConfig
+        The settings used (with the per-layer widths auto bits chose, if asked).
+    storage : dict or None
+        The pruning/sharing storage report (:func:`hwflow.prune.storage_report` plus
+        ``settings``); None without pruning.
+    curve : list of dict or None
+        Auto bits' trade-off, one point per step; None without auto bits.
+    """
+
+    qgraph: Any
+    config: QuantConfig
+    storage: dict | None = None
+    curve: list[dict] | None = None
+
+
+def _prune_float(graph, calib: np.ndarray | None, prune: PruneConfig | None):
+    """The float-graph pruning stages: ``(graph, info)``; unchanged and None without pruning."""
+    if prune is None:
+        return graph, None
+    from .prune import correct_bias, prune_channels, prune_magnitude
+    from .prune._layers import weight_nodes
+
+    if prune.bias_correction and calib is None:
+        raise OptionError(f"pruning bias correction measures mean outputs on data: {CALIB_HINT}")
+    pruned, info = graph, {"masks": {}, "channels": None,
+                           "original_weights": {n.name: graph.tensors[n.inputs[1]].size for n in weight_nodes(graph)}}
+    if prune.channels:
+        pruned, info["channels"] = prune_channels(pruned, prune.channels, norm=prune.norm)
+    if prune.sparsity:
+        pruned, info["masks"] = prune_magnitude(pruned, prune.sparsity, scope=prune.scope)
+    if prune.bias_correction:
+        pruned, _ = correct_bias(graph, pruned, calib)
+    return pruned, info
+
+
+def _prune_integer(qg, prune: PruneConfig | None, info) -> dict | None:
+    """The integer pruning stages on ``qg`` (in place): zeros put back, weights shared;
+    returns the storage report."""
+    if prune is None:
+        return None
+    from .prune import mask_qgraph, share_weights, storage_report
+
+    if info["masks"]:
+        mask_qgraph(qg, info["masks"])
+    if prune.share:
+        share_weights(qg, prune.share)
+    qg.attrs["pruning"] = prune.settings()
+    if info["channels"] is not None:
+        qg.attrs["pruning"]["channels"] = {k: list(v) for k, v in info["channels"]["pruned"].items()}
+    report = storage_report(qg, info["original_weights"])
+    report["settings"] = dict(qg.attrs["pruning"])
+    return report
+
+
+def quantize_graph(graph, calib: np.ndarray | None = None, quant: QuantConfig | None = None, *,
+                   prune: PruneConfig | None = None, auto_bits: AutoBitsConfig | None = None) -> Quantized:
+    """Prune, quantize and share weights as the configs say.
+
+    Order: channel pruning, magnitude pruning, pruning bias correction (float graph),
+    auto bits (if asked), quantization, pruned weights put back to zero, weight sharing
+    (integer graph).
+
+    Parameters
+    ----------
+    graph : hwflow.ir.Graph
+        An optimized float graph (:func:`load_graph`).
+    calib : numpy.ndarray, optional
+        Calibration inputs ``(N, *input_shape[1:])``. ``quant.calibration == "none"``
+        quantizes without them (pruning bias correction still uses them).
+    quant : QuantConfig, optional
+        Default ``QuantConfig()``.
+    prune : PruneConfig, optional
+        No pruning or sharing when None.
+    auto_bits : AutoBitsConfig, optional
+        Choose per-layer weight widths (needs ``calib``).
+
+    Returns
+    -------
+    Quantized
+
+    Raises
+    ------
+    OptionError
+        Auto bits or pruning bias correction without calibration data, a budget that
+        cannot be met, unknown layer names in the per-layer bits.
+    """
+    from .quant import quantize
+
+    quant = QuantConfig() if quant is None else quant
+    pruned, info = _prune_float(graph, calib, prune)
+    if quant.calibration == "none":
+        calib = None
+    curve = None
+    if auto_bits is not None:
+        if calib is None:
+            raise OptionError(f"auto bits measure each layer's sensitivity on data: {CALIB_HINT}")
+        from .quant.autobits import auto_bits as search
+
+        quant, curve = search(pruned, quant, calib, budget_kbit=auto_bits.budget_kbit,
+                              agreement_floor=auto_bits.agreement_floor)
+    qg = quantize(pruned, quant, calib)
+    return Quantized(qg, quant, _prune_integer(qg, prune, info), curve)
 
 
 # ---- the flow ---------------------------------------------------------------------------
@@ -182,14 +223,14 @@ class FlowState:
     model_path: Path
     target: Any
     out_dir: Path
-    quant_config: Any
+    quant: QuantConfig
+    prune: PruneConfig | None
+    auto_bits: AutoBitsConfig | None
+    schedule: ScheduleConfig
     calib_path: Path | None
-    pe: int | None
-    simd: int | None
     top: str
     vectors: int
     seed: int
-    options: dict | None = None
     optimized: bool = False
     storage: dict | None = None
     tmp: Path | None = None
@@ -209,28 +250,15 @@ class FlowState:
 def step_load(s: FlowState) -> None:
     """Import the ONNX model (static shapes, verified).
 
-    A pre-quantized model (QDQ / QONNX) is imported by the quantizer's loader, which
-    strips the quantization nodes, keeps their parameters and optimizes in one go.
+    A pre-quantized model (QDQ / QONNX) is read by :func:`load_graph`, which strips the
+    quantization nodes, keeps their parameters and optimizes in one go.
     """
     from .ir import load_model
 
     if _is_prequantized(s.model_path):
-        from .commands._quant_options import load_optimized
-
-        s.graph, s.optimized = load_optimized(s.model_path), True
+        s.graph, s.optimized = load_graph(s.model_path), True
     else:
         s.graph = load_model(s.model_path)
-
-
-def _is_prequantized(path: Path) -> bool:
-    try:
-        import onnx
-
-        from .quant.qdq_import import is_quantized
-
-        return is_quantized(onnx.load(str(path), load_external_data=False))
-    except Exception:  # noqa: BLE001 - unreadable: load_model says why, in one line
-        return False
 
 
 def step_optimize(s: FlowState) -> None:
@@ -242,29 +270,21 @@ def step_optimize(s: FlowState) -> None:
 
 
 def step_quantize(s: FlowState) -> None:
-    """Prune (if asked), then quantize, calibrating on ``--calib`` data when given."""
+    """Prune (if asked), then quantize, calibrating on the calibration data when given."""
     from .data import load_data
 
     if s.calib_path is not None:
         s.calib, _ = load_data(s.calib_path, s.graph.shape(s.graph.inputs[0]))
-    if s.options is None:
-        from .quant import quantize
-
-        s.qgraph = quantize(s.graph, s.quant_config, s.calib)
-        return
-    from .commands._prune_options import finish_pruning, prune_graph
-    from .commands._quant_options import quantize_from_options
-
-    pruned, info = prune_graph(s.graph, s.calib, **s.options)
-    s.qgraph, s.quant_config, _ = quantize_from_options(pruned, s.calib, **s.options)
-    s.storage = finish_pruning(s.qgraph, info)
+    res = quantize_graph(s.graph, s.calib, s.quant, prune=s.prune, auto_bits=s.auto_bits)
+    s.qgraph, s.quant, s.storage = res.qgraph, res.config, res.storage
 
 
 def step_schedule(s: FlowState) -> None:
     """Map onto the PE x SIMD array; checks the target's budget (FitError)."""
     from .schedule import schedule
 
-    s.program = schedule(s.qgraph, s.target, pe=s.pe, simd=s.simd)
+    c = s.schedule
+    s.program = schedule(s.qgraph, s.target, pe=c.pe, simd=c.simd, fuse=c.fuse)
 
 
 def step_generate(s: FlowState) -> None:
@@ -277,6 +297,9 @@ def step_generate(s: FlowState) -> None:
 def step_vectors(s: FlowState) -> None:
     """Test vectors (calibration samples quantized with the input type, else random
     codes) and the integer reference's outputs for them."""
+    from .data import random_codes
+    from .quant.reference import run_int_batch
+
     tin = s.qgraph.tensors[s.qgraph.input]
     if s.calib is not None:
         s.inputs = tin.quantize(s.calib[: s.vectors])
@@ -285,7 +308,20 @@ def step_vectors(s: FlowState) -> None:
         s.inputs = random_codes(tin, s.vectors, s.seed)
         s.vector_source = f"uniform random codes (seed {s.seed})"
     s.inputs = s.inputs.reshape((len(s.inputs),) + tuple(tin.shape[1:])).astype(np.int64)
-    s.expected = reference_outputs(s.qgraph, s.inputs)
+    s.expected = run_int_batch(s.qgraph, s.inputs).astype(np.int64)
+
+
+def _copy_model(src: Path, dst: Path) -> None:
+    """The model, byte for byte; one with external data files is saved with them embedded
+    (so the copy stands alone)."""
+    import onnx
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    proto = onnx.load(str(src), load_external_data=False)
+    if any(uses_external_data(t) for t in _get_all_tensors(proto)):
+        onnx.save(onnx.load(str(src)), str(dst))
+    else:
+        shutil.copyfile(src, dst)
 
 
 def step_write(s: FlowState) -> None:
@@ -293,8 +329,9 @@ def step_write(s: FlowState) -> None:
     d = s.tmp
     vfile = f"{s.top}.v"
     (d / vfile).write_text(s.verilog, encoding="utf-8")
-    _write_json(d / "schedule.json", s.program.to_json())
-    _write_json(d / "quant.json", qgraph_to_json(s.qgraph))
+    _copy_model(s.model_path, d / MODEL_FILE)
+    write_json(d / "schedule.json", s.program.to_json())
+    write_json(d / "quant.json", qgraph_to_json(s.qgraph))
     (d / "vectors").mkdir()
     np.save(d / "vectors" / "inputs.npy", s.inputs)
     np.save(d / "vectors" / "expected.npy", s.expected)
@@ -308,8 +345,7 @@ def step_write(s: FlowState) -> None:
         from .synth.bundle import write_handoff
 
         s.handoff = write_handoff(d, d / vfile, s.top, s.target, lanes=s.program.simd)
-    s.manifest = _manifest(s, vfile)
-    write_manifest(d / MANIFEST, s.manifest)
+    s.manifest = write_manifest(d / MANIFEST, _manifest(s, vfile))
 
 
 #: The compile flow: (name, step) in order.
@@ -322,37 +358,6 @@ STEPS: list[tuple[str, Callable[[FlowState], None]]] = [
     ("vectors", step_vectors),
     ("write", step_write),
 ]
-
-
-def random_codes(tensor, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` vectors of uniform random codes in ``tensor``'s range."""
-    lo, hi = tensor.range
-    rng = np.random.default_rng(seed)
-    return rng.integers(lo, hi + 1, size=(n,) + tuple(tensor.shape[1:]), dtype=np.int64)
-
-
-def reference_outputs(qgraph, inputs: np.ndarray) -> np.ndarray:
-    """The integer reference's output codes, one row per input vector."""
-    from .ref.integer import run_int
-
-    tout = qgraph.tensors[qgraph.output]
-    return np.stack([np.asarray(run_int(qgraph, x)).reshape(tout.shape[1:]) for x in inputs]).astype(np.int64)
-
-
-def _write_json(path: Path, doc: dict) -> None:
-    path.write_text(json.dumps(_jsonable(doc), indent=1) + "\n", encoding="utf-8")
-
-
-def _manifest_digest(manifest: dict) -> str:
-    """sha256 of the manifest without its own ``manifest_sha256`` (canonical JSON)."""
-    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
-    return hashlib.sha256(json.dumps(_jsonable(body), sort_keys=True).encode()).hexdigest()
-
-
-def write_manifest(path: str | Path, manifest: dict) -> None:
-    """Write ``manifest.json`` sealed with its own checksum, so hand edits are detected."""
-    manifest = {**manifest, "manifest_sha256": _manifest_digest(manifest)}
-    _write_json(Path(path), manifest)
 
 
 def _qtensor_json(t) -> dict:
@@ -370,21 +375,21 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "activation_bits": p.act_bits,
     }
     memory["total_bits"] = sum(memory.values())
-    cfg = s.quant_config
     options = {
-        "quant": _jsonable(asdict(cfg)) if cfg is not None else None,
+        "quant": asdict(s.quant),
+        "auto_bits": None if s.auto_bits is None else asdict(s.auto_bits),
+        "prune": None if s.prune is None else asdict(s.prune),
+        "schedule": asdict(s.schedule),
         "calib": str(s.calib_path) if s.calib_path else None,
-        "pe": p.pe,
-        "simd": p.simd,
         "vectors": int(len(s.inputs)),
         "seed": s.seed,
-        "command_line": _jsonable({k: v for k, v in (s.options or {}).items() if v not in (None, (), False)}),
     }
     return {
-        "format": "hwflow.build/1",
+        "format": FORMAT,
         "hwflow_version": __version__,
         "model": str(s.model_path),
-        "model_sha256": _sha256(s.model_path),
+        "model_sha256": sha256_file(s.model_path),
+        "model_file": MODEL_FILE,
         "top": s.top,
         "verilog": vfile,
         "verilog_lines": s.verilog.count("\n"),
@@ -399,7 +404,7 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "macs": p.macs,
         "layer_cycles": {l.name: l.cycles for l in p.layers},
         "memory": memory,
-        "estimate": _jsonable(p.estimate),
+        "estimate": p.estimate,
         "input": _qtensor_json(qg.tensors[qg.input]),
         "output": _qtensor_json(qg.tensors[qg.output]),
         "input_size": p.input_size,
@@ -411,9 +416,10 @@ def _manifest(s: FlowState, vfile: str) -> dict:
                            "give each lane's flat NCHW code index, -1 = none (drive 0, ignore)"},
         "vectors": {"count": int(len(s.inputs)), "source": s.vector_source},
         "handoff": s.handoff,
-        "pruning": _jsonable(s.storage),
+        "pruning": s.storage,
         "options": options,
-        "files": {f: _sha256(s.tmp / f) for f in files},
+        "results": dict(RESULTS),
+        "files": {f: sha256_file(s.tmp / f) for f in files},
     }
 
 
@@ -421,18 +427,23 @@ def compile_model(
     model_path: str | Path,
     target: Any = "fpga-small",
     out_dir: str | Path | None = None,
-    quant_config: Any = None,
+    quant_config: QuantConfig | None = None,
     calib_path: str | Path | None = None,
     pe: int | None = None,
     simd: int | None = None,
     *,
+    prune: PruneConfig | None = None,
+    auto_bits: AutoBitsConfig | None = None,
+    schedule: ScheduleConfig | None = None,
     top: str | None = None,
     vectors: int = 8,
     seed: int = 0,
-    options: dict | None = None,
     on_step: Callable[[str, float], None] | None = None,
 ) -> dict:
     """Compile an ONNX model into a BUILD directory (atomically).
+
+    :func:`hwflow.compile` is the same with the Python API's names, returning a
+    :class:`hwflow.Build`.
 
     Parameters
     ----------
@@ -448,17 +459,19 @@ def compile_model(
     calib_path : path, optional
         Calibration data (``.npz``/``.npy``); also the source of the test vectors.
     pe, simd : int, optional
-        Override the target's array shape.
+        The array shape: shorthand for ``schedule=ScheduleConfig(pe=pe, simd=simd)``.
+    prune : PruneConfig, optional
+        Pruning and weight sharing.
+    auto_bits : AutoBitsConfig, optional
+        Choose per-layer weight widths (needs calibration data).
+    schedule : ScheduleConfig, optional
+        Array shape and MaxPool fusion (default: the target's shape, ``fuse="auto"``).
     top : str, optional
         Verilog top module name (default: from the model file name).
     vectors : int
         Test vectors to store (default 8).
     seed : int
         Seed of the random vectors (when there is no calibration data).
-    options : dict, optional
-        The command line's quantization and pruning options (``hwflow compile``'s
-        ``--scheme``, ``--bits``, ``--auto-bits``, ``--prune``, ``--share``, ...); when
-        given they replace ``quant_config``.
     on_step : callable, optional
         Called as ``on_step(name, seconds)`` after each step.
 
@@ -474,30 +487,36 @@ def compile_model(
         ModelError, UnsupportedOpError, DataError, OptionError, TargetError, FitError:
         one line each, from the step that found the problem.
     """
-    from .quant import QuantConfig
     from .targets import load_target
 
     model_path = Path(model_path)
     if not model_path.exists():
-        from .errors import ModelError
-
         raise ModelError(f"model file {str(model_path)!r} does not exist")
+    if schedule is None:
+        schedule = ScheduleConfig(pe=pe, simd=simd)
+    elif pe is not None or simd is not None:
+        raise OptionError("give the array shape either as pe/simd or in schedule=ScheduleConfig(...), not both")
+    for name, cfg, kind in (("quant", quant_config, QuantConfig), ("prune", prune, PruneConfig),
+                            ("auto_bits", auto_bits, AutoBitsConfig), ("schedule", schedule, ScheduleConfig)):
+        if cfg is not None and not isinstance(cfg, kind):
+            raise OptionError(f"{name} must be a {kind.__name__}, not {cfg!r}")
     out = Path(out_dir) if out_dir is not None else Path("build") / model_path.stem
     _check_out_dir(out)
-    if isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 1:
-        raise OptionError(f"vectors must be a positive integer, not {vectors!r}")
+    check_positive(vectors, "vectors")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise OptionError(f"seed must be an integer, not {seed!r}")
     state = FlowState(
         model_path=model_path,
         target=load_target(target),
         out_dir=out,
-        quant_config=quant_config if quant_config is not None else QuantConfig(),
+        quant=quant_config if quant_config is not None else QuantConfig(),
+        prune=prune,
+        auto_bits=auto_bits,
+        schedule=schedule,
         calib_path=Path(calib_path) if calib_path is not None else None,
-        pe=pe,
-        simd=simd,
         top=top or _top_name(model_path.stem),
         vectors=vectors,
         seed=seed,
-        options=options,
     )
     with atomic_directory(out, keep=("sim_build",)) as tmp:
         state.tmp = tmp
@@ -508,7 +527,6 @@ def compile_model(
             if on_step is not None:
                 on_step(name, state.times[name])
         _keep_mtime_if_unchanged(out / state.manifest["verilog"], tmp / state.manifest["verilog"])
-    # timings are returned, not written: the same compile must give a byte-identical BUILD
     seconds = {k: round(v, 4) for k, v in state.times.items()}
     return {**state.manifest, "compile_seconds": seconds, "path": str(out)}
 
@@ -532,174 +550,3 @@ def _check_out_dir(out: Path) -> None:
             f"output directory {str(out)!r} is not empty and is not an hwflow build; "
             "choose another -o (hwflow only replaces its own builds)"
         )
-
-
-# ---- reading a BUILD ---------------------------------------------------------------------
-
-@dataclass
-class Build:
-    """A checked BUILD directory (see the module docstring for the layout)."""
-
-    path: Path
-    manifest: dict
-
-    @property
-    def top(self) -> str:
-        return self.manifest["top"]
-
-    @property
-    def verilog_path(self) -> Path:
-        return self.path / self.manifest["verilog"]
-
-    @property
-    def predicted_cycles(self) -> int:
-        return int(self.manifest["cycles"])
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.manifest["input"]["shape"])
-
-    def inputs(self) -> np.ndarray:
-        return np.load(self.path / "vectors" / "inputs.npy")
-
-    def expected(self) -> np.ndarray:
-        return np.load(self.path / "vectors" / "expected.npy")
-
-    def stream_maps(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(in_map, out_map)``: which code each stream lane carries (see :mod:`hwflow.sim.beats`)."""
-        with np.load(self.path / "vectors" / "stream.npz") as f:
-            return f["in_map"], f["out_map"]
-
-    def qgraph(self):
-        """The integer network, from ``quant.json``."""
-        try:
-            return qgraph_from_json(json.loads((self.path / "quant.json").read_text()))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BuildError(f"{self.path / 'quant.json'} is malformed ({exc}); re-run hwflow compile") from None
-
-    def program(self):
-        """Re-run the scheduler on ``quant.json`` with the recorded target and array
-        shape, and check that the result equals ``schedule.json``.
-
-        The Amaranth simulator needs the Program object (``schedule.json`` is a summary,
-        not a loadable Program); scheduling is deterministic, so the check proves the
-        rebuilt hardware is the one that was compiled.
-        """
-        from .schedule import schedule
-        from .targets import load_target
-
-        try:
-            target = load_target(self.manifest["target_source"])
-        except Exception:  # noqa: BLE001 - a moved target file falls back to the name
-            target = load_target(self.manifest["target"])
-        prog = schedule(self.qgraph(), target, pe=self.manifest["pe"], simd=self.manifest["simd"])
-        want = json.loads((self.path / "schedule.json").read_text())
-        got = json.loads(json.dumps(_jsonable(prog.to_json())))
-        if got != want:
-            raise BuildError(
-                f"re-scheduling {self.path / 'quant.json'} does not reproduce schedule.json: this "
-                f"hwflow ({__version__}) schedules differently from the one that compiled it "
-                f"({self.manifest.get('hwflow_version')}); re-run hwflow compile"
-            )
-        return prog
-
-
-_SIM_KEYS = ("cycles", "input", "output", "pe", "simd")
-_SIM_FILES = ("quant.json", "schedule.json", "vectors/inputs.npy", "vectors/expected.npy", "vectors/stream.npz")
-
-
-def load_build(path: str | Path, *, simulate: bool = True) -> Build:
-    """Open a BUILD directory and check it is complete and unedited.
-
-    Parameters
-    ----------
-    path : str or Path
-    simulate : bool
-        Also require what simulation needs (quant.json, schedule.json, vectors);
-        synthesis needs only the manifest and the Verilog.
-
-    Raises
-    ------
-    BuildError
-        Missing directory or manifest, a missing file, or a file whose checksum differs
-        from the manifest's (edited by hand); one line with what to do.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise BuildError(f"build directory {str(path)!r} does not exist; run hwflow compile first")
-    mfile = path / MANIFEST
-    if not mfile.exists():
-        raise BuildError(f"{str(path)!r} is not an hwflow build (no {MANIFEST}); run hwflow compile first")
-    try:
-        manifest = json.loads(mfile.read_text())
-        files = manifest["files"]
-        for key in ("top", "verilog", "target") + (_SIM_KEYS if simulate else ()):
-            manifest[key]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BuildError(f"{mfile} is malformed ({exc.__class__.__name__}: {exc}); re-run hwflow compile") from None
-    if manifest.get("manifest_sha256") != _manifest_digest(manifest):
-        raise BuildError(f"{MANIFEST} in build {str(path)!r} was modified after compile (checksum differs); re-run hwflow compile")
-    for rel, digest in files.items():
-        f = path / rel
-        if not f.is_file():
-            raise BuildError(f"build {str(path)!r} is incomplete: {rel} is missing; re-run hwflow compile")
-        if _sha256(f) != digest:
-            raise BuildError(f"{rel} in build {str(path)!r} was modified after compile (checksum differs); re-run hwflow compile")
-    for rel in (manifest["verilog"],) + (_SIM_FILES if simulate else ()):
-        if rel not in files:
-            raise BuildError(f"build {str(path)!r} is incomplete: the manifest lists no {rel}; re-run hwflow compile")
-    return Build(path, manifest)
-
-
-def load_inputs(path: str | Path, build: Build) -> np.ndarray:
-    """Test inputs for ``hwflow simulate --inputs``: integer arrays are codes, float
-    arrays are real values quantized with the input's scale and zero point.
-
-    Accepts ``(N, *shape[1:])``, ``(N, size)`` or one vector of the input's shape.
-
-    Raises
-    ------
-    DataError
-        Unreadable file, wrong shape, or codes outside the input's range.
-    """
-    from .quant.qgraph import QTensor
-
-    path = Path(path)
-    t = build.manifest["input"]
-    tin = QTensor(t["name"], tuple(t["shape"]), t["bits"], t["scale"], t["zero_point"])
-    sample = tuple(tin.shape[1:])
-    size = int(np.prod(sample))
-    try:
-        raw = np.load(path, allow_pickle=False)
-        if isinstance(raw, np.lib.npyio.NpzFile):
-            with raw:
-                if "x" not in raw.files:
-                    raise DataError(f"{str(path)!r} has no array 'x'; save inputs with np.save or np.savez(path, x=...)")
-                raw = raw["x"]
-    except FileNotFoundError:
-        raise DataError(f"inputs file {str(path)!r} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"inputs file {str(path)!r} is not a readable .npy/.npz ({exc})") from None
-    x = np.asarray(raw)
-    if x.dtype.kind not in "iuf":
-        raise DataError(f"inputs in {str(path)!r} have dtype {x.dtype}; need integer codes or floats")
-    if x.shape in (sample, tuple(tin.shape)) or (x.ndim == 1 and x.size == size):
-        x = x.reshape((1,) + sample)
-    elif x.ndim >= 2 and x.shape[0] > 0 and (x.shape[1:] == sample or int(np.prod(x.shape[1:])) == size
-                                             and x.ndim == 2):
-        x = x.reshape((x.shape[0],) + sample)
-    else:
-        raise DataError(
-            f"inputs in {str(path)!r} have shape {x.shape}; the model expects (N, {', '.join(map(str, sample))})"
-        )
-    if x.dtype.kind == "f":
-        if not np.isfinite(x).all():
-            raise DataError(f"inputs in {str(path)!r} contain NaN or Inf")
-        return tin.quantize(x)
-    lo, hi = tin.range
-    if x.min() < lo or x.max() > hi:
-        raise DataError(
-            f"input codes in {str(path)!r} span [{x.min()}, {x.max()}], outside the "
-            f"{tin.bits}-bit range [{lo}, {hi}]; pass floats to have them quantized"
-        )
-    return x.astype(np.int64)

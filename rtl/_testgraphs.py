@@ -11,7 +11,7 @@ import numpy as np
 
 from hwflow.quant.arith import int_range
 from hwflow.quant.qgraph import QGraph, QLayer, QTensor
-from hwflow.ref.integer import acc_bounds
+from hwflow.quant.reference import acc_bounds
 
 __all__ = ["GraphBuilder", "random_graph"]
 

@@ -3,6 +3,8 @@
 Modules (imported on demand; this package stays light because the cocotb testbench
 is imported inside the simulator process):
 
+- :mod:`~hwflow.sim.build_runner` — :func:`simulate`: a BUILD in any of them, its
+  result recorded in the BUILD (``hwflow simulate``, ``hwflow.Build.simulate``).
 - :mod:`~hwflow.sim.result` — :class:`SimResult`, common to every simulator; pass
   means bit-exact outputs and every vector's cycles equal to the prediction.
 - :mod:`~hwflow.sim.amaranth_runner` — :func:`run_amaranth`: Amaranth's simulator.

@@ -1,26 +1,25 @@
 """The quantization options shared by ``eval``, ``quantize`` and ``compile``.
 
-Usage in a command::
+They only build configs (:class:`~hwflow.quant.config.QuantConfig`,
+:class:`~hwflow.quant.config.AutoBitsConfig`); the work is :func:`hwflow.flow.quantize_graph`::
 
     @click.command("compile")
     @quant_options
-    def compile_cmd(model, **kwargs):
-        config = config_from_options(**kwargs)        # ignores keys it does not know
-        auto = auto_bits_from_options(**kwargs)       # None unless --auto-bits
+    def compile_cmd(model, calib, **kwargs):
+        quant = quant_config(calib, **kwargs)   # ignores keys it does not know
+        auto = auto_bits_config(**kwargs)       # None unless --auto-bits
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 import click
 
 from ..errors import OptionError
-from ..quant.config import CALIBRATIONS, ROUNDINGS, SCHEMES, QuantConfig, load_bits_file, parse_bits
+from ..quant.config import CALIBRATIONS, ROUNDINGS, SCHEMES, AutoBitsConfig, QuantConfig, load_bits_file, parse_bits
 
-__all__ = ["quant_options", "config_from_options", "quantize_from_options", "load_optimized", "QUANT_OPTION_NAMES"]
+__all__ = ["quant_options", "quant_config", "auto_bits_config", "QUANT_OPTION_NAMES"]
 
 #: keyword names the decorator adds (so commands can split their kwargs)
 QUANT_OPTION_NAMES = (
@@ -84,13 +83,17 @@ def _parse_range(text: str | None) -> tuple[float, float] | None:
     return lo, hi
 
 
-def config_from_options(**kwargs) -> QuantConfig:
-    """Build a validated QuantConfig from the options (unknown keys are ignored).
+def quant_config(calib, **kwargs) -> QuantConfig:
+    """The QuantConfig the options ask for (unknown keys are ignored).
+
+    ``calib`` is the ``--calib`` option: without calibration data the calibration is
+    ``none``, and asking for another one is an OptionError.
 
     Raises
     ------
     OptionError
-        Bad scheme, bits, per-layer spec or file; one line naming the problem.
+        Bad scheme, bits, per-layer spec or file; a calibration that needs data without
+        ``--calib``; one line naming the problem.
     """
     layer_bits: dict[str, tuple[int, int]] = {}
     for spec in kwargs.get("bits") or ():
@@ -101,20 +104,14 @@ def config_from_options(**kwargs) -> QuantConfig:
         else:
             name, wa = parse_bits(spec)
             layer_bits[name] = wa
-    if kwargs.get("auto_bits") and kwargs.get("budget_kbit") is None and kwargs.get("agreement_floor") is None:
-        raise OptionError("--auto-bits needs --budget-kbit KBIT or --agreement-floor FRACTION")
-    if kwargs.get("budget_kbit") is not None and not kwargs["budget_kbit"] > 0:
-        raise OptionError(f"--budget-kbit must be > 0, not {kwargs['budget_kbit']!r}")
-    floor = kwargs.get("agreement_floor")
-    if floor is not None and not 0.0 < floor <= 1.0:
-        raise OptionError(f"--agreement-floor must be a fraction in (0, 1], not {floor!r}")
-    return QuantConfig(
+    asked = kwargs.get("calibration")
+    config = QuantConfig(
         scheme=kwargs.get("scheme", _DEFAULT.scheme),
         per_channel=kwargs.get("per_channel", _DEFAULT.per_channel),
         wbits=kwargs.get("wbits", _DEFAULT.wbits),
         abits=kwargs.get("abits", _DEFAULT.abits),
         layer_bits=layer_bits,
-        calibration=kwargs.get("calibration") or _DEFAULT.calibration,
+        calibration=asked or _DEFAULT.calibration,
         clamp_sigma=kwargs.get("clamp_sigma"),
         cle=bool(kwargs.get("cle", _DEFAULT.cle)),
         bias_correction=bool(kwargs.get("bias_correction", _DEFAULT.bias_correction)),
@@ -122,54 +119,15 @@ def config_from_options(**kwargs) -> QuantConfig:
         mbits=kwargs.get("mbits", _DEFAULT.mbits),
         input_range=_parse_range(kwargs.get("input_range")),
     )
-
-
-def load_optimized(model):
-    """Import an ONNX model and run the default optimization pipeline.
-
-    A pre-quantized model (onnxruntime QDQ, or QONNX ``Quant`` nodes) loses its
-    quantization nodes and keeps their parameters in ``graph.meta["fixed_qparams"]``.
-    """
-    import onnx
-
-    from ..ir.onnx_import import from_onnx, load_model
-    from ..passes import optimize
-    from ..quant.qdq_import import follow_fusion, is_quantized, strip_quantization
-
-    try:
-        proto = onnx.load(str(model), load_external_data=False)
-    except Exception:  # unreadable: let the importer say why, in one line
-        proto = None
-    if proto is None or not is_quantized(proto):
-        return optimize(load_model(model))
-    float_model, params = strip_quantization(onnx.load(str(model)))
-    graph = from_onnx(float_model, name=Path(model).stem)
-    params = follow_fusion(graph, params)
-    graph = optimize(graph)
-    graph.meta["fixed_qparams"] = params
-    return graph
-
-
-def quantize_from_options(graph, calib_x: np.ndarray | None, **kwargs):
-    """Quantize ``graph`` as the options say; returns ``(qgraph, config, curve)``.
-
-    ``curve`` is the auto-bits trade-off (list of dicts) or None. Without calibration
-    data the calibration is ``none``; asking for another one then is an OptionError.
-    """
-    from ..quant import quantize
-
-    config = config_from_options(**kwargs)
-    asked = kwargs.get("calibration")
-    if calib_x is None and asked not in (None, "none"):
+    if calib is None and asked not in (None, "none"):
         raise OptionError(f"--calibration {asked} needs calibration data: pass --calib CALIB.npz (or use --calibration none)")
-    if calib_x is not None and asked == "none":
-        calib_x = None
-    curve = None
-    if kwargs.get("auto_bits"):
-        if calib_x is None:
-            raise OptionError("--auto-bits measures each layer's sensitivity on data: pass --calib CALIB.npz")
-        from ..quant.autobits import auto_bits
+    return config
 
-        config, curve = auto_bits(graph, config, calib_x, budget_kbit=kwargs.get("budget_kbit"),
-                                  agreement_floor=kwargs.get("agreement_floor"))
-    return quantize(graph, config, calib_x), config, curve
+
+def auto_bits_config(**kwargs) -> AutoBitsConfig | None:
+    """The AutoBitsConfig of ``--auto-bits`` (None without it; unknown keys are ignored)."""
+    if not kwargs.get("auto_bits"):
+        return None
+    if kwargs.get("budget_kbit") is None and kwargs.get("agreement_floor") is None:
+        raise OptionError("--auto-bits needs --budget-kbit KBIT or --agreement-floor FRACTION")
+    return AutoBitsConfig(budget_kbit=kwargs.get("budget_kbit"), agreement_floor=kwargs.get("agreement_floor"))

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..errors import OptionError
-from ._prune_options import prune_options
-from ._quant_options import quant_options
+from ..config import FUSE_MODES, ScheduleConfig, check_positive
+from ._checks import checked
+from ._prune_options import prune_config, prune_options
+from ._quant_options import auto_bits_config, quant_config, quant_options
 
 __all__ = ["compile_cmd"]
 
@@ -55,16 +56,22 @@ def summary(m: dict) -> str:
               help="BUILD directory to write (default: build/<model stem>). Written atomically.")
 @click.option("--calib", default=None, type=click.Path(dir_okay=False),
               help="Calibration data (.npz with x, or .npy); its first samples become the test vectors.")
-@click.option("--pe", type=int, default=None, help="Output channels in parallel (default: the target's).")
-@click.option("--simd", type=int, default=None, help="Inputs per PE in parallel (default: the target's).")
+@click.option("--pe", type=int, default=None, callback=checked(check_positive, "--pe"),
+              help="Output channels in parallel (default: the target's).")
+@click.option("--simd", type=int, default=None, callback=checked(check_positive, "--simd"),
+              help="Inputs per PE in parallel (default: the target's).")
+@click.option("--fuse", type=click.Choice(FUSE_MODES), default="auto", show_default=True,
+              help="Fuse a MaxPool into the convolution before it when that saves cycles (auto), "
+                   "whenever legal (always), or never.")
 @click.option("--top", default=None, help="Verilog top module name (default: from the model file name).")
-@click.option("--vectors", type=int, default=8, show_default=True, help="Test vectors to store in BUILD.")
+@click.option("--vectors", type=int, default=8, show_default=True,
+              callback=checked(check_positive, "--vectors"), help="Test vectors to store in BUILD.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random test vectors (without --calib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of the summary.")
 @click.option("--report", "report", is_flag=True, help="Also write the HTML report, BUILD/report.html (see `hwflow report`).")
 @quant_options
 @prune_options
-def compile_cmd(model, target, output, calib, pe, simd, top, vectors, seed, as_json, **options):
+def compile_cmd(model, target, output, calib, pe, simd, fuse, top, vectors, seed, as_json, report, **options):
     """Compile MODEL (ONNX) into hardware: Verilog, schedule, test vectors and a testbench.
 
     \b
@@ -72,17 +79,13 @@ def compile_cmd(model, target, output, calib, pe, simd, top, vectors, seed, as_j
       hwflow compile examples/models/digits_cnn.onnx --calib examples/models/digits_cnn_calib.npz
       hwflow simulate build/digits_cnn --simulator verilator
     """
-    from ..flow import compile_model
-
-    for name, value in (("--pe", pe), ("--simd", simd)):
-        if value is not None and value < 1:
-            raise OptionError(f"{name} must be a positive integer, not {value!r}")
-    if vectors < 1:
-        raise OptionError(f"--vectors must be a positive integer, not {vectors!r}")
+    from ..api import compile as compile_build
     from ..flow import STEPS
     from ..report.progress import progress
 
-    report = options.pop("report", False)
+    quant, auto_bits = quant_config(calib, **options), auto_bits_config(**options)
+    prune = prune_config(**options)
+    schedule = ScheduleConfig(pe=pe, simd=simd, fuse=fuse)
     with progress("compiling: load", total=len(STEPS), quiet=as_json) as bar:
         names = [n for n, _ in STEPS]
 
@@ -92,14 +95,14 @@ def compile_cmd(model, target, output, calib, pe, simd, top, vectors, seed, as_j
             if i < len(names):
                 bar.update(description=f"compiling: {names[i]}")
 
-        manifest = compile_model(model, target, output, None, calib, pe, simd, top=top, vectors=vectors,
-                                 seed=seed, options=options, on_step=step_done)
+        build = compile_build(model, target, calib=calib, out=output, quant=quant, prune=prune,
+                              auto_bits=auto_bits, schedule=schedule, top=top, vectors=vectors, seed=seed,
+                              on_step=step_done)
+    manifest = {**build.manifest, "compile_seconds": build.compile_seconds, "path": str(build.path)}
     if as_json:
         click.echo(json.dumps(manifest, indent=1))
     else:
         click.echo(summary(manifest))
     if report:
-        from ..report import write_report
-
-        path = write_report(manifest["path"], quiet=as_json)
+        path = build.report(quiet=as_json)
         click.echo(f"  report    {path}", err=as_json)

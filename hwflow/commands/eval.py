@@ -7,9 +7,10 @@ import math
 
 import click
 
+from .._files import jsonable
 from ..data import load_data
-from ._prune_options import finish_pruning, prune_graph, prune_options
-from ._quant_options import load_optimized, quant_options, quantize_from_options
+from ._prune_options import prune_config, prune_options
+from ._quant_options import auto_bits_config, quant_config, quant_options
 
 __all__ = ["eval_cmd"]
 
@@ -36,15 +37,16 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
       hwflow eval examples/models/digits_cnn.onnx --data examples/models/digits_cnn_test.npz \\
           --calib examples/models/digits_cnn_calib.npz --wbits 4 --analysis
     """
+    from ..flow import load_graph, quantize_graph
     from ..quant.evaluate import evaluate
 
-    graph = load_optimized(model)
+    quant, auto_bits, prune = quant_config(calib, **kwargs), auto_bits_config(**kwargs), prune_config(**kwargs)
+    graph = load_graph(model)
     shape = graph.shape(graph.inputs[0])
     x, y = load_data(data, shape)
     calib_x = load_data(calib, shape)[0] if calib else None
-    pruned, pinfo = prune_graph(graph, calib_x, **kwargs)
-    qg, config, curve = quantize_from_options(pruned, calib_x, **kwargs)
-    storage = finish_pruning(qg, pinfo)
+    q = quantize_graph(graph, calib_x, quant, prune=prune, auto_bits=auto_bits)
+    qg, config, curve, storage = q.qgraph, q.config, q.curve, q.storage
     res = evaluate(graph, qg, x, y)
     res.update(scheme=config.scheme, per_channel=config.per_channel, calibration=qg.attrs["calibration"],
                samples=int(len(x)))
@@ -57,7 +59,7 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
     if storage is not None:
         res["storage"] = storage
     if as_json:
-        click.echo(json.dumps(res, indent=2, default=_jsonable, allow_nan=True))
+        click.echo(json.dumps(jsonable(res), indent=2, allow_nan=True))
         return
     how = ("pre-quantized model: its own scales and widths" if "fixed_qparams" in graph.meta else
            f"{config.scheme}, {'per-channel' if config.per_channel else 'per-tensor'}, w{config.wbits}/a{config.abits}")
@@ -86,13 +88,3 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
             scale = f"{sc[0]:.2f}" if math.isclose(sc[0], sc[1]) else f"{sc[0]:.1f}..{sc[1]:.1f}"
             click.echo(f"{name:<20}{a['wbits']:>5}  {f'{wr[0]:.1f}..{wr[1]:.1f}':>17}  {scale:>14}  "
                        f"{a['pct_below_precision']:>12.2f}  {a['pct_clipped']:>9.2f}  {a['max_abs_error']:>10.3g}")
-
-
-def _jsonable(v):
-    import numpy as np
-
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    raise TypeError(f"not JSON serializable: {type(v).__name__}")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from .._files import atomic_directory, dumps
 from ..data import load_data
 from ..errors import OptionError
-from ..flow import atomic_directory
-from ._prune_options import finish_pruning, prune_graph, prune_options
-from ._quant_options import load_optimized, quant_options, quantize_from_options
+from ._prune_options import prune_config, prune_options
+from ._quant_options import auto_bits_config, quant_config, quant_options
 
 __all__ = ["quantize_cmd"]
 
@@ -31,26 +30,25 @@ def quantize_cmd(model, calib, out, **kwargs):
     Examples:
       hwflow quantize examples/models/digits_mlp.onnx --calib examples/models/digits_mlp_calib.npz -o out/
     """
+    from ..flow import load_graph, quantize_graph
     from ..quant.qdq import export_qdq
     from ..quant.serialize import qgraph_to_dict
 
-    graph = load_optimized(model)
+    quant, auto_bits, prune = quant_config(calib, **kwargs), auto_bits_config(**kwargs), prune_config(**kwargs)
+    graph = load_graph(model)
     calib_x = load_data(calib, graph.shape(graph.inputs[0]))[0] if calib else None
-    graph, pinfo = prune_graph(graph, calib_x, **kwargs)
-    qg, config, curve = quantize_from_options(graph, calib_x, **kwargs)
-    storage = finish_pruning(qg, pinfo)
+    q = quantize_graph(graph, calib_x, quant, prune=prune, auto_bits=auto_bits)
+    qg, config, curve, storage = q.qgraph, q.config, q.curve, q.storage
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OptionError(f"output {str(out)!r} exists and is not a directory")
     with atomic_directory(out) as tmp:
         export_qdq(qg, tmp / "model_qdq.onnx")
-        doc = qgraph_to_dict(qg)
-        doc["config"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()}
-        doc["config"]["layer_bits"] = {k: list(v) for k, v in config.layer_bits.items()}
+        doc = {**qgraph_to_dict(qg), "config": config}
         if curve is not None:
             doc["auto_bits"] = curve
         if storage is not None:
             doc["storage"] = storage
-        (tmp / "qgraph.json").write_text(json.dumps(doc))
+        (tmp / "qgraph.json").write_text(dumps(doc, indent=None))
     click.echo(f"wrote {out}/model_qdq.onnx and {out}/qgraph.json ({len(qg.layers)} layers, "
                f"{qg.weight_bits()} weight bits, {config.scheme})")

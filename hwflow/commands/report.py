@@ -13,16 +13,17 @@ __all__ = ["report_cmd"]
               help="HTML file to write (default: BUILD/report.html).")
 @click.option("--data", default=None, type=click.Path(dir_okay=False),
               help="Test data (.npz with x and optional labels y): float vs quantized accuracy and agreement.")
-@click.option("--model", default=None, type=click.Path(dir_okay=False),
-              help="The ONNX model, if the path recorded in BUILD does not lead to it from here.")
 @click.option("--simulate", default=None, metavar="amaranth|icarus|verilator",
-              help="Simulate the BUILD's test vectors now and include the result.")
+              help="Include a simulation in this simulator: the one recorded in BUILD, else simulate "
+                   "the BUILD's test vectors now (and record the result).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-def report_cmd(build_dir, output, data, model, simulate, quiet):
+def report_cmd(build_dir, output, data, simulate, quiet):
     """Write an HTML report of BUILD: weight histograms against the fixed-point grid,
     per-layer quantization error and SQNR, accuracy (--data), the schedule as a Gantt
     chart, the memory map, estimated vs synthesized resources (after `hwflow synth`)
-    and the simulation result. Images are embedded; the file stands alone.
+    and the simulation result (after `hwflow simulate`). Everything is read from BUILD,
+    which keeps a copy of its model, so it works from any directory. Images are
+    embedded; the file stands alone.
 
     \b
     Example:
@@ -32,5 +33,5 @@ def report_cmd(build_dir, output, data, model, simulate, quiet):
     """
     from ..report import write_report
 
-    path = write_report(build_dir, output, data=data, model=model, simulate=simulate, quiet=quiet)
+    path = write_report(build_dir, output, data=data, simulate=simulate, quiet=quiet)
     click.echo(f"report written to {path}")

@@ -16,13 +16,16 @@ __all__ = ["synth_cmd"]
 @click.argument("build", type=click.Path(file_okay=False, path_type=str))
 @click.option("--no-pnr", is_flag=True,
               help="Run Yosys only: resources before packing, no Fmax.")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="nextpnr's placer seed (Fmax varies a little with it; recorded in BUILD/synth.json).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print the report (the contents of BUILD/synth.json) as JSON.")
-def synth_cmd(build: str, no_pnr: bool, as_json: bool) -> int:
+              help="Print the report (as recorded in BUILD/synth.json) as JSON.")
+def synth_cmd(build: str, no_pnr: bool, seed: int, as_json: bool) -> int:
     """Synthesize BUILD with Yosys and nextpnr and check it against its target.
 
     Prints LUT, FF, DSP and BRAM used against available and Fmax against the target's
-    clock goal, and writes BUILD/synth.json (tool outputs and logs in BUILD/synth/).
+    clock goal, and records the report in BUILD/synth.json (tool outputs and logs in
+    BUILD/synth/); `hwflow report` shows it.
 
     \b
     Exit codes:
@@ -34,16 +37,18 @@ def synth_cmd(build: str, no_pnr: bool, as_json: bool) -> int:
     Examples:
       hwflow synth build/digits_cnn
       hwflow synth build/digits_cnn --no-pnr --json
+      hwflow synth build/digits_cnn --seed 7
     """
     from ..report.progress import progress
 
     with progress("synthesizing (Yosys" + (")" if no_pnr else ", then nextpnr)"), quiet=as_json):
-        report = synthesize(build, pnr=not no_pnr)
+        report = synthesize(build, pnr=not no_pnr, seed=seed)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
         took = ", ".join(f"{tool} {s:.1f} s" for tool, s in report["seconds"].items())
-        click.echo(f"{report['top']} on {report['target']} ({report['device']}); {took}")
+        seeded = f", seed {seed}" if report["source"] == "nextpnr" else ""
+        click.echo(f"{report['top']} on {report['target']} ({report['device']}{seeded}); {took}")
         click.echo(format_report(report))
     missed = misses(report)
     if missed:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import OptionError
 
-__all__ = ["QuantConfig", "SCHEMES", "CALIBRATIONS", "ROUNDINGS", "load_bits_file", "parse_bits"]
+__all__ = ["QuantConfig", "AutoBitsConfig", "SCHEMES", "CALIBRATIONS", "ROUNDINGS", "load_bits_file", "parse_bits"]
 
 SCHEMES = ("pow2", "symmetric", "asymmetric")
 CALIBRATIONS = ("none", "minmax", "percentile", "entropy", "mse")
@@ -131,6 +131,40 @@ class QuantConfig:
     def with_(self, **changes) -> "QuantConfig":
         """A copy with ``changes`` applied (validated again)."""
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class AutoBitsConfig:
+    """Choose per-layer weight widths automatically (:func:`hwflow.quant.autobits.auto_bits`).
+
+    Starting from every layer at :attr:`QuantConfig.wbits`, a greedy search lowers the
+    layer whose measured noise per bit saved is smallest, until weight storage fits the
+    budget or before agreement would fall below the floor. It measures on calibration
+    data, so it needs some. Give at least one of the two stop criteria.
+
+    Parameters
+    ----------
+    budget_kbit : float or None
+        Stop once weight storage is at most this many kbit (1 kbit = 1000 bits); > 0.
+    agreement_floor : float or None
+        Never accept a step that takes top-1 agreement with the float model below this
+        fraction, in (0, 1].
+    """
+
+    budget_kbit: float | None = None
+    agreement_floor: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget_kbit is None and self.agreement_floor is None:
+            raise OptionError("auto bits need a weight budget (budget_kbit) or an agreement floor (agreement_floor)")
+        for name in ("budget_kbit", "agreement_floor"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise OptionError(f"{name} must be a number, not {v!r}")
+        if self.budget_kbit is not None and not float(self.budget_kbit) > 0:
+            raise OptionError(f"budget_kbit must be > 0, not {self.budget_kbit!r}")
+        if self.agreement_floor is not None and not 0.0 < float(self.agreement_floor) <= 1.0:
+            raise OptionError(f"agreement_floor must be a fraction in (0, 1], not {self.agreement_floor!r}")
 
 
 def parse_bits(spec: str) -> tuple[str, tuple[int, int]]:

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..ir.graph import Graph
 from ..ref.float import run_float
-from ..ref.integer import run_int_batch
+from .reference import run_int_batch
 from .qgraph import QGraph
 
 __all__ = ["float_logits", "quant_logits", "compare", "evaluate", "sqnr_db"]

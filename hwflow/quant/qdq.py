@@ -6,7 +6,7 @@ DequantizeLinear, every activation passed through Q then DQ with its scale and z
 point, and float ops in between. A layer's narrower clamp (fused ReLU/Clip, or fewer
 than 8/16 bits) becomes a Clip before the Quantize. onnxruntime rounds half to even
 and multiplies by the real scale where the integer contract rounds half up after an
-``M/2**n`` approximation, so each layer agrees with :func:`~hwflow.ref.integer.run_int`
+``M/2**n`` approximation, so each layer agrees with :func:`~hwflow.quant.reference.run_int`
 within one code. Run it with graph optimizations disabled to get exactly these
 semantics: onnxruntime's fused int8 kernels on x86 without VNNI may saturate u8·s8
 pair sums at int16 (its documented ``reduce_range`` issue), which is not QDQ's meaning.

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DataError, OptionError
 from ..ir.graph import Graph
-from ..ref.integer import acc_bounds, run_layer
+from .reference import acc_bounds, run_layer
 from ._feval import run_plan
 from ._lower import FLayer, Plan, act_fn, lower
 from ._schemes import make_scheme

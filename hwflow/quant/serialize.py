@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._files import jsonable
 from .qgraph import QGraph, QLayer, QTensor
 
 __all__ = ["qgraph_to_dict", "qgraph_from_dict"]
@@ -11,27 +12,15 @@ __all__ = ["qgraph_to_dict", "qgraph_from_dict"]
 _ARRAYS = ("weight", "bias", "m", "n", "lut")
 
 
-def _plain(v):
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
-
-
 def qgraph_to_dict(qg: QGraph) -> dict:
     """Every tensor and layer field as plain JSON values (arrays as nested lists)."""
-    return {
+    return jsonable({
         "name": qg.name, "input": qg.input, "output": qg.output, "host_tail": list(qg.host_tail),
         "tensors": {n: {"shape": list(t.shape), "bits": t.bits, "scale": t.scale, "zero_point": t.zero_point}
                     for n, t in qg.tensors.items()},
-        "layers": [{k: _plain(v) for k, v in l.__dict__.items()} for l in qg.layers],
-        "attrs": {k: _plain(v) for k, v in qg.attrs.items()},
-    }
+        "layers": [l.__dict__ for l in qg.layers],
+        "attrs": qg.attrs,
+    })
 
 
 def qgraph_from_dict(d: dict) -> QGraph:

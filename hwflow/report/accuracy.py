@@ -43,8 +43,6 @@ def accuracy_section(ctx) -> Section:
     if ctx.data is None:
         return Section(sid, title, note("No test data given: run hwflow report BUILD --data TEST.npz "
                                         "(x and optional labels y) to compare float and integer networks."))
-    if ctx.graph is None:
-        return Section(sid, title, note(ctx.model_note))
     res = accuracy(ctx)
     rows = [["samples", res["samples"]]]
     if "float_accuracy" in res:

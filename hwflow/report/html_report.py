@@ -12,15 +12,13 @@ accuracy   float against quantized accuracy and agreement (``--data``)
 schedule   Gantt chart: cycles per layer on the array
 memory     memory map of the ROMs and the activation RAM, fill of the block RAMs
 resources  estimated against synthesized resources and Fmax (``BUILD/synth.json``)
-simulation the simulation result (``BUILD/simulation.json`` or ``--simulate``)
+simulation the simulation result (``BUILD/simulation.json``)
 ========== ==========================================================================
 """
 
 from __future__ import annotations
 
 import datetime
-import os
-import tempfile
 from pathlib import Path
 
 from .. import __version__
@@ -67,10 +65,7 @@ def _summary(ctx) -> Section:
                                f"{mem['lut_rom_bits']:,})"],
             ["estimate", ", ".join(f"{k} {v:,}" for k, v in est.items() if isinstance(v, int))],
             ["quantization", _quant_text(m)]]
-    body = table(["", ""], rows)
-    if ctx.model_note:
-        body += f'\n<p class="note">{esc(ctx.model_note)}</p>'
-    return Section("summary", "Summary", body)
+    return Section("summary", "Summary", table(["", ""], rows))
 
 
 def _quant_text(m: dict) -> str:
@@ -112,23 +107,26 @@ def render_report(ctx, *, quiet: bool = False) -> str:
         "</body></html>\n"])
 
 
-def write_report(build_dir: str | Path, output: str | Path | None = None, *, data: str | Path | None = None,
-                 model: str | Path | None = None, simulate: str | None = None, quiet: bool = False) -> Path:
-    """Write the HTML report of ``build_dir``.
+def write_report(build, output: str | Path | None = None, *, data: str | Path | None = None,
+                 simulate: str | None = None, quiet: bool = False) -> Path:
+    """Write the HTML report of a BUILD, from whatever directory.
+
+    Everything comes from the BUILD: its files, its copy of the model, and its result
+    records (``simulation.json``, ``synth.json``).
 
     Parameters
     ----------
-    build_dir : path
+    build : str, Path or hwflow.build.BuildDir
         A BUILD written by ``hwflow compile``.
     output : path, optional
         The HTML file (default ``BUILD/report.html``); written atomically.
     data : path, optional
         Test data (``.npz`` with ``x`` and optional ``y``) for the accuracy section and
         the per-layer errors (else the BUILD's test vectors are used).
-    model : path, optional
-        The ONNX model, when the manifest's path does not lead to it from here.
     simulate : {"amaranth", "icarus", "verilator"}, optional
-        Simulate the BUILD's test vectors now and include the result.
+        Make sure the simulation section has a result of this simulator: one recorded in
+        the BUILD is used as it is, otherwise the stored test vectors are simulated now
+        (and the result recorded).
     quiet : bool
         No progress display.
 
@@ -140,29 +138,20 @@ def write_report(build_dir: str | Path, output: str | Path | None = None, *, dat
     Raises
     ------
     BuildError, DataError, OptionError, ToolError
-        One line each: bad BUILD, bad data, unknown simulator, missing simulator.
+        One line each: bad BUILD or result record, bad data, unknown simulator, missing
+        simulator.
     """
-    sim = None
-    if simulate is not None:
-        from ..commands.simulate import simulate_build
-        from ..flow import load_build
+    from .._files import atomic_write
+    from ..build import load_build
 
-        build = load_build(build_dir)
-        with progress(f"simulating {len(build.inputs())} vectors ({simulate})", quiet=quiet):
-            sim = simulate_build(build, simulate).to_json()
-    ctx = load_context(build_dir, model=model, data=data, sim=sim)
+    build = load_build(build)
+    if simulate is not None:
+        recorded = build.result("simulation")
+        if recorded is None or recorded.get("simulator") != simulate:
+            from ..sim.build_runner import simulate as run
+
+            with progress(f"simulating {len(build.inputs())} vectors ({simulate})", quiet=quiet):
+                run(build, simulate)
+    ctx = load_context(build, data=data)
     page = render_report(ctx, quiet=quiet)
-    out = Path(output) if output is not None else ctx.path / "report.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a report is meant to be shared
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_write(Path(output) if output is not None else ctx.path / "report.html", page)

@@ -88,8 +88,6 @@ def _hist_figure(errs: list[dict]):
 def errors_section(ctx) -> Section:
     """Per-layer error histograms and the SQNR curve through the network."""
     sid, title = "errors", "Quantization error per layer"
-    if ctx.graph is None:
-        return Section(sid, title, note(ctx.model_note))
     x, source = sample_inputs(ctx)
     errs = layer_errors(ctx, x)
     if not errs:

@@ -61,7 +61,8 @@ def resources_section(ctx) -> Section:
     if synth:
         fmax = synth.get("fmax_mhz")
         goal = synth.get("clock_mhz", ctx.clock_mhz)
-        text = (f"Synthesized by {synth.get('source', '?')} for {synth.get('device', ctx.target.device)}"
+        seed = f" (placer seed {synth['seed']})" if synth.get("source") == "nextpnr" and "seed" in synth else ""
+        text = (f"Synthesized by {synth.get('source', '?')}{seed} for {synth.get('device', ctx.target.device)}"
                 f": {'fits' if synth.get('fits') else 'does NOT fit'}")
         if fmax is not None:
             text += (f"; Fmax {fmax:.1f} MHz against the {goal:g} MHz goal "
@@ -93,12 +94,12 @@ def simulation_section(ctx) -> Section:
     sid, title = "simulation", "Simulation"
     if not sim:
         return Section(sid, title, note(
-            f"No simulation result in the BUILD: run hwflow report {ctx.path} --simulate amaranth|icarus|verilator "
-            "to simulate now and include the result."))
+            f"No simulation result in the BUILD: run hwflow simulate {ctx.path} (or hwflow report "
+            f"{ctx.path} --simulate amaranth|icarus|verilator) to record one."))
     passed = sim.get("passed")
     per = sim.get("cycles_per_vector") or []
     rows = [["verdict", "PASS (bit-exact and cycle-exact)" if passed else "FAIL"],
-            ["simulator", sim.get("simulator")], ["vectors", sim.get("vectors")],
+            ["simulator", sim.get("simulator")], ["vectors", sim.get("vectors")], ["inputs", sim.get("inputs")],
             ["mismatching vectors", sim.get("mismatches")],
             ["cycles (measured)", ", ".join(map(str, sorted(set(per)))) if per else sim.get("cycles")],
             ["cycles (predicted)", sim.get("predicted_cycles")],
@@ -107,6 +108,7 @@ def simulation_section(ctx) -> Section:
     if sim.get("first_mismatch"):
         rows.append(["first mismatch", sim["first_mismatch"]])
     return Section(sid, title, "\n".join([
-        para("The BUILD's test vectors streamed through the generated hardware, compared with the "
-             "integer reference code for code, and start→done cycles with the schedule's prediction."),
+        para("The last simulation recorded in the BUILD: input vectors streamed through the generated "
+             "hardware, compared with the integer reference code for code, and start→done cycles with the "
+             "schedule's prediction."),
         table(["", ""], rows)]))

@@ -20,7 +20,6 @@ The plot shows latency against LUTs, with DSPs as colour, front points ringed.
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -74,17 +73,17 @@ _FLOAT: dict[str, Any] = {}  # per-process cache: model path -> optimized float 
 
 def _float_graph(model: str):
     if model not in _FLOAT:
-        from ..ir import load_model
-        from ..passes import optimize
+        from ..flow import load_graph
 
-        _FLOAT[model] = optimize(load_model(model))
+        _FLOAT[model] = load_graph(model)
     return _FLOAT[model]
 
 
 def _compile_point(model: str, target: str, point: SweepPoint, abits: int, calib: str | None,
                    data: str | None, out: str) -> dict:
     """Compile one point; returns its table row (``error`` set when it fails)."""
-    from ..flow import compile_model, load_build
+    from ..build import load_build
+    from ..flow import compile_model
     from ..quant import QuantConfig
     from ..targets import load_target
 
@@ -263,7 +262,7 @@ def run_sweep(model: str | Path, target: str = "fpga-small", pe=(4, 8, 16), simd
     OptionError, ModelError, TargetError, DataError
         Bad grid, missing model, unknown target, unreadable data (before any compile).
     """
-    from ..flow import atomic_directory
+    from .._files import atomic_directory, write_json
     from ..targets import load_target
     from .progress import progress
 
@@ -315,13 +314,5 @@ def run_sweep(model: str | Path, target: str = "fpga-small", pe=(4, 8, 16), simd
                "rows": table, "plot": str(out.resolve() / "pareto.png"), "path": str(out.resolve())}
         plot_front(table, tmp / "pareto.png",
                    f"{model.name} on {tgt.name}: latency vs LUTs (front over {', '.join(doc['objectives'])})")
-        (tmp / SWEEP_JSON).write_text(json.dumps(doc, indent=1, default=_jsonable) + "\n", encoding="utf-8")
+        write_json(tmp / SWEEP_JSON, doc)
     return doc
-
-
-def _jsonable(v):
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    return str(v)

@@ -115,8 +115,6 @@ def weights_section(ctx) -> Section:
     layers = [l for l in ctx.qgraph.layers if l.weight is not None]
     if not layers:
         return Section(sid, title, note("The network has no weighted layers."))
-    if ctx.graph is None:
-        return Section(sid, title, note(ctx.model_note))
     rows, figs = [], []
     for layer in layers:
         w = ctx.float_weights.get(layer.name)

@@ -31,7 +31,7 @@ from ..errors import UnsupportedOpError
 from ..prune.sharing import codebook_indices
 from ..quant.arith import int_range
 from ..quant.qgraph import QGraph, QLayer
-from ..ref.integer import acc_bounds
+from ..quant.reference import acc_bounds
 from .memory import chunks, weight_words
 from .program import LayerProgram, TensorMap
 
@@ -129,7 +129,7 @@ class Lowered:
     acc : (int, int)
         Range of the MAC / pool accumulator over every input in range (bias excluded).
     post : (int, int) or None
-        Range of the requantizer's input (:func:`~hwflow.ref.integer.acc_bounds`); ``None``
+        Range of the requantizer's input (:func:`~hwflow.quant.reference.acc_bounds`); ``None``
         for a layer without requantizer.
     shift : (int, int) or None
         Range of the requantizer's shifts ``n`` (``None`` likewise).

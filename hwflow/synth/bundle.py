@@ -55,17 +55,18 @@ def yosys_script(target: Target, top: str, sources: list[str], netlist: str,
 
 
 def nextpnr_args(target: Target, netlist: str, constraints: str, report: str,
-                 output: str) -> list[str]:
+                 output: str, seed: int = 1) -> list[str]:
     """nextpnr arguments (after the tool name) for ``target``.
 
     ``--timing-allow-fail`` makes a timing miss a result to report, not a tool failure;
-    unconstrained pins are placed by nextpnr, as no board is known.
+    unconstrained pins are placed by nextpnr, as no board is known. ``seed`` seeds the
+    placer (results vary a little with it; the same seed gives the same result).
     """
     ext = _CONSTRAINT_EXT[target.family]
     out_flag = "--asc" if target.family == "ice40" else "--textcfg"
     return [*target.pnr_args, "--json", netlist, f"--{ext}", constraints,
             f"--{ext}-allow-unconstrained", "--freq", f"{target.clock_mhz:g}",
-            "--timing-allow-fail", "--seed", "1", "--report", report, out_flag, output]
+            "--timing-allow-fail", "--seed", str(seed), "--report", report, out_flag, output]
 
 
 def _pin_bits(ports: list[Port]) -> int:

@@ -1,117 +1,98 @@
-"""``synthesize(build)``: Yosys then nextpnr on a BUILD directory, and the report."""
+"""``synthesize(build)``: Yosys then nextpnr on a BUILD directory; the report is recorded in it."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from ..errors import BuildError, TargetError, ToolError
-from ..flow import load_build
-from ..targets import load_target
+from .._files import atomic_directory
+from ..build import BuildDir, load_build
+from ..errors import BuildError, OptionError, TargetError, ToolError
 from .bundle import HANDOFF_FILE, write_handoff, yosys_script
 from .nextpnr import read_report, run_nextpnr
 from .report import build_report
 from .yosys import read_stat, run_yosys
 
-__all__ = ["SYNTH_DIR", "SYNTH_JSON", "read_manifest", "synthesize"]
+__all__ = ["SYNTH_DIR", "synthesize"]
 
-SYNTH_DIR = "synth"        # tool outputs and logs, replaced as a whole on each run
-SYNTH_JSON = "synth.json"  # the report
-
-
-def read_manifest(build_dir: Path) -> dict:
-    """``BUILD/manifest.json``, after checking the build is complete and unedited.
-
-    Synthesis must see exactly the Verilog that was verified, so it applies the same
-    check as ``hwflow simulate`` (:func:`hwflow.flow.load_build`).
-    """
-    return load_build(build_dir, simulate=False).manifest
+SYNTH_DIR = "synth"  # tool outputs and logs, replaced as a whole on each run
 
 
-def synthesize(build_dir: str | Path, pnr: bool = True) -> dict:
-    """Synthesize (and place and route) a build directory; write ``synth.json``.
+def _handoff(build: BuildDir, target) -> dict:
+    """The BUILD's hand-off (written now if the BUILD has none)."""
+    path = build.path / HANDOFF_FILE
+    if not path.exists():
+        m = build.manifest
+        return write_handoff(build.path, m["verilog"], m["top"], target, lanes=m.get("stream", {}).get("lanes", 1))
+    try:
+        handoff = json.loads(path.read_text(encoding="utf-8"))
+        handoff["synth_top"], handoff["sources"], handoff["constraints"]  # noqa: B018 - presence check
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BuildError(f"cannot read {path} ({exc!r}); re-run hwflow compile (or delete it and "
+                         "rerun hwflow synth to write the bundle again)") from None
+    return handoff
+
+
+def synthesize(build: str | Path | BuildDir, pnr: bool = True, seed: int = 1) -> dict:
+    """Synthesize (and place and route) a BUILD; record the report as ``BUILD/synth.json``.
+
+    Synthesis must see exactly the Verilog that was verified, so the BUILD is checked
+    as for simulation (:func:`hwflow.build.load_build`).
 
     Parameters
     ----------
-    build_dir : str or Path
+    build : str, Path or BuildDir
         A directory written by ``hwflow compile`` (``manifest.json`` + Verilog). The
         hand-off bundle is written first if it is not there yet.
     pnr : bool
         Run nextpnr after Yosys. Without it, figures come from Yosys and timing is unknown.
+    seed : int
+        nextpnr's placer seed (recorded in the report).
 
     Returns
     -------
     dict
-        The report (see :mod:`hwflow.synth.report`) plus ``top`` and ``seconds``.
-        Tool outputs and logs are in ``BUILD/synth/``.
+        The report (see :mod:`hwflow.synth.report`) plus ``top``, ``synth_top``,
+        ``seed``, ``pnr`` and ``seconds``. Tool outputs and logs are in ``BUILD/synth/``.
 
     Raises
     ------
-    BuildError, TargetError, ToolError
-        Bad build directory, generic target, missing or failing tools.
+    BuildError, TargetError, ToolError, OptionError
+        Bad build directory, generic target, missing or failing tools, a bad seed.
     """
-    build = Path(build_dir)
-    manifest = read_manifest(build)
-    # A user's own target file is recorded by path in "target_source"; its "target" is
-    # only a name.
-    target = load_target(manifest.get("target_source") or manifest["target"])
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise OptionError(f"seed must be an integer, not {seed!r}")
+    build = load_build(build, simulate=False)
+    target = build.target()
     if target.unlimited:
-        raise TargetError(f"{build} was compiled for target {target.name!r}, which has no "
+        raise TargetError(f"{build.path} was compiled for target {target.name!r}, which has no "
                           "device; recompile with --target fpga-tiny, fpga-small or fpga-medium")
-    handoff_path = build / HANDOFF_FILE
-    if handoff_path.exists():
-        try:
-            handoff = json.loads(handoff_path.read_text(encoding="utf-8"))
-            handoff["synth_top"], handoff["sources"], handoff["constraints"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise BuildError(f"cannot read {handoff_path} ({exc!r}); delete it and rerun "
-                             "hwflow synth to write the bundle again") from None
-    else:
-        handoff = write_handoff(build, manifest["verilog"], manifest["top"], target,
-                                lanes=manifest.get("stream", {}).get("lanes", 1))
+    handoff = _handoff(build, target)
     top = handoff["synth_top"]
-
     # YoWASP tools see only their working directory: run in BUILD, with relative paths
-    # into a scratch directory that replaces BUILD/synth when everything has run.
-    work = Path(tempfile.mkdtemp(prefix=".synth-", dir=build))
-    rel = work.name
-    try:
-        (work / "synth.ys").write_text(yosys_script(
-            target, top, handoff["sources"], f"{rel}/{top}.json", f"{rel}/yosys_stat.json"),
-            encoding="utf-8")
-        seconds = {"yosys": run_yosys(f"{rel}/synth.ys", build, work / "yosys.log")}
-        stat = read_stat(work / "yosys_stat.json", target.family)
-        report = build_report(target, stat, io_used=handoff["io_pins_used"])
-        if pnr and report["fits"]:
-            out = f"{top}.asc" if target.family == "ice40" else f"{top}.config"
-            seconds["nextpnr"] = run_nextpnr(
-                target, f"{rel}/{top}.json", handoff["constraints"],
-                f"{rel}/nextpnr_report.json", f"{rel}/{out}", build, work / "nextpnr.log")
-            report = build_report(target, stat, read_report(work / "nextpnr_report.json",
-                                                            target.family))
-        _replace_dir(work, build / SYNTH_DIR)
-    except ToolError as exc:
-        # Keep the failed run's logs where the message says they are.
-        _replace_dir(work, build / SYNTH_DIR)
-        raise ToolError(str(exc).replace(str(work), str(build / SYNTH_DIR))) from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    report["top"] = handoff["top"]
-    report["synth_top"] = top
-    report["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
-    tmp = build / f".{SYNTH_JSON}.tmp"
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, build / SYNTH_JSON)
+    # into a scratch directory that replaces BUILD/synth when the tools have run (also
+    # when one failed, so its log is where the message says).
+    failed = None
+    with atomic_directory(build.path / SYNTH_DIR) as work:
+        rel = work.name
+        try:
+            (work / "synth.ys").write_text(yosys_script(
+                target, top, handoff["sources"], f"{rel}/{top}.json", f"{rel}/yosys_stat.json"),
+                encoding="utf-8")
+            seconds = {"yosys": run_yosys(f"{rel}/synth.ys", build.path, work / "yosys.log")}
+            stat = read_stat(work / "yosys_stat.json", target.family)
+            report = build_report(target, stat, io_used=handoff["io_pins_used"])
+            if pnr and report["fits"]:
+                out = f"{top}.asc" if target.family == "ice40" else f"{top}.config"
+                seconds["nextpnr"] = run_nextpnr(
+                    target, f"{rel}/{top}.json", handoff["constraints"], f"{rel}/nextpnr_report.json",
+                    f"{rel}/{out}", build.path, work / "nextpnr.log", seed)
+                report = build_report(target, stat, read_report(work / "nextpnr_report.json", target.family))
+        except ToolError as exc:
+            failed = str(exc).replace(str(work), str(build.path / SYNTH_DIR))
+    if failed is not None:
+        raise ToolError(failed)
+    report.update(top=handoff["top"], synth_top=top, pnr=pnr, seed=seed,
+                  seconds={k: round(v, 2) for k, v in seconds.items()})
+    build.record("synth", report)
     return report
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}-old")
-        shutil.rmtree(old, ignore_errors=True)
-        dst.rename(old)
-        shutil.rmtree(old)
-    src.rename(dst)

@@ -39,10 +39,11 @@ def find_nextpnr(family: str, search_path: str | None = None) -> list[str]:
 
 
 def run_nextpnr(target: Target, netlist: str, constraints: str, report: str, output: str,
-                cwd: Path, log: Path) -> float:
-    """Place and route ``netlist`` for ``target`` (paths relative to ``cwd``); seconds taken."""
+                cwd: Path, log: Path, seed: int = 1) -> float:
+    """Place and route ``netlist`` for ``target`` (paths relative to ``cwd``) with placer
+    seed ``seed``; seconds taken."""
     argv = [*find_nextpnr(target.family), "-q", *nextpnr_args(
-        target, netlist, constraints, report, output)]
+        target, netlist, constraints, report, output, seed)]
     return run_tool(argv, cwd, log, target.pnr_tool)
 
 

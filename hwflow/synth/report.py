@@ -1,13 +1,14 @@
 """The synthesis result: resources used against available, Fmax against the clock goal.
 
-The object (written to ``BUILD/synth.json`` and printed by ``hwflow synth --json``)::
+The object (recorded in ``BUILD/synth.json`` and printed by ``hwflow synth --json``)::
 
     {"fmax_mhz": 98.3 | None, "clock_mhz": 100.0, "fits": true,
      "meets_timing": true | None,          # None when place and route was skipped
      "resources": {"lut": {"used": 684, "available": 24288}, "ff": ..., "dsp": ..., "bram": ...},
      "other": {"io": {...}, "spram": {...}},  # pins (and iCE40 SPRAM), also checked by "fits"
      "source": "nextpnr" | "yosys", "target": ..., "device": ..., "top": core module,
-     "synth_top": module synthesized (the core, or its narrow I/O wrapper), "seconds": {...},
+     "synth_top": module synthesized (the core, or its narrow I/O wrapper),
+     "pnr": whether nextpnr was asked for, "seed": nextpnr's placer seed, "seconds": {...},
      "critical_path": {"from": cell, "to": cell, "delay_ns": 8.9} | None,
      "cells": {...}}                       # Yosys cell counts by type
 

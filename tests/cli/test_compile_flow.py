@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from hwflow import flow
+from hwflow.build import load_build, qgraph_from_json, qgraph_to_json
 from hwflow.cli import main
 from hwflow.errors import BuildError, FitError
-from hwflow.flow import STEPS, compile_model, load_build, qgraph_from_json, qgraph_to_json
+from hwflow.flow import STEPS, compile_model
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "models"
 MLP = EXAMPLES / "digits_mlp.onnx"
@@ -45,9 +46,13 @@ def test_build_layout_and_manifest(mlp_build):
     top = m["top"]
     assert top == "digits_mlp" and m["verilog"] == "digits_mlp.v"
     for rel in ("digits_mlp.v", "schedule.json", "quant.json", "vectors/inputs.npy", "vectors/expected.npy",
-                "sim/run.py", "sim/tb_accelerator.py", "handoff.json", "synth.ys"):
+                "sim/run.py", "sim/tb_accelerator.py", "handoff.json", "synth.ys", "model.onnx"):
         assert (mlp_build / rel).is_file(), rel
         assert rel in m["files"]
+    # the BUILD keeps the model it was compiled from, byte for byte
+    assert m["model_file"] == "model.onnx" and (mlp_build / "model.onnx").read_bytes() == MLP.read_bytes()
+    assert m["format"] == "hwflow.build/2" and m["results"] == {"simulation": "simulation.json",
+                                                               "synth": "synth.json"}
     assert f"module {top}(" in (mlp_build / "digits_mlp.v").read_text().replace(" (", "(")
     sched = json.loads((mlp_build / "schedule.json").read_text())
     assert m["cycles"] == sched["cycles"] > 0
@@ -60,6 +65,9 @@ def test_build_layout_and_manifest(mlp_build):
     assert m["output"]["shape"] == [1, 10]
     assert {"bits", "scale", "zero_point"} <= set(m["input"])
     assert m["options"]["quant"]["scheme"] == "symmetric"
+    assert m["options"]["schedule"] == {"pe": None, "simd": None, "fuse": "auto"}
+    assert m["options"]["prune"] is None and m["options"]["auto_bits"] is None
+    assert "command_line" not in m["options"]
     assert m["hwflow_version"]
     # the standalone testbench is the package's, verbatim
     import hwflow.sim
@@ -71,7 +79,7 @@ def test_build_layout_and_manifest(mlp_build):
 def test_vectors_are_calibration_samples_and_reference_outputs(mlp_build):
     b = load_build(mlp_build)
     from hwflow.data import load_data
-    from hwflow.ref.integer import run_int
+    from hwflow.quant.reference import run_int
 
     qg = b.qgraph()
     tin = qg.tensors[qg.input]
@@ -89,7 +97,7 @@ def test_quant_json_round_trip(mlp_build):
     from hwflow.ir import load_model
     from hwflow.passes import optimize
     from hwflow.quant import QuantConfig, quantize
-    from hwflow.ref.integer import run_int
+    from hwflow.quant.reference import run_int
 
     g = optimize(load_model(MLP))
     x, _ = load_data(MLP_CALIB, g.shape(g.inputs[0]))

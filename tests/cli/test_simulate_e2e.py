@@ -23,7 +23,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hwflow.cli import main
-from hwflow.flow import load_build
+from hwflow.build import load_build
 
 pytestmark = pytest.mark.sim
 
@@ -179,7 +179,8 @@ def test_wrong_expectation_fails_with_exit_1(builds, capsys):
     """The checker can fail: a BUILD whose reference no longer matches gives exit 1."""
     import shutil
 
-    from hwflow.flow import _sha256, write_manifest
+    from hwflow._files import sha256_file
+    from hwflow.build import write_manifest
 
     src = builds(CONFIGS[0])
     bad = src.with_name(src.name + "-tampered")
@@ -189,7 +190,7 @@ def test_wrong_expectation_fails_with_exit_1(builds, capsys):
     exp[2, 5] += 1
     np.save(bad / "vectors" / "expected.npy", exp)
     manifest = json.loads((bad / "manifest.json").read_text())
-    manifest["files"]["vectors/expected.npy"] = _sha256(bad / "vectors" / "expected.npy")
+    manifest["files"]["vectors/expected.npy"] = sha256_file(bad / "vectors" / "expected.npy")
     write_manifest(bad / "manifest.json", manifest)
     rc, res = _simulate(capsys, bad, "icarus")
     assert (rc, res["passed"], res["mismatches"]) == (1, False, 1)

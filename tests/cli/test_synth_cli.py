@@ -3,14 +3,20 @@
 import pytest
 
 from hwflow.cli import main
-from hwflow.flow import _sha256, write_manifest
+from hwflow._files import sha256_file
+from hwflow.build import FORMAT, RESULTS, write_manifest
+
+
+def _seal(path, target):
+    """Seal ``path`` as a build of its Verilog file t.v for ``target``."""
+    write_manifest(path / "manifest.json", {"format": FORMAT, "results": RESULTS, "top": "t", "target": target,
+                                            "verilog": "t.v", "files": {"t.v": sha256_file(path / "t.v")}})
 
 
 def _demo_build(path, target):
     """A sealed build of one (trivial) Verilog file for ``target``."""
     (path / "t.v").write_text("module t; endmodule\n")
-    write_manifest(path / "manifest.json", {"top": "t", "target": target, "verilog": "t.v",
-                                            "files": {"t.v": _sha256(path / "t.v")}})
+    _seal(path, target)
 
 
 def test_missing_build_dir(tmp_path, capsys):
@@ -26,7 +32,7 @@ def test_not_a_build_dir(tmp_path, capsys):
 
 
 def test_manifest_without_top(tmp_path, capsys):
-    write_manifest(tmp_path / "manifest.json", {"target": "fpga-small", "files": {}})
+    write_manifest(tmp_path / "manifest.json", {"format": FORMAT, "target": "fpga-small", "files": {}})
     assert main(["synth", str(tmp_path)]) == 2
     assert "manifest.json is malformed (KeyError: 'top')" in capsys.readouterr().err
 
@@ -56,8 +62,7 @@ def test_tool_failure_keeps_its_log(tmp_path, capsys):
     # it names exists.
     (tmp_path / "t.v").write_text("module t(clk, cycles); input clk; output [31:0] cycles;\n"
                                   "assign cycles = ;\nendmodule\n")
-    write_manifest(tmp_path / "manifest.json", {"top": "t", "target": "fpga-small", "verilog": "t.v",
-                                                "files": {"t.v": _sha256(tmp_path / "t.v")}})
+    _seal(tmp_path, "fpga-small")
     assert main(["synth", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("hwflow: error: Yosys failed: ") and "ERROR" in err

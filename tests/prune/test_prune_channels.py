@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from hwflow.commands._quant_options import load_optimized
+from hwflow.flow import load_graph
 from hwflow.errors import OptionError
 from hwflow.ir.export import to_onnx
 from hwflow.prune import correct_bias, prune_channels
@@ -19,7 +19,7 @@ MODELS = ROOT / "examples" / "models"
 
 @pytest.fixture(scope="module")
 def cnn():
-    return load_optimized(MODELS / "digits_cnn.onnx")
+    return load_graph(MODELS / "digits_cnn.onnx")
 
 
 def _ort(graph, x):
@@ -65,7 +65,7 @@ def test_dead_channels_removed_exactly(cnn):
 
 def test_bias_correction_restores_constant_channel():
     """A removed channel that is constant (bias only) is folded into the next bias exactly."""
-    g = load_optimized(MODELS / "digits_cnn.onnx")
+    g = load_graph(MODELS / "digits_cnn.onnx")
     node = g.node("conv1")
     w, b = get_weight(g, node), get_bias(g, node)
     w[2], b[2] = 0.0, 0.7                              # constant 0.7 after ReLU and pooling
@@ -87,7 +87,7 @@ def test_refuses_all_channels_and_tied_layers(cnn):
         prune_channels(cnn, {"conv1": 1.0})
     with pytest.raises(OptionError, match=r"cannot prune channels of layer 'fc': its channels are outputs"):
         prune_channels(cnn, {"fc": 0.5})
-    res = load_optimized(ROOT / "tests" / "fixtures" / "torch_resdw_fold.onnx")
+    res = load_graph(ROOT / "tests" / "fixtures" / "torch_resdw_fold.onnx")
     _, rep = prune_channels(res, 0.5)
     assert "Add" in rep["skipped"]["/pw/Conv"]
     assert rep["skipped"]["/dw/Conv"] == "grouped convolution"

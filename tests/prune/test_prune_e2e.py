@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hwflow.cli import main
-from hwflow.flow import load_build
+from hwflow.build import load_build
 
 pytestmark = pytest.mark.sim
 

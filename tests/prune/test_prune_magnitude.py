@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwflow.commands._quant_options import load_optimized
+from hwflow.flow import load_graph
 from hwflow.errors import OptionError
 from hwflow.prune import mask_qgraph, prune_magnitude
 from hwflow.prune._layers import get_weight, weight_nodes
@@ -17,7 +17,7 @@ MODELS = Path(__file__).resolve().parents[2] / "examples" / "models"
 
 @pytest.fixture(scope="module")
 def cnn():
-    return load_optimized(MODELS / "digits_cnn.onnx")
+    return load_graph(MODELS / "digits_cnn.onnx")
 
 
 @pytest.mark.parametrize("s", [0.0, 0.3, 0.9])

@@ -5,19 +5,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwflow.commands._quant_options import load_optimized
+from hwflow.flow import load_graph
 from hwflow.errors import OptionError
 from hwflow.prune import kmeans_1d, share_weights
 from hwflow.prune._qweights import replace_qweights
 from hwflow.quant import QuantConfig, quantize
-from hwflow.ref.integer import run_int_batch
+from hwflow.quant.reference import run_int_batch
 
 MODELS = Path(__file__).resolve().parents[2] / "examples" / "models"
 
 
 @pytest.fixture(scope="module")
 def mlp():
-    return load_optimized(MODELS / "digits_mlp.onnx")
+    return load_graph(MODELS / "digits_mlp.onnx")
 
 
 def _qg(graph):
@@ -55,7 +55,7 @@ def test_deterministic(mlp):
 def test_zero_point_fold_stays_exact():
     """New weights move the bias by z_in * (sum old - sum new): the layer computes
     bias_true + sum((q - z_in) * w_new), checked against a direct int computation."""
-    g = load_optimized(MODELS / "digits_mlp.onnx")
+    g = load_graph(MODELS / "digits_mlp.onnx")
     qg = _qg(g)
     layer = qg.layers[0]
     tin = qg.tensors[layer.inputs[0]]

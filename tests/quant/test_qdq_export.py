@@ -11,7 +11,7 @@ import pytest
 
 from hwflow.quant import QuantConfig, quantize
 from hwflow.quant.qdq import export_qdq
-from hwflow.ref.integer import run_int_batch, run_layer
+from hwflow.quant.reference import run_int_batch, run_layer
 
 
 def _session(model):

@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime import quantization as oq
 
-from hwflow.commands._quant_options import load_optimized
+from hwflow.flow import load_graph
 from hwflow.errors import UnsupportedOpError
 from hwflow.quant import QuantConfig, quantize
 from hwflow.quant.evaluate import quant_logits
@@ -29,7 +29,7 @@ def test_ort_qdq_model_reproduced(small_models, tmp_path, per_channel):
     dst = tmp_path / "q.onnx"
     oq.quantize_static(str(path), str(dst), _Reader(calib), per_channel=per_channel,
                        quant_format=oq.QuantFormat.QDQ)
-    graph = load_optimized(dst)
+    graph = load_graph(dst)
     fixed = graph.meta["fixed_qparams"]
     qg = quantize(graph, QuantConfig(), None)
     # every activation ORT quantized keeps ORT's scale and (signed) zero point
@@ -90,7 +90,7 @@ def _fake(x, s, bits, signed):
 def test_qonnx_quant_nodes_give_scales_and_bits(tmp_path):
     model, c = _qonnx_model()
     onnx.save(model, str(tmp_path / "b.onnx"))
-    graph = load_optimized(tmp_path / "b.onnx")
+    graph = load_graph(tmp_path / "b.onnx")
     qg = quantize(graph, QuantConfig(), None)
     conv, fc = qg.layers
     assert conv.wbits == 4 and fc.wbits == 6

@@ -6,7 +6,7 @@ import pytest
 from hwflow.errors import OptionError, UnsupportedOpError
 from hwflow.quant import QuantConfig, quantize
 from hwflow.quant.evaluate import evaluate
-from hwflow.ref.integer import acc_bounds, run_int, run_int_batch
+from hwflow.quant.reference import acc_bounds, run_int, run_int_batch
 
 SCHEMES = ["pow2", "symmetric", "asymmetric"]
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hwflow.build import load_build
 from hwflow.cli import main
 from hwflow.errors import BuildError
-from hwflow.flow import compile_model, write_manifest
+from hwflow.flow import compile_model
 from hwflow.quant import QuantConfig
 from hwflow.report import SECTIONS, write_report
 from hwflow.report._context import load_context
@@ -129,25 +130,56 @@ def test_gantt_and_memory_add_up(builds):
 
 
 def test_synth_and_simulation_results_are_shown(builds, tmp_path):
-    """With BUILD/synth.json (captured from a real hwflow synth run of this CNN) and a
-    simulation.json, the resources section compares and shows Fmax; simulation shows the verdict."""
+    """With a synth record (captured from a real hwflow synth run of this CNN) and a
+    simulation record, the resources section compares and shows Fmax; simulation shows the verdict."""
     b = tmp_path / "cnn"
     shutil.copytree(builds["digits_cnn"], b)
-    shutil.copy(Path(__file__).parent / "data" / "synth_digits_cnn.json", b / "synth.json")
+    build = load_build(b)
+    build.record("synth", json.loads((Path(__file__).parent / "data" / "synth_digits_cnn.json").read_text()))
     sim = {"simulator": "verilator", "passed": True, "vectors": 8, "mismatches": 0, "cycles": 2196,
            "predicted_cycles": 2196, "cycles_per_vector": [2196] * 8, "cycles_per_second": 1e6,
-           "wall_time": 0.1, "first_mismatch": ""}
-    (b / "simulation.json").write_text(json.dumps(sim))
+           "wall_time": 0.1, "first_mismatch": "", "inputs": "the BUILD's 8 test vectors"}
+    build.record("simulation", sim)
     page = write_report(b, quiet=True).read_text(encoding="utf-8")
     res = page[page.index('<section id="resources">'):page.index('<section id="simulation">')]
     assert "<td>2,213</td>" in res and "Fmax 61.9 MHz" in res and "MISSED" in res
     assert "Not synthesized yet" not in res
     simsec = page[page.index('<section id="simulation">'):]
     assert "PASS (bit-exact and cycle-exact)" in simsec and "verilator" in simsec
+    assert "the BUILD&#x27;s 8 test vectors" in simsec  # the record says what was run
+
+
+def test_edited_or_foreign_result_record_is_rejected(builds, tmp_path, capsys):
+    """Writing a record leaves the BUILD's seal intact; editing one, or copying one from
+    another BUILD, is detected when the report reads it (one line, exit 2)."""
+    b = tmp_path / "mlp"
+    shutil.copytree(builds["digits_mlp"], b)
+    build = load_build(b)
+    sim = {"simulator": "icarus", "passed": True, "vectors": 4, "mismatches": 0}
+    build.record("simulation", sim)
+    assert load_build(b).result("simulation") == sim  # the BUILD still loads: its seal holds
+    doc = json.loads((b / "simulation.json").read_text())
+    doc["passed"] = False
+    (b / "simulation.json").write_text(json.dumps(doc))
+    assert main(["report", str(b)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "simulation.json" in err and "was modified after it was written" in err
+    assert "re-run hwflow simulate" in err
+    other = tmp_path / "cnn"
+    shutil.copytree(builds["digits_cnn"], other)
+    load_build(other).record("simulation", sim)
+    shutil.copy(other / "simulation.json", b / "simulation.json")
+    with pytest.raises(BuildError, match="is the result of another build"):
+        write_report(b, quiet=True)
+    (b / "simulation.json").write_text(json.dumps(sim))  # no seal
+    with pytest.raises(BuildError, match="malformed or unsealed"):
+        load_build(b).result("simulation")
 
 
 @pytest.mark.sim
-def test_report_simulate_amaranth(builds, tmp_path):
+def test_report_simulate_amaranth(builds, tmp_path, monkeypatch):
+    """--simulate runs the simulation when the BUILD has no result of that simulator,
+    records it, and a second report reads the record instead of simulating again."""
     b = tmp_path / "mlp"
     shutil.copytree(builds["digits_mlp"], b)
     page = write_report(b, simulate="amaranth", quiet=True).read_text(encoding="utf-8")
@@ -155,22 +187,38 @@ def test_report_simulate_amaranth(builds, tmp_path):
     assert "PASS (bit-exact and cycle-exact)" in simsec
     cycles = json.loads((b / "manifest.json").read_text())["cycles"]
     assert f"<td>{cycles}</td>" in simsec
+    assert load_build(b).result("simulation")["simulator"] == "amaranth"
+
+    import hwflow.sim.build_runner as runner
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("the report simulated although a result is recorded")
+
+    monkeypatch.setattr(runner, "simulate", no_simulation)
+    page = write_report(b, simulate="amaranth", quiet=True).read_text(encoding="utf-8")
+    assert "PASS (bit-exact and cycle-exact)" in page[page.index('<section id="simulation">'):]
 
 
-def test_report_without_model_or_data(builds, tmp_path):
-    """A BUILD moved away from its model still reports; the float sections say how to fix it."""
-    b = tmp_path / "moved" / "mlp"
-    shutil.copytree(builds["digits_mlp"], b)
-    m = json.loads((b / "manifest.json").read_text())
-    m["model"] = "nowhere/digits_mlp.onnx"
-    write_manifest(b / "manifest.json", m)
-    page = write_report(b, quiet=True).read_text(encoding="utf-8")
-    assert page.count("pass --model MODEL.onnx") >= 2
-    assert "No test data given" in page
-    page = write_report(b, model=MODELS / "digits_mlp.onnx", quiet=True).read_text(encoding="utf-8")
-    assert "pass --model" not in page and "data-name=\"weights_" in page
-    with pytest.raises(BuildError, match="is not the model"):
-        write_report(b, model=MODELS / "digits_cnn.onnx", quiet=True)
+def test_report_from_another_directory_has_every_section(tmp_path, monkeypatch):
+    """The BUILD keeps its model: compiled from a relative path, then read from another
+    directory after the source model is gone, the report still has every float section."""
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(MODELS / "digits_mlp.onnx", src / "m.onnx")
+    monkeypatch.chdir(src)
+    compile_model("m.onnx", "fpga-small", "out", QuantConfig(rounding="nearest"), vectors=2)
+    (src / "m.onnx").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    rel = Path("..") / "src" / "out"
+    page = write_report(rel, quiet=True).read_text(encoding="utf-8")
+    for name in ("weights_fc0_matmul", "errors_sqnr", "errors_hist"):
+        assert f'data-name="{name}"' in page, name
+    assert "No test data given" in page  # accuracy needs --data; nothing else is missing
+    assert main(["report", str(rel), "-o", "r.html", "--data", str(MODELS / "digits_mlp_test.npz"), "-q"]) == 0
+    page = (elsewhere / "r.html").read_text(encoding="utf-8")
+    assert 'data-name="accuracy"' in page and "No test data given" not in page
 
 
 def test_bad_build_is_one_line(tmp_path, capsys):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hwflow.quant.arith import bits_for_range, int_range
-from hwflow.ref.integer import acc_bounds, run_int
+from hwflow.quant.reference import acc_bounds, run_int
 from hwflow.rtl._testgraphs import GraphBuilder
 from hwflow.schedule import schedule
 

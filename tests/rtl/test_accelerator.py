@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from amaranth import Shape, signed, unsigned
 
-from hwflow.ref.integer import run_int
+from hwflow.quant.reference import run_int
 from hwflow.rtl._simulate import simulate
 from hwflow.rtl._testgraphs import GraphBuilder, digits_cnn
 from hwflow.rtl.accelerator import Accelerator, to_verilog

@@ -78,17 +78,17 @@ def test_accelerator_with_codebook_rom_is_bit_and_cycle_exact():
     looks weights up, and outputs and cycles equal the reference and the schedule."""
     from pathlib import Path
 
-    from hwflow.commands._prune_options import apply_pruning
-    from hwflow.commands._quant_options import load_optimized
+    from hwflow.config import PruneConfig
+    from hwflow.flow import load_graph, quantize_graph
     from hwflow.quant import QuantConfig
-    from hwflow.ref.integer import run_int
+    from hwflow.quant.reference import run_int
     from hwflow.rtl._simulate import simulate
     from hwflow.schedule import schedule
 
     models = Path(__file__).resolve().parents[2] / "examples" / "models"
-    graph = load_optimized(models / "digits_cnn.onnx")
+    graph = load_graph(models / "digits_cnn.onnx")
     calib = np.load(models / "digits_cnn_calib.npz")["x"][:32].astype(np.float32).reshape(-1, 1, 8, 8)
-    qg, _ = apply_pruning(graph, QuantConfig(), calib, prune=0.3, share=3)
+    qg = quantize_graph(graph, calib, QuantConfig(), prune=PruneConfig(sparsity=0.3, share=3)).qgraph
     plain = schedule(qg, "generic", pe=2, simd=4)
     assert plain.ibits == 3 and plain.latency["codebook"] == 1
     assert plain.weights.shape[1:] == (2, 4) and plain.weights.min() >= -4 and plain.weights.max() <= 3

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from hwflow.ref.integer import run_int
+from hwflow.quant.reference import run_int
 from hwflow.rtl._simulate import simulate
 from hwflow.rtl._testgraphs import random_graph
 from hwflow.schedule import schedule

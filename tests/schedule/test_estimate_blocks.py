@@ -89,7 +89,7 @@ def test_estimate_within_20_percent_of_yosys(tmp_path):
     compile_model(models / "digits_mlp.onnx", "fpga-small", build,
                   calib_path=models / "digits_mlp_calib.npz", pe=2, simd=2)
     rep = synthesize(build, pnr=False)                      # flattened Yosys, before packing
-    from hwflow.flow import load_build
+    from hwflow.build import load_build
 
     prog = load_build(build, simulate=False).program()
     blocks = est.block_estimates(prog, load_target("fpga-small").family)

@@ -178,7 +178,7 @@ def test_run_vectors_on_a_program(simulator, sim_cache):
     from hwflow.ir import load_model
     from hwflow.passes import optimize
     from hwflow.quant import QuantConfig, quantize
-    from hwflow.ref.integer import run_int
+    from hwflow.quant.reference import run_int
     from hwflow.schedule import schedule
     from hwflow.sim import run_vectors
 

@@ -85,6 +85,8 @@ def test_tool_command_lines():
     for flag in ("--timing-allow-fail", "--lpf-allow-unconstrained"):
         assert flag in args
     assert args[args.index("--freq") + 1] == "100"
+    assert args[args.index("--seed") + 1] == "1"  # the default; `hwflow synth --seed N` changes it
+    assert nextpnr_args(t, "n.json", "c.lpf", "r.json", "o.config", seed=7)[args.index("--seed") + 1] == "7"
     ice = nextpnr_args(load_target("fpga-tiny"), "n.json", "c.pcf", "r.json", "o.asc")
     assert ice[:3] == ["--up5k", "--package", "sg48"] and "--asc" in ice
 

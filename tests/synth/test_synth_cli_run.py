@@ -5,16 +5,17 @@ from importlib import resources
 
 import pytest
 
-from hwflow.flow import _sha256, write_manifest
-
+from hwflow._files import sha256_file
+from hwflow.build import FORMAT, RESULTS, load_build, write_manifest
 from hwflow.cli import main
 
 
 def _build(path, demo, target):
     path.mkdir()
     (path / "mac_demo.v").write_text(demo.verilog("mac_demo"))
-    write_manifest(path / "manifest.json", {"top": "mac_demo", "target": str(target), "verilog": "mac_demo.v",
-                                            "files": {"mac_demo.v": _sha256(path / "mac_demo.v")}})
+    write_manifest(path / "manifest.json", {"format": FORMAT, "results": RESULTS, "top": "mac_demo",
+                                            "target": str(target), "verilog": "mac_demo.v",
+                                            "files": {"mac_demo.v": sha256_file(path / "mac_demo.v")}})
     return path
 
 
@@ -33,11 +34,12 @@ def _own_target(tmp_path, **changes):
 @pytest.mark.slow
 def test_synth_fits_and_meets_timing(tmp_path, demo, capsys):
     build = _build(tmp_path / "b", demo, "fpga-small")
-    assert main(["synth", str(build), "--json"]) == 0
+    assert main(["synth", str(build), "--json", "--seed", "3"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert set(rep["resources"]) == {"lut", "ff", "dsp", "bram"}
     assert rep["fits"] and rep["meets_timing"] and rep["fmax_mhz"] >= 100
-    assert rep == json.loads((build / "synth.json").read_text())
+    assert (rep["seed"], rep["pnr"]) == (3, True)
+    assert rep == load_build(build, simulate=False).result("synth")  # recorded, sealed
 
 
 @pytest.mark.slow

@@ -1,19 +1,18 @@
 """End to end: YoWASP Yosys + nextpnr on the test design, both families (slow)."""
 
-import json
-
 import pytest
 
-from hwflow.flow import _sha256, write_manifest
-
+from hwflow._files import sha256_file
+from hwflow.build import FORMAT, RESULTS, load_build, write_manifest
 from hwflow.synth.flow import synthesize
 
 
 def make_build(path, demo, target):
     path.mkdir()
     (path / "mac_demo.v").write_text(demo.verilog("mac_demo"))
-    write_manifest(path / "manifest.json", {"top": "mac_demo", "target": target, "verilog": "mac_demo.v",
-                                            "files": {"mac_demo.v": _sha256(path / "mac_demo.v")}})
+    write_manifest(path / "manifest.json", {"format": FORMAT, "results": RESULTS, "top": "mac_demo",
+                                            "target": target, "verilog": "mac_demo.v",
+                                            "files": {"mac_demo.v": sha256_file(path / "mac_demo.v")}})
     return path
 
 
@@ -35,7 +34,7 @@ def test_synthesize_maps_roms_to_bram_and_multipliers_to_dsps(
     assert 0 < res["ff"]["used"] < res["ff"]["available"]
     assert rep["fmax_mhz"] > 0 and rep["clock_mhz"] == clock and rep["source"] == "nextpnr"
     assert rep["fits"] and rep["meets_timing"]
-    assert json.loads((build / "synth.json").read_text()) == rep
+    assert load_build(build, simulate=False).result("synth") == rep
     assert (build / "synth" / "nextpnr_report.json").exists()
     assert (build / "handoff.json").exists() and (build / "README.md").exists()
     assert not list(build.glob(".synth-*"))

@@ -11,7 +11,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from hwflow.flow import compile_model, load_build
+from hwflow.build import load_build
+from hwflow.flow import compile_model
 from hwflow.sim.beats import pack, unpack
 
 MLP = "examples/models/digits_mlp.onnx"

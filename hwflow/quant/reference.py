@@ -1,7 +1,10 @@
 """The bit-exact integer reference: runs a :class:`~hwflow.quant.qgraph.QGraph` on codes.
 
 This module *is* the specification the hardware must equal. It uses only int64 numpy
-arithmetic (no floats), following the contract in :mod:`hwflow.quant.qgraph`.
+arithmetic (no floats), following the contract in :mod:`hwflow.quant.qgraph`, and lives
+beside that contract: the quantizer sizes accumulators with :func:`acc_bounds` and
+measures its choices with :func:`run_layer`, the scheduler sizes the datapath with
+:func:`acc_bounds`, and a BUILD's expected outputs come from :func:`run_int_batch`.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import DataError
-from ..quant.arith import requantize
-from ..quant.qgraph import QGraph, QLayer
+from .arith import requantize
+from .qgraph import QGraph, QLayer
 
 __all__ = ["run_int", "run_int_batch", "run_layer", "acc_bounds"]
 

@@ -12,7 +12,7 @@ import pytest
 
 from hwflow.quant.arith import int_range, requantize, rshift_round
 from hwflow.quant.qgraph import QGraph, QLayer, QTensor
-from hwflow.ref.integer import acc_bounds, run_int, run_layer
+from hwflow.quant.reference import acc_bounds, run_int, run_layer
 
 
 # -- the literal model ---------------------------------------------------------------

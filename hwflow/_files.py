@@ -1,0 +1,134 @@
+"""Writing files: numpy values as JSON, atomic file and directory writes, checksums.
+
+Every JSON document hwflow writes goes through :func:`jsonable`, and every output a user
+keeps (a BUILD, a report, a result record, a sweep) is written atomically: into a
+temporary sibling that is renamed into place only when complete, so a failure or Ctrl-C
+never leaves half a file and never destroys the previous one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+__all__ = ["jsonable", "dumps", "digest", "sha256_file", "atomic_write", "write_json", "atomic_directory"]
+
+
+def jsonable(v: Any) -> Any:
+    """``v`` with numpy arrays and scalars, tuples, paths and dataclasses made plain JSON values.
+
+    Dict keys become strings. Anything else that JSON cannot hold is a bug in the
+    caller and raises TypeError.
+    """
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, Path):
+        return str(v)
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return jsonable(dataclasses.asdict(v))
+    raise TypeError(f"{type(v).__name__} is not JSON serializable: {v!r}")
+
+
+def dumps(doc: Any, indent: int | None = 1) -> str:
+    """``doc`` as JSON text (through :func:`jsonable`; floats round-trip exactly)."""
+    return json.dumps(jsonable(doc), indent=indent)
+
+
+def digest(doc: dict) -> str:
+    """sha256 of ``doc`` as canonical JSON (sorted keys): a checksum of its content."""
+    return hashlib.sha256(json.dumps(jsonable(doc), sort_keys=True).encode()).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (a temporary sibling, then ``os.replace``).
+
+    The file gets the permissions a plain ``open`` would give it (not ``mkstemp``'s 0600).
+    Text is written as UTF-8.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, doc: Any, indent: int | None = 1) -> Path:
+    """Write ``doc`` as JSON (with a final newline) atomically."""
+    return atomic_write(path, dumps(doc, indent) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_directory(out_dir: str | Path, *, keep: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield a temporary directory that replaces ``out_dir`` only if the block succeeds.
+
+    The temporary directory is a sibling of ``out_dir`` (same filesystem, so the final
+    rename is atomic). A previous ``out_dir`` is moved aside, the new one renamed in,
+    then the old one deleted; entries named in ``keep`` (caches) are carried over when
+    the new directory has none of its own. Any exception, KeyboardInterrupt included,
+    removes the temporary directory and leaves ``out_dir`` as it was.
+    """
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; outputs are meant to be shared
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, old / "dir")
+        try:
+            os.rename(tmp, out)
+        except BaseException:
+            if old is not None:  # put the previous one back
+                os.rename(old / "dir", out)
+                shutil.rmtree(old, ignore_errors=True)
+            raise
+        if old is not None:
+            for name in keep:
+                src = old / "dir" / name
+                if src.exists() and not (out / name).exists():
+                    os.rename(src, out / name)
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,148 @@
+"""Simulate a BUILD and record the result in it (``hwflow simulate``, ``Build.simulate``).
+
+Pass means: every output code equals the integer reference's, and every inference takes
+exactly the predicted cycles from start to done (the testbench's count and the core's
+own counter).
+
+Simulators: ``icarus`` and ``verilator`` run the BUILD's Verilog file through cocotb
+(:mod:`.cocotb_runner`); ``amaranth`` rebuilds the Amaranth design by re-scheduling
+``quant.json`` with the recorded target and schedule options (checked against
+``schedule.json``) and runs Amaranth's simulator (:mod:`.amaranth_runner`).
+
+The result is recorded as ``BUILD/simulation.json`` (:meth:`hwflow.build.BuildDir.record`):
+:meth:`SimResult.to_json` plus ``inputs``, which says what was run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OptionError, ToolError
+from .result import SimResult
+
+__all__ = ["SIMULATORS", "check_simulator", "simulate", "run_build"]
+
+SIMULATORS = ("amaranth", "icarus", "verilator")
+
+
+def check_simulator(simulator: str) -> None:
+    """OptionError unless ``simulator`` is one of :data:`SIMULATORS`; ToolError if it is missing."""
+    if simulator not in SIMULATORS:
+        raise OptionError(f"unknown simulator {simulator!r}; use one of {', '.join(SIMULATORS)}")
+    if simulator != "amaranth":
+        from .cocotb_runner import require_simulator
+
+        require_simulator(simulator)
+
+
+def run_build(build, simulator: str, inputs: np.ndarray, expected: np.ndarray | None, *,
+              vcd: str | Path | None = None, timeout: int | None = None) -> SimResult:
+    """Stream ``inputs`` through a loaded BUILD's hardware and compare with ``expected``.
+
+    Parameters
+    ----------
+    build : hwflow.build.BuildDir
+    simulator : {"amaranth", "icarus", "verilator"}
+    inputs : numpy.ndarray
+        ``(vectors, *input_shape[1:])`` input codes.
+    expected : numpy.ndarray or None
+        The reference's output codes for them (None: only collect outputs).
+    vcd : path, optional
+        Write a VCD waveform here.
+    timeout : int, optional
+        Cycles to wait for done per vector (default 4x the prediction + 1000).
+
+    Returns
+    -------
+    SimResult
+    """
+    predicted = build.predicted_cycles
+    size = build.manifest["output_size"]
+    if simulator == "amaranth":
+        from ..rtl.accelerator import Accelerator
+        from .amaranth_runner import run_amaranth
+
+        try:
+            return run_amaranth(Accelerator(build.program()), inputs, expected, predicted, output_size=size,
+                                stream=build.stream_maps(), vcd=vcd, timeout=timeout)
+        except TimeoutError as exc:
+            raise ToolError(f"amaranth simulation of {build.top}: {exc}") from None
+    from .cocotb_runner import run_cocotb
+
+    return run_cocotb(build.verilog_path, build.top, inputs, expected, predicted, simulator,
+                      build.path / "sim_build" / simulator, output_size=size, stream=build.stream_maps(),
+                      vcd=vcd, timeout=timeout)
+
+
+def simulate(build, simulator: str = "icarus", *, inputs=None, random: int | None = None, seed: int = 0,
+             limit: int | None = None, vcd: str | Path | None = None, timeout: int | None = None,
+             record: bool = True) -> SimResult:
+    """Simulate a BUILD against the integer reference and record the result.
+
+    Parameters
+    ----------
+    build : hwflow.build.BuildDir, str or Path
+        The BUILD (a path is loaded and checked first).
+    simulator : {"amaranth", "icarus", "verilator"}
+    inputs : array-like, str or Path, optional
+        Input vectors: integer codes, or floats quantized with the input's scale and zero
+        point (:func:`hwflow.data.input_codes`); a path is a ``.npy``/``.npz`` file of them.
+        Default: the BUILD's stored test vectors.
+    random : int, optional
+        Run this many vectors of uniform random codes instead.
+    seed : int
+        Seed of ``random``.
+    limit : int, optional
+        Run only the first ``limit`` vectors.
+    vcd : path, optional
+        Write a VCD waveform here.
+    timeout : int, optional
+        Cycles to wait for done per vector (default 4x the prediction + 1000).
+    record : bool
+        Write the result to ``BUILD/simulation.json`` (replacing an earlier one).
+
+    Returns
+    -------
+    SimResult
+        ``passed`` is False on a mismatch in outputs or cycles (a result, not an error).
+
+    Raises
+    ------
+    OptionError, DataError, BuildError, ToolError
+        Bad options or inputs, a bad BUILD, a missing simulator or a failed run.
+    """
+    from ..build import load_build
+    from ..data import input_codes, load_inputs, random_codes
+
+    if inputs is not None and random is not None:
+        raise OptionError("give either inputs or random vectors, not both")
+    for name, value in (("random", random), ("limit", limit), ("timeout", timeout)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise OptionError(f"{name} must be a positive integer, not {value!r}")
+    check_simulator(simulator)  # a missing tool is reported before any work
+    build = load_build(build)
+    if inputs is None and random is None:
+        x, expected = build.inputs(), build.expected()
+        what = f"the BUILD's {len(x)} test vectors"
+    else:
+        from ..quant.reference import run_int_batch
+
+        qg = build.qgraph()
+        tin = qg.tensors[qg.input]
+        if random is not None:
+            x, what = random_codes(tin, random, seed), f"{random} uniform random vectors (seed {seed})"
+        elif isinstance(inputs, (str, Path)):
+            x, what = load_inputs(inputs, tin), f"inputs from {Path(inputs).name}"
+        else:
+            x = input_codes(inputs, tin)
+            what = f"{len(x)} given vectors"
+        expected = run_int_batch(qg, x).astype(np.int64)
+    if limit is not None and limit < len(x):
+        x, expected = x[:limit], expected[:limit]
+        what += f", the first {limit}"
+    result = run_build(build, simulator, x, expected, vcd=vcd, timeout=timeout)
+    if record:
+        build.record("simulation", {**result.to_json(), "inputs": what})
+    return result
