@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hwflow.rtl._testgraphs import GraphBuilder, digits_cnn
+from _support.graphs import GraphBuilder, digits_cnn
 from hwflow.schedule import schedule
 
 est = importlib.import_module("hwflow.schedule.estimate")
