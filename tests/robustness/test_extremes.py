@@ -132,6 +132,7 @@ def test_extremes_bit_and_cycle_exact_in_amaranth(kind, scheme, wbits, abits):
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, scheme, wbits, abits", [("mlp", "asymmetric", 16, 16)])  # the widest accumulators
 def test_extremes_bit_and_cycle_exact_in_verilator(kind, scheme, wbits, abits, tmp_path):
     from hwflow.rtl.accelerator import to_verilog
