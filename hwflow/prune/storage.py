@@ -1,20 +1,30 @@
-"""Storage report: weight bits per layer and in total, stage by stage, as in Deep Compression.
+"""Storage report: the weight bits the hardware stores, per layer and in total, and what a
+compressed encoding would take (Deep Compression's stages, as host-side what-if figures).
 
 For each Conv/Gemm layer of a QGraph (weights only; biases and requantizer parameters are
 listed by ``hwflow compile`` under memory):
 
-- ``fp32``: 32 bits a weight of the original model (before channel pruning);
+- ``fp32``: 32 bits a weight of the original model (before channel pruning), the baseline;
 - ``int``: ``wbits`` a weight (the quantized, dense model);
-- ``pruned``: compressed sparse storage of the nonzeros: each entry is the weight plus an
-  ``r``-bit gap to the previous entry in flat (C-order) position, with a filler entry
-  (a stored zero) when a gap exceeds ``2**r - 1`` (Deep Compression's relative index);
-  ``r`` is chosen per layer to minimise the bits; dense if that is smaller;
-- ``shared``: each weight a ``b``-bit codebook index, plus the codebook (``2**b``
-  entries of ``wbits``): dense indices, or sparse entries (index + gap) when smaller
-  (``format`` says which);
-- ``huffman``: a bound, not an encoder: the symbols (codebook indices, or codes without
-  sharing; for sparse storage also the gaps) each cost their empirical entropy
-  (bits/symbol x count), plus the codebook; the smaller of dense and sparse.
+- ``rom``: what the accelerator's weight ROM really holds for the layer. The ROM is dense:
+  every weight, a pruned one as a stored zero, at the ROM's width (the widest layer's
+  ``wbits``); with weight sharing on every layer (the codebook path, see
+  :func:`~hwflow.prune.sharing.codebook_bits`) a ``codebook_bits``-bit index a weight plus
+  the layer's codebook (entries of that width). Magnitude pruning does not shrink it;
+  channel pruning and sharing do. This is before padding to the PE x SIMD array (the
+  Program's ``weight_rom_bits``, in a BUILD's memory section, adds the padding).
+
+What-if figures, computed on the host: the hardware never builds these encodings.
+
+- ``sparse``: Deep Compression's relative-index encoding of the layer's symbols (its codes,
+  or its ``share_bits``-bit codebook indices when shared): each nonzero entry plus an
+  ``r``-bit gap to the previous entry in flat (C-order) position, with a filler entry (a
+  stored zero) when a gap exceeds ``2**r - 1``, plus the codebook; ``r`` (``index_bits``)
+  is chosen per layer to minimise the bits; the dense symbols (``index_bits`` 0) where
+  those are smaller;
+- ``huffman``: a bound, not an encoder: the symbols (and, for the sparse encoding, the
+  gaps) each cost their empirical entropy (bits/symbol x count), plus the codebook; the
+  smaller of dense and sparse.
 
 Ratios are against fp32.
 """
@@ -29,7 +39,9 @@ from ..quant.qgraph import QGraph
 
 __all__ = ["storage_report", "format_storage", "sparse_entries", "entropy_bits"]
 
-_STAGES = ("fp32", "int", "pruned", "shared", "huffman")
+_STAGES = ("fp32", "int", "rom", "sparse", "huffman")
+#: Stages no hardware stores (labelled in :func:`format_storage`).
+_WHAT_IF = ("sparse", "huffman")
 
 
 def sparse_entries(flat: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,36 +76,35 @@ def entropy_bits(symbols: np.ndarray) -> float:
     return float(-(counts * np.log2(p)).sum())
 
 
-def _layer(layer, original: int | None) -> dict:
+def _rom_widths(qg: QGraph) -> tuple[int, int]:
+    """``(index bits, code bits)`` of the weight ROM as the schedule lays it out: ``index
+    bits`` is 0 unless every layer is shared (then the ROM holds indices and codebooks);
+    ``code bits`` is the widest layer's ``wbits`` (weights, or codebook entries)."""
+    from .sharing import codebook_bits
+
+    return codebook_bits(qg), max([l.wbits for l in qg.layers if l.op in ("conv", "gemm")], default=2)
+
+
+def _layer(layer, original: int | None, ibits: int, cbits: int) -> dict:
     w = layer.weight
     n, nnz = int(w.size), int(np.count_nonzero(w))
     n0 = n if original is None else max(int(original), n)
     book = layer.attrs.get("codebook")
-    b = int(layer.attrs.get("share_bits", 0)) if book is not None else 0
-    book_bits = len(book) * layer.wbits if book is not None else 0
-    # symbols of the value stream: codebook indices when shared, else the codes
-    if book is not None:
-        sym = np.asarray(layer.attrs["codebook_index"], dtype=np.int64).reshape(w.shape)
-        zero_idx = np.flatnonzero(np.asarray(book) == 0)
     row = {"weights": n, "nonzeros": nnz, "sparsity": 1 - nnz / n if n else 0.0, "wbits": layer.wbits,
-           "share_bits": b or None, "original_weights": n0, "fp32": 32 * n0, "int": layer.wbits * n}
-    dense_shared = n * b + book_bits if book is not None else row["int"]
-    row.update(format="dense", index_bits=0, entries=n, pruned=row["int"], shared=dense_shared)
+           "share_bits": None, "original_weights": n0, "fp32": 32 * n0, "int": layer.wbits * n,
+           "rom_width": ibits or cbits, "rom": n * (ibits or cbits) + (len(book) * cbits if ibits else 0)}
+    # What-if encodings of the layer's own symbols: its codebook indices when shared, else its codes.
+    width, book_bits, sym = layer.wbits, 0, w
     if book is not None:
-        row["huffman"] = math.ceil(entropy_bits(sym)) + book_bits
-    else:
-        row["huffman"] = math.ceil(entropy_bits(w))
-    if nnz < n:  # sparse storage, where it is smaller than dense
-        best = None
-        for r in range(1, 9):
+        row["share_bits"] = width = int(layer.attrs["share_bits"])
+        book_bits = len(book) * layer.wbits
+        sym = np.asarray(layer.attrs["codebook_index"], dtype=np.int64).reshape(w.shape)
+    row.update(index_bits=0, entries=n, sparse=n * width + book_bits, huffman=math.ceil(entropy_bits(sym)) + book_bits)
+    if nnz < n:
+        bits, r = min((len(sparse_entries(w, r)[0]) * (width + r) + book_bits, r) for r in range(1, 9))
+        if bits < row["sparse"]:
             vals, gaps = sparse_entries(w, r)
-            bits = len(vals) * ((b or layer.wbits) + r) + book_bits
-            if best is None or bits < best[0]:
-                best = (bits, r, vals, gaps)
-        bits, r, vals, gaps = best
-        row["pruned"] = min(row["pruned"], len(vals) * (layer.wbits + r))
-        if bits < dense_shared:
-            row.update(format="sparse", index_bits=r, entries=int(len(vals)), shared=bits)
+            row.update(index_bits=r, entries=int(len(vals)), sparse=bits)
             sym_v = np.searchsorted(np.asarray(book), vals) if book is not None else vals
             row["huffman"] = min(row["huffman"], math.ceil(entropy_bits(sym_v) + entropy_bits(gaps)) + book_bits)
     for s in _STAGES[1:]:
@@ -102,7 +113,7 @@ def _layer(layer, original: int | None) -> dict:
 
 
 def storage_report(qg: QGraph, original_weights: dict[str, int] | None = None) -> dict:
-    """Weight storage of ``qg`` per layer and in total, in bits, for each stage.
+    """Weight storage of ``qg`` per layer and in total, in bits: the ROM and what-if stages.
 
     Parameters
     ----------
@@ -115,11 +126,15 @@ def storage_report(qg: QGraph, original_weights: dict[str, int] | None = None) -
     -------
     dict
         ``{"layers": {name: row}, "total": row}``; a row has ``weights``, ``nonzeros``,
-        ``sparsity``, the bits of each stage (``fp32``, ``int``, ``pruned``, ``shared``,
-        ``huffman``) and ``ratio_<stage>`` (fp32 bits / stage bits).
+        ``sparsity``, the bits of each stage (``fp32``, ``int``, ``rom``: what the hardware
+        stores; ``sparse``, ``huffman``: host-side what-if figures) and ``ratio_<stage>``
+        (fp32 bits / stage bits). A layer row also has ``rom_width`` (bits a weight in the
+        ROM), ``index_bits`` and ``entries`` (of the sparse encoding; 0 and ``weights``
+        where the dense symbols are smaller).
     """
     orig = original_weights or {}
-    layers = {l.name: _layer(l, next((orig[n] for n in l.attrs.get("nodes", [l.name]) if n in orig), None))
+    ibits, cbits = _rom_widths(qg)
+    layers = {l.name: _layer(l, next((orig[n] for n in l.attrs.get("nodes", [l.name]) if n in orig), None), ibits, cbits)
               for l in qg.layers if l.op in ("conv", "gemm")}
     total = {k: sum(r[k] for r in layers.values()) for k in ("weights", "original_weights", "nonzeros", *_STAGES)}
     total["sparsity"] = 1 - total["nonzeros"] / total["weights"] if total["weights"] else 0.0
@@ -129,12 +144,16 @@ def storage_report(qg: QGraph, original_weights: dict[str, int] | None = None) -
 
 
 def format_storage(report: dict) -> str:
-    """The report as a text table (kbit; the ratio column is fp32 / huffman)."""
-    head = f"{'layer':<16}{'weights':>9}{'sparsity':>9}{'fp32':>10}{'int':>9}{'pruned':>9}{'shared':>9}{'huffman':>9}{'ratio':>8}"
+    """The report as a text table (kbit), what-if columns marked ``*``; the ratio is fp32 / ROM."""
+    head = (f"{'layer':<16}{'weights':>9}{'sparsity':>9}"
+            + "".join(f"{(s.upper() if s == 'rom' else s) + ('*' if s in _WHAT_IF else ''):>{10 if s == 'fp32' else 9}}"
+                      for s in _STAGES) + f"{'x ROM':>8}")
     lines = [head + "   (kbit)"]
     rows = list(report["layers"].items()) + [("total", report["total"])]
     for name, r in rows:
         lines.append(f"{name:<16}{r['weights']:>9}{100 * r['sparsity']:>8.1f}%"
                      + "".join(f"{r[s] / 1024:>{10 if s == 'fp32' else 9}.1f}" for s in _STAGES)
-                     + f"{r['ratio_huffman']:>7.1f}x")
+                     + f"{r['ratio_rom']:>7.1f}x")
+    lines.append("ROM: what the accelerator's weight ROM stores (before padding to PE x SIMD)")
+    lines.append("*: what-if sizes of a compressed encoding, computed on the host; the hardware does not build it")
     return "\n".join(lines)

@@ -38,6 +38,12 @@ CONFIGS = [(m, s, w, SHAPES[m][i]) for m in SHAPES for (s, w, i) in ROWS]
 VERILATOR = [("mlp", "pow2", 8, SHAPES["mlp"][0]),
              ("cnn", "symmetric", 4, SHAPES["cnn"][0]),
              ("dwres", "pow2", 4, SHAPES["dwres"][1])]
+#: the quick loop (``-m "not slow"``) runs one build per model: both schemes, both widths
+QUICK = [CONFIGS[0], CONFIGS[5], CONFIGS[10]]
+
+
+def _slow_unless_quick(cfgs):
+    return [c if c in QUICK else pytest.param(c, marks=pytest.mark.slow) for c in cfgs]
 
 
 def _cid(cfg) -> str:
@@ -132,7 +138,7 @@ def _check_pass(rc, res, build: Path, vectors: int):
     assert res["cycles_per_second"] > 0
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=_cid)
+@pytest.mark.parametrize("cfg", _slow_unless_quick(CONFIGS), ids=_cid)
 def test_build_is_meaningful(builds, cfg):
     """The reference outputs vary across vectors (a constant network would prove little)."""
     b = load_build(builds(cfg))
@@ -144,20 +150,21 @@ def test_build_is_meaningful(builds, cfg):
     assert len({tuple(r) for r in exp}) > 1
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=_cid)
+@pytest.mark.parametrize("cfg", _slow_unless_quick(CONFIGS), ids=_cid)
 def test_icarus(builds, cfg, capsys):
     build = builds(cfg)
     rc, res = _simulate(capsys, build, "icarus", "--limit", "4")
     _check_pass(rc, res, build, 4)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=_cid)
+@pytest.mark.parametrize("cfg", _slow_unless_quick(CONFIGS), ids=_cid)
 def test_amaranth(builds, cfg, capsys):
     build = builds(cfg)
     rc, res = _simulate(capsys, build, "amaranth", "--limit", "1")
     _check_pass(rc, res, build, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", VERILATOR, ids=_cid)
 def test_verilator(builds, cfg, capsys):
     build = builds(cfg)

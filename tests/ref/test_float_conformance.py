@@ -29,6 +29,8 @@ from hwflow.ir import from_onnx
 from hwflow.ir.ops import OPS
 from hwflow.ref.float import run_float_multi
 
+pytestmark = pytest.mark.slow  # the whole ONNX node-test sweep; the quick loop has test_float_light/batch
+
 RTOL = ATOL = 1e-5
 DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 SKIPS_FILE = Path(__file__).with_name("conformance_skips.txt")

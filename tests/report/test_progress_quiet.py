@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from hwflow.report.progress import enabled, progress, track
 
 
@@ -44,6 +46,7 @@ def test_broken_stream_counts_as_not_a_tty():
     assert not enabled(False, s)
 
 
+@pytest.mark.slow
 def test_report_and_sweep_cli_quiet_on_non_tty(tmp_path, capsys):
     """The commands' own progress stays off when stderr is captured (not a TTY)."""
     from pathlib import Path

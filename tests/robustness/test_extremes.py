@@ -17,7 +17,7 @@ import pytest
 
 from hwflow.quant.arith import bits_for_range, int_range
 from hwflow.quant.reference import acc_bounds, run_int
-from hwflow.rtl._testgraphs import GraphBuilder
+from _support.graphs import GraphBuilder
 from hwflow.schedule import schedule
 
 
@@ -120,7 +120,7 @@ def test_worst_case_bounds_are_attained_and_size_the_accumulators(kind, scheme, 
 @pytest.mark.sim
 @pytest.mark.parametrize("kind, scheme, wbits, abits", CONFIGS)
 def test_extremes_bit_and_cycle_exact_in_amaranth(kind, scheme, wbits, abits):
-    from hwflow.rtl._simulate import simulate
+    from _support.accel_sim import simulate
 
     qg = _graph(kind, scheme, wbits, abits)
     prog = schedule(qg, "generic", pe=4, simd=4)
@@ -132,6 +132,7 @@ def test_extremes_bit_and_cycle_exact_in_amaranth(kind, scheme, wbits, abits):
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, scheme, wbits, abits", [("mlp", "asymmetric", 16, 16)])  # the widest accumulators
 def test_extremes_bit_and_cycle_exact_in_verilator(kind, scheme, wbits, abits, tmp_path):
     from hwflow.rtl.accelerator import to_verilog

@@ -18,6 +18,7 @@ def fuzz():
     return mod
 
 
+@pytest.mark.slow
 def test_short_fuzz_run_has_no_crash(fuzz, tmp_path):
     report = fuzz.fuzz(300, seed=12345, jobs=1, timeout=5.0, crash_dir=tmp_path / "crashes")
     crashes = "; ".join(f"{k} x{v}" for k, v in report.crashes.items())
@@ -81,7 +82,8 @@ def _stuck(path, timeout=5.0):
     time.sleep(60)
 
 
-@pytest.mark.parametrize("fn, label", [(_die, "worker died (exit -9)"), (_stuck, "hang (worker stuck in C code)")])
+@pytest.mark.parametrize("fn, label", [(_die, "worker died (exit -9)"),
+                                       pytest.param(_stuck, "hang (worker stuck in C code)", marks=pytest.mark.slow)])
 def test_dead_or_stuck_workers_are_crashes_and_replaced(fuzz, fn, label, tmp_path, monkeypatch):
     monkeypatch.setattr(fuzz, "check", fn)  # the forked workers inherit it
     report = fuzz.fuzz(2, seed=0, timeout=0.1, crash_dir=tmp_path)

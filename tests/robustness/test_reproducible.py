@@ -78,6 +78,7 @@ def test_compile_twice_gives_identical_builds(case, tmp_path, capsys):
     _assert_identical(tmp_path / "one", tmp_path / "two")
 
 
+@pytest.mark.slow
 def test_identical_across_processes_and_hash_seeds(tmp_path):
     """Two compiles in fresh interpreters with different PYTHONHASHSEEDs (so the order of
     string sets and dict iteration over them differs) give the same bytes."""

@@ -6,8 +6,8 @@ import pytest
 from amaranth import Shape, signed, unsigned
 
 from hwflow.quant.reference import run_int
-from hwflow.rtl._simulate import simulate
-from hwflow.rtl._testgraphs import GraphBuilder, digits_cnn
+from _support.accel_sim import simulate
+from _support.graphs import GraphBuilder, digits_cnn
 from hwflow.rtl.accelerator import Accelerator, to_verilog
 from hwflow.schedule import schedule
 

@@ -82,7 +82,7 @@ def test_accelerator_with_codebook_rom_is_bit_and_cycle_exact():
     from hwflow.flow import load_graph, quantize_graph
     from hwflow.quant import QuantConfig
     from hwflow.quant.reference import run_int
-    from hwflow.rtl._simulate import simulate
+    from _support.accel_sim import simulate
     from hwflow.schedule import schedule
 
     models = Path(__file__).resolve().parents[2] / "examples" / "models"

@@ -3,7 +3,7 @@
 
 import pytest
 
-from hwflow.rtl._testgraphs import GraphBuilder
+from _support.graphs import GraphBuilder
 from hwflow.rtl.controller import Controller
 from hwflow.schedule import schedule
 

@@ -60,6 +60,7 @@ def test_yosys_puts_exactly_dsp_mults_on_mult18x18d(tmp_path):
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 def test_compiled_model_with_lut_lanes_is_exact_on_verilator(tmp_path, capsys):
     # fpga-small with 8 DSPs: of PE 4 x SIMD 4 = 16 lanes, those past the requantizer's
     # and control's DSPs (in ECP5_DSP_SHARE of the 8) multiply in LUTs.

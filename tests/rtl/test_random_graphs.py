@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from hwflow.quant.reference import run_int
-from hwflow.rtl._simulate import simulate
-from hwflow.rtl._testgraphs import random_graph
+from _support.accel_sim import simulate
+from _support.graphs import random_graph
 from hwflow.schedule import schedule
 
 

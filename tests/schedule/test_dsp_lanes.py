@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from hwflow.errors import FitError
-from hwflow.rtl._testgraphs import GraphBuilder
+from _support.graphs import GraphBuilder
 from hwflow.schedule import schedule
 from hwflow.schedule.schedule import ECP5_DSP_SHARE
 from hwflow.schedule.estimate import block_features, dsp_blocks, lut_mult_cost

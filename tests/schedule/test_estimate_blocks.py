@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hwflow.rtl._testgraphs import GraphBuilder, digits_cnn
+from _support.graphs import GraphBuilder, digits_cnn
 from hwflow.schedule import schedule
 
 est = importlib.import_module("hwflow.schedule.estimate")
@@ -131,7 +131,7 @@ def _rtl_flip_flops(prog) -> dict:
 
 def test_register_features_are_the_rtls_flip_flops():
     """The requantizer's and LUT stage's register counts are exactly the RTL's (same widths)."""
-    from hwflow.rtl._testgraphs import random_graph
+    from _support.graphs import random_graph
 
     progs = (_cnn("generic", 2, 2), _cnn("generic", 2, 4, scheme="pow2"),  # pow2: no multiplier
              schedule(random_graph(3)[1], "generic", pe=2, simd=2))          # add, max, mac steps

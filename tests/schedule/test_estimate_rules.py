@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hwflow.rtl._testgraphs import GraphBuilder, digits_cnn
+from _support.graphs import GraphBuilder, digits_cnn
 from hwflow.rtl.weight_rom import WeightRom
 from hwflow.schedule import schedule
 from hwflow.schedule.estimate import bram_blocks, dsp_blocks, memory_style

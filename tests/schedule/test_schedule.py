@@ -7,7 +7,7 @@ import pytest
 
 from hwflow.errors import FitError, OptionError, UnsupportedOpError
 from hwflow.quant.qgraph import QGraph, QLayer, QTensor
-from hwflow.rtl._testgraphs import GraphBuilder, digits_cnn
+from _support.graphs import GraphBuilder, digits_cnn
 from hwflow.schedule import schedule
 from hwflow.schedule.memory import allocate, weight_words
 from hwflow.schedule.program import SETUP_CYCLES

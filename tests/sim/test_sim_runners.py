@@ -78,7 +78,7 @@ def _write(core, path, top="fixture_top"):
     return path
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_cocotb_runner_exact_and_detects_errors(fixture_core, simulator, sim_cache, tmp_path):
     core = fixture_core(n_in=9, n_out=4, latency=200, stall_inputs=True, stall_outputs=True)
     v = _write(core, sim_cache / f"{request_name(core)}.v")
@@ -107,7 +107,7 @@ def test_cocotb_runner_miscounting_core_fails(fixture_core, sim_cache, tmp_path)
     assert r.core_cycles == [core.cycles_predicted - 1] * 2 and not r.passed
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def test_cocotb_runner_vcd(fixture_core, simulator, sim_cache, tmp_path):
     core = fixture_core()
     v = _write(core, sim_cache / f"{request_name(core)}.v")

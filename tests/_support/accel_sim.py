@@ -1,12 +1,12 @@
-"""Run the Accelerator in the Amaranth simulator on code vectors (used by tests and benches)."""
+"""Run the Accelerator in the Amaranth simulator on code vectors (a test helper)."""
 
 from __future__ import annotations
 
 import numpy as np
 from amaranth.sim import Simulator
 
-from ..sim.beats import pack, unpack
-from .accelerator import Accelerator
+from hwflow.rtl.accelerator import Accelerator
+from hwflow.sim.beats import pack, unpack
 
 __all__ = ["simulate"]
 

@@ -1,4 +1,4 @@
-"""Random hand-built QGraphs for the hardware tests and benchmarks (no quantizer involved).
+"""Random hand-built QGraphs for the hardware and schedule tests (no quantizer involved).
 
 Every parameter is drawn in its legal range: weights in ``wbits``, multipliers in
 ``mbits``, shifts chosen so outputs spread over the code range, random zero points and
