@@ -15,13 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 #: package name -> source directory (rtl/ and sim/ are mapped into hwflow)
 PACKAGES = {"hwflow": ROOT / "hwflow", "hwflow.rtl": ROOT / "rtl", "hwflow.sim": ROOT / "sim"}
 
-#: (importing module, imported unit) edges that other branches of issue 17 remove; the
-#: check ignores exactly these until they are merged (then this set must become empty).
-PENDING = {
-    ("hwflow.sim.speed", "commands"), ("hwflow.sim.speed", "flow"),           # tests: sim/speed.py goes
-}
-
-
 def _modules() -> dict[str, Path]:
     mods = {}
     for pkg, base in PACKAGES.items():
@@ -69,13 +62,13 @@ def _imports(module: str, path: Path, mods: dict[str, Path]) -> set[str]:
 
 
 def _graph() -> dict[str, dict[str, set[str]]]:
-    """unit -> imported unit -> the importing modules (PENDING edges left out)."""
+    """unit -> imported unit -> the importing modules."""
     mods = _modules()
     graph: dict[str, dict[str, set[str]]] = {}
     for module, path in mods.items():
         for target in _imports(module, path, mods):
             a, b = _unit(module), _unit(target)
-            if a != b and (module, b) not in PENDING:
+            if a != b:
                 graph.setdefault(a, {}).setdefault(b, set()).add(module)
     return graph
 
@@ -121,11 +114,3 @@ def test_standalone_modules_import_nothing_from_hwflow():
     mods = _modules()
     for module in STANDALONE:
         assert _imports(module, mods[module], mods) == set(), module
-
-
-def test_pending_edges_still_exist():
-    """Each PENDING exemption names an import that is really there (delete it once it is gone)."""
-    mods = _modules()
-    for module, unit in PENDING:
-        if module in mods:
-            assert any(_unit(t) == unit for t in _imports(module, mods[module], mods)), (module, unit)
