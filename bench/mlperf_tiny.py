@@ -111,8 +111,9 @@ def run_one(name: str, target: str, shape: str, work: Path, seeds: list[int], ve
         if all(f is not None for f in fmax):
             row.update(fmax_worst=min(fmax), fmax_median=statistics.median(fmax), clock_mhz=first["clock_mhz"],
                        latency_us=manifest["cycles"] / min(fmax))  # fmt: skip
-            worst = reports[fmax.index(min(fmax))]
-            row["critical_path"] = worst.get("critical_path")
+            cp = reports[fmax.index(min(fmax))].get("critical_path")
+            if cp:
+                row["critical_path"] = f"{cp['from']} -> {cp['to']}, {cp['delay_ns']} ns (worst seed)"
     return row
 
 
@@ -127,7 +128,7 @@ def table(rows: list[dict]) -> str:
         else:
             cells += ["-"] * 3
         res = r.get("resources")
-        cells += [str(res[k]) for k in ("lut", "ff", "dsp", "bram")] if res else ["-"] * 4
+        cells += [("-" if res[k] is None else str(res[k])) for k in ("lut", "ff", "dsp", "bram")] if res else ["-"] * 4
         if "fmax_worst" in r:
             cells += [f"{r['fmax_worst']:.1f}", f"{r['fmax_median']:.1f}", f"{r['latency_us']:.1f}"]
         else:
