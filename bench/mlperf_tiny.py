@@ -140,12 +140,15 @@ def table(rows: list[dict]) -> str:
     out.insert(1, "-" * len(out[0]))
     notes = [f"{r['model']} {r['target']} {r['shape']}: {r['error']}" for r in rows if "error" in r]
     notes += [f"{r['model']} {r['target']} {r['shape']}: does not fit" for r in rows if r.get("fits") is False]
+    notes += [f"{r['model']} {r['target']} {r['shape']}: misses the {r['clock_mhz']:g} MHz clock goal"
+              for r in rows if "fmax_worst" in r and r["fmax_worst"] < r["clock_mhz"]]  # fmt: skip
     notes += [f"{r['model']} {r['target']} {r['shape']}: critical path {r['critical_path']}"
               for r in rows if r.get("critical_path")]  # fmt: skip
     out += ["", "ratio = cycles / ideal, ideal = MACs / (PE*SIMD); latency at the worst Fmax; "
             "peak MB = the compile's max RSS; LUT/FF/DSP/BRAM of the first seed"]  # fmt: skip
     out += notes
-    out += ["", "compile commands (then: hwflow simulate BUILD -s verilator --json; hwflow synth BUILD --seed S --json):"]
+    out += ["", "compile commands (then: hwflow simulate BUILD -s verilator --json; "
+            "hwflow synth BUILD --seed S --json):"]  # fmt: skip
     out += [f"  {r['command']}" for r in rows]
     return "\n".join(out)
 
@@ -174,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vectors", type=int, default=4, help="test vectors simulated per row (default 4)")
     ap.add_argument("--keep", default=None, help="keep the BUILD directories under this path")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    ap.add_argument("--out", default=None, help="also write the table to this file (e.g. bench/results/mlperf_tiny.txt)")
+    ap.add_argument("--out", default=None,
+                    help="also write the table to this file (e.g. bench/results/mlperf_tiny.txt)")  # fmt: skip
     args = ap.parse_args(argv)
     seeds = [] if args.no_synth else list(range(1, args.seeds + 1))
     rows = []
