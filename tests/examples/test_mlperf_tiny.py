@@ -69,7 +69,8 @@ def test_keras_same_padding(examples_dir):
         for n in onnx.load(examples_dir / f"{name}.onnx").graph.node:
             if n.op_type == "Conv":
                 a = _attrs(n)
-                pads.setdefault(name, []).append((tuple(a["kernel_shape"]), tuple(a["strides"]), tuple(a["pads"]), a["group"]))
+                geometry = (tuple(a["kernel_shape"]), tuple(a["strides"]), tuple(a["pads"]), a["group"])
+                pads.setdefault(name, []).append(geometry)
     assert pads["kws_dscnn"][0] == ((10, 4), (2, 2), (4, 1, 5, 1), 1)  # 49x10 -> 25x5
     assert [p[2] for p in pads["ic_resnet8"] if p[0] == (3, 3) and p[1] == (2, 2)] == [(0, 0, 1, 1)] * 2
     strided = [p for p in pads["vww_mobilenetv1"] if p[1] == (2, 2)]
