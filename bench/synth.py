@@ -5,7 +5,7 @@ and ``hwflow synth`` (YoWASP Yosys + nextpnr), and prints one row: resources use
 against available, the scheduler's estimate error against the synthesized figures,
 Fmax against the clock goal, latency (predicted cycles / Fmax) and tool times.
 
-    python bench/synth.py                        # all examples x fpga-tiny, fpga-small, fpga-medium
+    python bench/synth.py                        # the digits examples x fpga-tiny, fpga-small, fpga-medium
     python bench/synth.py --models digits_cnn --targets fpga-small
     python bench/synth.py --json results.json    # also write the rows
 
@@ -103,14 +103,15 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=None,
-                    help="comma-separated model stems (default: every examples/models/*.onnx)")
+                    help="comma-separated model stems (default: the digits examples; "
+                         "bench/mlperf_tiny.py covers the MLPerf Tiny ones)")
     ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets")
     ap.add_argument("--keep", default=None, help="keep the BUILD directories under this path")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     ap.add_argument("--shape", default=None, metavar="PExSIMD", help="array shape (default: each target's)")
     args = ap.parse_args(argv)
     shape = tuple(int(v) for v in args.shape.lower().split("x")) if args.shape else None
-    models = sorted(MODELS.glob("*.onnx"))
+    models = sorted(MODELS.glob("digits*.onnx"))
     if args.models:
         wanted = args.models.split(",")
         models = [m for m in models if m.stem in wanted]
