@@ -111,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shape", default=None, metavar="PExSIMD", help="array shape (default: each target's)")
     args = ap.parse_args(argv)
     shape = tuple(int(v) for v in args.shape.lower().split("x")) if args.shape else None
-    models = sorted(MODELS.glob("digits*.onnx"))
     if args.models:
         wanted = args.models.split(",")
-        models = [m for m in models if m.stem in wanted]
+        models = [m for m in sorted(MODELS.glob("*.onnx")) if m.stem in wanted]
+    else:
+        models = sorted(MODELS.glob("digits*.onnx"))
     targets = args.targets.split(",")
     rows = []
     with tempfile.TemporaryDirectory(prefix="hwflow-bench-") as tmp:
