@@ -213,54 +213,73 @@ class Accelerator(wiring.Component):
                 m.d.sync += vb_r.eq(vb)
 
         # ---- serializer ---------------------------------------------------------------------
-        m.submodules.ser = ser = Serializer(vec, simd, p.acc_bits, aw, addr_bits(p.bias.shape[0]),
+        L = p.rq_lanes
+        m.submodules.ser = ser = Serializer(vec, simd, L, p.acc_bits, aw, addr_bits(p.bias.shape[0] // L),
                                             max(l.cout for l in p.layers), with_b=has_add)
         m.d.comb += [
             ser.init.eq(first_r), ser.load.eq(load_r), ser.va.eq(va_r), ser.vb.eq(vb_r),
-            ser.nb.eq(bd["nb"]), ser.nt.eq(bd["nt"]), ser.cout.eq(bd["cout"]), ser.ch_base.eq(bd["ch_base"]),
+            ser.ng.eq(bd["ng"]), ser.nt.eq(bd["nt"]), ser.cout.eq(bd["cout"]), ser.ch_base.eq(bd["ch_word"]),
             ser.out_base.eq(bd["out_base"]), ser.och.eq(bd["och"]), ser.coff_chunk.eq(bd["coff_chunk"]),
             ser.coff_lane.eq(bd["coff_lane"]),
         ]
 
         # ---- pre-stage: channel ROM read, then bias add (or the Add's a*ma + b*mb) -----------
+        # ``L`` lanes side by side from here to the write: a group of ``L`` consecutive
+        # channels of one word; the write address, the group's first lane and its valid mask
+        # travel as lane 0's tag.
         mbits = max(p.mbits, 1)
-        rq = Requantizer(p.post_bits, mbits, p.n_min, p.n_max, code_bits, tag_bits=aw + ser.lane.shape().width)
-        nbits = rq.n.shape().width
-        m.submodules.crom = crom = ChannelRom(p.bias, p.m, p.n, bias_bits(p.bias), mbits, nbits)
+        tag_bits = aw + ser.lane.shape().width + L
+        rqs = [Requantizer(p.post_bits, mbits, p.n_min, p.n_max, code_bits, tag_bits=tag_bits if i == 0 else 1)
+               for i in range(L)]
+        nbits = rqs[0].n.shape().width
+        m.submodules.crom = crom = ChannelRom(p.bias, p.m, p.n, bias_bits(p.bias), mbits, nbits, lanes=L)
         m.d.comb += crom.addr.eq(ser.gch)
         a1, b1 = Signal.like(ser.a), Signal.like(ser.b)
-        v1, tag1 = Signal(), Signal(aw + ser.lane.shape().width)
-        m.d.sync += [a1.eq(ser.a), b1.eq(ser.b), v1.eq(ser.valid), tag1.eq(Cat(ser.waddr, ser.lane))]
-        v2 = Signal(signed(p.post_bits))
-        m2, n2 = Signal(mbits), Signal(signed(nbits))
+        v1, tag1 = Signal(), Signal(tag_bits)
+        m.d.sync += [a1.eq(ser.a), b1.eq(ser.b), v1.eq(ser.valid), tag1.eq(Cat(ser.waddr, ser.lane, ser.mask))]
         valid2, tag2 = Signal(), Signal.like(tag1)
-        if has_add:
-            sum_ab = a1 * bd["ma"] + b1 * bd["mb"]
-            m.d.sync += v2.eq(Mux(bd["kind"] == KIND_CODES["add"], sum_ab, a1 + crom.data.bias))
-        else:
-            m.d.sync += v2.eq(a1 + crom.data.bias)
-        m.d.sync += [m2.eq(crom.data.m), n2.eq(crom.data.n), valid2.eq(v1), tag2.eq(tag1)]
+        m.d.sync += [valid2.eq(v1), tag2.eq(tag1)]
+        luts = []
+        for i, rq in enumerate(rqs):
+            ai, bi = (v.word_select(i, p.acc_bits).as_signed() for v in (a1, b1))
+            ch = crom.data[i]
+            v2 = Signal(signed(p.post_bits), name=f"pre_{i}")
+            m2, n2 = Signal(mbits, name=f"m_{i}"), Signal(signed(nbits), name=f"n_{i}")
+            if has_add:
+                sum_ab = ai * bd["ma"] + bi * bd["mb"]
+                m.d.sync += v2.eq(Mux(bd["kind"] == KIND_CODES["add"], sum_ab, ai + ch.bias))
+            else:
+                m.d.sync += v2.eq(ai + ch.bias)
+            m.d.sync += [m2.eq(ch.m), n2.eq(ch.n)]
 
-        # ---- requantizer, LUT, write-back ----------------------------------------------------
-        m.submodules.rq = rq
-        assert rq.latency == lat["requant"], (rq.latency, lat)
-        m.d.comb += [
-            rq.valid.eq(valid2), rq.v.eq(v2), rq.m.eq(m2), rq.n.eq(n2), rq.tag.eq(tag2),
-            rq.z.eq(bd["z_out"]), rq.lo.eq(bd["lo"]), rq.hi.eq(bd["hi"]),
-        ]
-        m.submodules.lut = lut = Lut(p.lut, code_bits, tag_bits=tag1.shape().width)
-        m.d.comb += [
-            lut.valid.eq(rq.out_valid), lut.q.eq(rq.q), lut.tag.eq(rq.out_tag),
-            lut.en.eq(bd["lut_en"]), lut.base.eq(bd["lut_base"]), lut.lo.eq(bd["lo"]),
-        ]
-        m.d.comb += ctrl.wr_busy.eq(lut.out_valid)  # the input writer waits for the back end
-        waddr = lut.out_tag[:aw]
-        wlane = lut.out_tag[aw:]
+            # ---- requantizer, LUT ----------------------------------------------------------
+            m.submodules[f"rq{i}" if L > 1 else "rq"] = rq
+            assert rq.latency == lat["requant"], (rq.latency, lat)
+            m.d.comb += [
+                rq.valid.eq(valid2), rq.v.eq(v2), rq.m.eq(m2), rq.n.eq(n2), rq.tag.eq(tag2 if i == 0 else 0),
+                rq.z.eq(bd["z_out"]), rq.lo.eq(bd["lo"]), rq.hi.eq(bd["hi"]),
+            ]
+            lut = Lut(p.lut, code_bits, tag_bits=tag_bits if i == 0 else 1)
+            m.submodules[f"lut{i}" if L > 1 else "lut"] = lut
+            m.d.comb += [
+                lut.valid.eq(rq.out_valid), lut.q.eq(rq.q), lut.tag.eq(rq.out_tag),
+                lut.en.eq(bd["lut_en"]), lut.base.eq(bd["lut_base"]), lut.lo.eq(bd["lo"]),
+            ]
+            luts.append(lut)
+
+        # ---- write-back: the group's codes into lanes ``lane .. lane + L - 1`` of one word ----
+        done = luts[0]
+        m.d.comb += ctrl.wr_busy.eq(done.out_valid)  # the input writer waits for the back end
+        waddr = done.out_tag[:aw]
+        wlane = done.out_tag[aw:aw + ser.lane.shape().width]
+        wmask = done.out_tag[aw + ser.lane.shape().width:]
         with m.If(ctrl.wr_en.any()):
             m.d.comb += [act.wr_addr.eq(ctrl.wr_addr), act.wr_en.eq(ctrl.wr_en), act.wr_data.eq(ctrl.wr_data)]
-        with m.Elif(lut.out_valid):
-            m.d.comb += [act.wr_addr.eq(waddr), act.wr_en.eq(1 << wlane)]
-            m.d.comb += act.wr_data.eq(replicate(lut.out_q, simd, p.abits))
+        with m.Elif(done.out_valid):
+            # ``wlane`` is a multiple of ``L``: the codes repeated across the word, the
+            # enables select the group's lanes.
+            m.d.comb += [act.wr_addr.eq(waddr), act.wr_en.eq(wmask << wlane)]
+            m.d.comb += act.wr_data.eq(replicate(Cat(*(l.out_q[:p.abits] for l in luts)), simd // L, L * p.abits))
         return m
 
 

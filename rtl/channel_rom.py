@@ -1,8 +1,10 @@
 """Per-channel ROM: ``(bias, m, n)`` of every output channel of every layer.
 
-Indexed by the global channel index ``layer.ch_base + channel`` that the serializer
-produces; one word per channel (bias, unsigned multiplier, signed shift, packed).
-Synchronous read (block RAM when large). Latency 1.
+Indexed by the word ``(layer.ch_base + channel) // lanes`` that the serializer produces;
+one word holds ``lanes`` consecutive channels (each: bias, unsigned multiplier, signed
+shift, packed; channel ``lanes*i + l`` in element ``l`` of word ``i``), so the back end
+reads the parameters of a whole group of codes at once. Synchronous read (block RAM when
+large). Latency 1.
 """
 
 from __future__ import annotations
@@ -24,17 +26,23 @@ class ChannelRom(wiring.Component):
     Parameters
     ----------
     bias, m, n : array-like of int
-        Equal-length per-channel values.
+        Equal-length per-channel values (a multiple of ``lanes``).
     bias_bits, mbits, nbits : int
         Signed bias width, unsigned multiplier width, signed shift width.
+    lanes : int
+        Channels a word.
     """
 
-    def __init__(self, bias, m, n, bias_bits: int, mbits: int, nbits: int):
+    def __init__(self, bias, m, n, bias_bits: int, mbits: int, nbits: int, lanes: int = 1):
         bias, m, n = (np.asarray(v, dtype=np.int64).reshape(-1) for v in (bias, m, n))
         if not bias.shape == m.shape == n.shape:
             raise ValueError(f"bias, m, n lengths differ: {bias.shape!r}, {m.shape!r}, {n.shape!r}")
-        self._layout = data.StructLayout({"bias": signed(bias_bits), "m": unsigned(mbits), "n": signed(nbits)})
-        self._init = [{"bias": int(b), "m": int(mm), "n": int(nn)} for b, mm, nn in zip(bias, m, n)]
+        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or bias.shape[0] % lanes:
+            raise ValueError(f"lanes must be a positive integer dividing the {bias.shape[0]} channels, not {lanes!r}")
+        self._entry = data.StructLayout({"bias": signed(bias_bits), "m": unsigned(mbits), "n": signed(nbits)})
+        self._layout = data.ArrayLayout(self._entry, lanes)
+        chans = [{"bias": int(b), "m": int(mm), "n": int(nn)} for b, mm, nn in zip(bias, m, n)]
+        self._init = [chans[i:i + lanes] for i in range(0, len(chans), lanes)]
         aw = addr_bits(len(self._init))
         super().__init__({"addr": In(aw), "data": Out(self._layout)})
 

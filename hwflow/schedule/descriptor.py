@@ -18,8 +18,8 @@ __all__ = ["KIND_CODES", "LOOPS", "BACK_FIELDS", "UNIT_FIELDS", "descriptor_valu
 KIND_CODES = {k: i for i, k in enumerate(KINDS)}
 
 _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw", "nt", "cis", "tpg",
-             "k", "t", "nb", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
-             "w_base", "ch_base", "lut_base", "lut_en", "drain", "qh", "qw", "wsh", "wsw",
+             "k", "t", "ng", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
+             "w_base", "ch_word", "lut_base", "lut_en", "drain", "qh", "qw", "wsh", "wsw",
              "a_org", "a_sw", "a_orow", "a_wsw", "a_wrow", "a_kx", "a_krow", "nwin_m1",
              "loads_m1")
 #: Fields also stored minus one, so loop-end tests are plain equalities (no subtractor in
@@ -34,7 +34,7 @@ LOOPS = _MINUS_ONE
 
 #: Fields the back end (serializer to write-back) uses: it keeps its own copy of the
 #: layer whose results it carries, and queues the next layer's (rtl/accelerator.py).
-BACK_FIELDS = ("nb", "nt", "cout", "ch_base", "out_base", "och", "coff_chunk", "coff_lane",
+BACK_FIELDS = ("ng", "nt", "cout", "ch_word", "out_base", "och", "coff_chunk", "coff_lane",
                "kind", "ma", "mb", "z_out", "lo", "hi", "lut_en", "lut_base", "loads_m1")
 #: Fields the units (pad substitution, pool unit) use, delayed to the memory data.
 UNIT_FIELDS = ("kind", "pv", "za", "zb")
@@ -52,10 +52,10 @@ def descriptor_values(program) -> list[dict]:
         out.append({
             "kind": KIND_CODES[l.kind], "ih": l.ih, "iw": l.iw, "ich": l.ich, "oh": l.oh, "ow": l.ow,
             "och": l.och, "kh": l.kh, "kw": l.kw, "sh": l.sh, "sw": l.sw, "nt": l.nt, "cis": l.cis,
-            "tpg": l.tpg, "k": l.k, "t": l.t, "nb": l.nb, "cout": l.cout,
+            "tpg": l.tpg, "k": l.k, "t": l.t, "ng": l.ng, "cout": l.cout,
             "coff_chunk": l.coff // program.simd, "coff_lane": l.coff % program.simd,
             "in_base": l.in_base, "in2_base": l.in2_base, "out_base": l.out_base, "w_base": l.w_base,
-            "ch_base": l.ch_base, "lut_base": l.lut_base, "lut_en": l.lut_en, "drain": l.drain,
+            "ch_word": l.ch_base // program.rq_lanes, "lut_base": l.lut_base, "lut_en": l.lut_en, "drain": l.drain,
             "qh": l.qh, "qw": l.qw, "wsh": l.wsh, "wsw": l.wsw,
             "pt_neg": -l.pt, "pl_neg": -l.pl,
             "pv": l.pv, "za": l.za, "zb": l.zb, "ma": l.ma, "mb": l.mb, "z_out": l.z_out,

@@ -250,41 +250,49 @@ def block_features(prog, family: str) -> dict:
     f["ser"] = {"lut": {"one": 1, "shift": sr, "counters": counters + ch_bits},
                 "ff": {"one": 1, "regs": sr + counters}}
 
-    # Requantizer (rtl/requantizer.py): [multiplier (DSP; partial products summed in
-    # LUTs)], barrel shifter, round + zero point, clamp; the tag rides along every stage.
+    # Requantizers (rtl/requantizer.py), one per back-end lane: [multiplier (DSP; partial
+    # products summed in LUTs)], barrel shifter, round + zero point, clamp; lane 0's tag (write
+    # address, first lane, valid mask) rides along every stage, the other lanes carry one bit.
+    L = prog.rq_lanes
     nbits = shift_bits(prog.n_min, prog.n_max)
     has_mul = prog.mbits > 1
     rpw, lw, tw = shifter_widths(post, mbits, prog.n_min)
     rw = ubits(max(prog.n_max, 1) - 1)
     w = 16 if family == "ice40" else 18
     tiles = math.ceil(post / w) * math.ceil((mbits + 1) / w) if has_mul else 1
-    rq_regs = ((rpw + 2 + tag + nbits) if has_mul else 0) + tw + 1 + tag + tw + 2 + tag + code + 1 + tag
-    f["rq"] = {"lut": {"one": 1, "shifter": tw * (lw + rw), "adders": tw + code,
-                       "partials": rpw * (tiles - 1)},
-               "ff": {"one": 1, "regs": rq_regs}}
+    tag0 = tag + L  # lane 0's tag: write address, first lane and the group's mask
+
+    def rq_regs(tg):
+        return ((rpw + 2 + tg + nbits) if has_mul else 0) + tw + 1 + tg + tw + 2 + tg + code + 1 + tg
+
+    f["rq"] = {"lut": {"one": 1, "shifter": L * tw * (lw + rw), "adders": L * (tw + code),
+                       "partials": L * rpw * (tiles - 1)},
+               "ff": {"one": 1, "regs": rq_regs(tag0) + (L - 1) * rq_regs(1)}}
 
     # Pool unit (rtl/pool.py): per lane max / sum (and the Add operands). Without a step
     # that pools or adds its inputs are constant and synthesis removes it.
     pool = simd * acc * (2 if has_add else 1) if pooled else 0
     f["pool"] = {"lut": {"lanes": pool}, "ff": {"regs": pool}}
 
-    # Per-channel ROM (rtl/channel_rom.py): bias, m, n; in logic unless deep and wide.
+    # Per-channel ROM (rtl/channel_rom.py): bias, m, n of ``L`` channels a word; in logic
+    # unless deep and wide.
     bbits = bias_bits(prog.bias)
-    depth = int(prog.bias.shape[0])
-    cols = (_varying_columns(prog.bias, bbits) + _varying_columns(prog.m, mbits)
-            + _varying_columns(prog.n, nbits))
-    if memory_style(depth, bbits + mbits + nbits) == "logic":
+    depth = int(prog.bias.shape[0]) // L
+    cols = sum(_varying_columns(prog.bias[i::L], bbits) + _varying_columns(prog.m[i::L], mbits)
+               + _varying_columns(prog.n[i::L], nbits) for i in range(L))
+    if memory_style(depth, L * (bbits + mbits + nbits)) == "logic":
         f["crom"] = {"lut": {"rom": _rom_logic(depth, cols)}, "ff": {"cols": cols}}
     else:
         f["crom"] = {"lut": {"rom": 0}, "ff": {"cols": 0}}
 
-    # LUT activation (rtl/lut.py): table ROM, address adder, bypass mux, tag registers.
+    # LUT activation (rtl/lut.py), one per back-end lane: table ROM, address adder, bypass
+    # mux, tag registers (lane 0's tag, one bit on the others).
     ldepth = int(prog.lut.shape[0])
     lut_en = any(l.lut_en for l in prog.layers)
     lcols = _varying_columns(prog.lut, code) if lut_en else 0
     rom = _rom_logic(ldepth, lcols) if memory_style(ldepth, code) == "logic" else 0
-    f["lut"] = {"lut": {"rom": rom, "mux": code + ubits(ldepth - 1) if lut_en else 0},
-                "ff": {"regs": code + 2 + tag + (lcols if rom else 0)}}
+    f["lut"] = {"lut": {"rom": L * rom, "mux": L * (code + ubits(ldepth - 1)) if lut_en else 0},
+                "ff": {"regs": L * (code + 2 + (lcols if rom else 0)) + tag0 + L - 1}}
 
     # Activation RAM (rtl/act_buffer.py): block RAM; logic for lane enables and read hold.
     f["act"] = {"lut": {"one": 1, "word": word, "addr": aw}, "ff": {"one": 1, "word": word, "addr": aw}}
@@ -298,9 +306,10 @@ def block_features(prog, family: str) -> dict:
     # over the layers are constants after synthesis.
     overlap = (2 * sum(var[n] for n in BACK_FIELDS) + prog.latency["issue"] * sum(var[n] for n in UNIT_FIELDS)
                + (vec if pooled else pe) * acc * (2 if has_add else 1))
-    f["top"] = {"lut": {"one": 1, "pad": word, "hold": hold, "select": vec * acc if pooled else 0, "pre": post + aw + tag},
-                "ff": {"one": 1, "regs": 2 * mac_lat + hold + acc * (2 if has_add else 1) + post + mbits
-                       + nbits + 2 * tag + 4 + overlap}}
+    f["top"] = {"lut": {"one": 1, "pad": word, "hold": hold, "select": vec * acc if pooled else 0,
+                        "pre": L * post + aw + tag0},
+                "ff": {"one": 1, "regs": 2 * mac_lat + hold + L * (acc * (2 if has_add else 1) + post + mbits + nbits)
+                       + 2 * tag0 + 4 + overlap}}
     return f
 
 
@@ -328,10 +337,10 @@ def estimate(prog, target) -> dict:
     mac_dsp = dsp_blocks(prog.wbits, prog.abits, family)
     ndsp = nmul if prog.dsp_mults is None else min(prog.dsp_mults, nmul)
     dsps = ndsp * mac_dsp
-    if prog.mbits > 1:
-        dsps += dsp_blocks(prog.post_bits, prog.mbits + 1, family)  # m is unsigned: one more bit
+    if prog.mbits > 1:  # one requantizer a back-end lane; m is unsigned: one more bit
+        dsps += prog.rq_lanes * dsp_blocks(prog.post_bits, prog.mbits + 1, family)
     if prog.addm_bits:
-        dsps += 2
+        dsps += 2 * prog.rq_lanes
     fam = family if family in _COEF else _COEF_FALLBACK
     blocks = block_estimates(prog, fam)
     pack = _coef(fam)["pack"]
@@ -344,7 +353,8 @@ def estimate(prog, target) -> dict:
     mems = [  # (depth, width, rom) as the RTL builds them
         (prog.act_words, simd * prog.abits, False),
         (int(prog.weights.shape[0]), nmul * (prog.ibits or prog.wbits), True),
-        (int(prog.bias.shape[0]), bias_bits(prog.bias) + max(prog.mbits, 1) + prog.n_bits, True),
+        (int(prog.bias.shape[0]) // prog.rq_lanes,
+         prog.rq_lanes * (bias_bits(prog.bias) + max(prog.mbits, 1) + prog.n_bits), True),
         (int(prog.lut.shape[0]), prog.abits, True),
     ]
     blocks_ram = sum(bram_blocks(d, w, family, rom) for d, w, rom in mems)

@@ -50,10 +50,15 @@ class RomImages:
     ibits : int
         With weight sharing (:func:`hwflow.prune.sharing.codebook_bits`), the width of the
         codebook indices the weight ROM holds instead of weights; 0 for plain weights.
+    lanes : int
+        Each layer's channels start on a multiple of ``lanes`` in the per-channel ROM (the
+        back end reads ``lanes`` channels a word, :mod:`hwflow.rtl.channel_rom`); the gaps
+        hold neutral entries.
     """
 
-    def __init__(self, ibits: int = 0):
+    def __init__(self, ibits: int = 0, lanes: int = 1):
         self.ibits = ibits
+        self.lanes = lanes
         self._weights: list[np.ndarray] = []
         self._w_next = 0
         self.codebooks: list[np.ndarray] = []
@@ -75,11 +80,14 @@ class RomImages:
         return base
 
     def add_channels(self, bias, m, n, c: int) -> int:
-        """Append ``c`` channels' ``(bias, m, n)`` (each a scalar or one value per channel)."""
+        """Append ``c`` channels' ``(bias, m, n)`` (each a scalar or one value per channel),
+        padded to a multiple of ``lanes`` entries."""
         base = self._ch_next
-        self._chan.append(tuple(np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (c,)).copy()
-                                for v in (bias, m, n)))
-        self._ch_next += c
+        pad = -c % self.lanes
+        self._chan.append(tuple(np.concatenate([np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (c,)),
+                                                np.full(pad, neutral, np.int64)])
+                                for v, neutral in ((bias, 0), (m, 1), (n, 0))))
+        self._ch_next += c + pad
         return base
 
     def add_lut(self, table: np.ndarray) -> int:
@@ -95,9 +103,9 @@ class RomImages:
         cat = lambda parts, empty: np.concatenate(parts) if parts else empty  # noqa: E731
         return {
             "weights": cat(self._weights, np.zeros((1, pe, simd), np.int64)),
-            "bias": cat([c[0] for c in self._chan], np.zeros(1, np.int64)),
-            "m": cat([c[1] for c in self._chan], np.ones(1, np.int64)),
-            "n": cat([c[2] for c in self._chan], np.zeros(1, np.int64)),
+            "bias": cat([c[0] for c in self._chan], np.zeros(self.lanes, np.int64)),
+            "m": cat([c[1] for c in self._chan], np.ones(self.lanes, np.int64)),
+            "n": cat([c[2] for c in self._chan], np.zeros(self.lanes, np.int64)),
             "lut": cat(self._luts, np.zeros(1, np.int64)),
             "codebooks": self.codebooks,
             "cb_bases": self.cb_bases,

@@ -138,6 +138,7 @@ class LayerProgram:
     k: int = 1
     t: int = 1
     nb: int = 1
+    ng: int = 1
     cout: int = 1
     coff: int = 0
     in_base: int = 0
@@ -278,6 +279,7 @@ class Program:
     codebooks: list = field(default_factory=list)
     cb_bases: list = field(default_factory=list)
     dsp_mults: int | None = None
+    rq_lanes: int = 1
 
     @property
     def input_map(self) -> TensorMap:
@@ -377,6 +379,7 @@ class Program:
             "pe": self.pe,
             "simd": self.simd,
             "dsp_mults": self.pe * self.simd if self.dsp_mults is None else self.dsp_mults,
+            "rq_lanes": self.rq_lanes,
             "widths": {
                 "abits": self.abits, "wbits": self.wbits, "acc_bits": self.acc_bits,
                 "post_bits": self.post_bits, "mbits": self.mbits, "n_min": self.n_min,

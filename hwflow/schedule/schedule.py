@@ -99,16 +99,16 @@ def mac_dsp_lanes(prog: Program, target) -> int:
     return min(nmul, left // per)
 
 
-def drain_cycles(lat: dict[str, int], kind: str, nb: int, t: int, k: int) -> int:
+def drain_cycles(lat: dict[str, int], kind: str, ng: int, t: int, k: int) -> int:
     """Cycles after a step's last tile until its last code is written and readable.
 
     The last read is issued ``t - k`` cycles before the tile ends; its data arrives ``issue``
-    cycles later, its results leave the unit, are serialized (``nb`` codes) and pass
-    pre-stage, requantizer and LUT. One more cycle covers the write (the output stream reads
-    straight from its counters, so it is the tightest reader).
+    cycles later, its results leave the unit, are serialized (``ng`` groups of codes) and
+    pass pre-stage, requantizer and LUT. One more cycle covers the write (the output stream
+    reads straight from its counters, so it is the tightest reader).
     """
     unit = _unit_latency(lat, kind)
-    return max(1, unit + nb + lat["pre"] + lat["requant"] + lat["lut"] + lat["issue"] + 1 - (t - k))
+    return max(1, unit + ng + lat["pre"] + lat["requant"] + lat["lut"] + lat["issue"] + 1 - (t - k))
 
 
 def _unit_latency(lat: dict[str, int], kind: str) -> int:
@@ -132,7 +132,7 @@ def _trace(layer: LayerProgram) -> tuple[np.ndarray, np.ndarray]:
 
 
 def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, act_words: int,
-                   tin: TensorMap) -> int:
+                   tin: TensorMap, lanes: int = 1) -> int:
     """Overlap the input stream with the first layer and each layer with the next; returns ``input_lead``.
 
     The first layer starts after ``input_lead`` input beats (cycle ``R0 = input_lead + 3``;
@@ -177,7 +177,7 @@ def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, a
         pix = (np.arange(loads) // l.nt)[:, None]
         ok = co < l.cout
         addr = (l.out_base + pix * l.och + (l.coff + co) // simd)[ok]
-        when = (t_load[:, None] + back + np.arange(l.nb)[None, :])[ok]
+        when = (t_load[:, None] + back + (np.arange(l.nb) // lanes)[None, :])[ok]
         np.maximum.at(last_write, addr, when)
         end = r + l.tiles * l.t
         if idx + 1 == len(layers):
@@ -289,6 +289,45 @@ def _fusions(qgraph: QGraph, pe: int, simd: int, stack: int, always: bool = Fals
     return out
 
 
+def _pow2_part(n: int) -> int:
+    """The largest power of two dividing ``n`` (``n >= 1``)."""
+    return n & -n
+
+
+def _max_lanes(qgraph: QGraph, pe: int, simd: int) -> int:
+    """The most back-end lanes the program could use: the largest power of two dividing
+    SIMD, PE and every Concat input's channel offset (a group of lanes never crosses an
+    activation word, :mod:`hwflow.rtl.serializer`)."""
+    lanes = min(_pow2_part(simd), _pow2_part(pe))
+    for layer in qgraph.layers:
+        if layer.op == "concat":
+            coff = 0
+            for t in layer.inputs[:-1]:
+                coff += _chw(qgraph.tensors[t].shape)[0]
+                lanes = min(lanes, _pow2_part(coff))
+    return lanes
+
+
+def _set_lanes(l: LayerProgram, lanes: int) -> None:
+    """A step's ``ng = nb / lanes`` groups a load and its ``t``: ``max(k, ceil(ng / (qh*qw)))``,
+    so the serializer is free for every load."""
+    l.ng = l.nb // lanes
+    l.t = max(l.k, -(-l.ng // (l.qh * l.qw)))
+
+
+def _choose_lanes(layers: list[LayerProgram], lanes_max: int) -> int:
+    """Back-end lanes: the fewest (each costs a requantizer) whose tile cycles are within 1 %
+    of the most's."""
+    def run(lanes):
+        return sum(l.tiles * max(l.k, -(-(l.nb // lanes) // (l.qh * l.qw))) for l in layers)
+
+    best = run(lanes_max)
+    lanes = 1
+    while run(lanes) > 1.01 * best:
+        lanes *= 2
+    return lanes
+
+
 def _check_layers(qgraph: QGraph) -> None:
     for layer in qgraph.layers:
         if layer.op in ("conv", "maxpool", "avgpool") and len(qgraph.tensors[layer.inputs[0]].shape) != 4:
@@ -388,7 +427,8 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     if any(int(l.m.max()) > 1 for l in qgraph.layers if l.has_requant):
         mbits = max(mbits, 2)
     lat = latencies(simd, mbits)
-    roms = RomImages(codebook_bits(qgraph))  # weight sharing: the ROM holds codebook indices
+    lanes_max = _max_lanes(qgraph, pe, simd)
+    roms = RomImages(codebook_bits(qgraph), lanes_max)  # weight sharing: the ROM holds codebook indices
     if roms.ibits:
         lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
         lat["mac"] += lat["codebook"]
@@ -397,16 +437,18 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]
+    lanes = _choose_lanes(layers, lanes_max)
     for lp in layers:
-        lp.drain = drain_cycles(lat, lp.kind, lp.nb, lp.t, lp.k)
-    input_lead = overlap_drains(layers, lat, simd, act_words, tensors[qgraph.input])
+        _set_lanes(lp, lanes)
+        lp.drain = drain_cycles(lat, lp.kind, lp.ng, lp.t, lp.k)
+    input_lead = overlap_drains(layers, lat, simd, act_words, tensors[qgraph.input], lanes)
 
     prog = Program(
         name=qgraph.name, pe=pe, simd=simd, abits=abits, wbits=wbits, mbits=mbits,
         **_datapath_widths(lowered, abits), **roms.images(pe, simd),
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
         latency=lat, host_tail=list(qgraph.host_tail), target=tgt.name, ibits=roms.ibits,
-        input_lead=input_lead, dsp_mults=pe * simd,
+        input_lead=input_lead, dsp_mults=pe * simd, rq_lanes=lanes,
     )
     prog.estimate = estimate(prog, tgt)
     prog.dsp_mults = mac_dsp_lanes(prog, tgt)

@@ -195,9 +195,9 @@ def test_layer_overlap_is_as_tight_as_the_reads_allow():
     from hwflow.schedule.schedule import drain_cycles
 
     first = prog.layers[0]
-    full = drain_cycles(prog.latency, first.kind, first.nb, first.t, first.k)
+    full = drain_cycles(prog.latency, first.kind, first.ng, first.t, first.k)
     assert 1 <= first.drain < full  # overlapped, bounded by gemm2 reading gemm1's last chunk
-    assert prog.layers[-1].drain == drain_cycles(prog.latency, "mac", prog.pe, prog.layers[-1].t,
+    assert prog.layers[-1].drain == drain_cycles(prog.latency, "mac", prog.layers[-1].ng, prog.layers[-1].t,
                                                  prog.layers[-1].k)  # the output reads everything
     xs = [b.random_input(qg) for _ in range(2)]
     outs, cycles, _ = simulate(prog, xs)

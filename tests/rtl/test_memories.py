@@ -34,18 +34,24 @@ def test_pack_words_rejects_out_of_range():
         pack_words(np.array([[[8]]]), 4)
 
 
-def test_channel_rom(run_sim):
-    bias, m, n = [5, -7, 100000], [1, 65535, 3], [0, -2, 31]
-    dut = ChannelRom(bias, m, n, 20, 16, 7)
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_channel_rom(run_sim, lanes):
+    """Word ``i`` holds channels ``i*lanes .. i*lanes + lanes - 1``."""
+    bias, m, n = [5, -7, 100000, 3], [1, 65535, 3, 9], [0, -2, 31, 4]
+    dut = ChannelRom(bias, m, n, 20, 16, 7, lanes=lanes)
 
     async def bench(ctx):
-        for i in range(3):
+        for i in range(4 // lanes):
             ctx.set(dut.addr, i)
             await ctx.tick()
-            d = ctx.get(dut.data)
-            assert (d.bias, d.m, d.n) == (bias[i], m[i], n[i])
+            for l in range(lanes):
+                d = ctx.get(dut.data)[l]
+                c = i * lanes + l
+                assert (d.bias, d.m, d.n) == (bias[c], m[c], n[c])
 
     run_sim(dut, bench)
+    with pytest.raises(ValueError, match=r"lanes must be a positive integer dividing the 4 channels, not 3"):
+        ChannelRom(bias, m, n, 20, 16, 7, lanes=3)
 
 
 def test_lut_lookup_and_bypass(run_sim):

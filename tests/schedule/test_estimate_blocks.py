@@ -125,7 +125,8 @@ def _rtl_flip_flops(prog) -> dict:
     out = collections.Counter()
     for mod in re.finditer(r"\nmodule \\(\S+)\n(.*?)\nend\n", rtlil.convert(Accelerator(prog)), re.S):
         for cell in re.finditer(r"cell \$\w*dff\w* \S+\n((?:\s+parameter .*\n)*)", mod.group(2)):
-            out[mod.group(1).split(".")[-1]] += int(re.search(r"parameter \\WIDTH (\d+)", cell.group(1)).group(1))
+            name = re.sub(r"(rq|lut)\d+$", r"\1", mod.group(1).split(".")[-1])  # one per back-end lane
+            out[name] += int(re.search(r"parameter \\WIDTH (\d+)", cell.group(1)).group(1))
     return out
 
 
@@ -134,7 +135,9 @@ def test_register_features_are_the_rtls_flip_flops():
     from _support.graphs import random_graph
 
     progs = (_cnn("generic", 2, 2), _cnn("generic", 2, 4, scheme="pow2"),  # pow2: no multiplier
-             schedule(random_graph(3)[1], "generic", pe=2, simd=2))          # add, max, mac steps
+             schedule(random_graph(3)[1], "generic", pe=2, simd=2),          # add, max, mac steps
+             schedule(random_graph(3)[1], "generic", pe=4, simd=4))
+    assert {p.rq_lanes for p in progs} > {1}                                  # several back-end lanes
     for prog in progs:
         feats = est.block_features(prog, "ecp5")
         ffs = _rtl_flip_flops(prog)
