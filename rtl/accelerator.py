@@ -122,12 +122,16 @@ class Accelerator(wiring.Component):
             m.d.sync += [nxt[f].eq(v) for f, v in da.items()]
             da = nxt
         x = Signal(simd * p.abits)
-        if p.input_map.stack > 1:
-            # Per-lane padding (row-stacked first layer: each lane is its own input row).
-            m.d.comb += x.eq(Cat(*(Mux(ctrl.d_inrange & ctrl.d_mask[i], act.rd_data[i * p.abits:(i + 1) * p.abits],
-                                       da["pv"][:p.abits]) for i in range(simd))))
+        pv = replicate(da["pv"], simd, p.abits)
+        ram = Mux(ctrl.d_inrange, act.rd_data, pv)
+        if p.input_stream is not None:
+            # The streamed first layer reads the input stream; its lanes in the padding take
+            # the pad value.
+            beat = Cat(*(Mux(ctrl.d_mask[i], ctrl.d_sdata.word_select(i, p.abits), da["pv"][:p.abits])
+                         for i in range(simd)))
+            m.d.comb += x.eq(Mux(da["stream"], beat, ram))
         else:
-            m.d.comb += x.eq(Mux(ctrl.d_inrange, act.rd_data, replicate(da["pv"], simd, p.abits)))
+            m.d.comb += x.eq(ram)
 
         vec = max(pe, simd)
         va = Signal(vec * p.acc_bits)

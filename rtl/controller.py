@@ -37,6 +37,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..schedule.descriptor import KIND_CODES, LOOPS, descriptor_fields, descriptor_values
+from ..quant.arith import bits_for_range
 from ..schedule.widths import CYCLE_BITS, STEP_FLAGS, addr_bits, coord_bits
 
 __all__ = ["Controller", "descriptor_layout"]
@@ -89,6 +90,7 @@ class Controller(wiring.Component):
             "d_wfirst": Out(1),
             "d_wlast": Out(1),
             "d_mask": Out(simd),
+            "d_sdata": Out(word),
             "desc": Out(self._desc),
             "init": Out(1),
             "running": Out(1),
@@ -98,6 +100,36 @@ class Controller(wiring.Component):
     def latency(self) -> int:
         """Cycles from a RUN step to its memory data (two address registers + synchronous read)."""
         return 3
+
+    def _stream(self, m, st, go, in_lanes, running, s_act, ci, wiy, wix, d):
+        """The streamed first layer (:class:`~hwflow.schedule.program.InputStream`).
+
+        Its RUN steps that read take a beat instead (``in_ready``; a missing beat holds the
+        loops, ``go``); the beat travels three registers to meet its flags at the data
+        stage (``d_sdata``). The lanes outside the image are padding (``d_mask`` low): from
+        the window origin (the receptive field's output position ``cy, cx``) stage A forms
+        the field's first input row and column, stage B compares each kernel row and column
+        with the image, stage C picks the chunk's lanes (constants of the first layer).
+        """
+        simd = self._p.simd
+        m.d.comb += [self.in_ready.eq(running & d.stream & s_act), go.eq(~(d.stream & s_act) | self.in_valid)]
+        rl = dict(reset_less=True)
+        s_a, s_b = (Signal.like(self.d_sdata, name=n, **rl) for n in ("sdata_a", "sdata_b"))
+        m.d.sync += [s_a.eq(Cat(*in_lanes)), s_b.eq(s_a), self.d_sdata.eq(s_b)]
+        cw = bits_for_range(-max(st.pt, st.pl) - 1, max(st.oh * st.sh, st.ow * st.sw) + max(st.kh, st.kw)) + 1
+        a_y0, a_x0 = Signal(signed(cw), name="sy0", **rl), Signal(signed(cw), name="sx0", **rl)
+        a_q, b_q = Signal.like(ci, name="sq_a", **rl), Signal.like(ci, name="sq_b", **rl)
+        m.d.sync += [a_y0.eq(wiy * st.sh - st.pt), a_x0.eq(wix * st.sw - st.pl), a_q.eq(ci), b_q.eq(a_q)]
+        row_ok = Signal(st.kh, name="row_ok", **rl)
+        col_ok = Signal(st.kw, name="col_ok", **rl)
+        m.d.sync += [row_ok.eq(Cat(*((a_y0 + ky >= 0) & (a_y0 + ky < st.h) for ky in range(st.kh)))),
+                     col_ok.eq(Cat(*((a_x0 + kx >= 0) & (a_x0 + kx < st.w) for kx in range(st.kw))))]
+        pos = st.tap_positions(simd)
+        with m.Switch(b_q):
+            for q in range(st.chunks):
+                with m.Case(q):
+                    m.d.sync += self.d_mask.eq(Cat(*((row_ok[ky] & col_ok[kx]) if ch >= 0 else C(0, 1)
+                                                     for ch, ky, kx in pos[q].tolist())))
 
     def elaborate(self, platform):
         m = Module()
@@ -119,38 +151,40 @@ class Controller(wiring.Component):
 
         # ---- stream counters: the streams move whole words, in address order --------------
         tin, tout = p.input_map, p.output_map
-        in_addr = Signal(self._aw, reset_less=True)
+        istream = p.input_stream
         out_addr = Signal(self._aw, reset_less=True)
-        in_last = in_addr == tin.base + tin.words - 1
         out_last = out_addr == tout.base + tout.words - 1
         issued = Signal()  # output: every read has been issued
 
         # Input lanes sign-extended to the RAM's lane width.
         in_lanes = [Signal(signed(p.abits), name=f"in_lane{i}") for i in range(simd)]
         m.d.comb += [v.eq(self.in_data[i * p.in_bits:(i + 1) * p.in_bits].as_signed()) for i, v in enumerate(in_lanes)]
-        # ---- input writer: runs beside the FSM, so the first layer can start early ------------
-        # It takes beats from ``start`` on (one word per beat, in address order) and yields the
-        # write port to the back end (``wr_busy``). The FSM leaves WAIT after ``input_lead``
-        # beats; RUN steps only while ``beats - steps > input_lead`` (or the input is all in),
-        # so reads never overtake writes, whatever the partner does; with a partner that never
-        # stalls that always holds and the cycle count is the schedule's.
         lead = p.input_lead
         in_active = Signal()
-        # slack = beats taken - RUN steps taken - input_lead - 1, kept incrementally so that
-        # ``go`` is a register's sign bit (it gates every loop counter: a short path).
-        slack = Signal(signed(max(tin.words, lead + 2).bit_length() + 2))
         to_lead = Signal(range(lead + 1))  # beats until WAIT may end (no adder on that path)
         take = Signal()
-        m.d.comb += [self.in_ready.eq(in_active & ~self.wr_busy), take.eq(self.in_valid & self.in_ready)]
-        with m.If(take):
-            m.d.comb += [self.wr_addr.eq(in_addr), self.wr_en.eq(-1), self.wr_data.eq(Cat(*in_lanes))]
-            m.d.sync += in_addr.eq(in_addr + 1)
-            with m.If(to_lead != 0):
-                m.d.sync += to_lead.eq(to_lead - 1)
-            with m.If(in_last):
-                m.d.sync += in_active.eq(0)
         go = Signal()
-        m.d.comb += go.eq(~in_active | (slack >= 0))
+        if istream is None:
+            # ---- input writer: runs beside the FSM, so the first layer can start early --------
+            # It takes beats from ``start`` on (one word per beat, in address order) and yields
+            # the write port to the back end (``wr_busy``). The FSM leaves WAIT after
+            # ``input_lead`` beats; RUN steps only while ``beats - steps > input_lead`` (or the
+            # input is all in), so reads never overtake writes, whatever the partner does; with
+            # a partner that never stalls that always holds and the cycle count is the schedule's.
+            in_addr = Signal(self._aw, reset_less=True)
+            in_last = in_addr == tin.base + tin.words - 1
+            # slack = beats taken - RUN steps taken - input_lead - 1, kept incrementally so that
+            # ``go`` is a register's sign bit (it gates every loop counter: a short path).
+            slack = Signal(signed(max(tin.words, lead + 2).bit_length() + 2))
+            m.d.comb += [self.in_ready.eq(in_active & ~self.wr_busy), take.eq(self.in_valid & self.in_ready)]
+            with m.If(take):
+                m.d.comb += [self.wr_addr.eq(in_addr), self.wr_en.eq(-1), self.wr_data.eq(Cat(*in_lanes))]
+                m.d.sync += in_addr.eq(in_addr + 1)
+                with m.If(to_lead != 0):
+                    m.d.sync += to_lead.eq(to_lead - 1)
+                with m.If(in_last):
+                    m.d.sync += in_active.eq(0)
+            m.d.comb += go.eq(~in_active | (slack >= 0))
 
         # ---- RUN counters --------------------------------------------------------------------
         cw = coord_bits(p.layers)
@@ -221,18 +255,8 @@ class Controller(wiring.Component):
         # Data stage: flags line up with the memory output.
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
                         self.d_wfirst, self.d_wlast).eq(b_flags)
-        # Row-stacked first layer: lane s holds input row y0 + s // cin; rows outside the
-        # image are padding. Every other layer uses all lanes.
-        stack = tin.stack
-        if stack > 1:
-            # Stage A registers the row, stage B compares it (short paths), stage C is data.
-            a_y0 = Signal(signed(cw + 2), **rl)
-            a_l0 = Signal(**rl)
-            b_mask = Signal(simd, **rl)
-            m.d.sync += [a_y0.eq(iy - tin.stack_pad), a_l0.eq(layer == 0)]
-            m.d.sync += b_mask.eq(Cat(*(
-                ~a_l0 | ((a_y0 + s // tin.c >= 0) & (a_y0 + s // tin.c < tin.h)) for s in range(simd))))
-            m.d.sync += self.d_mask.eq(b_mask)
+        if istream is not None:
+            self._stream(m, istream, go, in_lanes, running, s_act, ci, wiy, wix, d)
         else:
             m.d.comb += self.d_mask.eq(-1)
 
@@ -299,7 +323,8 @@ class Controller(wiring.Component):
             m.d.sync += [ix0.eq(ix0_next), p0.eq(p0_next)]
         with m.If(run_last):
             m.d.sync += running.eq(0)
-        m.d.sync += slack.eq(slack + take - (running & go & in_active))
+        if istream is None:
+            m.d.sync += slack.eq(slack + take - (running & go & in_active))
         with m.If(en_oy):
             m.d.sync += iy0.eq(iy0 + d.sh)
         with m.If(self.init):  # after the advances: init wins
@@ -312,8 +337,9 @@ class Controller(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [counter.eq(1), layer.eq(0), issued.eq(0), self.out_valid.eq(0)]
-                    m.d.sync += [in_addr.eq(tin.base), out_addr.eq(tout.base), in_active.eq(1),
-                                 slack.eq(-lead - 1), to_lead.eq(lead)]
+                    m.d.sync += out_addr.eq(tout.base)
+                    if istream is None:
+                        m.d.sync += [in_addr.eq(tin.base), in_active.eq(1), slack.eq(-lead - 1), to_lead.eq(lead)]
                     m.next = "WAIT"
             with m.State("WAIT"):
                 # Until the first ``input_lead`` beats are in (counting this cycle's).

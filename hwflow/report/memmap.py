@@ -27,14 +27,15 @@ def memories(ctx) -> list[dict]:
     family = ctx.target.family
     block = ctx.target.bram_block_bits or _DEFAULT_BLOCK_BITS
     chan_w = m["chan_bits"] // m["chan_entries"] if m["chan_entries"] else 0
-    mems = [("activation RAM", m["act_words"], m["act_word_bits"]),
-            ("weight ROM", m["weight_words"], m["weight_word_bits"]),
-            ("channel ROM (bias, m, n)", m["chan_entries"], chan_w),
-            ("LUT ROM", m["lut_entries"], w["abits"])]
+    lanes = ctx.schedule.get("rq_lanes", 1)  # channels a word (one per back-end lane)
+    mems = [("activation RAM", m["act_words"], m["act_word_bits"], False),
+            ("weight ROM", m["weight_words"], m["weight_word_bits"], True),
+            ("channel ROM (bias, m, n)", m["chan_entries"] // lanes, chan_w * lanes, True),
+            ("LUT ROM", m["lut_entries"], w["abits"], True)]
     out = []
-    for name, depth, width in mems:
+    for name, depth, width, rom in mems:
         bits = depth * width
-        n = bram_blocks(depth, width, family) if bits else 0
+        n = bram_blocks(depth, width, family, rom) if bits else 0
         cap = n * block
         out.append({"name": name, "depth": depth, "width": width, "bits": bits, "blocks": n,
                     "capacity": cap, "fill": bits / cap if cap else None})
@@ -101,7 +102,8 @@ def memmap_section(ctx) -> Section:
     live = liveness(ctx.qgraph)
     tens = ctx.schedule["memory"]["tensors"]
     trows = [[name, "x".join(map(str, t["shape"][1:])), t["bits"], t["base"], t["base"] + t["words"] - 1,
-              t["words"], f"{live[name][0]}..{live[name][1]}" if name in live else "", t.get("stack", 1)]
+              t["words"], f"{live[name][0]}..{live[name][1]}" if name in live else "",
+              "" if t.get("in_ram", True) else "streamed"]
              for name, t in sorted(tens.items(), key=lambda kv: kv[1]["base"])]
     mrows = [[m["name"], m["depth"], m["width"], m["bits"], m["blocks"] or "LUT RAM",
               m["capacity"] or None, round(100 * m["fill"], 1) if m["fill"] is not None else None]
@@ -117,6 +119,6 @@ def memmap_section(ctx) -> Section:
     body = [para(lead),
             table(["memory", "depth", "width (bit)", "bits", "block RAMs", "capacity (bit)", "fill %"], mrows),
             table(["tensor", "shape (C x H x W)", "bits", "first word", "last word", "words", "live steps",
-                   "row stack"], trows),
+                   "note"], trows),
             img_tag(_figure(ctx, live), "memory map", "memory_map")]
     return Section("memory", "Memory map: ROMs and buffers", "\n".join(body))

@@ -21,7 +21,7 @@ _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw
              "k", "t", "ng", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
              "w_base", "ch_word", "lut_base", "lut_en", "drain", "qh", "qw", "wsh", "wsw",
              "a_org", "a_sw", "a_orow", "a_wsw", "a_wrow", "a_kx", "a_krow", "nwin_m1",
-             "loads_m1")
+             "loads_m1", "stream")
 #: Fields also stored minus one, so loop-end tests are plain equalities (no subtractor in
 #: the controller's critical path).
 _MINUS_ONE = ("k", "qh", "qw", "cis", "kw", "kh", "t", "nt", "ow", "tpg")
@@ -37,7 +37,7 @@ LOOPS = _MINUS_ONE
 BACK_FIELDS = ("ng", "nt", "cout", "ch_word", "out_base", "och", "coff_chunk", "coff_lane",
                "kind", "ma", "mb", "z_out", "lo", "hi", "lut_en", "lut_base", "loads_m1")
 #: Fields the units (pad substitution, pool unit) use, delayed to the memory data.
-UNIT_FIELDS = ("kind", "pv", "za", "zb")
+UNIT_FIELDS = ("kind", "pv", "za", "zb", "stream")
 
 _SIGNED = ("pt_neg", "pl_neg", "pv", "za", "zb", "ma", "mb", "z_out", "lo", "hi")
 #: Signed fields compared with lanes / codes: widened to the code width.
@@ -59,7 +59,7 @@ def descriptor_values(program) -> list[dict]:
             "qh": l.qh, "qw": l.qw, "wsh": l.wsh, "wsw": l.wsw,
             "pt_neg": -l.pt, "pl_neg": -l.pl,
             "pv": l.pv, "za": l.za, "zb": l.zb, "ma": l.ma, "mb": l.mb, "z_out": l.z_out,
-            "lo": l.lo, "hi": l.hi, "loads_m1": l.oh * l.ow * l.nt - 1,
+            "lo": l.lo, "hi": l.hi, "loads_m1": l.oh * l.ow * l.nt - 1, "stream": l.stream,
         })
         out[-1].update({f"{f}_m1": out[-1][f] - 1 for f in _MINUS_ONE})
         # Address steps in words (the controller has no multiply), modulo 2**aw: first pixel

@@ -180,8 +180,8 @@ def block_features(prog, family: str) -> dict:
     # pipeline, the FSM; the descriptor ROM in logic. ``regs`` is the register count the
     # coefficients were fitted with; some of its terms (the stream counters beside the
     # stream addresses, ``lanes``, an output-row counter, the ``pw``-wide pixel offsets, the
-    # row-stacked input's counters) describe registers the controller has since dropped
-    # or narrowed: a refit should count the controller's own registers.
+    # stacked input's counters) describe registers the controller has since dropped or
+    # narrowed: a refit should count the controller's own registers.
     L = len(prog.layers)
     cw = coord_bits(prog.layers)
     pixlim = max((l.ih + l.kh + l.pt + 1) * (l.iw + l.kw + l.pl + 1) for l in prog.layers)
@@ -198,9 +198,9 @@ def block_features(prog, family: str) -> dict:
             + fw["nt"] + fw["tpg"] + ubits(max(l.ich for l in prog.layers)) + fw["t"]
             + fw["kh"] + fw["kw"] + fw["cis"] + 4 * cw + 3 * pw + ww + 1 + fw["drain"] + fw["qh"] + fw["qw"] + 1
             + (pw + 1) + (aw + 1) + STEP_FLAGS + ww + 2 * aw + ww + STEP_FLAGS + STEP_FLAGS + fsm)
-    if tin.stack > 1:
-        regs += (2 * ubits(tin.stack - 1) + ab + aw + ubits(simd + tin.stack * tin.c - 1)
-                 + ubits(tin.h) + ubits(tin.w) + 1 + cw + 3 + 2 * simd)
+    st = prog.input_stream
+    if st is not None:  # the streamed first layer: beat delay, field origin, row/column tests, lane mask
+        regs += 3 * word + 2 * (cw + 2) + 2 * ubits(st.chunks - 1) + st.kh + st.kw + simd
     desc_var = sum(var.values())
     f["ctrl"] = {"lut": {"one": 1, "regs": regs, "desc": desc_var * math.ceil(L / 16)},
                  "ff": {"one": 1, "regs": regs, "desc": desc_var}}

@@ -9,7 +9,8 @@
   one weight word (PE x SIMD). Grouped convolutions use the largest super-group whose
   channel counts divide SIMD and PE (block-diagonal weights inside it); depthwise is the
   extreme case. A MaxPool the scheduler fused into the convolution becomes the step's
-  ``qh x qw`` window; a row-stacked input makes the kernel one row of ``kh``-row words.
+  ``qh x qw`` window; a streamed input (:class:`~hwflow.schedule.program.InputStream`)
+  makes the first convolution a 1 x 1 one over its receptive fields.
 - ``maxpool`` -> ``max``; ``avgpool`` -> ``sum`` (bias ``-k*z_in`` and ``m``/``n`` requantize);
   ``lut`` -> ``sum`` over a 1x1 window (:func:`lower_window`); these run one SIMD chunk per tile.
 - ``add`` -> ``add`` (:func:`lower_add`): two reads per chunk, ``(qa-za)*ma + (qb-zb)*mb`` per lane.
@@ -33,7 +34,7 @@ from ..quant.arith import int_range
 from ..quant.qgraph import QGraph, QLayer
 from ..quant.reference import acc_bounds
 from .memory import chunks, weight_words
-from .program import LayerProgram, TensorMap
+from .program import InputStream, LayerProgram, TensorMap
 
 __all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "lower_mac", "lower_window", "lower_add",
            "lower_concat"]
@@ -116,7 +117,8 @@ class RomImages:
 class LowerContext:
     """What every lowering reads: the graph, the activation memory map, the array, the ROMs.
 
-    ``pools`` maps a convolution's output tensor to the MaxPool fused into it.
+    ``pools`` maps a convolution's output tensor to the MaxPool fused into it; ``stream``
+    is the streamed network input's geometry (None: the input is stored).
     """
 
     qgraph: QGraph
@@ -125,6 +127,7 @@ class LowerContext:
     simd: int
     roms: RomImages
     pools: dict[str, QLayer] = field(default_factory=dict)
+    stream: InputStream | None = None
 
 
 @dataclass
@@ -204,15 +207,16 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     elif layer.op == "gemm":
         wd = layer.weight.reshape(layer.out_channels, x.c, 1, 1)
         kh, kw, sh, sw, pads, cin = 1, 1, 1, 1, (0, 0, 0, 0), x.c
-    elif x.stack > 1:
-        # Row-stacked input: one read holds the kernel's kh rows (lane ky*cin + c).
-        cin = x.c * layer.kernel[0]
+    elif not x.in_ram:
+        # Streamed input (InputStream): a 1 x 1 convolution over the receptive fields, tap
+        # (ky*kw + kx)*cin + c in lane order.
+        st = ctx.stream
+        cin = st.taps
         w = layer.weight
-        wd = w.transpose(0, 2, 1, 3).reshape(w.shape[0], cin, 1, w.shape[3])
-        kh, kw = 1, layer.kernel[1]
-        (sh, sw), p = layer.strides, layer.pads
-        pads = (0, p[1], 0, p[3])
-        common.update(ih=x.h + x.stack_pad, ich=1)
+        wd = w.transpose(0, 2, 3, 1).reshape(w.shape[0], cin, 1, 1)
+        kh = kw = sh = sw = 1
+        pads = (0, 0, 0, 0)
+        common.update(ih=st.oh, iw=st.ow, ich=st.chunks, in_base=0)
     else:
         cin = x.c
         wd = _dense_weight(layer, cin)
@@ -225,7 +229,7 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     if sg > 1:
         cis, tpg = cin // sg // simd, cout // sg // pe
     else:
-        cis, tpg = x.chunks, nt
+        cis, tpg = common["ich"], nt
     k = kh * kw * cis
     qh = qw = 1
     if pool is not None:
@@ -243,7 +247,7 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
                         nt=nt, cis=cis, tpg=tpg, k=k, t=max(k, -(-pe // (qh * qw))), nb=pe, cout=cout,
                         w_base=w_base, w_words=words.shape[0],
                         ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout),
-                        pv=x.zero_point, macs=int(layer.weight.size) * conv_hw)
+                        pv=x.zero_point, macs=int(layer.weight.size) * conv_hw, stream=int(not x.in_ram))
     # Sums without bias, per channel, over all inputs in range.
     xlo, xhi = ctx.qgraph.tensors[layer.inputs[0]].range
     flat = layer.weight.reshape(cout, -1)

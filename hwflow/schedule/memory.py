@@ -12,7 +12,8 @@ def chunks(c: int, simd: int) -> int:
     return -(-c // simd)
 
 
-def allocate(sizes: dict[str, int], live: dict[str, tuple[int, int]]) -> tuple[dict[str, int], int]:
+def allocate(sizes: dict[str, int], live: dict[str, tuple[int, int]],
+             shares: dict[str, tuple[str, int]] | None = None) -> tuple[dict[str, int], int]:
     """First-fit allocation of tensors whose lifetimes overlap into disjoint word ranges.
 
     Parameters
@@ -21,7 +22,12 @@ def allocate(sizes: dict[str, int], live: dict[str, tuple[int, int]]) -> tuple[d
         Words each tensor needs.
     live : dict of str to (int, int)
         Inclusive ``(first, last)`` step in which each tensor is live. A step's inputs and
-        output are all live in that step, so they never share words.
+        output are all live in that step, so they never share words, except as ``shares`` says.
+    shares : dict of str to (str, int), optional
+        ``{out: (donor, d)}``: ``out`` is written by the step that reads ``donor`` last and
+        may overlap it, with ``base[donor] = base[out] + d`` (the caller has checked that
+        every word of ``out`` is written after the step's last read of the donor word it
+        replaces). Such chains are placed as one block over their joint lifetime.
 
     Returns
     -------
@@ -29,21 +35,32 @@ def allocate(sizes: dict[str, int], live: dict[str, tuple[int, int]]) -> tuple[d
     depth : int
         Words of RAM needed (the high-water mark).
     """
-    bases: dict[str, int] = {}
+    off = {n: 0 for n in sizes}
+    root = {n: n for n in sizes}
+    for out in sorted(shares or {}, key=lambda n: live[n][0]):  # donors before heirs
+        donor, d = shares[out]
+        root[out], off[out] = root[donor], off[donor] - d
+    blocks: dict[str, list[str]] = {}
+    for n in sizes:
+        blocks.setdefault(root[n], []).append(n)
+    lo = {r: min(off[n] for n in ms) for r, ms in blocks.items()}
+    size = {r: max(off[n] + sizes[n] for n in ms) - lo[r] for r, ms in blocks.items()}
+    span = {r: (min(live[n][0] for n in ms), max(live[n][1] for n in ms)) for r, ms in blocks.items()}
+    at: dict[str, int] = {}
     placed: list[tuple[int, int, int, int]] = []  # (base, end, first, last)
     # Largest first packs better; ties in definition order keep the result stable.
-    for name in sorted(sizes, key=lambda t: (-sizes[t], live[t][0])):
-        first, last = live[name]
+    for r in sorted(blocks, key=lambda t: (-size[t], span[t][0])):
+        first, last = span[r]
         busy = sorted((b, e) for b, e, f, l in placed if not (l < first or last < f))
         base = 0
         for b, e in busy:
-            if base + sizes[name] <= b:
+            if base + size[r] <= b:
                 break
             base = max(base, e)
-        bases[name] = base
-        placed.append((base, base + sizes[name], first, last))
+        at[r] = base
+        placed.append((base, base + size[r], first, last))
     depth = max((e for _, e, _, _ in placed), default=0)
-    return bases, max(depth, 1)
+    return {n: at[root[n]] + off[n] - lo[root[n]] for n in sizes}, max(depth, 1)
 
 
 def weight_words(wd: np.ndarray, pe: int, simd: int, nt: int, cis: int, tpg: int) -> np.ndarray:

@@ -15,13 +15,19 @@ cycles before the next step may start: for the last step, until its last result 
 written; for the others as few as the next step's reads and the back end allow (layers
 overlap, see :func:`~hwflow.schedule.schedule.overlap_drains`).
 
-The streams carry activation-RAM words, not single codes: one beat is one word of
-``simd`` lanes of the input (output) tensor's layout (:meth:`TensorMap.index_map`), as
-FINN's folded streams do. The host packs and unpacks with that map
-(:func:`hwflow.sim.beats.pack` / :func:`~hwflow.sim.beats.unpack`); in exchange the
-input phase takes one cycle per word instead of one per code (``simd`` times fewer, and
-a row-stacked input is written whole instead of ``kh`` times per code). The first layer
-starts after ``input_lead`` of the ``input_beats`` beats and reads behind the stream.
+The streams carry words, not single codes: one beat is ``simd`` lanes, as FINN's folded
+streams do. The host packs and unpacks with the Program's maps (:meth:`Program.stream_maps`,
+:func:`hwflow.sim.beats.pack` / :func:`~hwflow.sim.beats.unpack`). The input comes one of
+two ways:
+
+- *stored*: one beat is one activation-RAM word of the input tensor's layout
+  (:meth:`TensorMap.index_map`); the first layer starts after ``input_lead`` of the
+  ``input_beats`` beats and reads behind the stream (``input_lead`` up to the whole input
+  when the first layer would write before the input is in: one write port);
+- *streamed* (:class:`InputStream`, a first convolution with few input channels): the
+  host sends the first layer's receptive fields, im2col'd, in the order it reads them,
+  and the layer takes them straight from the stream (no activation RAM, no input phase:
+  ``input_lead`` is the one WAIT cycle).
 """
 
 from __future__ import annotations
@@ -46,11 +52,8 @@ class TensorMap:
     """Where and how one activation tensor lives in the activation RAM.
 
     The layout is HWC: word ``base + (y * w + x) * chunks + c // simd``, lane ``c % simd``.
-
-    A *row-stacked* tensor (``stack > 1``, only the network input of a small-``c`` first
-    convolution) holds in word ``base + (y + stack_pad) * w + x`` the ``stack`` rows
-    ``y .. y + stack - 1`` of pixel column ``x``: lane ``ky * c + ch`` is ``(ch, y + ky, x)``,
-    for ``y`` from ``-stack_pad``. One read then feeds a whole kernel column to the array.
+    A streamed network input (:class:`InputStream`) is not in the RAM (``in_ram`` False,
+    no words).
     """
 
     name: str
@@ -62,13 +65,12 @@ class TensorMap:
     w: int
     chunks: int
     base: int
-    stack: int = 1
-    stack_pad: int = 0
+    in_ram: bool = True
 
     @property
     def words(self) -> int:
         """RAM words the tensor occupies."""
-        return (self.h + self.stack_pad) * self.w * self.chunks
+        return self.h * self.w * self.chunks if self.in_ram else 0
 
     @property
     def size(self) -> int:
@@ -78,22 +80,66 @@ class TensorMap:
     def index_map(self, simd: int) -> np.ndarray:
         """``(words, simd)`` NCHW index of the code each lane of each word holds (-1: none).
 
-        Word ``i`` is RAM word ``base + i``; lanes past the channels, and rows of a
-        row-stacked tensor outside the image, hold no code (the datapath pads them).
+        Word ``i`` is RAM word ``base + i``; lanes past the channels hold no code.
         """
         m = np.full((self.words, simd), -1, dtype=np.int64)
-        if self.stack > 1:
-            for y in range(-self.stack_pad, self.h):
-                for ky in range(self.stack):
-                    if 0 <= y + ky < self.h:
-                        for ch in range(self.c):
-                            rows = (y + self.stack_pad) * self.w + np.arange(self.w)
-                            m[rows, ky * self.c + ch] = (ch * self.h + y + ky) * self.w + np.arange(self.w)
-            return m
         hw = self.h * self.w
         pix, ch = np.meshgrid(np.arange(hw), np.arange(self.c), indexing="ij")
         m[pix * self.chunks + ch // simd, ch % simd] = ch * hw + pix
         return m
+
+
+@dataclass(frozen=True)
+class InputStream:
+    """The network input streamed into the first convolution, im2col'd by the host.
+
+    The first layer runs as a 1 x 1 convolution over the ``oh x ow`` grid of its outputs
+    (before a fused MaxPool), each "pixel" a receptive field of ``kh*kw*c`` codes in
+    ``chunks`` words: lane ``s`` of chunk ``q`` holds tap ``i = q*simd + s = (ky*kw + kx)*c
+    + ch``, the code ``(ch, oy*sh - pt + ky, ox*sw - pl + kx)`` of the ``c x h x w`` input,
+    or nothing where that lies in the padding (the datapath substitutes the zero point,
+    :mod:`hwflow.rtl.controller`) or past the taps. The beats follow the layer's reads, so a
+    field is sent once per tile (``nt``) and per fused pooling window it is part of.
+    """
+
+    c: int
+    h: int
+    w: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pt: int
+    pl: int
+    oh: int
+    ow: int
+    chunks: int
+
+    @property
+    def taps(self) -> int:
+        """Codes of a receptive field (``kh*kw*c``)."""
+        return self.kh * self.kw * self.c
+
+    def tap_positions(self, simd: int) -> np.ndarray:
+        """``(chunks, simd, 3)``: each lane's ``(ch, ky, kx)``, ``-1`` past the taps."""
+        i = np.arange(self.chunks * simd).reshape(self.chunks, simd)
+        tap, ch = np.divmod(i, self.c)
+        ky, kx = np.divmod(tap, self.kw)
+        pos = np.stack([ch, ky, kx], axis=-1)
+        pos[i >= self.taps] = -1
+        return pos
+
+    def index_map(self, simd: int, words) -> np.ndarray:
+        """``(len(words), simd)`` NCHW index of each lane's code (-1: none) for the beats that
+        carry the virtual words ``words`` (``pixel*chunks + q``, ``pixel = oy*ow + ox``)."""
+        words = np.asarray(words, dtype=np.int64)
+        pix, q = np.divmod(words, self.chunks)
+        oy, ox = np.divmod(pix, self.ow)
+        pos = self.tap_positions(simd)[q]  # (beats, simd, 3)
+        iy = (oy * self.sh - self.pt)[:, None] + pos[..., 1]
+        ix = (ox * self.sw - self.pl)[:, None] + pos[..., 2]
+        inside = (pos[..., 0] >= 0) & (iy >= 0) & (iy < self.h) & (ix >= 0) & (ix < self.w)
+        return np.where(inside, (pos[..., 0] * self.h + iy) * self.w + ix, -1)
 
 
 @dataclass
@@ -159,6 +205,7 @@ class LayerProgram:
     hi: int = 0
     drain: int = 0
     macs: int = 0
+    stream: int = 0
     inputs: tuple[str, ...] = ()
     output: str = ""
 
@@ -199,6 +246,35 @@ class LayerProgram:
             yield (addr, self.w_base + g * self.k + j, j == 0, j == self.k - 1,
                    self.kind == "add" and j == 1, wy == 0 and wx == 0,
                    wy == self.qh - 1 and wx == self.qw - 1)
+
+    def read_trace(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(cycle, address)`` of every activation read of the RUN (padding reads none), in order.
+
+        The activation addresses of :meth:`reads`, computed as arrays (the scheduler traces
+        every read of every layer: linear in cycles, without a Python step per cycle).
+        """
+        k = self.k
+        j = np.arange(k)
+        if self.kind == "add":
+            ky = kx = ci = np.zeros(k, dtype=np.int64)
+        else:
+            ci, kx, ky = j % self.cis, (j // self.cis) % self.kw, j // (self.cis * self.kw)
+        g = np.arange(self.nt)
+        cs = (g // self.tpg) * self.cis if self.kind == "mac" else g
+        oy, ox = np.arange(self.oh), np.arange(self.ow)
+        wy, wx = np.arange(self.qh), np.arange(self.qw)
+        # Axes: oy, ox, g, wy, wx, j.
+        sh = (-1, 1, 1, 1, 1, 1), (1, -1, 1, 1, 1, 1), (1, 1, -1, 1, 1, 1), (1, 1, 1, -1, 1, 1), \
+            (1, 1, 1, 1, -1, 1), (1, 1, 1, 1, 1, -1)
+        iy = (oy * self.sh - self.pt).reshape(sh[0]) + (wy * self.wsh).reshape(sh[3]) + ky.reshape(sh[5])
+        ix = (ox * self.sw - self.pl).reshape(sh[1]) + (wx * self.wsw).reshape(sh[4]) + kx.reshape(sh[5])
+        base = np.where((j == 1) & (self.kind == "add"), self.in2_base, self.in_base).reshape(sh[5])
+        full = (self.oh, self.ow, self.nt, self.qh, self.qw, k)
+        addr = np.broadcast_to(base + (iy * self.iw + ix) * self.ich + (cs.reshape(sh[2]) + ci.reshape(sh[5])), full)
+        inside = np.broadcast_to((iy >= 0) & (iy < self.ih) & (ix >= 0) & (ix < self.iw), full)
+        tile = np.arange(self.tiles).reshape(full[:5] + (1,))
+        cycle = np.broadcast_to(tile * self.t + j.reshape(sh[5]), full)
+        return cycle[inside].astype(np.int64), addr[inside].astype(np.int64)
 
 
 @dataclass
@@ -280,6 +356,7 @@ class Program:
     cb_bases: list = field(default_factory=list)
     dsp_mults: int | None = None
     rq_lanes: int = 1
+    input_stream: InputStream | None = None
 
     @property
     def input_map(self) -> TensorMap:
@@ -302,6 +379,8 @@ class Program:
     @property
     def input_beats(self) -> int:
         """Words the input stream accepts (one per cycle with a never-stalling partner)."""
+        if self.input_stream is not None:
+            return self.layers[0].tiles * self.layers[0].k
         return self.input_map.words
 
     @property
@@ -310,8 +389,13 @@ class Program:
         return self.output_map.words
 
     def stream_maps(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(in_map, out_map)``: per beat and lane, the NCHW code index (see :meth:`TensorMap.index_map`)."""
-        return self.input_map.index_map(self.simd), self.output_map.index_map(self.simd)
+        """``(in_map, out_map)``: per beat and lane, the NCHW code index (-1: none; see
+        :meth:`TensorMap.index_map`, :meth:`InputStream.index_map`)."""
+        out_map = self.output_map.index_map(self.simd)
+        if self.input_stream is None:
+            return self.input_map.index_map(self.simd), out_map
+        _, words = self.layers[0].read_trace()  # the streamed layer's virtual words, in order
+        return self.input_stream.index_map(self.simd, words), out_map
 
     @property
     def in_bits(self) -> int:
@@ -390,7 +474,7 @@ class Program:
             "cycle_formula": "input_lead + sum(layer.cycles) + output_beats + 2; "
                              "layer.cycles = 2 + oh*ow*nt*qh*qw*t + drain",
             "input_size": self.input_size,
-            "input_stack": self.input_map.stack,
+            "input_stream": asdict(self.input_stream) if self.input_stream is not None else None,
             "output_size": self.output_size,
             "input_beats": self.input_beats,
             "input_lead": self.input_lead,

@@ -12,18 +12,22 @@ Two rewrites save cycles where the array would idle (each chosen only if it is f
 - a MaxPool right after a convolution is *fused* into it: per pooled pixel the array runs
   the conv at each window position and max-merges the accumulators (exact, the requantizer
   is monotonic); the conv output is never stored and the pool step disappears;
-- a first convolution with few input channels (``cin * kh <= simd``) reads a *row-stacked*
-  input: each input word holds a pixel column's ``kh`` rows (the host packs it so), so one
-  read feeds ``kh`` rows and a tile takes ``kw`` instead of ``kh * kw`` cycles.
+- a first convolution with few input channels takes a *streamed* input
+  (:class:`~hwflow.schedule.program.InputStream`): the host sends its receptive fields
+  im2col'd, ``simd`` taps a word, so a tile takes ``ceil(kh*kw*cin / simd)`` cycles instead
+  of ``kh*kw*ceil(cin / simd)``, and the input is never stored.
 
 Consecutive steps overlap: a step starts while the previous one's results are still in
-the back end, as early as its reads allow (:func:`overlap_drains`).
+the back end, as early as its reads allow (:func:`overlap_drains`). A step's output may
+overwrite, a few rows behind, an input it is the last to read (:func:`_shares`): a residual
+block then holds two feature maps, not three.
 
-Each tile takes exactly ``t = max(k, ceil(nb / (qh*qw)))`` cycles (``nb`` = PE for ``mac``,
-SIMD otherwise; ``qh x qw`` the fused pool window): a pixel's ``nb`` results are serialized
-through ONE shared requantizer while the next tile accumulates, so nothing ever stalls and
-the cycle count is a closed form (:attr:`Program.cycles`). One requantizer instead of PE
-saves DSPs; its price is that layers with ``k < pe`` are bound by one output per cycle.
+Each tile takes exactly ``t = max(k, ceil(nb / (lanes*qh*qw)))`` cycles (``nb`` = PE for
+``mac``, SIMD otherwise; ``qh x qw`` the fused pool window; ``lanes`` = ``rq_lanes``): a
+pixel's ``nb`` results are serialized through ``rq_lanes`` requantizers while the next tile
+accumulates, so nothing ever stalls and the cycle count is a closed form
+(:attr:`Program.cycles`). The scheduler picks the fewest lanes within 1 % of the most's
+cycles: each lane costs a requantizer's DSPs.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from .budget import check_budget
 from .estimate import dsp_blocks, estimate
 from .lower import LOWERINGS, LowerContext, Lowered, RomImages
 from .memory import allocate, chunks
-from .program import SETUP_CYCLES, LayerProgram, Program, TensorMap
+from .program import SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
 from .widths import tree_levels
 
 __all__ = ["schedule", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "ECP5_DSP_SHARE"]
@@ -124,11 +128,26 @@ def _load_times(lat: dict[str, int], l: LayerProgram) -> np.ndarray:
     return last_read + lat["issue"] + _unit_latency(lat, l.kind)
 
 
+def _write_trace(lat: dict[str, int], l: LayerProgram, simd: int, lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(cycle, address)`` of every activation write of ``l`` (RUN cycles from its first):
+    each load's ``nb`` codes leave the back end ``lanes`` a cycle."""
+    t_load = _load_times(lat, l)
+    back = 1 + lat["pre"] + lat["requant"] + lat["lut"]  # load -> first code written
+    loads = len(t_load)
+    co = (np.arange(loads) % l.nt)[:, None] * l.nb + np.arange(l.nb)[None, :]
+    pix = (np.arange(loads) // l.nt)[:, None]
+    ok = co < l.cout
+    addr = (l.out_base + pix * l.och + (l.coff + co) // simd)[ok]
+    when = (t_load[:, None] + back + (np.arange(l.nb) // lanes)[None, :])[ok]
+    return when, addr
+
+
 def _trace(layer: LayerProgram) -> tuple[np.ndarray, np.ndarray]:
-    """``(cycle, address)`` of every activation read of ``layer``'s RUN (padding reads none)."""
-    pairs = [(j, a[0]) for j, a in enumerate(layer.reads()) if a is not None and a[0] is not None]
-    return (np.array([j for j, _ in pairs], dtype=np.int64).reshape(-1),
-            np.array([a for _, a in pairs], dtype=np.int64).reshape(-1))
+    """``(cycle, address)`` of every activation read of ``layer``'s RUN (padding, and a
+    streamed layer, read none)."""
+    if layer.stream:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return layer.read_trace()
 
 
 def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, act_words: int,
@@ -159,25 +178,25 @@ def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, a
     back = 1 + lat["pre"] + lat["requant"] + lat["lut"]  # load -> first code written
 
     # Input: word w is written in cycle w + 1; a read in RUN cycle j of the first layer
-    # (absolute R0 + j) must come at least one cycle after it.
+    # (absolute R0 + j) must come at least one cycle after it. A streamed input is read from
+    # the stream itself: the first layer starts after the one WAIT cycle.
     l0 = layers[0]
-    offs, addrs = _trace(l0)
-    w = addrs - tin.base
-    mine = (w >= 0) & (w < tin.words)
-    lead_raw = int((w[mine] - offs[mine]).max()) if mine.any() else 0
-    first_write = int(_load_times(lat, l0)[0]) + back
-    lead = min(tin.words, max(1, lead_raw, tin.words - 1 - first_write))
-    r0 = lead + 3
-    last_write[tin.base:tin.base + tin.words] = np.arange(tin.words) + 1 - r0  # on the layers' clock
+    if l0.stream:
+        lead = 1
+    else:
+        offs, addrs = _trace(l0)
+        w = addrs - tin.base
+        mine = (w >= 0) & (w < tin.words)
+        lead_raw = int((w[mine] - offs[mine]).max()) if mine.any() else 0
+        first_write = int(_load_times(lat, l0)[0]) + back
+        lead = min(tin.words, max(1, lead_raw, tin.words - 1 - first_write))
+        r0 = lead + 3
+        last_write[tin.base:tin.base + tin.words] = np.arange(tin.words) + 1 - r0  # on the layers' clock
     r = 0
     for idx, l in enumerate(layers):
         t_load = r + _load_times(lat, l)
-        loads = len(t_load)
-        co = (np.arange(loads) % l.nt)[:, None] * l.nb + np.arange(l.nb)[None, :]
-        pix = (np.arange(loads) // l.nt)[:, None]
-        ok = co < l.cout
-        addr = (l.out_base + pix * l.och + (l.coff + co) // simd)[ok]
-        when = (t_load[:, None] + back + (np.arange(l.nb) // lanes)[None, :])[ok]
+        when, addr = _write_trace(lat, l, simd, lanes)
+        when = when + r
         np.maximum.at(last_write, addr, when)
         end = r + l.tiles * l.t
         if idx + 1 == len(layers):
@@ -187,7 +206,7 @@ def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, a
         first_load = int(_load_times(lat, nxt)[0])
         start = max(
             end + SETUP_CYCLES + 1,                           # drain >= 1: address stages done
-            tin.words + 3 - r0 if idx == 0 else 0,            # the input is all in
+            tin.words + 3 - r0 if idx == 0 and not l0.stream else 0,  # the input is all in
             int(t_load[0]) + 3,                               # init after this layer's first load
             int(when.max()) + 2 - first_load,                 # back end empty before the next load
             int((last_write[addrs] + 2 - offs).max()) if len(offs) else 0,  # read after write
@@ -213,47 +232,49 @@ def _check_int(name: str, v, lo: int = 1) -> int:
     return int(v)
 
 
-def _stack_rows(qgraph: QGraph, pe: int, simd: int, fuse: str = "auto") -> int:
-    """``kh`` if the first layer should read a row-stacked input, else 1.
+def _stream_input(qgraph: QGraph, pe: int, simd: int, lanes: int, fuse: str = "auto") -> InputStream | None:
+    """The :class:`InputStream` of the first convolution if streaming its input is faster, else None.
 
-    A first convolution with few input channels (``cin * kh <= simd``) wastes most SIMD
-    lanes: it reads one pixel (``cin`` lanes) per cycle. If each input word holds the
-    ``kh`` rows of a kernel column (the host packs the stream so), one read feeds ``kh`` rows,
-    and a tile takes ``kw`` cycles instead of ``kh * kw``. The input stream then carries
-    ``(h + pad) * w`` stacked words instead of ``h * w * chunks``, so this is chosen only
-    when the total is smaller.
+    A first convolution with few input channels wastes most SIMD lanes on a stored input:
+    it reads one pixel (``cin`` lanes) per kernel position. Streamed, each word holds
+    ``simd`` taps of a receptive field (the host im2cols the input), a tile takes
+    ``ceil(kh*kw*cin / simd)`` cycles instead of ``kh*kw*ceil(cin / simd)``, and the input
+    phase disappears (the layer reads the stream). The stream carries every field once per
+    tile, so it is longer than the input; chosen only when packing taps shortens the tile
+    (the stored input leaves lanes empty) and the cycles are fewer.
     """
-    if not qgraph.layers:
-        return 1
+    if not qgraph.layers or qgraph.output == qgraph.input:
+        return None
     l0 = qgraph.layers[0]
-    if l0.op != "conv" or l0.inputs[0] != qgraph.input or l0.groups != 1 or qgraph.output == qgraph.input:
-        return 1
+    if l0.op != "conv" or l0.inputs[0] != qgraph.input or l0.groups != 1:
+        return None
     if any(qgraph.input in l.inputs for l in qgraph.layers[1:]):
-        return 1
+        return None
     t = qgraph.tensors[qgraph.input]
     if len(t.shape) != 4:
-        return 1
+        return None
     _, cin, h, w = t.shape
-    kh, kw = l0.kernel
-    oh = qgraph.tensors[l0.output].shape[2]
-    ow = qgraph.tensors[l0.output].shape[3]
-    if kh < 2 or cin * kh > simd or (oh - 1) * l0.strides[0] - l0.pads[0] > h - 1:
-        return 1
+    (kh, kw), (sh, sw), p = l0.kernel, l0.strides, l0.pads
+    oh, ow = qgraph.tensors[l0.output].shape[2:]
     nt = chunks(l0.out_channels, pe)
     npx, qk = oh * ow, 1
     nxt = qgraph.layers[1] if len(qgraph.layers) > 1 else None
     if (fuse != "never" and nxt is not None and nxt.op == "maxpool" and nxt.inputs[0] == l0.output
             and not any(nxt.pads)):
-        # Likely fused: the serializer bound becomes pe / window.
+        # Likely fused: the serializer bound becomes its groups / window.
         qk = nxt.kernel[0] * nxt.kernel[1]
         npx = int(np.prod(qgraph.tensors[nxt.output].shape[2:])) * qk
-    pe_eff = -(-pe // qk)
-    plain = h * w * chunks(cin, simd) + npx * nt * max(kh * kw * chunks(cin, simd), pe_eff)
-    stacked = (h + l0.pads[0]) * w + npx * nt * max(kw, pe_eff)
-    return kh if stacked < plain else 1
+    ser = -(-(pe // lanes) // qk)
+    fields = chunks(kh * kw * cin, simd)
+    stored = h * w * chunks(cin, simd) + npx * nt * max(kh * kw * chunks(cin, simd), ser)
+    streamed = npx * nt * max(fields, ser)
+    if fields >= kh * kw * chunks(cin, simd) or streamed >= stored:
+        return None
+    return InputStream(c=cin, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, pt=p[0], pl=p[1], oh=oh, ow=ow, chunks=fields)
 
 
-def _fusions(qgraph: QGraph, pe: int, simd: int, stack: int, always: bool = False) -> dict[int, QLayer]:
+def _fusions(qgraph: QGraph, pe: int, simd: int, stream: InputStream | None,
+             always: bool = False) -> dict[int, QLayer]:
     """Conv layers (by index) into which the following MaxPool is fused.
 
     ``maxpool(requantize(acc))`` equals ``requantize(max(acc))`` per channel because the
@@ -277,9 +298,8 @@ def _fusions(qgraph: QGraph, pe: int, simd: int, stack: int, always: bool = Fals
         p_out = qgraph.tensors[pool.output].shape
         if len(x) != 4:
             continue
-        kh = 1 if (i == 0 and stack > 1) else conv.kernel[0]
-        cis = 1 if (i == 0 and stack > 1) else chunks(x[1], simd)
-        k = kh * conv.kernel[1] * cis  # upper bound of the tile length (dense groups)
+        # upper bound of the tile length (dense groups)
+        k = stream.chunks if (i == 0 and stream) else conv.kernel[0] * conv.kernel[1] * chunks(x[1], simd)
         nt = chunks(conv.out_channels, pe)
         qk = pool.kernel[0] * pool.kernel[1]
         plain = c_out[2] * c_out[3] * nt * max(k, pe) + p_out[2] * p_out[3] * chunks(c_out[1], simd) * max(qk, simd)
@@ -334,22 +354,9 @@ def _check_layers(qgraph: QGraph) -> None:
             raise UnsupportedOpError(f"layer {layer.name!r}: {layer.op} needs a 4-D input")
 
 
-def _layout(qgraph: QGraph, simd: int, stack: int, fused: dict[int, QLayer]) -> tuple[dict[str, TensorMap], int]:
-    """``(tensors, act_words)``: every stored tensor's place in the activation RAM.
-
-    Tensors whose lifetimes (first write to last read, in layer order) do not overlap
-    share words; a fused convolution's output is never stored.
-    """
+def _lifetimes(qgraph: QGraph, fused: dict[int, QLayer]) -> dict[str, tuple[int, int]]:
+    """Each stored tensor's inclusive ``(first, last)`` layer index (the output: to the end)."""
     skip = {i + 1 for i in fused}
-    order = [qgraph.input] + [l.output for i, l in enumerate(qgraph.layers) if i not in fused]
-    maps: dict[str, dict] = {}
-    for name in order:
-        t = qgraph.tensors[name]
-        c, h, w = _chw(t.shape)
-        maps[name] = dict(name=name, shape=t.shape, bits=t.bits, zero_point=t.zero_point,
-                          c=c, h=h, w=w, chunks=chunks(c, simd))
-    if stack > 1:
-        maps[qgraph.input].update(chunks=1, stack=stack, stack_pad=qgraph.layers[0].pads[0])
     live = {qgraph.input: [0, 0]}
     for i, layer in enumerate(qgraph.layers):
         if i in skip:
@@ -358,9 +365,105 @@ def _layout(qgraph: QGraph, simd: int, stack: int, fused: dict[int, QLayer]) -> 
         for t in layer.inputs:
             live[t][1] = max(live[t][1], i)
     live[qgraph.output][1] = len(qgraph.layers)
-    sizes = {n: (d["h"] + d.get("stack_pad", 0)) * d["w"] * d["chunks"] for n, d in maps.items()}
-    bases, act_words = allocate(sizes, {k: tuple(v) for k, v in live.items()})
-    return {n: TensorMap(base=bases[n], **d) for n, d in maps.items()}, act_words
+    return {k: tuple(v) for k, v in live.items()}
+
+
+def _layout(qgraph: QGraph, simd: int, stream: InputStream | None, fused: dict[int, QLayer],
+            shares: dict[str, tuple[str, int]] | None = None) -> tuple[dict[str, TensorMap], int]:
+    """``(tensors, act_words)``: every stored tensor's place in the activation RAM.
+
+    Tensors whose lifetimes (first write to last read, in layer order) do not overlap
+    share words; a fused convolution's output is never stored; ``shares`` lets a step's
+    output overlap an input it reads last (:func:`_shares`, :func:`~hwflow.schedule.memory.allocate`).
+    """
+    order = [qgraph.input] + [l.output for i, l in enumerate(qgraph.layers) if i not in fused]
+    maps: dict[str, dict] = {}
+    for name in order:
+        t = qgraph.tensors[name]
+        c, h, w = _chw(t.shape)
+        maps[name] = dict(name=name, shape=t.shape, bits=t.bits, zero_point=t.zero_point,
+                          c=c, h=h, w=w, chunks=chunks(c, simd))
+    if stream is not None:
+        maps[qgraph.input]["in_ram"] = False
+    live = _lifetimes(qgraph, fused)
+    sizes = {n: d["h"] * d["w"] * d["chunks"] for n, d in maps.items() if d.get("in_ram", True)}
+    bases, act_words = allocate(sizes, {k: v for k, v in live.items() if k in sizes}, shares)
+    return {n: TensorMap(base=bases.get(n, 0), **d) for n, d in maps.items()}, act_words
+
+
+#: Cycles a write of a shared word comes after the step's last read of it, at least: the read
+#: samples the RAM two cycles after its issue (the address registers), with one of margin.
+_SHARE_MARGIN = 4
+
+
+def _shares(qgraph: QGraph, layers: list[LayerProgram], tensors: dict[str, TensorMap], live: dict,
+            lat: dict[str, int], simd: int, lanes: int, pools: dict[str, QLayer]) -> dict[str, tuple[str, int]]:
+    """Outputs that may overlap an input their step reads last: ``{out: (donor, d)}``.
+
+    A residual block otherwise holds three feature maps (the skip input, the block's
+    intermediate and its output); writing the output over the intermediate it consumes
+    needs two. For each step with one output and an input that dies there (not the network
+    input, which the input phase writes), ``d`` is the smallest shift (donor base = output
+    base + d) for which every overlapped word is written, on the step's exact timeline
+    (:meth:`~hwflow.schedule.program.LayerProgram.read_trace`, :func:`_write_trace`), at
+    least ``_SHARE_MARGIN`` cycles after the step's last read of it. The core runs in lockstep
+    (a stall holds every register), so the timeline holds under stalls too. None if only
+    disjoint placement works.
+    """
+    writers: dict[str, int] = {}
+    for l in layers:
+        out = pools[l.output].output if l.output in pools else l.output
+        writers[out] = writers.get(out, 0) + 1
+    shares = {}
+    for l in layers:
+        out = pools[l.output].output if l.output in pools else l.output
+        if writers[out] != 1 or l.stream:
+            continue
+        o = tensors[out]
+        when, waddr = _write_trace(lat, l, simd, lanes)
+        wfirst = np.full(o.words, np.iinfo(np.int64).max // 2, dtype=np.int64)
+        np.minimum.at(wfirst, waddr - o.base, when)
+        cyc, raddr = _trace(l)
+        best = d = None
+        for name in dict.fromkeys(l.inputs):
+            t = tensors[name]
+            if name in (qgraph.input, qgraph.output) or not t.in_ram or live[name][1] != live[out][0]:
+                continue
+            mine = (raddr >= t.base) & (raddr < t.base + t.words)
+            rlast = np.full(t.words, np.iinfo(np.int64).min // 2, dtype=np.int64)
+            np.maximum.at(rlast, raddr[mine] - t.base, cyc[mine] + _SHARE_MARGIN)
+            d = None
+            for a in range(min(t.words, o.words)):
+                d = next((d for d in ((a, -a) if a else (0,)) if _share_ok(rlast, wfirst, d)), None)
+                if d is not None:
+                    break
+            if d is not None and (best is None or abs(d) < abs(best[1])):
+                best = (name, d)
+        if best is not None:
+            shares[out] = best
+    return shares
+
+
+def _rebase(layers: list[LayerProgram], old: dict[str, TensorMap], new: dict[str, TensorMap],
+            pools: dict[str, QLayer]) -> None:
+    """Move each step's tensor bases from layout ``old`` to ``new`` (a step's inputs, live
+    together, have distinct old bases)."""
+    for l in layers:
+        out = pools[l.output].output if l.output in pools else l.output
+        l.out_base = new[out].base
+        if l.stream:
+            continue
+        ins = {old[n].base: new[n].base for n in l.inputs}
+        l.in_base = ins[l.in_base]
+        if l.kind == "add":
+            l.in2_base = ins[l.in2_base]
+
+
+def _share_ok(rlast: np.ndarray, wfirst: np.ndarray, d: int) -> bool:
+    """Every word ``j`` of the donor that lands on output word ``d + j`` is read for the last
+    time before that word's first write."""
+    j0, j1 = max(0, -d), min(len(rlast), len(wfirst) - d)
+    return j1 <= j0 or bool((rlast[j0:j1] <= wfirst[j0 + d:j1 + d]).all())
 
 
 def _datapath_widths(lowered: list[Lowered], abits: int) -> dict[str, int]:
@@ -418,22 +521,23 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     simd = _check_int("simd", simd) or tgt.simd
     _check_layers(qgraph)
 
-    stack = _stack_rows(qgraph, pe, simd, fuse)
-    fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stack, always=fuse == "always")
-    tensors, act_words = _layout(qgraph, simd, stack, fused)
+    lanes_max = _max_lanes(qgraph, pe, simd)
+    stream = _stream_input(qgraph, pe, simd, lanes_max, fuse)
+    fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stream, always=fuse == "always")
+    tensors, act_words = _layout(qgraph, simd, stream, fused)
     abits = max(t.bits for t in tensors.values())
     wbits = max([l.wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
     mbits = max([l.mbits for l in qgraph.layers if l.has_requant] + [1])
     if any(int(l.m.max()) > 1 for l in qgraph.layers if l.has_requant):
         mbits = max(mbits, 2)
     lat = latencies(simd, mbits)
-    lanes_max = _max_lanes(qgraph, pe, simd)
     roms = RomImages(codebook_bits(qgraph), lanes_max)  # weight sharing: the ROM holds codebook indices
     if roms.ibits:
         lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
         lat["mac"] += lat["codebook"]
 
-    ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()})
+    ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()},
+                       stream)
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]
@@ -441,6 +545,11 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     for lp in layers:
         _set_lanes(lp, lanes)
         lp.drain = drain_cycles(lat, lp.kind, lp.ng, lp.t, lp.k)
+    shares = _shares(qgraph, layers, tensors, _lifetimes(qgraph, fused), lat, simd, lanes, ctx.pools)
+    if shares:
+        old = tensors
+        tensors, act_words = _layout(qgraph, simd, stream, fused, shares)
+        _rebase(layers, old, tensors, ctx.pools)
     input_lead = overlap_drains(layers, lat, simd, act_words, tensors[qgraph.input], lanes)
 
     prog = Program(
@@ -448,7 +557,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         **_datapath_widths(lowered, abits), **roms.images(pe, simd),
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
         latency=lat, host_tail=list(qgraph.host_tail), target=tgt.name, ibits=roms.ibits,
-        input_lead=input_lead, dsp_mults=pe * simd, rq_lanes=lanes,
+        input_lead=input_lead, dsp_mults=pe * simd, rq_lanes=lanes, input_stream=stream,
     )
     prog.estimate = estimate(prog, tgt)
     prog.dsp_mults = mac_dsp_lanes(prog, tgt)

@@ -141,18 +141,45 @@ def _first_conv(cin, k, stride, pad, h=7, w=6):
     return build
 
 
+def resblock(b):
+    """A residual block whose output overwrites the maps it consumes (two maps live, not three)."""
+    x = b.input_tensor((1, 4, 6, 5))
+    s = b.conv(x, 6, relu=True)
+    y = b.conv(s, 6, k=(3, 2), pad=(1, 0, 1, 1), relu=True)
+    z = b.conv(y, 6, k=(1, 3), pad=(0, 1, 0, 1))
+    a = b.add(s, z)
+    b.conv(b.maxpool(a, k=2), 5, k=1, pad=0)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("pe,simd,stall", [(4, 4, 0), (2, 3, 0), (8, 8, 0), (4, 2, 3)])
+def test_shared_maps_are_exact(pe, simd, stall):
+    prog = _check(resblock, "asymmetric", 8, pe, simd, seed=pe + simd, stall=stall)
+    bases = {n: (t.base, t.base + t.words) for n, t in prog.tensors.items() if t.in_ram}
+    overlaps = [(m, n) for m in bases for n in bases if m < n and bases[m][0] < bases[n][1]
+                and bases[n][0] < bases[m][1]]
+    assert overlaps  # some outputs overwrite their inputs
+
+
 @pytest.mark.sim
 @pytest.mark.parametrize("cin,k,stride,pad,pe,simd", [
     (1, 3, 1, 1, 4, 4),
     (1, (3, 2), (2, 1), (1, 0, 2, 1), 2, 4),
     (2, 3, 1, (2, 1, 0, 1), 3, 8),
     (1, 5, 2, 2, 2, 5),
+    (3, 3, 2, (0, 0, 1, 1), 4, 4),    # MobileNet's and ResNet's first layers in small
+    (1, (4, 2), 2, (2, 0, 1, 1), 8, 8),  # a DS-CNN-like tall kernel, fields wider than a word
 ])
-def test_row_stacked_first_layer(cin, k, stride, pad, pe, simd):
-    """A small-Cin first convolution reads a row-stacked input (kh input writes per code)."""
+def test_streamed_first_layer(cin, k, stride, pad, pe, simd):
+    """A small-Cin first convolution takes its receptive fields from the input stream (the
+    host im2cols them; the padding lanes are the datapath's), also when the partner stalls."""
     fn = _first_conv(cin, k, stride, pad)
     prog = _check(fn, "asymmetric", 8, pe, simd, seed=cin)
-    assert prog.input_map.stack == (k if isinstance(k, int) else k[0])
+    st = prog.input_stream
+    kh, kw = (k, k) if isinstance(k, int) else k
+    assert st is not None and (st.kh, st.kw, st.chunks) == (kh, kw, -(-kh * kw * cin // simd))
+    assert not prog.input_map.in_ram and prog.layers[0].stream
+    assert prog.input_beats == prog.layers[0].tiles * prog.layers[0].k
     _check(fn, "asymmetric", 8, pe, simd, seed=cin + 10, stall=3)
 
 

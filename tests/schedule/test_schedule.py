@@ -30,6 +30,31 @@ def test_allocation_reuses_memory_and_never_overlaps_live_tensors():
                 assert bases[x] + sizes[x] <= bases[y] or bases[y] + sizes[y] <= bases[x]
 
 
+def test_allocation_places_a_shared_output_at_its_shift_from_the_donor():
+    # x feeds an add at step 3; y -> z (conv) may overlap with z 3 words below y; a (add) on z.
+    sizes = {"x": 10, "y": 10, "z": 10, "a": 10}
+    live = {"x": (0, 3), "y": (1, 2), "z": (2, 3), "a": (3, 4)}
+    bases, depth = allocate(sizes, live, {"z": ("y", 3), "a": ("z", 0)})
+    assert bases["y"] == bases["z"] + 3 and bases["a"] == bases["z"]
+    assert depth == 23  # two maps and the shift, not three maps
+    assert bases["x"] + 10 <= bases["z"] or bases["y"] + 10 <= bases["x"]
+
+
+def test_residual_block_holds_two_maps_not_three():
+    b = GraphBuilder(seed=0)
+    x = b.input_tensor((1, 8, 8, 8))
+    s = b.conv(x, 8, relu=True)
+    y = b.conv(s, 8, relu=True)
+    b.add(s, b.conv(y, 8))
+    prog = schedule(b.build(), "generic", pe=4, simd=4)
+    tens = prog.tensors
+    one = 8 * 8 * 2  # words of one 8 x 8 x 8 map at SIMD 4
+    assert prog.act_words < 3 * one
+    # The second conv's output overlaps the map it reads, shifted by about a row of pixels.
+    conv3 = prog.layers[2]
+    assert 0 < abs(tens[conv3.inputs[0]].base - conv3.out_base) <= 3 * 8 * 2
+
+
 def test_weight_words_follow_the_read_order():
     rng = np.random.default_rng(0)
     wd = rng.integers(-8, 8, size=(5, 6, 2, 3))
@@ -52,7 +77,7 @@ def test_weight_words_follow_the_read_order():
 def test_cycle_formula_and_json():
     prog = schedule(_cnn(), "generic", pe=8, simd=8)
     assert prog.cycles == prog.input_lead + sum(l.cycles for l in prog.layers) + prog.output_beats + 2
-    assert prog.input_beats == prog.input_map.words and 1 <= prog.input_lead <= prog.input_beats
+    assert 1 <= prog.input_lead <= prog.input_beats and (prog.input_stream is None) == (prog.input_beats == prog.input_map.words)
     for l in prog.layers:
         assert l.cycles == SETUP_CYCLES + l.oh * l.ow * l.nt * l.qh * l.qw * l.t + l.drain
         assert l.t >= l.k and l.t * l.qh * l.qw >= l.nb  # the serializer is free for every load
@@ -119,19 +144,27 @@ def test_mlp_784_100_10_fits_the_default_target():
     assert prog.input_size == 784 and prog.output_size == 10
 
 
-def test_row_stacking_is_chosen_only_when_faster():
-    qg = _cnn()
+def test_streamed_input_is_chosen_only_when_faster():
+    qg = _cnn()  # conv 1 -> 8, 3 x 3, pad 1, on 1 x 8 x 8
     p4 = schedule(qg, "generic", pe=4, simd=4, fuse="never")
-    assert p4.input_map.stack == 3  # K: 9 -> 3 cycles per tile; one more input row of words
+    st = p4.input_stream
+    assert st is not None and st.chunks == 3  # 9 taps in 3 words: K 9 -> 3
     conv = p4.layers[0]
-    assert (conv.kh, conv.kw, conv.k, conv.ih, conv.pt) == (1, 3, 3, 9, 0)
-    assert p4.input_beats == 9 * 8
-    p8 = schedule(qg, "generic", pe=8, simd=8, fuse="never")
-    assert p8.input_map.stack == 3  # T = max(k, pe): 9 -> 8 per tile, worth the 8 extra words
+    assert (conv.kh, conv.kw, conv.k, conv.ih, conv.iw, conv.pt, conv.stream) == (1, 1, 3, 8, 8, 0, 1)
+    assert p4.input_beats == 64 * 2 * 3  # every field once per tile of 4 channels
+    assert p4.input_lead == 1 and qg.input not in _ram_tensors(p4)
     p16 = schedule(qg, "generic", pe=16, simd=8, fuse="never")
-    assert p16.input_map.stack == 1  # T = max(k, pe) = 16 either way: stacking would only cost
-    p2 = schedule(qg, "generic", pe=4, simd=2, fuse="never")
-    assert p2.input_map.stack == 1  # 3 rows do not fit 2 lanes
+    assert p16.input_stream is not None  # the input phase goes even where the tile length stays
+    # A wide first layer gains nothing from the stream: stored.
+    b = GraphBuilder(seed=0)
+    x = b.input_tensor((1, 16, 6, 6))
+    b.conv(x, 8, k=1, pad=0)
+    wide = schedule(b.build(), "generic", pe=4, simd=4)
+    assert wide.input_stream is None and wide.input_map.in_ram
+
+
+def _ram_tensors(prog):
+    return {n for n, t in prog.tensors.items() if t.in_ram}
 
 
 def test_maxpool_fuses_into_the_conv_before_it():
@@ -161,8 +194,10 @@ def test_stream_maps_name_every_code_once_per_word_lane():
         tin = prog.input_map
         assert in_map.shape == (prog.input_beats, simd) and out_map.shape == (prog.output_beats, simd)
         counts = np.bincount(in_map[in_map >= 0], minlength=tin.size)
-        # A row-stacked code sits in the kh words of its kernel column (fewer at the edges).
-        assert counts.min() >= 1 and counts.max() == tin.stack
+        if prog.input_stream is None:
+            assert (counts == 1).all()
+        else:  # a streamed code sits in every field that holds it, once per tile
+            assert counts.min() >= 1 and counts.max() == 9 * prog.layers[0].nt
         assert sorted(out_map[out_map >= 0]) == list(range(prog.output_size))
         codes = np.arange(prog.output_size) - prog.output_size // 2
         assert unpack(pack(codes, out_map, 8), out_map, 8) == list(codes)
@@ -189,7 +224,7 @@ def test_lowered_layers_report_the_ranges_the_datapath_is_sized_from():
     b.lut(b.avgpool(p, k=2, stride=1))
     qg = b.build()
     prog = schedule(qg, "generic", pe=2, simd=2, fuse="never")
-    tensors, _ = _layout(qg, 2, 1, {})
+    tensors, _ = _layout(qg, 2, None, {})
     roms = RomImages()
     ctx = LowerContext(qg, tensors, 2, 2, roms)
     lowered = {l.op: LOWERINGS[l.op](l, ctx) for l in qg.layers}
