@@ -3,7 +3,10 @@
 The flow is a list of named steps, FINN-builder style; each step reads and extends a
 :class:`FlowState`::
 
-    load → optimize → quantize → schedule → generate → vectors → write
+    load → optimize → fit → quantize → schedule → generate → vectors → write
+
+``fit`` refuses a design too big for the target (from shapes and options) before
+calibration, quantization and ROM building (:mod:`hwflow.schedule.fit`).
 
 Two of its stages are also what the other commands use on their own:
 :func:`load_graph` reads a model the way every command does (imported, optimized;
@@ -243,6 +246,7 @@ class FlowState:
     expected: np.ndarray | None = None
     vector_source: str = ""
     handoff: dict | None = None
+    fit: dict | None = None
     manifest: dict = field(default_factory=dict)
     times: dict[str, float] = field(default_factory=dict)
 
@@ -267,6 +271,21 @@ def step_optimize(s: FlowState) -> None:
 
     if not s.optimized:
         s.graph = optimize(s.graph)
+
+
+def step_fit(s: FlowState) -> None:
+    """Refuse a design too big for the target from shapes and options alone, before the
+    heavy steps (:mod:`hwflow.schedule.fit`; the scheduler's budget check stays the last word).
+    With auto bits, at the narrowest weights the search may choose."""
+    if s.target.unlimited:
+        return
+    from .quant.autobits import CANDIDATE_BITS
+    from .schedule.fit import check_fit
+
+    low = min(CANDIDATE_BITS)
+    quant = s.quant if s.auto_bits is None else s.quant.with_(
+        wbits=low, layer_bits={k: (low, a) for k, (_, a) in s.quant.layer_bits.items()})
+    s.fit = check_fit(s.graph, s.target, quant, s.prune, s.schedule).to_json()
 
 
 def step_quantize(s: FlowState) -> None:
@@ -352,6 +371,7 @@ def step_write(s: FlowState) -> None:
 STEPS: list[tuple[str, Callable[[FlowState], None]]] = [
     ("load", step_load),
     ("optimize", step_optimize),
+    ("fit", step_fit),
     ("quantize", step_quantize),
     ("schedule", step_schedule),
     ("generate", step_generate),

@@ -31,7 +31,7 @@ from .descriptor import BACK_FIELDS, UNIT_FIELDS, descriptor_fields, descriptor_
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
 
-__all__ = ["estimate", "block_features", "block_estimates", "bram_blocks", "dsp_blocks", "lut_mult_cost",
+__all__ = ["estimate", "block_features", "block_estimates", "bram_blocks", "memory_shapes", "chan_width", "dsp_blocks", "lut_mult_cost",
            "memory_style"]
 
 _LUTRAM_BITS = 1024
@@ -49,6 +49,28 @@ def memory_style(depth: int, width: int, rom: bool = True) -> str:
     if rom and (depth * width <= _LUTRAM_BITS or depth <= _LOGIC_ROM_DEPTH):
         return "logic"
     return "block"
+
+
+def chan_width(bias_bits: int, mbits: int, n_bits: int) -> int:
+    """Word width of the per-channel ROM (rtl/channel_rom.py): bias, multiplier ``m`` (at
+    least 1 bit) and shift ``n``."""
+    return bias_bits + max(mbits, 1) + n_bits
+
+
+def memory_shapes(pe: int, simd: int, abits: int, wbits: int, *, act_words: int, weight_words: int,
+                  chan_entries: int, chan_width: int, lut_entries: int) -> list[tuple[int, int, bool]]:
+    """``(depth, width, rom)`` of each memory as the RTL builds it: activation RAM (``simd``
+    lanes of ``abits``), weight ROM (``pe x simd`` lanes of ``wbits``, the codebook index
+    width with weight sharing), per-channel ROM, LUT ROM (``abits`` codes).
+
+    The estimate and the fit check (:mod:`hwflow.schedule.fit`) both size memory with it.
+    """
+    return [
+        (act_words, simd * abits, False),
+        (weight_words, pe * simd * wbits, True),
+        (chan_entries, chan_width, True),
+        (lut_entries, abits, True),
+    ]
 
 
 def bram_blocks(depth: int, width: int, family: str, rom: bool = True) -> int:
@@ -341,12 +363,10 @@ def estimate(prog, target) -> dict:
     # flip-flops no LUT feeds): linear in the Yosys figures.
     luts = pack["lut"] * lut_sum + pack.get("lut_ff", 0.0) * ff_sum
     ffs = pack["ff"] * ff_sum
-    mems = [  # (depth, width, rom) as the RTL builds them
-        (prog.act_words, simd * prog.abits, False),
-        (int(prog.weights.shape[0]), nmul * (prog.ibits or prog.wbits), True),
-        (int(prog.bias.shape[0]), bias_bits(prog.bias) + max(prog.mbits, 1) + prog.n_bits, True),
-        (int(prog.lut.shape[0]), prog.abits, True),
-    ]
+    mems = memory_shapes(pe, simd, prog.abits, prog.ibits or prog.wbits, act_words=prog.act_words,
+                         weight_words=int(prog.weights.shape[0]), chan_entries=int(prog.bias.shape[0]),
+                         chan_width=chan_width(bias_bits(prog.bias), prog.mbits, prog.n_bits),
+                         lut_entries=int(prog.lut.shape[0]))
     blocks_ram = sum(bram_blocks(d, w, family, rom) for d, w, rom in mems)
     return {
         "luts": int(round(luts)),

@@ -42,7 +42,7 @@ from .memory import allocate, chunks
 from .program import SETUP_CYCLES, LayerProgram, Program, TensorMap
 from .widths import tree_levels
 
-__all__ = ["schedule", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "ECP5_DSP_SHARE"]
+__all__ = ["schedule", "arrange", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "ECP5_DSP_SHARE"]
 
 
 def latencies(simd: int, mbits: int) -> dict[str, int]:
@@ -345,6 +345,17 @@ def _datapath_widths(lowered: list[Lowered], abits: int) -> dict[str, int]:
     }
 
 
+def arrange(qgraph: QGraph, pe: int, simd: int, fuse: str = "auto") -> tuple[int, dict[int, QLayer], dict[str, TensorMap], int]:
+    """``(stack, fused, tensors, act_words)``: the rewrites :func:`schedule` chooses (row-stacked
+    input, fused MaxPools) and the activation RAM's layout. Shapes and widths only: the fit
+    check (:mod:`hwflow.schedule.fit`) calls it on a QGraph without weights."""
+    _check_layers(qgraph)
+    stack = _stack_rows(qgraph, pe, simd, fuse)
+    fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stack, always=fuse == "always")
+    tensors, act_words = _layout(qgraph, simd, stack, fused)
+    return stack, fused, tensors, act_words
+
+
 def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | None = None, *,
              fuse: str = "auto") -> Program:
     """Schedule ``qgraph`` onto the target's MAC array.
@@ -377,11 +388,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         raise OptionError(f"fuse must be 'auto', 'always' or 'never', not {fuse!r}")
     pe = _check_int("pe", pe) or tgt.pe
     simd = _check_int("simd", simd) or tgt.simd
-    _check_layers(qgraph)
-
-    stack = _stack_rows(qgraph, pe, simd, fuse)
-    fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stack, always=fuse == "always")
-    tensors, act_words = _layout(qgraph, simd, stack, fused)
+    stack, fused, tensors, act_words = arrange(qgraph, pe, simd, fuse)
     abits = max(t.bits for t in tensors.values())
     wbits = max([l.wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
     mbits = max([l.mbits for l in qgraph.layers if l.has_requant] + [1])
