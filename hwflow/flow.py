@@ -350,7 +350,7 @@ def step_write(s: FlowState) -> None:
     (d / vfile).write_text(s.verilog, encoding="utf-8")
     _copy_model(s.model_path, d / MODEL_FILE)
     write_json(d / "schedule.json", s.program.to_json())
-    write_json(d / "quant.json", qgraph_to_json(s.qgraph))
+    write_json(d / "quant.json", qgraph_to_json(s.qgraph), indent=None)  # weights: the compact encoder is fast
     (d / "vectors").mkdir()
     np.save(d / "vectors" / "inputs.npy", s.inputs)
     np.save(d / "vectors" / "expected.npy", s.expected)

@@ -199,6 +199,35 @@ class LayerProgram:
                    self.kind == "add" and j == 1, wy == 0 and wx == 0,
                    wy == self.qh - 1 and wx == self.qw - 1)
 
+    def read_trace(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(cycle, address)`` of every activation read of the RUN (padding reads none), in order.
+
+        The activation addresses of :meth:`reads`, computed as arrays (the scheduler traces
+        every read of every layer: linear in cycles, without a Python step per cycle).
+        """
+        k = self.k
+        j = np.arange(k)
+        if self.kind == "add":
+            ky = kx = ci = np.zeros(k, dtype=np.int64)
+        else:
+            ci, kx, ky = j % self.cis, (j // self.cis) % self.kw, j // (self.cis * self.kw)
+        g = np.arange(self.nt)
+        cs = (g // self.tpg) * self.cis if self.kind == "mac" else g
+        oy, ox = np.arange(self.oh), np.arange(self.ow)
+        wy, wx = np.arange(self.qh), np.arange(self.qw)
+        # Axes: oy, ox, g, wy, wx, j.
+        sh = (-1, 1, 1, 1, 1, 1), (1, -1, 1, 1, 1, 1), (1, 1, -1, 1, 1, 1), (1, 1, 1, -1, 1, 1), \
+            (1, 1, 1, 1, -1, 1), (1, 1, 1, 1, 1, -1)
+        iy = (oy * self.sh - self.pt).reshape(sh[0]) + (wy * self.wsh).reshape(sh[3]) + ky.reshape(sh[5])
+        ix = (ox * self.sw - self.pl).reshape(sh[1]) + (wx * self.wsw).reshape(sh[4]) + kx.reshape(sh[5])
+        base = np.where((j == 1) & (self.kind == "add"), self.in2_base, self.in_base).reshape(sh[5])
+        full = (self.oh, self.ow, self.nt, self.qh, self.qw, k)
+        addr = np.broadcast_to(base + (iy * self.iw + ix) * self.ich + (cs.reshape(sh[2]) + ci.reshape(sh[5])), full)
+        inside = np.broadcast_to((iy >= 0) & (iy < self.ih) & (ix >= 0) & (ix < self.iw), full)
+        tile = np.arange(self.tiles).reshape(full[:5] + (1,))
+        cycle = np.broadcast_to(tile * self.t + j.reshape(sh[5]), full)
+        return cycle[inside].astype(np.int64), addr[inside].astype(np.int64)
+
 
 @dataclass
 class Program:

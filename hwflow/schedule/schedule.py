@@ -126,9 +126,7 @@ def _load_times(lat: dict[str, int], l: LayerProgram) -> np.ndarray:
 
 def _trace(layer: LayerProgram) -> tuple[np.ndarray, np.ndarray]:
     """``(cycle, address)`` of every activation read of ``layer``'s RUN (padding reads none)."""
-    pairs = [(j, a[0]) for j, a in enumerate(layer.reads()) if a is not None and a[0] is not None]
-    return (np.array([j for j, _ in pairs], dtype=np.int64).reshape(-1),
-            np.array([a for _, a in pairs], dtype=np.int64).reshape(-1))
+    return layer.read_trace()
 
 
 def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, act_words: int,
