@@ -60,23 +60,38 @@ def _factor(h: np.ndarray, damp: float):
     return order, np.argsort(order), dead, u
 
 
+#: Columns per lazy batch: the rank-1 updates stay inside the block, the rest of the
+#: weights get the block's updates in one matrix product (Frantar et al.'s lazy batching).
+_BLOCK = 128
+
+
 def _gptq_rows(w: np.ndarray, s: np.ndarray, factor, bits: int) -> np.ndarray:
-    """Codes for ``w`` (C, K) with per-row scales ``s`` (``factor`` from :func:`_factor`)."""
+    """Codes for ``w`` (C, K) with per-row scales ``s`` (S, C), one candidate per row of
+    ``s`` (``factor`` from :func:`_factor`): ``(S, C, K)``."""
     lo, hi = int_range(bits)
     order, inv, dead, u = factor
     w = w.copy()
     w[:, dead] = 0.0
+    s = s[:, :, None]
     if u is None:
-        return np.clip(np.sign(w) * np.floor(np.abs(w / s[:, None]) + 0.5), lo, hi)
-    w = w[:, order]
+        v = w[None] / s
+        return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5), lo, hi)
+    w = np.repeat(w[None, :, order], len(s), axis=0)  # (S, C, K)
     q = np.empty_like(w)
-    for i in range(w.shape[1]):
-        col = w[:, i]
-        code = np.clip(np.sign(col / s) * np.floor(np.abs(col / s) + 0.5), lo, hi)
-        q[:, i] = code
-        err = (col - code * s) / u[i, i]
-        w[:, i + 1:] -= np.outer(err, u[i, i + 1:])
-    return q[:, inv]
+    k = w.shape[2]
+    for b0 in range(0, k, _BLOCK):
+        b1 = min(b0 + _BLOCK, k)
+        errs = np.empty(w.shape[:2] + (b1 - b0,))
+        for i in range(b0, b1):
+            col = w[:, :, i:i + 1]
+            code = np.clip(np.sign(col / s) * np.floor(np.abs(col / s) + 0.5), lo, hi)
+            q[:, :, i:i + 1] = code
+            err = (col - code * s) / u[i, i]
+            errs[:, :, i - b0:i - b0 + 1] = err
+            w[:, :, i + 1:b1] -= err * u[i, i + 1:b1]
+        if b1 < k:
+            w[:, :, b1:] -= errs @ u[b0:b1, b1:]
+    return q[:, :, inv]
 
 
 def _row_error(w: np.ndarray, q: np.ndarray, s: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -122,8 +137,8 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int, x: np.ndarray, p
         rows = slice(g * per, (g + 1) * per)
         h = _hessian(xg)
         factor = _factor(h, damp)
-        for k, s in enumerate(scales):
-            q = _gptq_rows(w[rows], s[rows], factor, bits)
+        qs = _gptq_rows(w[rows], np.stack([s[rows] for s in scales]), factor, bits)
+        for k, (s, q) in enumerate(zip(scales, qs)):
             results.append((g, k, q, _row_error(w[rows], q, s[rows], h)))
     errs = np.full((len(scales), cout), np.inf)
     for g, k, _, e in results:
