@@ -108,14 +108,15 @@ class FitReport:
         have = (f"{self.target} holds {format_bits(self.have_bits)} ({self.have_blocks} block RAMs"
                 + (f", {self.have_dsps} DSPs" if self.have_dsps is not None else "") + ")")
         if self.verdict == "fits":
-            return f"{head}: fits {have}"
+            return f"{head}: memory and DSPs fit; {have} (LUTs are checked after scheduling)"
         if self.verdict == "tight":
-            return f"{head}: may fit {have}; decided after quantization"
-        text = f"{head}: does not fit, {have}"
+            return f"{head}: may fit; {have} (decided after quantization)"
+        text = f"{head}: does not fit; {have}"
         if self.dsps[0] > (self.have_dsps if self.have_dsps is not None else self.dsps[0]):
             text += f"; it needs at least {self.dsps[0]} DSPs"
         if self.nearest is not None:
-            text += f"; {self.nearest['flags']} fits (needs {format_bits(self.nearest['need_bits'])})"
+            fits = "fits" if self.nearest["verdict"] == "fits" else "may fit"
+            text += f"; {self.nearest['flags']} {fits} (needs {format_bits(self.nearest['need_bits'])})"
         elif self.smallest is not None:
             text += (f"; even {self.smallest['flags']} needs {format_bits(self.smallest['need_bits'])}"
                      f"; try --target generic (simulation, no limits)")
@@ -295,9 +296,9 @@ def _alternatives(graph, target, quant, prune, pe: int, simd: int, fuse: str):
             cache[key] = skeleton(graph, q, prune)
         n = _needs(cache[key], target.family, ch.get("pe", pe), ch.get("simd", simd), fuse)
         rec = {"changes": ch, "flags": _flags(ch), "need_bits": n["weight_bits"][0] + n["act_bits"] + n["other_bits"][0],
-               "blocks": n["blocks"][0]}
+               "blocks": n["blocks"][0], "verdict": _verdict(n, target)}
         smallest = rec
-        if _verdict(n, target) != "too big":
+        if rec["verdict"] != "too big":
             return rec, None
     return None, smallest
 
