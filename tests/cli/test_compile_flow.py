@@ -37,7 +37,7 @@ def _one_error_line(capsys, rc) -> str:
 
 
 def test_steps_are_the_flow():
-    assert [name for name, _ in STEPS] == ["load", "optimize", "quantize", "schedule", "generate",
+    assert [name for name, _ in STEPS] == ["load", "optimize", "fit", "quantize", "schedule", "generate",
                                            "vectors", "write"]
 
 
