@@ -61,17 +61,19 @@ class Accelerator(wiring.Component):
     Parameters
     ----------
     program : hwflow.schedule.Program
-    rom_module : str, optional
-        Only for :func:`to_verilog`: the weight ROM becomes an instance of this Verilog
-        module (see :class:`~hwflow.rtl.weight_rom.WeightRom`).
+    rom_module, act_module : str, optional
+        Only for :func:`to_verilog`: the weight ROM and the activation RAM become instances
+        of these Verilog modules (see :class:`~hwflow.rtl.weight_rom.WeightRom`,
+        :class:`~hwflow.rtl.act_buffer.ActBuffer`).
     """
 
-    def __init__(self, program, *, rom_module: str | None = None):
+    def __init__(self, program, *, rom_module: str | None = None, act_module: str | None = None):
         if not isinstance(program, Program):
             raise TypeError(f"Accelerator needs a hwflow.schedule.Program, not {program!r}")
         self._p = program
         self._rom_module = rom_module
-        self.wrom = None
+        self._act_module = act_module
+        self.wrom = self.act = None
         super().__init__({
             "start": In(1),
             "busy": Out(1),
@@ -98,7 +100,8 @@ class Accelerator(wiring.Component):
         has_mac = any(l.kind == "mac" for l in p.layers)
 
         m.submodules.ctrl = ctrl = Controller(p)
-        m.submodules.act = act = ActBuffer(p.act_words, simd, p.abits)
+        m.submodules.act = act = ActBuffer(p.act_words, simd, p.abits, verilog_module=self._act_module)
+        self.act = act
         d = ctrl.desc
         code_bits = d.lo.shape().width
         aw = act.wr_addr.shape().width
@@ -268,10 +271,11 @@ def to_verilog(program, name: str = "hwflow_top") -> str:
     """Verilog text of the accelerator for ``program``, top module ``name``."""
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"module name must be a Verilog identifier, not {name!r}")
-    # The weight ROM is emitted as its own small Verilog module (Amaranth would take seconds
-    # to turn a large ROM's contents into netlist constants).
-    top = Accelerator(program, rom_module=f"{name}_wrom")
+    # The weight ROM and the activation RAM are emitted as their own small Verilog modules
+    # (Amaranth would take seconds to turn a large memory's contents into netlist constants).
+    top = Accelerator(program, rom_module=f"{name}_wrom", act_module=f"{name}_act")
     text = verilog.convert(top, name=name, emit_src=False)
+    text = text.rstrip("\n") + "\n\n" + top.act.verilog()
     if top.wrom is not None:
         text = text.rstrip("\n") + "\n\n" + top.wrom.verilog()
     return compress_zero_init(text)
