@@ -241,6 +241,7 @@ class FlowState:
     qgraph: Any = None
     program: Any = None
     verilog: str = ""
+    rom_files: dict[str, str] = field(default_factory=dict)
     calib: np.ndarray | None = None
     inputs: np.ndarray | None = None
     expected: np.ndarray | None = None
@@ -307,10 +308,12 @@ def step_schedule(s: FlowState) -> None:
 
 
 def step_generate(s: FlowState) -> None:
-    """Amaranth → Verilog."""
-    from .rtl.accelerator import to_verilog
+    """Amaranth → Verilog; the weight ROM's contents go to a ``$readmemh`` file beside it."""
+    from .rtl.accelerator import verilog_files
 
-    s.verilog = to_verilog(s.program, s.top)
+    files = verilog_files(s.program, s.top)
+    s.verilog = files.pop(f"{s.top}.v")
+    s.rom_files = files
 
 
 def step_vectors(s: FlowState) -> None:
@@ -348,6 +351,8 @@ def step_write(s: FlowState) -> None:
     d = s.tmp
     vfile = f"{s.top}.v"
     (d / vfile).write_text(s.verilog, encoding="utf-8")
+    for name, text in s.rom_files.items():
+        (d / name).write_text(text, encoding="ascii")
     _copy_model(s.model_path, d / MODEL_FILE)
     write_json(d / "schedule.json", s.program.to_json())
     write_json(d / "quant.json", qgraph_to_json(s.qgraph), indent=None)  # weights: the compact encoder is fast
@@ -413,6 +418,7 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "top": s.top,
         "verilog": vfile,
         "verilog_lines": s.verilog.count("\n"),
+        "rom_files": sorted(s.rom_files),
         "target": s.target.name,
         "target_source": s.target.source or s.target.name,
         "pe": p.pe,

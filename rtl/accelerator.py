@@ -52,7 +52,7 @@ from .serializer import Serializer
 from ._verilog_text import compress_zero_init
 from .weight_rom import WeightRom
 
-__all__ = ["Accelerator", "to_verilog"]
+__all__ = ["Accelerator", "to_verilog", "verilog_files"]
 
 
 class Accelerator(wiring.Component):
@@ -268,7 +268,24 @@ class Accelerator(wiring.Component):
 
 
 def to_verilog(program, name: str = "hwflow_top") -> str:
-    """Verilog text of the accelerator for ``program``, top module ``name``."""
+    """Verilog text of the accelerator for ``program``, top module ``name`` (self-contained:
+    the weight ROM's contents inline; :func:`verilog_files` puts them in a file)."""
+    return _convert(program, name, None)[0]
+
+
+def verilog_files(program, name: str = "hwflow_top") -> dict[str, str]:
+    """The accelerator as files: ``{name}.v``, whose weight ROM reads ``{name}_wrom.hex``
+    (``$readmemh``, one word a line) from beside it, and that file (absent without a weight
+    ROM). Simulators read it from their working directory: the runners copy it there."""
+    rom_file = f"{name}_wrom.hex"
+    text, top = _convert(program, name, rom_file)
+    files = {f"{name}.v": text}
+    if top.wrom is not None:
+        files[rom_file] = top.wrom.hex()
+    return files
+
+
+def _convert(program, name: str, rom_file: str | None):
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"module name must be a Verilog identifier, not {name!r}")
     # The weight ROM and the activation RAM are emitted as their own small Verilog modules
@@ -277,5 +294,5 @@ def to_verilog(program, name: str = "hwflow_top") -> str:
     text = verilog.convert(top, name=name, emit_src=False)
     text = text.rstrip("\n") + "\n\n" + top.act.verilog()
     if top.wrom is not None:
-        text = text.rstrip("\n") + "\n\n" + top.wrom.verilog()
-    return compress_zero_init(text)
+        text = text.rstrip("\n") + "\n\n" + top.wrom.verilog(rom_file)
+    return compress_zero_init(text), top

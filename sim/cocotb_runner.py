@@ -163,6 +163,17 @@ def _vcd_dumper(build_dir: Path, top: str, vcd: Path) -> Path:
     return path
 
 
+def copy_readmem_files(verilog: str | Path, dest: str | Path) -> list[str]:
+    """Copy the files the Verilog's ``$readmemh``/``$readmemb`` read (beside it: a BUILD's
+    weight ROM) into ``dest``, the directory the simulator runs in; returns their names."""
+    verilog, dest = Path(verilog), Path(dest)
+    names = sorted(set(re.findall(r'\$readmem[hb]\("([^"/\\]+)"', verilog.read_text(encoding="utf-8"))))
+    for name in names:
+        if (verilog.parent / name).is_file():
+            shutil.copyfile(verilog.parent / name, dest / name)
+    return names
+
+
 def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str | Path,
                  *, vcd: str | Path | None = None):
     """Build (or bring up to date) the simulation of ``top`` from ``verilog``.
@@ -192,6 +203,7 @@ def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str |
     require_simulator(simulator)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
+    copy_readmem_files(verilog, build_dir)  # the tests run in build_dir
     runner = _runner(simulator)
     sources = [Path(verilog).resolve()]
     build_args: list[str] = []

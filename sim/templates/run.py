@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def main() -> int:
         if args.simulator == "verilator" else []
     runner.build(sources=[BUILD / manifest["verilog"]], hdl_toplevel=top, build_args=build_args,
                  build_dir=build_dir, timescale=("1ns", "1ps"), waves=args.vcd)
+    for name in manifest.get("rom_files", []):  # $readmemh reads them from where the simulation runs
+        shutil.copyfile(BUILD / name, build_dir / name)
     result = build_dir / "result.json"
     if result.exists():
         result.unlink()
