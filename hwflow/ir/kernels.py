@@ -33,9 +33,9 @@ __all__ = [
     "reshape_target",
 ]  # fmt: skip
 
-#: Largest patch matrix (im2col) a convolution builds at once, in elements (1 GiB of
+#: Largest patch matrix (im2col) a convolution builds at once, in elements (32 MiB of
 #: float64); bigger batches go in chunks of samples.
-_PATCH_ELEMENTS = 1 << 27
+_PATCH_ELEMENTS = 1 << 22
 
 #: A node kernel: ``(node, input arrays) -> output arrays`` (None for omitted inputs).
 Kernel = Callable[["Node", list], list]

@@ -26,17 +26,23 @@ def layer_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0
     Gemm: the flattened input; Conv: im2col patches (zero padding, as the float op).
     """
     x = np.asarray(x, dtype=np.float64)
-    if fl.op == "gemm":
-        groups = [x.reshape(x.shape[0], -1)]
-    else:
-        win = fl.window(x.shape[2:])
-        cols = kernels.windows(kernels.pad_windows(x, win, 0.0), win)  # N, C, OH, OW, kh, kw
-        n, c, oh, ow, kh, kw = cols.shape
-        cg = c // fl.groups
-        cols = cols.reshape(n, fl.groups, cg, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-        groups = list(cols.reshape(fl.groups, n * oh * ow, cg * kh * kw))
     rng = np.random.default_rng(seed)
-    return [g[rng.choice(len(g), max_rows, replace=False)] if len(g) > max_rows else g for g in groups]
+    if fl.op == "gemm":
+        g = x.reshape(x.shape[0], -1)
+        return [g[rng.choice(len(g), max_rows, replace=False)] if len(g) > max_rows else g]
+    win = fl.window(x.shape[2:])
+    cols = kernels.windows(kernels.pad_windows(x, win, 0.0), win)  # N, C, OH, OW, kh, kw: a view
+    n, c, oh, ow, kh, kw = cols.shape
+    cg = c // fl.groups
+    cols = cols.reshape(n, fl.groups, cg, oh, ow, kh, kw)
+    out = []
+    for g in range(fl.groups):
+        rows = n * oh * ow
+        # The rows kept are drawn before any is copied (row r = pixel (r // (oh*ow), ...)).
+        pick = rng.choice(rows, max_rows, replace=False) if rows > max_rows else np.arange(rows)
+        i, y, xx = pick // (oh * ow), (pick // ow) % oh, pick % ow
+        out.append(cols[i, g, :, y, xx].reshape(len(pick), cg * kh * kw))  # (rows, cg, kh, kw)
+    return out
 
 
 def _hessian(x: np.ndarray) -> np.ndarray:
