@@ -41,6 +41,23 @@ def test_steps_are_the_flow():
                                            "vectors", "write"]
 
 
+def test_weight_rom_contents_are_a_readmemh_file(mlp_build):
+    """The ROM's words are in digits_mlp_wrom.hex (one a line, as the inline form had them),
+    read by $readmemh; the manifest, its checksums and the hand-off bundle list it."""
+    m = json.loads((mlp_build / "manifest.json").read_text())
+    v = (mlp_build / "digits_mlp.v").read_text()
+    assert m["rom_files"] == ["digits_mlp_wrom.hex"] and "digits_mlp_wrom.hex" in m["files"]
+    rom = v[v.index("module digits_mlp_wrom("):]
+    assert '  initial $readmemh("digits_mlp_wrom.hex", mem);\n' in rom and "    mem[0] = " not in rom
+    prog = load_build(mlp_build)
+    words = (mlp_build / "digits_mlp_wrom.hex").read_text().split()
+    assert len(words) == json.loads((mlp_build / "schedule.json").read_text())["memory"]["weight_words"]
+    assert prog.manifest["handoff"]["memory_files"] == ["digits_mlp_wrom.hex"]
+    core = (mlp_build / "digits_mlp.core").read_text()
+    assert "- digits_mlp_wrom.hex: {copyto: digits_mlp_wrom.hex}" in core and "filesets: [rtl, memory" in core
+    assert "digits_mlp_wrom.hex" not in (mlp_build / "files.f").read_text()
+
+
 def test_build_layout_and_manifest(mlp_build):
     m = json.loads((mlp_build / "manifest.json").read_text())
     top = m["top"]
