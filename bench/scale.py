@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import shlex
 import subprocess
@@ -124,7 +125,9 @@ def child(spec: dict) -> dict:
         out["params"] = sum(r["params"] for r in layer_stats(g))
         out["macs"] = sum(r["macs"] for r in layer_stats(g))
     out["seconds"] = time.perf_counter() - t0
-    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    out["peak_mb"] = ru.ru_maxrss / 1024
+    out["cpu"] = ru.ru_utime + ru.ru_stime  # the whole process: imports included
     return out
 
 
@@ -179,9 +182,13 @@ def main(argv=None) -> int:
         print(json.dumps(child(json.loads(args.child))))
         return 0
     fams = args.families.split(",")
-    print("$ python bench/scale.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])))
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if k in os.environ)
+    print(f"$ {env + ' ' if env else ''}python bench/scale.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])))
+    print(f"load average at start: {', '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs "
+          "(other jobs share the machine: compare CPU seconds, not only wall)")
     print(f"(hwflow compile --target generic per point, each in its own process; {time.strftime('%Y-%m-%d')})\n")
-    head = f"{'model':<22}{'params':>11}{'MACs':>14}{'seconds':>9}{'peak MB':>9}  " + "".join(f"{s:>9}" for s in STEPS)
+    head = (f"{'model':<22}{'params':>11}{'MACs':>14}{'seconds':>9}{'CPU s':>8}{'peak MB':>9}  "
+            + "".join(f"{s:>9}" for s in STEPS))
     print(head + f"{'Verilog MB':>11}")
     rows: dict[str, list] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,12 +215,12 @@ def main(argv=None) -> int:
         if len(pts) > 1:
             xs = [p[0] for p in pts]
             print(f"slope {fam:<8} (>= 100 k params): time {slope(xs, [p[1] for p in pts]):.2f}, "
-                  f"peak memory {slope(xs, [p[2] for p in pts]):.2f}")
+                  f"CPU time {slope(xs, [p[3] for p in pts]):.2f}, peak memory {slope(xs, [p[2] for p in pts]):.2f}")
     if "big" in fams:
         print("\nfit check only (hwflow inspect MODEL --target fpga-medium), and the refused compile:")
         for name in ("resnet50", "vgg19"):
             r = run_point({"mode": "inspect", "model": str(light(name))})
-            print(f"{name:<10}{r['params']:>13,} params: inspect+fit {r['seconds']:.2f} s "
+            print(f"{name:<10}{r['params']:>13,} params: inspect+fit {r['seconds']:.2f} s ({r['cpu']:.2f} CPU s) "
                   f"(load+optimize {r['steps']['load+optimize']:.2f}, fit {r['steps']['fit']:.2f}), "
                   f"peak {r['peak_mb']:.0f} MB: {r['verdict']}")
             c = refuse(light(name))
@@ -225,9 +232,9 @@ def main(argv=None) -> int:
 
 def _row(rows, fam, name, params, macs, r) -> None:
     steps = r["steps"]
-    print(f"{name:<22}{params:>11,}{macs:>14,}{r['seconds']:>9.2f}{r['peak_mb']:>9.0f}  "
+    print(f"{name:<22}{params:>11,}{macs:>14,}{r['seconds']:>9.2f}{r['cpu']:>8.2f}{r['peak_mb']:>9.0f}  "
           + "".join(f"{steps.get(s, 0):>9.2f}" for s in STEPS) + f"{r['verilog_mb']:>11.1f}", flush=True)
-    rows.setdefault(fam, []).append((params, r["seconds"], r["peak_mb"]))
+    rows.setdefault(fam, []).append((params, r["seconds"], r["peak_mb"], r["cpu"]))
 
 
 if __name__ == "__main__":
