@@ -59,8 +59,8 @@ class ActBuffer(wiring.Component):
         holds while ``rd_en`` is low), in a few lines whatever its depth."""
         width, depth, b = self._simd * self._bits, self._depth, self._bits
         aw = self.rd_addr.shape().width
-        writes = "".join(f"    if (wr_en[{i}]) mem[wr_addr][{(i + 1) * b - 1}:{i * b}] <= wr_data[{(i + 1) * b - 1}:{i * b}];\n"
-                         for i in range(self._simd))
+        lanes = [f"[{(i + 1) * b - 1}:{i * b}]" for i in range(self._simd)]
+        writes = "".join(f"    if (wr_en[{i}]) mem[wr_addr]{r} <= wr_data{r};\n" for i, r in enumerate(lanes))
         return (
             f"module {self._module}(clk, rd_addr, rd_en, rd_data, wr_addr, wr_en, wr_data);\n"
             f"  input clk;\n  input [{aw - 1}:0] rd_addr;\n  input rd_en;\n  output reg [{width - 1}:0] rd_data;\n"

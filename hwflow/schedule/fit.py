@@ -205,7 +205,8 @@ def skeleton(graph, quant=None, prune=None) -> QGraph:
                                  lut_zero_point=0, attrs=attrs, **{**common, "lo": tlo, "hi": thi}))
         elif fl.op == "avgpool":
             c = plan.shapes[fl.inputs[0]][1]
-            layers.append(QLayer(op="avgpool", bias=np.zeros(c, np.int64), m=[1], n=[0], lut=lut, attrs=attrs, **common))
+            layers.append(QLayer(op="avgpool", bias=np.zeros(c, np.int64), m=[1], n=[0], lut=lut, attrs=attrs,
+                                 **common))
         elif fl.op == "add":
             layers.append(QLayer(op="add", m=[1], n=[0], add_m=(1, 1), mbits=1, lut=lut, attrs=attrs, **common))
         else:  # pragma: no cover - LAYER_OPS and the lowering agree (tests/quant)
@@ -295,8 +296,9 @@ def _alternatives(graph, target, quant, prune, pe: int, simd: int, fuse: str):
         if key not in cache:
             cache[key] = skeleton(graph, q, prune)
         n = _needs(cache[key], target.family, ch.get("pe", pe), ch.get("simd", simd), fuse)
-        rec = {"changes": ch, "flags": _flags(ch), "need_bits": n["weight_bits"][0] + n["act_bits"] + n["other_bits"][0],
-               "blocks": n["blocks"][0], "verdict": _verdict(n, target)}
+        need = n["weight_bits"][0] + n["act_bits"] + n["other_bits"][0]
+        rec = {"changes": ch, "flags": _flags(ch), "need_bits": need, "blocks": n["blocks"][0],
+               "verdict": _verdict(n, target)}
         smallest = rec
         if rec["verdict"] != "too big":
             return rec, None
@@ -336,8 +338,8 @@ def fit_check(graph, target, quant=None, prune=None, schedule=None, *, suggest: 
     nearest = smallest = None
     if verdict == "too big" and suggest:
         nearest, smallest = _alternatives(graph, tgt, quant, prune, pe, simd, schedule.fuse)
-    options = {"wbits": quant.wbits, "abits": quant.abits, "layer_bits": {k: list(v) for k, v in quant.layer_bits.items()},
-               "scheme": quant.scheme, "prune": None if prune is None else prune.settings(), "fuse": schedule.fuse}
+    options = {"wbits": quant.wbits, "abits": quant.abits,
+               "layer_bits": {k: list(v) for k, v in quant.layer_bits.items()}, "scheme": quant.scheme, "prune": None if prune is None else prune.settings(), "fuse": schedule.fuse}
     return FitReport(
         model=graph.name, target=tgt.name, pe=pe, simd=simd, wbits=n["wbits"], abits=n["abits"], verdict=verdict,
         weight_words=n["weight_words"], weight_bits=n["weight_bits"], act_words=n["act_words"],

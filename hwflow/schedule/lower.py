@@ -36,8 +36,8 @@ from ..quant.reference import acc_bounds
 from .memory import chunks, weight_words
 from .program import LayerProgram, TensorMap
 
-__all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "MacGeometry", "mac_geometry", "lower_mac", "lower_window", "lower_add",
-           "lower_concat"]
+__all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "MacGeometry", "mac_geometry", "lower_mac",
+           "lower_window", "lower_add", "lower_concat"]
 
 
 class RomImages:
@@ -261,8 +261,7 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     if x.stack > 1:
         common.update(ih=x.h + x.stack_pad, ich=1)
     kh, kw, sh, sw, pads = geo.kh, geo.kw, geo.sh, geo.sw, geo.pads
-    nt, cis, tpg, cout = geo.nt, geo.cis, geo.tpg, layer.out_channels
-    k = kh * kw * cis
+    nt, cis, tpg, k, cout = geo.nt, geo.cis, geo.tpg, geo.k, layer.out_channels
     qh = qw = 1
     if pool is not None:
         # Fused MaxPool: each pooled pixel runs the conv at its qh x qw window positions.
