@@ -3,9 +3,13 @@
 Documented formulas for the budget check and the manifest; the synthesis report gives
 the real figures (``bench/synth.py`` shows the estimate's error against them).
 
-- Block RAM: each memory is tiled into blocks of the family's geometry (ECP5 DP16KD:
-  18 Kbit, widths up to 36; iCE40 SB_RAM40_4K: 4 Kbit, widths up to 16). Memories under
-  ``_LUTRAM_BITS`` are left to LUTs/FFs.
+- Memory: every memory kind of the target (``[memory.<kind>]`` in its TOML: block RAM,
+  iCE40 SPRAM) is counted exactly, in whole blocks of its shapes, as Yosys tiles them
+  (:func:`memory_blocks`). The activation RAM and the per-channel and LUT ROMs go in the
+  block RAM (ROMs too small or too shallow for a block stay in logic,
+  :func:`memory_style`); the weight memory goes in the first kind in which the design fits
+  (:func:`place_weights`): an initialised ROM in the block RAM, else a kind the bitstream
+  cannot initialise, loaded through the weight-load port (``rtl/weight_ram.py``).
 - DSP: Yosys's own rule (:func:`dsp_blocks`) for each multiply in the RTL: the MAC
   array's ``dsp_mults`` DSP lanes and the requantizer's (the controller has none); the
   other MAC lanes are shift-add LUT multipliers (:func:`lut_mult_cost`).
@@ -31,8 +35,8 @@ from .descriptor import BACK_FIELDS, UNIT_FIELDS, descriptor_fields, descriptor_
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
 
-__all__ = ["estimate", "block_features", "block_estimates", "bram_blocks", "dsp_blocks", "lut_mult_cost",
-           "memory_style"]
+__all__ = ["estimate", "block_features", "block_estimates", "dsp_blocks", "lut_mult_cost", "memories",
+           "memory_blocks", "memory_style", "place_weights"]
 
 _LUTRAM_BITS = 1024
 _LOGIC_ROM_DEPTH = 64
@@ -51,15 +55,53 @@ def memory_style(depth: int, width: int, rom: bool = True) -> str:
     return "block"
 
 
-def bram_blocks(depth: int, width: int, family: str, rom: bool = True) -> int:
-    """Blocks of block RAM for a ``depth x width`` memory on ``family``."""
-    if memory_style(depth, width, rom) == "logic":
-        return 0
-    if family == "ice40":
-        geoms = [(256, 16), (512, 8), (1024, 4), (2048, 2)]
-    else:  # ecp5 and generic: DP16KD
-        geoms = [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]
-    return _tile(depth, width, tuple(geoms))
+def memory_blocks(depth: int, width: int, kind) -> int:
+    """Blocks of memory kind ``kind`` (a :class:`~hwflow.targets.MemoryKind`) that a
+    ``depth x width`` memory takes: whole blocks of its shapes, as Yosys tiles them."""
+    return _tile(depth, width, kind.shapes)
+
+
+def memories(prog) -> list[tuple[str, int, int, bool]]:
+    """``(name, depth, width, rom)`` of every memory the RTL builds for ``prog``: the
+    activation RAM, the weight memory, the per-channel ROM and the LUT ROM."""
+    return [
+        ("act", prog.act_words, prog.simd * prog.abits, False),
+        ("weights", int(prog.weights.shape[0]), prog.pe * prog.simd * (prog.ibits or prog.wbits), True),
+        ("chan", int(prog.bias.shape[0]), bias_bits(prog.bias) + max(prog.mbits, 1) + prog.n_bits, True),
+        ("lut", int(prog.lut.shape[0]), prog.abits, True),
+    ]
+
+
+def _placed_blocks(prog, target, weight_kind) -> dict[str, int]:
+    """``{kind name: blocks}`` with the weight memory in ``weight_kind``, the rest in the block RAM
+    (or in logic where :func:`memory_style` puts them)."""
+    bram = target.block_ram
+    out = {k.name: 0 for k in target.memory}
+    for name, depth, width, rom in memories(prog):
+        kind = weight_kind if name == "weights" and weight_kind is not None else bram
+        if kind.name == bram.name and memory_style(depth, width, rom) == "logic":
+            continue
+        out[kind.name] += memory_blocks(depth, width, kind)
+    return out
+
+
+def place_weights(prog, target):
+    """The memory kind the weight memory goes in: the first of ``target.memory`` (the TOML's
+    order, block RAM first) in which every memory of the design fits.
+
+    In the block RAM the weights are an initialised ROM (today's design). A kind the
+    bitstream cannot initialise (iCE40 SPRAM, ``init = false``) holds them as a RAM that
+    the core's weight-load port fills once after configuration; reading it takes one cycle
+    like the ROM, so the cycle model does not change. The activation RAM is written and
+    read in the same cycle, so it stays in the (dual-port) block RAM. When the design fits
+    no kind the block RAM is returned and :func:`~hwflow.schedule.budget.check_budget`
+    reports the shortfall.
+    """
+    for kind in target.memory:
+        blocks = _placed_blocks(prog, target, kind)
+        if all(k.blocks is None or blocks[k.name] <= k.blocks for k in target.memory):
+            return kind
+    return target.block_ram
 
 
 def _tile(depth: int, width: int, geoms: tuple) -> int:
@@ -321,7 +363,9 @@ def block_estimates(prog, family: str) -> dict:
 
 
 def estimate(prog, target) -> dict:
-    """``{"luts", "ffs", "dsps", "bram_blocks", "rom_bits", "ram_bits"}`` for ``prog`` on ``target``."""
+    """``{"luts", "ffs", "dsps", "<kind>_blocks", "rom_bits", "ram_bits"}`` for ``prog`` on ``target``:
+    one ``<kind>_blocks`` for each of the target's memory kinds (``bram_blocks``, ``spram_blocks``),
+    with the weight memory where ``prog.weight_kind`` says (``None``: the block RAM)."""
     family = getattr(target, "family", "generic")
     pe, simd = prog.pe, prog.simd
     nmul = pe * simd
@@ -333,26 +377,20 @@ def estimate(prog, target) -> dict:
     if prog.addm_bits:
         dsps += 2
     fam = family if family in _COEF else _COEF_FALLBACK
-    blocks = block_estimates(prog, fam)
+    per_block = block_estimates(prog, fam)
     pack = _coef(fam)["pack"]
-    lut_sum = sum(b["lut"] for b in blocks.values())
-    ff_sum = sum(b["ff"] for b in blocks.values())
+    lut_sum = sum(b["lut"] for b in per_block.values())
+    ff_sum = sum(b["ff"] for b in per_block.values())
     # Placement packs LUTs (ECP5 counts CCU2C halves, iCE40 logic cells also hold the
     # flip-flops no LUT feeds): linear in the Yosys figures.
     luts = pack["lut"] * lut_sum + pack.get("lut_ff", 0.0) * ff_sum
     ffs = pack["ff"] * ff_sum
-    mems = [  # (depth, width, rom) as the RTL builds them
-        (prog.act_words, simd * prog.abits, False),
-        (int(prog.weights.shape[0]), nmul * (prog.ibits or prog.wbits), True),
-        (int(prog.bias.shape[0]), bias_bits(prog.bias) + max(prog.mbits, 1) + prog.n_bits, True),
-        (int(prog.lut.shape[0]), prog.abits, True),
-    ]
-    blocks_ram = sum(bram_blocks(d, w, family, rom) for d, w, rom in mems)
+    blocks = _placed_blocks(prog, target, prog.weight_kind)
     return {
         "luts": int(round(luts)),
         "ffs": int(round(ffs)),
         "dsps": int(dsps),
-        "bram_blocks": int(blocks_ram),
+        **{f"{name}_blocks": int(n) for name, n in blocks.items()},
         "rom_bits": int(prog.weight_rom_bits + prog.chan_rom_bits + prog.lut_rom_bits),
         "ram_bits": int(prog.act_bits),
     }
