@@ -271,6 +271,12 @@ class Target:
         return d
 
 
+#: A generic target's memory when its file names none: unlimited block RAM, counted in ECP5
+#: DP16KD blocks (so a generic estimate reads like an ECP5 one).
+GENERIC_BRAM = MemoryKind("bram", "DP16KD", None, 18432,
+                          ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)))
+
+
 def list_targets() -> list[str]:
     """Names of the shipped targets, smallest device first, ``generic`` last.
 
@@ -398,14 +404,17 @@ def _parse(text: str, where: str, default_name: str, source: str = "") -> Target
     check_keys(res, _RESOURCE_KEYS, "resources.")
     check_keys(synth, {"yosys"}, "synth.")
     check_keys(pnr, {"tool", "args"}, "pnr.")
-    fields: dict = {"memory": _memory_kinds(table("memory"), family, bad, integer, string)}
+    fields: dict = {}
     if family == "generic":
         for key in ("device", "package", "speed"):
             if key in doc:
                 raise bad(f"a generic target has no {key}, but {key} = {doc[key]!r}")
         if res or synth or pnr:
             raise bad("a generic target has no [resources], [synth] or [pnr] (it is unlimited)")
+        fields["memory"] = _memory_kinds(table("memory"), family, bad, integer, string) if "memory" in doc \
+            else (GENERIC_BRAM,)
     else:
+        fields["memory"] = _memory_kinds(table("memory"), family, bad, integer, string)
         fields["device"] = string(doc, "device")
         fields["package"] = string(doc, "package")
         fields["speed"] = integer(doc, "speed", required=False, lo=1, hi=12)
@@ -434,13 +443,14 @@ def _parse(text: str, where: str, default_name: str, source: str = "") -> Target
 def _memory_kinds(mem: dict, family: str, bad, integer, string) -> tuple[MemoryKind, ...]:
     """The ``[memory.<kind>]`` tables as MemoryKinds, in file order."""
     allowed = MEMORY_KINDS[family]
+    for name in mem:
+        if name not in allowed:
+            raise bad(f"unknown memory kind [memory.{name}] for family {family} (allowed: {', '.join(allowed)})")
     if "bram" not in mem:
         raise bad("missing table [memory.bram] (the block RAM: ROMs and the activation RAM go there)")
     kinds = []
     for name, t in mem.items():
         where = f"memory.{name}."
-        if name not in allowed:
-            raise bad(f"unknown memory kind [memory.{name}] for family {family} (allowed: {', '.join(allowed)})")
         if not isinstance(t, dict):
             raise bad(f"[memory.{name}] must be a table, not {t!r}")
         for key in t:

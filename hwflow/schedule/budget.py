@@ -34,13 +34,12 @@ def check_budget(prog, target) -> None:
         k = over[0]
         need = est["rom_bits"] + est["ram_bits"]
         msg = (f"design needs {need} bits of ROM+RAM ({est[f'{k.name}_blocks']} {k.name} blocks of {k.cell}, "
-               f"{k.block_bits // 1024} kbit each), target {name} has {k.blocks} {k.name} blocks "
-               f"({k.bits} bits)")
+               f"{k.block_bits // 1024} kbit each), target {name} has {k.bits} bits ({k.blocks} {k.name} blocks)")
         for other in target.memory:
             if other.name != k.name:
                 blocks = memory_blocks(prog.weight_words, prog.weight_word_bits, other)
-                msg += (f"; the {prog.weight_rom_bits}-bit weight memory would need {blocks} of its "
-                        f"{other.blocks} {other.name} blocks ({other.cell})")
+                msg += (f"; its {prog.weight_rom_bits}-bit weight memory would need {blocks} of the "
+                        f"{other.blocks} {other.name} blocks ({other.cell}, {other.block_bits // 1024} kbit)")
         raise FitError(f"{msg}; {_hint(target)}")
     nmul = prog.pe * prog.simd
     ndsp = nmul if prog.dsp_mults is None else prog.dsp_mults

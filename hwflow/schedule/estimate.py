@@ -31,6 +31,8 @@ import json
 import math
 from importlib import resources
 
+import numpy as np
+
 from .descriptor import BACK_FIELDS, UNIT_FIELDS, descriptor_fields, descriptor_values
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
@@ -61,27 +63,54 @@ def memory_blocks(depth: int, width: int, kind) -> int:
     return _tile(depth, width, kind.shapes)
 
 
-def memories(prog) -> list[tuple[str, int, int, bool]]:
-    """``(name, depth, width, rom)`` of every memory the RTL builds for ``prog``: the
-    activation RAM, the weight memory, the per-channel ROM and the LUT ROM."""
+def memories(prog) -> list[tuple[str, int, int, bool, int]]:
+    """``(name, depth, width, rom, cols)`` of every memory the RTL builds for ``prog``: the
+    activation RAM, the weight memory, the per-channel ROM and the LUT ROM.
+
+    ``width`` is the word as the RTL declares it; ``cols`` the bits synthesis keeps: Yosys
+    drops a ROM's columns that hold the same bit in every word (``opt_mem``), so a ROM
+    takes blocks for its varying columns only; a RAM (written: the activation RAM, a
+    loaded weight RAM) keeps all of them.
+    """
+    wbits = prog.ibits or prog.wbits
+    width = prog.pe * prog.simd * wbits
+    if prog.weight_load:
+        wcols = width
+    else:
+        flat = prog.weights.reshape(prog.weights.shape[0], -1)
+        wcols = sum(_varying_columns(flat[:, i], wbits) for i in range(flat.shape[1]))
+    bb, mb, nb = bias_bits(prog.bias), max(prog.mbits, 1), shift_bits(prog.n_min, prog.n_max)
+    code = descriptor_fields(prog, descriptor_values(prog))["lo"][0]
     return [
-        ("act", prog.act_words, prog.simd * prog.abits, False),
-        ("weights", int(prog.weights.shape[0]), prog.pe * prog.simd * (prog.ibits or prog.wbits), True),
-        ("chan", int(prog.bias.shape[0]), bias_bits(prog.bias) + max(prog.mbits, 1) + prog.n_bits, True),
-        ("lut", int(prog.lut.shape[0]), prog.abits, True),
+        ("act", prog.act_words, prog.simd * prog.abits, False, prog.simd * prog.abits),
+        ("weights", prog.weight_words, width, True, wcols),
+        ("chan", int(prog.bias.shape[0]), bb + mb + nb, True,
+         _varying_columns(prog.bias, bb) + _varying_columns(prog.m, mb) + _varying_columns(prog.n, nb)),
+        ("lut", int(prog.lut.shape[0]), code, True, _varying_columns(prog.lut, code)),
     ]
 
 
-def _placed_blocks(prog, target, weight_kind) -> dict[str, int]:
-    """``{kind name: blocks}`` with the weight memory in ``weight_kind``, the rest in the block RAM
-    (or in logic where :func:`memory_style` puts them)."""
+def _placed(prog, target, weight_kind) -> list[dict]:
+    """Every memory with its kind and blocks: the weight memory in ``weight_kind``, the rest
+    in the block RAM, or in logic (kind ``"logic"``, no blocks) where :func:`memory_style`
+    puts them."""
     bram = target.block_ram
-    out = {k.name: 0 for k in target.memory}
-    for name, depth, width, rom in memories(prog):
+    out = []
+    for name, depth, width, rom, cols in memories(prog):
         kind = weight_kind if name == "weights" and weight_kind is not None else bram
-        if kind.name == bram.name and memory_style(depth, width, rom) == "logic":
-            continue
-        out[kind.name] += memory_blocks(depth, width, kind)
+        logic = kind.name == bram.name and memory_style(depth, width, rom) == "logic"
+        out.append({"name": name, "depth": depth, "width": width, "cols": cols,
+                    "kind": "logic" if logic else kind.name,
+                    "blocks": 0 if logic else memory_blocks(depth, cols, kind)})
+    return out
+
+
+def _placed_blocks(prog, target, weight_kind) -> dict[str, int]:
+    """``{kind name: blocks}`` of :func:`_placed`."""
+    out = {k.name: 0 for k in target.memory}
+    for mem in _placed(prog, target, weight_kind):
+        if mem["kind"] in out:
+            out[mem["kind"]] += mem["blocks"]
     return out
 
 
@@ -155,7 +184,8 @@ def lut_mult_cost(wbits: int, abits: int, family: str) -> tuple[int, int]:
 #: lut * Yosys LUTs + lut_ff * Yosys FFs, placed FFs = ff * Yosys FFs. Written by
 #: ``python bench/calibrate_estimate.py fit --write`` (features no calibration design
 #: exercises keep their value: lutmul 1 LUT4 per partial product bit, a logic ROM 1.5 LUT4
-#: per 16 entries per bit as the channel ROM fits, pool 2 LUT4 / 1 FF per lane bit);
+#: per 16 entries per bit as the channel ROM fits, pool 2 LUT4 / 1 FF per lane bit, the
+#: loaded weight RAM's mux and loader 1 LUT4 / 1 FF per unit);
 #: "generic" uses the ECP5 figures.
 COEF_FILE = "estimate_coefficients.json"
 _COEF = json.loads(resources.files(__package__).joinpath(COEF_FILE).read_text(encoding="utf-8"))
@@ -165,14 +195,10 @@ _COEF_FALLBACK = "ecp5"
 def _varying_columns(values, width: int) -> int:
     """Bits of a ``width``-bit ROM column set that are not constant over ``values`` (Yosys
     removes constant ROM bits and their registers)."""
-    mask = (1 << width) - 1
-    vals = [int(v) & mask for v in values]
-    if not vals:
+    vals = np.asarray(values, dtype=np.int64).reshape(-1) & ((1 << width) - 1)
+    if not vals.size:
         return 0
-    diff = 0
-    for v in vals:
-        diff |= v ^ vals[0]
-    return bin(diff).count("1")
+    return bin(int(np.bitwise_or.reduce(vals ^ vals[0]))).count("1")
 
 
 def _rom_logic(depth: int, cols: int) -> float:
@@ -252,9 +278,17 @@ def block_features(prog, family: str) -> dict:
     # A shallow weight ROM (rtl/weight_rom.py) in logic counts here too: synthesis names
     # its data register after the array's weight input.
     # A deep ROM in block RAM stacks blocks in depth: a ``rows``-to-1 read mux per bit.
+    # A loaded weight RAM (rtl/weight_ram.py, named "wrom" too) stacks its kind's blocks the
+    # same way (``wram_mux``: one LUT4 per 2-to-1 bit), and its loader has a word counter, a
+    # last-word compare and an address mux (``wload``: a LUT4 and a FF per address bit,
+    # plus the ``loaded`` flag and the registered row select).
     wwidth = nmul * (prog.ibits or wb)
-    wrom_lut = wrom_ff = wrom_mux = 0
-    if has_mac and memory_style(wwords, wwidth) == "logic":
+    wrom_lut = wrom_ff = wrom_mux = wram_mux = wload_lut = wload_ff = 0
+    if prog.weight_load:
+        rows = math.ceil(wwords / max(d for d, _ in prog.weight_kind.shapes))
+        wram_mux = wwidth * (rows - 1)
+        wload_lut, wload_ff = 3 * ww, ww + 1 + ubits(rows - 1)
+    elif has_mac and memory_style(wwords, wwidth) == "logic":
         flat = prog.weights.reshape(wwords, -1)
         wrom_ff = sum(_varying_columns(flat[:, i], prog.ibits or wb) for i in range(flat.shape[1]))
         wrom_lut = _rom_logic(wwords, wrom_ff)
@@ -273,13 +307,14 @@ def block_features(prog, family: str) -> dict:
             lutmul, lutmul_ff = (nmul - ndsp) * lane_luts, (nmul - ndsp) * lane_ffs
         else:
             lutmul, lutmul_ff = nmul * wb * ab, 0
-        f["mac"] = {"lut": {"adders": tadd + pe * acc, "lutmul": lutmul, "wrom": wrom_lut, "wrom_mux": wrom_mux},
+        f["mac"] = {"lut": {"adders": tadd + pe * acc, "lutmul": lutmul, "wrom": wrom_lut, "wrom_mux": wrom_mux,
+                            "wram_mux": wram_mux, "wload": wload_lut},
                     "ff": {"inputs": simd * ab + nmul * wb + ndsp * wb + simd * ab, "products": nmul * prod,
                            "tree": tregs + pe * acc + 3 * levels + 7, "wrom": wrom_ff,
-                           "lutmul": lutmul_ff}}
+                           "lutmul": lutmul_ff, "wload": wload_ff}}
     else:
-        f["mac"] = {"lut": {"adders": 0, "lutmul": 0, "wrom": 0, "wrom_mux": 0},
-                    "ff": {"inputs": 0, "products": 0, "tree": 0, "wrom": 0, "lutmul": 0}}
+        f["mac"] = {"lut": {"adders": 0, "lutmul": 0, "wrom": 0, "wrom_mux": 0, "wram_mux": 0, "wload": 0},
+                    "ff": {"inputs": 0, "products": 0, "tree": 0, "wrom": 0, "lutmul": 0, "wload": 0}}
 
     # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters
     # (as fitted: without the registered ``cout - 1`` and ``nt - 1``, 2 x ``co_bits``).
@@ -363,9 +398,10 @@ def block_estimates(prog, family: str) -> dict:
 
 
 def estimate(prog, target) -> dict:
-    """``{"luts", "ffs", "dsps", "<kind>_blocks", "rom_bits", "ram_bits"}`` for ``prog`` on ``target``:
-    one ``<kind>_blocks`` for each of the target's memory kinds (``bram_blocks``, ``spram_blocks``),
-    with the weight memory where ``prog.weight_kind`` says (``None``: the block RAM)."""
+    """``{"luts", "ffs", "dsps", "<kind>_blocks", "rom_bits", "ram_bits", "memories"}`` for ``prog``
+    on ``target``: one ``<kind>_blocks`` for each of the target's memory kinds (``bram_blocks``,
+    ``spram_blocks``), with the weight memory where ``prog.weight_kind`` says (``None``: the block
+    RAM); ``memories`` lists each memory with its kind and blocks (:func:`memories`)."""
     family = getattr(target, "family", "generic")
     pe, simd = prog.pe, prog.simd
     nmul = pe * simd
@@ -385,6 +421,7 @@ def estimate(prog, target) -> dict:
     # flip-flops no LUT feeds): linear in the Yosys figures.
     luts = pack["lut"] * lut_sum + pack.get("lut_ff", 0.0) * ff_sum
     ffs = pack["ff"] * ff_sum
+    placed = _placed(prog, target, prog.weight_kind)
     blocks = _placed_blocks(prog, target, prog.weight_kind)
     return {
         "luts": int(round(luts)),
@@ -393,4 +430,5 @@ def estimate(prog, target) -> dict:
         **{f"{name}_blocks": int(n) for name, n in blocks.items()},
         "rom_bits": int(prog.weight_rom_bits + prog.chan_rom_bits + prog.lut_rom_bits),
         "ram_bits": int(prog.act_bits),
+        "memories": placed,
     }
