@@ -200,7 +200,9 @@ def test_unchanged_verilog_keeps_its_timestamp(tmp_path):
 
 def test_failed_first_compile_leaves_nothing(tmp_path, capsys):
     out = tmp_path / "big"
-    rc = main(["compile", str(EXAMPLES / "digits784_tanh_mlp.onnx"), "--target", "fpga-tiny", "-o", str(out)])
+    # At PE 4 x SIMD 4 the 784 MLP's 128-bit weight words need 8 SPRAMs; the UP5K has 4.
+    rc = main(["compile", str(EXAMPLES / "digits784_tanh_mlp.onnx"), "--target", "fpga-tiny", "--pe", "4",
+               "--simd", "4", "-o", str(out)])
     line = _one_error_line(capsys, rc)
     assert "bits" in line and "fpga-tiny" in line
     assert "--wbits" in line or "--target" in line  # says what would fit
@@ -208,8 +210,8 @@ def test_failed_first_compile_leaves_nothing(tmp_path, capsys):
 
 
 def test_model_too_big_is_a_fit_error(tmp_path):
-    with pytest.raises(FitError, match=r"needs \d+ bits"):
-        compile_model(EXAMPLES / "digits784_tanh_mlp.onnx", "fpga-tiny", tmp_path / "x")
+    with pytest.raises(FitError, match=r"needs \d+ bits.* would need 8 of the 4 spram blocks"):
+        compile_model(EXAMPLES / "digits784_tanh_mlp.onnx", "fpga-tiny", tmp_path / "x", pe=4, simd=4)
 
 
 def test_refuses_to_replace_a_foreign_directory(tmp_path, capsys):
