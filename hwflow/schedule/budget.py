@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import FitError
-from .estimate import dsp_blocks, lut_mult_cost, memory_blocks
+from .estimate import dsp_blocks, lut_mult_cost, memory_use
 
 __all__ = ["check_budget"]
 
@@ -35,11 +35,14 @@ def check_budget(prog, target) -> None:
         need = est["rom_bits"] + est["ram_bits"]
         msg = (f"design needs {need} bits of ROM+RAM ({est[f'{k.name}_blocks']} {k.name} blocks of {k.cell}, "
                f"{k.block_bits // 1024} kbit each), target {name} has {k.bits} bits ({k.blocks} {k.name} blocks)")
-        for other in target.memory:
-            if other.name != k.name:
-                blocks = memory_blocks(prog.weight_words, prog.weight_word_bits, other)
-                msg += (f"; its {prog.weight_rom_bits}-bit weight memory would need {blocks} of the "
-                        f"{other.blocks} {other.name} blocks ({other.cell}, {other.block_bits // 1024} kbit)")
+        for other in target.memory:  # why the weights did not go elsewhere
+            if other.name == k.name:
+                continue
+            use = memory_use(prog, target, other)
+            msg += f"; its {prog.weight_rom_bits}-bit weight memory would need {use[other.name]} of the " \
+                   f"{other.blocks} {other.name} blocks ({other.cell}, {other.block_bits // 1024} kbit)"
+            if use[other.name] <= other.blocks:
+                msg += f", and the rest still {use[k.name]} {k.name} blocks"
         raise FitError(f"{msg}; {_hint(target)}")
     nmul = prog.pe * prog.simd
     ndsp = nmul if prog.dsp_mults is None else prog.dsp_mults

@@ -38,7 +38,7 @@ from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, c
                      shift_bits, shifter_widths, tree_levels, ubits)
 
 __all__ = ["estimate", "block_features", "block_estimates", "dsp_blocks", "lut_mult_cost", "memories",
-           "memory_blocks", "memory_style", "place_weights"]
+           "memory_blocks", "memory_style", "memory_use", "place_weights"]
 
 _LUTRAM_BITS = 1024
 _LOGIC_ROM_DEPTH = 64
@@ -105,8 +105,9 @@ def _placed(prog, target, weight_kind) -> list[dict]:
     return out
 
 
-def _placed_blocks(prog, target, weight_kind) -> dict[str, int]:
-    """``{kind name: blocks}`` of :func:`_placed`."""
+def memory_use(prog, target, weight_kind) -> dict[str, int]:
+    """``{kind name: blocks}`` of every memory kind of ``target`` with the weight memory in
+    ``weight_kind`` (the rest where :func:`place_weights` always puts it)."""
     out = {k.name: 0 for k in target.memory}
     for mem in _placed(prog, target, weight_kind):
         if mem["kind"] in out:
@@ -127,7 +128,7 @@ def place_weights(prog, target):
     reports the shortfall.
     """
     for kind in target.memory:
-        blocks = _placed_blocks(prog, target, kind)
+        blocks = memory_use(prog, target, kind)
         if all(k.blocks is None or blocks[k.name] <= k.blocks for k in target.memory):
             return kind
     return target.block_ram
@@ -422,7 +423,7 @@ def estimate(prog, target) -> dict:
     luts = pack["lut"] * lut_sum + pack.get("lut_ff", 0.0) * ff_sum
     ffs = pack["ff"] * ff_sum
     placed = _placed(prog, target, prog.weight_kind)
-    blocks = _placed_blocks(prog, target, prog.weight_kind)
+    blocks = memory_use(prog, target, prog.weight_kind)
     return {
         "luts": int(round(luts)),
         "ffs": int(round(ffs)),

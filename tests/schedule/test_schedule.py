@@ -248,3 +248,12 @@ def test_the_scheduler_imports_no_rtl():
             "print([m for m in sys.modules if m.split('.')[0] == 'amaranth' or m.startswith('hwflow.rtl')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_fit_error_says_when_the_weights_would_fit_the_spram_but_the_rest_does_not():
+    b = GraphBuilder(seed=0)
+    x = b.input_tensor((1, 16, 48, 48))  # a 36,864-code input: the activation RAM alone overflows
+    b.gemm(b.conv(x, 4, k=1, pad=0), 10)
+    with pytest.raises(FitError, match=r"would need 4 of the 4 spram blocks \(SB_SPRAM256KA, 256 kbit\), and the "
+                                       r"rest still \d+ bram blocks; try"):
+        schedule(b.build(), "fpga-tiny")
