@@ -45,7 +45,20 @@ puts the weight memory in the first kind in which the design fits
 (:func:`hwflow.schedule.estimate.place_weights`); a kind that the bitstream cannot
 initialise (``init = false``) is loaded after configuration through the core's
 weight-load port (:mod:`hwflow.rtl.weight_ram`). Every kind is counted exactly, in whole
-blocks of its shapes (:func:`hwflow.schedule.estimate.memory_blocks`).
+blocks of its shapes (:func:`hwflow.schedule.estimate.memory_blocks`). ``init``, ``ports``
+and ``ram_style`` default to ``true``, 2 and ``"block"``; the UP5K's SPRAM is::
+
+    [memory.spram]
+    cell = "SB_SPRAM256KA"
+    blocks = 4
+    block_bits = 262144
+    shapes = ["16384x16"]
+    init = false
+    ports = 1
+    ram_style = "huge"
+
+A generic target's file may leave out ``[memory]``: unlimited block RAM counted in
+DP16KD blocks (:data:`GENERIC_BRAM`).
 
 Every mistake in such a file raises :class:`~hwflow.errors.TargetError` with one line
 that names the file, the key and the bad value, and lists the known targets.
@@ -60,7 +73,8 @@ from pathlib import Path
 
 from .errors import TargetError
 
-__all__ = ["DEFAULT_TARGET", "FAMILIES", "MEMORY_KINDS", "MemoryKind", "Target", "list_targets", "load_target"]
+__all__ = ["DEFAULT_TARGET", "FAMILIES", "GENERIC_BRAM", "MEMORY_KINDS", "MemoryKind", "Target", "list_targets",
+           "load_target"]
 
 DEFAULT_TARGET = "fpga-small"
 FAMILIES = ("ice40", "ecp5", "generic")

@@ -285,7 +285,7 @@ targets:
 
 
 def _readme(target: Target, top: str, synth_top: str, constraints: str,
-            wrapped: bool) -> str:
+            wrapped: bool, load: bool = False) -> str:
     pnr = " ".join(nextpnr_args(target, f"{synth_top}.json", constraints,
                                 "nextpnr_report.json",
                                 f"{synth_top}.asc" if target.family == "ice40"
@@ -299,6 +299,12 @@ def _readme(target: Target, top: str, synth_top: str, constraints: str,
             "`cycles_sel`/`cycles_byte`; the word streams become lane-serial (one code per "
             "beat, lane 0 first, all lanes of every word), which adds about one cycle per "
             "lane to the input and output phases. The core itself is unchanged.\n" if wrapped else "")
+    weights = ("The weight ROMs are Verilog memories with initial values and a synchronous read port, "
+               "so vendor synthesis also infers block RAM.") if not load else (
+        "The weights are in a memory the bitstream cannot initialise (`ram_style = \"huge\"`: the "
+        "SPRAM): after reset, load `weights_load.hex` through the weight-load port (one word a beat, "
+        "word 0 first" + (", through the in-stream's pins while `loaded` is low" if wrapped else "")
+        + "; a board reads it from its SPI flash), then start inferences once `loaded` is high.")
     return f"""# Synthesizing {top} for {target.name}
 
 Target: {target.description} ({target.device}, {target.package}), clock goal {target.clock_mhz:g} MHz.
@@ -326,8 +332,7 @@ on your board: fill in `{constraints}`; until then nextpnr places the pins itsel
 
 In {vendor}: create a project for {target.device} {target.package}, add the files in `files.f`,
 set `{synth_top}` as the top module, import `{constraints}` (pin lines as comments), and set a
-{target.clock_mhz:g} MHz clock constraint on `clk`. The weight ROMs are Verilog memories with
-initial values and a synchronous read port, so vendor synthesis also infers block RAM.
+{target.clock_mhz:g} MHz clock constraint on `clk`. {weights}
 """
 
 
@@ -402,7 +407,8 @@ def write_handoff(build_dir: str | Path, verilog_path: str | Path, top: str,
     core = f"{top}.core"
     (build / core).write_text(_core_file(target, top, synth_top, sources, constraints),
                               encoding="utf-8")
-    (build / "README.md").write_text(_readme(target, top, synth_top, constraints, wrapped),
+    load = any(p.name == "wload_data" for p in ports)
+    (build / "README.md").write_text(_readme(target, top, synth_top, constraints, wrapped, load),
                                      encoding="utf-8")
     handoff = {"top": top, "synth_top": synth_top, "sources": sources,
                "constraints": constraints, "script": "synth.ys", "core": core,

@@ -52,6 +52,8 @@ def test_the_build_ships_the_weight_image(build):
     assert json.loads((build / "schedule.json").read_text())["load"]["memory"] == "spram"
     # The Verilog holds no weights: the SPRAM is not initialised, the host loads it.
     assert "initial" not in (build / m["verilog"]).read_text().split(f"module {m['top']}_wrom")[1]
+    readme = (build / "README.md").read_text()
+    assert "load `weights_load.hex` through the weight-load port" in readme and "in-stream's pins" in readme
 
 
 @pytest.mark.parametrize("sim", ["amaranth", pytest.param("icarus", marks=pytest.mark.tool("iverilog"))])
