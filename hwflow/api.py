@@ -99,7 +99,8 @@ class Build(BuildDir):
         """Simulate the hardware against the integer reference; record the result in the BUILD.
 
         Passes when every output code equals :meth:`predict`'s and every inference takes
-        exactly ``manifest["cycles"]`` cycles. The result is written to
+        exactly ``manifest["cycles"]`` cycles (a BUILD whose weights are loaded after reset,
+        ``manifest["load"]``, is loaded first, in exactly its cycles). The result is written to
         ``BUILD/simulation.json`` (the report shows it).
 
         Parameters

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import __version__
 from ._files import atomic_directory, sha256_file, write_json
-from .build import FORMAT, HOST_TAIL_NOTE, MANIFEST, MODEL_FILE, RESULTS, qgraph_to_json, write_manifest
+from .build import FORMAT, HOST_TAIL_NOTE, LOAD_FILE, MANIFEST, MODEL_FILE, RESULTS, qgraph_to_json, write_manifest
 from .config import AutoBitsConfig, PruneConfig, QuantConfig, ScheduleConfig, check_positive
 from .errors import ModelError, OptionError
 
@@ -353,6 +353,13 @@ def step_write(s: FlowState) -> None:
     (d / vfile).write_text(s.verilog, encoding="utf-8")
     for name, text in s.rom_files.items():
         (d / name).write_text(text, encoding="ascii")
+    if s.program.weight_load:  # the image the weight-load port takes after reset
+        from .rtl.weight_rom import pack_words
+        from .sim.beats import words_hex
+
+        p = s.program
+        (d / LOAD_FILE).write_text(words_hex(pack_words(p.weights, p.ibits or p.wbits), p.weight_word_bits),
+                                   encoding="ascii")
     _copy_model(s.model_path, d / MODEL_FILE)
     write_json(d / "schedule.json", s.program.to_json())
     write_json(d / "quant.json", qgraph_to_json(s.qgraph), indent=None)  # weights: the compact encoder is fast
@@ -441,6 +448,11 @@ def _manifest(s: FlowState, vfile: str) -> dict:
                    "note": "one beat = one word of lanes (lane 0 in the low bits); in_map/out_map "
                            "give each lane's flat NCHW code index, -1 = none (drive 0, ignore)"},
         "vectors": {"count": int(len(s.inputs)), "source": s.vector_source},
+        "load": {"file": LOAD_FILE, "memory": p.weight_kind.name, "words": p.weight_words,
+                 "word_bits": p.weight_word_bits, "cycles": p.load_cycles,
+                 "ports": "wload_valid, wload_ready, wload_data, loaded",
+                 "note": "after reset, stream the file's words in (word 0 first, one a beat); loaded rises "
+                         "the cycle after the last; start is ignored until then"} if p.weight_load else None,
         "handoff": s.handoff,
         "pruning": s.storage,
         "options": options,

@@ -27,6 +27,14 @@ computes and streams ``output_beats`` words out; ``done`` pulses for one cycle, 
 ``cycles`` equals the cycles since ``start`` was sampled. A word is ``simd`` lanes of
 two's-complement codes, lane 0 in the low bits, holding the codes the Program's
 ``stream_maps()`` name (:func:`hwflow.sim.beats.pack` / ``unpack`` convert).
+
+Weight load (only when ``program.weight_load``: the weights are in a memory the
+bitstream cannot initialise, :mod:`hwflow.rtl.weight_ram`): ``wload_valid`` In(1),
+``wload_ready`` Out(1), ``wload_data`` In(program.weight_word_bits), ``loaded`` Out(1).
+After reset stream the ``weight_words`` words of the weight image in, word 0 first
+(``BUILD/weights_load.hex``); ``loaded`` rises the cycle after the last one and ``start``
+is ignored until it has. The load takes ``program.load_cycles`` cycles with a
+never-stalling source; an inference's cycles are unchanged by it.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from .pool import PoolUnit
 from .requantizer import Requantizer
 from .serializer import Serializer
 from ._verilog_text import compress_zero_init
+from .weight_ram import WeightRam
 from .weight_rom import WeightRom
 
 __all__ = ["Accelerator", "to_verilog", "verilog_files"]
@@ -62,9 +71,9 @@ class Accelerator(wiring.Component):
     ----------
     program : hwflow.schedule.Program
     rom_module, act_module : str, optional
-        Only for :func:`to_verilog`: the weight ROM and the activation RAM become instances
-        of these Verilog modules (see :class:`~hwflow.rtl.weight_rom.WeightRom`,
-        :class:`~hwflow.rtl.act_buffer.ActBuffer`).
+        Only for :func:`to_verilog`: the weight ROM (or loaded weight RAM) and the activation
+        RAM become instances of these Verilog modules (see
+        :class:`~hwflow.rtl.weight_rom.WeightRom`, :class:`~hwflow.rtl.act_buffer.ActBuffer`).
     """
 
     def __init__(self, program, *, rom_module: str | None = None, act_module: str | None = None):
@@ -74,6 +83,8 @@ class Accelerator(wiring.Component):
         self._rom_module = rom_module
         self._act_module = act_module
         self.wrom = self.act = None
+        load = {"wload_valid": In(1), "wload_ready": Out(1), "wload_data": In(program.weight_word_bits),
+                "loaded": Out(1)} if program.weight_load else {}
         super().__init__({
             "start": In(1),
             "busy": Out(1),
@@ -85,6 +96,7 @@ class Accelerator(wiring.Component):
             "out_valid": Out(1),
             "out_ready": In(1),
             "out_data": Out(program.simd * program.out_bits),
+            **load,
         })
 
     @property
@@ -107,7 +119,7 @@ class Accelerator(wiring.Component):
         aw = act.wr_addr.shape().width
 
         m.d.comb += [
-            ctrl.start.eq(self.start), self.busy.eq(ctrl.busy), self.done.eq(ctrl.done),
+            self.busy.eq(ctrl.busy), self.done.eq(ctrl.done),
             self.cycles.eq(ctrl.cycles),
             ctrl.in_valid.eq(self.in_valid), self.in_ready.eq(ctrl.in_ready), ctrl.in_data.eq(self.in_data),
             self.out_valid.eq(ctrl.out_valid), ctrl.out_ready.eq(self.out_ready),
@@ -138,9 +150,19 @@ class Accelerator(wiring.Component):
         load = Signal()
         is_mac = da["kind"] == KIND_CODES["mac"]
 
+        if p.weight_load:
+            # Weights in a memory the bitstream cannot initialise: loaded first, start waits for it.
+            m.submodules.wrom = wrom = WeightRam(p.weight_words, p.weight_word_bits,
+                                                 ram_style=p.weight_kind.ram_style, verilog_module=self._rom_module)
+            m.d.comb += [wrom.load_valid.eq(self.wload_valid), self.wload_ready.eq(wrom.load_ready),
+                         wrom.load_data.eq(self.wload_data), self.loaded.eq(wrom.loaded),
+                         ctrl.start.eq(self.start & wrom.loaded)]
+        else:
+            m.d.comb += ctrl.start.eq(self.start)
+            if has_mac:
+                m.submodules.wrom = wrom = WeightRom(p.weights, p.ibits or p.wbits, verilog_module=self._rom_module)
+        self.wrom = wrom if has_mac or p.weight_load else None
         if has_mac:
-            m.submodules.wrom = wrom = WeightRom(p.weights, p.ibits or p.wbits, verilog_module=self._rom_module)
-            self.wrom = wrom
             m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits, dsp_mults=p.dsp_mults)
             a, w = x, wrom.data
             ctl = [ctrl.d_valid & is_mac, ctrl.d_first, ctrl.d_last, ctrl.d_wfirst, ctrl.d_wlast]
@@ -280,7 +302,7 @@ def verilog_files(program, name: str = "hwflow_top") -> dict[str, str]:
     rom_file = f"{name}_wrom.hex"
     text, top = _convert(program, name, rom_file)
     files = {f"{name}.v": text}
-    if top.wrom is not None:
+    if isinstance(top.wrom, WeightRom):  # a loaded weight RAM has no contents
         files[rom_file] = top.wrom.hex()
     return files
 
@@ -293,6 +315,8 @@ def _convert(program, name: str, rom_file: str | None):
     top = Accelerator(program, rom_module=f"{name}_wrom", act_module=f"{name}_act")
     text = verilog.convert(top, name=name, emit_src=False)
     text = text.rstrip("\n") + "\n\n" + top.act.verilog()
-    if top.wrom is not None:
+    if isinstance(top.wrom, WeightRom):
         text = text.rstrip("\n") + "\n\n" + top.wrom.verilog(rom_file)
+    elif top.wrom is not None:
+        text = text.rstrip("\n") + "\n\n" + top.wrom.verilog()
     return compress_zero_init(text), top

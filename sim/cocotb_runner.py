@@ -256,6 +256,7 @@ def run_cocotb(
     timeout: int | None = None,
     test_module: str = "hwflow.sim.tb_accelerator",
     module_dir: str | Path | None = None,
+    load: tuple[list[int], int] | None = None,
 ) -> SimResult:
     """Run the cocotb testbench on ``verilog`` in ``simulator``.
 
@@ -280,6 +281,9 @@ def run_cocotb(
     test_module, module_dir :
         The testbench module, and a directory to put on its ``sys.path`` (for a copy
         of :mod:`tb_accelerator` outside hwflow).
+    load : (words, predicted_cycles), optional
+        The weight image to stream into the weight-load port first, and the load cycles
+        the schedule predicts.
 
     Returns
     -------
@@ -313,6 +317,12 @@ def run_cocotb(
         if expected is not None:
             np.save(tmp / "expected.npy", np.asarray(expected).astype(np.int64))
             env["HWFLOW_TB_EXPECTED"] = str(tmp / "expected.npy")
+        if load is not None:
+            from .beats import words_hex
+
+            (tmp / "weights_load.hex").write_text(words_hex(load[0], max(int(w).bit_length() for w in load[0]) or 1))
+            env["HWFLOW_TB_WEIGHTS"] = str(tmp / "weights_load.hex")
+            env["HWFLOW_TB_LOAD_CYCLES"] = str(int(load[1]))
         log = build_dir / "test.log"
         saved_path = list(sys.path)
         saved_env = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("HWFLOW_TB_")}
@@ -358,4 +368,6 @@ def run_cocotb(
         cpu_time=float(data.get("cpu_time", 0.0)),
         outputs=outputs,
         first_mismatch=data["first_mismatch"],
+        load_cycles=data.get("load_cycles"),
+        predicted_load_cycles=None if load is None else int(load[1]),
     )

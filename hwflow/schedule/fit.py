@@ -9,8 +9,9 @@ It sizes the design with the scheduler's own rules, on a QGraph without weights
 (:func:`skeleton`: the quantizer's float lowering and tensor widths, zero-cost weight
 views): the rewrites and activation layout (:func:`~hwflow.schedule.schedule.arrange`),
 each MAC layer's ROM words (:func:`~hwflow.schedule.lower.mac_geometry`), the memories the
-RTL builds and their tiling into blocks (:func:`~hwflow.schedule.estimate.memory_shapes`,
-:func:`~hwflow.schedule.estimate.bram_blocks`) and the DSP rule
+RTL builds, their tiling into blocks and the weights' memory kind
+(:func:`~hwflow.schedule.estimate.memory_shapes`,
+:func:`~hwflow.schedule.estimate.place_memories`) and the DSP rule
 (:func:`~hwflow.schedule.estimate.dsp_blocks`).
 
 Exact before quantization: the weight ROM and the activation RAM (words and widths).
@@ -32,7 +33,7 @@ import numpy as np
 
 from ..errors import FitError
 from ..quant.qgraph import QGraph, QLayer, QTensor
-from .estimate import bram_blocks, chan_width, dsp_blocks, memory_shapes
+from .estimate import chan_width, dsp_blocks, memory_shapes, place_memories
 from .lower import mac_geometry
 from .schedule import arrange
 
@@ -81,6 +82,7 @@ class FitReport:
     have_blocks: int | None
     have_bits: int | None
     have_dsps: int | None
+    have_kinds: dict[str, int] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     nearest: dict[str, Any] | None = None
     smallest: dict[str, Any] | None = None
@@ -106,6 +108,7 @@ class FitReport:
             return f"{head}); {self.target} has no limits"
         head += f"; {_span(self.blocks, format_bits=False)} block RAMs)"
         have = (f"{self.target} holds {format_bits(self.have_bits)} ({self.have_blocks} block RAMs"
+                + "".join(f", {n} {k}" for k, n in self.have_kinds.items())
                 + (f", {self.have_dsps} DSPs" if self.have_dsps is not None else "") + ")")
         if self.verdict == "fits":
             return f"{head}: memory and DSPs fit; {have} (LUTs are checked after scheduling)"
@@ -216,7 +219,7 @@ def skeleton(graph, quant=None, prune=None) -> QGraph:
     return qg
 
 
-def _needs(qg: QGraph, family: str, pe: int, simd: int, fuse: str) -> dict[str, Any]:
+def _needs(qg: QGraph, target, pe: int, simd: int, fuse: str) -> dict[str, Any]:
     """Sizes of ``qg`` (a :func:`skeleton`) on a PE x SIMD array: exact ones and bounds."""
     stack, fused, tensors, act_words = arrange(qg, pe, simd, fuse)
     abits = max(t.bits for t in tensors.values())
@@ -239,10 +242,13 @@ def _needs(qg: QGraph, family: str, pe: int, simd: int, fuse: str) -> dict[str, 
     mbits = int(qg.attrs.get("mbits", 1))
     cw = (chan_width(1, 1, 1), chan_width(_BIAS_BITS_MAX, mbits, _N_BITS_MAX))
 
-    def blocks(wb: int, c: int, nl: int) -> int:
+    def use(wb: int, c: int, nl: int) -> dict[str, int]:
         mems = memory_shapes(pe, simd, abits, wb, act_words=act_words, weight_words=words,
                              chan_entries=chan, chan_width=c, lut_entries=nl)
-        return sum(bram_blocks(d, w, family, rom) for d, w, rom in mems)
+        return place_memories(mems, target)[1]
+
+    family = target.family
+    use_lo, use_hi = use(widths[0], cw[0], lut[0]), use(widths[-1], cw[1], lut[1])
 
     has_add = any(l.op == "add" for l in qg.layers)
     # MAC lanes past the DSPs multiply in LUTs (mac_dsp_lanes): only the requantizer's
@@ -255,19 +261,21 @@ def _needs(qg: QGraph, family: str, pe: int, simd: int, fuse: str) -> dict[str, 
                         words * pe * simd * widths[-1] + books),
         "act_bits": act_words * simd * abits,
         "other_bits": (chan * cw[0] + lut[0] * abits, chan * cw[1] + lut[1] * abits),
-        "blocks": (blocks(widths[0], cw[0], lut[0]), blocks(widths[-1], cw[1], lut[1])),
+        "blocks": (use_lo[target.block_ram.name], use_hi[target.block_ram.name]),
+        "use": (use_lo, use_hi),
         "dsps": (2 * has_add, 2 * has_add + rq_hi),
     }
 
 
 def _verdict(n: dict, target) -> str:
-    cap_b = target.bram_blocks
     cap_d = target.dsps
-    if (cap_b is not None and n["blocks"][0] > cap_b) or (cap_d is not None and n["dsps"][0] > cap_d):
-        return "too big"
-    if (cap_b is None or n["blocks"][1] <= cap_b) and (cap_d is None or n["dsps"][1] <= cap_d):
-        return "fits"
-    return "tight"
+
+    def fits(bound: int) -> bool:
+        use = n["use"][bound]
+        return (all(k.blocks is None or use[k.name] <= k.blocks for k in target.memory)
+                and (cap_d is None or n["dsps"][bound] <= cap_d))
+
+    return "fits" if fits(1) else "tight" if fits(0) else "too big"
 
 
 def _flags(changes: dict) -> str:
@@ -295,7 +303,7 @@ def _alternatives(graph, target, quant, prune, pe: int, simd: int, fuse: str):
         key = (q.wbits, q.abits)
         if key not in cache:
             cache[key] = skeleton(graph, q, prune)
-        n = _needs(cache[key], target.family, ch.get("pe", pe), ch.get("simd", simd), fuse)
+        n = _needs(cache[key], target, ch.get("pe", pe), ch.get("simd", simd), fuse)
         need = n["weight_bits"][0] + n["act_bits"] + n["other_bits"][0]
         rec = {"changes": ch, "flags": _flags(ch), "need_bits": need, "blocks": n["blocks"][0],
                "verdict": _verdict(n, target)}
@@ -333,7 +341,7 @@ def fit_check(graph, target, quant=None, prune=None, schedule=None, *, suggest: 
     quant = QuantConfig() if quant is None else quant
     schedule = ScheduleConfig() if schedule is None else schedule
     pe, simd = schedule.pe or tgt.pe, schedule.simd or tgt.simd
-    n = _needs(skeleton(graph, quant, prune), tgt.family, pe, simd, schedule.fuse)
+    n = _needs(skeleton(graph, quant, prune), tgt, pe, simd, schedule.fuse)
     verdict = _verdict(n, tgt)
     nearest = smallest = None
     if verdict == "too big" and suggest:
@@ -345,7 +353,8 @@ def fit_check(graph, target, quant=None, prune=None, schedule=None, *, suggest: 
         weight_words=n["weight_words"], weight_bits=n["weight_bits"], act_words=n["act_words"],
         act_bits=n["act_bits"], chan_entries=n["chan_entries"], lut_entries=n["lut_entries"],
         other_bits=n["other_bits"], blocks=n["blocks"], dsps=n["dsps"], have_blocks=tgt.bram_blocks,
-        have_bits=tgt.bram_bits, have_dsps=tgt.dsps, options=options, nearest=nearest, smallest=smallest,
+        have_bits=None if tgt.bram_bits is None else sum(k.bits for k in tgt.memory if k.blocks is not None),
+        have_dsps=tgt.dsps, have_kinds={k.name: k.blocks for k in tgt.memory[1:] if k.blocks is not None}, options=options, nearest=nearest, smallest=smallest,
     )
 
 

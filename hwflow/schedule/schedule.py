@@ -24,6 +24,10 @@ SIMD otherwise; ``qh x qw`` the fused pool window): a pixel's ``nb`` results are
 through ONE shared requantizer while the next tile accumulates, so nothing ever stalls and
 the cycle count is a closed form (:attr:`Program.cycles`). One requantizer instead of PE
 saves DSPs; its price is that layers with ``k < pe`` are bound by one output per cycle.
+
+The weight memory goes in the first of the target's memory kinds where the design fits
+(:func:`~hwflow.schedule.estimate.place_weights`): the block RAM as a ROM, else (iCE40
+SPRAM) a RAM loaded once through the weight-load port.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from ..quant.arith import bits_for_range
 from ..quant.qgraph import QGraph, QLayer
 from ..targets import load_target
 from .budget import check_budget
-from .estimate import dsp_blocks, estimate
+from .estimate import dsp_blocks, estimate, place_weights
 from .lower import LOWERINGS, LowerContext, Lowered, RomImages
 from .memory import allocate, chunks
 from .program import SETUP_CYCLES, LayerProgram, Program, TensorMap
@@ -413,6 +417,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         latency=lat, host_tail=list(qgraph.host_tail), target=tgt.name, ibits=roms.ibits,
         input_lead=input_lead, dsp_mults=pe * simd,
     )
+    prog.weight_kind = place_weights(prog, tgt)
     prog.estimate = estimate(prog, tgt)
     prog.dsp_mults = mac_dsp_lanes(prog, tgt)
     if prog.dsp_mults < pe * simd:

@@ -217,7 +217,9 @@ def test_unchanged_verilog_keeps_its_timestamp(tmp_path):
 
 def test_failed_first_compile_leaves_nothing(tmp_path, capsys):
     out = tmp_path / "big"
-    rc = main(["compile", str(EXAMPLES / "digits784_tanh_mlp.onnx"), "--target", "fpga-tiny", "-o", str(out)])
+    # At PE 4 x SIMD 4 the 784 MLP's 128-bit weight words need 8 SPRAMs; the UP5K has 4.
+    rc = main(["compile", str(EXAMPLES / "digits784_tanh_mlp.onnx"), "--target", "fpga-tiny", "--pe", "4",
+               "--simd", "4", "-o", str(out)])
     line = _one_error_line(capsys, rc)
     assert "bits" in line and "fpga-tiny" in line
     assert "--wbits" in line or "--target" in line  # says what would fit
@@ -225,9 +227,11 @@ def test_failed_first_compile_leaves_nothing(tmp_path, capsys):
 
 
 def test_model_too_big_is_a_fit_error(tmp_path):
-    # Refused by the fit check, before quantization (hwflow/schedule/fit.py).
-    with pytest.raises(FitError, match=r"needs 635 kbit of weights .* does not fit; fpga-tiny holds 123 kbit"):
-        compile_model(EXAMPLES / "digits784_tanh_mlp.onnx", "fpga-tiny", tmp_path / "x")
+    # Refused by the fit check, before quantization (hwflow/schedule/fit.py): at 4 x 4 the
+    # weights fit neither the block RAM nor the SPRAM (at the target's 2 x 2 they fit the SPRAM).
+    with pytest.raises(FitError, match=r"needs 637 kbit of weights .* does not fit; fpga-tiny holds 1.17 Mbit "
+                                       r"\(30 block RAMs, 4 spram"):
+        compile_model(EXAMPLES / "digits784_tanh_mlp.onnx", "fpga-tiny", tmp_path / "x", pe=4, simd=4)
     assert not (tmp_path / "x").exists()
 
 
