@@ -307,7 +307,7 @@ def _layout(qgraph: QGraph, simd: int, stack: int, fused: dict[int, QLayer]) -> 
     for name in order:
         t = qgraph.tensors[name]
         c, h, w = _chw(t.shape)
-        maps[name] = dict(name=name, shape=t.shape, bits=t.bits, zero_point=t.zero_point,
+        maps[name] = dict(name=name, shape=t.shape, bits=t.value_bits, zero_point=t.zero_point,
                           c=c, h=h, w=w, chunks=chunks(c, simd))
     if stack > 1:
         maps[qgraph.input].update(chunks=1, stack=stack, stack_pad=qgraph.layers[0].pads[0])
@@ -383,7 +383,8 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stack, always=fuse == "always")
     tensors, act_words = _layout(qgraph, simd, stack, fused)
     abits = max(t.bits for t in tensors.values())
-    wbits = max([l.wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
+    # the MAC array multiplies weight values (a pot4 code holds values up to ±64: 8 bits)
+    wbits = max([l.mul_wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
     mbits = max([l.mbits for l in qgraph.layers if l.has_requant] + [1])
     if any(int(l.m.max()) > 1 for l in qgraph.layers if l.has_requant):
         mbits = max(mbits, 2)
