@@ -139,7 +139,7 @@ class WeightFormat:
         v = np.asarray(values, dtype=np.int64)
         if not self.contains(v):
             bad = v[~np.isin(v, self.levels)].ravel()[0]
-            raise ValueError(f"{bad!r} is not a {self.name}{self.wbits} weight value")
+            raise ValueError(f"{int(bad)} is not a {self.name}{self.wbits} weight value")
         if self.name == "binary":
             return (v > 0).astype(np.int64)
         if self.name == "pot":
@@ -176,14 +176,15 @@ def weight_format(name: str, wbits: int) -> WeightFormat:
 
 
 def _ratios(fmt: WeightFormat) -> np.ndarray:
-    """Scales tried, as fractions of ``max|w| / top``: a geometric grid of 1/32 octave.
+    """Scales tried, as fractions of ``max|w| / top``: a geometric grid of 1/64 octave,
+    nearest to 1 first (so ties keep the window whose top level is nearest ``max|w|``).
 
-    pot needs one octave of window positions below max|w| and a little above (the top
-    level may sit above the largest weight when that keeps a small weight off zero);
-    binary and ternary put the scale near the mean magnitude, well below the maximum.
+    pot tries from one octave above max|w| (the top level unused, which moves every
+    boundary between levels) to 1.5 octaves below (the largest weights clipped); binary
+    and ternary put the scale near the mean magnitude, well below the maximum.
     """
-    span = 1.5 if fmt.name == "pot" else 6.0
-    return np.exp2(-np.arange(-0.5, span + 1e-9, 1 / 32))
+    t = np.arange(-1.0, 1.5 + 1e-9, 1 / 64) if fmt.name == "pot" else np.arange(-0.5, 6.0 + 1e-9, 1 / 64)
+    return np.exp2(-t[np.argsort(np.abs(t), kind="stable")])
 
 
 def _mse(rows: np.ndarray, s: np.ndarray, fmt: WeightFormat) -> np.ndarray:
@@ -196,10 +197,10 @@ def choose_scale(fmt: WeightFormat, w: np.ndarray, per_channel: bool, pow2: bool
     """The weight scale of a non-``int`` format with the least MSE, ``(Cout,)`` or ``(1,)``.
 
     For pot this places the exponent window: the top level ``top * scale`` is searched
-    on a 1/32-octave grid from half an octave above ``max|w|`` to 1.5 octaves below;
-    with ``pow2`` the scale is a power of two (the window's lowest exponent), searched
-    over every exponent in reach. Binary and ternary search down to 6 octaves below
-    ``max|w|/top`` (their best scale is near the mean magnitude).
+    on a 1/64-octave grid from one octave above ``max|w|`` to 1.5 octaves below; with
+    ``pow2`` the scale is a power of two (the window's lowest exponent), searched over
+    every exponent in that reach. Binary and ternary search from half an octave above
+    ``max|w|/top`` to 6 octaves below (their best scale is near the mean magnitude).
     """
     rows = np.asarray(w, dtype=np.float64).reshape(w.shape[0], -1)
     if not per_channel:
@@ -207,17 +208,18 @@ def choose_scale(fmt: WeightFormat, w: np.ndarray, per_channel: bool, pow2: bool
     amax = np.abs(rows).max(axis=1)
     amax = np.where(amax > 0, amax, 1.0)
     base = amax / fmt.top
-    if pow2:
-        e_hi = np.ceil(np.log2(base)) + 1
-        span = int(np.ceil(_ratios(fmt).size / 32)) + 2
-        cands = np.exp2(e_hi[None, :] - np.arange(span)[:, None])  # (R, C)
+    if pow2:  # every power of two the grid's range reaches, nearest to max|w|/top first
+        ratios = _ratios(fmt)
+        e = np.arange(np.floor(np.log2(ratios.min())) - 1, np.ceil(np.log2(ratios.max())) + 2)
+        e = e[np.argsort(np.abs(e), kind="stable")]
+        cands = np.exp2(np.round(np.log2(base))[None, :] + e[:, None])  # (R, C)
     else:
         cands = _ratios(fmt)[:, None] * base[None, :]
     errs = []
     chunk = max(1, 4_000_000 // max(rows.size, 1))
     for i in range(0, len(cands), chunk):
         errs.append(_mse(rows, cands[i:i + chunk], fmt))
-    best = np.argmin(np.concatenate(errs), axis=0)  # first minimum: ties keep the larger scale
+    best = np.argmin(np.concatenate(errs), axis=0)  # first minimum: ties keep the nearest to max|w|/top
     return cands[best, np.arange(rows.shape[0])]
 
 
