@@ -83,6 +83,8 @@ def apply_activation(y: np.ndarray, act: dict[str, Any] | None) -> np.ndarray:
         return sigmoid(y)
     if op == "Tanh":
         return np.tanh(y)
+    if op == "Sign":
+        return np.sign(y)
     raise ValueError(f"unknown fused activation {op!r}")
 
 
@@ -269,6 +271,10 @@ def op_sigmoid(node: Node, ins: list) -> list:
 
 def op_tanh(node: Node, ins: list) -> list:
     return [np.tanh(ins[0])]
+
+
+def op_sign(node: Node, ins: list) -> list:
+    return [np.sign(ins[0])]
 
 
 # -- shape manipulation ----------------------------------------------------------------

@@ -29,6 +29,8 @@ def act_fn(act: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     op = act["op"]
     if op == "Tanh":
         return np.tanh
+    if op == "Sign":
+        return np.sign
     if op == "Sigmoid":
         return _sigmoid
     if op == "LeakyRelu":
@@ -39,7 +41,7 @@ def act_fn(act: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     if op == "Clip":
         lo, hi = act.get("min"), act.get("max")
         return lambda x: np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
-    raise UnsupportedOpError(f"activation {op!r} is not supported; use Relu, Clip, LeakyRelu, Sigmoid or Tanh")
+    raise UnsupportedOpError(f"activation {op!r} is not supported; use Relu, Clip, LeakyRelu, Sigmoid, Tanh or Sign")
 
 
 @dataclass

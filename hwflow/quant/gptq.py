@@ -6,7 +6,10 @@ weights add up on correlated inputs. GPTQ quantizes the inputs of a layer one at
 time and spreads each rounding error over the weights not yet quantized, weighted by
 the inverse of the inputs' second-moment matrix ``H = XᵀX`` from calibration data, so
 the layer's output error ``‖(W - Q)X‖²`` is what gets minimised. The scales are
-chosen beforehand (by the scheme); only the integer codes change.
+chosen beforehand (by the scheme); only the integer codes change. Any weight format
+works the same way (:mod:`hwflow.quant.wformat`): each column is rounded with the
+format's own rounding (pot in the log domain, binary to the sign...) and its error
+spread over the columns not yet rounded.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 
 from ..ir import kernels
 from ._lower import FLayer
-from .arith import int_range
+from .wformat import WeightFormat
 
 __all__ = ["gptq_codes", "layer_inputs"]
 
@@ -71,17 +74,15 @@ def _factor(h: np.ndarray, damp: float):
 _BLOCK = 128
 
 
-def _gptq_rows(w: np.ndarray, s: np.ndarray, factor, bits: int) -> np.ndarray:
+def _gptq_rows(w: np.ndarray, s: np.ndarray, factor, fmt: WeightFormat) -> np.ndarray:
     """Codes for ``w`` (C, K) with per-row scales ``s`` (S, C), one candidate per row of
     ``s`` (``factor`` from :func:`_factor`): ``(S, C, K)``."""
-    lo, hi = int_range(bits)
     order, inv, dead, u = factor
     w = w.copy()
     w[:, dead] = 0.0
     s = s[:, :, None]
     if u is None:
-        v = w[None] / s
-        return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5), lo, hi)
+        return fmt.round(w[None] / s)
     w = np.repeat(w[None, :, order], len(s), axis=0)  # (S, C, K)
     q = np.empty_like(w)
     k = w.shape[2]
@@ -90,7 +91,7 @@ def _gptq_rows(w: np.ndarray, s: np.ndarray, factor, bits: int) -> np.ndarray:
         errs = np.empty(w.shape[:2] + (b1 - b0,))
         for i in range(b0, b1):
             col = w[:, :, i:i + 1]
-            code = np.clip(np.sign(col / s) * np.floor(np.abs(col / s) + 0.5), lo, hi)
+            code = fmt.round(col / s)
             q[:, :, i:i + 1] = code
             err = (col - code * s) / u[i, i]
             errs[:, :, i - b0:i - b0 + 1] = err
@@ -106,7 +107,7 @@ def _row_error(w: np.ndarray, q: np.ndarray, s: np.ndarray, h: np.ndarray) -> np
     return ((d @ h) * d).sum(axis=1)
 
 
-def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int, x: np.ndarray, per_channel: bool = True,
+def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int | WeightFormat, x: np.ndarray, per_channel: bool = True,
                damp: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
     """Integer weight codes of ``fl`` and the scales they use.
 
@@ -119,8 +120,8 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int, x: np.ndarray, p
         with each, and each output channel (or, per tensor, the whole layer) keeps the
         candidate whose output error on ``x`` is smallest: with error compensation the
         best clipping is not the one that minimises the weights' own MSE.
-    bits : int
-        Weight width.
+    bits : int or WeightFormat
+        Weight width of ``int`` weights, or the weight format.
     x : numpy.ndarray
         The layer's input on calibration data.
     per_channel : bool
@@ -132,6 +133,7 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int, x: np.ndarray, p
     -------
     (codes, scale) : (numpy.ndarray of int64 shaped like the weight, numpy.ndarray (Cout,))
     """
+    fmt = bits if isinstance(bits, WeightFormat) else WeightFormat("int", bits)
     w = fl.weight.reshape(fl.weight.shape[0], -1)
     cout = w.shape[0]
     per = cout // fl.groups
@@ -143,7 +145,7 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int, x: np.ndarray, p
         rows = slice(g * per, (g + 1) * per)
         h = _hessian(xg)
         factor = _factor(h, damp)
-        qs = _gptq_rows(w[rows], np.stack([s[rows] for s in scales]), factor, bits)
+        qs = _gptq_rows(w[rows], np.stack([s[rows] for s in scales]), factor, fmt)
         for k, (s, q) in enumerate(zip(scales, qs)):
             results.append((g, k, q, _row_error(w[rows], q, s[rows], h)))
     errs = np.full((len(scales), cout), np.inf)

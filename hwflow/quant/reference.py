@@ -176,6 +176,8 @@ def _run(qg: QGraph, x_q: np.ndarray) -> dict[str, np.ndarray]:
     lo, hi = tin.range
     if x_q.min() < lo or x_q.max() > hi:
         raise DataError(f"input codes outside the {tin.bits}-bit range [{lo}, {hi}]")
+    if tin.bits == 1 and (x_q == 0).any():
+        raise DataError("input codes of a bipolar (1-bit) input must be -1 or +1, not 0")
     nb = x_q.shape[0]
     env = {qg.input: x_q.astype(np.int64)}
     for layer in qg.layers:

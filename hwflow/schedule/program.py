@@ -52,6 +52,7 @@ class TensorMap:
     """Where and how one activation tensor lives in the activation RAM.
 
     The layout is HWC: word ``base + (y * w + x) * chunks + c // simd``, lane ``c % simd``.
+``bits`` is the signed width of the codes (``QTensor.value_bits``: 2 for bipolar tensors).
 
     A *row-stacked* tensor (``stack > 1``, only the network input of a small-``c`` first
     convolution) holds in word ``base + (y + stack_pad) * w + x`` the ``stack`` rows
@@ -247,7 +248,8 @@ class Program:
     abits : int
         Activation lane width (the widest activation tensor).
     wbits : int
-        Weight width in the ROM and multipliers (the widest layer).
+        Weight width in the ROM and multipliers: the widest layer's weight values
+        (``QLayer.mul_wbits``: a pot4 or binary code is stored as its integer value).
     acc_bits : int
         MAC / pooling accumulator width (worst case over layers, bias excluded).
     post_bits : int

@@ -309,7 +309,7 @@ def _layout(qgraph: QGraph, simd: int, stack: int, fused: dict[int, QLayer]) -> 
     for name in order:
         t = qgraph.tensors[name]
         c, h, w = _chw(t.shape)
-        maps[name] = dict(name=name, shape=t.shape, bits=t.bits, zero_point=t.zero_point,
+        maps[name] = dict(name=name, shape=t.shape, bits=t.value_bits, zero_point=t.zero_point,
                           c=c, h=h, w=w, chunks=chunks(c, simd))
     if stack > 1:
         maps[qgraph.input].update(chunks=1, stack=stack, stack_pad=qgraph.layers[0].pads[0])
@@ -392,7 +392,8 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     simd = _check_int("simd", simd) or tgt.simd
     stack, fused, tensors, act_words = arrange(qgraph, pe, simd, fuse)
     abits = max(t.bits for t in tensors.values())
-    wbits = max([l.wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
+    # the MAC array multiplies weight values (a pot4 code holds values up to ±64: 8 bits)
+    wbits = max([l.mul_wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
     mbits = max([l.mbits for l in qgraph.layers if l.has_requant] + [1])
     if any(int(l.m.max()) > 1 for l in qgraph.layers if l.has_requant):
         mbits = max(mbits, 2)
