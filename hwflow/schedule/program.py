@@ -28,6 +28,12 @@ two ways:
   host sends the first layer's receptive fields, im2col'd, in the order it reads them,
   and the layer takes them straight from the stream (no activation RAM, no input phase:
   ``input_lead`` is the one WAIT cycle).
+
+Weight load: when the weight memory is in a kind the bitstream cannot initialise
+(``weight_kind.init`` false: iCE40 SPRAM), the core takes its ``weight_words`` words once
+after reset through the weight-load stream, one word per cycle, before the first
+``start`` (:attr:`Program.load_cycles`); the per-inference cycle count does not include
+it and does not change.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class TensorMap:
     """Where and how one activation tensor lives in the activation RAM.
 
     The layout is HWC: word ``base + (y * w + x) * chunks + c // simd``, lane ``c % simd``.
+    ``bits`` is the signed width of the codes (``QTensor.value_bits``: 2 for bipolar tensors).
     A streamed network input (:class:`InputStream`) is not in the RAM (``in_ram`` False,
     no words).
     """
@@ -289,7 +296,8 @@ class Program:
     abits : int
         Activation lane width (the widest activation tensor).
     wbits : int
-        Weight width in the ROM and multipliers (the widest layer).
+        Weight width in the ROM and multipliers: the widest layer's weight values
+        (``QLayer.mul_wbits``: a pot4 or binary code is stored as its integer value).
     acc_bits : int
         MAC / pooling accumulator width (worst case over layers, bias excluded).
     post_bits : int
@@ -323,6 +331,10 @@ class Program:
     dsp_mults : int or None
         MAC lanes ``p*simd + s`` below this multiply on hard multipliers (DSPs), the
         others in LUT logic (see :mod:`hwflow.rtl.mac_array`); ``None``: all on DSPs.
+    weight_kind : hwflow.targets.MemoryKind or None
+        The memory kind holding the weights (:func:`~hwflow.schedule.estimate.place_weights`);
+        ``None``: the block RAM, as an initialised ROM. A kind the bitstream cannot
+        initialise is loaded through the weight-load port (:attr:`weight_load`).
     """
 
     name: str
@@ -357,6 +369,28 @@ class Program:
     dsp_mults: int | None = None
     rq_lanes: int = 1
     input_stream: InputStream | None = None
+    weight_kind: Any = None
+
+    @property
+    def weight_load(self) -> bool:
+        """The weights are loaded after reset through the weight-load port (not a ROM)."""
+        return self.weight_kind is not None and not self.weight_kind.init
+
+    @property
+    def weight_words(self) -> int:
+        """Words of the weight memory (one weight-load beat each)."""
+        return int(self.weights.shape[0])
+
+    @property
+    def weight_word_bits(self) -> int:
+        """Bits of one weight-memory word: ``pe * simd`` weights (codebook indices with sharing)."""
+        return self.pe * self.simd * (self.ibits or self.wbits)
+
+    @property
+    def load_cycles(self) -> int:
+        """Cycles of the weight-load phase (0 without one): from the first word offered to
+        ``loaded`` high, one word a cycle with a never-stalling source."""
+        return self.weight_words if self.weight_load else 0
 
     @property
     def input_map(self) -> TensorMap:
@@ -486,8 +520,9 @@ class Program:
                 "act_words": self.act_words,
                 "act_word_bits": self.simd * self.abits,
                 "act_bits": self.act_bits,
-                "weight_words": int(self.weights.shape[0]),
-                "weight_word_bits": self.pe * self.simd * (self.ibits or self.wbits),
+                "weight_words": self.weight_words,
+                "weight_word_bits": self.weight_word_bits,
+                "weight_kind": self.weight_kind.name if self.weight_kind is not None else "bram",
                 "codebook": {"ibits": self.ibits, "codebooks": [list(map(int, b)) for b in self.codebooks],
                              "bases": list(self.cb_bases)} if self.ibits else None,
                 "weight_bits": self.weight_rom_bits,
@@ -501,5 +536,7 @@ class Program:
             "output": self.output,
             "host_tail": list(self.host_tail),
             "estimate": dict(self.estimate),
+            "load": {"words": self.weight_words, "word_bits": self.weight_word_bits,
+                     "cycles": self.load_cycles, "memory": self.weight_kind.name} if self.weight_load else None,
             "layers": layers,
         }

@@ -28,6 +28,10 @@ pixel's ``nb`` results are serialized through ``rq_lanes`` requantizers while th
 accumulates, so nothing ever stalls and the cycle count is a closed form
 (:attr:`Program.cycles`). The scheduler picks the fewest lanes within 1 % of the most's
 cycles: each lane costs a requantizer's DSPs.
+
+The weight memory goes in the first of the target's memory kinds where the design fits
+(:func:`~hwflow.schedule.estimate.place_weights`): the block RAM as a ROM, else (iCE40
+SPRAM) a RAM loaded once through the weight-load port.
 """
 
 from __future__ import annotations
@@ -40,13 +44,13 @@ from ..quant.arith import bits_for_range
 from ..quant.qgraph import QGraph, QLayer
 from ..targets import load_target
 from .budget import check_budget
-from .estimate import dsp_blocks, estimate
+from .estimate import dsp_blocks, estimate, place_weights
 from .lower import LOWERINGS, LowerContext, Lowered, RomImages
 from .memory import allocate, chunks
 from .program import SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
 from .widths import tree_levels
 
-__all__ = ["schedule", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "ECP5_DSP_SHARE"]
+__all__ = ["schedule", "arrange", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "ECP5_DSP_SHARE"]
 
 
 def latencies(simd: int, mbits: int) -> dict[str, int]:
@@ -381,7 +385,7 @@ def _layout(qgraph: QGraph, simd: int, stream: InputStream | None, fused: dict[i
     for name in order:
         t = qgraph.tensors[name]
         c, h, w = _chw(t.shape)
-        maps[name] = dict(name=name, shape=t.shape, bits=t.bits, zero_point=t.zero_point,
+        maps[name] = dict(name=name, shape=t.shape, bits=t.value_bits, zero_point=t.zero_point,
                           c=c, h=h, w=w, chunks=chunks(c, simd))
     if stream is not None:
         maps[qgraph.input]["in_ram"] = False
@@ -396,39 +400,51 @@ def _layout(qgraph: QGraph, simd: int, stream: InputStream | None, fused: dict[i
 _SHARE_MARGIN = 4
 
 
-def _shares(qgraph: QGraph, layers: list[LayerProgram], tensors: dict[str, TensorMap], live: dict,
+def _share_candidates(qgraph: QGraph, fused: dict[int, QLayer],
+                      tensors: dict[str, TensorMap]) -> dict[str, list[str]]:
+    """``{out: donors}``: the stored inputs each single-step layer is the last to read (not
+    the network input, which the input phase writes, nor the output)."""
+    live = _lifetimes(qgraph, fused)
+    skip = {i + 1 for i in fused}
+    cands = {}
+    for i, layer in enumerate(qgraph.layers):
+        if i in skip or layer.op == "concat":  # a concat writes its output in several steps
+            continue
+        out = fused[i].output if i in fused else layer.output
+        donors = [n for n in dict.fromkeys(layer.inputs) if n not in (qgraph.input, qgraph.output)
+                  and tensors[n].in_ram and live[n][1] == i]
+        if donors:
+            cands[out] = donors
+    return cands
+
+
+def _shares(layers: list[LayerProgram], tensors: dict[str, TensorMap], cands: dict[str, list[str]],
             lat: dict[str, int], simd: int, lanes: int, pools: dict[str, QLayer]) -> dict[str, tuple[str, int]]:
     """Outputs that may overlap an input their step reads last: ``{out: (donor, d)}``.
 
     A residual block otherwise holds three feature maps (the skip input, the block's
     intermediate and its output); writing the output over the intermediate it consumes
-    needs two. For each step with one output and an input that dies there (not the network
-    input, which the input phase writes), ``d`` is the smallest shift (donor base = output
-    base + d) for which every overlapped word is written, on the step's exact timeline
+    needs two. For each of the ``cands`` (:func:`_share_candidates`), ``d`` is the
+    smallest shift (donor base = output base + d) for which every overlapped word is
+    written, on the step's exact timeline
     (:meth:`~hwflow.schedule.program.LayerProgram.read_trace`, :func:`_write_trace`), at
     least ``_SHARE_MARGIN`` cycles after the step's last read of it. The core runs in lockstep
-    (a stall holds every register), so the timeline holds under stalls too. None if only
-    disjoint placement works.
+    (a stall holds every register), so the timeline holds under stalls too. No entry if
+    only disjoint placement works.
     """
-    writers: dict[str, int] = {}
-    for l in layers:
-        out = pools[l.output].output if l.output in pools else l.output
-        writers[out] = writers.get(out, 0) + 1
     shares = {}
     for l in layers:
         out = pools[l.output].output if l.output in pools else l.output
-        if writers[out] != 1 or l.stream:
+        if out not in cands:
             continue
         o = tensors[out]
         when, waddr = _write_trace(lat, l, simd, lanes)
         wfirst = np.full(o.words, np.iinfo(np.int64).max // 2, dtype=np.int64)
         np.minimum.at(wfirst, waddr - o.base, when)
         cyc, raddr = _trace(l)
-        best = d = None
-        for name in dict.fromkeys(l.inputs):
+        best = None
+        for name in cands[out]:
             t = tensors[name]
-            if name in (qgraph.input, qgraph.output) or not t.in_ram or live[name][1] != live[out][0]:
-                continue
             mine = (raddr >= t.base) & (raddr < t.base + t.words)
             rlast = np.full(t.words, np.iinfo(np.int64).min // 2, dtype=np.int64)
             np.maximum.at(rlast, raddr[mine] - t.base, cyc[mine] + _SHARE_MARGIN)
@@ -487,6 +503,28 @@ def _datapath_widths(lowered: list[Lowered], abits: int) -> dict[str, int]:
     }
 
 
+def arrange(qgraph: QGraph, pe: int, simd: int, fuse: str = "auto", shared: bool = False
+            ) -> tuple[InputStream | None, dict[int, QLayer], dict[str, TensorMap], int]:
+    """``(stream, fused, tensors, act_words)``: the rewrites :func:`schedule` chooses (streamed
+    input, fused MaxPools) and the activation RAM's layout before the overlaps it finds after
+    lowering (:func:`_shares`). Shapes and widths only: the fit check
+    (:mod:`hwflow.schedule.fit`) calls it on a QGraph without weights.
+
+    ``shared``: lay out every permitted overlap at shift 0 instead, the fit check's lower
+    bound (the scheduler's shifts are the few rows its timeline needs).
+    """
+    _check_layers(qgraph)
+    stream = _stream_input(qgraph, pe, simd, _max_lanes(qgraph, pe, simd), fuse)
+    fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stream, always=fuse == "always")
+    tensors, act_words = _layout(qgraph, simd, stream, fused)
+    if shared:
+        cands = _share_candidates(qgraph, fused, tensors)
+        shared = _layout(qgraph, simd, stream, fused, {o: (d[0], 0) for o, d in cands.items()})
+        if shared[1] < act_words:
+            tensors, act_words = shared
+    return stream, fused, tensors, act_words
+
+
 def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | None = None, *,
              fuse: str = "auto") -> Program:
     """Schedule ``qgraph`` onto the target's MAC array.
@@ -519,14 +557,11 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         raise OptionError(f"fuse must be 'auto', 'always' or 'never', not {fuse!r}")
     pe = _check_int("pe", pe) or tgt.pe
     simd = _check_int("simd", simd) or tgt.simd
-    _check_layers(qgraph)
-
+    stream, fused, tensors, act_words = arrange(qgraph, pe, simd, fuse)
     lanes_max = _max_lanes(qgraph, pe, simd)
-    stream = _stream_input(qgraph, pe, simd, lanes_max, fuse)
-    fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stream, always=fuse == "always")
-    tensors, act_words = _layout(qgraph, simd, stream, fused)
     abits = max(t.bits for t in tensors.values())
-    wbits = max([l.wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
+    # the MAC array multiplies weight values (a pot4 code holds values up to ±64: 8 bits)
+    wbits = max([l.mul_wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
     mbits = max([l.mbits for l in qgraph.layers if l.has_requant] + [1])
     if any(int(l.m.max()) > 1 for l in qgraph.layers if l.has_requant):
         mbits = max(mbits, 2)
@@ -545,11 +580,12 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     for lp in layers:
         _set_lanes(lp, lanes)
         lp.drain = drain_cycles(lat, lp.kind, lp.ng, lp.t, lp.k)
-    shares = _shares(qgraph, layers, tensors, _lifetimes(qgraph, fused), lat, simd, lanes, ctx.pools)
+    shares = _shares(layers, tensors, _share_candidates(qgraph, fused, tensors), lat, simd, lanes, ctx.pools)
     if shares:
-        old = tensors
-        tensors, act_words = _layout(qgraph, simd, stream, fused, shares)
-        _rebase(layers, old, tensors, ctx.pools)
+        shared, shared_words = _layout(qgraph, simd, stream, fused, shares)
+        if shared_words < act_words:  # chains placed as one block may pack worse
+            _rebase(layers, tensors, shared, ctx.pools)
+            tensors, act_words = shared, shared_words
     input_lead = overlap_drains(layers, lat, simd, act_words, tensors[qgraph.input], lanes)
 
     prog = Program(
@@ -559,6 +595,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         latency=lat, host_tail=list(qgraph.host_tail), target=tgt.name, ibits=roms.ibits,
         input_lead=input_lead, dsp_mults=pe * simd, rq_lanes=lanes, input_stream=stream,
     )
+    prog.weight_kind = place_weights(prog, tgt)
     prog.estimate = estimate(prog, tgt)
     prog.dsp_mults = mac_dsp_lanes(prog, tgt)
     if prog.dsp_mults < pe * simd:
