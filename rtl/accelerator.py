@@ -173,8 +173,11 @@ class Accelerator(wiring.Component):
             if p.ibits:  # weight sharing: ROM indices -> weights (rtl/codebook.py), the rest delayed to match
                 w, (a, *ctl) = attach_codebook(m, p, wrom.data, ctrl.w_addr, [x, *ctl])
             assert mac.latency + lat.get("codebook", 0) == lat["mac"], (mac.latency, lat)
+            waddr = ctrl.w_addr
+            if p.w_pack > 1:
+                waddr, w = self._unpack(m, ctrl, wrom.data)
             m.d.comb += [
-                wrom.addr.eq(ctrl.w_addr),
+                wrom.addr.eq(waddr),
                 mac.a.eq(a), mac.w.eq(w),
                 mac.valid.eq(ctl[0]), mac.first.eq(ctl[1]), mac.last.eq(ctl[2]),
             ]
@@ -310,6 +313,27 @@ class Accelerator(wiring.Component):
             m.d.comb += [act.wr_addr.eq(waddr), act.wr_en.eq(wmask << wlane)]
             m.d.comb += act.wr_data.eq(replicate(Cat(*(l.out_q[:p.abits] for l in luts)), simd // L, L * p.abits))
         return m
+
+
+    def _unpack(self, m, ctrl, data):
+        """``(rom_address, weights)`` with packed depthwise words (``w_pack`` diagonals a word,
+        :meth:`~hwflow.schedule.lower.RomImages.add_weights`): for a ``wpk`` step the ROM word
+        is the virtual address ``// w_pack`` and, a cycle later with the data, its slot
+        ``% w_pack`` goes on the diagonal, zeros elsewhere; other steps pass through."""
+        p = self._p
+        pe, bits, lr = p.pe, p.ibits or p.wbits, p.w_pack.bit_length() - 1
+        addr = Mux(ctrl.w_pk, ctrl.w_addr >> lr, ctrl.w_addr)
+        slot = Signal(lr, name="w_slot", reset_less=True)
+        pk = Signal(name="w_pk_d", reset_less=True)
+        m.d.sync += [slot.eq(ctrl.w_addr[:lr]), pk.eq(ctrl.w_pk)]
+        diag = Signal(pe * bits, name="w_diag")
+        with m.Switch(slot):
+            for i in range(p.w_pack):
+                with m.Case(i):
+                    m.d.comb += diag.eq(data[i * pe * bits:(i + 1) * pe * bits])
+        lanes = [Mux(pk, diag.word_select(r, bits) if r == c else C(0, bits), data.word_select(r * p.simd + c, bits))
+                 for r in range(pe) for c in range(p.simd)]
+        return addr, Cat(*lanes)
 
 
 def to_verilog(program, name: str = "hwflow_top") -> str:

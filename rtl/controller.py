@@ -63,7 +63,9 @@ class Controller(wiring.Component):
         self._desc = descriptor_layout(program)
         simd = program.simd
         self._aw = addr_bits(program.act_words)
-        self._ww = addr_bits(program.weights.shape[0])
+        # Weight addresses are virtual words: a packed depthwise step's are ``w_pack`` a ROM word.
+        self._ww = addr_bits(max([program.weights.shape[0]]
+                                 + [l.w_base + l.w_words for l in program.layers if l.kind == "mac"]))
         word = simd * program.abits  # packed lanes
         super().__init__({
             "start": In(1),
@@ -91,6 +93,7 @@ class Controller(wiring.Component):
             "d_wlast": Out(1),
             "d_mask": Out(simd),
             "d_sdata": Out(word),
+            "w_pk": Out(1),
             "desc": Out(self._desc),
             "init": Out(1),
             "running": Out(1),
@@ -244,6 +247,7 @@ class Controller(wiring.Component):
         a_flags = Signal(STEP_FLAGS)
         a_addr = Signal(self._aw, **rl)
         a_w = Signal.like(self.w_addr, **rl)
+        a_pk = Signal(**rl)
         b_flags = Signal(STEP_FLAGS)
         m.d.sync += [
             a_pix.eq(wa + ka),
@@ -252,6 +256,8 @@ class Controller(wiring.Component):
             a_w.eq(wg + step),
         ]
         m.d.sync += [a_addr.eq(a_pix + a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
+        if p.w_pack > 1:  # the weight word is packed (beside w_addr: the ROM address stage)
+            m.d.sync += [a_pk.eq(d.wpk), self.w_pk.eq(a_pk)]
         # Data stage: flags line up with the memory output.
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
                         self.d_wfirst, self.d_wlast).eq(b_flags)

@@ -21,7 +21,7 @@ _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw
              "k", "t", "ng", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
              "w_base", "ch_word", "lut_base", "lut_en", "drain", "qh", "qw", "wsh", "wsw",
              "a_org", "a_sw", "a_orow", "a_wsw", "a_wrow", "a_kx", "a_krow", "nwin_m1",
-             "loads_m1", "stream")
+             "loads_m1", "stream", "wpk")
 #: Fields also stored minus one, so loop-end tests are plain equalities (no subtractor in
 #: the controller's critical path).
 _MINUS_ONE = ("k", "qh", "qw", "cis", "kw", "kh", "t", "nt", "ow", "tpg")
@@ -60,6 +60,7 @@ def descriptor_values(program) -> list[dict]:
             "pt_neg": -l.pt, "pl_neg": -l.pl,
             "pv": l.pv, "za": l.za, "zb": l.zb, "ma": l.ma, "mb": l.mb, "z_out": l.z_out,
             "lo": l.lo, "hi": l.hi, "loads_m1": l.oh * l.ow * l.nt - 1, "stream": l.stream,
+            "wpk": l.wpk,
         })
         out[-1].update({f"{f}_m1": out[-1][f] - 1 for f in _MINUS_ONE})
         # Address steps in words (the controller has no multiply), modulo 2**aw: first pixel

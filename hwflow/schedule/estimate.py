@@ -220,7 +220,7 @@ def lut_mult_cost(wbits: int, abits: int, family: str) -> tuple[int, int]:
 #: ``python bench/calibrate_estimate.py fit --write`` (features no calibration design
 #: exercises keep their value: lutmul 1 LUT4 per partial product bit, a logic ROM 1.5 LUT4
 #: per 16 entries per bit as the channel ROM fits, pool 2 LUT4 / 1 FF per lane bit, the
-#: loaded weight RAM's mux and loader 1 LUT4 / 1 FF per unit);
+#: loaded weight RAM's mux and loader, and the packed depthwise unpacking, 1 LUT4 / 1 FF per unit);
 #: "generic" uses the ECP5 figures.
 COEF_FILE = "estimate_coefficients.json"
 _COEF = json.loads(resources.files(__package__).joinpath(COEF_FILE).read_text(encoding="utf-8"))
@@ -329,6 +329,13 @@ def block_features(prog, family: str) -> dict:
         wrom_lut = _rom_logic(wwords, wrom_ff)
     elif has_mac:
         wrom_mux = wwidth * (math.ceil(wwords / (256 if family == "ice40" else 1024)) - 1)
+    # Packed depthwise words (rtl/accelerator.py ``_unpack``), counted, not fitted: the slot
+    # mux (``w_pack``-to-1 over a diagonal, about a LUT4 per input), a mux or an AND per
+    # weight bit, the ROM address mux; the slot, flag and its delay in FFs.
+    wpack_lut = wpack_ff = 0
+    if has_mac and prog.w_pack > 1:
+        wpack_lut = pe * (prog.ibits or wb) * (prog.w_pack - 1) + wwidth + ww
+        wpack_ff = prog.w_pack.bit_length() + 2
     if has_mac:
         prod = wb + ab
         tadd, tregs, levels = _tree(pe, simd, prod)
@@ -343,13 +350,14 @@ def block_features(prog, family: str) -> dict:
         else:
             lutmul, lutmul_ff = nmul * wb * ab, 0
         f["mac"] = {"lut": {"adders": tadd + pe * acc, "lutmul": lutmul, "wrom": wrom_lut, "wrom_mux": wrom_mux,
-                            "wram_mux": wram_mux, "wload": wload_lut},
+                            "wram_mux": wram_mux, "wload": wload_lut, "wpack": wpack_lut},
                     "ff": {"inputs": simd * ab + nmul * wb + ndsp * wb + simd * ab, "products": nmul * prod,
                            "tree": tregs + pe * acc + 3 * levels + 7, "wrom": wrom_ff,
-                           "lutmul": lutmul_ff, "wload": wload_ff}}
+                           "lutmul": lutmul_ff, "wload": wload_ff, "wpack": wpack_ff}}
     else:
-        f["mac"] = {"lut": {"adders": 0, "lutmul": 0, "wrom": 0, "wrom_mux": 0, "wram_mux": 0, "wload": 0},
-                    "ff": {"inputs": 0, "products": 0, "tree": 0, "wrom": 0, "lutmul": 0, "wload": 0}}
+        f["mac"] = {"lut": {"adders": 0, "lutmul": 0, "wrom": 0, "wrom_mux": 0, "wram_mux": 0, "wload": 0,
+                            "wpack": 0},
+                    "ff": {"inputs": 0, "products": 0, "tree": 0, "wrom": 0, "lutmul": 0, "wload": 0, "wpack": 0}}
 
     # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters
     # (as fitted: without the registered ``cout - 1`` and ``nt - 1``, 2 x ``co_bits``).

@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import FitError
 from ..quant.qgraph import QGraph, QLayer, QTensor
 from .estimate import chan_width, dsp_blocks, memory_shapes, place_memories
-from .lower import mac_geometry
+from .lower import mac_geometry, weight_pack
 from .schedule import arrange
 
 __all__ = ["FitReport", "fit_check", "check_fit", "skeleton", "hollow", "format_bits"]
@@ -230,10 +230,11 @@ def _needs(qg: QGraph, target, pe: int, simd: int, fuse: str) -> dict[str, Any]:
     abits = max(t.bits for t in tensors.values())
     macs = [l for l in qg.layers if l.op in ("conv", "gemm")]
     wbits = max([l.wbits for l in macs], default=2)
-    words = sum(mac_geometry(l, tensors[l.inputs[0]], pe, simd, stream)[0].words for l in macs) or 1
     share = [l.attrs.get("share_bits") for l in macs]
     # Indices replace weights only if every layer is shared and every codebook holds 0.
     ibits = max(share) if macs and all(share) else 0
+    pack = weight_pack(pe, simd, ibits)
+    words = sum(mac_geometry(l, tensors[l.inputs[0]], pe, simd, stream)[0].rom_words(pack) for l in macs) or 1
     widths = sorted({wbits, ibits or wbits})
     books = sum(1 << b for b in share) * wbits if ibits else 0  # the codebooks, at most 2**share each
     skip = {i + 1 for i in fused}

@@ -37,8 +37,8 @@ from ..quant.reference import acc_bounds
 from .memory import chunks, weight_words
 from .program import InputStream, LayerProgram, TensorMap
 
-__all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "MacGeometry", "mac_geometry", "lower_mac",
-           "lower_window", "lower_add", "lower_concat"]
+__all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "MacGeometry", "mac_geometry", "weight_pack",
+           "lower_mac", "lower_window", "lower_add", "lower_concat"]
 
 
 class RomImages:
@@ -58,9 +58,10 @@ class RomImages:
         hold neutral entries.
     """
 
-    def __init__(self, ibits: int = 0, lanes: int = 1):
+    def __init__(self, ibits: int = 0, lanes: int = 1, pack: int = 1):
         self.ibits = ibits
         self.lanes = lanes
+        self.pack = pack
         self._weights: list[np.ndarray] = []
         self._w_next = 0
         self.codebooks: list[np.ndarray] = []
@@ -70,8 +71,27 @@ class RomImages:
         self._luts: list[np.ndarray] = []
         self._lut_next = 0
 
-    def add_weights(self, words: np.ndarray, codebook=None) -> int:
-        """Append ``(n, pe, simd)`` weight words (with ``ibits``: their indices in ``codebook``)."""
+    def add_weights(self, words: np.ndarray, codebook=None, diagonal: bool = False) -> int:
+        """Append ``(n, pe, simd)`` weight words (with ``ibits``: their indices in ``codebook``).
+
+        ``diagonal`` (a depthwise step, ``pe == simd``, every weight on the diagonal): pack
+        ``pack`` words' diagonals into one ROM word, slot ``i`` in lanes ``i*pe .. i*pe + pe - 1``
+        (the word read is ``address // pack``, the slot ``address % pack``; the datapath puts
+        the slot back on the diagonal). The returned base is then in those virtual words:
+        ``pack`` times the ROM word.
+        """
+        if diagonal and self.pack > 1:
+            n, pe, simd = words.shape
+            diag = np.arange(pe)
+            assert pe == simd and not self.ibits and not words[:, ~np.eye(pe, dtype=bool)].any()
+            flat = np.zeros((-(-n // self.pack) * self.pack, pe), np.int64)
+            flat[:n] = words[:, diag, diag]
+            packed = np.zeros((flat.shape[0] // self.pack, pe * simd), np.int64)
+            packed[:, :self.pack * pe] = flat.reshape(-1, self.pack * pe)
+            base = self._w_next * self.pack
+            self._weights.append(packed.reshape(-1, pe, simd))
+            self._w_next += packed.shape[0]
+            return base
         base = self._w_next
         if self.ibits:
             self.codebooks.append(np.asarray(codebook, dtype=np.int64))
@@ -215,6 +235,7 @@ class MacGeometry:
     nt: int
     cis: int
     tpg: int
+    diagonal: bool = False
 
     @property
     def k(self) -> int:
@@ -223,8 +244,13 @@ class MacGeometry:
 
     @property
     def words(self) -> int:
-        """Weight ROM words of the step (:func:`~hwflow.schedule.memory.weight_words`)."""
+        """Weight words of the step (:func:`~hwflow.schedule.memory.weight_words`)."""
         return self.nt * self.k
+
+    def rom_words(self, pack: int) -> int:
+        """Weight ROM words of the step, ``pack`` diagonals a word if it is depthwise
+        (:meth:`RomImages.add_weights`)."""
+        return -(-self.words // pack) if self.diagonal else self.words
 
 
 def mac_geometry(layer: QLayer, x: TensorMap, pe: int, simd: int,
@@ -260,7 +286,16 @@ def mac_geometry(layer: QLayer, x: TensorMap, pe: int, simd: int,
         cis, tpg = cin // sg // simd, cout // sg // pe
     else:
         cis, tpg = (x.chunks if x.in_ram else stream.chunks), nt
-    return MacGeometry(kh, kw, sh, sw, pads, cin, nt, cis, tpg), dense
+    # Depthwise on a square array: row p of tile g is channel g*pe + p, lane s of chunk c is
+    # channel c*simd + s, so every weight is on a word's diagonal (other words are zero).
+    diagonal = layer.op == "conv" and layer.groups == cin == cout > 1 and pe == simd
+    return MacGeometry(kh, kw, sh, sw, pads, cin, nt, cis, tpg, diagonal), dense
+
+
+def weight_pack(pe: int, simd: int, ibits: int) -> int:
+    """Depthwise diagonals per weight-ROM word (:meth:`RomImages.add_weights`): the largest
+    power of two at most ``simd`` on a square array without weight sharing, else 1."""
+    return 1 << (simd.bit_length() - 1) if pe == simd > 1 and not ibits else 1
 
 
 def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
@@ -284,12 +319,13 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     else:
         wsh, wsw = sh, sw
     words = weight_words(dense(), pe, simd, nt, cis, tpg)
-    w_base = ctx.roms.add_weights(words, layer.attrs.get("codebook"))
+    packed = geo.diagonal and ctx.roms.pack > 1
+    w_base = ctx.roms.add_weights(words, layer.attrs.get("codebook"), diagonal=packed)
     conv_hw = int(np.prod(ctx.qgraph.tensors[layer.output].shape[2:]))
     step = LayerProgram(**common, kind="mac", kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
                         qh=qh, qw=qw, wsh=wsh, wsw=wsw,
                         nt=nt, cis=cis, tpg=tpg, k=k, t=max(k, -(-pe // (qh * qw))), nb=pe, cout=cout,
-                        w_base=w_base, w_words=words.shape[0],
+                        w_base=w_base, w_words=words.shape[0], wpk=int(packed),
                         ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout),
                         pv=x.zero_point, macs=int(layer.weight.size) * conv_hw, stream=int(not x.in_ram))
     # Sums without bias, per channel, over all inputs in range.

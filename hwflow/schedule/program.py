@@ -163,7 +163,9 @@ class LayerProgram:
     serialized through the requantizer into output channels ``g * nb ...`` (only those
     below ``cout``), written at channel offset ``coff``. With a fused MaxPool the tile's
     accumulators are max-merged over the window first (exact: the requantizer is
-    monotonic, ``m >= 0``).
+    monotonic, ``m >= 0``). Step ``j`` of tile ``g`` reads weight word ``w_base + g*k + j``;
+    with ``wpk`` (a depthwise step) that is a virtual word: ROM word ``// w_pack``, diagonal
+    slot ``% w_pack`` (:meth:`~hwflow.schedule.lower.RomImages.add_weights`).
     """
 
     name: str
@@ -213,6 +215,7 @@ class LayerProgram:
     drain: int = 0
     macs: int = 0
     stream: int = 0
+    wpk: int = 0
     inputs: tuple[str, ...] = ()
     output: str = ""
 
@@ -331,6 +334,8 @@ class Program:
     dsp_mults : int or None
         MAC lanes ``p*simd + s`` below this multiply on hard multipliers (DSPs), the
         others in LUT logic (see :mod:`hwflow.rtl.mac_array`); ``None``: all on DSPs.
+    w_pack : int
+        Depthwise diagonals per weight word (the steps with ``wpk``; 1: none packed).
     weight_kind : hwflow.targets.MemoryKind or None
         The memory kind holding the weights (:func:`~hwflow.schedule.estimate.place_weights`);
         ``None``: the block RAM, as an initialised ROM. A kind the bitstream cannot
@@ -369,6 +374,7 @@ class Program:
     dsp_mults: int | None = None
     rq_lanes: int = 1
     input_stream: InputStream | None = None
+    w_pack: int = 1
     weight_kind: Any = None
 
     @property
@@ -498,6 +504,7 @@ class Program:
             "simd": self.simd,
             "dsp_mults": self.pe * self.simd if self.dsp_mults is None else self.dsp_mults,
             "rq_lanes": self.rq_lanes,
+            "w_pack": self.w_pack,
             "widths": {
                 "abits": self.abits, "wbits": self.wbits, "acc_bits": self.acc_bits,
                 "post_bits": self.post_bits, "mbits": self.mbits, "n_min": self.n_min,

@@ -45,7 +45,7 @@ from ..quant.qgraph import QGraph, QLayer
 from ..targets import load_target
 from .budget import check_budget
 from .estimate import dsp_blocks, estimate, place_weights
-from .lower import LOWERINGS, LowerContext, Lowered, RomImages
+from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack
 from .memory import allocate, chunks
 from .program import SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
 from .widths import tree_levels
@@ -566,7 +566,8 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     if any(int(l.m.max()) > 1 for l in qgraph.layers if l.has_requant):
         mbits = max(mbits, 2)
     lat = latencies(simd, mbits)
-    roms = RomImages(codebook_bits(qgraph), lanes_max)  # weight sharing: the ROM holds codebook indices
+    ibits = codebook_bits(qgraph)  # weight sharing: the ROM holds codebook indices
+    roms = RomImages(ibits, lanes_max, weight_pack(pe, simd, ibits))
     if roms.ibits:
         lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
         lat["mac"] += lat["codebook"]
@@ -594,6 +595,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
         latency=lat, host_tail=list(qgraph.host_tail), target=tgt.name, ibits=roms.ibits,
         input_lead=input_lead, dsp_mults=pe * simd, rq_lanes=lanes, input_stream=stream,
+        w_pack=roms.pack if any(l.wpk for l in layers) else 1,
     )
     prog.weight_kind = place_weights(prog, tgt)
     prog.estimate = estimate(prog, tgt)

@@ -141,6 +141,28 @@ def _first_conv(cin, k, stride, pad, h=7, w=6):
     return build
 
 
+def dwnet(b):
+    """Depthwise-separable blocks (16 channels: dense super-groups, several tiles)."""
+    x = b.input_tensor((1, 16, 6, 5))
+    h = b.conv(x, 16, k=3, pad=1, groups=16, relu=True)
+    h = b.conv(h, 16, k=1, pad=0, relu=True)
+    h = b.conv(h, 16, k=(3, 2), stride=2, pad=(1, 0, 1, 1), groups=16)
+    b.gemm(h, 5)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("pe,stall", [(2, 0), (4, 0), (5, 0), (8, 0), (4, 3)])
+def test_packed_depthwise_weights_are_exact(pe, stall):
+    """Depthwise weights are stored without their zeros: ``w_pack`` diagonals a ROM word."""
+    prog = _check(dwnet, "asymmetric", 8, pe, pe, seed=pe, stall=stall)
+    dw = [l for l in prog.layers if l.wpk]
+    assert len(dw) == 2 and prog.w_pack == 1 << (pe.bit_length() - 1)
+    words = sum(-(-l.w_words // prog.w_pack) for l in dw)
+    params = sum(16 * l.kh * l.kw for l in dw)
+    if pe in (4, 8):  # a power-of-two array: every packed word is full but each step's last
+        assert words * pe * pe < params + len(dw) * pe * pe
+
+
 def resblock(b):
     """A residual block whose output overwrites the maps it consumes (two maps live, not three)."""
     x = b.input_tensor((1, 4, 6, 5))
