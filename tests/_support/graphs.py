@@ -13,7 +13,7 @@ from hwflow.quant.arith import int_range
 from hwflow.quant.qgraph import QGraph, QLayer, QTensor
 from hwflow.quant.reference import acc_bounds
 
-__all__ = ["GraphBuilder", "random_graph"]
+__all__ = ["GraphBuilder", "random_graph", "digits_cnn", "first_conv", "dwnet", "resblock"]
 
 
 class GraphBuilder:
@@ -242,3 +242,31 @@ def random_graph(seed: int):
     if rng.integers(2):
         t = b.gemm(t, int(rng.integers(1, 12)))
     return b, b.build()
+
+
+def first_conv(cin, k, stride, pad, h=7, w=6):
+    """A first convolution (6 channels) and a 2 x 2 MaxPool: small-cin layers stream their input."""
+    def build(b):
+        x = b.input_tensor((1, cin, h, w))
+        t = b.conv(x, 6, k=k, stride=stride, pad=pad, relu=True)
+        b.maxpool(t, 2)
+    return build
+
+
+def dwnet(b):
+    """Depthwise-separable blocks (16 channels: dense super-groups, several tiles)."""
+    x = b.input_tensor((1, 16, 6, 5))
+    h = b.conv(x, 16, k=3, pad=1, groups=16, relu=True)
+    h = b.conv(h, 16, k=1, pad=0, relu=True)
+    h = b.conv(h, 16, k=(3, 2), stride=2, pad=(1, 0, 1, 1), groups=16)
+    b.gemm(h, 5)
+
+
+def resblock(b):
+    """A residual block whose output overwrites the maps it consumes (two maps live, not three)."""
+    x = b.input_tensor((1, 4, 6, 5))
+    s = b.conv(x, 6, relu=True)
+    y = b.conv(s, 6, k=(3, 2), pad=(1, 0, 1, 1), relu=True)
+    z = b.conv(y, 6, k=(1, 3), pad=(0, 1, 0, 1))
+    a = b.add(s, z)
+    b.conv(b.maxpool(a, k=2), 5, k=1, pad=0)

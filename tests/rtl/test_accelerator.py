@@ -7,7 +7,7 @@ from amaranth import Shape, signed, unsigned
 
 from hwflow.quant.reference import run_int
 from _support.accel_sim import simulate
-from _support.graphs import GraphBuilder, digits_cnn
+from _support.graphs import GraphBuilder, digits_cnn, dwnet, first_conv, resblock
 from hwflow.rtl.accelerator import Accelerator, to_verilog
 from hwflow.schedule import schedule
 
@@ -133,23 +133,6 @@ def test_verilog_is_small_and_independent_of_weights(pe, simd):
         to_verilog(prog, "1bad")
 
 
-def _first_conv(cin, k, stride, pad, h=7, w=6):
-    def build(b):
-        x = b.input_tensor((1, cin, h, w))
-        t = b.conv(x, 6, k=k, stride=stride, pad=pad, relu=True)
-        b.maxpool(t, 2)
-    return build
-
-
-def dwnet(b):
-    """Depthwise-separable blocks (16 channels: dense super-groups, several tiles)."""
-    x = b.input_tensor((1, 16, 6, 5))
-    h = b.conv(x, 16, k=3, pad=1, groups=16, relu=True)
-    h = b.conv(h, 16, k=1, pad=0, relu=True)
-    h = b.conv(h, 16, k=(3, 2), stride=2, pad=(1, 0, 1, 1), groups=16)
-    b.gemm(h, 5)
-
-
 @pytest.mark.sim
 @pytest.mark.parametrize("pe,stall", [(2, 0), (4, 0), (5, 0), (8, 0), (4, 3)])
 def test_packed_depthwise_weights_are_exact(pe, stall):
@@ -161,16 +144,6 @@ def test_packed_depthwise_weights_are_exact(pe, stall):
     params = sum(16 * l.kh * l.kw for l in dw)
     if pe in (4, 8):  # a power-of-two array: every packed word is full but each step's last
         assert words * pe * pe < params + len(dw) * pe * pe
-
-
-def resblock(b):
-    """A residual block whose output overwrites the maps it consumes (two maps live, not three)."""
-    x = b.input_tensor((1, 4, 6, 5))
-    s = b.conv(x, 6, relu=True)
-    y = b.conv(s, 6, k=(3, 2), pad=(1, 0, 1, 1), relu=True)
-    z = b.conv(y, 6, k=(1, 3), pad=(0, 1, 0, 1))
-    a = b.add(s, z)
-    b.conv(b.maxpool(a, k=2), 5, k=1, pad=0)
 
 
 @pytest.mark.sim
@@ -195,7 +168,7 @@ def test_shared_maps_are_exact(pe, simd, stall):
 def test_streamed_first_layer(cin, k, stride, pad, pe, simd):
     """A small-Cin first convolution takes its receptive fields from the input stream (the
     host im2cols them; the padding lanes are the datapath's), also when the partner stalls."""
-    fn = _first_conv(cin, k, stride, pad)
+    fn = first_conv(cin, k, stride, pad)
     prog = _check(fn, "asymmetric", 8, pe, simd, seed=cin)
     st = prog.input_stream
     kh, kw = (k, k) if isinstance(k, int) else k
