@@ -19,12 +19,18 @@ came from: the units from the descriptor delayed to the data (``da``), the seria
 everything after it from the back-end descriptor ``bd``, switched when a layer's first
 result vector arrives (the serializer takes every vector a cycle later, from a register).
 
+Stalls: in a cycle in which the input stream stalls (``in_ready`` high, ``in_valid`` low;
+the controller's ``stall``) every register and memory port of the core holds (Amaranth's
+``EnableInserter``; the weight ROM, a Verilog module, takes the enable as a port), so the
+core runs the schedule in lockstep with the stream; only the cycle counter runs on. See
+:mod:`hwflow.rtl.controller` and the cycle model in :mod:`hwflow.schedule.program`.
+
 Ports (Amaranth adds ``clk`` and ``rst``): ``start`` In(1), ``busy`` Out(1), ``done``
 Out(1), ``cycles`` Out(32), ``in_valid`` In(1), ``in_ready`` Out(1), ``in_data``
 In(simd * in_bits), ``out_valid`` Out(1), ``out_ready`` In(1), ``out_data``
 Out(simd * out_bits). Protocol: pulse ``start``; stream ``input_beats`` words in; the core
 computes and streams ``output_beats`` words out; ``done`` pulses for one cycle, when
-``cycles`` equals the cycles since ``start`` was sampled. A word is ``simd`` lanes of
+``cycles`` equals the cycles since ``start`` was sampled (stall cycles included). A word is ``simd`` lanes of
 two's-complement codes, lane 0 in the low bits, holding the codes the Program's
 ``stream_maps()`` name (:func:`hwflow.sim.beats.pack` / ``unpack`` convert).
 """
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 from amaranth import *
 from amaranth.back import verilog
+from amaranth.hdl import EnableInserter
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -105,7 +112,6 @@ class Accelerator(wiring.Component):
 
         m.d.comb += [
             ctrl.start.eq(self.start), self.busy.eq(ctrl.busy), self.done.eq(ctrl.done),
-            self.cycles.eq(ctrl.cycles),
             ctrl.in_valid.eq(self.in_valid), self.in_ready.eq(ctrl.in_ready), ctrl.in_data.eq(self.in_data),
             self.out_valid.eq(ctrl.out_valid), ctrl.out_ready.eq(self.out_ready),
             self.out_data.eq(Cat(*(act.rd_data.word_select(i, p.abits)[:p.out_bits] for i in range(simd)))),
@@ -253,7 +259,6 @@ class Accelerator(wiring.Component):
             lut.valid.eq(rq.out_valid), lut.q.eq(rq.q), lut.tag.eq(rq.out_tag),
             lut.en.eq(bd["lut_en"]), lut.base.eq(bd["lut_base"]), lut.lo.eq(bd["lo"]),
         ]
-        m.d.comb += ctrl.wr_busy.eq(lut.out_valid)  # the input writer waits for the back end
         waddr = lut.out_tag[:aw]
         wlane = lut.out_tag[aw:]
         with m.If(ctrl.wr_en.any()):
@@ -261,7 +266,19 @@ class Accelerator(wiring.Component):
         with m.Elif(lut.out_valid):
             m.d.comb += [act.wr_addr.eq(waddr), act.wr_en.eq(1 << wlane)]
             m.d.comb += act.wr_data.eq(replicate(lut.out_q, simd, p.abits))
-        return m
+
+        # ---- stalls hold the whole core; the cycle counter runs on ---------------------------
+        top = Module()
+        top.submodules.core = EnableInserter(~ctrl.stall)(m)
+        if has_mac:
+            m.d.comb += wrom.en.eq(~ctrl.stall)
+        counter = Signal(CYCLE_BITS)
+        with top.If(self.start & ~ctrl.busy):
+            top.d.sync += counter.eq(1)
+        with top.Elif(ctrl.busy & ~ctrl.done):
+            top.d.sync += counter.eq(counter + 1)
+        top.d.comb += self.cycles.eq(counter)
+        return top
 
 
 def to_verilog(program, name: str = "hwflow_top") -> str:
