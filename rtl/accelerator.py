@@ -19,12 +19,18 @@ came from: the units from the descriptor delayed to the data (``da``), the seria
 everything after it from the back-end descriptor ``bd``, switched when a layer's first
 result vector arrives (the serializer takes every vector a cycle later, from a register).
 
+Stalls: in a cycle in which the input stream stalls (``in_ready`` high, ``in_valid`` low;
+the controller's ``stall``) every register and memory port of the core holds (Amaranth's
+``EnableInserter``; the weight ROM, a Verilog module, takes the enable as a port), so the
+core runs the schedule in lockstep with the stream; only the cycle counter runs on. See
+:mod:`hwflow.rtl.controller` and the cycle model in :mod:`hwflow.schedule.program`.
+
 Ports (Amaranth adds ``clk`` and ``rst``): ``start`` In(1), ``busy`` Out(1), ``done``
 Out(1), ``cycles`` Out(32), ``in_valid`` In(1), ``in_ready`` Out(1), ``in_data``
 In(simd * in_bits), ``out_valid`` Out(1), ``out_ready`` In(1), ``out_data``
 Out(simd * out_bits). Protocol: pulse ``start``; stream ``input_beats`` words in; the core
 computes and streams ``output_beats`` words out; ``done`` pulses for one cycle, when
-``cycles`` equals the cycles since ``start`` was sampled. A word is ``simd`` lanes of
+``cycles`` equals the cycles since ``start`` was sampled (stall cycles included). A word is ``simd`` lanes of
 two's-complement codes, lane 0 in the low bits, holding the codes the Program's
 ``stream_maps()`` name (:func:`hwflow.sim.beats.pack` / ``unpack`` convert).
 
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 from amaranth import *
 from amaranth.back import verilog
+from amaranth.hdl import EnableInserter
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -120,11 +127,10 @@ class Accelerator(wiring.Component):
 
         m.d.comb += [
             self.busy.eq(ctrl.busy), self.done.eq(ctrl.done),
-            self.cycles.eq(ctrl.cycles),
             ctrl.in_valid.eq(self.in_valid), self.in_ready.eq(ctrl.in_ready), ctrl.in_data.eq(self.in_data),
             self.out_valid.eq(ctrl.out_valid), ctrl.out_ready.eq(self.out_ready),
             self.out_data.eq(Cat(*(act.rd_data.word_select(i, p.abits)[:p.out_bits] for i in range(simd)))),
-            act.rd_addr.eq(ctrl.rd_addr), act.rd_en.eq(ctrl.rd_en),
+            act.rd_addr.eq(ctrl.rd_addr), act.rd_en.eq(ctrl.rd_en & ~ctrl.stall),  # a Verilog module: held by hand
         ]
 
         # ---- unit inputs: memory word with padding replaced by the pad value ----------------
@@ -301,18 +307,35 @@ class Accelerator(wiring.Component):
 
         # ---- write-back: the group's codes into lanes ``lane .. lane + L - 1`` of one word ----
         done = luts[0]
-        m.d.comb += ctrl.wr_busy.eq(done.out_valid)  # the input writer waits for the back end
         waddr = done.out_tag[:aw]
         wlane = done.out_tag[aw:aw + ser.lane.shape().width]
         wmask = done.out_tag[aw + ser.lane.shape().width:]
         with m.If(ctrl.wr_en.any()):
             m.d.comb += [act.wr_addr.eq(ctrl.wr_addr), act.wr_en.eq(ctrl.wr_en), act.wr_data.eq(ctrl.wr_data)]
-        with m.Elif(done.out_valid):
+        with m.Elif(done.out_valid & ~ctrl.stall):
             # ``wlane`` is a multiple of ``L``: the codes repeated across the word, the
             # enables select the group's lanes.
             m.d.comb += [act.wr_addr.eq(waddr), act.wr_en.eq(wmask << wlane)]
             m.d.comb += act.wr_data.eq(replicate(Cat(*(l.out_q[:p.abits] for l in luts)), simd // L, L * p.abits))
-        return m
+
+        # ---- stalls hold the whole core; the cycle counter runs on ---------------------------
+        top = Module()
+        top.submodules.core = EnableInserter(~ctrl.stall)(m)
+        if has_mac or p.weight_load:
+            m.d.comb += wrom.en.eq(~ctrl.stall)
+        # Its own run flag, not the core's ``busy``: a simulator's unknown core state before the
+        # first start must not keep the count from starting.
+        counter = Signal(CYCLE_BITS)
+        counting = Signal()
+        with top.If(~counting):
+            with top.If(ctrl.start):  # the controller's start (after a weight load)
+                top.d.sync += [counter.eq(1), counting.eq(1)]
+        with top.Elif(ctrl.done):
+            top.d.sync += counting.eq(0)
+        with top.Else():
+            top.d.sync += counter.eq(counter + 1)
+        top.d.comb += self.cycles.eq(counter)
+        return top
 
 
     def _unpack(self, m, ctrl, data):

@@ -10,7 +10,16 @@ grow with the number of layers. States::
 - The input writer runs beside the FSM from ``start`` until the last beat: it writes each
   beat (one word of the input tensor's layout, packed by the host, see
   :meth:`~hwflow.schedule.program.TensorMap.index_map`) to the next address. The first
-  layer starts after ``input_lead`` beats and steps only while it stays behind the writer.
+  layer starts after ``input_lead`` beats and reads behind the writer. A streamed input
+  (:class:`~hwflow.schedule.program.InputStream`) has no writer: the first layer's reading
+  RUN steps take the beats themselves (``in_ready`` high in those steps only).
+- Stalls: ``in_ready`` is high from the cycle after ``start`` until the last input beat
+  (streamed: in the first layer's reading steps).
+  A cycle in which it is high and ``in_valid`` is low is an input stall: ``stall`` is high
+  and the accelerator holds every register of the core (a clock enable) except its cycle
+  counter, so the core runs in lockstep with the stream, cycle for cycle the schedule's,
+  and an input stall costs exactly one cycle. Output stalls (``out_valid`` high,
+  ``out_ready`` low) hold the OUTPUT state, which is all that runs then: one cycle each too.
 - RUN: for each output pixel ``(oy, ox)``, tile ``g < nt``, fused-pool window position
   ``(wy, wx)`` (1 x 1 unless a MaxPool is fused), step ``j < t``: while ``j < k``
   it reads activation word ``base + (iy*iw + ix)*ich + cs + ci`` (``iy = oy*sh + wy*wsh - pt + ky``,
@@ -27,7 +36,8 @@ grow with the number of layers. States::
 Timing: the address is registered twice after the counters (two partial sums, then the
 address itself, which drives the RAM), memory data arrives one cycle later, so the ``d_*``
 flags are delayed by :attr:`latency` = 3 cycles to line up with memory data.
-``cycles`` counts from the cycle ``start`` is sampled (0) to the cycle ``done`` is high.
+The accelerator counts the cycles from the cycle ``start`` is sampled (0) to the cycle
+``done`` is high (``busy`` and ``done`` say when).
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..schedule.descriptor import KIND_CODES, LOOPS, descriptor_fields, descriptor_values
 from ..quant.arith import bits_for_range
-from ..schedule.widths import CYCLE_BITS, STEP_FLAGS, addr_bits, coord_bits
+from ..schedule.widths import STEP_FLAGS, addr_bits, coord_bits
 
 __all__ = ["Controller", "descriptor_layout"]
 
@@ -71,10 +81,8 @@ class Controller(wiring.Component):
             "start": In(1),
             "busy": Out(1),
             "done": Out(1),
-            "cycles": Out(CYCLE_BITS),
             "in_valid": In(1),
             "in_ready": Out(1),
-            "wr_busy": In(1),
             "in_data": In(simd * program.in_bits),
             "out_ready": In(1),
             "out_valid": Out(1),
@@ -97,6 +105,7 @@ class Controller(wiring.Component):
             "desc": Out(self._desc),
             "init": Out(1),
             "running": Out(1),
+            "stall": Out(1),
         })
 
     @property
@@ -104,18 +113,18 @@ class Controller(wiring.Component):
         """Cycles from a RUN step to its memory data (two address registers + synchronous read)."""
         return 3
 
-    def _stream(self, m, st, go, in_lanes, running, s_act, ci, wiy, wix, d):
+    def _stream(self, m, st, in_lanes, running, s_act, ci, wiy, wix, d):
         """The streamed first layer (:class:`~hwflow.schedule.program.InputStream`).
 
-        Its RUN steps that read take a beat instead (``in_ready``; a missing beat holds the
-        loops, ``go``); the beat travels three registers to meet its flags at the data
+        Its RUN steps that read take a beat instead (``in_ready``; a missing beat is a stall,
+        ``stall``: the accelerator holds the whole core); the beat travels three registers to meet its flags at the data
         stage (``d_sdata``). The lanes outside the image are padding (``d_mask`` low): from
         the window origin (the receptive field's output position ``cy, cx``) stage A forms
         the field's first input row and column, stage B compares each kernel row and column
         with the image, stage C picks the chunk's lanes (constants of the first layer).
         """
         simd = self._p.simd
-        m.d.comb += [self.in_ready.eq(running & d.stream & s_act), go.eq(~(d.stream & s_act) | self.in_valid)]
+        m.d.comb += [self.in_ready.eq(running & d.stream & s_act), self.stall.eq(self.in_ready & ~self.in_valid)]
         rl = dict(reset_less=True)
         s_a, s_b = (Signal.like(self.d_sdata, name=n, **rl) for n in ("sdata_a", "sdata_b"))
         m.d.sync += [s_a.eq(Cat(*in_lanes)), s_b.eq(s_a), self.d_sdata.eq(s_b)]
@@ -148,10 +157,6 @@ class Controller(wiring.Component):
         m.d.comb += [drd.addr.eq(layer), self.desc.eq(drd.data)]
         d = self.desc
 
-        # ---- cycle counter -----------------------------------------------------------------
-        counter = Signal(CYCLE_BITS)
-        m.d.comb += self.cycles.eq(counter)
-
         # ---- stream counters: the streams move whole words, in address order --------------
         tin, tout = p.input_map, p.output_map
         istream = p.input_stream
@@ -166,20 +171,17 @@ class Controller(wiring.Component):
         in_active = Signal()
         to_lead = Signal(range(lead + 1))  # beats until WAIT may end (no adder on that path)
         take = Signal()
-        go = Signal()
         if istream is None:
             # ---- input writer: runs beside the FSM, so the first layer can start early --------
-            # It takes beats from ``start`` on (one word per beat, in address order) and yields
-            # the write port to the back end (``wr_busy``). The FSM leaves WAIT after
-            # ``input_lead`` beats; RUN steps only while ``beats - steps > input_lead`` (or the
-            # input is all in), so reads never overtake writes, whatever the partner does; with
-            # a partner that never stalls that always holds and the cycle count is the schedule's.
+            # It takes beats from ``start`` on (one word per beat, in address order). The FSM
+            # leaves WAIT after ``input_lead`` beats; the schedule keeps the first layer's reads
+            # behind the writes and its first result after the last beat (the write port is free
+            # for the input), and a stall holds the whole core, so both hold whatever the
+            # partner does.
             in_addr = Signal(self._aw, reset_less=True)
             in_last = in_addr == tin.base + tin.words - 1
-            # slack = beats taken - RUN steps taken - input_lead - 1, kept incrementally so that
-            # ``go`` is a register's sign bit (it gates every loop counter: a short path).
-            slack = Signal(signed(max(tin.words, lead + 2).bit_length() + 2))
-            m.d.comb += [self.in_ready.eq(in_active & ~self.wr_busy), take.eq(self.in_valid & self.in_ready)]
+            m.d.comb += [self.in_ready.eq(in_active), take.eq(self.in_valid & in_active),
+                         self.stall.eq(in_active & ~self.in_valid)]
             with m.If(take):
                 m.d.comb += [self.wr_addr.eq(in_addr), self.wr_en.eq(-1), self.wr_data.eq(Cat(*in_lanes))]
                 m.d.sync += in_addr.eq(in_addr + 1)
@@ -187,7 +189,6 @@ class Controller(wiring.Component):
                     m.d.sync += to_lead.eq(to_lead - 1)
                 with m.If(in_last):
                     m.d.sync += in_active.eq(0)
-            m.d.comb += go.eq(~in_active | (slack >= 0))
 
         # ---- RUN counters --------------------------------------------------------------------
         cw = coord_bits(p.layers)
@@ -235,7 +236,7 @@ class Controller(wiring.Component):
 
         running = Signal()
         m.d.comb += self.running.eq(running)
-        active = running & go & s_act
+        active = running & s_act
         iy = Signal(signed(cw + 1))
         ix = Signal(signed(cw + 1))
         m.d.comb += [iy.eq(wiy + ky), ix.eq(wix + kx)]
@@ -262,7 +263,7 @@ class Controller(wiring.Component):
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
                         self.d_wfirst, self.d_wlast).eq(b_flags)
         if istream is not None:
-            self._stream(m, istream, go, in_lanes, running, s_act, ci, wiy, wix, d)
+            self._stream(m, istream, in_lanes, running, s_act, ci, wiy, wix, d)
         else:
             m.d.comb += self.d_mask.eq(-1)
 
@@ -277,8 +278,8 @@ class Controller(wiring.Component):
         en_ci, en_kx, en_ky, en_wx, en_wy, en_g, en_ox, en_oy, run_last = (
             Signal(name=n) for n in ("en_ci", "en_kx", "en_ky", "en_wx", "en_wy", "en_g", "en_ox", "en_oy",
                                      "run_last"))
-        m.d.comb += [en_ci.eq(running & go & s_act), en_kx.eq(en_ci & ci_l), en_ky.eq(en_kx & kx_l),
-                     en_wx.eq(running & go & s_last), en_wy.eq(en_wx & wx_l), en_g.eq(en_wy & wy_l),
+        m.d.comb += [en_ci.eq(running & s_act), en_kx.eq(en_ci & ci_l), en_ky.eq(en_kx & kx_l),
+                     en_wx.eq(running & s_last), en_wy.eq(en_wx & wx_l), en_g.eq(en_wy & wy_l),
                      en_ox.eq(en_g & g_l), en_oy.eq(en_ox & ox_l), run_last.eq(en_wx & nwin_l)]
 
         def loop(c, last, f, en, clear=0, down=False):
@@ -309,7 +310,7 @@ class Controller(wiring.Component):
         with m.If(self.init | en_wx):
             m.d.sync += [step.eq(0), s_last.eq(d.is1[LOOPS.index("t")]), s_act.eq(1),
                          s_klast.eq(d.is1[LOOPS.index("k")]), s_first.eq(1), s_one.eq(0)]
-        with m.Elif(running & go):
+        with m.Elif(running):
             m.d.sync += [step.eq(step + 1), s_last.eq(step == d.t_m2), s_act.eq(s_act & ~s_klast),
                          s_klast.eq(~s_klast & (step == d.k_m2)), s_first.eq(0), s_one.eq(s_first)]
         with m.If(en_ci):
@@ -329,8 +330,6 @@ class Controller(wiring.Component):
             m.d.sync += [ix0.eq(ix0_next), p0.eq(p0_next)]
         with m.If(run_last):
             m.d.sync += running.eq(0)
-        if istream is None:
-            m.d.sync += slack.eq(slack + take - (running & go & in_active))
         with m.If(en_oy):
             m.d.sync += iy0.eq(iy0 + d.sh)
         with m.If(self.init):  # after the advances: init wins
@@ -342,35 +341,30 @@ class Controller(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [counter.eq(1), layer.eq(0), issued.eq(0), self.out_valid.eq(0)]
+                    m.d.sync += [layer.eq(0), issued.eq(0), self.out_valid.eq(0)]
                     m.d.sync += out_addr.eq(tout.base)
                     if istream is None:
-                        m.d.sync += [in_addr.eq(tin.base), in_active.eq(1), slack.eq(-lead - 1), to_lead.eq(lead)]
+                        m.d.sync += [in_addr.eq(tin.base), in_active.eq(1), to_lead.eq(lead)]
                     m.next = "WAIT"
             with m.State("WAIT"):
                 # Until the first ``input_lead`` beats are in (counting this cycle's).
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += counter.eq(counter + 1)
                 with m.If((to_lead == 0) | (take & (to_lead == 1))):
                     m.next = "SETUP0"
             with m.State("SETUP0"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += counter.eq(counter + 1)
                 m.next = "SETUP1"
             with m.State("SETUP1"):
                 # Descriptor word is valid now: initialise the loop counters.
                 m.d.comb += [self.busy.eq(1), self.init.eq(1)]
-                m.d.sync += counter.eq(counter + 1)
                 m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += counter.eq(counter + 1)
-                with m.If(run_last & go):
+                with m.If(run_last):
                     m.d.sync += drain.eq(d.drain)
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += counter.eq(counter + 1)
                 with m.If(drain == 1):
                     with m.If(layer == n_layers - 1):
                         m.next = "OUTPUT"
@@ -381,7 +375,6 @@ class Controller(wiring.Component):
                     m.d.sync += drain.eq(drain - 1)
             with m.State("OUTPUT"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += counter.eq(counter + 1)
                 free = ~self.out_valid | self.out_ready
                 with m.If(free):
                     with m.If(~issued):

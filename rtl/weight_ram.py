@@ -26,6 +26,7 @@ __all__ = ["WeightRam"]
 
 class WeightRam(wiring.Component):
     """``words`` words of ``width`` bits, loaded through a stream, then read like a ROM.
+    While ``en`` is low ``data`` holds (the accelerator's stall).
 
     Parameters
     ----------
@@ -50,6 +51,7 @@ class WeightRam(wiring.Component):
         self._words, self._width, self._style, self._module = words, width, ram_style, verilog_module
         super().__init__({
             "addr": In(addr_bits(words)),
+            "en": In(1, init=1),
             "data": Out(width),
             "load_valid": In(1),
             "load_ready": Out(1),
@@ -68,14 +70,14 @@ class WeightRam(wiring.Component):
         aw = self.addr.shape().width
         w = self._width
         return (
-            f"module {self._module}(clk, addr, we, wdata, data);\n"
-            f"  input clk;\n  input we;\n  input [{aw - 1}:0] addr;\n  input [{w - 1}:0] wdata;\n"
+            f"module {self._module}(clk, en, addr, we, wdata, data);\n"
+            f"  input clk;\n  input en;\n  input we;\n  input [{aw - 1}:0] addr;\n  input [{w - 1}:0] wdata;\n"
             f"  output reg [{w - 1}:0] data;\n"
             f'  (* ram_style = "{self._style}" *)\n'
             f"  reg [{w - 1}:0] mem [0:{self._words - 1}];\n"
             f"  always @(posedge clk) begin\n"
             f"    if (we) mem[addr] <= wdata;\n"
-            f"    else data <= mem[addr];\n"
+            f"    else if (en) data <= mem[addr];\n"
             f"  end\n"
             f"endmodule\n"
         )
@@ -97,7 +99,7 @@ class WeightRam(wiring.Component):
             with m.If(count == self._words - 1):
                 m.d.sync += done.eq(1)
         if self._module is not None:
-            m.submodules.ram = Instance(self._module, i_clk=ClockSignal(), i_addr=addr, i_we=we,
+            m.submodules.ram = Instance(self._module, i_clk=ClockSignal(), i_en=self.en, i_addr=addr, i_we=we,
                                         i_wdata=self.load_data, o_data=self.data)
             return m
         m.submodules.mem = mem = memory.Memory(shape=unsigned(self._width), depth=self._words, init=[],
@@ -105,7 +107,7 @@ class WeightRam(wiring.Component):
         rd = mem.read_port()
         wr = mem.write_port()
         m.d.comb += [
-            rd.addr.eq(addr), rd.en.eq(~we), self.data.eq(rd.data),
+            rd.addr.eq(addr), rd.en.eq(~we & self.en), self.data.eq(rd.data),
             wr.addr.eq(addr), wr.en.eq(we), wr.data.eq(self.load_data),
         ]
         return m

@@ -38,7 +38,8 @@ def pack_words(image: np.ndarray, bits: int) -> list[int]:
 class WeightRom(wiring.Component):
     """``(words, pe, simd)`` weight image as a synchronous ROM.
 
-    ``data`` is a packed vector: weight ``(p, s)`` is lane ``p*simd + s`` of ``bits``.
+    ``data`` is a packed vector: weight ``(p, s)`` is lane ``p*simd + s`` of ``bits``. While
+``en`` is low ``data`` holds (the accelerator's stall).
 
     Parameters
     ----------
@@ -63,6 +64,7 @@ class WeightRom(wiring.Component):
         aw = addr_bits(len(self._words))
         super().__init__({
             "addr": In(aw),
+            "en": In(1, init=1),
             "data": Out(self._pe * self._simd * bits),
         })
 
@@ -102,23 +104,24 @@ class WeightRom(wiring.Component):
         # Placed as the estimate assumes (Yosys built a wide ROM from LUTs when left alone).
         style = f'  (* ram_style = "{memory_style(depth, width)}" *)\n'
         return (
-            f"module {self._module}(clk, addr, data);\n"
-            f"  input clk;\n  input [{aw - 1}:0] addr;\n  output reg [{width - 1}:0] data = {width}'h0;\n"
+            f"module {self._module}(clk, en, addr, data);\n"
+            f"  input clk;\n  input en;\n  input [{aw - 1}:0] addr;\n  output reg [{width - 1}:0] data = {width}'h0;\n"
             f"{style}"
             f"  reg [{width - 1}:0] mem [0:{depth - 1}];\n"
             f"{init}"
-            f"  always @(posedge clk) data <= mem[addr];\n"
+            f"  always @(posedge clk) if (en) data <= mem[addr];\n"
             f"endmodule\n"
         )
 
     def elaborate(self, platform):
         m = Module()
         if self._module is not None:
-            m.submodules.rom = Instance(self._module, i_clk=ClockSignal(), i_addr=self.addr, o_data=self.data)
+            m.submodules.rom = Instance(self._module, i_clk=ClockSignal(), i_en=self.en, i_addr=self.addr,
+                                         o_data=self.data)
             return m
         width = self._pe * self._simd * self._bits
         m.submodules.mem = mem = memory.Memory(shape=unsigned(width), depth=len(self._words), init=self._words,
                                                attrs={"ram_style": memory_style(len(self._words), width)})
         rd = mem.read_port()
-        m.d.comb += [rd.addr.eq(self.addr), self.data.eq(rd.data)]
+        m.d.comb += [rd.addr.eq(self.addr), rd.en.eq(self.en), self.data.eq(rd.data)]
         return m

@@ -11,7 +11,8 @@ from hwflow.sim.beats import pack, unpack
 __all__ = ["simulate"]
 
 
-def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = None, timeout: int | None = None):
+def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = None, timeout: int | None = None,
+             stalls: list | None = None):
     """Stream each input vector through a fresh run of the accelerator.
 
     Parameters
@@ -24,6 +25,9 @@ def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = N
         random about one cycle in ``n``.
     seed : int
         Seed for the random stalls.
+    stalls : list, optional
+        Gets each input's stall cycles appended: cycles with ``in_ready`` high and
+        ``in_valid`` low, or ``out_valid`` high and ``out_ready`` low.
 
     Returns
     -------
@@ -51,6 +55,7 @@ def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = N
             i = 0
             outs = []
             done = False
+            stalled = 0
             while not done:
                 if t > limit:
                     raise RuntimeError(f"accelerator did not finish within {limit} cycles")
@@ -60,6 +65,7 @@ def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = N
                     ctx.set(dut.in_data, vec[i])
                 ordy = not (stall and rng.integers(stall) == 0)
                 ctx.set(dut.out_ready, int(ordy))
+                stalled += (ctx.get(dut.in_ready) and not iv) + (ctx.get(dut.out_valid) and not ordy)
                 if ctx.get(dut.done):
                     results["cycles"].append(ctx.get(dut.cycles))
                     results["measured"].append(t)
@@ -71,6 +77,8 @@ def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = N
                 await ctx.tick()
                 t += 1
             ctx.set(dut.in_valid, 0)
+            if stalls is not None:
+                stalls.append(stalled)
             if len(outs) != n_out:
                 raise RuntimeError(f"got {len(outs)} output beats, expected {n_out}")
             results["out"].append(np.array(unpack(outs, out_map, program.out_bits), dtype=np.int64))

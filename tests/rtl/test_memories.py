@@ -69,9 +69,9 @@ def test_weight_ram_checks_arguments_and_writes_a_single_port_module():
     with pytest.raises(ValueError, match=r"ram_style must be a Yosys ram_style name, not 'a b'"):
         WeightRam(4, 8, ram_style="a b")
     text = WeightRam(19850, 32, ram_style="huge", verilog_module="w").verilog()
-    # no initial contents (the SPRAM has none), one address, read data held while writing
+    # no initial contents (the SPRAM has none), one address, read data held while writing or stalled
     assert "initial" not in text and '(* ram_style = "huge" *)' in text
-    assert "if (we) mem[addr] <= wdata;\n    else data <= mem[addr];" in text
+    assert "if (we) mem[addr] <= wdata;\n    else if (en) data <= mem[addr];" in text
     assert "reg [31:0] mem [0:19849];" in text and "input [14:0] addr;" in text
 
 
