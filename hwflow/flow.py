@@ -300,14 +300,15 @@ def step_vectors(s: FlowState) -> None:
     from .data import random_codes
     from .quant.reference import run_int_batch
 
-    tin = s.qgraph.tensors[s.qgraph.input]
+    qg = s.qgraph
+    tin = qg.tensors[qg.input]
     if s.calib is not None:
         s.inputs = tin.quantize(s.calib[: s.vectors])
         s.vector_source = f"first {len(s.inputs)} samples of {s.calib_path.name}, quantized"
     else:
-        s.inputs = random_codes(tin, s.vectors, s.seed)
+        s.inputs = random_codes(tin, s.vectors, s.seed, qg.input_shape)
         s.vector_source = f"uniform random codes (seed {s.seed})"
-    s.inputs = s.inputs.reshape((len(s.inputs),) + tuple(tin.shape[1:])).astype(np.int64)
+    s.inputs = s.inputs.reshape((len(s.inputs),) + tuple(qg.input_shape[1:])).astype(np.int64)
     s.expected = run_int_batch(s.qgraph, s.inputs).astype(np.int64)
 
 
@@ -360,9 +361,9 @@ STEPS: list[tuple[str, Callable[[FlowState], None]]] = [
 ]
 
 
-def _qtensor_json(t) -> dict:
-    return {"name": t.name, "shape": list(t.shape), "bits": t.bits, "scale": float(t.scale),
-            "zero_point": t.zero_point}
+def _qtensor_json(t, shape=None) -> dict:
+    return {"name": t.name, "shape": list(t.shape if shape is None else shape), "bits": t.bits,
+            "scale": float(t.scale), "zero_point": t.zero_point}
 
 
 def _manifest(s: FlowState, vfile: str) -> dict:
@@ -398,15 +399,16 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "pe": p.pe,
         "simd": p.simd,
         "ops": [{"name": l.name, "op": l.op} for l in qg.layers],
-        "host_tail": {"ops": list(qg.host_tail), "note": HOST_TAIL_NOTE},
+        "host_tail": {"ops": qg.host_tail.ops, "outputs": qg.host_tail.outputs, "label": qg.host_tail.label,
+                      "note": HOST_TAIL_NOTE},
         "cycles": p.cycles,
         "ideal_cycles": p.ideal_cycles,
         "macs": p.macs,
         "layer_cycles": {l.name: l.cycles for l in p.layers},
         "memory": memory,
         "estimate": p.estimate,
-        "input": _qtensor_json(qg.tensors[qg.input]),
-        "output": _qtensor_json(qg.tensors[qg.output]),
+        "input": {**_qtensor_json(qg.tensors[qg.input], qg.input_shape), "layout": qg.input_layout},
+        "output": _qtensor_json(qg.tensors[qg.output], qg.output_shape),
         "input_size": p.input_size,
         "output_size": p.output_size,
         "stream": {"lanes": p.simd, "in_bits": p.in_bits, "out_bits": p.out_bits,

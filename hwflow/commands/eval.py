@@ -65,6 +65,8 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
            f"{config.scheme}, {'per-channel' if config.per_channel else 'per-tensor'}, w{config.wbits}/a{config.abits}")
     click.echo(f"model        {model}  ({len(x)} samples; {how}; calibration {res['calibration']})")
     if y is not None:
+        if "scored_output" in res:
+            click.echo(f"scored       the model's label output {res['scored_output']!r}")
         drop = 100 * (res["float_accuracy"] - res["quant_accuracy"])
         click.echo(f"float acc    {100 * res['float_accuracy']:.2f} %")
         click.echo(f"quant acc    {100 * res['quant_accuracy']:.2f} %  (drop {drop:+.2f} pp)")

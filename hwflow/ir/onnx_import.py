@@ -426,6 +426,12 @@ def _check_ops(g: onnx.GraphProto) -> None:
     for i, proto in enumerate(g.node):
         op = proto.op_type
         default = proto.domain in ("", "ai.onnx")
+        if op == "ZipMap":
+            raise UnsupportedOpError(
+                f"node {proto.name or f'{op}_{i}'!r} (ZipMap) returns the probabilities as a sequence of maps, "
+                "which hwflow does not compile; export the classifier without it: skl2onnx "
+                "to_onnx(model, X, options={'zipmap': False})"
+            )
         spec = OPS.get(op)
         if spec is None or not (default or proto.domain == spec.domain):
             name = proto.name or f"{op}_{i}"

@@ -212,7 +212,7 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
         if qenv is not None:
             qenv[fl.output] = run_layer(ql, [qenv[t] for t in fl.inputs], ins, out)
     tail_inputs = plan.output
-    qg = QGraph(plan.name, tensors, layers, plan.input, tail_inputs, list(plan.host_tail))
+    qg = QGraph(plan.name, tensors, layers, plan.input, tail_inputs, plan.host_tail, input_layout=plan.input_layout)
     qg.attrs.update(scheme=config.scheme, calibration=f"imported (+{method})" if fixed["tensors"] else method,
                     per_channel=config.per_channel, layers=details)
     return qg

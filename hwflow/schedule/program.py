@@ -246,6 +246,10 @@ class Program:
     dsp_mults : int or None
         MAC lanes ``p*simd + s`` below this multiply on hard multipliers (DSPs), the
         others in LUT logic (see :mod:`hwflow.rtl.mac_array`); ``None``: all on DSPs.
+    input_index : numpy.ndarray or None
+        When the user's input array has a layout of its own (``QGraph.input_layout``):
+        for each flat NCHW position of the input tensor, the flat index of the user's
+        array; the input stream map names the user's codes.
     """
 
     name: str
@@ -278,6 +282,7 @@ class Program:
     codebooks: list = field(default_factory=list)
     cb_bases: list = field(default_factory=list)
     dsp_mults: int | None = None
+    input_index: np.ndarray | None = None
 
     @property
     def input_map(self) -> TensorMap:
@@ -308,8 +313,12 @@ class Program:
         return self.output_map.words
 
     def stream_maps(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(in_map, out_map)``: per beat and lane, the NCHW code index (see :meth:`TensorMap.index_map`)."""
-        return self.input_map.index_map(self.simd), self.output_map.index_map(self.simd)
+        """``(in_map, out_map)``: per beat and lane, the flat index of the code it carries
+        (:meth:`TensorMap.index_map`; the input's in the user's array, :attr:`input_index`)."""
+        in_map = self.input_map.index_map(self.simd)
+        if self.input_index is not None:
+            in_map = np.where(in_map >= 0, self.input_index[np.maximum(in_map, 0)], -1)
+        return in_map, self.output_map.index_map(self.simd)
 
     @property
     def in_bits(self) -> int:

@@ -405,8 +405,9 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         name=qgraph.name, pe=pe, simd=simd, abits=abits, wbits=wbits, mbits=mbits,
         **_datapath_widths(lowered, abits), **roms.images(pe, simd),
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
-        latency=lat, host_tail=list(qgraph.host_tail), target=tgt.name, ibits=roms.ibits,
+        latency=lat, host_tail=qgraph.host_tail.ops, target=tgt.name, ibits=roms.ibits,
         input_lead=input_lead, dsp_mults=pe * simd,
+        input_index=qgraph.input_index() if qgraph.input_layout is not None else None,
     )
     prog.estimate = estimate(prog, tgt)
     prog.dsp_mults = mac_dsp_lanes(prog, tgt)
