@@ -278,6 +278,7 @@ class _Importer:
         self.graph, self.info, self.opset, self.strict, self.fold = graph, info, opset, strict, fold
         self.names: set[str] = set()
         self.known: dict[str, np.ndarray] = {}
+        self.kept: set[str] = set()  # constant values left as nodes (OpDef.fold is False)
 
     def _unique(self, name: str, op: str, index: int) -> str:
         base = name or f"{op}_{index}"
@@ -382,7 +383,14 @@ class _Importer:
         computable = not spec.host and (
             spec.shape_only or all(c is not None for t, c in zip(node.inputs, consts) if t)
         )
-        if computable:
+        if computable and (not spec.fold or any(t in self.kept for t in node.inputs)):
+            # kept as a node (a QONNX quantizer, or what reads one: its codes must stay
+            # visible); its value counts as a constant for the rules and for shapes
+            for t, v in zip(node.outputs, run_node(node, consts)):
+                if t:
+                    self.known[t] = v
+                    self.kept.add(t)
+        elif computable:
             # Shape reads only the shape: a broadcast zero allocates nothing, whatever its size
             ins = [np.broadcast_to(np.int8(0), g.shape(node.inputs[0]))] if spec.shape_only else consts
             _check_fold_size(node, [g.shape(t) if t else None for t in node.inputs], consts)
