@@ -224,7 +224,8 @@ class Accelerator(wiring.Component):
 
         # ---- pre-stage: channel ROM read, then bias add (or the Add's a*ma + b*mb) -----------
         mbits = max(p.mbits, 1)
-        rq = Requantizer(p.post_bits, mbits, p.n_min, p.n_max, code_bits, tag_bits=aw + ser.lane.shape().width)
+        rq = Requantizer(p.post_bits, mbits, p.n_min, p.n_max, code_bits, tag_bits=aw + ser.lane.shape().width,
+                         rounding=p.rounding)
         nbits = rq.n.shape().width
         m.submodules.crom = crom = ChannelRom(p.bias, p.m, p.n, bias_bits(p.bias), mbits, nbits)
         m.d.comb += crom.addr.eq(ser.gch)
@@ -234,11 +235,13 @@ class Accelerator(wiring.Component):
         v2 = Signal(signed(p.post_bits))
         m2, n2 = Signal(mbits), Signal(signed(nbits))
         valid2, tag2 = Signal(), Signal.like(tag1)
+        # the accumulator with the program's fixed fractional bias bits (wiring; none by default)
+        acc1 = Cat(C(0, p.acc_shift), a1).as_signed() if p.acc_shift else a1
         if has_add:
             sum_ab = a1 * bd["ma"] + b1 * bd["mb"]
-            m.d.sync += v2.eq(Mux(bd["kind"] == KIND_CODES["add"], sum_ab, a1 + crom.data.bias))
+            m.d.sync += v2.eq(Mux(bd["kind"] == KIND_CODES["add"], sum_ab, acc1 + crom.data.bias))
         else:
-            m.d.sync += v2.eq(a1 + crom.data.bias)
+            m.d.sync += v2.eq(acc1 + crom.data.bias)
         m.d.sync += [m2.eq(crom.data.m), n2.eq(crom.data.n), valid2.eq(v1), tag2.eq(tag1)]
 
         # ---- requantizer, LUT, write-back ----------------------------------------------------

@@ -250,6 +250,11 @@ class Program:
         When the user's input array has a layout of its own (``QGraph.input_layout``):
         for each flat NCHW position of the input tensor, the flat index of the user's
         array; the input stream map names the user's codes.
+    rounding : {"half_up", "half_even"}
+        How the requantizer rounds a tie (the layers' ``rounding``).
+    acc_shift : int
+        The pre-stage's fixed left shift of every accumulator (the largest layer
+        ``acc_shift``; each layer's bias and shift in the channel ROM are scaled to it).
     """
 
     name: str
@@ -283,6 +288,8 @@ class Program:
     cb_bases: list = field(default_factory=list)
     dsp_mults: int | None = None
     input_index: np.ndarray | None = None
+    rounding: str = "half_up"
+    acc_shift: int = 0
 
     @property
     def input_map(self) -> TensorMap:
@@ -390,6 +397,8 @@ class Program:
                 "abits": self.abits, "wbits": self.wbits, "acc_bits": self.acc_bits,
                 "post_bits": self.post_bits, "mbits": self.mbits, "n_min": self.n_min,
                 "n_max": self.n_max, "addm_bits": self.addm_bits,
+                **({"rounding": self.rounding} if self.rounding != "half_up" else {}),
+                **({"acc_shift": self.acc_shift} if self.acc_shift else {}),
             },
             "latency": dict(self.latency),
             "cycles": self.cycles,

@@ -289,6 +289,15 @@ def _fusions(qgraph: QGraph, pe: int, simd: int, stack: int, always: bool = Fals
     return out
 
 
+def _rounding(qgraph: QGraph) -> str:
+    """The requantizer's rounding: the one every layer that rounds (some ``n >= 1``) asks for."""
+    modes = {l.rounding for l in qgraph.layers if l.has_requant and int(l.n.max()) > 0 or l.acc_shift}
+    if len(modes) > 1:
+        names = {m: next(l.name for l in qgraph.layers if l.rounding == m) for m in modes}
+        raise UnsupportedOpError(f"layers {names!r} round ties differently; the hardware's requantizer rounds one way")
+    return modes.pop() if modes else "half_up"
+
+
 def _check_layers(qgraph: QGraph) -> None:
     for layer in qgraph.layers:
         if layer.op in ("conv", "maxpool", "avgpool") and len(qgraph.tensors[layer.inputs[0]].shape) != 4:
@@ -393,7 +402,9 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
         lat["mac"] += lat["codebook"]
 
-    ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()})
+    acc_shift = max([l.acc_shift for l in qgraph.layers] + [0])
+    ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()},
+                       acc_shift)
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]
@@ -408,6 +419,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         latency=lat, host_tail=qgraph.host_tail.ops, target=tgt.name, ibits=roms.ibits,
         input_lead=input_lead, dsp_mults=pe * simd,
         input_index=qgraph.input_index() if qgraph.input_layout is not None else None,
+        rounding=_rounding(qgraph), acc_shift=acc_shift,
     )
     prog.estimate = estimate(prog, tgt)
     prog.dsp_mults = mac_dsp_lanes(prog, tgt)
