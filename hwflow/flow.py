@@ -280,10 +280,13 @@ def step_quantize(s: FlowState) -> None:
 
 
 def step_schedule(s: FlowState) -> None:
-    """Map onto the PE x SIMD array; checks the target's budget (FitError)."""
+    """Map onto the PE x SIMD array (with ``argmax``, the class index computed in
+    hardware); checks the target's budget (FitError)."""
     from .schedule import schedule
 
     c = s.schedule
+    if c.argmax:
+        s.qgraph = s.qgraph.with_argmax()
     s.program = schedule(s.qgraph, s.target, pe=c.pe, simd=c.simd, fuse=c.fuse)
 
 
@@ -408,7 +411,8 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "memory": memory,
         "estimate": p.estimate,
         "input": {**_qtensor_json(qg.tensors[qg.input], qg.input_shape), "layout": qg.input_layout},
-        "output": _qtensor_json(qg.tensors[qg.output], qg.output_shape),
+        "output": ({"name": "argmax", "shape": [1, 1], "bits": qg.index_bits, "scale": 1.0, "zero_point": 0,
+                    "argmax": True} if qg.argmax else _qtensor_json(qg.tensors[qg.output])),
         "input_size": p.input_size,
         "output_size": p.output_size,
         "stream": {"lanes": p.simd, "in_bits": p.in_bits, "out_bits": p.out_bits,

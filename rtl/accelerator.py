@@ -41,6 +41,7 @@ from ..schedule.program import Program
 from ..schedule.widths import CYCLE_BITS, addr_bits, bias_bits
 from ._lanes import replicate
 from .act_buffer import ActBuffer
+from .argmax import ArgmaxUnit
 from .channel_rom import ChannelRom
 from .codebook import attach_codebook
 from .controller import Controller
@@ -108,9 +109,10 @@ class Accelerator(wiring.Component):
             self.cycles.eq(ctrl.cycles),
             ctrl.in_valid.eq(self.in_valid), self.in_ready.eq(ctrl.in_ready), ctrl.in_data.eq(self.in_data),
             self.out_valid.eq(ctrl.out_valid), ctrl.out_ready.eq(self.out_ready),
-            self.out_data.eq(Cat(*(act.rd_data.word_select(i, p.abits)[:p.out_bits] for i in range(simd)))),
             act.rd_addr.eq(ctrl.rd_addr), act.rd_en.eq(ctrl.rd_en),
         ]
+        if not p.argmax:
+            m.d.comb += self.out_data.eq(Cat(*(act.rd_data.word_select(i, p.abits)[:p.out_bits] for i in range(simd))))
 
         # ---- unit inputs: memory word with padding replaced by the pad value ----------------
         # Fields used where the data arrives come from the descriptor as it was when the read
@@ -264,7 +266,35 @@ class Accelerator(wiring.Component):
         with m.Elif(lut.out_valid):
             m.d.comb += [act.wr_addr.eq(waddr), act.wr_en.eq(1 << wlane)]
             m.d.comb += act.wr_data.eq(replicate(lut.out_q, simd, p.abits))
+        if p.argmax:
+            self._argmax(m, ctrl, first, lut, waddr, wlane)
         return m
+
+    def _argmax(self, m, ctrl, first, lut, waddr, wlane) -> None:
+        """``--argmax``: a comparator on the last step's writes; the output word is its index.
+
+        The back end knows which step's results it writes (``bd``); a step counter marks the
+        last one when the controller initialises it, and the mark moves to the back end with
+        the step's first result vector (which also clears the comparator).
+        """
+        p = self._p
+        tout = p.tensors[p.output]
+        m.submodules.argmax = am = ArgmaxUnit(lut.out_q.shape().width, max(1, (tout.size - 1).bit_length()))
+        steps = Signal(range(len(p.layers) + 1))
+        nxt_last, bd_last = Signal(), Signal()
+        with m.If(self.start & ~ctrl.busy):
+            m.d.sync += steps.eq(0)
+        with m.Elif(ctrl.init):
+            m.d.sync += [steps.eq(steps + 1), nxt_last.eq(steps == len(p.layers) - 1)]
+        with m.If(first):
+            m.d.sync += bd_last.eq(nxt_last)
+        m.d.comb += [
+            am.clear.eq(first & nxt_last),
+            am.valid.eq(lut.out_valid & bd_last & ~ctrl.wr_en.any()),
+            am.q.eq(lut.out_q),
+            am.idx.eq((waddr - tout.base) * p.simd + wlane),
+            self.out_data.eq(am.index),
+        ]
 
 
 def to_verilog(program, name: str = "hwflow_top") -> str:

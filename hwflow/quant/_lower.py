@@ -349,7 +349,35 @@ def lower(graph: Graph) -> Plan:
         raise UnsupportedOpError(f"graph {graph.name!r} has no layer to quantize")
     if out_tensor not in by_out:
         raise UnsupportedOpError(f"graph output {out_tensor!r} is not produced by a quantizable layer")
-    return Plan(graph.name, x, out_tensor, layers, shapes, tail, input_layout)
+    return Plan(graph.name, x, out_tensor, canonical_order(layers, x), shapes, tail, input_layout)
+
+
+def canonical_order(layers: list, source: str) -> list:
+    """``layers`` (anything with ``inputs`` and ``output``) in an execution order that does
+    not depend on the order an exporter wrote parallel branches in.
+
+    A topological order that runs, of the layers ready, the one with the shortest way to
+    the network's end first (a residual block's shortcut before its main branch), then
+    the exporter's order: Keras' and PyTorch's exports of one network give one schedule.
+    """
+    by_out = {l.output: l for l in layers}
+    readers: dict[str, list] = {}
+    for l in layers:
+        for t in l.inputs:
+            readers.setdefault(t, []).append(l)
+    depth: dict[str, int] = {}
+    for l in reversed(layers):  # longest path to the end, in layers
+        depth[l.output] = 1 + max((depth[r.output] for r in readers.get(l.output, ())), default=0)
+    index = {id(l): i for i, l in enumerate(layers)}
+    done, out = {source}, []
+    pending = list(layers)
+    while pending:
+        ready = [l for l in pending if all(t in done or t not in by_out for t in l.inputs)]
+        nxt = min(ready, key=lambda l: (depth[l.output], index[id(l)]))
+        out.append(nxt)
+        done.add(nxt.output)
+        pending.remove(nxt)
+    return out
 
 
 def host_tail(graph: Graph) -> HostTail:

@@ -334,6 +334,32 @@ class QGraph:
         x = x.reshape((len(x),) + self.input_shape[1:])
         return np.transpose(x, self.input_layout["perm"]).reshape((len(x),) + tuple(shape[1:]))
 
+    def with_argmax(self) -> "QGraph":
+        """This network with the class index computed by the accelerator (``argmax``): the
+        host tail keeps the outputs the index gives (:meth:`HostTail.with_argmax`).
+
+        Raises
+        ------
+        UnsupportedOpError
+            The output is not a vector of classes (``(1, F)`` or ``(1, C, 1, 1)``), or the
+            host gives the classes different scales.
+        """
+        from ..errors import UnsupportedOpError
+
+        shape = self.tensors[self.output].shape
+        if int(np.prod(shape[2:])) != 1:
+            raise UnsupportedOpError(f"--argmax: the network's output {self.output!r} has shape {shape!r}; the "
+                                     "hardware argmax picks one of the classes of a vector (1, F) or (1, C, 1, 1)")
+        return QGraph(self.name, self.tensors, self.layers, self.input, self.output, self.host_tail.with_argmax(),
+                      dict(self.attrs), self.input_layout, True)
+
+    @property
+    def index_bits(self) -> int:
+        """Signed width of the class index (:attr:`argmax`)."""
+        from .arith import bits_for_range
+
+        return max(2, bits_for_range(0, int(np.prod(self.tensors[self.output].shape)) - 1))
+
     def input_index(self) -> np.ndarray:
         """For each flat (NCHW) position of the input tensor, the flat index of the user's
         input array that lands there."""

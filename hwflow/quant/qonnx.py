@@ -42,7 +42,7 @@ from ..errors import UnsupportedOpError
 from ..ir.graph import Graph, Node, Tensor
 from ..ir.kernels import QONNX_ROUNDING, qonnx_int_range
 from ..ir.ops import QONNX_OPS
-from ._lower import _input_layout, _window2d, host_tail
+from ._lower import _input_layout, _window2d, canonical_order, host_tail
 from .arith import bits_for_range, int_range
 from .host_tail import HostTail
 from .qgraph import MAX_BITS, QGraph, QLayer, QTensor
@@ -185,7 +185,8 @@ class _Builder:
             raise UnsupportedOpError("the QONNX model does not quantize its input; hwflow needs a Quant "
                                      "(Brevitas: QuantIdentity) on the input")
         out, tail = self._output(tail)
-        qg = QGraph(g.name, self.tensors, self.layers, self.input, out, tail, input_layout=layout)
+        qg = QGraph(g.name, self.tensors, canonical_order(self.layers, self.input), self.input, out, tail,
+                    input_layout=layout)
         qg.attrs.update(scheme="qonnx", calibration="imported (QONNX)", per_channel=any(
             l.m.size > 1 for l in self.layers), layers={l.name: {"op": l.op} for l in self.layers})
         return qg

@@ -250,6 +250,9 @@ class Program:
         When the user's input array has a layout of its own (``QGraph.input_layout``):
         for each flat NCHW position of the input tensor, the flat index of the user's
         array; the input stream map names the user's codes.
+    argmax : bool
+        The output stream carries the index of the first largest code of ``output`` (one
+        beat, :attr:`output_map`) instead of its codes (``QGraph.argmax``).
     rounding : {"half_up", "half_even"}
         How the requantizer rounds a tie (the layers' ``rounding``).
     acc_shift : int
@@ -290,6 +293,7 @@ class Program:
     input_index: np.ndarray | None = None
     rounding: str = "half_up"
     acc_shift: int = 0
+    argmax: bool = False
 
     @property
     def input_map(self) -> TensorMap:
@@ -297,7 +301,14 @@ class Program:
 
     @property
     def output_map(self) -> TensorMap:
-        return self.tensors[self.output]
+        """What the output stream carries: the output tensor, or with :attr:`argmax` one word
+        holding the index (lane 0; the word read from the RAM is ignored)."""
+        t = self.tensors[self.output]
+        if not self.argmax:
+            return t
+        from ..quant.arith import bits_for_range
+
+        return TensorMap("argmax", (1, 1), max(2, bits_for_range(0, t.size - 1)), 0, 1, 1, 1, 1, t.base)
 
     @property
     def input_size(self) -> int:
@@ -430,6 +441,7 @@ class Program:
             },
             "input": self.input,
             "output": self.output,
+            **({"argmax": True} if self.argmax else {}),
             "host_tail": list(self.host_tail),
             "estimate": dict(self.estimate),
             "layers": layers,

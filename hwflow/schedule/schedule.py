@@ -419,7 +419,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         latency=lat, host_tail=qgraph.host_tail.ops, target=tgt.name, ibits=roms.ibits,
         input_lead=input_lead, dsp_mults=pe * simd,
         input_index=qgraph.input_index() if qgraph.input_layout is not None else None,
-        rounding=_rounding(qgraph), acc_shift=acc_shift,
+        rounding=_rounding(qgraph), acc_shift=acc_shift, argmax=qgraph.argmax,
     )
     prog.estimate = estimate(prog, tgt)
     prog.dsp_mults = mac_dsp_lanes(prog, tgt)
