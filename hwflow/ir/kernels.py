@@ -443,3 +443,22 @@ def op_bipolar_quant(node: Node, ins: list) -> list:
     """QONNX ``BipolarQuant(x, scale)``: ``scale`` where ``x >= 0``, else ``-scale``."""
     x, s = ins
     return [(np.where(x >= 0, x.dtype.type(1), x.dtype.type(-1)) * np.asarray(s, dtype=x.dtype)).astype(x.dtype)]
+
+
+def op_pad(node: Node, ins: list) -> list:
+    """Pad (attributes normalised on import: ``pads`` of every axis, ``value``, ``mode``);
+    negative pads crop."""
+    x = ins[0]
+    r = x.ndim
+    pads = [int(p) for p in node.attrs["pads"]]
+    begin, end = pads[:r], pads[r:]
+    mode = str(_attr(node, "mode", "constant"))
+    widths = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)]
+    if mode == "constant":
+        y = np.pad(x, widths, mode="constant", constant_values=np.asarray(_attr(node, "value", 0), x.dtype))
+    elif mode in ("reflect", "edge", "wrap"):
+        y = np.pad(x, widths, mode=mode)
+    else:
+        raise ModelError(f"node {node.name!r} (Pad): mode {mode!r} is not supported")
+    crop = tuple(slice(max(-b, 0), y.shape[i] - max(-e, 0)) for i, (b, e) in enumerate(zip(begin, end)))
+    return [y[crop]]

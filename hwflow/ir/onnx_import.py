@@ -333,6 +333,8 @@ class _Importer:
                 raise UnsupportedOpError(f"node {node.name!r} ({op}): axes must be a constant")
             a["axes"] = [int(x) for x in np.asarray(v).reshape(-1)]
             node.inputs = node.inputs[:1]
+        if op == "Pad":
+            self._pad(node)
         if op in ("Softmax", "LogSoftmax") and self.opset < 13:
             a["coerce_2d"] = True
         if op == "Cast":
@@ -362,6 +364,31 @@ class _Importer:
         if op == "Sum":
             return self._sum(node)
         return node
+
+    def _pad(self, node: Node) -> None:
+        """Pad's operands (inputs since opset 11) as attributes: ``pads`` for every axis,
+        ``value``, ``mode``."""
+        a = node.attrs
+        rank = len(self.graph.shape(node.inputs[0]))
+        if len(node.inputs) > 1:
+            pads = self._const(node.inputs[1])
+            value = self._const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else 0
+            axes = self._const(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] else None
+            if pads is None or value is None or (len(node.inputs) > 3 and node.inputs[3] and axes is None):
+                raise UnsupportedOpError(f"node {node.name!r} (Pad): pads, value and axes must be constants")
+            pads = [int(p) for p in np.asarray(pads).reshape(-1)]
+            if axes is not None:
+                axes = [int(x) + rank if int(x) < 0 else int(x) for x in np.asarray(axes).reshape(-1)]
+                full = [0] * (2 * rank)
+                for i, ax in enumerate(axes):
+                    full[ax], full[rank + ax] = pads[i], pads[len(axes) + i]
+                pads = full
+            a["pads"], a["value"] = pads, float(np.asarray(value).reshape(-1)[0]) if np.size(value) else 0.0
+            node.inputs = node.inputs[:1]
+        else:
+            a["pads"] = [int(p) for p in a.get("pads", a.pop("paddings", [0] * 2 * rank))]
+            a.setdefault("value", 0.0)
+        a["mode"] = a.get("mode", "constant") or "constant"
 
     def _sum(self, node: Node) -> Node | None:
         """Sum of n tensors -> a chain of Adds (one input: Identity)."""

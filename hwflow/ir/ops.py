@@ -143,6 +143,8 @@ OPS: dict[str, OpDef] = {
     "Reshape": OpDef(s.reshape, k.op_reshape, quant="layout", host_tail=True),
     "Transpose": OpDef(s.transpose, k.op_transpose, host_tail=True),
     "Concat": OpDef(s.concat, k.op_concat, quant="concat", params=True),
+    # spatial zero padding: the passes fuse it into the Conv/pool after it
+    "Pad": OpDef(s.pad, k.op_pad, operands="first", per_channel=True),
     "Identity": OpDef(s.same, k.op_identity, quant="layout", host_tail=True, per_channel=True),
     "Dropout": OpDef(s.same, k.op_identity, quant="layout", per_channel=True),
     "Cast": OpDef(s.same, k.op_cast, host_tail=True),
