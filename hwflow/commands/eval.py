@@ -61,7 +61,9 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
     if as_json:
         click.echo(json.dumps(jsonable(res), indent=2, allow_nan=True))
         return
-    how = ("pre-quantized model: its own scales and widths" if "fixed_qparams" in graph.meta else
+    from ..quant.qonnx import is_qonnx
+
+    how = ("pre-quantized model: its own scales and widths" if "fixed_qparams" in graph.meta or is_qonnx(graph) else
            f"{config.scheme}, {'per-channel' if config.per_channel else 'per-tensor'}, w{config.wbits}/a{config.abits}")
     click.echo(f"model        {model}  ({len(x)} samples; {how}; calibration {res['calibration']})")
     if y is not None:
