@@ -68,7 +68,7 @@ def test_build_layout_and_manifest(mlp_build):
     assert m["output"]["shape"] == [1, 10]
     assert {"bits", "scale", "zero_point"} <= set(m["input"])
     assert m["options"]["quant"]["scheme"] == "symmetric"
-    assert m["options"]["schedule"] == {"pe": None, "simd": None, "fuse": "auto"}
+    assert m["options"]["schedule"] == {"pe": None, "simd": None, "fuse": "auto", "argmax": False}
     assert m["options"]["prune"] is None and m["options"]["auto_bits"] is None
     assert "command_line" not in m["options"]
     assert m["hwflow_version"]
