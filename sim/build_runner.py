@@ -2,7 +2,9 @@
 
 Pass means: every output code equals the integer reference's, and every inference takes
 exactly the predicted cycles from start to done (the testbench's count and the core's
-own counter).
+own counter). A BUILD whose weights are loaded after reset (manifest ``load``) streams
+``weights_load.hex`` into the weight-load port first, and the load must take exactly
+its predicted cycles.
 
 Simulators: ``icarus`` and ``verilator`` run the BUILD's Verilog file through cocotb
 (:mod:`.cocotb_runner`); ``amaranth`` rebuilds the Amaranth design by re-scheduling
@@ -60,20 +62,26 @@ def run_build(build, simulator: str, inputs: np.ndarray, expected: np.ndarray | 
     """
     predicted = build.predicted_cycles
     size = build.manifest["output_size"]
+    spec = build.manifest.get("load")
+    load = None
+    if spec:  # weights in a memory the bitstream cannot initialise: the image goes in first
+        from .beats import read_words
+
+        load = (read_words(build.path / spec["file"]), int(spec["cycles"]))
     if simulator == "amaranth":
         from ..rtl.accelerator import Accelerator
         from .amaranth_runner import run_amaranth
 
         try:
             return run_amaranth(Accelerator(build.program()), inputs, expected, predicted, output_size=size,
-                                stream=build.stream_maps(), vcd=vcd, timeout=timeout)
+                                stream=build.stream_maps(), vcd=vcd, timeout=timeout, load=load)
         except TimeoutError as exc:
             raise ToolError(f"amaranth simulation of {build.top}: {exc}") from None
     from .cocotb_runner import run_cocotb
 
     return run_cocotb(build.verilog_path, build.top, inputs, expected, predicted, simulator,
                       build.path / "sim_build" / simulator, output_size=size, stream=build.stream_maps(),
-                      vcd=vcd, timeout=timeout)
+                      vcd=vcd, timeout=timeout, load=load)
 
 
 def simulate(build, simulator: str = "icarus", *, inputs=None, random: int | None = None, seed: int = 0,

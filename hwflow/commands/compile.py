@@ -40,6 +40,11 @@ def summary(m: dict) -> str:
     ]
     if est_text:
         lines.append(f"  estimate  {est_text}")
+    if m.get("load"):
+        ld = m["load"]
+        lines.append(f"  weights   in {ld['memory']} (not set by the bitstream): load {ld['file']} through "
+                     f"the weight-load port after reset, {ld['words']:,} words of {ld['word_bits']} bits, "
+                     f"{ld['cycles']:,} cycles")
     if m.get("pruning"):
         lines.append(f"  pruning   {json.dumps(m['pruning'].get('settings', {}))}")
     lines.append(f"  verilog   {m['verilog']} ({m['verilog_lines']:,} lines), "

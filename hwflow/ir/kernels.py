@@ -33,9 +33,9 @@ __all__ = [
     "reshape_target",
 ]  # fmt: skip
 
-#: Largest patch matrix (im2col) a convolution builds at once, in elements (1 GiB of
+#: Largest patch matrix (im2col) a convolution builds at once, in elements (32 MiB of
 #: float64); bigger batches go in chunks of samples.
-_PATCH_ELEMENTS = 1 << 27
+_PATCH_ELEMENTS = 1 << 22
 
 #: A node kernel: ``(node, input arrays) -> output arrays`` (None for omitted inputs).
 Kernel = Callable[["Node", list], list]
@@ -83,6 +83,8 @@ def apply_activation(y: np.ndarray, act: dict[str, Any] | None) -> np.ndarray:
         return sigmoid(y)
     if op == "Tanh":
         return np.tanh(y)
+    if op == "Sign":
+        return np.sign(y)
     raise ValueError(f"unknown fused activation {op!r}")
 
 
@@ -269,6 +271,10 @@ def op_sigmoid(node: Node, ins: list) -> list:
 
 def op_tanh(node: Node, ins: list) -> list:
     return [np.tanh(ins[0])]
+
+
+def op_sign(node: Node, ins: list) -> list:
+    return [np.sign(ins[0])]
 
 
 # -- shape manipulation ----------------------------------------------------------------

@@ -136,6 +136,8 @@ OPS: dict[str, OpDef] = {
     "Clip": OpDef(s.same, k.op_clip, quant="lut", activation="clamp", per_channel=True),
     "Sigmoid": OpDef(s.same, k.op_sigmoid, quant="lut", activation="table", per_channel=True),
     "Tanh": OpDef(s.same, k.op_tanh, quant="lut", activation="table", per_channel=True),
+    # a binarizing activation: 1-bit (bipolar) outputs are thresholds (hwflow.quant.qgraph)
+    "Sign": OpDef(s.same, k.op_sign, quant="lut", activation="table", per_channel=True),
     "MaxPool": OpDef(s.pool, k.op_maxpool, quant="maxpool", per_channel=True),
     "AveragePool": OpDef(s.pool, k.op_avgpool, quant="avgpool", per_channel=True),
     "GlobalAveragePool": OpDef(s.global_pool, k.op_global_avgpool, quant="avgpool", per_channel=True),

@@ -38,6 +38,8 @@ def act_fn(act: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     op = act["op"]
     if op == "Tanh":
         return np.tanh
+    if op == "Sign":
+        return np.sign
     if op == "Sigmoid":
         return _sigmoid
     if op == "LeakyRelu":
@@ -48,7 +50,7 @@ def act_fn(act: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     if op == "Clip":
         lo, hi = act.get("min"), act.get("max")
         return lambda x: np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
-    raise UnsupportedOpError(f"activation {op!r} is not supported; use Relu, Clip, LeakyRelu, Sigmoid or Tanh")
+    raise UnsupportedOpError(f"activation {op!r} is not supported; use Relu, Clip, LeakyRelu, Sigmoid, Tanh or Sign")
 
 
 @dataclass
@@ -224,7 +226,7 @@ def lower(graph: Graph) -> Plan:
                 raise UnsupportedOpError(f"node {node.name!r} (Conv): weights must be constant")
             b = consts.get(ins[2]) if len(ins) > 2 and ins[2] else None
             kernel, strides, pads, overhang = _window2d(node, graph.shape(ins[0]), w.shape[2:])
-            w = w.astype(np.float64)
+            w = np.asarray(w, np.float64)  # no copy if float64 already (weights are never written in place)
             layer = FLayer(node.name, "conv", [ins[0]], out, w,
                            np.zeros(w.shape[0]) if b is None else b.astype(np.float64).ravel(),
                            kernel, strides, pads, int(node.attrs.get("group", 1)), bn=_bn_stats(node),
@@ -235,12 +237,13 @@ def lower(graph: Graph) -> Plan:
         if kind == "gemm":
             if len(act_ins) != 1 or ins[0] != act_ins[0]:
                 raise UnsupportedOpError(f"node {node.name!r} ({op}): the second operand must be a constant weight")
-            b_mat = consts[ins[1]].astype(np.float64)
+            b_mat = np.asarray(consts[ins[1]], np.float64)
             if op == "Gemm":
                 if int(node.attrs.get("transA", 0)):
                     raise UnsupportedOpError(f"node {node.name!r} (Gemm): transA=1 is not supported")
                 w = b_mat if int(node.attrs.get("transB", 0)) else b_mat.T
-                w = w * float(node.attrs.get("alpha", 1.0))
+                if float(node.attrs.get("alpha", 1.0)) != 1.0:
+                    w = w * float(node.attrs["alpha"])
                 c = consts.get(ins[2]) if len(ins) > 2 and ins[2] else None
                 bias = np.zeros(w.shape[0]) if c is None else np.broadcast_to(
                     np.asarray(c, np.float64).ravel() * float(node.attrs.get("beta", 1.0)), (w.shape[0],)).copy()

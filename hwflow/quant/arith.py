@@ -35,6 +35,8 @@ def rshift_round(v, n):
     pos = np.maximum(n, 0)
     # 2**(n-1) for n >= 1, and 0 for n <= 0.
     half = np.where(pos > 0, np.left_shift(np.int64(1), np.maximum(pos - 1, 0)), 0)
+    if np.all(n > 0):  # the usual case: only the rounding right shift (no second full-size pass)
+        return np.right_shift(v + half, pos)
     right = np.right_shift(v + half, pos)
     left = np.left_shift(v, np.maximum(-n, 0))
     return np.where(n > 0, right, left)

@@ -19,6 +19,34 @@ bit for bit). The arithmetic is the integer contract of DESIGN.md:
 - MaxPool takes the max over the window (padding never wins: it inserts the minimum
   code); Concat joins channels of inputs that share the output's scale and zero point.
 
+Weight formats (``QLayer.wformat``, :mod:`hwflow.quant.wformat`): ``weight`` always holds
+the integer values the MAC multiplies by, so the arithmetic above is the same for every
+format; the format restricts the values and says how each is stored in ``wbits`` bits:
+
+- ``int``: any ``wbits``-bit two's-complement value (``wbits`` 2..16);
+- ``pot``: 0 or ``±2**k``, ``k = 0 .. 2**(wbits-1) - 2``: a sign bit, an exponent field of
+  ``wbits - 1`` bits whose 0 is the zero code (``wbits`` 3..5; pot4 values reach ±64).
+  The real weight is ``±2**k * scale[c]``: the scale (per channel or per layer) places
+  the exponent window;
+- ``binary``: ``±1`` (``wbits`` 1, code 1 is +1); ``ternary``: ``-1, 0, +1`` (``wbits`` 2).
+
+An ordinary MAC lane takes the value as a signed integer of :attr:`QLayer.mul_wbits` bits
+(8 for pot4, 2 for binary and ternary); ``wbits`` is the width of the stored code.
+
+Binary activations: a tensor of ``bits == 1`` is bipolar: its codes are ``-1`` and ``+1``
+(zero point 0; real value ``±scale``), and only a threshold layer writes it. That is an
+ordinary requantizing layer with ``m = 1``, ``n = 0`` and a two-entry LUT ``[-1, +1]`` over
+``hi = lo + 1``, so its output is ``+1`` exactly when ``acc + lut_zero_point >= hi``
+(:attr:`QLayer.is_threshold`). The quantizer writes ``lo = -1``, ``hi = 0``,
+``lut_zero_point = 0`` (``+1`` iff ``acc >= 0``), the per-channel integer threshold of a
+BatchNorm followed by a sign (FINN's MultiThreshold with one step) being folded into the
+bias: ``+1`` iff ``sum(q_in * w[c]) >= -bias[c]`` (:meth:`QLayer.thresholds`). A standalone
+``lut`` threshold compares its input code with the input's zero point ``z``
+(``lo = z - 1``, ``hi = z``; or one code higher with ``lut_zero_point = 1`` when ``z`` is
+the lowest code). Padding inserts ``z_in = 0`` (not a bipolar code) and MaxPool
+pads with ``-1``. Today's MAC array multiplies the codes as 2-bit integers; an
+XNOR-popcount lane would store ``(q + 1) / 2``.
+
 Two extensions serve pre-quantized (QONNX) models, whose arithmetic must be met exactly;
 at their defaults the contract is the one above:
 
@@ -55,6 +83,7 @@ import numpy as np
 
 from .arith import int_range
 from .host_tail import HostTail
+from .wformat import WeightFormat, wbits_problem
 
 __all__ = ["QTensor", "QLayer", "QGraph", "LAYER_OPS", "ROUNDING"]
 
@@ -81,7 +110,7 @@ class QTensor:
     shape : tuple of int
         ``(1, C, H, W)`` or ``(1, F)``.
     bits : int
-        Signed code width, 2..16.
+        Signed code width, 2..16; or 1: bipolar codes ``-1``/``+1`` (zero point 0).
     scale : float
         Real value of one code step.
     zero_point : int
@@ -100,8 +129,10 @@ class QTensor:
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(d) for d in self.shape)
-        if not isinstance(self.bits, (int, np.integer)) or not 2 <= self.bits <= MAX_BITS:
-            raise ValueError(f"tensor {self.name!r}: bits must be in 2..{MAX_BITS}, not {self.bits!r}")
+        if not isinstance(self.bits, (int, np.integer)) or not 1 <= self.bits <= MAX_BITS:
+            raise ValueError(f"tensor {self.name!r}: bits must be in 1..{MAX_BITS}, not {self.bits!r}")
+        if self.bits == 1 and self.zero_point != 0:
+            raise ValueError(f"tensor {self.name!r}: a bipolar (1-bit) tensor has zero point 0, not {self.zero_point!r}")
         if self.rounding not in ROUNDING:
             raise ValueError(f"tensor {self.name!r}: rounding must be one of {ROUNDING!r}, not {self.rounding!r}")
         if not (np.isfinite(self.scale) and self.scale > 0):
@@ -116,13 +147,22 @@ class QTensor:
 
     @property
     def range(self) -> tuple[int, int]:
-        """The representable code range ``(lo, hi)``."""
-        return int_range(self.bits)
+        """The representable code range ``(lo, hi)`` (``(-1, 1)`` for bipolar, without 0)."""
+        return (-1, 1) if self.bits == 1 else int_range(self.bits)
+
+    @property
+    def value_bits(self) -> int:
+        """Signed width that holds every code (2 for bipolar): the width the activation
+        memory and an ordinary MAC lane give it."""
+        return max(self.bits, 2)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """Float to codes (host side): divide by the scale (float64), round (half away from
-        zero, or half to even with ``rounding="half_even"``), add zero point, clamp."""
+        zero, or half to even with ``rounding="half_even"``), add zero point, clamp;
+        bipolar: ``+1`` for ``x >= 0``, else ``-1``."""
         x = np.asarray(x, dtype=np.float64) / self.scale
+        if self.bits == 1:
+            return np.where(x >= 0, 1, -1).astype(np.int64)
         r = np.round(x) if self.rounding == "half_even" else np.sign(x) * np.floor(np.abs(x) + 0.5)
         return np.clip(r + self.zero_point, *self.range).astype(np.int64)
 
@@ -155,7 +195,11 @@ class QLayer:
     lo, hi : int
         Clamp bounds of the requantized code (activation fused).
     wbits : int
-        Weight width (0 for layers without weights).
+        Width of a stored weight code (0 for layers without weights); see ``wformat``.
+    wformat : str
+        Weight format, one of :data:`hwflow.quant.wformat.WEIGHT_FORMATS`: which integer
+        values ``weight`` may hold (``int``: any ``wbits``-bit value; ``pot``, ``binary``,
+        ``ternary``: see the module docstring).
     kernel, strides, pads, groups :
         Window geometry; ``pads`` is ``(top, left, bottom, right)``.
     add_m : tuple of int
@@ -187,6 +231,7 @@ class QLayer:
     lo: int = -128
     hi: int = 127
     wbits: int = 0
+    wformat: str = "int"
     mbits: int = 1
     kernel: tuple[int, int] = (1, 1)
     strides: tuple[int, int] = (1, 1)
@@ -211,11 +256,17 @@ class QLayer:
                 raise ValueError(f"layer {self.name!r} ({self.op}) needs weight and bias")
             self.weight = np.asarray(self.weight, dtype=np.int64)
             self.bias = np.asarray(self.bias, dtype=np.int64)
-            if not 2 <= self.wbits <= 16:
-                raise ValueError(f"layer {self.name!r}: wbits must be in 2..16, not {self.wbits!r}")
-            wlo, whi = int_range(self.wbits)
-            if self.weight.min(initial=0) < wlo or self.weight.max(initial=0) > whi:
-                raise ValueError(f"layer {self.name!r}: weights exceed {self.wbits}-bit range")
+            why = wbits_problem(self.wformat, self.wbits)
+            if why:
+                raise ValueError(f"layer {self.name!r}: {why}")
+            fmt = self.weight_format
+            if self.wformat == "int":
+                wlo, whi = int_range(self.wbits)
+                if self.weight.min(initial=0) < wlo or self.weight.max(initial=0) > whi:
+                    raise ValueError(f"layer {self.name!r}: weights exceed {self.wbits}-bit range")
+            elif not fmt.contains(self.weight):
+                raise ValueError(f"layer {self.name!r}: weights are not all {self.wformat}{self.wbits} values "
+                                 f"{fmt.levels.tolist()!r}")
             if self.bias.shape != (self.weight.shape[0],):
                 raise ValueError(f"layer {self.name!r}: bias shape {self.bias.shape!r} != ({self.weight.shape[0]},)")
             blo, bhi = int_range(32 + self.acc_shift)
@@ -252,6 +303,37 @@ class QLayer:
     def has_requant(self) -> bool:
         """Whether the layer ends in the requantizer (everything but maxpool and concat)."""
         return self.op in _REQUANT_OPS
+
+    @property
+    def weight_format(self) -> WeightFormat | None:
+        """The :class:`~hwflow.quant.wformat.WeightFormat` of the weights (None without)."""
+        return WeightFormat(self.wformat, self.wbits) if self.weight is not None else None
+
+    @property
+    def mul_wbits(self) -> int:
+        """Signed width of the weight values: what an ordinary MAC lane multiplies by
+        (``wbits`` for ``int``, 8 for pot4, 2 for binary/ternary; 0 without weights)."""
+        return self.weight_format.value_bits if self.weight is not None else 0
+
+    @property
+    def is_threshold(self) -> bool:
+        """Whether the layer ends in a threshold: ``m = 1``, ``n = 0`` and the LUT ``[-1, +1]``
+        over two codes, so it writes bipolar codes, ``+1`` iff ``acc + lut_zero_point >= hi``."""
+        return (self.lut is not None and self.lut.tolist() == [-1, 1] and bool((self.m == 1).all())
+                and bool((self.n == 0).all()))
+
+    def thresholds(self) -> np.ndarray:
+        """Per output channel, the integer ``T[c]`` of a threshold Conv/Gemm: the output is
+        ``+1`` iff ``sum(q_in * w[c]) >= T[c]`` (bias, zero-point fold and LUT offset included).
+
+        Raises
+        ------
+        ValueError
+            If the layer is not a threshold Conv/Gemm.
+        """
+        if not self.is_threshold or self.bias is None or self.weight is None:
+            raise ValueError(f"layer {self.name!r} ({self.op}) is not a threshold Conv/Gemm")
+        return self.hi - self.lut_zero_point - self.bias
 
     @property
     def out_channels(self) -> int:
@@ -397,5 +479,5 @@ class QGraph:
         raise KeyError(f"no layer named {name!r}; layers: {[l.name for l in self.layers]!r}")
 
     def weight_bits(self) -> int:
-        """Total bits of weight storage (``wbits`` per weight)."""
+        """Total bits of weight storage (``wbits`` per weight: the stored codes)."""
         return sum(int(l.weight.size) * l.wbits for l in self.layers if l.weight is not None)

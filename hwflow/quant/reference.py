@@ -31,20 +31,54 @@ def _windows(x: np.ndarray, layer: QLayer) -> np.ndarray:
     return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
 
 
+#: Integers below this add exactly in float64: a product sum bounded by it can use BLAS.
+_EXACT = 1 << 53
+
+#: Elements of one im2col block (the batch is cut so that each stays below it).
+_BLOCK = 1 << 22
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of int64 matrices, exactly: in float64 (BLAS) when every partial sum is an
+    integer below 2**53 whatever the order of the additions, else in int64."""
+    bound = a.shape[1] * int(np.abs(a).max(initial=0)) * int(np.abs(b).max(initial=0))
+    if bound < _EXACT:
+        return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    return a @ b
+
+
+def _conv(x: np.ndarray, layer: QLayer) -> np.ndarray:
+    """The convolution's accumulator without bias (``x`` already padded), im2col by batch blocks."""
+    cout, cin_g, kh, kw = layer.weight.shape
+    g = layer.groups
+    win = _windows(x, layer)  # N,Cin,OH,OW,kh,kw (a view)
+    nb, _, oh, ow = win.shape[:4]
+    if cin_g == 1 and cout == g:  # depthwise: one product per window position and channel
+        acc = np.zeros((nb, cout, oh, ow), dtype=np.int64)
+        for ky in range(kh):
+            for kx in range(kw):
+                acc += win[..., ky, kx] * layer.weight[None, :, 0, ky, kx, None, None]
+        return acc
+    w = layer.weight.reshape(g, cout // g, cin_g * kh * kw)
+    acc = np.empty((nb, g, cout // g, oh, ow), dtype=np.int64)
+    step = max(1, _BLOCK // max(1, oh * ow * cin_g * kh * kw))
+    for b0 in range(0, nb, step):
+        blk = win[b0:b0 + step].reshape(-1, g, cin_g, oh, ow, kh, kw)
+        for i in range(g):
+            cols = blk[:, i].transpose(0, 2, 3, 1, 4, 5).reshape(-1, cin_g * kh * kw)  # (n*oh*ow, K)
+            y = _matmul(cols, w[i].T).reshape(len(blk), oh, ow, cout // g)
+            acc[b0:b0 + step, i] = y.transpose(0, 3, 1, 2)
+    return acc.reshape(nb, cout, oh, ow)
+
+
 def _accumulate(layer: QLayer, ins: list[np.ndarray], zs: list[int]) -> np.ndarray:
     """The accumulator of a requantizing layer, before ``m``/``n`` (int64)."""
     if layer.op == "conv":
-        win = _windows(_pad(ins[0], layer.pads, zs[0]), layer)  # N,Cin,OH,OW,kh,kw
-        cout, cin_g = layer.weight.shape[:2]
-        g, nb = layer.groups, win.shape[0]
-        win = win.reshape(nb, g, cin_g, *win.shape[2:])
-        w = layer.weight.reshape(g, cout // g, cin_g, *layer.weight.shape[2:])
-        acc = np.einsum("bgcyxhw,gochw->bgoyx", win, w)
-        acc = acc.reshape(nb, cout, *acc.shape[3:])
+        acc = _conv(_pad(ins[0], layer.pads, zs[0]), layer)
         return np.left_shift(acc, layer.acc_shift) + layer.bias[None, :, None, None]
     if layer.op == "gemm":
         x = ins[0].reshape(ins[0].shape[0], -1)
-        return np.left_shift(x @ layer.weight.T, layer.acc_shift) + layer.bias[None, :]
+        return np.left_shift(_matmul(x, layer.weight.T), layer.acc_shift) + layer.bias[None, :]
     if layer.op == "avgpool":
         win = _windows(_pad(ins[0], layer.pads, zs[0]), layer)
         acc = win.sum(axis=(-1, -2))
@@ -154,6 +188,8 @@ def _run(qg: QGraph, x_q: np.ndarray) -> dict[str, np.ndarray]:
     lo, hi = tin.range
     if x_q.min() < lo or x_q.max() > hi:
         raise DataError(f"input codes outside the {tin.bits}-bit range [{lo}, {hi}]")
+    if tin.bits == 1 and (x_q == 0).any():
+        raise DataError("input codes of a bipolar (1-bit) input must be -1 or +1, not 0")
     nb = x_q.shape[0]
     env = {qg.input: x_q.astype(np.int64)}
     for layer in qg.layers:

@@ -24,6 +24,7 @@ datapath must hold for them, from which the scheduler sizes its widths.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -35,8 +36,8 @@ from ..quant.reference import acc_bounds
 from .memory import chunks, weight_words
 from .program import LayerProgram, TensorMap
 
-__all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "lower_mac", "lower_window", "lower_add",
-           "lower_concat"]
+__all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "MacGeometry", "mac_geometry", "lower_mac",
+           "lower_window", "lower_add", "lower_concat"]
 
 
 class RomImages:
@@ -198,41 +199,83 @@ def _dense_weight(layer: QLayer, cin: int) -> np.ndarray:
     return wd
 
 
-def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
-    """``conv`` / ``gemm`` (with a fused MaxPool if ``ctx.pools`` names one): one ``mac`` step."""
-    pe, simd = ctx.pe, ctx.simd
-    pool = ctx.pools.get(layer.output)
-    x = ctx.tensors[layer.inputs[0]]
-    common = _step_fields(layer, ctx, x, ctx.tensors[pool.output if pool else layer.output])
+@dataclass(frozen=True)
+class MacGeometry:
+    """How a ``conv``/``gemm`` sits on the array, from shapes alone (no weight values).
+
+    ``kh x kw`` kernel over ``cin`` lanes-to-be (a row-stacked input folds the kernel's rows
+    into the channels), strides, ``(top, left, bottom, right)`` pads, ``nt`` tiles of PE
+    outputs, ``cis`` input chunks per tile and ``tpg`` tiles per (super-)group. The fit
+    check (:mod:`hwflow.schedule.fit`) sizes the weight ROM with it before quantization.
+    """
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pads: tuple[int, int, int, int]
+    cin: int
+    nt: int
+    cis: int
+    tpg: int
+
+    @property
+    def k(self) -> int:
+        """Cycles a tile reads (kernel positions x input chunks)."""
+        return self.kh * self.kw * self.cis
+
+    @property
+    def words(self) -> int:
+        """Weight ROM words of the step (:func:`~hwflow.schedule.memory.weight_words`)."""
+        return self.nt * self.k
+
+
+def mac_geometry(layer: QLayer, x: TensorMap, pe: int, simd: int) -> tuple[MacGeometry, Callable[[], np.ndarray]]:
+    """``(geometry, dense)``: the layer's :class:`MacGeometry` on input ``x`` and a function
+    giving its dense ``(cout, cin, kh, kw)`` weight in that geometry (called only to build
+    the ROM image)."""
     if layer.op == "gemm" and len(x.shape) == 4:
-        wd = layer.weight.reshape(layer.out_channels, x.c, x.h, x.w)
+        dense = lambda: layer.weight.reshape(layer.out_channels, x.c, x.h, x.w)  # noqa: E731
         kh, kw, sh, sw, pads, cin = x.h, x.w, 1, 1, (0, 0, 0, 0), x.c
     elif layer.op == "gemm":
-        wd = layer.weight.reshape(layer.out_channels, x.c, 1, 1)
+        dense = lambda: layer.weight.reshape(layer.out_channels, x.c, 1, 1)  # noqa: E731
         kh, kw, sh, sw, pads, cin = 1, 1, 1, 1, (0, 0, 0, 0), x.c
     elif x.stack > 1:
         # Row-stacked input: one read holds the kernel's kh rows (lane ky*cin + c).
         cin = x.c * layer.kernel[0]
         w = layer.weight
-        wd = w.transpose(0, 2, 1, 3).reshape(w.shape[0], cin, 1, w.shape[3])
+        dense = lambda: w.transpose(0, 2, 1, 3).reshape(w.shape[0], cin, 1, w.shape[3])  # noqa: E731
         kh, kw = 1, layer.kernel[1]
         (sh, sw), p = layer.strides, layer.pads
         pads = (0, p[1], 0, p[3])
-        common.update(ih=x.h + x.stack_pad, ich=1)
     else:
         cin = x.c
-        wd = _dense_weight(layer, cin)
-        (kh, kw), (sh, sw), pads = layer.kernel, layer.strides, layer.pads
+        dense = lambda: _dense_weight(layer, cin)  # noqa: E731
+        (kh, kw), (sh, sw), pads = layer.kernel, layer.strides, tuple(layer.pads)
     cout = layer.out_channels
-    if wd.shape[1] != cin:
+    if layer.op == "conv" and x.stack == 1 and layer.weight.shape[1] * layer.groups != cin or \
+            layer.op == "gemm" and layer.weight.size != cout * cin * kh * kw:
         raise UnsupportedOpError(f"layer {layer.name!r}: weight {layer.weight.shape!r} does not match input {x.shape!r}")
     nt = chunks(cout, pe)
     sg = _supergroup(layer.groups, cin, cout, pe, simd) if layer.op == "conv" else 1
     if sg > 1:
         cis, tpg = cin // sg // simd, cout // sg // pe
     else:
-        cis, tpg = x.chunks, nt
-    k = kh * kw * cis
+        cis, tpg = x.chunks, nt  # a row-stacked input is one chunk
+    return MacGeometry(kh, kw, sh, sw, pads, cin, nt, cis, tpg), dense
+
+
+def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
+    """``conv`` / ``gemm`` (with a fused MaxPool if ``ctx.pools`` names one): one ``mac`` step."""
+    pe, simd = ctx.pe, ctx.simd
+    pool = ctx.pools.get(layer.output)
+    x = ctx.tensors[layer.inputs[0]]
+    common = _step_fields(layer, ctx, x, ctx.tensors[pool.output if pool else layer.output])
+    geo, dense = mac_geometry(layer, x, pe, simd)
+    if x.stack > 1:
+        common.update(ih=x.h + x.stack_pad, ich=1)
+    kh, kw, sh, sw, pads = geo.kh, geo.kw, geo.sh, geo.sw, geo.pads
+    nt, cis, tpg, k, cout = geo.nt, geo.cis, geo.tpg, geo.k, layer.out_channels
     qh = qw = 1
     if pool is not None:
         # Fused MaxPool: each pooled pixel runs the conv at its qh x qw window positions.
@@ -241,7 +284,7 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
         common["name"] = f"{layer.name}+{pool.name}"
     else:
         wsh, wsw = sh, sw
-    words = weight_words(wd, pe, simd, nt, cis, tpg)
+    words = weight_words(dense(), pe, simd, nt, cis, tpg)
     w_base = ctx.roms.add_weights(words, layer.attrs.get("codebook"))
     conv_hw = int(np.prod(ctx.qgraph.tensors[layer.output].shape[2:]))
     step = LayerProgram(**common, kind="mac", kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],

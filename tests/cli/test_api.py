@@ -41,7 +41,7 @@ def test_compile_returns_a_build(cnn):
     assert isinstance(cnn, hwflow.Build)
     assert (cnn.manifest["pe"], cnn.manifest["simd"]) == (2, 4)
     assert cnn.predicted_cycles == cnn.manifest["cycles"] > 0
-    assert set(cnn.compile_seconds) == {"load", "optimize", "quantize", "schedule", "generate", "vectors", "write"}
+    assert set(cnn.compile_seconds) == {"load", "optimize", "fit", "quantize", "schedule", "generate", "vectors", "write"}
     assert cnn.manifest["options"]["schedule"] == {"pe": 2, "simd": 4, "fuse": "auto", "argmax": False}
     assert "cycles" in repr(cnn) and "PE 2 x SIMD 4" in repr(cnn)
     again = hwflow.load(cnn.path)
