@@ -71,16 +71,19 @@ class Build(BuildDir):
         Parameters
         ----------
         x : array-like
-            Input vectors ``(N, *input_shape[1:])`` (or one vector): floats are real
-            values, quantized with the input's scale and zero point; integers are codes.
+            Input vectors ``(N, *input_shape[1:])`` in the model's own layout (NHWC for a
+            Keras model), or one vector: floats are real values, quantized with the
+            input's scale and zero point; integers are codes.
         dequantize : bool
-            Return real values ``scale * (q - zero_point)`` instead of codes.
+            Return real values ``scale * (q - zero_point)`` instead of codes (the class
+            index itself when the BUILD computes ``--argmax``).
 
         Returns
         -------
         numpy.ndarray
             ``(N, *output_shape[1:])`` output codes (int64), or their real values. The
-            host tail (Softmax/ArgMax, ``manifest["host_tail"]``) is not applied.
+            host tail (Softmax, a label lookup, ``manifest["host_tail"]``) is not applied:
+            :meth:`outputs` gives every model output.
 
         Raises
         ------
@@ -91,8 +94,28 @@ class Build(BuildDir):
         from .quant.reference import run_int_batch
 
         qg = self._qg()
-        out = run_int_batch(qg, input_codes(x, qg.tensors[qg.input])).astype(np.int64)
-        return qg.tensors[qg.output].dequantize(out) if dequantize else out
+        out = run_int_batch(qg, input_codes(x, qg.tensors[qg.input], shape=qg.input_shape)).astype(np.int64)
+        return qg.tensors[qg.output].dequantize(out) if dequantize and not qg.argmax else out
+
+    def outputs(self, x) -> dict[str, np.ndarray]:
+        """Every output of the model, by name: the integer reference's output (what the
+        hardware computes) and the host tail on it (``manifest["host_tail"]``: Softmax
+        probabilities, an ArgMax label and its class lookup, a per-class scale).
+
+        Parameters
+        ----------
+        x : array-like
+            As for :meth:`predict`.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            One array per model output, in the model's order (with ``--argmax``, the ones
+            the class index gives).
+        """
+        qg = self._qg()
+        out = self.predict(x, dequantize=True)
+        return qg.host_tail.run(out)
 
     def simulate(self, simulator: str = "icarus", *, inputs=None, random: int | None = None, seed: int = 0,
                  limit: int | None = None, vcd: str | Path | None = None, timeout: int | None = None):

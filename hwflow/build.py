@@ -71,7 +71,7 @@ MODEL_FILE = "model.onnx"
 LOAD_FILE = "weights_load.hex"
 #: Result records a BUILD may hold: kind -> file (and the command that writes it).
 RESULTS = {"simulation": "simulation.json", "synth": "synth.json"}
-HOST_TAIL_NOTE = "Softmax/ArgMax stay on the host"
+HOST_TAIL_NOTE = "the host computes these ops from the accelerator's output (Build.outputs)"
 _QUANT_FORMAT = "hwflow.qgraph/1"
 
 

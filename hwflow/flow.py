@@ -300,10 +300,13 @@ def step_quantize(s: FlowState) -> None:
 
 
 def step_schedule(s: FlowState) -> None:
-    """Map onto the PE x SIMD array; checks the target's budget (FitError)."""
+    """Map onto the PE x SIMD array (with ``argmax``, the class index computed in
+    hardware); checks the target's budget (FitError)."""
     from .schedule import schedule
 
     c = s.schedule
+    if c.argmax:
+        s.qgraph = s.qgraph.with_argmax()
     s.program = schedule(s.qgraph, s.target, pe=c.pe, simd=c.simd, fuse=c.fuse)
 
 
@@ -322,14 +325,15 @@ def step_vectors(s: FlowState) -> None:
     from .data import random_codes
     from .quant.reference import run_int_batch
 
-    tin = s.qgraph.tensors[s.qgraph.input]
+    qg = s.qgraph
+    tin = qg.tensors[qg.input]
     if s.calib is not None:
         s.inputs = tin.quantize(s.calib[: s.vectors])
         s.vector_source = f"first {len(s.inputs)} samples of {s.calib_path.name}, quantized"
     else:
-        s.inputs = random_codes(tin, s.vectors, s.seed)
+        s.inputs = random_codes(tin, s.vectors, s.seed, qg.input_shape)
         s.vector_source = f"uniform random codes (seed {s.seed})"
-    s.inputs = s.inputs.reshape((len(s.inputs),) + tuple(tin.shape[1:])).astype(np.int64)
+    s.inputs = s.inputs.reshape((len(s.inputs),) + tuple(qg.input_shape[1:])).astype(np.int64)
     s.expected = run_int_batch(s.qgraph, s.inputs).astype(np.int64)
 
 
@@ -392,9 +396,9 @@ STEPS: list[tuple[str, Callable[[FlowState], None]]] = [
 ]
 
 
-def _qtensor_json(t) -> dict:
-    return {"name": t.name, "shape": list(t.shape), "bits": t.bits, "scale": float(t.scale),
-            "zero_point": t.zero_point}
+def _qtensor_json(t, shape=None) -> dict:
+    return {"name": t.name, "shape": list(t.shape if shape is None else shape), "bits": t.bits,
+            "scale": float(t.scale), "zero_point": t.zero_point}
 
 
 def _manifest(s: FlowState, vfile: str) -> dict:
@@ -431,15 +435,17 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "pe": p.pe,
         "simd": p.simd,
         "ops": [{"name": l.name, "op": l.op} for l in qg.layers],
-        "host_tail": {"ops": list(qg.host_tail), "note": HOST_TAIL_NOTE},
+        "host_tail": {"ops": qg.host_tail.ops, "outputs": qg.host_tail.outputs, "label": qg.host_tail.label,
+                      "note": HOST_TAIL_NOTE},
         "cycles": p.cycles,
         "ideal_cycles": p.ideal_cycles,
         "macs": p.macs,
         "layer_cycles": {l.name: l.cycles for l in p.layers},
         "memory": memory,
         "estimate": p.estimate,
-        "input": _qtensor_json(qg.tensors[qg.input]),
-        "output": _qtensor_json(qg.tensors[qg.output]),
+        "input": {**_qtensor_json(qg.tensors[qg.input], qg.input_shape), "layout": qg.input_layout},
+        "output": ({"name": "argmax", "shape": [1, 1], "bits": qg.index_bits, "scale": 1.0, "zero_point": 0,
+                    "argmax": True} if qg.argmax else _qtensor_json(qg.tensors[qg.output])),
         "input_size": p.input_size,
         "output_size": p.output_size,
         "stream": {"lanes": p.simd, "in_bits": p.in_bits, "out_bits": p.out_bits,

@@ -56,6 +56,7 @@ from ..schedule.program import Program
 from ..schedule.widths import CYCLE_BITS, addr_bits, bias_bits
 from ._lanes import replicate
 from .act_buffer import ActBuffer
+from .argmax import ArgmaxUnit
 from .channel_rom import ChannelRom
 from .codebook import attach_codebook
 from .controller import Controller
@@ -129,9 +130,10 @@ class Accelerator(wiring.Component):
             self.busy.eq(ctrl.busy), self.done.eq(ctrl.done),
             ctrl.in_valid.eq(self.in_valid), self.in_ready.eq(ctrl.in_ready), ctrl.in_data.eq(self.in_data),
             self.out_valid.eq(ctrl.out_valid), ctrl.out_ready.eq(self.out_ready),
-            self.out_data.eq(Cat(*(act.rd_data.word_select(i, p.abits)[:p.out_bits] for i in range(simd)))),
             act.rd_addr.eq(ctrl.rd_addr), act.rd_en.eq(ctrl.rd_en & ~ctrl.stall),  # a Verilog module: held by hand
         ]
+        if not p.argmax:
+            m.d.comb += self.out_data.eq(Cat(*(act.rd_data.word_select(i, p.abits)[:p.out_bits] for i in range(simd))))
 
         # ---- unit inputs: memory word with padding replaced by the pad value ----------------
         # Fields used where the data arrives come from the descriptor as it was when the read
@@ -267,8 +269,8 @@ class Accelerator(wiring.Component):
         # travel as lane 0's tag.
         mbits = max(p.mbits, 1)
         tag_bits = aw + ser.lane.shape().width + L
-        rqs = [Requantizer(p.post_bits, mbits, p.n_min, p.n_max, code_bits, tag_bits=tag_bits if i == 0 else 1)
-               for i in range(L)]
+        rqs = [Requantizer(p.post_bits, mbits, p.n_min, p.n_max, code_bits, tag_bits=tag_bits if i == 0 else 1,
+                           rounding=p.rounding) for i in range(L)]
         nbits = rqs[0].n.shape().width
         m.submodules.crom = crom = ChannelRom(p.bias, p.m, p.n, bias_bits(p.bias), mbits, nbits, lanes=L)
         m.d.comb += crom.addr.eq(ser.gch)
@@ -283,11 +285,13 @@ class Accelerator(wiring.Component):
             ch = crom.data[i]
             v2 = Signal(signed(p.post_bits), name=f"pre_{i}")
             m2, n2 = Signal(mbits, name=f"m_{i}"), Signal(signed(nbits), name=f"n_{i}")
+            # the accumulator with the program's fixed fractional bias bits (wiring; none by default)
+            acc_i = Cat(C(0, p.acc_shift), ai).as_signed() if p.acc_shift else ai
             if has_add:
                 sum_ab = ai * bd["ma"] + bi * bd["mb"]
-                m.d.sync += v2.eq(Mux(bd["kind"] == KIND_CODES["add"], sum_ab, ai + ch.bias))
+                m.d.sync += v2.eq(Mux(bd["kind"] == KIND_CODES["add"], sum_ab, acc_i + ch.bias))
             else:
-                m.d.sync += v2.eq(ai + ch.bias)
+                m.d.sync += v2.eq(acc_i + ch.bias)
             m.d.sync += [m2.eq(ch.m), n2.eq(ch.n)]
 
             # ---- requantizer, LUT ----------------------------------------------------------
@@ -317,6 +321,8 @@ class Accelerator(wiring.Component):
             # enables select the group's lanes.
             m.d.comb += [act.wr_addr.eq(waddr), act.wr_en.eq(wmask << wlane)]
             m.d.comb += act.wr_data.eq(replicate(Cat(*(l.out_q[:p.abits] for l in luts)), simd // L, L * p.abits))
+        if p.argmax:  # one back-end lane (the scheduler's rule)
+            self._argmax(m, ctrl, first, done, waddr, wlane)
 
         # ---- stalls hold the whole core; the cycle counter runs on ---------------------------
         top = Module()
@@ -357,6 +363,32 @@ class Accelerator(wiring.Component):
         lanes = [Mux(pk, diag.word_select(r, bits) if r == c else C(0, bits), data.word_select(r * p.simd + c, bits))
                  for r in range(pe) for c in range(p.simd)]
         return addr, Cat(*lanes)
+
+    def _argmax(self, m, ctrl, first, lut, waddr, wlane) -> None:
+        """``--argmax``: a comparator on the last step's writes; the output word is its index.
+
+        The back end knows which step's results it writes (``bd``); a step counter marks the
+        last one when the controller initialises it, and the mark moves to the back end with
+        the step's first result vector (which also clears the comparator).
+        """
+        p = self._p
+        tout = p.tensors[p.output]
+        m.submodules.argmax = am = ArgmaxUnit(lut.out_q.shape().width, max(1, (tout.size - 1).bit_length()))
+        steps = Signal(range(len(p.layers) + 1))
+        nxt_last, bd_last = Signal(), Signal()
+        with m.If(self.start & ~ctrl.busy):
+            m.d.sync += steps.eq(0)
+        with m.Elif(ctrl.init):
+            m.d.sync += [steps.eq(steps + 1), nxt_last.eq(steps == len(p.layers) - 1)]
+        with m.If(first):
+            m.d.sync += bd_last.eq(nxt_last)
+        m.d.comb += [
+            am.clear.eq(first & nxt_last),
+            am.valid.eq(lut.out_valid & bd_last & ~ctrl.wr_en.any()),
+            am.q.eq(lut.out_q),
+            am.idx.eq((waddr - tout.base) * p.simd + wlane),
+            self.out_data.eq(am.index),
+        ]
 
 
 def to_verilog(program, name: str = "hwflow_top") -> str:

@@ -48,7 +48,7 @@ def run_build(build, simulator: str, inputs: np.ndarray, expected: np.ndarray | 
     build : hwflow.build.BuildDir
     simulator : {"amaranth", "icarus", "verilator"}
     inputs : numpy.ndarray
-        ``(vectors, *input_shape[1:])`` input codes.
+        ``(vectors, *input_shape[1:])`` input codes, in the model's own layout.
     expected : numpy.ndarray or None
         The reference's output codes for them (None: only collect outputs).
     vcd : path, optional
@@ -138,13 +138,13 @@ def simulate(build, simulator: str = "icarus", *, inputs=None, random: int | Non
         from ..quant.reference import run_int_batch
 
         qg = build.qgraph()
-        tin = qg.tensors[qg.input]
+        tin, shape = qg.tensors[qg.input], qg.input_shape
         if random is not None:
-            x, what = random_codes(tin, random, seed), f"{random} uniform random vectors (seed {seed})"
+            x, what = random_codes(tin, random, seed, shape), f"{random} uniform random vectors (seed {seed})"
         elif isinstance(inputs, (str, Path)):
-            x, what = load_inputs(inputs, tin), f"inputs from {Path(inputs).name}"
+            x, what = load_inputs(inputs, tin, shape), f"inputs from {Path(inputs).name}"
         else:
-            x = input_codes(inputs, tin)
+            x = input_codes(inputs, tin, shape=shape)
             what = f"{len(x)} given vectors"
         expected = run_int_batch(qg, x).astype(np.int64)
     if limit is not None and limit < len(x):

@@ -64,11 +64,15 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
     if as_json:
         click.echo(json.dumps(jsonable(res), indent=2, allow_nan=True))
         return
-    how = ("pre-quantized model: its own scales and widths" if "fixed_qparams" in graph.meta else
+    from ..quant.qonnx import is_qonnx
+
+    how = ("pre-quantized model: its own scales and widths" if "fixed_qparams" in graph.meta or is_qonnx(graph) else
            f"{config.scheme}, {'per-channel' if config.per_channel else 'per-tensor'}, "
            f"{'' if config.weights == 'int' else config.weights + ' '}w{config.wbits}/a{config.abits}")
     click.echo(f"model        {model}  ({len(x)} samples; {how}; calibration {res['calibration']})")
     if y is not None:
+        if "scored_output" in res:
+            click.echo(f"scored       the model's label output {res['scored_output']!r}")
         drop = 100 * (res["float_accuracy"] - res["quant_accuracy"])
         click.echo(f"float acc    {100 * res['float_accuracy']:.2f} %")
         click.echo(f"quant acc    {100 * res['quant_accuracy']:.2f} %  (drop {drop:+.2f} pp)")

@@ -13,7 +13,7 @@ import numpy as np
 from ..config import FUSE_MODES, ScheduleConfig, check_positive
 from ..errors import OptionError
 from ..ir.graph import Graph, Node
-from ..ir.ops import OPS
+from ..ir.ops import OPS, QONNX_OPS
 from ._checks import checked
 from ._prune_options import prune_config, prune_options
 from ._quant_options import quant_config, quant_options
@@ -35,21 +35,33 @@ def _macs(graph: Graph, node: Node) -> int:
     return 0
 
 
+def _param(graph: Graph, t: str) -> int:
+    """Elements of ``t`` if it is a float constant, or a QONNX quantizer of one (the
+    weights of a QAT model); else 0."""
+    if not t:
+        return 0
+    src = graph.producer(t)
+    if src is not None and src.op in QONNX_OPS and graph.tensors[src.inputs[0]].is_const:
+        t = src.inputs[0]
+    tensor = graph.tensors[t]
+    return tensor.size if tensor.is_const and tensor.dtype.kind == "f" else 0
+
+
 def layer_stats(graph: Graph) -> list[dict[str, Any]]:
     """Per node: name, op, input/output shape, parameters and MACs (batch 1).
 
-    A layer's parameters are the elements of its constant float inputs; a constant
-    shared by several layers counts at each.
+    A layer's parameters are the elements of its constant float inputs, or of the
+    constants a QONNX ``Quant``/``BipolarQuant`` quantizes for it (the quantizer's row
+    counts none); a constant shared by several layers counts at each.
     """
     rows = []
     for node in graph.nodes:
         acts = [t for t in node.inputs if t and not graph.tensors[t].is_const]
         params = 0
-        if OPS[node.op].params:  # learned parameters (a Reshape's target shape is not one)
-            params = sum(
-                graph.tensors[t].size for t in node.inputs if t and graph.tensors[t].is_const
-                and graph.tensors[t].dtype.kind == "f"
-            )
+        # learned parameters (a Reshape's target shape is not one)
+        if OPS[node.op].params and node.op not in QONNX_OPS:
+            params = sum(_param(graph, t) for t in node.inputs)
+            acts = [t for t in acts if not _param(graph, t)]
         row: dict[str, Any] = {
             "name": node.name,
             "op": node.op,

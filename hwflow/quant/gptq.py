@@ -69,6 +69,12 @@ def _factor(h: np.ndarray, damp: float):
     return order, np.argsort(order), dead, u
 
 
+#: Input columns GPTQ compensates across. A wider layer runs GPTQ on blocks of this many
+#: columns, each with its diagonal block of ``H``: its cost then grows linearly with the
+#: width, where the whole ``H`` costs ``rows x K**2`` to form and ``K**3`` to factor (an
+#: 8192-wide Gemm took 20 s and 3 GB); errors are not carried from one block to the next.
+MAX_COLUMNS = 1024
+
 #: Columns per lazy batch: the rank-1 updates stay inside the block, the rest of the
 #: weights get the block's updates in one matrix product (Frantar et al.'s lazy batching).
 _BLOCK = 128
@@ -139,15 +145,18 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int | WeightFormat, x
     per = cout // fl.groups
     best_q = np.empty_like(w)
     best_s = np.empty(cout)
-    total = {}
     results = []
     for g, xg in enumerate(layer_inputs(fl, x)):
         rows = slice(g * per, (g + 1) * per)
-        h = _hessian(xg)
-        factor = _factor(h, damp)
-        qs = _gptq_rows(w[rows], np.stack([s[rows] for s in scales]), factor, fmt)
-        for k, (s, q) in enumerate(zip(scales, qs)):
-            results.append((g, k, q, _row_error(w[rows], q, s[rows], h)))
+        cand = np.stack([s[rows] for s in scales])
+        qs = np.empty((len(scales), per, xg.shape[1]))
+        err = np.zeros((len(scales), per))
+        for c0 in range(0, xg.shape[1], MAX_COLUMNS):  # one block unless the layer is very wide
+            c = slice(c0, c0 + MAX_COLUMNS)
+            h = _hessian(xg[:, c])
+            qs[:, :, c] = _gptq_rows(w[rows, c], cand, _factor(h, damp), fmt)
+            err += [_row_error(w[rows, c], q[:, c], sc, h) for sc, q in zip(cand, qs)]
+        results += [(g, k, q, e) for k, (q, e) in enumerate(zip(qs, err))]
     errs = np.full((len(scales), cout), np.inf)
     for g, k, _, e in results:
         errs[k, g * per:(g + 1) * per] = e

@@ -24,6 +24,7 @@ from .calibrate_none import propagate_moments, propagate_ranges
 from .config import EDGE_BITS, LayerSpec, QuantConfig
 from .gptq import gptq_codes
 from .qgraph import QGraph, QLayer, QTensor
+from .qonnx import is_qonnx, quantize_qonnx
 from .recover import bias_correction, clamp_weights, equalize
 from .wformat import WeightFormat, choose_scale, scale_candidates
 
@@ -34,6 +35,8 @@ _INT64_MAX = (1 << 63) - 1
 
 def layer_names(graph: Graph) -> list[str]:
     """The names ``--bits LAYER=W/A`` accepts (one per QLayer), in execution order."""
+    if is_qonnx(graph):
+        return [l.name for l in quantize_qonnx(graph).layers]
     return [l.name for l in lower(graph).layers]
 
 
@@ -51,7 +54,8 @@ def quantize(graph: Graph, config: QuantConfig | None = None, calib: np.ndarray 
         Calibration inputs ``(N, *input_shape[1:])``. Without it, ranges come from the
         weights (``calibration="none"``) whatever ``config.calibration`` says.
         A pre-quantized model (``graph.meta["fixed_qparams"]``, see
-        :mod:`hwflow.quant.qdq_import`) keeps its own scales, zero points and widths.
+        :mod:`hwflow.quant.qdq_import`) keeps its own scales, zero points and widths; a
+        QONNX model is met exactly (:mod:`hwflow.quant.qonnx`; ``config`` does not apply).
 
     Returns
     -------
@@ -69,6 +73,8 @@ def quantize(graph: Graph, config: QuantConfig | None = None, calib: np.ndarray 
         An op the integer layers cannot express.
     """
     config = QuantConfig() if config is None else config
+    if is_qonnx(graph):  # already quantized by its exporter: met exactly, config aside
+        return quantize_qonnx(graph)
     plan = lower(graph)
     config.check_layers([l.name for l in plan.layers])
     return quantize_plan(plan, config, calib, graph.meta.get("fixed_qparams"))
@@ -220,7 +226,7 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
         if qenv is not None:
             qenv[fl.output] = run_layer(ql, [qenv[t] for t in fl.inputs], ins, out)
     tail_inputs = plan.output
-    qg = QGraph(plan.name, tensors, layers, plan.input, tail_inputs, list(plan.host_tail))
+    qg = QGraph(plan.name, tensors, layers, plan.input, tail_inputs, plan.host_tail, input_layout=plan.input_layout)
     qg.attrs.update(scheme=config.scheme, calibration=f"imported (+{method})" if fixed["tensors"] else method,
                     per_channel=config.per_channel, layers=details)
     return qg

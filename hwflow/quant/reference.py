@@ -75,10 +75,10 @@ def _accumulate(layer: QLayer, ins: list[np.ndarray], zs: list[int]) -> np.ndarr
     """The accumulator of a requantizing layer, before ``m``/``n`` (int64)."""
     if layer.op == "conv":
         acc = _conv(_pad(ins[0], layer.pads, zs[0]), layer)
-        return acc + layer.bias[None, :, None, None]
+        return np.left_shift(acc, layer.acc_shift) + layer.bias[None, :, None, None]
     if layer.op == "gemm":
         x = ins[0].reshape(ins[0].shape[0], -1)
-        return _matmul(x, layer.weight.T) + layer.bias[None, :]
+        return np.left_shift(_matmul(x, layer.weight.T), layer.acc_shift) + layer.bias[None, :]
     if layer.op == "avgpool":
         win = _windows(_pad(ins[0], layer.pads, zs[0]), layer)
         acc = win.sum(axis=(-1, -2))
@@ -124,7 +124,7 @@ def run_layer(layer: QLayer, ins: list[np.ndarray], in_tensors, out_tensor) -> n
     acc = _accumulate(layer, ins, zs)
     m, n = _channel_axis_params(layer, acc)
     z_out = out_tensor.zero_point if layer.lut is None else layer.lut_zero_point
-    q = requantize(acc, m, n, z_out, layer.lo, layer.hi)
+    q = requantize(acc, m, n, z_out, layer.lo, layer.hi, layer.rounding)
     if layer.lut is not None:
         q = layer.lut[q - layer.lo]
     return q
@@ -137,39 +137,51 @@ def run_int(qg: QGraph, x_q: np.ndarray, keep: bool = False) -> np.ndarray | dic
     ----------
     qg : QGraph
     x_q : numpy.ndarray
-        Input codes with the input tensor's shape (a leading batch of 1 may be omitted).
+        Input codes in the user's layout (``qg.input_shape``; a leading batch of 1 may be
+        omitted).
     keep : bool
-        Return every tensor (a dict) instead of only the output.
+        Return every tensor (a dict, NCHW) instead of only the output.
+
+    Returns
+    -------
+    numpy.ndarray
+        The output codes (``qg.output_shape``: with ``qg.argmax`` the class index).
 
     Raises
     ------
     DataError
         If ``x_q`` has the wrong shape or codes outside the input's range.
     """
-    tin = qg.tensors[qg.input]
     x_q = np.asarray(x_q)
-    if x_q.size != int(np.prod(tin.shape)):
-        raise DataError(f"input has shape {x_q.shape!r}, the model expects {tin.shape!r}")
+    if x_q.size != int(np.prod(qg.input_shape)):
+        raise DataError(f"input has shape {x_q.shape!r}, the model expects {qg.input_shape!r}")
     # The batch dimension of every tensor is 1, so one sample is a batch of one.
-    env = _run(qg, x_q.reshape(tin.shape))
-    return env if keep else env[qg.output]
+    env = _run(qg, qg.to_input(x_q.reshape((1,) + qg.input_shape[1:])))
+    return env if keep else _output(qg, env)
 
 
 def run_int_batch(qg: QGraph, x_q: np.ndarray) -> np.ndarray:
-    """:func:`run_int` on a batch: ``x_q`` is ``(N, *input_shape[1:])``; returns ``(N, ...)``.
+    """:func:`run_int` on a batch: ``x_q`` is ``(N, *qg.input_shape[1:])``; returns ``(N, ...)``.
 
     Each sample is computed exactly as :func:`run_int` computes it alone (the layers
     never mix samples); this only amortizes numpy's per-call cost.
     """
-    tin = qg.tensors[qg.input]
     x_q = np.asarray(x_q)
-    if x_q.ndim < 1 or x_q.shape[0] == 0 or int(np.prod(x_q.shape[1:])) != int(np.prod(tin.shape[1:])):
-        raise DataError(f"input batch has shape {x_q.shape!r}, the model expects (N, *{tin.shape[1:]!r})")
-    return _run(qg, x_q.reshape(x_q.shape[0], *tin.shape[1:]))[qg.output]
+    if x_q.ndim < 1 or x_q.shape[0] == 0 or int(np.prod(x_q.shape[1:])) != int(np.prod(qg.input_shape[1:])):
+        raise DataError(f"input batch has shape {x_q.shape!r}, the model expects (N, *{qg.input_shape[1:]!r})")
+    return _output(qg, _run(qg, qg.to_input(x_q)))
+
+
+def _output(qg: QGraph, env: dict[str, np.ndarray]) -> np.ndarray:
+    """The accelerator's output: the output codes, or the index of the first largest code."""
+    out = env[qg.output]
+    if qg.argmax:
+        return out.reshape(len(out), -1).argmax(axis=1).reshape(len(out), 1).astype(np.int64)
+    return out
 
 
 def _run(qg: QGraph, x_q: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor of the network on a batch of codes ``(N, *input_shape[1:])``."""
+    """Every tensor of the network on a batch of input-tensor codes ``(N, C, H, W)``."""
     tin = qg.tensors[qg.input]
     if not np.issubdtype(x_q.dtype, np.integer):
         raise DataError(f"integer reference needs integer codes, got dtype {x_q.dtype}")
@@ -211,6 +223,7 @@ def acc_bounds(layer: QLayer, in_tensors) -> tuple[int, int]:
     w = layer.weight.reshape(layer.weight.shape[0], -1)
     pos = np.where(w > 0, w, 0).sum(axis=1)
     neg = np.where(w < 0, w, 0).sum(axis=1)
-    lo = layer.bias + pos * xlo + neg * xhi
-    hi = layer.bias + pos * xhi + neg * xlo
+    f = 1 << layer.acc_shift
+    lo = layer.bias + (pos * xlo + neg * xhi) * f
+    hi = layer.bias + (pos * xhi + neg * xlo) * f
     return int(lo.min()), int(hi.max())

@@ -160,11 +160,18 @@ def skeleton(graph, quant=None, prune=None) -> QGraph:
     """The QGraph quantization would make, without values: every layer, tensor shape and
     code width as :func:`hwflow.quant.quantize` gives them (the same lowering, per-layer
     widths and shared-scale groups), weights as zero-cost views, and ``share_bits`` set as
-    weight sharing sets it. Channel pruning (``prune.channels``) is applied first.
+    weight sharing sets it. Channel pruning (``prune.channels``) is applied first. A QONNX
+    model is already quantized: its own QGraph (cheap: no calibration) is the skeleton.
     """
     from ..config import QuantConfig
     from ..quant._lower import lower
+    from ..quant.qonnx import is_qonnx, quantize_qonnx
     from ..quant.quantize import _fixed_weight, _union_groups
+
+    if is_qonnx(graph):
+        qg = quantize_qonnx(graph)
+        qg.attrs["mbits"] = max([l.mbits for l in qg.layers if l.has_requant] + [1])
+        return qg
 
     quant = QuantConfig() if quant is None else quant
     g = hollow(graph)
@@ -216,7 +223,7 @@ def skeleton(graph, quant=None, prune=None) -> QGraph:
             layers.append(QLayer(op="add", m=[1], n=[0], add_m=(1, 1), mbits=1, lut=lut, attrs=attrs, **common))
         else:  # pragma: no cover - LAYER_OPS and the lowering agree (tests/quant)
             raise AssertionError(fl.op)
-    qg = QGraph(plan.name, tensors, layers, plan.input, plan.output, list(plan.host_tail))
+    qg = QGraph(plan.name, tensors, layers, plan.input, plan.output, plan.host_tail, input_layout=plan.input_layout)
     qg.attrs["mbits"] = quant.mbits  # the widest multiplier any scheme may use (pow2: an AveragePool's)
     return qg
 

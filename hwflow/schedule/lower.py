@@ -101,14 +101,19 @@ class RomImages:
         self._w_next += words.shape[0]
         return base
 
-    def add_channels(self, bias, m, n, c: int) -> int:
+    def add_channels(self, bias, m, n, c: int, shift: int = 0) -> int:
         """Append ``c`` channels' ``(bias, m, n)`` (each a scalar or one value per channel),
-        padded to a multiple of ``lanes`` entries."""
+        padded to a multiple of ``lanes`` entries.
+
+        ``shift``: the pre-stage shifts every accumulator left by this many bits more than
+        the layer's own ``acc_shift`` (:attr:`LowerContext.acc_shift`); its bias and shift
+        follow, which keeps the result exact (the added low bits are zero).
+        """
         base = self._ch_next
         pad = -c % self.lanes
-        self._chan.append(tuple(np.concatenate([np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (c,)),
-                                                np.full(pad, neutral, np.int64)])
-                                for v, neutral in ((bias, 0), (m, 1), (n, 0))))
+        bias, m, n = (np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (c,)).copy() for v in (bias, m, n))
+        self._chan.append(tuple(np.concatenate([v, np.full(pad, neutral, np.int64)])
+                                for v, neutral in ((np.left_shift(bias, shift), 0), (m, 1), (n + shift, 0))))
         self._ch_next += c + pad
         return base
 
@@ -148,7 +153,13 @@ class LowerContext:
     simd: int
     roms: RomImages
     pools: dict[str, QLayer] = field(default_factory=dict)
+    acc_shift: int = 0
     stream: InputStream | None = None
+
+    def shift(self, layer: QLayer) -> int:
+        """Bits the pre-stage's fixed left shift (``acc_shift``, the largest of any layer) adds to
+        ``layer``'s accumulator beyond its own (0 for ``add``, which bypasses it)."""
+        return 0 if layer.op == "add" else self.acc_shift - layer.acc_shift
 
 
 @dataclass
@@ -179,10 +190,13 @@ class Lowered:
 def _lowered(layer: QLayer, ctx: LowerContext, steps: list[LayerProgram], acc: tuple[int, int],
              addm: int = 0) -> Lowered:
     """A :class:`Lowered` with the layer's requantizer ranges."""
+    k = ctx.shift(layer)
     if not layer.has_requant:
-        return Lowered(steps, acc, addm=addm)
+        return Lowered(steps, acc, None if not k else (acc[0] << k, acc[1] << k),
+                       None if not k else (k, k), addm=addm)
     qin = [ctx.qgraph.tensors[t] for t in layer.inputs]
-    return Lowered(steps, acc, acc_bounds(layer, qin), (int(layer.n.min()), int(layer.n.max())), addm)
+    post = acc_bounds(layer, qin)
+    return Lowered(steps, acc, (post[0] << k, post[1] << k), (int(layer.n.min()) + k, int(layer.n.max()) + k), addm)
 
 
 def _step_fields(layer: QLayer, ctx: LowerContext, x: TensorMap, out: TensorMap) -> dict:
@@ -326,7 +340,7 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
                         qh=qh, qw=qw, wsh=wsh, wsw=wsw,
                         nt=nt, cis=cis, tpg=tpg, k=k, t=max(k, -(-pe // (qh * qw))), nb=pe, cout=cout,
                         w_base=w_base, w_words=words.shape[0], wpk=int(packed),
-                        ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout),
+                        ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout, ctx.shift(layer)),
                         pv=x.zero_point, macs=int(layer.weight.size) * conv_hw, stream=int(not x.in_ram))
     # Sums without bias, per channel, over all inputs in range.
     xlo, xhi = ctx.qgraph.tensors[layer.inputs[0]].range
@@ -359,7 +373,7 @@ def lower_window(layer: QLayer, ctx: LowerContext) -> Lowered:
         acc = k * xlo, k * xhi
     step = LayerProgram(**common, kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
                         nt=x.chunks, cis=1, tpg=1, k=k, t=max(k, ctx.simd), nb=ctx.simd, cout=x.c,
-                        ch_base=ctx.roms.add_channels(bias, m, n, x.c), pv=pv)
+                        ch_base=ctx.roms.add_channels(bias, m, n, x.c, ctx.shift(layer)), pv=pv)
     return _lowered(layer, ctx, [step], acc)
 
 
@@ -391,7 +405,7 @@ def lower_concat(layer: QLayer, ctx: LowerContext) -> Lowered:
                                      "ich": src.chunks, "in_base": src.base, "z_out": 0, "lo": olo,
                                      "hi": ohi, "lut_en": 0, "lut_base": 0},
                                   kind="max", nt=src.chunks, k=1, t=ctx.simd, nb=ctx.simd, cout=src.c,
-                                  coff=coff, ch_base=ctx.roms.add_channels(0, 1, 0, src.c),
+                                  coff=coff, ch_base=ctx.roms.add_channels(0, 1, 0, src.c, ctx.shift(layer)),
                                   pv=int_range(src.bits)[0]))
         coff += src.c
     ranges = [ctx.qgraph.tensors[t].range for t in layer.inputs]

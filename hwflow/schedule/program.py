@@ -336,6 +336,18 @@ class Program:
         others in LUT logic (see :mod:`hwflow.rtl.mac_array`); ``None``: all on DSPs.
     w_pack : int
         Depthwise diagonals per weight word (the steps with ``wpk``; 1: none packed).
+    input_index : numpy.ndarray or None
+        When the user's input array has a layout of its own (``QGraph.input_layout``):
+        for each flat NCHW position of the input tensor, the flat index of the user's
+        array; the input stream map names the user's codes.
+    argmax : bool
+        The output stream carries the index of the first largest code of ``output`` (one
+        beat, :attr:`output_map`) instead of its codes (``QGraph.argmax``).
+    rounding : {"half_up", "half_even"}
+        How the requantizer rounds a tie (the layers' ``rounding``).
+    acc_shift : int
+        The pre-stage's fixed left shift of every accumulator (the largest layer
+        ``acc_shift``; each layer's bias and shift in the channel ROM are scaled to it).
     weight_kind : hwflow.targets.MemoryKind or None
         The memory kind holding the weights (:func:`~hwflow.schedule.estimate.place_weights`);
         ``None``: the block RAM, as an initialised ROM. A kind the bitstream cannot
@@ -375,6 +387,10 @@ class Program:
     rq_lanes: int = 1
     input_stream: InputStream | None = None
     w_pack: int = 1
+    input_index: np.ndarray | None = None
+    rounding: str = "half_up"
+    acc_shift: int = 0
+    argmax: bool = False
     weight_kind: Any = None
 
     @property
@@ -404,7 +420,14 @@ class Program:
 
     @property
     def output_map(self) -> TensorMap:
-        return self.tensors[self.output]
+        """What the output stream carries: the output tensor, or with :attr:`argmax` one word
+        holding the index (lane 0; the word read from the RAM is ignored)."""
+        t = self.tensors[self.output]
+        if not self.argmax:
+            return t
+        from ..quant.arith import bits_for_range
+
+        return TensorMap("argmax", (1, 1), max(2, bits_for_range(0, t.size - 1)), 0, 1, 1, 1, 1, t.base)
 
     @property
     def input_size(self) -> int:
@@ -429,13 +452,17 @@ class Program:
         return self.output_map.words
 
     def stream_maps(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(in_map, out_map)``: per beat and lane, the NCHW code index (-1: none; see
-        :meth:`TensorMap.index_map`, :meth:`InputStream.index_map`)."""
-        out_map = self.output_map.index_map(self.simd)
+        """``(in_map, out_map)``: per beat and lane, the flat index of the code it carries (-1:
+        none; :meth:`TensorMap.index_map`, :meth:`InputStream.index_map`; the input's in the
+        user's array, :attr:`input_index`)."""
         if self.input_stream is None:
-            return self.input_map.index_map(self.simd), out_map
-        _, words = self.layers[0].read_trace()  # the streamed layer's virtual words, in order
-        return self.input_stream.index_map(self.simd, words), out_map
+            in_map = self.input_map.index_map(self.simd)
+        else:
+            _, words = self.layers[0].read_trace()  # the streamed layer's virtual words, in order
+            in_map = self.input_stream.index_map(self.simd, words)
+        if self.input_index is not None:
+            in_map = np.where(in_map >= 0, self.input_index[np.maximum(in_map, 0)], -1)
+        return in_map, self.output_map.index_map(self.simd)
 
     @property
     def in_bits(self) -> int:
@@ -509,6 +536,8 @@ class Program:
                 "abits": self.abits, "wbits": self.wbits, "acc_bits": self.acc_bits,
                 "post_bits": self.post_bits, "mbits": self.mbits, "n_min": self.n_min,
                 "n_max": self.n_max, "addm_bits": self.addm_bits,
+                **({"rounding": self.rounding} if self.rounding != "half_up" else {}),
+                **({"acc_shift": self.acc_shift} if self.acc_shift else {}),
             },
             "latency": dict(self.latency),
             "cycles": self.cycles,
@@ -541,6 +570,7 @@ class Program:
             },
             "input": self.input,
             "output": self.output,
+            **({"argmax": True} if self.argmax else {}),
             "host_tail": list(self.host_tail),
             "estimate": dict(self.estimate),
             "load": {"words": self.weight_words, "word_bits": self.weight_word_bits,

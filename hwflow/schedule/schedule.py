@@ -321,7 +321,10 @@ def _pow2_part(n: int) -> int:
 def _max_lanes(qgraph: QGraph, pe: int, simd: int) -> int:
     """The most back-end lanes the program could use: the largest power of two dividing
     SIMD, PE and every Concat input's channel offset (a group of lanes never crosses an
-    activation word, :mod:`hwflow.rtl.serializer`)."""
+    activation word, :mod:`hwflow.rtl.serializer`); 1 with an argmax output (its comparator
+    takes one code a cycle)."""
+    if qgraph.argmax:
+        return 1
     lanes = min(_pow2_part(simd), _pow2_part(pe))
     for layer in qgraph.layers:
         if layer.op == "concat":
@@ -350,6 +353,15 @@ def _choose_lanes(layers: list[LayerProgram], lanes_max: int) -> int:
     while run(lanes) > 1.01 * best:
         lanes *= 2
     return lanes
+
+
+def _rounding(qgraph: QGraph) -> str:
+    """The requantizer's rounding: the one every layer that rounds (some ``n >= 1``) asks for."""
+    modes = {l.rounding for l in qgraph.layers if l.has_requant and int(l.n.max()) > 0 or l.acc_shift}
+    if len(modes) > 1:
+        names = {m: next(l.name for l in qgraph.layers if l.rounding == m) for m in modes}
+        raise UnsupportedOpError(f"layers {names!r} round ties differently; the hardware's requantizer rounds one way")
+    return modes.pop() if modes else "half_up"
 
 
 def _check_layers(qgraph: QGraph) -> None:
@@ -572,8 +584,9 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
         lat["mac"] += lat["codebook"]
 
+    acc_shift = max([l.acc_shift for l in qgraph.layers] + [0])
     ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()},
-                       stream)
+                       acc_shift, stream)
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]
@@ -593,9 +606,11 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         name=qgraph.name, pe=pe, simd=simd, abits=abits, wbits=wbits, mbits=mbits,
         **_datapath_widths(lowered, abits), **roms.images(pe, simd),
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
-        latency=lat, host_tail=list(qgraph.host_tail), target=tgt.name, ibits=roms.ibits,
+        latency=lat, host_tail=qgraph.host_tail.ops, target=tgt.name, ibits=roms.ibits,
         input_lead=input_lead, dsp_mults=pe * simd, rq_lanes=lanes, input_stream=stream,
         w_pack=roms.pack if any(l.wpk for l in layers) else 1,
+        input_index=qgraph.input_index() if qgraph.input_layout is not None else None,
+        rounding=_rounding(qgraph), acc_shift=acc_shift, argmax=qgraph.argmax,
     )
     prog.weight_kind = place_weights(prog, tgt)
     prog.estimate = estimate(prog, tgt)

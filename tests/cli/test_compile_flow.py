@@ -74,7 +74,10 @@ def test_build_layout_and_manifest(mlp_build):
     sched = json.loads((mlp_build / "schedule.json").read_text())
     assert m["cycles"] == sched["cycles"] > 0
     assert m["target"] == "fpga-small" and (m["pe"], m["simd"]) == (sched["pe"], sched["simd"])
-    assert m["host_tail"] == {"ops": ["Softmax"], "note": "Softmax/ArgMax stay on the host"}
+    out = m["host_tail"]["outputs"]
+    assert m["host_tail"] == {"ops": ["Softmax"], "outputs": out, "label": None,
+                              "note": "the host computes these ops from the accelerator's output (Build.outputs)"}
+    assert len(out) == 1
     assert [o["op"] for o in m["ops"]] == ["gemm", "gemm"]
     assert m["memory"]["total_bits"] == sum(v for k, v in m["memory"].items() if k != "total_bits") > 0
     assert m["estimate"]
@@ -82,7 +85,7 @@ def test_build_layout_and_manifest(mlp_build):
     assert m["output"]["shape"] == [1, 10]
     assert {"bits", "scale", "zero_point"} <= set(m["input"])
     assert m["options"]["quant"]["scheme"] == "symmetric"
-    assert m["options"]["schedule"] == {"pe": None, "simd": None, "fuse": "auto"}
+    assert m["options"]["schedule"] == {"pe": None, "simd": None, "fuse": "auto", "argmax": False}
     assert m["options"]["prune"] is None and m["options"]["auto_bits"] is None
     assert "command_line" not in m["options"]
     assert m["hwflow_version"]

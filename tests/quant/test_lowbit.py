@@ -58,7 +58,7 @@ def test_bipolar_tensor():
     np.testing.assert_array_equal(t.dequantize(np.array([-1, 1])), [-0.5, 0.5])
     with pytest.raises(ValueError, match="bipolar .* zero point 0, not 1"):
         QTensor("t", (1, 4), 1, 0.5, 1)
-    with pytest.raises(ValueError, match="bits must be in 1..16, not 0"):
+    with pytest.raises(ValueError, match="bits must be in 1..32, not 0"):
         QTensor("t", (1, 4), 0, 0.5)
 
 
