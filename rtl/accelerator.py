@@ -8,10 +8,14 @@ Datapath (every block pipelined; latencies are the Program's ``latency`` dict)::
                                                                                                            v
     act RAM <--write-- LUT <-- requantizer <-- pre-stage (bias, Add mults) <-- channel ROM <-- serializer
 
-The serializer feeds ONE requantizer, one code per cycle; the controller spends
-``t >= nb / (qh*qw)`` cycles per tile so the serializer is always free, which makes the cycle
-count the closed form of :attr:`hwflow.schedule.Program.cycles`. The max-merge stage holds
-the PE results over a fused MaxPool's window (for other layers it is a one-cycle copy).
+The serializer feeds ``rq_lanes`` requantizers (and LUTs), a group of that many channels
+of one word per cycle; the controller spends ``t >= nb / (rq_lanes*qh*qw)`` cycles per tile
+so the serializer is always free, which makes the cycle count the closed form of
+:attr:`hwflow.schedule.Program.cycles`. The max-merge stage holds the PE results over a
+fused MaxPool's window (for other layers it is a one-cycle copy). A streamed first layer
+takes its words from the input stream instead of the RAM (lanes in the padding masked to
+the pad value); packed depthwise weight words are unpacked onto the diagonal before the
+array (:meth:`Accelerator._unpack`).
 
 Layers overlap: the controller starts the next layer while the previous one's results
 are still in flight. Every stage therefore takes its layer's fields from where its data

@@ -8,7 +8,8 @@
   ``k = kh*kw*cis`` cycles each read one activation word (SIMD channels of one pixel) and
   one weight word (PE x SIMD). Grouped convolutions use the largest super-group whose
   channel counts divide SIMD and PE (block-diagonal weights inside it); depthwise is the
-  extreme case. A MaxPool the scheduler fused into the convolution becomes the step's
+  extreme case, one useful multiplier per row, its diagonal packed ``w_pack`` words to a ROM
+  word on a square array (:meth:`RomImages.add_weights`). A MaxPool the scheduler fused into the convolution becomes the step's
   ``qh x qw`` window; a streamed input (:class:`~hwflow.schedule.program.InputStream`)
   makes the first convolution a 1 x 1 one over its receptive fields.
 - ``maxpool`` -> ``max``; ``avgpool`` -> ``sum`` (bias ``-k*z_in`` and ``m``/``n`` requantize);

@@ -193,7 +193,7 @@ def _conv_pool(k, stride, pool, pool_stride, pool_pad=0, cin=3, share=False):
 @pytest.mark.parametrize("k,stride,pool,pool_stride,pool_pad,cin,share,fused,pe,simd", [
     (3, 1, 2, 2, 0, 3, False, True, 4, 4),
     (3, 1, 3, 2, 0, 3, False, True, 3, 2),     # overlapping windows
-    (2, 2, 2, 1, 0, 1, False, True, 4, 4),     # stride-1 pool after a strided, row-stacked conv
+    (2, 2, 2, 1, 0, 1, False, True, 4, 4),     # stride-1 pool after a strided, streamed first conv
     (3, 1, 2, 2, 1, 3, False, False, 4, 4),    # padded pool: not fused
     (3, 1, 2, 2, 0, 3, True, False, 2, 2),     # conv output read twice: not fused
 ])
