@@ -290,9 +290,10 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
                     loss.backward()
                     opt.step()
                     sched.step()
-                    total, count = total + float(loss) * len(idx), count + len(idx)
+                    lv = float(loss.detach())
+                    total, count = total + lv * len(idx), count + len(idx)
                     if on_batch is not None:
-                        on_batch(epoch, k, float(loss))
+                        on_batch(epoch, k, lv)
                 net.eval()
                 finish_epoch(epoch, total / count, t_start)
     except KeyboardInterrupt:
