@@ -31,7 +31,8 @@ def _pct(v: float | None) -> str:
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="The fine-tuned model (ONNX with QONNX Quant nodes), written atomically.")
 @click.option("--epochs", type=int, default=10, show_default=True, help="Passes over the training data.")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam's learning rate (cosine decay).")
+@click.option("--lr", type=float, default=3e-2, show_default=True,
+              help="Adam's learning rate (cosine decay), in weight quantization steps per step.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Samples per step.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds shuffling and the validation split.")
 @click.option("--ranges", default="learned", show_default=True, metavar="fixed|learned",

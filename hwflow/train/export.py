@@ -41,9 +41,13 @@ METADATA_KEY = "hwflow.finetune"
 
 
 class _Builder(OnnxBuilder):
+    def __init__(self, taken, layers: set[str]):
+        super().__init__({*taken, *layers})  # no tensor or other node takes a layer's name
+        self.layers = layers
+
     def node(self, op: str, ins: list[str], out: str, name: str | None = None, domain: str = "", **attrs) -> str:
-        self.nodes.append(helper.make_node(op, ins, [out], name=self.fresh(name or f"{op}_{out}"),
-                                           domain=domain, **attrs))
+        name = name if name in self.layers else self.fresh(name or f"{op}_{out}")
+        self.nodes.append(helper.make_node(op, ins, [out], name=name, domain=domain, **attrs))
         return out
 
     def quant(self, x: str, scale, zero_point: int, bits: int, out: str) -> str:
@@ -74,7 +78,7 @@ def to_qonnx(net: QuantNet, graph: Graph, record: dict | None = None) -> onnx.Mo
     """
     plan = net.plan
     tail = [n for n in graph.nodes if n.attrs.get("host")]
-    b = _Builder({plan.input, *graph.outputs, *(o for n in tail for o in n.outputs)})
+    b = _Builder({plan.input, *graph.outputs, *(o for n in tail for o in n.outputs)}, {l.name for l in plan.layers})
     name = {plan.input: plan.input}  # plan tensor -> its quantized ONNX tensor
 
     def quant_act(t: str, y: str) -> str:
@@ -117,7 +121,7 @@ def to_qonnx(net: QuantNet, graph: Graph, record: dict | None = None) -> onnx.Mo
             if fl.op != "lut":
                 space = net.space(i)
                 y = b.quant(y, space.scale.numpy()[0], space.zero_point, space.bits, f"{fl.output}_pre_q")
-            y = _activation(b, fl.lut, y, fl.name)
+            y = _activation(b, fl.lut, y, fl.name, node=fl.name if fl.op == "lut" else None)
         name[fl.output] = quant_act(fl.output, y)
     out = name[plan.output]
     outputs = [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", *plan.shapes[plan.output][1:]])]
@@ -142,14 +146,16 @@ def to_qonnx(net: QuantNet, graph: Graph, record: dict | None = None) -> onnx.Mo
     return model
 
 
-def _activation(b: _Builder, act: dict, x: str, layer: str) -> str:
-    """An activation node (Relu, Clip with constant bounds, Tanh, Sigmoid, LeakyRelu)."""
+def _activation(b: _Builder, act: dict, x: str, layer: str, node: str | None = None) -> str:
+    """An activation node (Relu, Clip with constant bounds, Tanh, Sigmoid, LeakyRelu), named
+    ``node`` (a table layer's own name) or after its output."""
     op = act["op"]
     out = b.fresh(f"{layer}_{op.lower()}")
+    node = node or out
     if op == "Clip":
         bounds = ["" if act.get(k) is None else b.const(f"{layer}_{k}", np.float32(act[k])) for k in ("min", "max")]
         while bounds and not bounds[-1]:
             bounds.pop()
-        return b.node("Clip", [x, *bounds], out, name=out)
+        return b.node("Clip", [x, *bounds], out, name=node)
     extra = {"alpha": float(act.get("alpha", 0.01))} if op == "LeakyRelu" else {}
-    return b.node(op, [x], out, name=out, **extra)
+    return b.node(op, [x], out, name=node, **extra)

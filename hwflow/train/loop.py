@@ -44,6 +44,9 @@ from .config import TrainConfig
 
 __all__ = ["finetune", "FinetuneResult"]
 
+#: The scales' (log2) learning rate, relative to the weights' (in quantization steps).
+SCALE_LR = 0.1
+
 
 @dataclass
 class FinetuneResult:
@@ -269,9 +272,10 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
             on_epoch(dict(rec, epochs=train.epochs))
 
     interrupted = False
-    params = [p for p in net.parameters() if p.requires_grad]
+    scales = [p for n, p in net.named_parameters() if n.endswith("scale.value")]
+    others = [p for n, p in net.named_parameters() if not n.endswith("scale.value")]
     steps = train.epochs * -(-len(x) // train.batch_size)
-    opt = torch.optim.Adam(params, lr=train.lr)
+    opt = torch.optim.Adam([{"params": others}, {"params": scales, "lr": train.lr * SCALE_LR}], lr=train.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     gen = torch.Generator().manual_seed(train.seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)

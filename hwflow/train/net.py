@@ -112,14 +112,16 @@ class Scale(nn.Module):
     """A quantization scale (one, or one per channel): fixed, or learned.
 
     Learned scales follow LSQ: the gradient reaches them through the straight-through
-    rounding, scaled by ``grad``. A power-of-two scale is kept as its exponent and
-    rounded straight-through, so it stays a power of two.
+    rounding, scaled by ``grad``. They train as their log2 (Adam's steps are then
+    relative, alike for a weight scale of 1e-3 and an activation scale of 10); a
+    power-of-two scale's log2 is rounded straight-through, so it stays a power of two.
     """
 
     def __init__(self, init, learn: bool, pow2: bool, grad: float):
         super().__init__()
         init = np.asarray(init, np.float64).ravel()
-        value = torch.tensor(np.round(np.log2(init)) if pow2 else init, dtype=torch.float32)
+        log = np.round(np.log2(init)) if pow2 else np.log2(init)
+        value = torch.tensor(log if learn or pow2 else init, dtype=torch.float32)
         self.learn, self.pow2, self.grad = learn, pow2, grad
         if learn:
             self.value = nn.Parameter(value)
@@ -127,10 +129,10 @@ class Scale(nn.Module):
             self.register_buffer("value", value)
 
     def forward(self) -> torch.Tensor:
-        v = _grad_scale(self.value, self.grad) if self.learn else self.value
-        if self.pow2:
-            return torch.exp2(round_ste(v))
-        return torch.clamp(v, min=1e-12)
+        if not self.learn:
+            return torch.exp2(self.value) if self.pow2 else self.value
+        v = _grad_scale(self.value, self.grad)
+        return torch.exp2(round_ste(v) if self.pow2 else v)
 
     def numpy(self) -> np.ndarray:
         """The current scale(s), float32 values as float64."""
@@ -231,15 +233,21 @@ class QuantNet(nn.Module):
         self.biases = nn.ParameterList()
         self.wquant = nn.ModuleList()
         self._param: dict[int, int] = {}
+        self._units: list[tuple[torch.Tensor, torch.Tensor]] = []
         for i, (fl, ql) in enumerate(zip(plan.layers, qg.layers)):
             if fl.lut is not None and fl.op != "lut":
                 space = QTensor(f"{fl.output}::pre", qg.tensors[fl.output].shape, qg.tensors[fl.output].bits,
                                 float(ql.attrs["lut_scale"]), ql.lut_zero_point)
                 self.pre[f"l{i}"] = ActQuant(space, learn, pow2)
             if fl.has_weight:
+                # trained in units of their starting quantization step (per channel) and of the
+                # output's scale, so one learning rate suits every layer and width
+                s0 = np.broadcast_to(np.asarray(ql.attrs["w_scale"], np.float64), (ql.out_channels,))
+                unit = (s0.reshape(-1, *([1] * (fl.weight.ndim - 1))), float(qg.tensors[fl.output].scale))
                 self._param[i] = len(self.weights)
-                self.weights.append(nn.Parameter(torch.tensor(fl.weight, dtype=torch.float32)))
-                self.biases.append(nn.Parameter(torch.tensor(fl.bias, dtype=torch.float32)))
+                self._units.append(tuple(torch.tensor(u, dtype=torch.float32) for u in unit))
+                self.weights.append(nn.Parameter(torch.tensor(fl.weight / unit[0], dtype=torch.float32)))
+                self.biases.append(nn.Parameter(torch.tensor(fl.bias / unit[1], dtype=torch.float32)))
                 self.wquant.append(WeightQuant(ql.attrs["w_scale"], ql.wbits, int(fl.weight.size), learn, pow2))
 
     def act(self, tensor: str) -> ActQuant:
@@ -254,15 +262,16 @@ class QuantNet(nn.Module):
                 ql = self.qg.layers[i]
                 s_w = np.broadcast_to(np.asarray(ql.attrs["w_scale"], np.float64), (ql.out_channels,))
                 tin = self.qg.tensors[ql.inputs[0]]
-                w = ql.weight * s_w.reshape(-1, *([1] * (ql.weight.ndim - 1)))
                 fold = tin.zero_point * ql.weight.reshape(ql.out_channels, -1).sum(axis=1)
-                self.weights[j].copy_(torch.tensor(w, dtype=torch.float32))
-                self.biases[j].copy_(torch.tensor((ql.bias + fold) * tin.scale * s_w, dtype=torch.float32))
+                self.weights[j].copy_(torch.tensor(ql.weight, dtype=torch.float32))  # unit: the codes' scale
+                bias = (ql.bias + fold) * tin.scale * s_w / self._units[j][1].item()
+                self.biases[j].copy_(torch.tensor(bias, dtype=torch.float32))
 
     def layer_params(self, i: int) -> tuple[torch.Tensor, torch.Tensor, WeightQuant]:
         """``(weight, bias, weight quantizer)`` of plan layer ``i`` (a Conv or Gemm)."""
         j = self._param[i]
-        return self.weights[j], self.biases[j], self.wquant[j]
+        w_unit, b_unit = self._units[j]
+        return self.weights[j] * w_unit, self.biases[j] * b_unit, self.wquant[j]
 
     def space(self, i: int) -> ActQuant:
         """The quantizer of the code space layer ``i``'s requantizer writes."""

@@ -38,7 +38,7 @@ def tuned(data):
     """One CLI run (2 epochs), its --json summary and output model."""
     out = data["dir"] / "tuned.onnx"
     rc = main(["finetune", str(data["model"]), "--data", str(data["train"]), "--val", str(data["val"]),
-               "--calib", str(data["train"]), *QUANT, "--epochs", "2", "--batch-size", "64", "--lr", "3e-3",
+               "--calib", str(data["train"]), *QUANT, "--epochs", "2", "--batch-size", "64",
                "--json", "-o", str(out)])
     assert rc == 0
     return out
@@ -55,7 +55,7 @@ def test_reported_accuracy_is_eval_and_build_predict(data, tuned, capsys, tmp_pa
     # the kept epoch's figure, recomputed from scratch by eval and by the compiled BUILD
     res = hwflow.finetune(data["model"], data["train"], val=data["val"], calib=data["train"],
                           quant=hwflow.QuantConfig(wbits=3, abits=4),
-                          train=hwflow.TrainConfig(epochs=2, batch_size=64, lr=3e-3))
+                          train=hwflow.TrainConfig(epochs=2, batch_size=64))
     assert onnx.load(str(tuned)).SerializeToString() == res.model.SerializeToString()  # deterministic
     assert len(res.history) == 3 and res.history[res.best_epoch]["accuracy"] == res.accuracy
     assert res.accuracy == max(h["accuracy"] for h in res.history)
@@ -67,7 +67,13 @@ def test_reported_accuracy_is_eval_and_build_predict(data, tuned, capsys, tmp_pa
     assert _accuracy(build.predict(val["x"]), val["y"]) == res.accuracy
 
 
-def test_output_is_qonnx(tuned):
+def test_output_is_qonnx(data, tuned):
+    """Quant nodes on the input, every weight and every layer output; the layers keep their names."""
+    from hwflow.flow import load_graph
+    from hwflow.quant._lower import lower
+
+    names = [layer.name for layer in lower(load_graph(data["model"])).layers]
+    assert [layer.name for layer in lower(load_graph(tuned)).layers] == names
     model = onnx.load(str(tuned))
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("Quant") >= 2 * ops.count("Conv") + 1  # the input, each weight and each output
