@@ -16,6 +16,8 @@ the QGraph that :func:`hwflow.quant.quantize_plan` built on the same plan (the o
 - weights are fake-quantized per output channel (or per tensor) with the QGraph's scales
   and widths, symmetric, zero point 0.
 
+Weights train in units of their starting quantization step (per output channel), biases
+in units of their layer's output scale, so one learning rate suits every layer and width.
 Rounding is straight-through (the gradient of ``round`` taken as 1, and 0 where the
 clamp cuts). With ``learn=True`` the scales train too, LSQ-style; power-of-two scales
 train as log2 values rounded straight-through, so they stay powers of two. Zero points,
