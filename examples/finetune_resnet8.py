@@ -13,13 +13,21 @@ trained in float on scikit-learn's digits upsampled to 32x32x3 by
    the accuracy ``finetune`` reported, on the same data,
 4. simulates the hardware against that reference (bit- and cycle-exact).
 
+``--model digits_cnn`` does the same for the shipped digits CNN (8x8).
+
+Status: since hwflow reads QONNX models exactly as qonnx's executor computes them
+(:mod:`hwflow.quant.qonnx`), which does not take a residual Add yet, ``finetune``
+refuses the ResNet-8 with one line; ``--model digits_cnn`` runs end to end (and is
+what CI runs). The ResNet-8 figures in ``bench/results/finetune.txt`` were measured
+before that importer landed.
+
 Needs ``pip install 'hwflow[train]'`` (PyTorch CPU). Exit status 1 if a check fails.
 
 Usage::
 
     python examples/finetune_resnet8.py                       # w2a4 and w2a2, 3 epochs each
-    python examples/finetune_resnet8.py --settings w2a4 --epochs 1 --train-samples 128 \\
-        --val-samples 40 --calib-samples 32 --vectors 1 --out /tmp/ft   # the quick run CI does
+    python examples/finetune_resnet8.py --model digits_cnn --settings w2a4 --epochs 1 \\
+        --train-samples 256 --vectors 1 --out /tmp/ft        # the quick run CI does
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ from digits import load_splits  # noqa: E402  (the shared train/calib/test split
 from mlperf_tiny import upsample  # noqa: E402  (digits -> 32x32x3, as the model was trained)
 
 MODELS = HERE / "models"
+#: model -> the digits (N, 1, 8, 8) as its input, as it was trained
+INPUTS = {"ic_resnet8": lambda x: upsample(x, 32), "digits_cnn": lambda x: x}
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
@@ -53,6 +63,8 @@ def parse_setting(text: str) -> tuple[int, int]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="ic_resnet8", choices=sorted(INPUTS),
+                    help="ic_resnet8 (digits at 32x32x3), or digits_cnn (8x8): the shipped float model")
     ap.add_argument("--settings", default="w2a4,w2a2", help="comma-separated wNaM (default: w2a4,w2a2)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=3e-2)
@@ -68,11 +80,11 @@ def main(argv=None) -> int:
     import hwflow
 
     x, y = load_splits()["train"]
-    x = upsample(x, 32)[: args.train_samples]
+    x = INPUTS[args.model](x)[: args.train_samples]
     y = y[: args.train_samples]
-    test = np.load(MODELS / "ic_resnet8_test.npz")
+    test = np.load(MODELS / f"{args.model}_test.npz")
     xv, yv = test["x"][: args.val_samples], test["y"][: args.val_samples]
-    calib = MODELS / "ic_resnet8_calib.npz"
+    calib = MODELS / f"{args.model}_calib.npz"
     if args.calib_samples is not None:
         c = np.load(calib)
         calib = args.out / "calib.npz"
@@ -86,9 +98,9 @@ def main(argv=None) -> int:
         wbits, abits = parse_setting(setting)
         quant = hwflow.QuantConfig(wbits=wbits, abits=abits)
         t0 = time.monotonic()
-        res = hwflow.finetune(MODELS / "ic_resnet8.onnx", (x, y), val=(xv, yv), calib=calib, quant=quant,
+        res = hwflow.finetune(MODELS / f"{args.model}.onnx", (x, y), val=(xv, yv), calib=calib, quant=quant,
                               train=hwflow.TrainConfig(epochs=args.epochs, lr=args.lr),
-                              out=args.out / f"ic_resnet8_{setting}.onnx")
+                              out=args.out / f"{args.model}_{setting}.onnx")
         seconds = time.monotonic() - t0
         build = hwflow.compile(res.path, args.target, calib=calib, quant=quant, out=args.out / setting,
                                vectors=args.vectors)

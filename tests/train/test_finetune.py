@@ -68,15 +68,17 @@ def test_reported_accuracy_is_eval_and_build_predict(data, tuned, capsys, tmp_pa
 
 
 def test_output_is_qonnx(data, tuned):
-    """Quant nodes on the input, every weight and every layer output; the layers keep their names."""
-    from hwflow.flow import load_graph
+    """Quant nodes on the input, every weight and every layer output (a MaxPool's is its input's);
+    the layers keep their names."""
+    from hwflow.flow import load_graph, quantize_graph
     from hwflow.quant._lower import lower
 
     names = [layer.name for layer in lower(load_graph(data["model"])).layers]
-    assert [layer.name for layer in lower(load_graph(tuned)).layers] == names
+    qg = quantize_graph(load_graph(tuned), None, hwflow.QuantConfig()).qgraph
+    assert sorted(layer.name for layer in qg.layers) == sorted(names)
     model = onnx.load(str(tuned))
     ops = [n.op_type for n in model.graph.node]
-    assert ops.count("Quant") >= 2 * ops.count("Conv") + 1  # the input, each weight and each output
+    assert ops.count("Quant") == 1 + 2 * (ops.count("Conv") + ops.count("Gemm"))  # input; each weight, output
     assert all(n.domain == "qonnx.custom_op.general" for n in model.graph.node if n.op_type == "Quant")
 
 
@@ -113,6 +115,17 @@ def test_bad_input_one_line(data, capsys, tmp_path):
     assert "--auto-bits" in _bad(capsys, data, out, "--data", data["train"], "--auto-bits", "--budget-kbit", "4")
     assert "ranges" in _bad(capsys, data, out, "--data", data["train"], "--ranges", "pact")
     assert "epochs" in _bad(capsys, data, out, "--data", data["train"], "--epochs", "0")
+    assert "not supported yet" in _bad(capsys, data, out, "--data", data["train"], "--weights", "pot")
+    assert "not supported yet" in _bad(capsys, data, out, "--data", data["train"], "--abits", "1")
+
+
+def test_residual_add_refused_one_line(examples_dir, capsys, tmp_path):
+    """The QONNX output could not carry a residual Add to compile (hwflow.quant.qonnx): refused up front."""
+    out = tmp_path / "out.onnx"
+    rc, _, err = _run(capsys, "finetune", examples_dir / "ic_resnet8.onnx", "--data",
+                      examples_dir / "ic_resnet8_calib.npz", "-o", out)
+    assert rc == 2 and err.count("\n") == 1 and "layer 'add1' is an Add of two tensors" in err, err
+    assert not out.exists()
 
 
 def test_unsupported_op_one_line(capsys, tmp_path):
