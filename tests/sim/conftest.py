@@ -14,7 +14,9 @@ and ``out_ready`` low) adds one.
 
 ``fault`` breaks the stream rules on purpose, to test the testbench's checks:
 ``"unstable"`` moves to the next output beat whether or not it was taken (its data
-changes while held, and the beat is lost); ``"double_done"`` holds ``done`` two cycles.
+changes while held, and the beat is lost); ``"double_done"`` holds ``done`` two cycles;
+``"uninit"`` adds to every output a register that no reset clears and nothing writes
+(right only while it holds its initial value, 0).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class AccumulateFixtureCore(wiring.Component):
                  stall_inputs=False, stall_outputs=False, miscount=0, fault=None):
         if n_in < 1 or n_out < 1 or latency < 0:
             raise ValueError(f"bad fixture sizes {(n_in, n_out, latency)!r}")
-        if fault not in (None, "unstable", "double_done"):
+        if fault not in (None, "unstable", "double_done", "uninit"):
             raise ValueError(f"unknown fault {fault!r}")
         self.fault = fault
         self.n_in, self.n_out, self.latency = n_in, n_out, latency
@@ -68,6 +70,11 @@ class AccumulateFixtureCore(wiring.Component):
         wait = Signal(range(self.latency + 1))
         count = Signal(32)
         toggle = Signal()
+        junk = Signal(self._out_bits, reset_less=True)
+        if self.fault == "uninit":
+            m.d.sync += junk.eq(junk)  # a register with only its initial value
+        else:
+            junk = 0
         m.d.comb += self.cycles.eq(count + self.miscount)
         with m.FSM():
             with m.State("IDLE"):
@@ -104,7 +111,7 @@ class AccumulateFixtureCore(wiring.Component):
                 with m.Switch(idx):
                     for j in range(self.n_out):
                         with m.Case(j):
-                            m.d.comb += self.out_data.eq(acc[j])
+                            m.d.comb += self.out_data.eq(acc[j] + junk)
                 moved = valid if self.fault == "unstable" else self.out_ready & valid
                 with m.If(moved):
                     m.d.sync += idx.eq(idx + 1)
