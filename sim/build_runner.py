@@ -95,14 +95,15 @@ def run_build(build, simulator: str, inputs: np.ndarray, expected: np.ndarray | 
             raise ToolError(f"amaranth simulation of {build.top}: {exc}") from None
     from .cocotb_runner import run_cocotb
 
-    verilog, sim_dir, models, includes = build.verilog_path, simulator, (), ()
+    verilog, sim_dir, models, includes, defines = build.verilog_path, simulator, (), (), {}
     if netlist is not None:
         verilog, models, includes = netlist.path, netlist.models, netlist.includes
+        defines = netlist.defines(simulator)
         sim_dir = f"netlist-{netlist.family}-{simulator}"
     result = run_cocotb(verilog, build.top, inputs, expected, predicted, simulator, build.path / "sim_build" / sim_dir,
                         output_size=size, stream=build.stream_maps(), vcd=vcd, timeout=timeout, stall=stall,
                         seed=seed, resets=resets, x_seed=seed + 1 if x_unique else None, models=models,
-                        includes=includes)
+                        includes=includes, defines=defines)
     if netlist is not None:
         result.design = f"{netlist.family} netlist"
     return result

