@@ -55,15 +55,24 @@ def main() -> int:
     ap.add_argument("--examples", nargs="*", default=EXAMPLES)
     ap.add_argument("--targets", nargs="*", default=TARGETS)
     ap.add_argument("--checks", nargs="*", default=list(CHECKS))
+    ap.add_argument("--netlist-sim", default="icarus", choices=("icarus", "verilator"),
+                    help="simulator of the netlist check (Icarus builds in seconds but runs a gate-level "
+                         "netlist at tens to hundreds of cycles/s; Verilator compiles for minutes, then runs fast)")
+    ap.add_argument("--reuse", action="store_true", help="keep a BUILD already in --work (no recompile)")
+    ap.add_argument("--netlist-limit", type=int, default=None, help="vectors of the netlist check (default: all 8)")
     args = ap.parse_args()
+    CHECKS["netlist"] = [["--netlist", "--simulator", args.netlist_sim]
+                         + ([] if args.netlist_limit is None else ["--limit", str(args.netlist_limit)])]
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for ex in args.examples:
         for target in args.targets:
             build = work / f"{ex}-{target}"
-            rc, out, _, _ = run([HWFLOW, "compile", str(MODELS / f"{ex}.onnx"), "--calib",
-                                 str(MODELS / f"{ex}_calib.npz"), "-t", target, "-o", str(build)])
+            rc, out = 0, ""
+            if not (args.reuse and (build / "manifest.json").is_file()):
+                rc, out, _, _ = run([HWFLOW, "compile", str(MODELS / f"{ex}.onnx"), "--calib",
+                                     str(MODELS / f"{ex}_calib.npz"), "-t", target, "-o", str(build)])
             if rc != 0:
                 rows.append((ex, target, {c: "does not fit" for c in args.checks}, out.strip().splitlines()[-1]))
                 print(ex, target, "does not fit", flush=True)
@@ -96,7 +105,7 @@ def main() -> int:
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in table]
     text = "\n".join([f"$ .venv/bin/python bench/verify.py {' '.join(sys.argv[1:])}".rstrip(),
-                      "(Verilator, the netlist in Icarus; each cell: result, wall time incl. synthesis and "
+                      f"(Verilator, the netlist in {args.netlist_sim}; each cell: result, wall time incl. synthesis and "
                       "building the simulation, peak RSS; 2 cores shared with other jobs)",
                       *lines, ""])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
