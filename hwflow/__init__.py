@@ -26,11 +26,11 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+local"
 
-__all__ = ["compile", "load", "Build", "QuantConfig", "AutoBitsConfig", "PruneConfig", "ScheduleConfig",
+__all__ = ["compile", "load", "fit_check", "Build", "QuantConfig", "AutoBitsConfig", "PruneConfig", "ScheduleConfig",
            "HwflowError", "__version__"]
 
 # Loaded on first use, so that `import hwflow` (and the CLI's start-up) stays light.
-_LAZY = {"compile": "api", "load": "api", "Build": "api", "QuantConfig": "config",
+_LAZY = {"compile": "api", "load": "api", "fit_check": "api", "Build": "api", "QuantConfig": "config",
          "AutoBitsConfig": "config", "PruneConfig": "config", "ScheduleConfig": "config"}
 
 

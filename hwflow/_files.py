@@ -36,6 +36,8 @@ def jsonable(v: Any) -> Any:
     if isinstance(v, dict):
         return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
+        if type(v) is list and all(type(x) in _SCALARS for x in v):  # already plain (a weight row)
+            return v
         return [jsonable(x) for x in v]
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
@@ -44,6 +46,9 @@ def jsonable(v: Any) -> Any:
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
         return jsonable(dataclasses.asdict(v))
     raise TypeError(f"{type(v).__name__} is not JSON serializable: {v!r}")
+
+
+_SCALARS = frozenset((int, float, str, bool, type(None)))
 
 
 def dumps(doc: Any, indent: int | None = 1) -> str:

@@ -10,6 +10,7 @@
     build.synth()                             # Yosys + nextpnr
     build.report("r.html")
     build = hwflow.load("build/model")        # any BUILD, from anywhere
+    hwflow.fit_check("big.onnx", "fpga-medium").verdict   # "too big", from shapes, in seconds
 
 The command line is a thin shell over these calls (one per command), and everything
 they produce is recorded in the BUILD (:mod:`hwflow.build`). Options travel as typed
@@ -29,7 +30,7 @@ import numpy as np
 from .build import BuildDir, load_build
 from .config import AutoBitsConfig, PruneConfig, QuantConfig, ScheduleConfig
 
-__all__ = ["Build", "compile", "load"]
+__all__ = ["Build", "compile", "fit_check", "load"]
 
 
 @dataclass(repr=False)
@@ -70,16 +71,19 @@ class Build(BuildDir):
         Parameters
         ----------
         x : array-like
-            Input vectors ``(N, *input_shape[1:])`` (or one vector): floats are real
-            values, quantized with the input's scale and zero point; integers are codes.
+            Input vectors ``(N, *input_shape[1:])`` in the model's own layout (NHWC for a
+            Keras model), or one vector: floats are real values, quantized with the
+            input's scale and zero point; integers are codes.
         dequantize : bool
-            Return real values ``scale * (q - zero_point)`` instead of codes.
+            Return real values ``scale * (q - zero_point)`` instead of codes (the class
+            index itself when the BUILD computes ``--argmax``).
 
         Returns
         -------
         numpy.ndarray
             ``(N, *output_shape[1:])`` output codes (int64), or their real values. The
-            host tail (Softmax/ArgMax, ``manifest["host_tail"]``) is not applied.
+            host tail (Softmax, a label lookup, ``manifest["host_tail"]``) is not applied:
+            :meth:`outputs` gives every model output.
 
         Raises
         ------
@@ -90,8 +94,28 @@ class Build(BuildDir):
         from .quant.reference import run_int_batch
 
         qg = self._qg()
-        out = run_int_batch(qg, input_codes(x, qg.tensors[qg.input])).astype(np.int64)
-        return qg.tensors[qg.output].dequantize(out) if dequantize else out
+        out = run_int_batch(qg, input_codes(x, qg.tensors[qg.input], shape=qg.input_shape)).astype(np.int64)
+        return qg.tensors[qg.output].dequantize(out) if dequantize and not qg.argmax else out
+
+    def outputs(self, x) -> dict[str, np.ndarray]:
+        """Every output of the model, by name: the integer reference's output (what the
+        hardware computes) and the host tail on it (``manifest["host_tail"]``: Softmax
+        probabilities, an ArgMax label and its class lookup, a per-class scale).
+
+        Parameters
+        ----------
+        x : array-like
+            As for :meth:`predict`.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            One array per model output, in the model's order (with ``--argmax``, the ones
+            the class index gives).
+        """
+        qg = self._qg()
+        out = self.predict(x, dequantize=True)
+        return qg.host_tail.run(out)
 
     def simulate(self, simulator: str = "icarus", *, inputs=None, random: int | None = None, seed: int = 0,
                  limit: int | None = None, vcd: str | Path | None = None, timeout: int | None = None,
@@ -100,8 +124,9 @@ class Build(BuildDir):
 
         Passes when every output code equals :meth:`predict`'s, every inference takes
         exactly ``manifest["cycles"]`` cycles plus the cycles its streams stalled, and the
-        stream interface rules hold. The result is written to ``BUILD/simulation.json``
-        (the report shows it).
+        stream interface rules hold (a BUILD whose weights are loaded after reset,
+        ``manifest["load"]``, is loaded first, in exactly its cycles). The result is written to
+        ``BUILD/simulation.json`` (the report shows it).
 
         Parameters
         ----------
@@ -249,6 +274,29 @@ def compile(model: str | Path, target: Any = "fpga-small", *, calib: str | Path 
                       schedule=schedule, top=top, vectors=vectors, seed=seed, on_step=on_step)
     seconds, path = m.pop("compile_seconds"), m.pop("path")
     return Build(Path(path), m, seconds)
+
+
+def fit_check(model: str | Path, target: Any = "fpga-small", *, quant: QuantConfig | None = None,
+              prune: PruneConfig | None = None, schedule: ScheduleConfig | None = None,
+              pe: int | None = None, simd: int | None = None):
+    """Will ``model`` fit ``target`` with these options? Sized from shapes alone, in seconds.
+
+    The same verdict :func:`compile` checks before quantizing (and ``hwflow inspect MODEL
+    --target T`` prints): ROM, RAM and DSPs by the scheduler's rules, exact where shapes
+    decide them and bounded where quantization does (:mod:`hwflow.schedule.fit`).
+
+    Returns
+    -------
+    hwflow.schedule.fit.FitReport
+        ``verdict`` ("fits", "tight", "too big"), the figures, ``message()``, ``to_json()``
+        and, when too big, the nearest options that fit.
+    """
+    from .flow import load_graph
+    from .schedule.fit import fit_check as check
+
+    if schedule is None:
+        schedule = ScheduleConfig(pe=pe, simd=simd)
+    return check(load_graph(model), target, quant, prune, schedule)
 
 
 def load(path: str | Path) -> Build:

@@ -14,6 +14,9 @@ Layout::
     model.onnx           the model it was compiled from (a byte copy; external weights
                          embedded), so the BUILD stands alone wherever it is read from
     <top>.v              the generated Verilog (what Icarus/Verilator simulate)
+    weights_load.hex     only when the weights are in a memory the bitstream cannot set
+                         (iCE40 SPRAM): the image the weight-load port takes after reset,
+                         one word a line in hex, word 0 first (manifest ``load``)
     schedule.json        Program.to_json(): loops, memory map, per-layer cycles
     quant.json           the QGraph: every tensor's type, every layer's integer parameters
                          (hwflow.quant.serialize's format plus a format tag)
@@ -56,7 +59,7 @@ from . import __version__
 from ._files import digest, dumps, jsonable, sha256_file, write_json
 from .errors import BuildError
 
-__all__ = ["FORMAT", "MANIFEST", "MODEL_FILE", "RESULTS", "HOST_TAIL_NOTE", "BuildDir", "load_build",
+__all__ = ["FORMAT", "LOAD_FILE", "MANIFEST", "MODEL_FILE", "RESULTS", "HOST_TAIL_NOTE", "BuildDir", "load_build",
            "write_manifest", "qgraph_to_json", "qgraph_from_json"]
 
 #: The manifest's format tag; a BUILD in another format must be compiled again.
@@ -64,9 +67,11 @@ FORMAT = "hwflow.build/2"
 MANIFEST = "manifest.json"
 #: The copy of the model inside the BUILD.
 MODEL_FILE = "model.onnx"
+#: The weight image for the weight-load port (BUILDs whose weights are loaded after reset).
+LOAD_FILE = "weights_load.hex"
 #: Result records a BUILD may hold: kind -> file (and the command that writes it).
 RESULTS = {"simulation": "simulation.json", "synth": "synth.json"}
-HOST_TAIL_NOTE = "Softmax/ArgMax stay on the host"
+HOST_TAIL_NOTE = "the host computes these ops from the accelerator's output (Build.outputs)"
 _QUANT_FORMAT = "hwflow.qgraph/1"
 
 

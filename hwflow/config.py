@@ -146,14 +146,20 @@ class ScheduleConfig:
     fuse : {"auto", "always", "never"}
         Fuse a MaxPool into the convolution before it when that saves cycles (``auto``),
         whenever legal (``always``), or not at all (``never``).
+    argmax : bool
+        Compute the class index in hardware (a comparator after the last layer; the
+        output stream carries one beat, the index) instead of streaming the logits out.
     """
 
     pe: int | None = None
     simd: int | None = None
     fuse: str = "auto"
+    argmax: bool = False
 
     def __post_init__(self) -> None:
         for name in ("pe", "simd"):
             if getattr(self, name) is not None:
                 check_positive(getattr(self, name), name)
         _choice(self.fuse, "fuse mode", FUSE_MODES)
+        if not isinstance(self.argmax, bool):
+            raise OptionError(f"argmax must be True or False, not {self.argmax!r}")

@@ -81,7 +81,7 @@ def load_data(path, input_shape) -> tuple[np.ndarray, np.ndarray | None]:
     return x, y
 
 
-def input_codes(x, tensor, where: str = "the array") -> np.ndarray:
+def input_codes(x, tensor, where: str = "the array", shape=None) -> np.ndarray:
     """Input codes of ``tensor`` (a :class:`~hwflow.quant.qgraph.QTensor`) for ``x``.
 
     Integer arrays are codes (checked against the tensor's range); float arrays are
@@ -95,10 +95,13 @@ def input_codes(x, tensor, where: str = "the array") -> np.ndarray:
         The network's input.
     where : str
         How messages name ``x`` ("inputs in {where} ..."), e.g. the file it came from.
+    shape : tuple of int, optional
+        The user's input shape (:attr:`QGraph.input_shape`, e.g. NHWC), when it is not
+        the tensor's own.
 
     Returns
     -------
-    numpy.ndarray of int64, shape ``(N, *tensor.shape[1:])``
+    numpy.ndarray of int64, shape ``(N, *shape[1:])``
 
     Raises
     ------
@@ -106,18 +109,19 @@ def input_codes(x, tensor, where: str = "the array") -> np.ndarray:
         Non-numeric dtype, a shape that is not the input's, NaN/Inf, or codes outside the
         input's range.
     """
-    sample = tuple(tensor.shape[1:])
+    sample = tuple((tensor.shape if shape is None else shape)[1:])
     size = int(np.prod(sample))
     x = np.asarray(x)
     if x.dtype.kind not in "iuf":
         raise DataError(f"inputs in {where} have dtype {x.dtype}; need integer codes or floats")
-    if x.shape in (sample, tuple(tensor.shape)) or (x.ndim == 1 and x.size == size):
+    if x.shape in (sample, (1,) + sample) or (x.ndim == 1 and x.size == size):
         x = x.reshape((1,) + sample)
     elif x.ndim >= 2 and x.shape[0] > 0 and (x.shape[1:] == sample or int(np.prod(x.shape[1:])) == size
                                              and x.ndim == 2):
         x = x.reshape((x.shape[0],) + sample)
     else:
         raise DataError(f"inputs in {where} have shape {x.shape}; the model expects (N, {', '.join(map(str, sample))})")
+
     if x.dtype.kind == "f":
         if not np.isfinite(x).all():
             raise DataError(f"inputs in {where} contain NaN or Inf")
@@ -131,7 +135,7 @@ def input_codes(x, tensor, where: str = "the array") -> np.ndarray:
     return x.astype(np.int64)
 
 
-def load_inputs(path, tensor) -> np.ndarray:
+def load_inputs(path, tensor, shape=None) -> np.ndarray:
     """:func:`input_codes` of the array in ``path`` (``.npy``, or ``.npz`` with ``x``).
 
     Raises
@@ -151,11 +155,12 @@ def load_inputs(path, tensor) -> np.ndarray:
         raise DataError(f"inputs file {str(path)!r} does not exist") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"inputs file {str(path)!r} is not a readable .npy/.npz ({exc})") from None
-    return input_codes(raw, tensor, repr(str(path)))
+    return input_codes(raw, tensor, repr(str(path)), shape)
 
 
-def random_codes(tensor, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` vectors of uniform random codes in ``tensor``'s range, ``(n, *shape[1:])`` int64."""
+def random_codes(tensor, n: int, seed: int = 0, shape=None) -> np.ndarray:
+    """``n`` vectors of uniform random codes in ``tensor``'s range, ``(n, *shape[1:])`` int64
+    (``shape``: the user's input shape, default the tensor's)."""
     lo, hi = tensor.range
     rng = np.random.default_rng(seed)
-    return rng.integers(lo, hi + 1, size=(n,) + tuple(tensor.shape[1:]), dtype=np.int64)
+    return rng.integers(lo, hi + 1, size=(n,) + tuple((tensor.shape if shape is None else shape)[1:]), dtype=np.int64)

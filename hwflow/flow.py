@@ -3,7 +3,10 @@
 The flow is a list of named steps, FINN-builder style; each step reads and extends a
 :class:`FlowState`::
 
-    load → optimize → quantize → schedule → generate → vectors → write
+    load → optimize → fit → quantize → schedule → generate → vectors → write
+
+``fit`` refuses a design too big for the target (from shapes and options) before
+calibration, quantization and ROM building (:mod:`hwflow.schedule.fit`).
 
 Two of its stages are also what the other commands use on their own:
 :func:`load_graph` reads a model the way every command does (imported, optimized;
@@ -30,7 +33,7 @@ import numpy as np
 
 from . import __version__
 from ._files import atomic_directory, sha256_file, write_json
-from .build import FORMAT, HOST_TAIL_NOTE, MANIFEST, MODEL_FILE, RESULTS, qgraph_to_json, write_manifest
+from .build import FORMAT, HOST_TAIL_NOTE, LOAD_FILE, MANIFEST, MODEL_FILE, RESULTS, qgraph_to_json, write_manifest
 from .config import AutoBitsConfig, PruneConfig, QuantConfig, ScheduleConfig, check_positive
 from .errors import ModelError, OptionError
 
@@ -238,11 +241,13 @@ class FlowState:
     qgraph: Any = None
     program: Any = None
     verilog: str = ""
+    rom_files: dict[str, str] = field(default_factory=dict)
     calib: np.ndarray | None = None
     inputs: np.ndarray | None = None
     expected: np.ndarray | None = None
     vector_source: str = ""
     handoff: dict | None = None
+    fit: dict | None = None
     manifest: dict = field(default_factory=dict)
     times: dict[str, float] = field(default_factory=dict)
 
@@ -269,6 +274,21 @@ def step_optimize(s: FlowState) -> None:
         s.graph = optimize(s.graph)
 
 
+def step_fit(s: FlowState) -> None:
+    """Refuse a design too big for the target from shapes and options alone, before the
+    heavy steps (:mod:`hwflow.schedule.fit`; the scheduler's budget check stays the last word).
+    With auto bits, at the narrowest weights the search may choose."""
+    if s.target.unlimited:
+        return
+    from .quant.autobits import CANDIDATE_BITS
+    from .schedule.fit import check_fit
+
+    low = min(CANDIDATE_BITS)
+    quant = s.quant if s.auto_bits is None else s.quant.with_(
+        wbits=low, layer_bits={k: (low, a) for k, (_, a) in s.quant.layer_bits.items()})
+    s.fit = check_fit(s.graph, s.target, quant, s.prune, s.schedule).to_json()
+
+
 def step_quantize(s: FlowState) -> None:
     """Prune (if asked), then quantize, calibrating on the calibration data when given."""
     from .data import load_data
@@ -280,18 +300,23 @@ def step_quantize(s: FlowState) -> None:
 
 
 def step_schedule(s: FlowState) -> None:
-    """Map onto the PE x SIMD array; checks the target's budget (FitError)."""
+    """Map onto the PE x SIMD array (with ``argmax``, the class index computed in
+    hardware); checks the target's budget (FitError)."""
     from .schedule import schedule
 
     c = s.schedule
+    if c.argmax:
+        s.qgraph = s.qgraph.with_argmax()
     s.program = schedule(s.qgraph, s.target, pe=c.pe, simd=c.simd, fuse=c.fuse)
 
 
 def step_generate(s: FlowState) -> None:
-    """Amaranth → Verilog."""
-    from .rtl.accelerator import to_verilog
+    """Amaranth → Verilog; the weight ROM's contents go to a ``$readmemh`` file beside it."""
+    from .rtl.accelerator import verilog_files
 
-    s.verilog = to_verilog(s.program, s.top)
+    files = verilog_files(s.program, s.top)
+    s.verilog = files.pop(f"{s.top}.v")
+    s.rom_files = files
 
 
 def step_vectors(s: FlowState) -> None:
@@ -300,14 +325,15 @@ def step_vectors(s: FlowState) -> None:
     from .data import random_codes
     from .quant.reference import run_int_batch
 
-    tin = s.qgraph.tensors[s.qgraph.input]
+    qg = s.qgraph
+    tin = qg.tensors[qg.input]
     if s.calib is not None:
         s.inputs = tin.quantize(s.calib[: s.vectors])
         s.vector_source = f"first {len(s.inputs)} samples of {s.calib_path.name}, quantized"
     else:
-        s.inputs = random_codes(tin, s.vectors, s.seed)
+        s.inputs = random_codes(tin, s.vectors, s.seed, qg.input_shape)
         s.vector_source = f"uniform random codes (seed {s.seed})"
-    s.inputs = s.inputs.reshape((len(s.inputs),) + tuple(tin.shape[1:])).astype(np.int64)
+    s.inputs = s.inputs.reshape((len(s.inputs),) + tuple(qg.input_shape[1:])).astype(np.int64)
     s.expected = run_int_batch(s.qgraph, s.inputs).astype(np.int64)
 
 
@@ -329,9 +355,18 @@ def step_write(s: FlowState) -> None:
     d = s.tmp
     vfile = f"{s.top}.v"
     (d / vfile).write_text(s.verilog, encoding="utf-8")
+    for name, text in s.rom_files.items():
+        (d / name).write_text(text, encoding="ascii")
+    if s.program.weight_load:  # the image the weight-load port takes after reset
+        from .rtl.weight_rom import pack_words
+        from .sim.beats import words_hex
+
+        p = s.program
+        (d / LOAD_FILE).write_text(words_hex(pack_words(p.weights, p.ibits or p.wbits), p.weight_word_bits),
+                                   encoding="ascii")
     _copy_model(s.model_path, d / MODEL_FILE)
     write_json(d / "schedule.json", s.program.to_json())
-    write_json(d / "quant.json", qgraph_to_json(s.qgraph))
+    write_json(d / "quant.json", qgraph_to_json(s.qgraph), indent=None)  # weights: the compact encoder is fast
     (d / "vectors").mkdir()
     np.save(d / "vectors" / "inputs.npy", s.inputs)
     np.save(d / "vectors" / "expected.npy", s.expected)
@@ -352,6 +387,7 @@ def step_write(s: FlowState) -> None:
 STEPS: list[tuple[str, Callable[[FlowState], None]]] = [
     ("load", step_load),
     ("optimize", step_optimize),
+    ("fit", step_fit),
     ("quantize", step_quantize),
     ("schedule", step_schedule),
     ("generate", step_generate),
@@ -360,9 +396,9 @@ STEPS: list[tuple[str, Callable[[FlowState], None]]] = [
 ]
 
 
-def _qtensor_json(t) -> dict:
-    return {"name": t.name, "shape": list(t.shape), "bits": t.bits, "scale": float(t.scale),
-            "zero_point": t.zero_point}
+def _qtensor_json(t, shape=None) -> dict:
+    return {"name": t.name, "shape": list(t.shape if shape is None else shape), "bits": t.bits,
+            "scale": float(t.scale), "zero_point": t.zero_point}
 
 
 def _manifest(s: FlowState, vfile: str) -> dict:
@@ -393,20 +429,23 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "top": s.top,
         "verilog": vfile,
         "verilog_lines": s.verilog.count("\n"),
+        "rom_files": sorted(s.rom_files),
         "target": s.target.name,
         "target_source": s.target.source or s.target.name,
         "pe": p.pe,
         "simd": p.simd,
         "ops": [{"name": l.name, "op": l.op} for l in qg.layers],
-        "host_tail": {"ops": list(qg.host_tail), "note": HOST_TAIL_NOTE},
+        "host_tail": {"ops": qg.host_tail.ops, "outputs": qg.host_tail.outputs, "label": qg.host_tail.label,
+                      "note": HOST_TAIL_NOTE},
         "cycles": p.cycles,
         "ideal_cycles": p.ideal_cycles,
         "macs": p.macs,
         "layer_cycles": {l.name: l.cycles for l in p.layers},
         "memory": memory,
         "estimate": p.estimate,
-        "input": _qtensor_json(qg.tensors[qg.input]),
-        "output": _qtensor_json(qg.tensors[qg.output]),
+        "input": {**_qtensor_json(qg.tensors[qg.input], qg.input_shape), "layout": qg.input_layout},
+        "output": ({"name": "argmax", "shape": [1, 1], "bits": qg.index_bits, "scale": 1.0, "zero_point": 0,
+                    "argmax": True} if qg.argmax else _qtensor_json(qg.tensors[qg.output])),
         "input_size": p.input_size,
         "output_size": p.output_size,
         "stream": {"lanes": p.simd, "in_bits": p.in_bits, "out_bits": p.out_bits,
@@ -415,6 +454,11 @@ def _manifest(s: FlowState, vfile: str) -> dict:
                    "note": "one beat = one word of lanes (lane 0 in the low bits); in_map/out_map "
                            "give each lane's flat NCHW code index, -1 = none (drive 0, ignore)"},
         "vectors": {"count": int(len(s.inputs)), "source": s.vector_source},
+        "load": {"file": LOAD_FILE, "memory": p.weight_kind.name, "words": p.weight_words,
+                 "word_bits": p.weight_word_bits, "cycles": p.load_cycles,
+                 "ports": "wload_valid, wload_ready, wload_data, loaded",
+                 "note": "after reset, stream the file's words in (word 0 first, one a beat); loaded rises "
+                         "the cycle after the last; start is ignored until then"} if p.weight_load else None,
         "handoff": s.handoff,
         "pruning": s.storage,
         "options": options,

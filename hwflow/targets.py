@@ -15,11 +15,16 @@ A target is a TOML file. The shipped ones live in ``targets/`` (installed as
     luts = 24288
     ffs = 24288
     dsps = 28
-    bram_blocks = 56
-    bram_block_bits = 18432
     io_pins = 197
-    spram_blocks = 0                # optional (iCE40 UltraPlus SPRAM)
-    spram_block_bits = 0
+
+    [memory.bram]                   # each memory kind, in the order the scheduler prefers them
+    cell = "DP16KD"                 # the primitive (for messages and the manifest)
+    blocks = 56                     # how many (required unless generic: unlimited)
+    block_bits = 18432
+    shapes = ["512x36", "1024x18", "2048x9", "4096x4", "8192x2", "16384x1"]  # depth x width
+    init = true                     # the bitstream sets its contents (ROMs need that)
+    ports = 2                       # 2: a read and a write in one cycle; 1: one access a cycle
+    ram_style = "block"             # Yosys ram_style attribute that places a memory there
 
     [array]
     pe = 4
@@ -32,6 +37,29 @@ A target is a TOML file. The shipped ones live in ``targets/`` (installed as
     tool = "nextpnr-ecp5"
     args = ["--25k", "--package", "CABGA256", "--speed", "6"]
 
+Memory kinds (``[memory.<kind>]``). A kind's name is the synthesis report's resource
+key: ``bram`` (every family), ``spram`` (iCE40 UltraPlus single-port RAM). The first kind
+must be initialisable and dual-port: the ROMs and the activation RAM go there (the
+activation RAM is read and written in the same cycle while layers overlap). The scheduler
+puts the weight memory in the first kind in which the design fits
+(:func:`hwflow.schedule.estimate.place_weights`); a kind that the bitstream cannot
+initialise (``init = false``) is loaded after configuration through the core's
+weight-load port (:mod:`hwflow.rtl.weight_ram`). Every kind is counted exactly, in whole
+blocks of its shapes (:func:`hwflow.schedule.estimate.memory_blocks`). ``init``, ``ports``
+and ``ram_style`` default to ``true``, 2 and ``"block"``; the UP5K's SPRAM is::
+
+    [memory.spram]
+    cell = "SB_SPRAM256KA"
+    blocks = 4
+    block_bits = 262144
+    shapes = ["16384x16"]
+    init = false
+    ports = 1
+    ram_style = "huge"
+
+A generic target's file may leave out ``[memory]``: unlimited block RAM counted in
+DP16KD blocks (:data:`GENERIC_BRAM`).
+
 Every mistake in such a file raises :class:`~hwflow.errors.TargetError` with one line
 that names the file, the key and the bad value, and lists the known targets.
 """
@@ -39,13 +67,14 @@ that names the file, the key and the bad value, and lists the known targets.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from .errors import TargetError
 
-__all__ = ["DEFAULT_TARGET", "FAMILIES", "Target", "list_targets", "load_target"]
+__all__ = ["DEFAULT_TARGET", "FAMILIES", "GENERIC_BRAM", "MEMORY_KINDS", "MemoryKind", "Target", "list_targets",
+           "load_target"]
 
 DEFAULT_TARGET = "fpga-small"
 FAMILIES = ("ice40", "ecp5", "generic")
@@ -53,10 +82,82 @@ FAMILIES = ("ice40", "ecp5", "generic")
 _ORDER = ("fpga-tiny", "fpga-small", "fpga-medium", "generic")
 _PNR_TOOLS = {"ice40": "nextpnr-ice40", "ecp5": "nextpnr-ecp5"}
 _SYNTH_CMDS = {"ice40": "synth_ice40", "ecp5": "synth_ecp5"}
-_RESOURCE_KEYS = ("luts", "ffs", "dsps", "bram_blocks", "bram_block_bits", "io_pins")
-_OPTIONAL_RESOURCE_KEYS = ("spram_blocks", "spram_block_bits")
+_RESOURCE_KEYS = ("luts", "ffs", "dsps", "io_pins")
 _TOP_KEYS = {"name", "description", "family", "device", "package", "speed", "clock_mhz",
-             "resources", "array", "synth", "pnr"}
+             "resources", "memory", "array", "synth", "pnr"}
+_MEMORY_KEYS = {"cell", "blocks", "block_bits", "shapes", "init", "ports", "ram_style"}
+#: The memory kinds each family may declare: the names the synthesis report counts.
+MEMORY_KINDS = {"ice40": ("bram", "spram"), "ecp5": ("bram",), "generic": ("bram",)}
+#: Where the keys of the old schema went.
+_MOVED = {"bram_blocks": "[memory.bram] blocks", "bram_block_bits": "[memory.bram] block_bits",
+          "spram_blocks": "[memory.spram] blocks", "spram_block_bits": "[memory.spram] block_bits"}
+
+
+@dataclass(frozen=True)
+class MemoryKind:
+    """One kind of on-chip memory of a target: block RAM, single-port RAM, ...
+
+    Parameters
+    ----------
+    name : str
+        ``"bram"`` or ``"spram"``: also the synthesis report's resource key.
+    cell : str
+        The primitive (``"SB_RAM40_4K"``, ``"SB_SPRAM256KA"``, ``"DP16KD"``).
+    blocks : int or None
+        How many the device has (``None``: unlimited, the ``generic`` target).
+    block_bits : int
+        Bits in one block.
+    shapes : tuple of (int, int)
+        The ``(depth, width)`` configurations one block can take; a memory is tiled into
+        whole blocks of them (:func:`hwflow.schedule.estimate.memory_blocks`).
+    init : bool
+        The bitstream sets its contents: ROMs can live there. Otherwise its contents
+        are loaded after configuration (the weight-load port).
+    ports : int
+        2: a read and a write in the same cycle (simple dual port); 1: one access a cycle.
+    ram_style : str
+        The Yosys ``ram_style`` attribute that places a memory in this kind.
+    """
+
+    name: str
+    cell: str
+    blocks: int | None
+    block_bits: int
+    shapes: tuple[tuple[int, int], ...]
+    init: bool = True
+    ports: int = 2
+    ram_style: str = "block"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"memory kind name must be an identifier, not {self.name!r}")
+        if self.blocks is not None and (isinstance(self.blocks, bool) or not isinstance(self.blocks, int)
+                                        or self.blocks < 0):
+            raise ValueError(f"memory kind {self.name}: blocks must be a non-negative int or None, "
+                             f"not {self.blocks!r}")
+        if isinstance(self.block_bits, bool) or not isinstance(self.block_bits, int) or self.block_bits < 1:
+            raise ValueError(f"memory kind {self.name}: block_bits must be a positive int, not {self.block_bits!r}")
+        if not self.shapes or not all(isinstance(d, int) and isinstance(w, int) and d >= 1 and w >= 1
+                                      and d * w <= self.block_bits for d, w in self.shapes):
+            raise ValueError(f"memory kind {self.name}: shapes must be (depth, width) pairs of at most "
+                             f"block_bits = {self.block_bits} bits, not {self.shapes!r}")
+        if self.ports not in (1, 2):
+            raise ValueError(f"memory kind {self.name}: ports must be 1 or 2, not {self.ports!r}")
+
+    @property
+    def bits(self) -> int | None:
+        """Total bits (``None`` when unlimited)."""
+        return None if self.blocks is None else self.blocks * self.block_bits
+
+    def describe(self) -> str:
+        """``"30 bram (SB_RAM40_4K, 4 kbit)"``: count, name, cell and block size, for messages."""
+        count = "unlimited" if self.blocks is None else str(self.blocks)
+        return f"{count} {self.name} ({self.cell}, {self.block_bits // 1024} kbit)"
+
+    def to_json(self) -> dict:
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        d["shapes"] = [f"{a}x{b}" for a, b in self.shapes]
+        return d
 
 
 @dataclass(frozen=True)
@@ -75,8 +176,9 @@ class Target:
         Part and package as nextpnr spells them (``"LFE5U-25F"``, ``"CABGA256"``).
     luts, ffs, dsps : int or None
         LUT4s, flip-flops and hard multipliers (SB_MAC16 / MULT18X18D).
-    bram_blocks, bram_block_bits : int or None
-        Number of block RAMs and bits in each (4096 for SB_RAM40_4K, 18432 for DP16KD).
+    memory : tuple of MemoryKind
+        The on-chip memory kinds, the scheduler's preference first; the first one is
+        initialisable and dual-port (the block RAM).
     io_pins : int or None
         User I/O pins of the package.
     clock_mhz : float
@@ -85,8 +187,6 @@ class Target:
         Default MAC-array shape (output channels x inputs in parallel).
     speed : int or None
         Speed grade (ECP5), passed to nextpnr.
-    spram_blocks, spram_block_bits : int
-        iCE40 UltraPlus single-port RAMs (0 elsewhere).
     yosys_synth : str or None
         Yosys synthesis command with options, without ``-top``/``-json``.
     pnr_tool : str or None
@@ -109,11 +209,8 @@ class Target:
     luts: int | None = None
     ffs: int | None = None
     dsps: int | None = None
-    bram_blocks: int | None = None
-    bram_block_bits: int | None = None
+    memory: tuple[MemoryKind, ...] = ()
     io_pins: int | None = None
-    spram_blocks: int = 0
-    spram_block_bits: int = 0
     yosys_synth: str | None = None
     pnr_tool: str | None = None
     pnr_args: tuple[str, ...] = ()
@@ -128,18 +225,51 @@ class Target:
             raise ValueError(f"simd must be a positive int, not {self.simd!r}")
         if not self.clock_mhz > 0:
             raise ValueError(f"clock_mhz must be positive, not {self.clock_mhz!r}")
+        if not isinstance(self.memory, tuple) or not all(isinstance(k, MemoryKind) for k in self.memory):
+            raise ValueError(f"memory must be a tuple of MemoryKind, not {self.memory!r}")
+        names = [k.name for k in self.memory]
+        if len(set(names)) != len(names):
+            raise ValueError(f"memory kinds must have distinct names, not {names!r}")
+        if self.memory and not (self.memory[0].init and self.memory[0].ports == 2):
+            raise ValueError(f"the first memory kind ({self.memory[0].name}) must be initialisable and "
+                             "dual-port: the ROMs and the activation RAM go there")
 
     @property
     def unlimited(self) -> bool:
         """True for ``generic``: no device and no resource limits."""
         return self.family == "generic"
 
+    def memory_kind(self, name: str) -> MemoryKind | None:
+        """The memory kind called ``name``, or ``None`` when the target has none."""
+        return next((k for k in self.memory if k.name == name), None)
+
+    @property
+    def block_ram(self) -> MemoryKind | None:
+        """The first memory kind: initialisable, dual-port (ROMs and the activation RAM)."""
+        return self.memory[0] if self.memory else None
+
+    @property
+    def bram_blocks(self) -> int | None:
+        """Blocks of the block RAM (``None`` when unlimited)."""
+        return self.block_ram.blocks if self.block_ram else None
+
+    @property
+    def bram_block_bits(self) -> int | None:
+        """Bits in one block of the block RAM."""
+        return self.block_ram.block_bits if self.block_ram else None
+
     @property
     def bram_bits(self) -> int | None:
         """Total block-RAM bits (``None`` when unlimited)."""
-        if self.bram_blocks is None or self.bram_block_bits is None:
-            return None
-        return self.bram_blocks * self.bram_block_bits
+        return self.block_ram.bits if self.block_ram else None
+
+    def with_memory(self, **blocks: int | None) -> "Target":
+        """A copy with other block counts for the named kinds (``None``: unlimited), e.g.
+        ``t.with_memory(bram=None)`` for a calibration run without a memory limit."""
+        unknown = set(blocks) - {k.name for k in self.memory}
+        if unknown:
+            raise ValueError(f"target {self.name} has no memory kind {sorted(unknown)!r}")
+        return replace(self, memory=tuple(replace(k, blocks=blocks.get(k.name, k.blocks)) for k in self.memory))
 
     @property
     def clock_period_ns(self) -> float:
@@ -150,8 +280,15 @@ class Target:
         """A JSON-ready dict of every field (``pnr_args`` as a list)."""
         d = {f: getattr(self, f) for f in self.__dataclass_fields__}
         d["pnr_args"] = list(self.pnr_args)
+        d["memory"] = [k.to_json() for k in self.memory]
         d["bram_bits"] = self.bram_bits
         return d
+
+
+#: A generic target's memory when its file names none: unlimited block RAM, counted in ECP5
+#: DP16KD blocks (so a generic estimate reads like an ECP5 one).
+GENERIC_BRAM = MemoryKind("bram", "DP16KD", None, 18432,
+                          ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)))
 
 
 def list_targets() -> list[str]:
@@ -275,7 +412,10 @@ def _parse(text: str, where: str, default_name: str, source: str = "") -> Target
     simd = integer(array, "simd", "array.", hi=4096)
 
     res, synth, pnr = table("resources"), table("synth"), table("pnr")
-    check_keys(res, _RESOURCE_KEYS + _OPTIONAL_RESOURCE_KEYS, "resources.")
+    for key in res:
+        if key in _MOVED:
+            raise bad(f"resources.{key} is now {_MOVED[key]} (memory kinds have their own tables)")
+    check_keys(res, _RESOURCE_KEYS, "resources.")
     check_keys(synth, {"yosys"}, "synth.")
     check_keys(pnr, {"tool", "args"}, "pnr.")
     fields: dict = {}
@@ -285,7 +425,10 @@ def _parse(text: str, where: str, default_name: str, source: str = "") -> Target
                 raise bad(f"a generic target has no {key}, but {key} = {doc[key]!r}")
         if res or synth or pnr:
             raise bad("a generic target has no [resources], [synth] or [pnr] (it is unlimited)")
+        fields["memory"] = _memory_kinds(table("memory"), family, bad, integer, string) if "memory" in doc \
+            else (GENERIC_BRAM,)
     else:
+        fields["memory"] = _memory_kinds(table("memory"), family, bad, integer, string)
         fields["device"] = string(doc, "device")
         fields["package"] = string(doc, "package")
         fields["speed"] = integer(doc, "speed", required=False, lo=1, hi=12)
@@ -293,8 +436,6 @@ def _parse(text: str, where: str, default_name: str, source: str = "") -> Target
             raise bad("missing table [resources]")
         for key in _RESOURCE_KEYS:
             fields[key] = integer(res, key, "resources.", lo=1 if key != "dsps" else 0)
-        for key in _OPTIONAL_RESOURCE_KEYS:
-            fields[key] = integer(res, key, "resources.", required=False, lo=0) or 0
         yosys = string(synth, "yosys", "synth.", required=False) or _SYNTH_CMDS[family]
         if yosys.split()[0] != _SYNTH_CMDS[family]:
             raise bad(f"synth.yosys must start with {_SYNTH_CMDS[family]} for family "
@@ -311,3 +452,48 @@ def _parse(text: str, where: str, default_name: str, source: str = "") -> Target
         fields.update(yosys_synth=yosys, pnr_tool=tool, pnr_args=tuple(args))
     return Target(name=name, family=family, clock_mhz=float(clock), pe=pe, simd=simd,
                   description=description, source=source, **fields)
+
+
+def _memory_kinds(mem: dict, family: str, bad, integer, string) -> tuple[MemoryKind, ...]:
+    """The ``[memory.<kind>]`` tables as MemoryKinds, in file order."""
+    allowed = MEMORY_KINDS[family]
+    for name in mem:
+        if name not in allowed:
+            raise bad(f"unknown memory kind [memory.{name}] for family {family} (allowed: {', '.join(allowed)})")
+    if "bram" not in mem:
+        raise bad("missing table [memory.bram] (the block RAM: ROMs and the activation RAM go there)")
+    kinds = []
+    for name, t in mem.items():
+        where = f"memory.{name}."
+        if not isinstance(t, dict):
+            raise bad(f"[memory.{name}] must be a table, not {t!r}")
+        for key in t:
+            if key not in _MEMORY_KEYS:
+                raise bad(f"unknown key '{where}{key}' (allowed: {', '.join(sorted(_MEMORY_KEYS))})")
+        blocks = integer(t, "blocks", where, required=family != "generic", lo=0)
+        if family == "generic" and blocks is not None:
+            raise bad(f"a generic target's memory is unlimited, but {where}blocks = {blocks!r}")
+        bits = integer(t, "block_bits", where, hi=2**30)
+        shapes = t.get("shapes")
+        if not isinstance(shapes, list) or not shapes:
+            raise bad(f"{where}shapes must be a list of \"DEPTHxWIDTH\" strings, not {shapes!r}")
+        parsed = []
+        for shape in shapes:
+            parts = shape.lower().split("x") if isinstance(shape, str) else []
+            if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts) \
+                    or int(parts[0]) * int(parts[1]) > bits:
+                raise bad(f"{where}shapes: each must be \"DEPTHxWIDTH\" of at most block_bits = {bits} "
+                          f"bits, not {shape!r}")
+            parsed.append((int(parts[0]), int(parts[1])))
+        init = t.get("init", True)
+        if not isinstance(init, bool):
+            raise bad(f"{where}init must be true or false, not {init!r}")
+        ports = integer(t, "ports", where, required=False, lo=1, hi=2) or 2
+        style = string(t, "ram_style", where, required=False) or "block"
+        cell = string(t, "cell", where)
+        kinds.append(MemoryKind(name=name, cell=cell, blocks=blocks, block_bits=bits, shapes=tuple(parsed),
+                                init=init, ports=ports, ram_style=style))
+    if not (kinds[0].name == "bram" and kinds[0].init and kinds[0].ports == 2):
+        raise bad("[memory.bram] must come first and be initialisable (init = true) and dual-port (ports = 2): "
+                  "the ROMs and the activation RAM go there")
+    return tuple(kinds)

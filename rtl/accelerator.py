@@ -33,6 +33,14 @@ computes and streams ``output_beats`` words out; ``done`` pulses for one cycle, 
 ``cycles`` equals the cycles since ``start`` was sampled (stall cycles included). A word is ``simd`` lanes of
 two's-complement codes, lane 0 in the low bits, holding the codes the Program's
 ``stream_maps()`` name (:func:`hwflow.sim.beats.pack` / ``unpack`` convert).
+
+Weight load (only when ``program.weight_load``: the weights are in a memory the
+bitstream cannot initialise, :mod:`hwflow.rtl.weight_ram`): ``wload_valid`` In(1),
+``wload_ready`` Out(1), ``wload_data`` In(program.weight_word_bits), ``loaded`` Out(1).
+After reset stream the ``weight_words`` words of the weight image in, word 0 first
+(``BUILD/weights_load.hex``); ``loaded`` rises the cycle after the last one and ``start``
+is ignored until it has. The load takes ``program.load_cycles`` cycles with a
+never-stalling source; an inference's cycles are unchanged by it.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from ..schedule.program import Program
 from ..schedule.widths import CYCLE_BITS, addr_bits, bias_bits
 from ._lanes import replicate
 from .act_buffer import ActBuffer
+from .argmax import ArgmaxUnit
 from .channel_rom import ChannelRom
 from .codebook import attach_codebook
 from .controller import Controller
@@ -57,9 +66,10 @@ from .pool import PoolUnit
 from .requantizer import Requantizer
 from .serializer import Serializer
 from ._verilog_text import compress_zero_init
+from .weight_ram import WeightRam
 from .weight_rom import WeightRom
 
-__all__ = ["Accelerator", "to_verilog"]
+__all__ = ["Accelerator", "to_verilog", "verilog_files"]
 
 
 class Accelerator(wiring.Component):
@@ -68,17 +78,21 @@ class Accelerator(wiring.Component):
     Parameters
     ----------
     program : hwflow.schedule.Program
-    rom_module : str, optional
-        Only for :func:`to_verilog`: the weight ROM becomes an instance of this Verilog
-        module (see :class:`~hwflow.rtl.weight_rom.WeightRom`).
+    rom_module, act_module : str, optional
+        Only for :func:`to_verilog`: the weight ROM (or loaded weight RAM) and the activation
+        RAM become instances of these Verilog modules (see
+        :class:`~hwflow.rtl.weight_rom.WeightRom`, :class:`~hwflow.rtl.act_buffer.ActBuffer`).
     """
 
-    def __init__(self, program, *, rom_module: str | None = None):
+    def __init__(self, program, *, rom_module: str | None = None, act_module: str | None = None):
         if not isinstance(program, Program):
             raise TypeError(f"Accelerator needs a hwflow.schedule.Program, not {program!r}")
         self._p = program
         self._rom_module = rom_module
-        self.wrom = None
+        self._act_module = act_module
+        self.wrom = self.act = None
+        load = {"wload_valid": In(1), "wload_ready": Out(1), "wload_data": In(program.weight_word_bits),
+                "loaded": Out(1)} if program.weight_load else {}
         super().__init__({
             "start": In(1),
             "busy": Out(1),
@@ -90,6 +104,7 @@ class Accelerator(wiring.Component):
             "out_valid": Out(1),
             "out_ready": In(1),
             "out_data": Out(program.simd * program.out_bits),
+            **load,
         })
 
     @property
@@ -105,18 +120,20 @@ class Accelerator(wiring.Component):
         has_mac = any(l.kind == "mac" for l in p.layers)
 
         m.submodules.ctrl = ctrl = Controller(p)
-        m.submodules.act = act = ActBuffer(p.act_words, simd, p.abits)
+        m.submodules.act = act = ActBuffer(p.act_words, simd, p.abits, verilog_module=self._act_module)
+        self.act = act
         d = ctrl.desc
         code_bits = d.lo.shape().width
         aw = act.wr_addr.shape().width
 
         m.d.comb += [
-            ctrl.start.eq(self.start), self.busy.eq(ctrl.busy), self.done.eq(ctrl.done),
+            self.busy.eq(ctrl.busy), self.done.eq(ctrl.done),
             ctrl.in_valid.eq(self.in_valid), self.in_ready.eq(ctrl.in_ready), ctrl.in_data.eq(self.in_data),
             self.out_valid.eq(ctrl.out_valid), ctrl.out_ready.eq(self.out_ready),
-            self.out_data.eq(Cat(*(act.rd_data.word_select(i, p.abits)[:p.out_bits] for i in range(simd)))),
             act.rd_addr.eq(ctrl.rd_addr), act.rd_en.eq(ctrl.rd_en),
         ]
+        if not p.argmax:
+            m.d.comb += self.out_data.eq(Cat(*(act.rd_data.word_select(i, p.abits)[:p.out_bits] for i in range(simd))))
 
         # ---- unit inputs: memory word with padding replaced by the pad value ----------------
         # Fields used where the data arrives come from the descriptor as it was when the read
@@ -141,9 +158,19 @@ class Accelerator(wiring.Component):
         load = Signal()
         is_mac = da["kind"] == KIND_CODES["mac"]
 
+        if p.weight_load:
+            # Weights in a memory the bitstream cannot initialise: loaded first, start waits for it.
+            m.submodules.wrom = wrom = WeightRam(p.weight_words, p.weight_word_bits,
+                                                 ram_style=p.weight_kind.ram_style, verilog_module=self._rom_module)
+            m.d.comb += [wrom.load_valid.eq(self.wload_valid), self.wload_ready.eq(wrom.load_ready),
+                         wrom.load_data.eq(self.wload_data), self.loaded.eq(wrom.loaded),
+                         ctrl.start.eq(self.start & wrom.loaded)]
+        else:
+            m.d.comb += ctrl.start.eq(self.start)
+            if has_mac:
+                m.submodules.wrom = wrom = WeightRom(p.weights, p.ibits or p.wbits, verilog_module=self._rom_module)
+        self.wrom = wrom if has_mac or p.weight_load else None
         if has_mac:
-            m.submodules.wrom = wrom = WeightRom(p.weights, p.ibits or p.wbits, verilog_module=self._rom_module)
-            self.wrom = wrom
             m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits, dsp_mults=p.dsp_mults)
             a, w = x, wrom.data
             ctl = [ctrl.d_valid & is_mac, ctrl.d_first, ctrl.d_last, ctrl.d_wfirst, ctrl.d_wlast]
@@ -230,7 +257,8 @@ class Accelerator(wiring.Component):
 
         # ---- pre-stage: channel ROM read, then bias add (or the Add's a*ma + b*mb) -----------
         mbits = max(p.mbits, 1)
-        rq = Requantizer(p.post_bits, mbits, p.n_min, p.n_max, code_bits, tag_bits=aw + ser.lane.shape().width)
+        rq = Requantizer(p.post_bits, mbits, p.n_min, p.n_max, code_bits, tag_bits=aw + ser.lane.shape().width,
+                         rounding=p.rounding)
         nbits = rq.n.shape().width
         m.submodules.crom = crom = ChannelRom(p.bias, p.m, p.n, bias_bits(p.bias), mbits, nbits)
         m.d.comb += crom.addr.eq(ser.gch)
@@ -240,11 +268,13 @@ class Accelerator(wiring.Component):
         v2 = Signal(signed(p.post_bits))
         m2, n2 = Signal(mbits), Signal(signed(nbits))
         valid2, tag2 = Signal(), Signal.like(tag1)
+        # the accumulator with the program's fixed fractional bias bits (wiring; none by default)
+        acc1 = Cat(C(0, p.acc_shift), a1).as_signed() if p.acc_shift else a1
         if has_add:
             sum_ab = a1 * bd["ma"] + b1 * bd["mb"]
-            m.d.sync += v2.eq(Mux(bd["kind"] == KIND_CODES["add"], sum_ab, a1 + crom.data.bias))
+            m.d.sync += v2.eq(Mux(bd["kind"] == KIND_CODES["add"], sum_ab, acc1 + crom.data.bias))
         else:
-            m.d.sync += v2.eq(a1 + crom.data.bias)
+            m.d.sync += v2.eq(acc1 + crom.data.bias)
         m.d.sync += [m2.eq(crom.data.m), n2.eq(crom.data.n), valid2.eq(v1), tag2.eq(tag1)]
 
         # ---- requantizer, LUT, write-back ----------------------------------------------------
@@ -266,29 +296,77 @@ class Accelerator(wiring.Component):
         with m.Elif(lut.out_valid):
             m.d.comb += [act.wr_addr.eq(waddr), act.wr_en.eq(1 << wlane)]
             m.d.comb += act.wr_data.eq(replicate(lut.out_q, simd, p.abits))
+        if p.argmax:
+            self._argmax(m, ctrl, first, lut, waddr, wlane)
 
         # ---- stalls hold the whole core; the cycle counter runs on ---------------------------
         top = Module()
         top.submodules.core = EnableInserter(~ctrl.stall)(m)
-        if has_mac:
-            m.d.comb += wrom.en.eq(~ctrl.stall)
+        if self.wrom is not None:  # a Verilog module in to_verilog: the enable is its port
+            m.d.comb += self.wrom.en.eq(~ctrl.stall)
         counter = Signal(CYCLE_BITS)
-        with top.If(self.start & ~ctrl.busy):
+        with top.If(ctrl.start & ~ctrl.busy):
             top.d.sync += counter.eq(1)
         with top.Elif(ctrl.busy & ~ctrl.done):
             top.d.sync += counter.eq(counter + 1)
         top.d.comb += self.cycles.eq(counter)
         return top
 
+    def _argmax(self, m, ctrl, first, lut, waddr, wlane) -> None:
+        """``--argmax``: a comparator on the last step's writes; the output word is its index.
+
+        The back end knows which step's results it writes (``bd``); a step counter marks the
+        last one when the controller initialises it, and the mark moves to the back end with
+        the step's first result vector (which also clears the comparator).
+        """
+        p = self._p
+        tout = p.tensors[p.output]
+        m.submodules.argmax = am = ArgmaxUnit(lut.out_q.shape().width, max(1, (tout.size - 1).bit_length()))
+        steps = Signal(range(len(p.layers) + 1))
+        nxt_last, bd_last = Signal(), Signal()
+        with m.If(self.start & ~ctrl.busy):
+            m.d.sync += steps.eq(0)
+        with m.Elif(ctrl.init):
+            m.d.sync += [steps.eq(steps + 1), nxt_last.eq(steps == len(p.layers) - 1)]
+        with m.If(first):
+            m.d.sync += bd_last.eq(nxt_last)
+        m.d.comb += [
+            am.clear.eq(first & nxt_last),
+            am.valid.eq(lut.out_valid & bd_last & ~ctrl.wr_en.any()),
+            am.q.eq(lut.out_q),
+            am.idx.eq((waddr - tout.base) * p.simd + wlane),
+            self.out_data.eq(am.index),
+        ]
+
 
 def to_verilog(program, name: str = "hwflow_top") -> str:
-    """Verilog text of the accelerator for ``program``, top module ``name``."""
+    """Verilog text of the accelerator for ``program``, top module ``name`` (self-contained:
+    the weight ROM's contents inline; :func:`verilog_files` puts them in a file)."""
+    return _convert(program, name, None)[0]
+
+
+def verilog_files(program, name: str = "hwflow_top") -> dict[str, str]:
+    """The accelerator as files: ``{name}.v``, whose weight ROM reads ``{name}_wrom.hex``
+    (``$readmemh``, one word a line) from beside it, and that file (absent without a weight
+    ROM). Simulators read it from their working directory: the runners copy it there."""
+    rom_file = f"{name}_wrom.hex"
+    text, top = _convert(program, name, rom_file)
+    files = {f"{name}.v": text}
+    if isinstance(top.wrom, WeightRom):  # a loaded weight RAM has no contents
+        files[rom_file] = top.wrom.hex()
+    return files
+
+
+def _convert(program, name: str, rom_file: str | None):
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"module name must be a Verilog identifier, not {name!r}")
-    # The weight ROM is emitted as its own small Verilog module (Amaranth would take seconds
-    # to turn a large ROM's contents into netlist constants).
-    top = Accelerator(program, rom_module=f"{name}_wrom")
+    # The weight ROM and the activation RAM are emitted as their own small Verilog modules
+    # (Amaranth would take seconds to turn a large memory's contents into netlist constants).
+    top = Accelerator(program, rom_module=f"{name}_wrom", act_module=f"{name}_act")
     text = verilog.convert(top, name=name, emit_src=False)
-    if top.wrom is not None:
+    text = text.rstrip("\n") + "\n\n" + top.act.verilog()
+    if isinstance(top.wrom, WeightRom):
+        text = text.rstrip("\n") + "\n\n" + top.wrom.verilog(rom_file)
+    elif top.wrom is not None:
         text = text.rstrip("\n") + "\n\n" + top.wrom.verilog()
-    return compress_zero_init(text)
+    return compress_zero_init(text), top

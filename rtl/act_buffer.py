@@ -25,13 +25,19 @@ class ActBuffer(wiring.Component):
     Parameters
     ----------
     depth, simd, bits : int
+    verilog_module : str, optional
+        Instead of an Amaranth memory, instantiate the Verilog module of this name, which
+        the caller emits with :meth:`verilog` (used by ``to_verilog``: Amaranth turns the
+        initial contents of every word into netlist constants, which takes tens of seconds
+        for a RAM of 10**5 words). Simulation in Amaranth uses the memory.
     """
 
-    def __init__(self, depth: int, simd: int, bits: int):
+    def __init__(self, depth: int, simd: int, bits: int, *, verilog_module: str | None = None):
         for name, v in (("depth", depth), ("simd", simd), ("bits", bits)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         self._depth, self._simd, self._bits = depth, simd, bits
+        self._module = verilog_module
         aw = addr_bits(depth)
         word = simd * bits  # packed lanes, lane 0 lowest
         super().__init__({
@@ -47,8 +53,33 @@ class ActBuffer(wiring.Component):
     def latency(self) -> int:
         return 1
 
+    def verilog(self) -> str:
+        """The RAM as a Verilog module named ``verilog_module``: the memory Amaranth builds
+        (zeroed by a loop, one write enable per lane, read-first, a read register that
+        holds while ``rd_en`` is low), in a few lines whatever its depth."""
+        width, depth, b = self._simd * self._bits, self._depth, self._bits
+        aw = self.rd_addr.shape().width
+        lanes = [f"[{(i + 1) * b - 1}:{i * b}]" for i in range(self._simd)]
+        writes = "".join(f"    if (wr_en[{i}]) mem[wr_addr]{r} <= wr_data{r};\n" for i, r in enumerate(lanes))
+        return (
+            f"module {self._module}(clk, rd_addr, rd_en, rd_data, wr_addr, wr_en, wr_data);\n"
+            f"  input clk;\n  input [{aw - 1}:0] rd_addr;\n  input rd_en;\n  output reg [{width - 1}:0] rd_data;\n"
+            f"  input [{aw - 1}:0] wr_addr;\n  input [{self._simd - 1}:0] wr_en;\n  input [{width - 1}:0] wr_data;\n"
+            f'  (* ram_style = "{memory_style(depth, width, rom=False)}" *)\n'
+            f"  reg [{width - 1}:0] mem [{depth - 1}:0];\n"
+            f"  integer i;\n  initial begin\n    for (i = 0; i < {depth}; i = i + 1) mem[i] = {width}'d0;\n  end\n"
+            f"  always @(posedge clk) begin\n{writes}  end\n"
+            f"  always @(posedge clk) begin\n    if (rd_en) rd_data <= mem[rd_addr];\n  end\n"
+            f"endmodule\n"
+        )
+
     def elaborate(self, platform):
         m = Module()
+        if self._module is not None:
+            m.submodules.ram = Instance(self._module, i_clk=ClockSignal(), i_rd_addr=self.rd_addr, i_rd_en=self.rd_en,
+                                        o_rd_data=self.rd_data, i_wr_addr=self.wr_addr, i_wr_en=self.wr_en,
+                                        i_wr_data=self.wr_data)
+            return m
         width = self._simd * self._bits
         m.submodules.mem = mem = memory.Memory(shape=unsigned(width), depth=self._depth, init=[],
                                                attrs={"ram_style": memory_style(self._depth, width, rom=False)})

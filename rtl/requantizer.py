@@ -9,6 +9,13 @@ The rounding shift uses ``rshift_round(v, n) = ((v >> (n-1)) + 1) >> 1`` for ``n
 ``((v << (1-n)) + 1) >> 1 = v << -n`` for ``n <= 0``, which is exactly
 ``(v + 2**(n-1)) >> n`` (floor shifts), so one barrel shifter serves both directions.
 
+``rounding="half_even"`` rounds a tie to the even result (``rshift_round_even``): with
+``t = v >> (n-1)``, the value is a tie when ``t`` is odd and the ``n - 1`` bits shifted out
+are zero (a sticky bit, from a mask decoded beside the shifter); then ``(t + 1) >> 1`` is
+replaced by ``t >> 1`` when that is even, i.e. the carry-in ``1`` becomes ``~t[1]``-gated:
+``(t + 1 - (tie & ~t[1])) >> 1``. Same latency; with ``"half_up"`` (the default) none of
+it is built.
+
 Stages: [multiply] -> shift -> round and add zero point -> clamp. A ``tag`` (the write
 address) travels alongside. Latency: :attr:`latency` cycles from ``valid`` in to ``valid`` out.
 """
@@ -22,6 +29,11 @@ from amaranth.lib.wiring import In, Out
 from ..schedule.widths import shift_bits, shifter_widths
 
 __all__ = ["Requantizer"]
+
+
+def rsh_of(n):
+    """The right shift ``n - 1`` (``n >= 1``), clamped at 0."""
+    return Mux(n >= 1, n - 1, 0).as_unsigned()
 
 
 class Requantizer(wiring.Component):
@@ -39,14 +51,20 @@ class Requantizer(wiring.Component):
         Signed output width (``z``, ``lo``, ``hi``, ``q``).
     tag_bits : int
         Width of the side-band carried with each value.
+    rounding : {"half_up", "half_even"}
+        How a tie rounds.
     """
 
-    def __init__(self, in_bits: int, mbits: int, n_min: int, n_max: int, out_bits: int, tag_bits: int = 1):
+    def __init__(self, in_bits: int, mbits: int, n_min: int, n_max: int, out_bits: int, tag_bits: int = 1,
+                 rounding: str = "half_up"):
         for name, v in (("in_bits", in_bits), ("mbits", mbits), ("out_bits", out_bits), ("tag_bits", tag_bits)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         if n_min > n_max:
             raise ValueError(f"n_min {n_min!r} > n_max {n_max!r}")
+        if rounding not in ("half_up", "half_even"):
+            raise ValueError(f"rounding must be 'half_up' or 'half_even', not {rounding!r}")
+        self._rounding = rounding
         self._in_bits, self._mbits, self._out_bits = in_bits, mbits, out_bits
         self._n_min, self._n_max = min(n_min, 0), max(n_max, 1)
         nbits = shift_bits(n_min, n_max)
@@ -63,6 +81,10 @@ class Requantizer(wiring.Component):
             "q": Out(signed(out_bits)),
             "out_tag": Out(tag_bits),
         })
+
+    @property
+    def rounding(self) -> str:
+        return self._rounding
 
     @property
     def has_multiplier(self) -> bool:
@@ -100,9 +122,22 @@ class Requantizer(wiring.Component):
         m.d.sync += [v2.eq(valid), t2.eq(tag)]
         # Round and add the zero point in one carry chain: ((s + 1) >> 1) + z == (s + 2z + 1) >> 1,
         # and 2z + 1 is just wiring. Then clamp (a separate stage: another carry chain).
+        carry = C(1, 1)
+        if self._rounding == "half_even":
+            # sticky: the bits below the half bit are zero; the mask (2**(n-1) - 1) is decoded
+            # from the shift amount beside the multiplier (or combinationally without one)
+            mask = Signal(pw, name="sticky_mask")
+            decode_mask = mask.eq(Mux(n >= 2, (C(1, pw) << rsh_of(n)) - 1, 0))
+            if self.has_multiplier:
+                m.d.sync += decode_mask
+            else:
+                m.d.comb += decode_mask
+            exact = Signal()
+            m.d.sync += exact.eq((prod & mask) == 0)
+            carry = ~(exact & shifted[0] & ~shifted[1])  # a tie with an even floor: no carry
         r = Signal(signed(tw + 1))
         v3, t3 = Signal(), Signal.like(tag)
-        m.d.sync += [r.eq((shifted + Cat(C(1, 1), self.z).as_signed()) >> 1), v3.eq(v2), t3.eq(t2)]
+        m.d.sync += [r.eq((shifted + Cat(carry, self.z).as_signed()) >> 1), v3.eq(v2), t3.eq(t2)]
         v2, t2 = v3, t3
         # Clamp with short carry chains: an r outside out_bits is outside [lo, hi] (both fit
         # out_bits), so it saturates on its sign; otherwise compare out_bits wide.

@@ -3,8 +3,8 @@
 Word ``i`` holds ``pe x simd`` signed weights (``pe`` rows of ``simd``), in the order the
 controller reads them (see :func:`hwflow.schedule.memory.weight_words`); layers follow each
 other, the descriptor gives each layer's base. The weights are initialisation data, not
-logic, so the Verilog does not grow with them beyond one line per word. Synchronous
-read: infers block RAM. Latency 1.
+logic: in a BUILD a ``$readmemh`` file beside the Verilog (one hex word a line), else one
+Verilog line per word. Synchronous read: infers block RAM. Latency 1.
 """
 
 from __future__ import annotations
@@ -77,15 +77,30 @@ class WeightRom(wiring.Component):
     def latency(self) -> int:
         return 1
 
-    def verilog(self) -> str:
-        """The ROM as a Verilog module named ``verilog_module`` (synchronous read: block RAM)."""
+    def hex(self) -> str:
+        """The contents as ``$readmemh`` reads them: one word a line, in hex, word 0 first."""
+        digits = (self._pe * self._simd * self._bits + 3) // 4
+        return "".join(f"{w:0{digits}x}\n" for w in self._words)
+
+    def verilog(self, init_file: str | None = None) -> str:
+        """The ROM as a Verilog module named ``verilog_module`` (synchronous read: block RAM).
+
+        With ``init_file`` the contents are read from that file (:meth:`hex`) by
+        ``$readmemh``, a path relative to where the simulator runs (Yosys also looks beside
+        the Verilog file); else they are written inline, one line per word.
+        """
         width, depth = self._pe * self._simd * self._bits, len(self._words)
         aw, digits = self.addr.shape().width, (width + 3) // 4
-        lines = [f"    mem[{i}] = {width}'h{w:0{digits}x};" for i, w in enumerate(self._words)]
-        # Many short initial blocks: Yosys reads one huge block in time quadratic in its
-        # size (YosysHQ/yosys#4601); one long constant instead would break Icarus.
-        init = "".join("  initial begin\n" + "\n".join(lines[i:i + _INIT_CHUNK]) + "\n  end\n"
-                       for i in range(0, depth, _INIT_CHUNK))
+        if init_file is not None:
+            if not init_file or '"' in init_file or "\\" in init_file:
+                raise ValueError(f"init_file must be a plain file name, not {init_file!r}")
+            init = f'  initial $readmemh("{init_file}", mem);\n'
+        else:
+            lines = [f"    mem[{i}] = {width}'h{w:0{digits}x};" for i, w in enumerate(self._words)]
+            # Many short initial blocks: Yosys reads one huge block in time quadratic in its
+            # size (YosysHQ/yosys#4601); one long constant instead would break Icarus.
+            init = "".join("  initial begin\n" + "\n".join(lines[i:i + _INIT_CHUNK]) + "\n  end\n"
+                           for i in range(0, depth, _INIT_CHUNK))
         # Placed as the estimate assumes (Yosys built a wide ROM from LUTs when left alone).
         style = f'  (* ram_style = "{memory_style(depth, width)}" *)\n'
         return (

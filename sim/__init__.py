@@ -49,13 +49,18 @@ def run_vectors(program, inputs, simulator: str = "verilator", *, expected=None,
     import numpy as np
 
     x = np.stack([np.asarray(v).reshape(-1) for v in inputs]).astype(np.int64)
+    load = None
+    if program.weight_load:  # the weight image goes in through the weight-load port first
+        from ..rtl.weight_rom import pack_words
+
+        load = (pack_words(program.weights, program.ibits or program.wbits), program.load_cycles)
     exp = None if expected is None else np.stack([np.asarray(v).reshape(-1) for v in expected])
     if simulator == "amaranth":
         from ..rtl.accelerator import Accelerator
         from .amaranth_runner import run_amaranth
 
         return run_amaranth(Accelerator(program), x, exp, program.cycles, output_size=program.output_size,
-                            stream=program.stream_maps(), vcd=vcd, timeout=timeout)
+                            stream=program.stream_maps(), vcd=vcd, timeout=timeout, load=load)
     from ..rtl.accelerator import to_verilog
     from .cocotb_runner import run_cocotb
 
@@ -69,4 +74,5 @@ def run_vectors(program, inputs, simulator: str = "verilator", *, expected=None,
     if not vfile.exists() or vfile.read_text() != text:  # unchanged file: keep its mtime
         vfile.write_text(text)
     return run_cocotb(vfile, top, x, exp, program.cycles, simulator, build_dir / simulator,
-                      output_size=program.output_size, stream=program.stream_maps(), vcd=vcd, timeout=timeout)
+                      output_size=program.output_size, stream=program.stream_maps(), vcd=vcd, timeout=timeout,
+                      load=load)

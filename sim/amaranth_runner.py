@@ -12,6 +12,10 @@ cycle count it keeps is exact by construction: ``start`` is high during cycle 0,
 the cocotb testbench (:func:`~hwflow.sim.beats.stream_gaps`, drawn in the same order from
 the same seed: the same stalls), and every inference must take the prediction plus its
 stall cycles.
+
+A core with a weight-load port is loaded first, counted the same way: ``wload_valid`` is
+high from cycle 0 (one word a cycle), and the first edge at which ``loaded`` is sampled
+high ends cycle ``k``, the load's count.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def run_amaranth(
     timeout: int | None = None,
     stall: float = 0.0,
     seed: int = 0,
+    load: tuple[list[int], int] | None = None,
 ) -> SimResult:
     """Stream ``inputs`` through ``dut`` and compare with ``expected``.
 
@@ -65,6 +70,9 @@ def run_amaranth(
         Probability that a stream partner stalls in a cycle.
     seed : int
         Seed of the stalls.
+    load : (words, predicted_cycles), optional
+        The weight image to stream into the weight-load port first (a core with
+        ``program.weight_load``), and the load cycles the schedule predicts.
 
     Returns
     -------
@@ -90,6 +98,28 @@ def run_amaranth(
     core_counts: list[int] = []
     stalls: list[int] = []
     total = {"ticks": 0}
+    loaded_in: list[int] = []
+
+    async def load_weights(ctx, words: list[int], limit: int) -> int:
+        """Stream ``words`` into the weight-load port; the cycles until ``loaded``."""
+        ctx.set(dut.wload_valid, 1)
+        ctx.set(dut.wload_data, words[0])
+        sent = k = 0
+        while True:
+            _, _, ready, loaded = await ctx.tick().sample(dut.wload_ready, dut.loaded)
+            if loaded:
+                break
+            if ready and sent < len(words):
+                sent += 1
+                if sent < len(words):
+                    ctx.set(dut.wload_data, words[sent])
+                else:
+                    ctx.set(dut.wload_valid, 0)
+            k += 1
+            if k > limit:
+                raise TimeoutError(f"weight load: no loaded after {limit} cycles ({sent}/{len(words)} words accepted)")
+        ctx.set(dut.wload_valid, 0)
+        return k
 
     async def testbench(ctx):
         ticks = 0
@@ -97,6 +127,10 @@ def run_amaranth(
         for _ in range(2):  # a couple of idle cycles after reset
             await ctx.tick()
             ticks += 1
+        if load is not None:
+            k = await load_weights(ctx, load[0], 4 * len(load[0]) + 1000)
+            loaded_in.append(k)
+            ticks += k + 1
         for v in range(vectors):
             codes = pack(inputs[v], in_map, in_bits)
             gaps_in, gaps_out = stream_gaps(rng, stall, len(codes), out_map.shape[0])
@@ -185,4 +219,6 @@ def run_amaranth(
         first_mismatch=first,
         stall_cycles=stalls,
         stall_probability=float(stall),
+        load_cycles=loaded_in[0] if loaded_in else None,
+        predicted_load_cycles=None if load is None else int(load[1]),
     )

@@ -6,6 +6,10 @@ An accelerator's streams carry words: beat ``b``, lane ``l`` holds the code whos
 :meth:`hwflow.schedule.Program.stream_maps`; a single-code stream is the map
 ``arange(n)[:, None]``.
 
+A weight image for the weight-load port (``BUILD/weights_load.hex``) is text, one word a
+line in hexadecimal, word 0 first, as Verilog's ``$readmemh`` reads it
+(:func:`words_hex`, :func:`read_words`).
+
 Needs only numpy: it is copied next to the standalone testbench into ``BUILD/sim/``.
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pack", "unpack", "identity_map", "stream_gaps"]
+__all__ = ["pack", "unpack", "identity_map", "stream_gaps", "words_hex", "read_words"]
 
 
 def identity_map(n: int) -> np.ndarray:
@@ -73,3 +77,15 @@ def stream_gaps(rng: np.random.Generator, probability: float, in_beats: int,
     if probability == 0:
         return np.zeros(in_beats, dtype=np.int64), np.zeros(out_beats, dtype=np.int64)
     return (rng.geometric(1 - probability, in_beats) - 1, rng.geometric(1 - probability, out_beats) - 1)
+
+
+def words_hex(words, bits: int) -> str:
+    """``words`` (non-negative ints of ``bits`` bits) as hex text, one a line, zero-padded."""
+    digits = (bits + 3) // 4
+    return "".join(f"{int(w):0{digits}x}\n" for w in words)
+
+
+def read_words(path) -> list[int]:
+    """The words of a hex file written by :func:`words_hex`."""
+    with open(path, encoding="ascii") as f:
+        return [int(line, 16) for line in f if line.strip()]

@@ -3,7 +3,9 @@
 Pass means: every output code equals the integer reference's, every inference takes
 exactly the predicted cycles plus the cycles its streams stalled, from start to done (the
 testbench's count and the core's own counter), and the stream interface rules hold
-(:mod:`.tb_accelerator`).
+(:mod:`.tb_accelerator`). A BUILD whose weights are loaded after reset
+(manifest ``load``) streams ``weights_load.hex`` into the weight-load port first, and the
+load must take exactly its predicted cycles (after a ``--reset`` too: reset clears ``loaded``).
 
 Simulators: ``icarus`` and ``verilator`` run the BUILD's Verilog file through cocotb
 (:mod:`.cocotb_runner`); ``amaranth`` rebuilds the Amaranth design by re-scheduling
@@ -66,7 +68,7 @@ def run_build(build, simulator: str, inputs: np.ndarray, expected: np.ndarray | 
     build : hwflow.build.BuildDir
     simulator : {"amaranth", "icarus", "verilator"}
     inputs : numpy.ndarray
-        ``(vectors, *input_shape[1:])`` input codes.
+        ``(vectors, *input_shape[1:])`` input codes, in the model's own layout.
     expected : numpy.ndarray or None
         The reference's output codes for them (None: only collect outputs).
     vcd : path, optional
@@ -84,13 +86,20 @@ def run_build(build, simulator: str, inputs: np.ndarray, expected: np.ndarray | 
     """
     predicted = build.predicted_cycles
     size = build.manifest["output_size"]
+    spec = build.manifest.get("load")
+    load = None
+    if spec:  # weights in a memory the bitstream cannot initialise: the image goes in first
+        from .beats import read_words
+
+        load = (read_words(build.path / spec["file"]), int(spec["cycles"]))
     if simulator == "amaranth":
         from ..rtl.accelerator import Accelerator
         from .amaranth_runner import run_amaranth
 
         try:
             return run_amaranth(Accelerator(build.program()), inputs, expected, predicted, output_size=size,
-                                stream=build.stream_maps(), vcd=vcd, timeout=timeout, stall=stall, seed=seed)
+                                stream=build.stream_maps(), vcd=vcd, timeout=timeout, stall=stall, seed=seed,
+                                load=load)
         except TimeoutError as exc:
             raise ToolError(f"amaranth simulation of {build.top}: {exc}") from None
     from .cocotb_runner import run_cocotb
@@ -103,7 +112,7 @@ def run_build(build, simulator: str, inputs: np.ndarray, expected: np.ndarray | 
     result = run_cocotb(verilog, build.top, inputs, expected, predicted, simulator, build.path / "sim_build" / sim_dir,
                         output_size=size, stream=build.stream_maps(), vcd=vcd, timeout=timeout, stall=stall,
                         seed=seed, resets=resets, x_seed=seed + 1 if x_unique else None, models=models,
-                        includes=includes, defines=defines)
+                        includes=includes, defines=defines, load=load)
     if netlist is not None:
         result.design = f"{netlist.family} netlist"
     return result
@@ -184,13 +193,13 @@ def simulate(build, simulator: str = "icarus", *, inputs=None, random: int | Non
         from ..quant.reference import run_int_batch
 
         qg = build.qgraph()
-        tin = qg.tensors[qg.input]
+        tin, shape = qg.tensors[qg.input], qg.input_shape
         if random is not None:
-            x, what = random_codes(tin, random, seed), f"{random} uniform random vectors (seed {seed})"
+            x, what = random_codes(tin, random, seed, shape), f"{random} uniform random vectors (seed {seed})"
         elif isinstance(inputs, (str, Path)):
-            x, what = load_inputs(inputs, tin), f"inputs from {Path(inputs).name}"
+            x, what = load_inputs(inputs, tin, shape), f"inputs from {Path(inputs).name}"
         else:
-            x = input_codes(inputs, tin)
+            x = input_codes(inputs, tin, shape=shape)
             what = f"{len(x)} given vectors"
         expected = run_int_batch(qg, x).astype(np.int64)
     if limit is not None and limit < len(x):

@@ -187,6 +187,17 @@ def _vcd_dumper(build_dir: Path, top: str, vcd: Path) -> Path:
     return path
 
 
+def copy_readmem_files(verilog: str | Path, dest: str | Path) -> list[str]:
+    """Copy the files the Verilog's ``$readmemh``/``$readmemb`` read (beside it: a BUILD's
+    weight ROM) into ``dest``, the directory the simulator runs in; returns their names."""
+    verilog, dest = Path(verilog), Path(dest)
+    names = sorted(set(re.findall(r'\$readmem[hb]\("([^"/\\]+)"', verilog.read_text(encoding="utf-8"))))
+    for name in names:
+        if (verilog.parent / name).is_file():
+            shutil.copyfile(verilog.parent / name, dest / name)
+    return names
+
+
 def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str | Path,
                  *, vcd: str | Path | None = None, models: tuple = (), includes: tuple = (),
                  defines: dict | None = None, x_unique: bool = False):
@@ -223,6 +234,7 @@ def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str |
     require_simulator(simulator)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
+    copy_readmem_files(verilog, build_dir)  # the tests run in build_dir
     runner = _runner(simulator)
     sources = [Path(verilog).resolve()]
     if x_unique:
@@ -297,6 +309,7 @@ def run_cocotb(
     defines: dict | None = None,
     test_module: str = "hwflow.sim.tb_accelerator",
     module_dir: str | Path | None = None,
+    load: tuple[list[int], int] | None = None,
 ) -> SimResult:
     """Run the cocotb testbench on ``verilog`` in ``simulator``.
 
@@ -332,6 +345,9 @@ def run_cocotb(
     test_module, module_dir :
         The testbench module, and a directory to put on its ``sys.path`` (for a copy
         of :mod:`tb_accelerator` outside hwflow).
+    load : (words, predicted_cycles), optional
+        The weight image to stream into the weight-load port first, and the load cycles
+        the schedule predicts.
 
     Returns
     -------
@@ -371,6 +387,12 @@ def run_cocotb(
         if expected is not None:
             np.save(tmp / "expected.npy", np.asarray(expected).astype(np.int64))
             env["HWFLOW_TB_EXPECTED"] = str(tmp / "expected.npy")
+        if load is not None:
+            from .beats import words_hex
+
+            (tmp / "weights_load.hex").write_text(words_hex(load[0], max(int(w).bit_length() for w in load[0]) or 1))
+            env["HWFLOW_TB_WEIGHTS"] = str(tmp / "weights_load.hex")
+            env["HWFLOW_TB_LOAD_CYCLES"] = str(int(load[1]))
         log = build_dir / "test.log"
         saved_path = list(sys.path)
         saved_env = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("HWFLOW_TB_")}
@@ -422,4 +444,6 @@ def run_cocotb(
         violations=list(data.get("violations", [])),
         violation_count=int(data.get("violation_count", 0)),
         resets=int(data.get("resets", 0)),
+        load_cycles=data.get("load_cycles"),
+        predicted_load_cycles=None if load is None else int(load[1]),
     )

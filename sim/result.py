@@ -5,7 +5,9 @@ cycle count (start sampled high → done high) equals the schedule's prediction 
 vector's stall cycles exactly, as seen by both the core's own ``cycles`` port and the
 testbench's count, and the testbench saw no violation of the stream interface rules.
 A stall cycle is one in which a stream partner refused a beat (``in_ready`` high and
-``in_valid`` low, or ``out_valid`` high and ``out_ready`` low; ``--stall``).
+``in_valid`` low, or ``out_valid`` high and ``out_ready`` low; ``--stall``). A
+design with a weight-load phase (weights in a memory the bitstream cannot initialise) is
+loaded first, and its load must take exactly the predicted cycles too.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class SimResult:
         Inferences the run reset in mid-run (each followed by a full one).
     extra : dict
         More fields for the JSON document (a netlist run's ``synthesis_seconds``).
+    load_cycles, predicted_load_cycles : int or None
+        Measured and predicted cycles of the weight-load phase (first word offered to
+        ``loaded`` high); ``None`` for a design without one.
     """
 
     simulator: str
@@ -81,6 +86,8 @@ class SimResult:
     resets: int = 0
     design: str = "rtl"
     extra: dict = field(default_factory=dict)
+    load_cycles: int | None = None
+    predicted_load_cycles: int | None = None
 
     def expected_cycles(self, v: int) -> int:
         """Vector ``v``'s exact cycle count: the prediction plus its stall cycles."""
@@ -108,9 +115,15 @@ class SimResult:
         )
 
     @property
+    def load_exact(self) -> bool:
+        """The weight load (if the design has one) took exactly the predicted cycles."""
+        return self.load_cycles == self.predicted_load_cycles
+
+    @property
     def passed(self) -> bool:
-        """Bit-exact, cycle-exact and no interface-rule violation."""
-        return self.vectors > 0 and self.mismatches == 0 and self.cycles_exact and self.violation_count == 0
+        """Bit-exact, cycle-exact (the weight load included) and no interface-rule violation."""
+        return (self.vectors > 0 and self.mismatches == 0 and self.cycles_exact and self.load_exact
+                and self.violation_count == 0)
 
     @property
     def cycles_summary(self) -> int | None:
@@ -136,6 +149,8 @@ class SimResult:
             "cpu_time": round(self.cpu_time, 4),
             "cycles_per_cpu_second": round(self.cycles_per_cpu_second, 1),
             "first_mismatch": self.first_mismatch,
+            **({"load_cycles": self.load_cycles, "predicted_load_cycles": self.predicted_load_cycles}
+               if self.predicted_load_cycles is not None or self.load_cycles is not None else {}),
             "stall_probability": self.stall_probability,
             "stall_cycles": sum(self.stall_cycles),
             "stall_cycles_per_vector": list(self.stall_cycles),
@@ -161,6 +176,8 @@ class SimResult:
         ]
         if self.resets:
             lines.append(f"  resets           {self.resets} in mid-inference, each followed by a full one")
+        if self.predicted_load_cycles is not None or self.load_cycles is not None:
+            lines.insert(4, f"  weight load      {self.load_cycles} cycles (predicted {self.predicted_load_cycles})")
         if self.first_mismatch:
             lines.append(f"  first mismatch   {self.first_mismatch}")
         miss = next((v for v, c in enumerate(self.cycles) if c != self.expected_cycles(v)), None)

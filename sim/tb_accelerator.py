@@ -22,7 +22,11 @@ Environment (set by the runner):
                          (:func:`beats.stream_gaps`)
 ``HWFLOW_TB_SEED``       seed of the stalls and of the reset cycles (default 0)
 ``HWFLOW_TB_RESET``      ``1``: before each vector, start an inference on it and reset the
-                         core in a random cycle of it (then run the vector in full)
+                         core in a random cycle of it (then load the weights again, if the
+                         core has a weight-load port, and run the vector in full)
+``HWFLOW_TB_WEIGHTS``    hex file of the weight image, for a core with a weight-load port
+                         (optional: it is streamed in before the first vector)
+``HWFLOW_TB_LOAD_CYCLES`` predicted cycles of that load (first word offered → ``loaded``)
 
 Cycle counting: ``start`` is driven high right after a rising edge, so it is sampled at
 the end of cycle 0; the testbench's count is the number of clock periods from that
@@ -57,9 +61,9 @@ from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdg
 from cocotb.utils import get_sim_time
 
 try:  # inside hwflow
-    from .beats import identity_map, pack, stream_gaps, unpack
+    from .beats import identity_map, pack, read_words, stream_gaps, unpack
 except ImportError:  # the standalone copy in BUILD/sim
-    from beats import identity_map, pack, stream_gaps, unpack
+    from beats import identity_map, pack, read_words, stream_gaps, unpack
 
 PERIOD_NS = 10
 #: Violations kept in the result (all are counted).
@@ -146,6 +150,42 @@ class StreamDriver:
         if _high(dut.in_ready):
             self.protocol.violation(f"in_ready still high after the last of {len(beats)} input beats "
                                     "(a further beat would be lost)")
+
+
+class WeightLoader:
+    """Drives the weight-load port once, as :class:`StreamDriver` drives the in-stream
+    (``wload_valid`` high from a rising edge on, one word per accepted beat, woken at
+    falling edges), then waits for ``loaded``. Returns the cycles from the first word
+    offered (cycle 0) to the cycle in which ``loaded`` is high."""
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    async def load(self, words: list[int], limit: int) -> int:
+        dut = self.dut
+        await RisingEdge(dut.clk)
+        dut.wload_data.value = words[0]
+        dut.wload_valid.value = 1
+        t0 = get_sim_time("ns")
+        accepted, moved = 0, False
+        while True:
+            await FallingEdge(dut.clk)
+            if moved:
+                if accepted == len(words):
+                    dut.wload_valid.value = 0
+                    break
+                dut.wload_data.value = words[accepted]
+            moved = _high(dut.wload_ready)
+            accepted += moved
+            if get_sim_time("ns") - t0 > limit * PERIOD_NS:
+                raise TimeoutError(f"weight load: {accepted} of {len(words)} words accepted in {limit} cycles")
+        while not _high(dut.loaded):
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            if get_sim_time("ns") - t0 > limit * PERIOD_NS:
+                raise TimeoutError(f"weight load: no loaded within {limit} cycles")
+        # Seen at a falling edge or just after a rising one: it rose at the last rising edge.
+        return int((get_sim_time("ns") - t0) // PERIOD_NS)
 
 
 class StreamMonitor:
@@ -399,18 +439,30 @@ async def run_vectors(dut):
     rng = np.random.default_rng(seed)
     result = {"vectors": vectors, "predicted_cycles": predicted, "error": "", "resets": 0}
 
+    weights = os.environ.get("HWFLOW_TB_WEIGHTS")
+    if weights:
+        dut.wload_valid.value = 0
     Clock(dut.clk, PERIOD_NS, unit="ns").start()
     await _reset(dut)
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     t_sim0 = get_sim_time("ns")
     bench.start()
     try:
+        if weights:  # the weight-load phase, once, before the first vector
+            words = read_words(weights)
+            result["load_cycles"] = await WeightLoader(dut).load(words, 4 * len(words) + 1000)
+            result["predicted_load_cycles"] = int(os.environ.get("HWFLOW_TB_LOAD_CYCLES") or -1)
         for v in range(vectors):
             beats = pack(inputs[v], in_map, in_bits)
             if resets:
                 at = int(rng.integers(1, max(predicted, 2)))
                 await bench.abort(v, beats, stream_gaps(rng, stall, len(beats), out_map.shape[0]), at)
                 result["resets"] += 1
+                if weights:  # reset clears ``loaded``: the image goes in again, in the same cycles
+                    again = await WeightLoader(dut).load(words, 4 * len(words) + 1000)
+                    if again != result["load_cycles"]:
+                        bench.protocol.violation(f"the weight load after the reset took {again} cycles, "
+                                                 f"the first {result['load_cycles']}")
             gaps = stream_gaps(rng, stall, len(beats), out_map.shape[0])
             got, cycles, core_cycles, stalls = await bench.infer(v, beats, gaps)
             try:
@@ -419,7 +471,7 @@ async def run_vectors(dut):
                 codes = []  # wrong number of beats: a violation, and a mismatch
             checker.check(v, codes, cycles, core_cycles, stalls)
     except TimeoutError as exc:
-        result["error"] = f"vector {len(checker.cycles)}: {exc}"
+        result["error"] = str(exc) if str(exc).startswith("weight load") else f"vector {len(checker.cycles)}: {exc}"
     wall, cpu = time.perf_counter() - t_wall, time.process_time() - t_cpu
     sim_cycles = round((get_sim_time("ns") - t_sim0) / PERIOD_NS)
     result.update(

@@ -17,13 +17,14 @@ from pathlib import Path
 import click
 
 from ..errors import OptionError
-from ..quant.config import CALIBRATIONS, ROUNDINGS, SCHEMES, AutoBitsConfig, QuantConfig, load_bits_file, parse_bits
+from ..quant.config import (CALIBRATIONS, EDGE_BITS, ROUNDINGS, SCHEMES, WEIGHT_FORMATS, AutoBitsConfig, QuantConfig,
+                            load_bits_file, parse_bits, parse_weights)
 
 __all__ = ["quant_options", "quant_config", "auto_bits_config", "QUANT_OPTION_NAMES"]
 
 #: keyword names the decorator adds (so commands can split their kwargs)
 QUANT_OPTION_NAMES = (
-    "scheme", "per_channel", "wbits", "abits", "bits", "calibration", "clamp_sigma",
+    "scheme", "per_channel", "wbits", "abits", "bits", "weights", "calibration", "clamp_sigma",
     "cle", "bias_correction", "rounding", "mbits", "input_range", "auto_bits", "budget_kbit", "agreement_floor",
 )
 
@@ -38,8 +39,16 @@ def _option_list():
                           "asymmetric: as symmetric plus activation zero points (free in hardware)."),
         click.option("--per-channel/--per-tensor", "per_channel", default=_DEFAULT.per_channel, show_default=True,
                      help="One weight scale per output channel, or one per layer."),
-        click.option("--wbits", type=int, default=_DEFAULT.wbits, show_default=True, help="Weight bits (2..16)."),
-        click.option("--abits", type=int, default=_DEFAULT.abits, show_default=True, help="Activation bits (2..16)."),
+        click.option("--wbits", type=int, default=None,
+                     help="Weight code bits: int 2..16, pot 3..5, binary 1, ternary 2.  "
+                          "[default: 8 for int, 4 pot, 1 binary, 2 ternary]"),
+        click.option("--abits", type=int, default=_DEFAULT.abits, show_default=True,
+                     help=f"Activation bits (2..16), or 1: ±1 after a sign activation (the input and the "
+                          f"last layer keep {EDGE_BITS})."),
+        click.option("--weights", "weights", multiple=True, metavar="|".join(WEIGHT_FORMATS) + "|LAYER=FORMAT",
+                     help="Weight format: int; pot (0 or ±2^k × scale, multiplier-free); binary (±1 × scale); "
+                          f"ternary (-1, 0, +1 × scale). binary/ternary keep the first and last layer at int{EDGE_BITS}. "
+                          "Repeatable; LAYER=FORMAT sets one layer.  [default: int]"),
         click.option("--bits", "bits", multiple=True, metavar="LAYER=W/A|FILE",
                      help="Per-layer bits, e.g. --bits fc1=4/8 (repeatable), or a TOML/JSON file mapping layers to [w, a]."),
         click.option("--calibration", default=None, metavar="|".join(CALIBRATIONS),
@@ -92,7 +101,7 @@ def quant_config(calib, **kwargs) -> QuantConfig:
     Raises
     ------
     OptionError
-        Bad scheme, bits, per-layer spec or file; a calibration that needs data without
+        Bad scheme, bits, weight format, per-layer spec or file; a calibration that needs data without
         ``--calib``; one line naming the problem.
     """
     layer_bits: dict[str, tuple[int, int]] = {}
@@ -104,11 +113,20 @@ def quant_config(calib, **kwargs) -> QuantConfig:
         else:
             name, wa = parse_bits(spec)
             layer_bits[name] = wa
+    weights, layer_weights = _DEFAULT.weights, {}
+    for spec in kwargs.get("weights") or ():
+        name, fmt = parse_weights(spec)
+        if name is None:
+            weights = fmt
+        else:
+            layer_weights[name] = fmt
     asked = kwargs.get("calibration")
     config = QuantConfig(
         scheme=kwargs.get("scheme", _DEFAULT.scheme),
         per_channel=kwargs.get("per_channel", _DEFAULT.per_channel),
-        wbits=kwargs.get("wbits", _DEFAULT.wbits),
+        wbits=kwargs.get("wbits"),
+        weights=weights,
+        layer_weights=layer_weights,
         abits=kwargs.get("abits", _DEFAULT.abits),
         layer_bits=layer_bits,
         calibration=asked or _DEFAULT.calibration,

@@ -40,6 +40,11 @@ def summary(m: dict) -> str:
     ]
     if est_text:
         lines.append(f"  estimate  {est_text}")
+    if m.get("load"):
+        ld = m["load"]
+        lines.append(f"  weights   in {ld['memory']} (not set by the bitstream): load {ld['file']} through "
+                     f"the weight-load port after reset, {ld['words']:,} words of {ld['word_bits']} bits, "
+                     f"{ld['cycles']:,} cycles")
     if m.get("pruning"):
         lines.append(f"  pruning   {json.dumps(m['pruning'].get('settings', {}))}")
     lines.append(f"  verilog   {m['verilog']} ({m['verilog_lines']:,} lines), "
@@ -63,6 +68,8 @@ def summary(m: dict) -> str:
 @click.option("--fuse", type=click.Choice(FUSE_MODES), default="auto", show_default=True,
               help="Fuse a MaxPool into the convolution before it when that saves cycles (auto), "
                    "whenever legal (always), or never.")
+@click.option("--argmax", is_flag=True,
+              help="Compute the class index in hardware: a comparator after the last layer, one output beat.")
 @click.option("--top", default=None, help="Verilog top module name (default: from the model file name).")
 @click.option("--vectors", type=int, default=8, show_default=True,
               callback=checked(check_positive, "--vectors"), help="Test vectors to store in BUILD.")
@@ -71,7 +78,7 @@ def summary(m: dict) -> str:
 @click.option("--report", "report", is_flag=True, help="Also write the HTML report, BUILD/report.html (see `hwflow report`).")
 @quant_options
 @prune_options
-def compile_cmd(model, target, output, calib, pe, simd, fuse, top, vectors, seed, as_json, report, **options):
+def compile_cmd(model, target, output, calib, pe, simd, fuse, argmax, top, vectors, seed, as_json, report, **options):
     """Compile MODEL (ONNX) into hardware: Verilog, schedule, test vectors and a testbench.
 
     \b
@@ -85,7 +92,7 @@ def compile_cmd(model, target, output, calib, pe, simd, fuse, top, vectors, seed
 
     quant, auto_bits = quant_config(calib, **options), auto_bits_config(**options)
     prune = prune_config(**options)
-    schedule = ScheduleConfig(pe=pe, simd=simd, fuse=fuse)
+    schedule = ScheduleConfig(pe=pe, simd=simd, fuse=fuse, argmax=argmax)
     with progress("compiling: load", total=len(STEPS), quiet=as_json) as bar:
         names = [n for n, _ in STEPS]
 

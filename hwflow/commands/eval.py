@@ -53,6 +53,9 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
     if curve is not None:
         res["auto_bits"] = curve
         res["layer_bits"] = {k: list(v) for k, v in config.layer_bits.items()}
+    if not config.int_only:  # which layers the formats reached (binary/ternary spare the edges)
+        res["layer_formats"] = {l.name: f"{l.wformat}{l.wbits}/a{qg.tensors[l.output].bits}"
+                                for l in qg.layers if l.weight is not None}
     layers = {name: info for name, info in qg.attrs["layers"].items() if "wbits" in info}
     if analysis:
         res["analysis"] = layers
@@ -61,16 +64,23 @@ def eval_cmd(model, data, calib, as_json, analysis, **kwargs):
     if as_json:
         click.echo(json.dumps(jsonable(res), indent=2, allow_nan=True))
         return
-    how = ("pre-quantized model: its own scales and widths" if "fixed_qparams" in graph.meta else
-           f"{config.scheme}, {'per-channel' if config.per_channel else 'per-tensor'}, w{config.wbits}/a{config.abits}")
+    from ..quant.qonnx import is_qonnx
+
+    how = ("pre-quantized model: its own scales and widths" if "fixed_qparams" in graph.meta or is_qonnx(graph) else
+           f"{config.scheme}, {'per-channel' if config.per_channel else 'per-tensor'}, "
+           f"{'' if config.weights == 'int' else config.weights + ' '}w{config.wbits}/a{config.abits}")
     click.echo(f"model        {model}  ({len(x)} samples; {how}; calibration {res['calibration']})")
     if y is not None:
+        if "scored_output" in res:
+            click.echo(f"scored       the model's label output {res['scored_output']!r}")
         drop = 100 * (res["float_accuracy"] - res["quant_accuracy"])
         click.echo(f"float acc    {100 * res['float_accuracy']:.2f} %")
         click.echo(f"quant acc    {100 * res['quant_accuracy']:.2f} %  (drop {drop:+.2f} pp)")
     click.echo(f"agreement    {100 * res['agreement']:.2f} %")
     click.echo(f"logit SQNR   {res['sqnr_db']:.2f} dB")
     click.echo(f"weights      {res['weight_bits']} bits ({res['weight_bits'] / 8192:.2f} KiB)")
+    if "layer_formats" in res:
+        click.echo("layers       " + ", ".join(f"{k} {v}" for k, v in res["layer_formats"].items()))
     if curve is not None:
         click.echo("auto-bits    " + "  ".join(f"{p['kbit']:.1f}kbit:{100 * p['agreement']:.1f}%" for p in curve))
         click.echo("layer bits   " + ", ".join(f"{k}={w}/{a}" for k, (w, a) in config.layer_bits.items()))

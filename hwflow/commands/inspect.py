@@ -1,4 +1,5 @@
-"""``hwflow inspect MODEL.onnx``: one row per layer (shapes, parameters, MACs), then totals."""
+"""``hwflow inspect MODEL.onnx``: one row per layer (shapes, parameters, MACs), then totals;
+with ``--target``, whether the design fits (:mod:`hwflow.schedule.fit`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ from typing import Any
 import click
 import numpy as np
 
+from ..config import FUSE_MODES, ScheduleConfig, check_positive
+from ..errors import OptionError
 from ..ir.graph import Graph, Node
-from ..ir.ops import OPS
+from ..ir.ops import OPS, QONNX_OPS
+from ._checks import checked
+from ._prune_options import prune_config, prune_options
+from ._quant_options import quant_config, quant_options
 
 __all__ = ["inspect_cmd", "layer_stats"]
 
@@ -29,21 +35,33 @@ def _macs(graph: Graph, node: Node) -> int:
     return 0
 
 
+def _param(graph: Graph, t: str) -> int:
+    """Elements of ``t`` if it is a float constant, or a QONNX quantizer of one (the
+    weights of a QAT model); else 0."""
+    if not t:
+        return 0
+    src = graph.producer(t)
+    if src is not None and src.op in QONNX_OPS and graph.tensors[src.inputs[0]].is_const:
+        t = src.inputs[0]
+    tensor = graph.tensors[t]
+    return tensor.size if tensor.is_const and tensor.dtype.kind == "f" else 0
+
+
 def layer_stats(graph: Graph) -> list[dict[str, Any]]:
     """Per node: name, op, input/output shape, parameters and MACs (batch 1).
 
-    A layer's parameters are the elements of its constant float inputs; a constant
-    shared by several layers counts at each.
+    A layer's parameters are the elements of its constant float inputs, or of the
+    constants a QONNX ``Quant``/``BipolarQuant`` quantizes for it (the quantizer's row
+    counts none); a constant shared by several layers counts at each.
     """
     rows = []
     for node in graph.nodes:
         acts = [t for t in node.inputs if t and not graph.tensors[t].is_const]
         params = 0
-        if OPS[node.op].params:  # learned parameters (a Reshape's target shape is not one)
-            params = sum(
-                graph.tensors[t].size for t in node.inputs if t and graph.tensors[t].is_const
-                and graph.tensors[t].dtype.kind == "f"
-            )
+        # learned parameters (a Reshape's target shape is not one)
+        if OPS[node.op].params and node.op not in QONNX_OPS:
+            params = sum(_param(graph, t) for t in node.inputs)
+            acts = [t for t in acts if not _param(graph, t)]
         row: dict[str, Any] = {
             "name": node.name,
             "op": node.op,
@@ -93,26 +111,48 @@ def _print_table(graph: Graph, rows: list[dict[str, Any]], raw: bool) -> None:
 
 @click.command("inspect")
 @click.argument("model", type=click.Path(dir_okay=True, path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table (and the fit verdict) as JSON.")
 @click.option("--raw", is_flag=True, help="Show the graph as imported, before optimization.")
-def inspect_cmd(model: str, as_json: bool, raw: bool) -> None:
+@click.option("--target", "-t", default=None,
+              help="Also say whether the design fits this target (name or TOML), from shapes and the options below.")
+@click.option("--pe", type=int, default=None, callback=checked(check_positive, "--pe"),
+              help="Output channels in parallel (default: the target's).")
+@click.option("--simd", type=int, default=None, callback=checked(check_positive, "--simd"),
+              help="Inputs per PE in parallel (default: the target's).")
+@click.option("--fuse", type=click.Choice(FUSE_MODES), default="auto", show_default=True,
+              help="MaxPool fusion, as for compile.")
+@quant_options
+@prune_options
+def inspect_cmd(model: str, as_json: bool, raw: bool, target: str | None, pe, simd, fuse, **options) -> None:
     """Show MODEL's layers with shapes, parameters and MACs, then totals.
 
     The graph is shown after hwflow's optimization passes (BatchNorm folded,
-    activations fused...) unless --raw is given.
+    activations fused...) unless --raw is given. With --target, also the fit verdict
+    `hwflow compile` checks before quantizing: weight ROM, activation RAM and DSPs for
+    the options given (--wbits, --abits, --bits, --prune-channels, --share, --pe, --simd),
+    and when the design is too big, the nearest options that fit.
 
     \b
     Examples:
       hwflow inspect examples/models/digits_cnn.onnx
       hwflow inspect model.onnx --raw --json
+      hwflow inspect big.onnx --target fpga-medium --wbits 4
     """
     from ..ir import load_model
     from ..passes import optimize
 
+    if raw and target is not None:
+        raise OptionError("--target sizes the optimized graph; drop --raw")
     graph = load_model(model)
     if not raw:
         graph = optimize(graph)
     rows = layer_stats(graph)
+    fit = None
+    if target is not None:
+        from ..schedule.fit import fit_check
+
+        quant = quant_config(None, **options)
+        fit = fit_check(graph, target, quant, prune_config(**options), ScheduleConfig(pe=pe, simd=simd, fuse=fuse))
     if as_json:
         doc = {
             "model": graph.name,
@@ -126,6 +166,10 @@ def inspect_cmd(model: str, as_json: bool, raw: bool) -> None:
                 "macs": sum(r["macs"] for r in rows),
             },
         }
+        if fit is not None:
+            doc["fit"] = fit.to_json()
         click.echo(json.dumps(doc, indent=2))
     else:
         _print_table(graph, rows, raw)
+        if fit is not None:
+            click.echo(f"fit: {fit.verdict}: {fit.message()}")

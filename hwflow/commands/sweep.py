@@ -22,12 +22,16 @@ __all__ = ["sweep_cmd"]
 @click.option("--data", default=None, type=click.Path(dir_okay=False),
               help="Test data (.npz with x and optional labels y): accuracy and agreement per point.")
 @click.option("--jobs", "-j", type=int, default=None, help="Parallel worker processes (default: CPU count).")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run the points on this Dask cluster instead of local processes (pip install 'hwflow[dask]'; "
+                   "the workers must see the model, data and output paths).")
 @click.option("-o", "--output", "output", default=None, type=click.Path(file_okay=False),
               help="Output directory (default: sweep/<model stem>): builds, sweep.json, pareto.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print sweep.json instead of the table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-def sweep_cmd(model, target, pe, simd, wbits, abits, calib, data, jobs, output, as_json, quiet):
-    """Compile MODEL for every PE x SIMD x wbits combination, in parallel processes.
+def sweep_cmd(model, target, pe, simd, wbits, abits, calib, data, jobs, output, as_json, quiet, scheduler):
+    """Compile MODEL for every PE x SIMD x wbits combination, in parallel processes
+    (or on a Dask cluster: --scheduler tcp://HOST:PORT).
 
     Prints latency (cycles and µs at the target clock), estimated LUT/FF/DSP/BRAM,
     weight storage and, with --data, accuracy (or agreement without labels), and marks
@@ -43,7 +47,7 @@ def sweep_cmd(model, target, pe, simd, wbits, abits, calib, data, jobs, output, 
     from ..report.sweep import format_table, run_sweep
 
     doc = run_sweep(model, target, pe, simd, wbits, abits=abits, calib=calib, data=data, jobs=jobs,
-                    out_dir=output, quiet=quiet)
+                    out_dir=output, quiet=quiet, scheduler=scheduler)
     failed = all(r.get("error") for r in doc["rows"])
     if as_json:
         click.echo(json.dumps(doc, indent=1))

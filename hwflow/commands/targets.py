@@ -10,7 +10,7 @@ from ..targets import DEFAULT_TARGET, list_targets, load_target
 
 __all__ = ["targets_cmd"]
 
-_COLUMNS = ("target", "family", "device", "package", "LUT", "FF", "DSP", "BRAM", "I/O",
+_COLUMNS = ("target", "family", "device", "package", "LUT", "FF", "DSP", "memory", "I/O",
             "clock", "PExSIMD")
 
 
@@ -34,9 +34,8 @@ def targets_cmd(as_json: bool) -> None:
         return
     rows = []
     for t in targets:
-        bram = "-" if t.bram_blocks is None else f"{t.bram_blocks}x{t.bram_block_bits // 1024}K"
-        if t.spram_blocks:
-            bram += f" +{t.spram_blocks}x{t.spram_block_bits // 1024}K SPRAM"
+        bram = " + ".join(f"{k.blocks}x{k.block_bits // 1024}K {k.name.upper()}" for k in t.memory
+                          if k.blocks is not None) or "-"
         rows.append((t.name + (" *" if t.name == DEFAULT_TARGET else ""), t.family,
                      _fmt(t.device), _fmt(t.package), _fmt(t.luts), _fmt(t.ffs), _fmt(t.dsps),
                      bram, _fmt(t.io_pins), f"{t.clock_mhz:g} MHz", f"{t.pe}x{t.simd}"))

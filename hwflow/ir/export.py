@@ -3,7 +3,7 @@
 Used to check passes against onnxruntime and to hand an optimized float model to
 other tools. hwflow-only annotations are spelled out as plain ONNX: a fused
 activation becomes a node after its layer, normalised attributes (Clip bounds,
-Squeeze axes) become inputs again, and ``host``/``coerce_2d`` marks are dropped.
+Squeeze axes, Pad's pads and value) become inputs again, and ``host``/``coerce_2d`` marks are dropped.
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ class _Exporter(OnnxBuilder):
             attrs.pop("ratio", None)  # an input since opset 12; inference ignores it anyway
         if n.op in ("Squeeze", "Unsqueeze") and "axes" in attrs:
             inputs = inputs[:1] + [self.const(f"{n.name}_axes", np.array(attrs.pop("axes"), np.int64))]
+        if n.op == "Pad":  # pads and value are inputs since opset 11
+            pads, value = attrs.pop("pads"), attrs.pop("value", 0.0)
+            dtype = self.graph.tensors[n.inputs[0]].dtype
+            inputs = inputs[:1] + [self.const(f"{n.name}_pads", np.array(pads, np.int64)),
+                                   self.const(f"{n.name}_value", np.array(value, dtype))]
         if n.op in ("Softmax", "LogSoftmax") and n.attrs.get("coerce_2d"):
             self._coerce_2d(n, attrs)
         else:

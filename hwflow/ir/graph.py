@@ -12,7 +12,7 @@ Conventions shared by every pass and stage:
 - every node's op is an entry of the op registry (:data:`hwflow.ir.ops.OPS`), which
   gives its shape rule and float kernel;
 - a Conv/Gemm whose activation was fused carries ``attrs["activation"]``, a dict with
-  ``op`` one of :data:`hwflow.ir.ops.ACTIVATIONS` (Relu, Clip, LeakyRelu, Sigmoid, Tanh)
+  ``op`` one of :data:`hwflow.ir.ops.ACTIVATIONS` (Relu, Clip, LeakyRelu, Sigmoid, Tanh, Sign)
   and, where they apply, ``min``/``max`` (Clip) or ``alpha`` (LeakyRelu);
 - ops that run on the host (:data:`hwflow.ir.ops.HOST_OPS`: Softmax, LogSoftmax, ArgMax
   at the tail) stay in the graph with ``attrs["host"] = True``.

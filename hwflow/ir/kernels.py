@@ -33,9 +33,9 @@ __all__ = [
     "reshape_target",
 ]  # fmt: skip
 
-#: Largest patch matrix (im2col) a convolution builds at once, in elements (1 GiB of
+#: Largest patch matrix (im2col) a convolution builds at once, in elements (32 MiB of
 #: float64); bigger batches go in chunks of samples.
-_PATCH_ELEMENTS = 1 << 27
+_PATCH_ELEMENTS = 1 << 22
 
 #: A node kernel: ``(node, input arrays) -> output arrays`` (None for omitted inputs).
 Kernel = Callable[["Node", list], list]
@@ -83,6 +83,8 @@ def apply_activation(y: np.ndarray, act: dict[str, Any] | None) -> np.ndarray:
         return sigmoid(y)
     if op == "Tanh":
         return np.tanh(y)
+    if op == "Sign":
+        return np.sign(y)
     raise ValueError(f"unknown fused activation {op!r}")
 
 
@@ -271,6 +273,10 @@ def op_tanh(node: Node, ins: list) -> list:
     return [np.tanh(ins[0])]
 
 
+def op_sign(node: Node, ins: list) -> list:
+    return [np.sign(ins[0])]
+
+
 # -- shape manipulation ----------------------------------------------------------------
 def op_flatten(node: Node, ins: list) -> list:
     x = ins[0]
@@ -400,3 +406,65 @@ def op_array_feature_extractor(node: Node, ins: list) -> list:
                          f"for the {n} entries of its table; the model is malformed, re-export it")
     y = np.take(x, idx, axis=-1)
     return [y.reshape(1, -1) if x.ndim == 1 else y]
+
+
+# -- QONNX (Brevitas' export): quantizers with qonnx's own semantics ----------------------
+#: QONNX ``rounding_mode`` -> numpy rounding (qonnx.custom_op.general.quant).
+QONNX_ROUNDING = {"ROUND": np.round, "HALF_EVEN": np.round, "FLOOR": np.floor, "CEIL": np.ceil, "DOWN": np.fix}
+
+
+def qonnx_int_range(bits: int, signed: bool, narrow: bool) -> tuple[int, int]:
+    """The integer range of a QONNX ``Quant`` (qonnx's ``min_int``/``max_int``)."""
+    if signed:
+        return -(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1 - int(narrow)
+
+
+def qonnx_rounding(node: Node) -> Callable:
+    mode = str(_attr(node, "rounding_mode", "ROUND"))
+    fn = QONNX_ROUNDING.get(mode.upper())
+    if fn is None:
+        raise ModelError(f"node {node.name!r} ({node.op}): rounding mode {mode!r} is not supported; "
+                         f"use one of {', '.join(QONNX_ROUNDING)}")
+    return fn
+
+
+def op_quant(node: Node, ins: list) -> list:
+    """QONNX ``Quant(x, scale, zero_point, bit_width)``: ``(clip(round(x/s + z)) - z) * s``, in
+    ``x``'s dtype as qonnx computes it (a 1-bit signed Quant is bipolar)."""
+    x, s, z, bw = ins
+    bits = int(np.asarray(bw).reshape(-1)[0])
+    s, z = np.asarray(s, dtype=x.dtype), np.asarray(z, dtype=x.dtype)
+    y = x / s + z
+    signed = bool(_attr(node, "signed", 1))
+    if bits == 1 and signed:
+        y = np.where(y >= 0, x.dtype.type(1), x.dtype.type(-1))
+    else:
+        lo, hi = qonnx_int_range(bits, signed, bool(_attr(node, "narrow", 0)))
+        y = qonnx_rounding(node)(np.clip(y, lo, hi))
+    return [((y - z) * s).astype(x.dtype, copy=False)]
+
+
+def op_bipolar_quant(node: Node, ins: list) -> list:
+    """QONNX ``BipolarQuant(x, scale)``: ``scale`` where ``x >= 0``, else ``-scale``."""
+    x, s = ins
+    return [(np.where(x >= 0, x.dtype.type(1), x.dtype.type(-1)) * np.asarray(s, dtype=x.dtype)).astype(x.dtype)]
+
+
+def op_pad(node: Node, ins: list) -> list:
+    """Pad (attributes normalised on import: ``pads`` of every axis, ``value``, ``mode``);
+    negative pads crop."""
+    x = ins[0]
+    r = x.ndim
+    pads = [int(p) for p in node.attrs["pads"]]
+    begin, end = pads[:r], pads[r:]
+    mode = str(_attr(node, "mode", "constant"))
+    widths = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)]
+    if mode == "constant":
+        y = np.pad(x, widths, mode="constant", constant_values=np.asarray(_attr(node, "value", 0), x.dtype))
+    elif mode in ("reflect", "edge", "wrap"):
+        y = np.pad(x, widths, mode=mode)
+    else:
+        raise ModelError(f"node {node.name!r} (Pad): mode {mode!r} is not supported")
+    crop = tuple(slice(max(-b, 0), y.shape[i] - max(-e, 0)) for i, (b, e) in enumerate(zip(begin, end)))
+    return [y[crop]]

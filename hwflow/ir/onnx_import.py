@@ -278,6 +278,7 @@ class _Importer:
         self.graph, self.info, self.opset, self.strict, self.fold = graph, info, opset, strict, fold
         self.names: set[str] = set()
         self.known: dict[str, np.ndarray] = {}
+        self.kept: set[str] = set()  # constant values left as nodes (OpDef.fold is False)
 
     def _unique(self, name: str, op: str, index: int) -> str:
         base = name or f"{op}_{index}"
@@ -332,6 +333,8 @@ class _Importer:
                 raise UnsupportedOpError(f"node {node.name!r} ({op}): axes must be a constant")
             a["axes"] = [int(x) for x in np.asarray(v).reshape(-1)]
             node.inputs = node.inputs[:1]
+        if op == "Pad":
+            self._pad(node)
         if op in ("Softmax", "LogSoftmax") and self.opset < 13:
             a["coerce_2d"] = True
         if op == "Cast":
@@ -362,6 +365,31 @@ class _Importer:
             return self._sum(node)
         return node
 
+    def _pad(self, node: Node) -> None:
+        """Pad's operands (inputs since opset 11) as attributes: ``pads`` for every axis,
+        ``value``, ``mode``."""
+        a = node.attrs
+        rank = len(self.graph.shape(node.inputs[0]))
+        if len(node.inputs) > 1:
+            pads = self._const(node.inputs[1])
+            value = self._const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else 0
+            axes = self._const(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] else None
+            if pads is None or value is None or (len(node.inputs) > 3 and node.inputs[3] and axes is None):
+                raise UnsupportedOpError(f"node {node.name!r} (Pad): pads, value and axes must be constants")
+            pads = [int(p) for p in np.asarray(pads).reshape(-1)]
+            if axes is not None:
+                axes = [int(x) + rank if int(x) < 0 else int(x) for x in np.asarray(axes).reshape(-1)]
+                full = [0] * (2 * rank)
+                for i, ax in enumerate(axes):
+                    full[ax], full[rank + ax] = pads[i], pads[len(axes) + i]
+                pads = full
+            a["pads"], a["value"] = pads, float(np.asarray(value).reshape(-1)[0]) if np.size(value) else 0.0
+            node.inputs = node.inputs[:1]
+        else:
+            a["pads"] = [int(p) for p in a.get("pads", a.pop("paddings", [0] * 2 * rank))]
+            a.setdefault("value", 0.0)
+        a["mode"] = a.get("mode", "constant") or "constant"
+
     def _sum(self, node: Node) -> Node | None:
         """Sum of n tensors -> a chain of Adds (one input: Identity)."""
         ins = node.inputs
@@ -382,7 +410,14 @@ class _Importer:
         computable = not spec.host and (
             spec.shape_only or all(c is not None for t, c in zip(node.inputs, consts) if t)
         )
-        if computable:
+        if computable and (not spec.fold or any(t in self.kept for t in node.inputs)):
+            # kept as a node (a QONNX quantizer, or what reads one: its codes must stay
+            # visible); its value counts as a constant for the rules and for shapes
+            for t, v in zip(node.outputs, run_node(node, consts)):
+                if t:
+                    self.known[t] = v
+                    self.kept.add(t)
+        elif computable:
             # Shape reads only the shape: a broadcast zero allocates nothing, whatever its size
             ins = [np.broadcast_to(np.int8(0), g.shape(node.inputs[0]))] if spec.shape_only else consts
             _check_fold_size(node, [g.shape(t) if t else None for t in node.inputs], consts)
@@ -426,6 +461,12 @@ def _check_ops(g: onnx.GraphProto) -> None:
     for i, proto in enumerate(g.node):
         op = proto.op_type
         default = proto.domain in ("", "ai.onnx")
+        if op == "ZipMap":
+            raise UnsupportedOpError(
+                f"node {proto.name or f'{op}_{i}'!r} (ZipMap) returns the probabilities as a sequence of maps, "
+                "which hwflow does not compile; export the classifier without it: skl2onnx "
+                "to_onnx(model, X, options={'zipmap': False})"
+            )
         spec = OPS.get(op)
         if spec is None or not (default or proto.domain == spec.domain):
             name = proto.name or f"{op}_{i}"

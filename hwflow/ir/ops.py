@@ -30,11 +30,14 @@ if TYPE_CHECKING:
     from .graph import Graph, Node
 
 __all__ = [
-    "OpDef", "OPS", "SUPPORTED_OPS", "HOST_OPS", "CONST_ONLY_OPS", "ACTIVATIONS", "infer_node_shapes",
-    "check_shapes", "run_node",
+    "OpDef", "OPS", "SUPPORTED_OPS", "HOST_OPS", "CONST_ONLY_OPS", "ACTIVATIONS", "QONNX_OPS", "QONNX_DOMAIN",
+    "infer_node_shapes", "check_shapes", "run_node",
 ]  # fmt: skip
 
 _ACCEPT = ("model", "host", "const", "rewrite")
+
+#: The ONNX domain of QONNX's custom ops, as Brevitas' export writes it.
+QONNX_DOMAIN = "qonnx.custom_op.general"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,10 @@ class OpDef:
         Its value depends only on its input's static shape (Shape folds on any input).
     domain : str
         The ONNX domain (``"ai.onnx.ml"`` for ArrayFeatureExtractor).
+    fold : bool
+        Constant inputs make a constant (folded on import). False for QONNX's quantizers:
+        a quantized weight stays a node, so its integer codes and scale are not lost
+        (its output still counts as constant for the importer's rules).
     """
 
     shape: Rule
@@ -91,6 +98,7 @@ class OpDef:
     params: bool = False
     shape_only: bool = False
     domain: str = ""
+    fold: bool = True
 
     def __post_init__(self) -> None:
         if self.accept not in _ACCEPT:
@@ -128,6 +136,8 @@ OPS: dict[str, OpDef] = {
     "Clip": OpDef(s.same, k.op_clip, quant="lut", activation="clamp", per_channel=True),
     "Sigmoid": OpDef(s.same, k.op_sigmoid, quant="lut", activation="table", per_channel=True),
     "Tanh": OpDef(s.same, k.op_tanh, quant="lut", activation="table", per_channel=True),
+    # a binarizing activation: 1-bit (bipolar) outputs are thresholds (hwflow.quant.qgraph)
+    "Sign": OpDef(s.same, k.op_sign, quant="lut", activation="table", per_channel=True),
     "MaxPool": OpDef(s.pool, k.op_maxpool, quant="maxpool", per_channel=True),
     "AveragePool": OpDef(s.pool, k.op_avgpool, quant="avgpool", per_channel=True),
     "GlobalAveragePool": OpDef(s.global_pool, k.op_global_avgpool, quant="avgpool", per_channel=True),
@@ -135,6 +145,8 @@ OPS: dict[str, OpDef] = {
     "Reshape": OpDef(s.reshape, k.op_reshape, quant="layout", host_tail=True),
     "Transpose": OpDef(s.transpose, k.op_transpose, host_tail=True),
     "Concat": OpDef(s.concat, k.op_concat, quant="concat", params=True),
+    # spatial zero padding: the passes fuse it into the Conv/pool after it
+    "Pad": OpDef(s.pad, k.op_pad, operands="first", per_channel=True),
     "Identity": OpDef(s.same, k.op_identity, quant="layout", host_tail=True, per_channel=True),
     "Dropout": OpDef(s.same, k.op_identity, quant="layout", per_channel=True),
     "Cast": OpDef(s.same, k.op_cast, host_tail=True),
@@ -151,7 +163,13 @@ OPS: dict[str, OpDef] = {
     "Unsqueeze": OpDef(s.unsqueeze, k.op_unsqueeze, accept="const", quant="layout", host_tail=True),
     "Squeeze": OpDef(s.squeeze, k.op_squeeze, accept="const", quant="layout", host_tail=True),
     "Sum": OpDef(s.broadcast, k.op_sum, accept="rewrite", quant="add"),
+    # QONNX (Brevitas): pre-quantized models, quantized exactly by hwflow.quant.qonnx
+    "Quant": OpDef(s.same, k.op_quant, domain=QONNX_DOMAIN, fold=False, params=True),
+    "BipolarQuant": OpDef(s.same, k.op_bipolar_quant, domain=QONNX_DOMAIN, fold=False, params=True),
 }
+
+#: QONNX's custom ops (``Quant``, ``BipolarQuant``).
+QONNX_OPS = tuple(op for op, d in OPS.items() if d.domain == QONNX_DOMAIN)
 
 #: Ops a user model may contain after import.
 SUPPORTED_OPS = tuple(op for op, d in OPS.items() if d.accept in ("model", "host"))

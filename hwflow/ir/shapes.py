@@ -231,3 +231,12 @@ def squeeze(node: Node, s: list, c: list) -> list:
 def array_feature_extractor(node: Node, s: list, c: list) -> list:
     k = _prod(s[1])
     return [(1, k) if len(s[0]) == 1 else s[0][:-1] + (k,)]
+
+
+def pad(node: Node, s: list, c: list) -> list:
+    x = s[0]
+    pads = node.attrs.get("pads")
+    _need(pads is not None and len(pads) == 2 * len(x), f"pads {pads!r} do not fit rank {len(x)}")
+    out = tuple(d + int(b) + int(e) for d, b, e in zip(x, pads[:len(x)], pads[len(x):]))
+    _need(all(d >= 0 for d in out), f"pads {pads!r} crop {x!r} below zero")
+    return [out]

@@ -15,6 +15,7 @@ from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
 from .fold_input_affine import FoldInputAffine
 from .fuse_activation import FuseActivation
+from .fuse_pad import FusePad
 from .manager import PassManager
 from .matmul_to_gemm import MatMulAddToGemm
 from .normalize_reshape import NormalizeReshape
@@ -22,7 +23,7 @@ from .normalize_reshape import NormalizeReshape
 __all__ = [
     "Pass", "PassResult", "PassError", "PreconditionError", "PostconditionError", "PassManager",
     "EliminateIdentity", "FoldConstants", "FoldBatchNorm", "FoldAffine", "FoldInputAffine", "MatMulAddToGemm",
-    "FuseActivation", "NormalizeReshape", "EliminateDeadCode", "default_passes", "optimize",
+    "FuseActivation", "FusePad", "NormalizeReshape", "EliminateDeadCode", "default_passes", "optimize",
 ]  # fmt: skip
 
 
@@ -31,6 +32,7 @@ def default_passes() -> list[Pass]:
     return [
         EliminateIdentity(),
         FoldConstants(),
+        FusePad(),
         NormalizeReshape(),
         MatMulAddToGemm(),
         FoldBatchNorm(),

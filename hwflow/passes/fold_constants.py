@@ -20,7 +20,7 @@ __all__ = ["FoldConstants"]
 
 def _foldable(graph: Graph, node: Node) -> bool:
     spec = OPS[node.op]
-    if spec.host:
+    if spec.host or not spec.fold:
         return False
     if spec.shape_only:
         return True  # shapes are static

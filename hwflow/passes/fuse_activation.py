@@ -1,7 +1,7 @@
 """Fuse an elementwise activation into the Conv/Gemm that produces its input.
 
 The activations are the registry's :data:`~hwflow.ir.ops.ACTIVATIONS` (Relu, Clip,
-LeakyRelu, Sigmoid, Tanh).
+LeakyRelu, Sigmoid, Tanh, Sign).
 
 The layer gains ``attrs["activation"]`` (see :mod:`hwflow.ir.graph`); only when the
 layer's output feeds nothing but the activation and no activation is fused yet.

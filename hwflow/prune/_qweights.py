@@ -20,9 +20,8 @@ def replace_qweights(qg: QGraph, layer: QLayer, w: np.ndarray) -> None:
     w = np.asarray(w, dtype=np.int64)
     if w.shape != layer.weight.shape:
         raise ValueError(f"layer {layer.name!r}: new weight shape {w.shape!r} != {layer.weight.shape!r}")
-    lo, hi = int_range(layer.wbits)
-    if w.size and (w.min() < lo or w.max() > hi):
-        raise ValueError(f"layer {layer.name!r}: new weights exceed {layer.wbits}-bit range")
+    if not layer.weight_format.contains(w):
+        raise ValueError(f"layer {layer.name!r}: new weights are not all {layer.wformat}{layer.wbits} values")
     z_in = qg.tensors[layer.inputs[0]].zero_point
     old = layer.weight.reshape(layer.weight.shape[0], -1).sum(axis=1)
     new = w.reshape(w.shape[0], -1).sum(axis=1)

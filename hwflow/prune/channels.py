@@ -156,6 +156,8 @@ def _remove(g: Graph, node: Node, keep: np.ndarray, passes: list[Node], sinks: l
     cout = w.shape[0]
     set_weight(g, node, w[keep])
     set_bias(g, node, b[keep])
+    if node.attrs.get("bn_stats"):  # a folded BatchNorm's statistics are per channel too
+        node.attrs["bn_stats"] = {k: np.asarray(v)[keep] for k, v in node.attrs["bn_stats"].items()}
     _set_channels(g, node.outputs[0], len(keep))
     for p in passes:
         if p.op == "BatchNormalization":

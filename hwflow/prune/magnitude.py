@@ -98,6 +98,11 @@ def mask_qgraph(qg, masks: dict[str, np.ndarray]) -> None:
     Quantization may move a pruned weight off zero (GPTQ spreads rounding errors onto
     the weights not yet rounded); this puts the zeros back, with the zero-point fold of
     the bias kept exact, and marks each layer ``attrs["pruned"] = True``.
+
+    Raises
+    ------
+    OptionError
+        For a layer with binary weights (±1: no zero to prune to).
     """
     for layer in qg.layers:
         nodes = layer.attrs.get("nodes") or [layer.name]
@@ -106,5 +111,8 @@ def mask_qgraph(qg, masks: dict[str, np.ndarray]) -> None:
             continue
         if mask.shape != layer.weight.shape:
             raise ValueError(f"layer {layer.name!r}: mask shape {mask.shape!r} != weight {layer.weight.shape!r}")
+        if layer.wformat == "binary":
+            raise OptionError(f"layer {layer.name!r} has binary weights (±1, no zero); magnitude pruning (--prune) "
+                              f"needs int, pot or ternary weights")
         replace_qweights(qg, layer, np.where(mask, layer.weight, 0))
         layer.attrs["pruned"] = True

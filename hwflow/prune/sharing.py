@@ -86,7 +86,9 @@ def share_weights(qg: QGraph, bits: int | dict[str, int], seed: int = 0) -> dict
     Raises
     ------
     OptionError
-        Bits outside 2..5, or an unknown layer name.
+        Bits outside 2..5, an unknown layer name, or a layer whose weights are not
+        ``int`` (pot/binary/ternary values are few already, and a codebook center would
+        leave the format).
     """
     layers = [l for l in qg.layers if l.op in ("conv", "gemm")]
     names = [l.name for l in layers]
@@ -102,6 +104,9 @@ def share_weights(qg: QGraph, bits: int | dict[str, int], seed: int = 0) -> dict
     for layer in layers:
         if layer.name not in per:
             continue
+        if layer.wformat != "int":
+            raise OptionError(f"layer {layer.name!r} has {layer.wformat} weights; weight sharing (--share) takes "
+                              f"int weights only")
         k = 1 << per[layer.name]
         w = layer.weight
         # Zero is always an exact center: pruned weights stay zero, and the hardware's

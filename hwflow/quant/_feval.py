@@ -48,8 +48,9 @@ def run_layer_float(layer: FLayer, ins: list[np.ndarray]) -> tuple[np.ndarray, n
 
 
 def run_plan(plan: Plan, x: np.ndarray, keep: bool = True) -> dict[str, np.ndarray]:
-    """Every tensor of the plan (``pre`` tensors of LUT layers included) for batch ``x``."""
-    env = {plan.input: np.asarray(x, dtype=np.float64).reshape(-1, *plan.shapes[plan.input][1:])}
+    """Every tensor of the plan (``pre`` tensors of LUT layers included) for batch ``x``
+    (in the user's layout, :attr:`Plan.input_layout`)."""
+    env = {plan.input: plan.to_input(np.asarray(x, dtype=np.float64).reshape(len(x), -1))}
     for layer in plan.layers:
         pre, out = run_layer_float(layer, [env[t] for t in layer.inputs])
         if layer.pre is not None and layer.op != "lut":

@@ -5,6 +5,14 @@ clamping can edit them), fused activations resolved, Flatten/Reshape gone (a Gem
 reads the 4-D tensor), BatchNorm folded, MatMul+Add merged, host tail split off.
 It accepts optimized graphs and, for robustness, the common unoptimized patterns.
 What each ONNX op lowers to is the op registry's ``quant`` (:data:`hwflow.ir.ops.OPS`).
+
+Layouts are absorbed, never computed: the Transpose (NHWC to NCHW) or Reshape an
+exporter puts between the model's input and its first layer becomes the input's layout
+(:attr:`Plan.input_layout`, the user keeps feeding their own layout); a Transpose or
+Reshape before a Flatten into a Gemm becomes an order of the Gemm's weight columns.
+
+The host tail (:mod:`.host_tail`) is every node the importer marked ``host``: the plan's
+output is the one tensor they (and the model outputs) read.
 """
 
 from __future__ import annotations
@@ -16,8 +24,9 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir._geometry import Window, window
-from ..ir.graph import Graph, Node
+from ..ir.graph import Graph, Node, Tensor
 from ..ir.ops import OPS
+from .host_tail import HostTail
 
 
 def _sigmoid(x):
@@ -29,6 +38,8 @@ def act_fn(act: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     op = act["op"]
     if op == "Tanh":
         return np.tanh
+    if op == "Sign":
+        return np.sign
     if op == "Sigmoid":
         return _sigmoid
     if op == "LeakyRelu":
@@ -39,7 +50,7 @@ def act_fn(act: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     if op == "Clip":
         lo, hi = act.get("min"), act.get("max")
         return lambda x: np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
-    raise UnsupportedOpError(f"activation {op!r} is not supported; use Relu, Clip, LeakyRelu, Sigmoid or Tanh")
+    raise UnsupportedOpError(f"activation {op!r} is not supported; use Relu, Clip, LeakyRelu, Sigmoid, Tanh or Sign")
 
 
 @dataclass
@@ -81,7 +92,16 @@ class Plan:
     output: str
     layers: list[FLayer]
     shapes: dict[str, tuple[int, ...]]
-    host_tail: list[str]
+    host_tail: HostTail
+    input_layout: dict | None = None
+
+    def to_input(self, x: np.ndarray) -> np.ndarray:
+        """A batch in the user's layout as the plan's input tensor (see :attr:`input_layout`)."""
+        x = np.asarray(x)
+        shape = self.shapes[self.input]
+        if self.input_layout is not None:
+            x = np.transpose(x.reshape((len(x),) + tuple(self.input_layout["shape"][1:])), self.input_layout["perm"])
+        return x.reshape((len(x),) + tuple(shape[1:]))
 
     def producer(self, tensor: str) -> FLayer | None:
         for l in self.layers:
@@ -118,19 +138,20 @@ def lower(graph: Graph) -> Plan:
     UnsupportedOpError
         Naming the node and op hwflow cannot map onto integer layers.
     """
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise UnsupportedOpError(
-            f"hwflow quantizes one-input one-output networks; {graph.name!r} has inputs {graph.inputs!r} and outputs {graph.outputs!r}"
-        )
+    if len(graph.inputs) != 1:
+        raise UnsupportedOpError(f"hwflow quantizes one-input networks; {graph.name!r} has inputs {graph.inputs!r}")
     consts: dict[str, np.ndarray] = {n: t.data for n, t in graph.tensors.items() if t.is_const}
     alias: dict[str, str] = {}
     layers: list[FLayer] = []
     by_out: dict[str, FLayer] = {}
     shapes: dict[str, tuple[int, ...]] = {}
-    host_tail: list[str] = []
-    x = graph.inputs[0]
+    tail = host_tail(graph)
+    out_tensor = tail.input
+    x, input_layout, skip = _input_layout(graph)
     shapes[x] = tuple(graph.shape(x))
-    out_tensor = graph.outputs[0]
+    # Tensors a Transpose/Reshape reordered or reshaped on the way to a Flatten: raw name ->
+    # (the node, the flat order: position i holds flat element order[i] of the layer output)
+    views: dict[str, tuple[Node, np.ndarray]] = {}
 
     def canon(t: str) -> str:
         while t in alias:
@@ -165,41 +186,47 @@ def lower(graph: Graph) -> Plan:
 
     for node in graph.nodes:
         op = node.op
+        if node.attrs.get("host") or node.name in skip:
+            continue
         ins = [canon(t) if t else t for t in node.inputs]
         act_ins = [t for t in ins if t and t not in consts]
         out = node.outputs[0]
         spec = OPS.get(op)
         kind = None if spec is None else spec.quant
-        host = spec is not None and spec.host
-        if host_tail or node.attrs.get("host") or host:
-            if not host and not node.attrs.get("host"):
-                raise UnsupportedOpError(f"node {node.name!r} ({op}) follows the host-side tail {host_tail!r}")
-            if not host_tail:
-                out_tensor = ins[0]
-            host_tail.append(op)
-            continue
+        if spec is not None and spec.host:
+            raise UnsupportedOpError(f"node {node.name!r} ({op}) feeds other layers; hwflow supports {op} only at the network's tail")
         if kind == "const":
             consts[out] = np.asarray(node.attrs["value"])
             continue
         if not act_ins:
             raise UnsupportedOpError(f"node {node.name!r} ({op}) computes a constant; run the optimizer (constant folding) first")
-        if kind == "layout":
-            src = act_ins[0]
-            if op == "Reshape" or op == "Flatten":
-                ish, osh = graph.shape(src), graph.shape(out)
-                if len(osh) != 2 or osh[0] != ish[0]:
-                    raise UnsupportedOpError(
-                        f"node {node.name!r} ({op}) reshapes {ish} to {osh}; only flattening to (1, F) is supported"
-                    )
-            alias[out] = src
+        raw = node.inputs[0]
+        if op == "Transpose" or (kind == "layout" and (raw in views or not _flattens(graph, node))):
+            # a view (reordered or reshaped): only a Flatten into a Gemm may read it
+            prev, order = views.get(raw, (node, np.arange(int(np.prod(graph.shape(raw)))).reshape(graph.shape(raw))))
+            order = order.reshape(graph.shape(raw))
+            order = np.transpose(order, node.attrs.get("perm")) if op == "Transpose" else order
+            views[out] = (node if op == "Transpose" or prev is node else prev, order.reshape(graph.shape(out)))
+            alias[out] = act_ins[0]
             continue
+        if kind == "layout":
+            alias[out] = act_ins[0]
+            continue
+        view = views.get(raw)
+        if view is not None and not (kind == "gemm" and len(graph.shape(raw)) == 2):
+            vnode = view[0]
+            raise UnsupportedOpError(
+                f"node {vnode.name!r} ({vnode.op}) reorders activations between layers (read by {node.name!r}, {op}); "
+                f"hwflow absorbs a Transpose or Reshape only at the model's input or before a Flatten into a Gemm: "
+                f"export the model without it (channel-first layout)"
+            )
         if kind == "conv" and op == "Conv":
             w = consts.get(ins[1])
             if w is None:
                 raise UnsupportedOpError(f"node {node.name!r} (Conv): weights must be constant")
             b = consts.get(ins[2]) if len(ins) > 2 and ins[2] else None
             kernel, strides, pads, overhang = _window2d(node, graph.shape(ins[0]), w.shape[2:])
-            w = w.astype(np.float64)
+            w = np.asarray(w, np.float64)  # no copy if float64 already (weights are never written in place)
             layer = FLayer(node.name, "conv", [ins[0]], out, w,
                            np.zeros(w.shape[0]) if b is None else b.astype(np.float64).ravel(),
                            kernel, strides, pads, int(node.attrs.get("group", 1)), bn=_bn_stats(node),
@@ -210,12 +237,13 @@ def lower(graph: Graph) -> Plan:
         if kind == "gemm":
             if len(act_ins) != 1 or ins[0] != act_ins[0]:
                 raise UnsupportedOpError(f"node {node.name!r} ({op}): the second operand must be a constant weight")
-            b_mat = consts[ins[1]].astype(np.float64)
+            b_mat = np.asarray(consts[ins[1]], np.float64)
             if op == "Gemm":
                 if int(node.attrs.get("transA", 0)):
                     raise UnsupportedOpError(f"node {node.name!r} (Gemm): transA=1 is not supported")
                 w = b_mat if int(node.attrs.get("transB", 0)) else b_mat.T
-                w = w * float(node.attrs.get("alpha", 1.0))
+                if float(node.attrs.get("alpha", 1.0)) != 1.0:
+                    w = w * float(node.attrs["alpha"])
                 c = consts.get(ins[2]) if len(ins) > 2 and ins[2] else None
                 bias = np.zeros(w.shape[0]) if c is None else np.broadcast_to(
                     np.asarray(c, np.float64).ravel() * float(node.attrs.get("beta", 1.0)), (w.shape[0],)).copy()
@@ -223,6 +251,10 @@ def lower(graph: Graph) -> Plan:
                 if b_mat.ndim != 2 or len(graph.shape(ins[0])) != 2:
                     raise UnsupportedOpError(f"node {node.name!r} (MatMul): only (1, F) x (F, K) is supported")
                 w, bias = b_mat.T, np.zeros(b_mat.shape[1])
+            if view is not None:  # the Gemm reads a reordered view: reorder its weight columns instead
+                cols = np.empty_like(w)
+                cols[:, view[1].reshape(-1)] = w
+                w = cols
             layer = FLayer(node.name, "gemm", [ins[0]], out, w, bias, bn=_bn_stats(node), weight_name=ins[1])
             _fuse_attr_activation(layer, node)
             add(layer, node)
@@ -309,13 +341,131 @@ def lower(graph: Graph) -> Plan:
             add(FLayer(node.name, "concat", act_ins, out), node)
             continue
         raise UnsupportedOpError(f"node {node.name!r}: op {op} cannot be quantized; supported: {_quantizable()}")
+    if out_tensor in views:
+        vnode = views[out_tensor][0]
+        raise UnsupportedOpError(
+            f"node {vnode.name!r} ({vnode.op}) reorders the network's output; hwflow absorbs a Transpose or Reshape "
+            f"only at the model's input or before a Flatten into a Gemm: export the model without it"
+        )
     out_tensor = canon(out_tensor)
     if out_tensor == x:
         raise UnsupportedOpError(f"graph {graph.name!r} has no layer to quantize")
     if out_tensor not in by_out:
         raise UnsupportedOpError(f"graph output {out_tensor!r} is not produced by a quantizable layer")
-    # drop layers whose result nobody uses (e.g. after a host tail)
-    return Plan(graph.name, x, out_tensor, layers, shapes, host_tail)
+    return Plan(graph.name, x, out_tensor, canonical_order(layers, x), shapes, tail, input_layout)
+
+
+def canonical_order(layers: list, source: str) -> list:
+    """``layers`` (anything with ``inputs`` and ``output``) in an execution order that does
+    not depend on the order an exporter wrote parallel branches in.
+
+    A topological order that runs, of the layers ready, the one with the shortest way to
+    the network's end first (a residual block's shortcut before its main branch), then
+    the exporter's order: Keras' and PyTorch's exports of one network give one schedule.
+    """
+    by_out = {l.output: l for l in layers}
+    readers: dict[str, list] = {}
+    for l in layers:
+        for t in l.inputs:
+            readers.setdefault(t, []).append(l)
+    depth: dict[str, int] = {}
+    for l in reversed(layers):  # longest path to the end, in layers
+        depth[l.output] = 1 + max((depth[r.output] for r in readers.get(l.output, ())), default=0)
+    index = {id(l): i for i, l in enumerate(layers)}
+    done, out = {source}, []
+    pending = list(layers)
+    while pending:
+        ready = [l for l in pending if all(t in done or t not in by_out for t in l.inputs)]
+        nxt = min(ready, key=lambda l: (depth[l.output], index[id(l)]))
+        out.append(nxt)
+        done.add(nxt.output)
+        pending.remove(nxt)
+    return out
+
+
+def host_tail(graph: Graph) -> HostTail:
+    """The host tail of ``graph``: its nodes marked ``host`` (:mod:`hwflow.ir.onnx_import`),
+    from the one tensor every model output derives from.
+
+    Raises
+    ------
+    UnsupportedOpError
+        The model's outputs derive from several tensors the accelerator would compute.
+    """
+    host = [n for n in graph.nodes if n.attrs.get("host")]
+    made = {t for n in host for t in n.outputs}
+    sources = [t for n in host for t in n.inputs if t and t not in made and not graph.tensors[t].is_const]
+    sources += [t for t in graph.outputs if t not in made]
+    sources = list(dict.fromkeys(sources))
+    if len(sources) != 1:
+        raise UnsupportedOpError(
+            f"the model's outputs {graph.outputs!r} derive from {len(sources)} computed tensors {sources!r}; hwflow "
+            "compiles models whose outputs are all host-side functions (Softmax, ArgMax, a label lookup) of one tensor"
+        )
+    src = sources[0]
+    tail = Graph("host_tail", [src], list(graph.outputs))
+    tail.add_tensor(Tensor(src, graph.shape(src), graph.tensors[src].dtype))
+    label, argmax_of = None, set()
+    for n in host:
+        for t in n.inputs:
+            if t and t not in tail.tensors:
+                tail.add_tensor(Tensor(t, graph.shape(t), graph.tensors[t].dtype, graph.tensors[t].data))
+        for t in n.outputs:
+            if t:
+                tail.add_tensor(Tensor(t, graph.shape(t), graph.tensors[t].dtype))
+        tail.add_node(Node(n.name, n.op, list(n.inputs), list(n.outputs), dict(n.attrs)))
+        if n.op == "ArgMax" or any(t in argmax_of for t in n.inputs):
+            argmax_of.update(t for t in n.outputs if t)
+    label = next((t for t in graph.outputs if t in argmax_of), None)
+    return HostTail(tail, src, label)
+
+
+#: Ops that only rearrange data (no arithmetic).
+_VIEW_OPS = ("Transpose", "Reshape", "Flatten", "Identity", "Dropout", "Squeeze", "Unsqueeze")
+
+
+def _flattens(graph: Graph, node: Node) -> bool:
+    """Whether a Reshape/Flatten (or no-op layout node) keeps the batch and flattens the rest."""
+    if node.op not in ("Reshape", "Flatten"):
+        return graph.shape(node.inputs[0]) == graph.shape(node.outputs[0])
+    ish, osh = graph.shape(node.inputs[0]), graph.shape(node.outputs[0])
+    return len(osh) == 2 and osh[0] == ish[0]
+
+
+def _input_layout(graph: Graph) -> tuple[str, dict | None, set[str]]:
+    """``(input tensor, layout, absorbed nodes)``: the chain of Transpose/Reshape nodes
+    that is the only reader of the model's input, absorbed into its layout.
+
+    A Transpose (first) then Reshape/Flatten nodes: the user's array, transposed and
+    reshaped, is the tensor the first layer reads (4-D NCHW, or ``(1, F)``). Without
+    such a chain the input is the model's own and the layout None.
+    """
+    x = graph.inputs[0]
+    t, perm, nodes = x, list(range(len(graph.shape(x)))), []
+    while True:
+        readers = [n for n in graph.consumers(t) if not n.attrs.get("host")]
+        if len(readers) != 1 or t in graph.outputs:
+            break
+        node = readers[0]
+        if node.op not in _VIEW_OPS or node.inputs[0] != t:
+            break
+        if node.op == "Transpose":
+            if nodes:  # a transpose after a reshape is no longer a permutation of the user's axes
+                break
+            p = node.attrs.get("perm") or list(range(len(graph.shape(t))))[::-1]
+            if p[0] != 0:
+                break
+            perm = [int(a) for a in p]
+        nodes.append(node)
+        t = node.outputs[0]
+    while nodes and len(graph.shape(t)) not in (2, 4):  # stop where the first layer can read it
+        nodes.pop()
+        t = nodes[-1].outputs[0] if nodes else x
+    if not nodes:
+        return x, None, set()
+    if not any(n.op == "Transpose" for n in nodes):
+        perm = list(range(len(graph.shape(x))))
+    return t, {"shape": tuple(graph.shape(x)), "perm": tuple(perm)}, {n.name for n in nodes}
 
 
 def _quantizable() -> str:

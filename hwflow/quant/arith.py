@@ -11,6 +11,7 @@ import numpy as np
 __all__ = [
     "int_range",
     "rshift_round",
+    "rshift_round_even",
     "requantize",
     "bits_for_range",
 ]
@@ -34,15 +35,35 @@ def rshift_round(v, n):
     pos = np.maximum(n, 0)
     # 2**(n-1) for n >= 1, and 0 for n <= 0.
     half = np.where(pos > 0, np.left_shift(np.int64(1), np.maximum(pos - 1, 0)), 0)
+    if np.all(n > 0):  # the usual case: only the rounding right shift (no second full-size pass)
+        return np.right_shift(v + half, pos)
     right = np.right_shift(v + half, pos)
     left = np.left_shift(v, np.maximum(-n, 0))
     return np.where(n > 0, right, left)
 
 
-def requantize(acc, m, n, z_out: int, lo: int, hi: int):
-    """The contract's requantizer: ``clamp(rshift_round(acc * m, n) + z_out, lo, hi)``."""
+def rshift_round_even(v, n):
+    """Arithmetic right shift rounding a tie to the even result (``numpy.round`` of
+    ``v / 2**n``), for ``n >= 1``; ``n <= 0`` as :func:`rshift_round`.
+
+    ``rshift_round(v, n)`` minus one where ``v`` is exactly halfway and the floor is even.
+    """
+    v = np.asarray(v, dtype=np.int64)
+    n = np.asarray(n, dtype=np.int64)
+    pos = np.maximum(n, 0)
+    half = np.where(pos > 0, np.left_shift(np.int64(1), np.maximum(pos - 1, 0)), 0)
+    low = v - np.left_shift(np.right_shift(v, pos), pos)  # v mod 2**n
+    floor_even = (np.right_shift(v, pos) & 1) == 0
+    tie = (pos > 0) & (low == half) & floor_even
+    return rshift_round(v, n) - tie.astype(np.int64)
+
+
+def requantize(acc, m, n, z_out: int, lo: int, hi: int, rounding: str = "half_up"):
+    """The contract's requantizer: ``clamp(rshift_round(acc * m, n) + z_out, lo, hi)``
+    (``rshift_round_even`` with ``rounding="half_even"``)."""
     acc = np.asarray(acc, dtype=np.int64)
-    scaled = rshift_round(acc * np.asarray(m, dtype=np.int64), n)
+    shift = rshift_round_even if rounding == "half_even" else rshift_round
+    scaled = shift(acc * np.asarray(m, dtype=np.int64), n)
     return np.clip(scaled + np.int64(z_out), lo, hi)
 
 

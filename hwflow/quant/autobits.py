@@ -52,10 +52,14 @@ def auto_bits(graph: Graph, config: QuantConfig, calib: np.ndarray, budget_kbit:
     Raises
     ------
     OptionError
-        If neither stop criterion is given, or the budget cannot be met even at 2 bits.
+        If neither stop criterion is given, the config asks for other weight formats than
+        ``int`` or for 1-bit activations, or the budget cannot be met even at 2 bits.
     """
     if budget_kbit is None and agreement_floor is None:
         raise OptionError("auto-bits needs a storage budget (kbit) or an agreement floor")
+    if not config.int_only:
+        raise OptionError("auto-bits searches int weight widths; it does not combine with pot/binary/ternary "
+                          "weights or 1-bit activations")
     calib = np.asarray(calib, dtype=np.float32)
     plan0 = lower(graph)
     names = [l.name for l in plan0.layers if l.has_weight]

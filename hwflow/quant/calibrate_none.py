@@ -31,12 +31,28 @@ _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(48)
 _GH_W = _GH_W / _GH_W.sum()
 
 
+#: Elements whose quadrature runs at once (bounds the ``elements x nodes`` temporaries).
+_GH_CHUNK = 1 << 15
+
+
 def _gauss_moments(fn, mu: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    sd = np.sqrt(np.maximum(var, 0.0))
-    pts = mu[..., None] + sd[..., None] * _GH_X
-    f = fn(pts)
-    m1 = (f * _GH_W).sum(-1)
-    m2 = (f * f * _GH_W).sum(-1)
+    """Mean and variance of ``fn(X)``, ``X ~ N(mu, var)`` elementwise, by Gauss-Hermite.
+
+    Computed once per distinct ``(mu, var)`` (the pixels of a channel mostly share them)
+    and in chunks, so the cost follows the distinct values, not the tensor's size.
+    """
+    # A pair as one complex number: numpy sorts those fast (rows of a 2-D array, slowly).
+    uniq, inv = np.unique(np.ravel(mu) + 1j * np.ravel(var), return_inverse=True)
+    m1 = np.empty(len(uniq))
+    m2 = np.empty(len(uniq))
+    for i in range(0, len(uniq), _GH_CHUNK):
+        u = uniq[i:i + _GH_CHUNK]
+        sd = np.sqrt(np.maximum(u.imag, 0.0))
+        f = fn(u.real[:, None] + sd[:, None] * _GH_X)
+        m1[i:i + _GH_CHUNK] = (f * _GH_W).sum(-1)
+        m2[i:i + _GH_CHUNK] = (f * f * _GH_W).sum(-1)
+    inv = inv.reshape(-1)
+    m1, m2 = m1[inv].reshape(np.shape(mu)), m2[inv].reshape(np.shape(mu))
     return m1, np.maximum(m2 - m1 * m1, 0.0)
 
 

@@ -6,21 +6,43 @@ import json
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import OptionError
+from .wformat import DEFAULT_WBITS, WEIGHT_FORMATS, wbits_problem
 
-__all__ = ["QuantConfig", "AutoBitsConfig", "SCHEMES", "CALIBRATIONS", "ROUNDINGS", "load_bits_file", "parse_bits"]
+__all__ = ["QuantConfig", "AutoBitsConfig", "LayerSpec", "SCHEMES", "CALIBRATIONS", "ROUNDINGS", "WEIGHT_FORMATS",
+           "EDGE_BITS", "load_bits_file", "parse_bits", "parse_weights"]
 
 SCHEMES = ("pow2", "symmetric", "asymmetric")
 CALIBRATIONS = ("none", "minmax", "percentile", "entropy", "mse")
 ROUNDINGS = ("nearest", "gptq")
 
+#: Weight and activation width the first and last layers keep under binary/ternary
+#: weights or 1-bit activations (where binary networks lose most), unless named.
+EDGE_BITS = 8
 
-def _check_bits(what: str, bits: Any) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 16:
-        raise OptionError(f"{what} must be an integer in 2..16, not {bits!r}")
+_LOW_BIT_FORMATS = ("binary", "ternary")
+
+
+def _check_bits(what: str, bits: Any, lo: int = 2) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, int) or not lo <= bits <= 16:
+        raise OptionError(f"{what} must be an integer in {lo}..16, not {bits!r}")
     return bits
+
+
+def _check_format(what: str, fmt: Any) -> str:
+    if fmt not in WEIGHT_FORMATS:
+        raise OptionError(f"unknown {what} {fmt!r}; use one of {', '.join(WEIGHT_FORMATS)}")
+    return fmt
+
+
+class LayerSpec(NamedTuple):
+    """One layer's resolved widths (:meth:`QuantConfig.resolve`)."""
+
+    wformat: str
+    wbits: int
+    abits: int
 
 
 @dataclass(frozen=True)
@@ -42,11 +64,26 @@ class QuantConfig:
         ``asymmetric``: as symmetric, with activation zero points.
     per_channel : bool
         One weight scale per output channel (else one per tensor).
-    wbits, abits : int
-        Default weight and activation widths, 2..16.
+    wbits : int or None
+        Default weight code width: 2..16 for ``int``, 3..5 for ``pot``, 1 for ``binary``,
+        2 for ``ternary`` (:mod:`hwflow.quant.wformat`). None: the format's default (8, 4,
+        1, 2); it is resolved on construction, and :meth:`with_` resolves it again when
+        ``weights`` changes without it.
+    abits : int
+        Default activation width, 2..16; or 1: bipolar activations (±1), allowed only on
+        the output of a layer whose activation is a sign (or of a MaxPool/Concat of such).
+        The network input and the outputs of the last Conv/Gemm and after keep
+        :data:`EDGE_BITS` unless ``layer_bits`` names them.
+    weights : {"int", "pot", "binary", "ternary"}
+        Default weight format. ``int`` and ``pot`` apply to every Conv/Gemm; ``binary``
+        and ``ternary`` spare the first and last Conv/Gemm, which keep ``int`` weights of
+        :data:`EDGE_BITS` bits unless ``layer_weights``/``layer_bits`` name them.
     layer_bits : dict of str to (int, int)
         Per-layer ``(wbits, abits)`` overrides; ``abits`` is the layer's output width.
         Names are checked against the graph by :func:`~hwflow.quant.quantize`.
+    layer_weights : dict of str to str
+        Per-layer weight formats. A layer whose format is not ``weights`` takes its
+        format's default width unless ``layer_bits`` gives one.
     calibration : {"none", "minmax", "percentile", "entropy", "mse"}
         How activation ranges are chosen from calibration data (``none``: from the
         weights alone, no data needed).
@@ -72,7 +109,7 @@ class QuantConfig:
 
     scheme: str = "asymmetric"
     per_channel: bool = True
-    wbits: int = 8
+    wbits: int | None = None
     abits: int = 8
     layer_bits: dict[str, tuple[int, int]] = field(default_factory=dict)
     calibration: str = "mse"
@@ -83,6 +120,8 @@ class QuantConfig:
     rounding: str = "gptq"
     mbits: int = 16
     input_range: tuple[float, float] | None = None
+    weights: str = "int"
+    layer_weights: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -93,15 +132,24 @@ class QuantConfig:
             )
         if self.rounding not in ROUNDINGS:
             raise OptionError(f"unknown rounding {self.rounding!r}; use one of {', '.join(ROUNDINGS)}")
-        _check_bits("wbits", self.wbits)
-        _check_bits("abits", self.abits)
+        _check_format("weight format", self.weights)
+        if self.wbits is None:
+            object.__setattr__(self, "wbits", DEFAULT_WBITS[self.weights])
+        _check_bits("wbits", self.wbits, lo=1)
+        why = wbits_problem(self.weights, self.wbits)
+        if why:
+            raise OptionError(why)
+        _check_bits("abits", self.abits, lo=1)
         bits = {}
         for name, wa in dict(self.layer_bits).items():
             if not isinstance(wa, (tuple, list)) or len(wa) != 2:
                 raise OptionError(f"bits of layer {name!r} must be (wbits, abits), not {wa!r}")
-            bits[str(name)] = (_check_bits(f"wbits of layer {name!r}", wa[0]),
-                               _check_bits(f"abits of layer {name!r}", wa[1]))
+            bits[str(name)] = (_check_bits(f"wbits of layer {name!r}", wa[0], lo=1),
+                               _check_bits(f"abits of layer {name!r}", wa[1], lo=1))
         object.__setattr__(self, "layer_bits", bits)
+        formats = {str(name): _check_format(f"weight format of layer {name!r}", f)
+                   for name, f in dict(self.layer_weights).items()}
+        object.__setattr__(self, "layer_weights", formats)
         if not 50.0 < float(self.percentile) <= 100.0:
             raise OptionError(f"percentile must be in (50, 100], not {self.percentile!r}")
         if self.clamp_sigma is not None and not float(self.clamp_sigma) > 0:
@@ -115,21 +163,75 @@ class QuantConfig:
             object.__setattr__(self, "input_range", (lo, hi))
 
     def bits_of(self, layer: str) -> tuple[int, int]:
-        """``(wbits, abits)`` of ``layer`` (its override, else the defaults)."""
+        """``(wbits, abits)`` of ``layer`` (its override, else the defaults).
+
+        This ignores the first/last-layer rule of binary/ternary weights and 1-bit
+        activations, which needs the graph: :meth:`resolve` applies it.
+        """
         return self.layer_bits.get(layer, (self.wbits, self.abits))
 
+    @property
+    def int_only(self) -> bool:
+        """Whether every weight is ``int`` and every activation at least 2 bits."""
+        return (self.weights == "int" and self.abits > 1 and set(self.layer_weights.values()) <= {"int"}
+                and all(w > 1 and a > 1 for w, a in self.layer_bits.values()))
+
+    def resolve(self, names: list[str], weighted: list[str]) -> dict[str, LayerSpec]:
+        """Every layer's weight format and widths.
+
+        Parameters
+        ----------
+        names : list of str
+            The layers in execution order.
+        weighted : list of str
+            Those with weights (Conv/Gemm), in the same order: the first and last are
+            the edge layers that binary/ternary weights and 1-bit activations spare.
+
+        Returns
+        -------
+        dict of str to LayerSpec
+
+        Raises
+        ------
+        OptionError
+            A layer's width that its format does not take (e.g. ``binary`` with 4 bits).
+        """
+        edges = {weighted[0], weighted[-1]} if weighted else set()
+        tail = set(names[names.index(weighted[-1]):]) if weighted else set()
+        out = {}
+        for name in names:
+            w, a = self.layer_bits.get(name, (None, None))
+            fmt = self.layer_weights.get(name, self.weights)
+            spared = name not in self.layer_weights and name in edges and self.weights in _LOW_BIT_FORMATS
+            if spared:
+                fmt = "int"
+            if w is None:
+                w = EDGE_BITS if spared else self.wbits if fmt == self.weights else DEFAULT_WBITS[fmt]
+            if a is None:
+                a = EDGE_BITS if self.abits == 1 and name in tail else self.abits
+            if name in weighted:
+                why = wbits_problem(fmt, w)
+                if why:
+                    raise OptionError(f"layer {name!r}: {why}")
+            out[name] = LayerSpec(fmt if name in weighted else "int", w, a)
+        return out
+
     def check_layers(self, names) -> None:
-        """Raise OptionError if ``layer_bits`` names a layer not in ``names``."""
+        """Raise OptionError if ``layer_bits`` or ``layer_weights`` names a layer not in ``names``."""
         names = list(names)
-        unknown = sorted(set(self.layer_bits) - set(names))
-        if unknown:
-            raise OptionError(
-                f"unknown layer name(s) {', '.join(map(repr, unknown))} in per-layer bits; "
-                f"layers are: {', '.join(names)}"
-            )
+        for what, given in (("per-layer bits", self.layer_bits), ("per-layer weight formats", self.layer_weights)):
+            unknown = sorted(set(given) - set(names))
+            if unknown:
+                raise OptionError(
+                    f"unknown layer name(s) {', '.join(map(repr, unknown))} in {what}; "
+                    f"layers are: {', '.join(names)}"
+                )
 
     def with_(self, **changes) -> "QuantConfig":
-        """A copy with ``changes`` applied (validated again)."""
+        """A copy with ``changes`` applied (validated again). Changing ``weights`` without
+        ``wbits`` gives the new format's default width."""
+        if "weights" in changes and "wbits" not in changes:
+            changes["wbits"] = None
         return replace(self, **changes)
 
 
@@ -177,6 +279,14 @@ def parse_bits(spec: str) -> tuple[str, tuple[int, int]]:
         return name, (int(w), int(a))
     except ValueError:
         raise OptionError(f"bad per-layer bits {spec!r}; write LAYER=W/A, e.g. fc1=4/8") from None
+
+
+def parse_weights(spec: str) -> tuple[str | None, str]:
+    """Parse ``FORMAT`` or ``LAYER=FORMAT`` (e.g. ``pot``, ``fc2=binary``) into ``(layer or None, format)``."""
+    name, sep, fmt = spec.rpartition("=")
+    if sep and not name:
+        raise OptionError(f"bad weight format {spec!r}; write FORMAT or LAYER=FORMAT, e.g. fc2=binary")
+    return (name or None), _check_format("weight format", fmt.strip())
 
 
 def load_bits_file(path: str | Path) -> dict[str, tuple[int, int]]:

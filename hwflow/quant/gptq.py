@@ -6,7 +6,10 @@ weights add up on correlated inputs. GPTQ quantizes the inputs of a layer one at
 time and spreads each rounding error over the weights not yet quantized, weighted by
 the inverse of the inputs' second-moment matrix ``H = XᵀX`` from calibration data, so
 the layer's output error ``‖(W - Q)X‖²`` is what gets minimised. The scales are
-chosen beforehand (by the scheme); only the integer codes change.
+chosen beforehand (by the scheme); only the integer codes change. Any weight format
+works the same way (:mod:`hwflow.quant.wformat`): each column is rounded with the
+format's own rounding (pot in the log domain, binary to the sign...) and its error
+spread over the columns not yet rounded.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 
 from ..ir import kernels
 from ._lower import FLayer
-from .arith import int_range
+from .wformat import WeightFormat
 
 __all__ = ["gptq_codes", "layer_inputs"]
 
@@ -26,17 +29,23 @@ def layer_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0
     Gemm: the flattened input; Conv: im2col patches (zero padding, as the float op).
     """
     x = np.asarray(x, dtype=np.float64)
-    if fl.op == "gemm":
-        groups = [x.reshape(x.shape[0], -1)]
-    else:
-        win = fl.window(x.shape[2:])
-        cols = kernels.windows(kernels.pad_windows(x, win, 0.0), win)  # N, C, OH, OW, kh, kw
-        n, c, oh, ow, kh, kw = cols.shape
-        cg = c // fl.groups
-        cols = cols.reshape(n, fl.groups, cg, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-        groups = list(cols.reshape(fl.groups, n * oh * ow, cg * kh * kw))
     rng = np.random.default_rng(seed)
-    return [g[rng.choice(len(g), max_rows, replace=False)] if len(g) > max_rows else g for g in groups]
+    if fl.op == "gemm":
+        g = x.reshape(x.shape[0], -1)
+        return [g[rng.choice(len(g), max_rows, replace=False)] if len(g) > max_rows else g]
+    win = fl.window(x.shape[2:])
+    cols = kernels.windows(kernels.pad_windows(x, win, 0.0), win)  # N, C, OH, OW, kh, kw: a view
+    n, c, oh, ow, kh, kw = cols.shape
+    cg = c // fl.groups
+    cols = cols.reshape(n, fl.groups, cg, oh, ow, kh, kw)
+    out = []
+    for g in range(fl.groups):
+        rows = n * oh * ow
+        # The rows kept are drawn before any is copied (row r = pixel (r // (oh*ow), ...)).
+        pick = rng.choice(rows, max_rows, replace=False) if rows > max_rows else np.arange(rows)
+        i, y, xx = pick // (oh * ow), (pick // ow) % oh, pick % ow
+        out.append(cols[i, g, :, y, xx].reshape(len(pick), cg * kh * kw))  # (rows, cg, kh, kw)
+    return out
 
 
 def _hessian(x: np.ndarray) -> np.ndarray:
@@ -60,23 +69,42 @@ def _factor(h: np.ndarray, damp: float):
     return order, np.argsort(order), dead, u
 
 
-def _gptq_rows(w: np.ndarray, s: np.ndarray, factor, bits: int) -> np.ndarray:
-    """Codes for ``w`` (C, K) with per-row scales ``s`` (``factor`` from :func:`_factor`)."""
-    lo, hi = int_range(bits)
+#: Input columns GPTQ compensates across. A wider layer runs GPTQ on blocks of this many
+#: columns, each with its diagonal block of ``H``: its cost then grows linearly with the
+#: width, where the whole ``H`` costs ``rows x K**2`` to form and ``K**3`` to factor (an
+#: 8192-wide Gemm took 20 s and 3 GB); errors are not carried from one block to the next.
+MAX_COLUMNS = 1024
+
+#: Columns per lazy batch: the rank-1 updates stay inside the block, the rest of the
+#: weights get the block's updates in one matrix product (Frantar et al.'s lazy batching).
+_BLOCK = 128
+
+
+def _gptq_rows(w: np.ndarray, s: np.ndarray, factor, fmt: WeightFormat) -> np.ndarray:
+    """Codes for ``w`` (C, K) with per-row scales ``s`` (S, C), one candidate per row of
+    ``s`` (``factor`` from :func:`_factor`): ``(S, C, K)``."""
     order, inv, dead, u = factor
     w = w.copy()
     w[:, dead] = 0.0
+    s = s[:, :, None]
     if u is None:
-        return np.clip(np.sign(w) * np.floor(np.abs(w / s[:, None]) + 0.5), lo, hi)
-    w = w[:, order]
+        return fmt.round(w[None] / s)
+    w = np.repeat(w[None, :, order], len(s), axis=0)  # (S, C, K)
     q = np.empty_like(w)
-    for i in range(w.shape[1]):
-        col = w[:, i]
-        code = np.clip(np.sign(col / s) * np.floor(np.abs(col / s) + 0.5), lo, hi)
-        q[:, i] = code
-        err = (col - code * s) / u[i, i]
-        w[:, i + 1:] -= np.outer(err, u[i, i + 1:])
-    return q[:, inv]
+    k = w.shape[2]
+    for b0 in range(0, k, _BLOCK):
+        b1 = min(b0 + _BLOCK, k)
+        errs = np.empty(w.shape[:2] + (b1 - b0,))
+        for i in range(b0, b1):
+            col = w[:, :, i:i + 1]
+            code = fmt.round(col / s)
+            q[:, :, i:i + 1] = code
+            err = (col - code * s) / u[i, i]
+            errs[:, :, i - b0:i - b0 + 1] = err
+            w[:, :, i + 1:b1] -= err * u[i, i + 1:b1]
+        if b1 < k:
+            w[:, :, b1:] -= errs @ u[b0:b1, b1:]
+    return q[:, :, inv]
 
 
 def _row_error(w: np.ndarray, q: np.ndarray, s: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -85,7 +113,7 @@ def _row_error(w: np.ndarray, q: np.ndarray, s: np.ndarray, h: np.ndarray) -> np
     return ((d @ h) * d).sum(axis=1)
 
 
-def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int, x: np.ndarray, per_channel: bool = True,
+def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int | WeightFormat, x: np.ndarray, per_channel: bool = True,
                damp: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
     """Integer weight codes of ``fl`` and the scales they use.
 
@@ -98,8 +126,8 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int, x: np.ndarray, p
         with each, and each output channel (or, per tensor, the whole layer) keeps the
         candidate whose output error on ``x`` is smallest: with error compensation the
         best clipping is not the one that minimises the weights' own MSE.
-    bits : int
-        Weight width.
+    bits : int or WeightFormat
+        Weight width of ``int`` weights, or the weight format.
     x : numpy.ndarray
         The layer's input on calibration data.
     per_channel : bool
@@ -111,20 +139,24 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int, x: np.ndarray, p
     -------
     (codes, scale) : (numpy.ndarray of int64 shaped like the weight, numpy.ndarray (Cout,))
     """
+    fmt = bits if isinstance(bits, WeightFormat) else WeightFormat("int", bits)
     w = fl.weight.reshape(fl.weight.shape[0], -1)
     cout = w.shape[0]
     per = cout // fl.groups
     best_q = np.empty_like(w)
     best_s = np.empty(cout)
-    total = {}
     results = []
     for g, xg in enumerate(layer_inputs(fl, x)):
         rows = slice(g * per, (g + 1) * per)
-        h = _hessian(xg)
-        factor = _factor(h, damp)
-        for k, s in enumerate(scales):
-            q = _gptq_rows(w[rows], s[rows], factor, bits)
-            results.append((g, k, q, _row_error(w[rows], q, s[rows], h)))
+        cand = np.stack([s[rows] for s in scales])
+        qs = np.empty((len(scales), per, xg.shape[1]))
+        err = np.zeros((len(scales), per))
+        for c0 in range(0, xg.shape[1], MAX_COLUMNS):  # one block unless the layer is very wide
+            c = slice(c0, c0 + MAX_COLUMNS)
+            h = _hessian(xg[:, c])
+            qs[:, :, c] = _gptq_rows(w[rows, c], cand, _factor(h, damp), fmt)
+            err += [_row_error(w[rows, c], q[:, c], sc, h) for sc, q in zip(cand, qs)]
+        results += [(g, k, q, e) for k, (q, e) in enumerate(zip(qs, err))]
     errs = np.full((len(scales), cout), np.inf)
     for g, k, _, e in results:
         errs[k, g * per:(g + 1) * per] = e

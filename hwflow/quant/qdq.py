@@ -7,7 +7,12 @@ point, and float ops in between. A layer's narrower clamp (fused ReLU/Clip, or f
 than 8/16 bits) becomes a Clip before the Quantize. onnxruntime rounds half to even
 and multiplies by the real scale where the integer contract rounds half up after an
 ``M/2**n`` approximation, so each layer agrees with :func:`~hwflow.quant.reference.run_int`
-within one code. Run it with graph optimizations disabled to get exactly these
+within one code. Weights are written as the integer values the MAC multiplies by, whatever their
+format (QDQ and QONNX have no power-of-two weight type: a pot weight is its integer
+``±2**k``). A threshold layer (bipolar output, see :mod:`hwflow.quant.qgraph`) becomes
+``GreaterOrEqual`` against its per-channel threshold, half a step below it so float
+rounding of an accumulator exactly at the threshold cannot flip it, then ``Where``
+choosing ``±scale``. Run it with graph optimizations disabled to get exactly these
 semantics: onnxruntime's fused int8 kernels on x86 without VNNI may saturate u8·s8
 pair sums at int16 (its documented ``reduce_range`` issue), which is not QDQ's meaning.
 """
@@ -119,7 +124,7 @@ def export_qdq(qg: QGraph, path=None, opset: int = OPSET, expose: bool = False) 
 
 
 def _weight_dq(b: _Builder, layer: QLayer, w_scale: np.ndarray) -> str:
-    dtype, _ = _container(layer.wbits)
+    dtype, _ = _container(layer.mul_wbits)
     w = b.const(f"{layer.name}_w_q", layer.weight.astype(dtype))
     per = w_scale.size > 1
     s = b.const(f"{layer.name}_w_scale", w_scale.astype(np.float32) if per else np.float32(w_scale[0]))
@@ -140,8 +145,6 @@ def _layer(b: _Builder, layer: QLayer, env: dict[str, str]) -> str:
     if layer.op == "concat":
         y = b.node("Concat", x, f"{base}_f", axis=1)
         return b.qdq(y, out, *out.range, base)
-    # the real code space the requantizer writes (the LUT's input space if any)
-    space = out if layer.lut is None else _lut_space(layer, out)
     if layer.op in ("conv", "gemm"):
         w_scale = np.atleast_1d(np.asarray(_attr(layer, "w_scale"), dtype=np.float64))
         w = _weight_dq(b, layer, w_scale)
@@ -163,6 +166,10 @@ def _layer(b: _Builder, layer: QLayer, env: dict[str, str]) -> str:
         y = b.node("Add", x, f"{base}_f")
     else:  # lut
         y = x[0]
+    if layer.is_threshold:
+        return b.qdq(_threshold(b, layer, ins, out, y), out, *out.range, base)
+    # the real code space the requantizer writes (the LUT's input space if any)
+    space = out if layer.lut is None else _lut_space(layer, out)
     if layer.op == "lut":
         y_space = y  # the LUT reads the input code directly (m=1, n=0, z=0)
     else:
@@ -172,11 +179,35 @@ def _layer(b: _Builder, layer: QLayer, env: dict[str, str]) -> str:
     if layer.op != "lut":
         b.pre[layer.output] = y_space
     act = layer.attrs.get("activation", "")
-    if act not in ("Tanh", "Sigmoid", "LeakyRelu", "Relu"):
+    if act not in ("Tanh", "Sigmoid", "LeakyRelu", "Relu", "Sign"):
         raise ValueError(f"layer {layer.name!r}: cannot export a LUT of activation {act!r}")
     extra = {"alpha": float(layer.attrs.get("alpha", 0.01))} if act == "LeakyRelu" else {}
     y = b.node(act, [y_space], f"{base}_act", **extra)
     return b.qdq(y, out, *out.range, base)
+
+
+def _threshold(b: _Builder, layer: QLayer, ins: list[QTensor], out: QTensor, y: str) -> str:
+    """``±scale`` of the bipolar ``out`` from the float ``y`` of a threshold layer: ``+1``
+    iff its accumulator reaches ``hi - lut_zero_point``.
+
+    The accumulator is ``y / unit + offset``: ``unit`` is the real value of one step
+    (per channel for Conv/Gemm), ``offset`` the input zero point of a standalone LUT.
+    """
+    t = layer.hi - layer.lut_zero_point
+    offset = 0
+    if layer.op in ("conv", "gemm"):
+        unit = ins[0].scale * np.broadcast_to(np.asarray(_attr(layer, "w_scale"), np.float64), (layer.out_channels,))
+        unit = unit.reshape((1, -1) + (1,) * (len(ins[0].shape) - 2 if layer.op == "conv" else 0))
+    elif layer.op == "avgpool":
+        unit = ins[0].scale / (layer.kernel[0] * layer.kernel[1])
+    elif layer.op == "add":
+        unit = ins[0].scale / layer.add_m[0]
+    else:
+        unit, offset = ins[0].scale, ins[0].zero_point
+    thr = b.const(f"{layer.name}_threshold", np.asarray((t - offset - 0.5) * unit, np.float32))
+    cond = b.node("GreaterOrEqual", [y, thr], f"{layer.output}_ge")
+    plus, minus = (b.const(f"{layer.name}_{k}", np.float32(v * out.scale)) for k, v in (("plus", 1), ("minus", -1)))
+    return b.node("Where", [cond, plus, minus], f"{layer.output}_sign")
 
 
 def _attr(layer: QLayer, key: str):

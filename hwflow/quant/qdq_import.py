@@ -16,10 +16,7 @@ from onnx import numpy_helper
 from ..errors import UnsupportedOpError
 from ..ir.ops import OPS
 
-__all__ = ["is_quantized", "strip_quantization", "follow_fusion", "QONNX_DOMAIN"]
-
-QONNX_DOMAIN = "qonnx.custom_op.general"
-_QONNX_OTHER = ("BipolarQuant", "Trunc", "MultiThreshold", "IntQuant", "FloatQuant")
+__all__ = ["is_quantized", "strip_quantization", "follow_fusion"]
 
 # ONNX element type -> (bits, signed)
 _ELEM_BITS = {
@@ -30,9 +27,8 @@ _ELEM_BITS = {
 
 
 def is_quantized(model: onnx.ModelProto) -> bool:
-    """Whether the model has QuantizeLinear/DequantizeLinear or QONNX Quant nodes."""
-    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") or n.domain == QONNX_DOMAIN
-               or n.op_type == "Quant" for n in model.graph.node)
+    """Whether the model has QuantizeLinear/DequantizeLinear nodes (a QDQ model)."""
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
 
 
 def _signed_codes(bits: int, signed: bool, zero_point: int) -> tuple[int, int]:
@@ -41,7 +37,7 @@ def _signed_codes(bits: int, signed: bool, zero_point: int) -> tuple[int, int]:
 
 
 def strip_quantization(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
-    """Remove Q/DQ and QONNX Quant nodes; return the float model and the parameters.
+    """Remove Q/DQ nodes; return the float model and the parameters.
 
     Returns
     -------
@@ -52,8 +48,7 @@ def strip_quantization(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
     Raises
     ------
     UnsupportedOpError
-        Asymmetric weights, per-channel activation scales, a width outside 2..16, or
-        another QONNX op (BipolarQuant, Trunc, MultiThreshold...).
+        Asymmetric weights, per-channel activation scales or an unsupported width.
     """
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
@@ -120,41 +115,6 @@ def strip_quantization(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
                 rename[u.output[0]] = node.input[0]
                 drop.append(u)
             drop.append(node)
-        elif node.op_type == "Quant" or node.domain == QONNX_DOMAIN:
-            if node.op_type in _QONNX_OTHER or node.op_type != "Quant":
-                raise UnsupportedOpError(f"QONNX op {node.op_type} ({node.name!r}) is not supported; only Quant is")
-            x = node.input[0]
-            s = np.asarray(consts[node.input[1]], np.float64)
-            z = np.asarray(consts[node.input[2]], np.float64)
-            bw = float(np.asarray(consts[node.input[3]]).ravel()[0])
-            if bw != int(bw) or not 2 <= bw <= 16:
-                raise UnsupportedOpError(f"Quant {node.name!r}: bit width {bw:g} is outside 2..16")
-            bits, signed = int(bw), bool(attr(node, "signed", 1))
-            drop.append(node)
-            if x in inits:  # a weight: fake-quantize it like QONNX does
-                if np.any(z != 0):
-                    raise UnsupportedOpError(f"Quant {node.name!r}: weights need zero point 0 (symmetric)")
-                w = inits[x].astype(np.float64)
-                lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-                if attr(node, "narrow", 0) and signed:
-                    lo += 1
-                mode = attr(node, "rounding_mode", "ROUND")
-                mode = mode.decode() if isinstance(mode, bytes) else mode
-                rnd = {"ROUND": np.round, "FLOOR": np.floor, "CEIL": np.ceil}.get(mode.upper())
-                if rnd is None:
-                    raise UnsupportedOpError(f"Quant {node.name!r}: rounding mode {mode!r} is not supported")
-                value = np.clip(rnd(w / s), lo, hi) * s
-                new_inits[node.output[0]] = value.astype(np.float32)
-                weights[node.output[0]] = {"scale": np.broadcast_to(s, (w.shape[0],) + (1,) * (w.ndim - 1)).ravel()
-                                           if s.size > 1 else s.ravel(), "bits": bits, "value": value, "axis": 0}
-            else:
-                if s.size != 1 or z.size != 1:
-                    raise UnsupportedOpError(f"Quant {node.name!r}: per-channel activation scales are not supported")
-                if float(z.ravel()[0]) != int(z.ravel()[0]):
-                    raise UnsupportedOpError(f"Quant {node.name!r}: zero point must be an integer")
-                b, zp = _signed_codes(bits, signed, int(z.ravel()[0]))
-                tensors[x] = (float(s.ravel()[0]), zp, b)
-                rename[node.output[0]] = x
     for node in drop:
         g.node.remove(node)
     for name, value in new_inits.items():
@@ -175,9 +135,6 @@ def strip_quantization(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
     keep = [i for i in g.initializer if i.name in used]
     del g.initializer[:]
     g.initializer.extend(keep)
-    for opset in list(model.opset_import):
-        if opset.domain == QONNX_DOMAIN or opset.domain.startswith("qonnx") or opset.domain == "finn.custom_op.general":
-            model.opset_import.remove(opset)
     del g.value_info[:]  # stale after the rewrite; the importer infers shapes again
     return model, {"tensors": tensors, "weights": weights}
 

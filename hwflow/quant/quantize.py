@@ -21,10 +21,12 @@ from ._scheme import fixed_point, symmetric_act_scale
 from .arith import int_range
 from .calibrate import calibrate_range, subsample
 from .calibrate_none import propagate_moments, propagate_ranges
-from .config import QuantConfig
+from .config import EDGE_BITS, LayerSpec, QuantConfig
 from .gptq import gptq_codes
 from .qgraph import QGraph, QLayer, QTensor
+from .qonnx import is_qonnx, quantize_qonnx
 from .recover import bias_correction, clamp_weights, equalize
+from .wformat import WeightFormat, choose_scale, scale_candidates
 
 __all__ = ["quantize", "quantize_plan", "layer_names"]
 
@@ -33,6 +35,8 @@ _INT64_MAX = (1 << 63) - 1
 
 def layer_names(graph: Graph) -> list[str]:
     """The names ``--bits LAYER=W/A`` accepts (one per QLayer), in execution order."""
+    if is_qonnx(graph):
+        return [l.name for l in quantize_qonnx(graph).layers]
     return [l.name for l in lower(graph).layers]
 
 
@@ -50,7 +54,8 @@ def quantize(graph: Graph, config: QuantConfig | None = None, calib: np.ndarray 
         Calibration inputs ``(N, *input_shape[1:])``. Without it, ranges come from the
         weights (``calibration="none"``) whatever ``config.calibration`` says.
         A pre-quantized model (``graph.meta["fixed_qparams"]``, see
-        :mod:`hwflow.quant.qdq_import`) keeps its own scales, zero points and widths.
+        :mod:`hwflow.quant.qdq_import`) keeps its own scales, zero points and widths; a
+        QONNX model is met exactly (:mod:`hwflow.quant.qonnx`; ``config`` does not apply).
 
     Returns
     -------
@@ -60,11 +65,16 @@ def quantize(graph: Graph, config: QuantConfig | None = None, calib: np.ndarray 
     Raises
     ------
     OptionError
-        Unknown layer in ``config.layer_bits``, or an accumulator beyond int64.
+        Unknown layer in ``config.layer_bits``/``layer_weights``; a width its weight
+        format does not take; 1-bit activations on a layer whose activation is not a
+        sign; pot weights under ``asymmetric`` whose input zero point cannot fold into
+        the int32 bias; an accumulator beyond int64.
     UnsupportedOpError
         An op the integer layers cannot express.
     """
     config = QuantConfig() if config is None else config
+    if is_qonnx(graph):  # already quantized by its exporter: met exactly, config aside
+        return quantize_qonnx(graph)
     plan = lower(graph)
     config.check_layers([l.name for l in plan.layers])
     return quantize_plan(plan, config, calib, graph.meta.get("fixed_qparams"))
@@ -119,7 +129,8 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
             raise DataError(f"calibration data has shape {calib.shape!r}, the model expects (N, {', '.join(map(str, want))})")
         env = run_plan(plan, calib)
     producer = {l.output: l for l in plan.layers}
-    abits = {t: config.bits_of(producer[t].name)[1] if t in producer else config.abits
+    specs = config.resolve([l.name for l in plan.layers], [l.name for l in plan.layers if l.has_weight])
+    abits = {t: specs[producer[t].name].abits if t in producer else (config.abits if config.abits > 1 else EDGE_BITS)
              for t in [plan.input] + list(producer)}
 
     input_range = config.input_range or (-1.0, 1.0)
@@ -154,13 +165,16 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
     for t, r in rep.items():
         groups.setdefault(r, []).append(t)
     tensors: dict[str, QTensor] = {}
-    no_zp = _zero_point_overflows(plan, abits, config) if scheme.zero_points else set()
+    no_zp = _zero_point_overflows(plan, abits, specs) if scheme.zero_points else set()
     for members in groups.values():
         bits = max(abits[t] for t in members)
         pinned = [fixed["tensors"][t] for t in members if t in fixed["tensors"]]
         if pinned:  # a pre-quantized model said so; where the contract makes several
             scale, zp, bits = pinned[-1]  # tensors share one scale, the last (Concat's output) wins
             # (conflicting Concat inputs were given their own rescale layer above)
+        elif bits == 1:  # bipolar: the sign's ±1
+            _check_bipolar(members, producer, specs)
+            scale, zp = 1.0, 0
         elif no_zp.intersection(members):  # the fold -z·Σw would not fit the int32 bias
             scale, zp = symmetric_act_scale(*tensor_range(members, bits)[0], bits), 0
         else:
@@ -180,9 +194,9 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
     for fl in plan.layers:
         ins = [tensors[t] for t in fl.inputs]
         out = tensors[fl.output]
-        wbits = config.bits_of(fl.name)[0]
+        spec = specs[fl.name]
         pre = None
-        if fl.lut is not None and fl.op != "lut":
+        if fl.lut is not None and fl.op != "lut" and out.bits > 1:
             if fl.pre in fixed["tensors"]:
                 s, z, pbits = fixed["tensors"][fl.pre]
                 pre = QTensor(fl.pre, out.shape, out.bits, s, z) if pbits == out.bits else None
@@ -200,7 +214,7 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
         gx = None  # imported weights keep their codes; without data there is no H
         if config.rounding == "gptq" and x_hat is not None and wfix is None:
             gx = x_hat
-        ql, info = _emit(fl, ins, out, pre, wbits, scheme, config, bc, wfix, gx)
+        ql, info = _emit(fl, ins, out, pre, spec, scheme, config, bc, wfix, gx)
         bound = acc_bounds(ql, ins)
         if max(abs(bound[0]), abs(bound[1])) * int(ql.m.max()) > _INT64_MAX:
             raise OptionError(
@@ -212,7 +226,7 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
         if qenv is not None:
             qenv[fl.output] = run_layer(ql, [qenv[t] for t in fl.inputs], ins, out)
     tail_inputs = plan.output
-    qg = QGraph(plan.name, tensors, layers, plan.input, tail_inputs, list(plan.host_tail))
+    qg = QGraph(plan.name, tensors, layers, plan.input, tail_inputs, plan.host_tail, input_layout=plan.input_layout)
     qg.attrs.update(scheme=config.scheme, calibration=f"imported (+{method})" if fixed["tensors"] else method,
                     per_channel=config.per_channel, layers=details)
     return qg
@@ -255,20 +269,50 @@ def _fixed_weight(fl: FLayer, weights: dict) -> dict | None:
     return None
 
 
-def _zero_point_overflows(plan: Plan, abits: dict[str, int], config: QuantConfig) -> set[str]:
+def _zero_point_overflows(plan: Plan, abits: dict[str, int], specs: dict[str, LayerSpec]) -> set[str]:
     """Tensors read by a Conv/Gemm whose zero-point fold ``z·Σw`` could pass 2**30.
 
-    Only wide layers (about 12+ activation bits with 12+ weight bits) get there; their
-    inputs keep ``z = 0``, which costs at most one bit out of many.
+    Only wide layers (about 12+ activation bits with 12+ weight bits) get there with
+    int weights; their inputs keep ``z = 0``, which costs at most one bit out of many.
+    pot weights reach ``2**14`` in 5 bits, so a wide pot5 layer gets there too: that is
+    an error (the user asked for pot and asymmetric together; a silent ``z = 0`` would
+    answer neither).
+
+    Raises
+    ------
+    OptionError
+        For a pot layer whose input zero point cannot fold.
     """
     out = set()
     for fl in plan.layers:
         if fl.has_weight:
             k = fl.weight[0].size
-            fold = (1 << (abits[fl.inputs[0]] - 1)) * k * (1 << (config.bits_of(fl.name)[0] - 1))
+            spec = specs[fl.name]
+            fmt = WeightFormat(spec.wformat, spec.wbits)
+            fold = (1 << (abits[fl.inputs[0]] - 1)) * k * (1 << (fmt.value_bits - 1))
             if fold >= 1 << 30:
+                if fmt.name == "pot":
+                    raise OptionError(
+                        f"layer {fl.name!r}: pot{fmt.wbits} weights (up to ±{fmt.top}) over {k} inputs cannot fold "
+                        f"the asymmetric input's zero point into the int32 bias (|z·Σw| may reach {fold}); "
+                        f"use --scheme symmetric or pow2, or fewer --wbits"
+                    )
                 out.add(fl.inputs[0])
     return out
+
+
+def _check_bipolar(members: list[str], producer: dict, specs: dict[str, LayerSpec]) -> None:
+    """Raise OptionError unless every tensor of a 1-bit group is written by a sign
+    (a layer with a fused Sign, or a MaxPool/Concat of such tensors: same group)."""
+    for t in members:
+        fl = producer[t]  # the network input keeps EDGE_BITS, so every member has a producer
+        if fl.op in ("maxpool", "concat") or (fl.lut is not None and fl.lut["op"] == "Sign"):
+            continue
+        act = fl.lut["op"] if fl.lut is not None else fl.clamp["op"] if fl.clamp is not None else "none"
+        raise OptionError(
+            f"layer {fl.name!r}: 1-bit activations (--abits 1) need a sign or threshold after the layer, and its "
+            f"activation is {act}; give it wider activations, e.g. --bits {fl.name}={specs[fl.name].wbits}/8"
+        )
 
 
 def _multiplier(scheme, r: np.ndarray, fl: FLayer):
@@ -306,7 +350,17 @@ def _lut_table(fn, q: np.ndarray, space: QTensor, out: QTensor) -> np.ndarray:
     return out.quantize(fn(space.dequantize(q)))
 
 
-def _emit(fl: FLayer, ins: list[QTensor], out: QTensor, pre: QTensor | None, wbits: int, scheme,
+def _threshold(fl: FLayer, ins: list[QTensor]) -> dict:
+    """Requantizer and LUT of a layer writing bipolar codes (see :mod:`.qgraph`):
+    ``+1`` iff ``acc >= 0``; a standalone sign compares its input code with its zero point."""
+    if fl.op != "lut":
+        return dict(m=[1], n=[0], mbits=1, lo=-1, hi=0, lut=[-1, 1], lut_zero_point=0)
+    z, lowest = ins[0].zero_point, ins[0].range[0]
+    up = int(z == lowest)  # lo = z - 1 would leave the code range: compare acc + 1 with z + 1
+    return dict(m=[1], n=[0], mbits=1, lo=z - 1 + up, hi=z + up, lut=[-1, 1], lut_zero_point=up)
+
+
+def _emit(fl: FLayer, ins: list[QTensor], out: QTensor, pre: QTensor | None, spec: LayerSpec, scheme,
           config: QuantConfig, bc: tuple | None, wfix: dict | None = None,
           gptq_x: np.ndarray | None = None) -> tuple[QLayer, dict]:
     common = dict(name=fl.name, inputs=list(fl.inputs), output=fl.output, kernel=fl.kernel,
@@ -317,6 +371,11 @@ def _emit(fl: FLayer, ins: list[QTensor], out: QTensor, pre: QTensor | None, wbi
         return QLayer(op="maxpool", lo=out.range[0], hi=out.range[1], attrs=attrs, **common), info
     if fl.op == "concat":
         return QLayer(op="concat", lo=out.range[0], hi=out.range[1], attrs=attrs, **common), info
+    sign = out.bits == 1  # a threshold layer (quantize_plan checked the activation is a sign)
+    if sign:
+        attrs["activation"] = "Sign"
+    if sign and fl.op == "lut":
+        return QLayer(op="lut", attrs=attrs, **_threshold(fl, ins), **common), info
     if fl.op == "lut":
         tin = ins[0]
         lo, hi = tin.range
@@ -336,6 +395,9 @@ def _emit(fl: FLayer, ins: list[QTensor], out: QTensor, pre: QTensor | None, wbi
     if fl.clamp is not None:
         attrs["clamp"] = dict(fl.clamp)
     extra = dict(lo=lo, hi=hi, lut=lut, lut_zero_point=space.zero_point if lut is not None else 0, attrs=attrs)
+    threshold = _threshold(fl, ins) if sign else {}
+    if sign:
+        extra.update({k: threshold.pop(k) for k in ("lo", "hi", "lut", "lut_zero_point")})
     if fl.op == "add":
         (a, b), s_o = ins, space.scale
         ra, rb = a.scale / s_o, b.scale / s_o
@@ -346,7 +408,8 @@ def _emit(fl: FLayer, ins: list[QTensor], out: QTensor, pre: QTensor | None, wbi
             _, nn = fixed_point(max(ra, rb), config.mbits)
             n = int(nn[0])
             ma, mb = (int(round(r * 2.0 ** n)) for r in (ra, rb))
-        return QLayer(op="add", m=[1], n=[n], add_m=(ma, mb), mbits=1, **extra, **common), info
+        return QLayer(op="add", **{"m": [1], "n": [n], "mbits": 1, **threshold}, add_m=(ma, mb), **extra,
+                      **common), info
     tin = ins[0]
     if fl.op == "avgpool":
         k = fl.kernel[0] * fl.kernel[1]
@@ -359,50 +422,63 @@ def _emit(fl: FLayer, ins: list[QTensor], out: QTensor, pre: QTensor | None, wbi
         else:
             m, n, mbits = _multiplier(scheme, r, fl)
         bias = np.full(c, -k * tin.zero_point, dtype=np.int64)
-        return QLayer(op="avgpool", bias=bias, m=m, n=n, mbits=mbits, **extra, **common), info
+        return QLayer(op="avgpool", bias=bias, **{"m": m, "n": n, "mbits": mbits, **threshold}, **extra,
+                      **common), info
     # conv / gemm
     w = fl.weight
     cout = w.shape[0]
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    fmt = WeightFormat(spec.wformat, spec.wbits)
+    pow2 = scheme.name == "pow2"
     if wfix is not None:
-        s_w, wbits = np.asarray(wfix["scale"], np.float64), int(wfix["bits"])
+        s_w, fmt = np.asarray(wfix["scale"], np.float64), WeightFormat("int", int(wfix["bits"]))
+    elif fmt.name == "int":
+        s_w = scheme.weight_scale(w, fmt.wbits, config.per_channel)
     else:
-        s_w = scheme.weight_scale(w, wbits, config.per_channel)
+        s_w = choose_scale(fmt, w, config.per_channel, pow2)
     s_wc = np.broadcast_to(s_w, (cout,))
-    wlo, whi = int_range(wbits)
     if gptq_x is not None:
-        cands = [np.array(s_wc, np.float64)] + [np.array(c, np.float64) for c in
-                                                 scheme.weight_scale_candidates(w, wbits, config.per_channel)]
-        w_q, s_wc = gptq_codes(fl, cands, wbits, gptq_x, per_channel=config.per_channel)
+        more = (scheme.weight_scale_candidates(w, fmt.wbits, config.per_channel) if fmt.name == "int"
+                else scale_candidates(fmt, np.array(s_wc, np.float64), pow2))
+        cands = [np.array(s_wc, np.float64)] + [np.array(c, np.float64) for c in more]
+        w_q, s_wc = gptq_codes(fl, cands, fmt, gptq_x, per_channel=config.per_channel)
         s_w = s_wc if config.per_channel else s_wc[:1]
     else:
-        w_q = np.clip(_round(w / s_wc.reshape(-1, *([1] * (w.ndim - 1)))), wlo, whi).astype(np.int64)
+        w_q = fmt.round(w / s_wc.reshape(shape)).astype(np.int64)
     bias_f = fl.bias
     if bc is not None:
-        bias_f = bias_correction(fl, w_q * s_wc.reshape(-1, *([1] * (w.ndim - 1))), *bc)
+        bias_f = bias_correction(fl, w_q * s_wc.reshape(shape), *bc)
     s_acc = tin.scale * s_wc
-    b_q = _round(bias_f / s_acc).astype(np.int64) - tin.zero_point * w_q.reshape(cout, -1).sum(axis=1)
+    # A threshold compares the integer accumulator with 0: flooring the bias makes that
+    # the float decision ``Σ + b/s_acc >= 0`` exactly, for the same integer Σ.
+    b_q = (np.floor(bias_f / s_acc) if sign else _round(bias_f / s_acc)).astype(np.int64)
+    b_q = b_q - tin.zero_point * w_q.reshape(cout, -1).sum(axis=1)
     blo, bhi = int_range(32)
     clipped = int(((b_q < blo) | (b_q > bhi)).sum())
     b_q = np.clip(b_q, blo, bhi)
-    r = tin.scale * s_w / space.scale
-    m, n, mbits = _multiplier(scheme, r, fl)
-    info.update(_weight_analysis(w, w_q, s_wc, wbits), bias_clipped=clipped)
+    if sign:
+        m, n, mbits = threshold["m"], threshold["n"], threshold["mbits"]
+    else:
+        m, n, mbits = _multiplier(scheme, tin.scale * s_w / space.scale, fl)
+    info.update(_weight_analysis(w, w_q, s_wc, fmt), bias_clipped=clipped)
     attrs["w_scale"] = [float(v) for v in s_w]
     if clipped:
         attrs["bias_clipped"] = clipped
-    return QLayer(op=fl.op, weight=w_q, bias=b_q, m=m, n=n, mbits=mbits, wbits=wbits, **extra, **common), info
+    return QLayer(op=fl.op, weight=w_q, bias=b_q, m=m, n=n, mbits=mbits, wbits=fmt.wbits, wformat=fmt.name,
+                  **extra, **common), info
 
 
-def _weight_analysis(w: np.ndarray, w_q: np.ndarray, s_c: np.ndarray, wbits: int) -> dict:
+def _weight_analysis(w: np.ndarray, w_q: np.ndarray, s_c: np.ndarray, fmt: WeightFormat) -> dict:
     """The fixed-point view of one weight tensor (``hwflow eval --analysis``)."""
     shape = (-1,) + (1,) * (w.ndim - 1)
     s = s_c.reshape(shape)
     deq = w_q * s
     a = np.abs(w[w != 0])
-    lo, hi = int_range(wbits)
+    lo, hi = int(fmt.levels[0]), int(fmt.levels[-1])
     v = w / s
     return {
-        "wbits": wbits,
+        "wbits": fmt.wbits,
+        "wformat": fmt.name,
         "w_log2_range": (float(np.log2(a.min())) if a.size else 0.0, float(np.log2(a.max())) if a.size else 0.0),
         "scale_log2": (float(np.log2(s_c.min())), float(np.log2(s_c.max()))),
         "pct_below_precision": float(100.0 * ((w_q == 0) & (w != 0)).sum() / max(w.size, 1)),

@@ -31,20 +31,54 @@ def _windows(x: np.ndarray, layer: QLayer) -> np.ndarray:
     return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
 
 
+#: Integers below this add exactly in float64: a product sum bounded by it can use BLAS.
+_EXACT = 1 << 53
+
+#: Elements of one im2col block (the batch is cut so that each stays below it).
+_BLOCK = 1 << 22
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` of int64 matrices, exactly: in float64 (BLAS) when every partial sum is an
+    integer below 2**53 whatever the order of the additions, else in int64."""
+    bound = a.shape[1] * int(np.abs(a).max(initial=0)) * int(np.abs(b).max(initial=0))
+    if bound < _EXACT:
+        return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    return a @ b
+
+
+def _conv(x: np.ndarray, layer: QLayer) -> np.ndarray:
+    """The convolution's accumulator without bias (``x`` already padded), im2col by batch blocks."""
+    cout, cin_g, kh, kw = layer.weight.shape
+    g = layer.groups
+    win = _windows(x, layer)  # N,Cin,OH,OW,kh,kw (a view)
+    nb, _, oh, ow = win.shape[:4]
+    if cin_g == 1 and cout == g:  # depthwise: one product per window position and channel
+        acc = np.zeros((nb, cout, oh, ow), dtype=np.int64)
+        for ky in range(kh):
+            for kx in range(kw):
+                acc += win[..., ky, kx] * layer.weight[None, :, 0, ky, kx, None, None]
+        return acc
+    w = layer.weight.reshape(g, cout // g, cin_g * kh * kw)
+    acc = np.empty((nb, g, cout // g, oh, ow), dtype=np.int64)
+    step = max(1, _BLOCK // max(1, oh * ow * cin_g * kh * kw))
+    for b0 in range(0, nb, step):
+        blk = win[b0:b0 + step].reshape(-1, g, cin_g, oh, ow, kh, kw)
+        for i in range(g):
+            cols = blk[:, i].transpose(0, 2, 3, 1, 4, 5).reshape(-1, cin_g * kh * kw)  # (n*oh*ow, K)
+            y = _matmul(cols, w[i].T).reshape(len(blk), oh, ow, cout // g)
+            acc[b0:b0 + step, i] = y.transpose(0, 3, 1, 2)
+    return acc.reshape(nb, cout, oh, ow)
+
+
 def _accumulate(layer: QLayer, ins: list[np.ndarray], zs: list[int]) -> np.ndarray:
     """The accumulator of a requantizing layer, before ``m``/``n`` (int64)."""
     if layer.op == "conv":
-        win = _windows(_pad(ins[0], layer.pads, zs[0]), layer)  # N,Cin,OH,OW,kh,kw
-        cout, cin_g = layer.weight.shape[:2]
-        g, nb = layer.groups, win.shape[0]
-        win = win.reshape(nb, g, cin_g, *win.shape[2:])
-        w = layer.weight.reshape(g, cout // g, cin_g, *layer.weight.shape[2:])
-        acc = np.einsum("bgcyxhw,gochw->bgoyx", win, w)
-        acc = acc.reshape(nb, cout, *acc.shape[3:])
-        return acc + layer.bias[None, :, None, None]
+        acc = _conv(_pad(ins[0], layer.pads, zs[0]), layer)
+        return np.left_shift(acc, layer.acc_shift) + layer.bias[None, :, None, None]
     if layer.op == "gemm":
         x = ins[0].reshape(ins[0].shape[0], -1)
-        return x @ layer.weight.T + layer.bias[None, :]
+        return np.left_shift(_matmul(x, layer.weight.T), layer.acc_shift) + layer.bias[None, :]
     if layer.op == "avgpool":
         win = _windows(_pad(ins[0], layer.pads, zs[0]), layer)
         acc = win.sum(axis=(-1, -2))
@@ -90,7 +124,7 @@ def run_layer(layer: QLayer, ins: list[np.ndarray], in_tensors, out_tensor) -> n
     acc = _accumulate(layer, ins, zs)
     m, n = _channel_axis_params(layer, acc)
     z_out = out_tensor.zero_point if layer.lut is None else layer.lut_zero_point
-    q = requantize(acc, m, n, z_out, layer.lo, layer.hi)
+    q = requantize(acc, m, n, z_out, layer.lo, layer.hi, layer.rounding)
     if layer.lut is not None:
         q = layer.lut[q - layer.lo]
     return q
@@ -103,45 +137,59 @@ def run_int(qg: QGraph, x_q: np.ndarray, keep: bool = False) -> np.ndarray | dic
     ----------
     qg : QGraph
     x_q : numpy.ndarray
-        Input codes with the input tensor's shape (a leading batch of 1 may be omitted).
+        Input codes in the user's layout (``qg.input_shape``; a leading batch of 1 may be
+        omitted).
     keep : bool
-        Return every tensor (a dict) instead of only the output.
+        Return every tensor (a dict, NCHW) instead of only the output.
+
+    Returns
+    -------
+    numpy.ndarray
+        The output codes (``qg.output_shape``: with ``qg.argmax`` the class index).
 
     Raises
     ------
     DataError
         If ``x_q`` has the wrong shape or codes outside the input's range.
     """
-    tin = qg.tensors[qg.input]
     x_q = np.asarray(x_q)
-    if x_q.size != int(np.prod(tin.shape)):
-        raise DataError(f"input has shape {x_q.shape!r}, the model expects {tin.shape!r}")
+    if x_q.size != int(np.prod(qg.input_shape)):
+        raise DataError(f"input has shape {x_q.shape!r}, the model expects {qg.input_shape!r}")
     # The batch dimension of every tensor is 1, so one sample is a batch of one.
-    env = _run(qg, x_q.reshape(tin.shape))
-    return env if keep else env[qg.output]
+    env = _run(qg, qg.to_input(x_q.reshape((1,) + qg.input_shape[1:])))
+    return env if keep else _output(qg, env)
 
 
 def run_int_batch(qg: QGraph, x_q: np.ndarray) -> np.ndarray:
-    """:func:`run_int` on a batch: ``x_q`` is ``(N, *input_shape[1:])``; returns ``(N, ...)``.
+    """:func:`run_int` on a batch: ``x_q`` is ``(N, *qg.input_shape[1:])``; returns ``(N, ...)``.
 
     Each sample is computed exactly as :func:`run_int` computes it alone (the layers
     never mix samples); this only amortizes numpy's per-call cost.
     """
-    tin = qg.tensors[qg.input]
     x_q = np.asarray(x_q)
-    if x_q.ndim < 1 or x_q.shape[0] == 0 or int(np.prod(x_q.shape[1:])) != int(np.prod(tin.shape[1:])):
-        raise DataError(f"input batch has shape {x_q.shape!r}, the model expects (N, *{tin.shape[1:]!r})")
-    return _run(qg, x_q.reshape(x_q.shape[0], *tin.shape[1:]))[qg.output]
+    if x_q.ndim < 1 or x_q.shape[0] == 0 or int(np.prod(x_q.shape[1:])) != int(np.prod(qg.input_shape[1:])):
+        raise DataError(f"input batch has shape {x_q.shape!r}, the model expects (N, *{qg.input_shape[1:]!r})")
+    return _output(qg, _run(qg, qg.to_input(x_q)))
+
+
+def _output(qg: QGraph, env: dict[str, np.ndarray]) -> np.ndarray:
+    """The accelerator's output: the output codes, or the index of the first largest code."""
+    out = env[qg.output]
+    if qg.argmax:
+        return out.reshape(len(out), -1).argmax(axis=1).reshape(len(out), 1).astype(np.int64)
+    return out
 
 
 def _run(qg: QGraph, x_q: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor of the network on a batch of codes ``(N, *input_shape[1:])``."""
+    """Every tensor of the network on a batch of input-tensor codes ``(N, C, H, W)``."""
     tin = qg.tensors[qg.input]
     if not np.issubdtype(x_q.dtype, np.integer):
         raise DataError(f"integer reference needs integer codes, got dtype {x_q.dtype}")
     lo, hi = tin.range
     if x_q.min() < lo or x_q.max() > hi:
         raise DataError(f"input codes outside the {tin.bits}-bit range [{lo}, {hi}]")
+    if tin.bits == 1 and (x_q == 0).any():
+        raise DataError("input codes of a bipolar (1-bit) input must be -1 or +1, not 0")
     nb = x_q.shape[0]
     env = {qg.input: x_q.astype(np.int64)}
     for layer in qg.layers:
@@ -175,6 +223,7 @@ def acc_bounds(layer: QLayer, in_tensors) -> tuple[int, int]:
     w = layer.weight.reshape(layer.weight.shape[0], -1)
     pos = np.where(w > 0, w, 0).sum(axis=1)
     neg = np.where(w < 0, w, 0).sum(axis=1)
-    lo = layer.bias + pos * xlo + neg * xhi
-    hi = layer.bias + pos * xhi + neg * xlo
+    f = 1 << layer.acc_shift
+    lo = layer.bias + (pos * xlo + neg * xhi) * f
+    hi = layer.bias + (pos * xhi + neg * xlo) * f
     return int(lo.min()), int(hi.max())

@@ -4,40 +4,41 @@ The activation RAM holds tensors only while they are live (from the step that wr
 them to the last step that reads them; the output until it is streamed out), so
 tensors whose lifetimes do not overlap share words. The figure draws the RAM as
 address against step. The ROMs are drawn as word ranges per layer. Fill is the
-memory's bits over the capacity of the block RAMs it is mapped to (the estimate's
-block geometry); memories too small for a block RAM go to LUT RAM.
+memory's bits over the capacity of the blocks it is mapped to (the estimate's tiling,
+in the memory kind the scheduler chose: the weights may be in iCE40 SPRAM, loaded after
+reset); memories too small for a block RAM go to LUT RAM.
 """
 
 from __future__ import annotations
 
 from matplotlib.patches import Rectangle
 
-from ..schedule.estimate import bram_blocks
 from ._figure import figure, img_tag
 from ._html import Section, para, table
 
 __all__ = ["memories", "liveness", "memmap_section"]
 
-_DEFAULT_BLOCK_BITS = 18432  # ECP5 DP16KD, which the estimate also assumes for generic
-
-
 def memories(ctx) -> list[dict]:
-    """``{name, depth, width, bits, blocks, capacity, fill}`` for each on-chip memory."""
+    """``{name, depth, width, bits, kind, blocks, capacity, fill}`` for each on-chip memory:
+    sizes as ``schedule.json`` states them, kind and blocks as the compile's estimate placed
+    and counted them (``estimate["memories"]``)."""
     m, w = ctx.schedule["memory"], ctx.schedule["widths"]
-    family = ctx.target.family
-    block = ctx.target.bram_block_bits or _DEFAULT_BLOCK_BITS
+    kinds = {k.name: k for k in ctx.target.memory}
+    placed = {mem["name"]: mem for mem in ctx.manifest["estimate"]["memories"]}
     chan_w = m["chan_bits"] // m["chan_entries"] if m["chan_entries"] else 0
-    mems = [("activation RAM", m["act_words"], m["act_word_bits"]),
-            ("weight ROM", m["weight_words"], m["weight_word_bits"]),
-            ("channel ROM (bias, m, n)", m["chan_entries"], chan_w),
-            ("LUT ROM", m["lut_entries"], w["abits"])]
+    mems = [("act", "activation RAM", m["act_words"], m["act_word_bits"]),
+            ("weights", "weight ROM", m["weight_words"], m["weight_word_bits"]),
+            ("chan", "channel ROM (bias, m, n)", m["chan_entries"], chan_w),
+            ("lut", "LUT ROM", m["lut_entries"], w["abits"])]
     out = []
-    for name, depth, width in mems:
-        bits = depth * width
-        n = bram_blocks(depth, width, family) if bits else 0
-        cap = n * block
-        out.append({"name": name, "depth": depth, "width": width, "bits": bits, "blocks": n,
-                    "capacity": cap, "fill": bits / cap if cap else None})
+    for key, label, depth, width in mems:
+        kind = kinds.get(placed[key]["kind"])
+        if key == "weights" and kind is not None and not kind.init:
+            label = f"weight RAM ({kind.name}, loaded after reset)"
+        bits, blocks = depth * width, placed[key]["blocks"]
+        cap = blocks * kind.block_bits if kind is not None else 0
+        out.append({"name": label, "depth": depth, "width": width, "bits": bits, "kind": placed[key]["kind"],
+                    "blocks": blocks, "capacity": cap, "fill": bits / cap if cap else None})
     return out
 
 
@@ -103,19 +104,22 @@ def memmap_section(ctx) -> Section:
     trows = [[name, "x".join(map(str, t["shape"][1:])), t["bits"], t["base"], t["base"] + t["words"] - 1,
               t["words"], f"{live[name][0]}..{live[name][1]}" if name in live else "", t.get("stack", 1)]
              for name, t in sorted(tens.items(), key=lambda kv: kv[1]["base"])]
-    mrows = [[m["name"], m["depth"], m["width"], m["bits"], m["blocks"] or "LUT RAM",
+    mrows = [[m["name"], m["depth"], m["width"], m["bits"], f"{m['blocks']} {m['kind']}" if m["blocks"] else "LUT RAM",
               m["capacity"] or None, round(100 * m["fill"], 1) if m["fill"] is not None else None]
              for m in mems]
-    total_blocks = sum(m["blocks"] for m in mems)
-    avail = ctx.target.bram_blocks
-    lead = (f"{sum(m['bits'] for m in mems):,} bits of on-chip memory in {total_blocks} block RAMs"
-            + (f" of the target's {avail} ({100 * total_blocks / avail:.0f}%)." if avail else "."))
+    parts = []
+    for kind in ctx.target.memory:
+        used = sum(m["blocks"] for m in mems if m["kind"] == kind.name)
+        if used or kind is ctx.target.block_ram:
+            parts.append(f"{used} {kind.name} blocks ({kind.cell})" + (
+                f" of the target's {kind.blocks} ({100 * used / kind.blocks:.0f}%)" if kind.blocks else ""))
+    lead = f"{sum(m['bits'] for m in mems):,} bits of on-chip memory in " + " and ".join(parts) + "."
     naive = sum(t["words"] for t in tens.values())
     if naive > ctx.schedule["memory"]["act_words"]:
         lead += (f" Sharing by liveness puts {naive} words of tensors into "
                  f"{ctx.schedule['memory']['act_words']} words of activation RAM.")
     body = [para(lead),
-            table(["memory", "depth", "width (bit)", "bits", "block RAMs", "capacity (bit)", "fill %"], mrows),
+            table(["memory", "depth", "width (bit)", "bits", "blocks", "capacity (bit)", "fill %"], mrows),
             table(["tensor", "shape (C x H x W)", "bits", "first word", "last word", "words", "live steps",
                    "row stack"], trows),
             img_tag(_figure(ctx, live), "memory map", "memory_map")]

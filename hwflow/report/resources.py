@@ -7,11 +7,16 @@ from ._html import Section, note, para, table
 
 __all__ = ["resources_section", "simulation_section"]
 
-_KEYS = (("lut", "luts", "LUT"), ("ff", "ffs", "FF"), ("dsp", "dsps", "DSP"), ("bram", "bram_blocks", "BRAM"))
+_KEYS = (("lut", "luts", "LUT"), ("ff", "ffs", "FF"), ("dsp", "dsps", "DSP"))
+
+
+def _keys(target) -> tuple:
+    """(synth key, estimate key, label) of every resource: logic, then each memory kind."""
+    return _KEYS + tuple((k.name, f"{k.name}_blocks", k.name.upper()) for k in target.memory)
 
 
 def _available(target) -> dict:
-    return {"lut": target.luts, "ff": target.ffs, "dsp": target.dsps, "bram": target.bram_blocks}
+    return {"lut": target.luts, "ff": target.ffs, "dsp": target.dsps, **{k.name: k.blocks for k in target.memory}}
 
 
 def _figure(rows: list[dict], synth: bool):
@@ -44,7 +49,7 @@ def resources_section(ctx) -> Section:
     synth = ctx.synth
     res = (synth or {}).get("resources", {})
     rows = []
-    for key, ekey, label in _KEYS:
+    for key, ekey, label in _keys(ctx.target):
         if ekey not in est:
             continue
         used = res.get(key, {}).get("used") if synth else None

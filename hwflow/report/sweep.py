@@ -1,7 +1,8 @@
 """Design-space sweep: compile every (PE, SIMD, wbits) point in parallel, tabulate, find the Pareto front.
 
 Each point is a full :func:`hwflow.flow.compile_model` in a worker process (schedule,
-budget check, Verilog, test vectors), written to ``DIR/points/pe{P}_simd{S}_w{W}``.
+budget check, Verilog, test vectors), written to ``DIR/points/pe{P}_simd{S}_w{W}``; the
+workers are local processes, or a Dask cluster's (``scheduler="tcp://HOST:PORT"``).
 A point that does not fit the target is kept in the table with the reason.
 
 The Pareto front
@@ -121,6 +122,58 @@ def _compile_point(model: str, target: str, point: SweepPoint, abits: int, calib
     return row
 
 
+# ---- where the points run: local processes, or a Dask cluster -----------------------------
+
+#: Seconds to wait for a Dask scheduler before giving up (an unreachable address fails fast).
+DASK_CONNECT_TIMEOUT = 10
+
+
+def _dask_client(address: str):
+    """A ``distributed.Client`` on the scheduler at ``tcp://HOST:PORT``; OptionError (one
+    line) for a malformed address, a missing extra, or a scheduler not reached in time."""
+    import re
+
+    if not isinstance(address, str) or not re.fullmatch(r"(tcp|tls)://[^\s:/]+:\d+", address):
+        raise OptionError(f"--scheduler takes a Dask scheduler address tcp://HOST:PORT, not {address!r}")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise OptionError("--scheduler needs Dask's distributed package: pip install 'hwflow[dask]'") from None
+    try:
+        return Client(address, timeout=DASK_CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise OptionError(f"cannot reach the Dask scheduler at {address} within {DASK_CONNECT_TIMEOUT} s "
+                          f"({type(exc).__name__}); start one (`dask scheduler`) or drop --scheduler") from None
+
+
+def _run_points(calls: dict, jobs: int, scheduler: str | None, bar) -> dict:
+    """Run ``_compile_point(*args)`` for every ``{point: args}``; returns ``{point: row}``.
+
+    Local worker processes by default; with ``scheduler``, tasks on that Dask cluster (its
+    workers must import hwflow and see the model, data and output paths: a shared
+    filesystem, as dask-jobqueue clusters have). Each point is independent and
+    deterministic, so where it runs changes no result.
+    """
+    rows = {}
+    if scheduler is None:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futs = {pool.submit(_compile_point, *args): pt for pt, args in calls.items()}
+            for f in as_completed(futs):
+                rows[futs[f]] = f.result()
+                bar.advance()
+        return rows
+    client = _dask_client(scheduler)
+    try:
+        futs = {pt: client.submit(_compile_point, *args, key=f"hwflow-sweep-{pt.name}-{os.getpid()}", pure=False)
+                for pt, args in calls.items()}
+        for pt, f in futs.items():
+            rows[pt] = f.result()
+            bar.advance()
+    finally:
+        client.close()
+    return rows
+
+
 # ---- Pareto front, table, plot ----------------------------------------------------------
 
 def _objectives(row: dict) -> tuple[float, ...]:
@@ -225,8 +278,10 @@ def plot_front(rows: list[dict], path: Path, title: str) -> Path:
 
 def run_sweep(model: str | Path, target: str = "fpga-small", pe=(4, 8, 16), simd=(4, 8), wbits=(8, 4), *,
               abits: int = 8, calib: str | Path | None = None, data: str | Path | None = None,
-              jobs: int | None = None, out_dir: str | Path | None = None, quiet: bool = False) -> dict:
-    """Compile every (pe, simd, wbits) combination of ``model`` in parallel processes.
+              jobs: int | None = None, out_dir: str | Path | None = None, quiet: bool = False,
+              scheduler: str | None = None) -> dict:
+    """Compile every (pe, simd, wbits) combination of ``model`` in parallel processes
+    (or on a Dask cluster).
 
     Parameters
     ----------
@@ -249,6 +304,10 @@ def run_sweep(model: str | Path, target: str = "fpga-small", pe=(4, 8, 16), simd
         ``sweep/<model stem>``); written atomically.
     quiet : bool
         No progress display.
+    scheduler : str, optional
+        A Dask scheduler's address, ``tcp://HOST:PORT``: the points run as tasks on its
+        cluster (``hwflow[dask]``; the workers must see the model, data and output paths)
+        instead of local processes. The rows are the same.
 
     Returns
     -------
@@ -260,7 +319,8 @@ def run_sweep(model: str | Path, target: str = "fpga-small", pe=(4, 8, 16), simd
     Raises
     ------
     OptionError, ModelError, TargetError, DataError
-        Bad grid, missing model, unknown target, unreadable data (before any compile).
+        Bad grid, missing model, unknown target, unreadable data (before any compile);
+        a Dask scheduler not reached within :data:`DASK_CONNECT_TIMEOUT` seconds.
     """
     from .._files import atomic_directory, write_json
     from ..targets import load_target
@@ -291,18 +351,18 @@ def run_sweep(model: str | Path, target: str = "fpga-small", pe=(4, 8, 16), simd
         raise OptionError(f"output {str(out)!r} exists and is not an hwflow sweep; choose another -o")
     points = [SweepPoint(p, s, w) for w in wbs for p in pes for s in simds]
     jobs = jobs or min(len(points), os.cpu_count() or 1)
+    if scheduler is not None:
+        _dask_client(scheduler).close()  # fail fast (one line) before writing anything
+    where = f"{jobs} jobs" if scheduler is None else f"Dask at {scheduler}"
     with atomic_directory(out) as tmp:
         (tmp / "points").mkdir()
-        rows: dict[SweepPoint, dict] = {}
-        with progress(f"sweep: {len(points)} points, {jobs} jobs", total=len(points), quiet=quiet) as bar, \
-                ProcessPoolExecutor(max_workers=jobs) as pool:
-            futs = {pool.submit(_compile_point, str(model), target if isinstance(target, str) else tgt.source,
-                                pt, abits, None if calib is None else str(calib),
-                                None if data is None else str(data), str(tmp / "points" / pt.name)): pt
-                    for pt in points}
-            for f in as_completed(futs):
-                rows[futs[f]] = f.result()
-                bar.advance()
+        # Absolute paths: a Dask worker runs in its own directory.
+        calls = {pt: (str(model.resolve()), target if isinstance(target, str) else tgt.source, pt, abits,
+                      None if calib is None else str(Path(calib).resolve()),
+                      None if data is None else str(Path(data).resolve()), str((tmp / "points" / pt.name).resolve()))
+                 for pt in points}
+        with progress(f"sweep: {len(points)} points, {where}", total=len(points), quiet=quiet) as bar:
+            rows = _run_points(calls, jobs, scheduler, bar)
         table = [rows[pt] for pt in points]
         for r, front in zip(table, pareto_front(table)):
             r["pareto"] = front

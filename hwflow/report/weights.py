@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quant.arith import int_range
 from ._figure import figure, img_tag
 from ._html import Section, note, para, table
 
@@ -38,7 +37,7 @@ def weight_stats(layer, w: np.ndarray) -> dict:
         dequantized weights; ``max_abs_error``; ``scale`` (per channel).
     """
     s = _scales(layer)
-    lo, hi = int_range(layer.wbits)
+    lo, hi = (int(v) for v in layer.weight_format.levels[[0, -1]])  # the format's extreme values
     sb = s.reshape((-1,) + (1,) * (w.ndim - 1))
     v = w / sb
     deq = layer.weight * sb
@@ -71,7 +70,7 @@ def _pow2_axis(ax) -> None:
 
 def _figure(name: str, layer, w: np.ndarray, st: dict):
     s = st["scale"]
-    lo, hi = int_range(layer.wbits)
+    lo, hi = (int(v) for v in layer.weight_format.levels[[0, -1]])  # the format's extreme values
     sb = s.reshape((-1,) + (1,) * (w.ndim - 1))
     x = np.log2(np.abs(w / sb)[w != 0])  # in LSBs of the weight's own (channel) scale
     prec, clip = -1.0, float(np.log2(hi + 0.5))
@@ -99,7 +98,8 @@ def _figure(name: str, layer, w: np.ndarray, st: dict):
     top.set_xlabel(f"|w|{' at the median channel scale' if per_channel else ''} (s = {ref:.3g})",
                    fontsize=8)
     top.tick_params(labelsize=7)
-    ax.set_title(f"{name}: {layer.op}, {layer.wbits}-bit weights, weight SQNR {st['sqnr_db']:.1f} dB",
+    fmt = "" if layer.wformat == "int" else f" {layer.wformat}"
+    ax.set_title(f"{name}: {layer.op}, {layer.wbits}-bit{fmt} weights, weight SQNR {st['sqnr_db']:.1f} dB",
                  fontsize=10)
     ax.text(0.01, 0.97, f"below precision\n{100 * st['below']:.2f}%", transform=ax.transAxes,
             va="top", ha="left", fontsize=8, color="0.15")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import FitError
-from .estimate import dsp_blocks, lut_mult_cost
+from .estimate import dsp_blocks, lut_mult_cost, memory_use
 
 __all__ = ["check_budget"]
 
@@ -20,20 +20,30 @@ def _hint(target) -> str:
 def check_budget(prog, target) -> None:
     """Raise :class:`FitError` when ``prog`` exceeds ``target`` (generic targets never do).
 
-    Memory is checked in bits (block RAM blocks x block bits, after tiling into the
-    family's block geometry), then DSPs, then LUTs. MAC lanes beyond the DSPs multiply in
-    LUTs (the scheduler picks ``prog.dsp_mults``), so a large array costs LUTs, and only
-    the requantizer's and control's own multipliers can overflow the DSPs.
+    Memory is checked first, kind by kind, in whole blocks of each kind's shapes (the
+    scheduler has put the weight memory in the first kind where it fits,
+    :func:`~hwflow.schedule.estimate.place_weights`); the message names every kind. Then
+    DSPs, then LUTs. MAC lanes beyond the DSPs multiply in LUTs (the scheduler picks
+    ``prog.dsp_mults``), so a large array costs LUTs, and only the requantizer's and
+    control's own multipliers can overflow the DSPs.
     """
     est = prog.estimate
     name = target.name
-    if target.bram_blocks is not None and est["bram_blocks"] > target.bram_blocks:
+    over = [k for k in target.memory if k.blocks is not None and est[f"{k.name}_blocks"] > k.blocks]
+    if over:
+        k = over[0]
         need = est["rom_bits"] + est["ram_bits"]
-        have = target.bram_blocks * target.bram_block_bits
-        raise FitError(
-            f"design needs {need} bits of ROM+RAM ({est['bram_blocks']} block RAMs), target {name} has "
-            f"{have} bits ({target.bram_blocks} blocks); {_hint(target)}"
-        )
+        msg = (f"design needs {need} bits of ROM+RAM ({est[f'{k.name}_blocks']} {k.name} blocks of {k.cell}, "
+               f"{k.block_bits // 1024} kbit each), target {name} has {k.bits} bits ({k.blocks} {k.name} blocks)")
+        for other in target.memory:  # why the weights did not go elsewhere
+            if other.name == k.name:
+                continue
+            use = memory_use(prog, target, other)
+            msg += f"; its {prog.weight_rom_bits}-bit weight memory would need {use[other.name]} of the " \
+                   f"{other.blocks} {other.name} blocks ({other.cell}, {other.block_bits // 1024} kbit)"
+            if use[other.name] <= other.blocks:
+                msg += f", and the rest still {use[k.name]} {k.name} blocks"
+        raise FitError(f"{msg}; {_hint(target)}")
     nmul = prog.pe * prog.simd
     ndsp = nmul if prog.dsp_mults is None else prog.dsp_mults
     per = dsp_blocks(prog.wbits, prog.abits, target.family)

@@ -3,9 +3,13 @@
 Documented formulas for the budget check and the manifest; the synthesis report gives
 the real figures (``bench/synth.py`` shows the estimate's error against them).
 
-- Block RAM: each memory is tiled into blocks of the family's geometry (ECP5 DP16KD:
-  18 Kbit, widths up to 36; iCE40 SB_RAM40_4K: 4 Kbit, widths up to 16). Memories under
-  ``_LUTRAM_BITS`` are left to LUTs/FFs.
+- Memory: every memory kind of the target (``[memory.<kind>]`` in its TOML: block RAM,
+  iCE40 SPRAM) is counted exactly, in whole blocks of its shapes, as Yosys tiles them
+  (:func:`memory_blocks`). The activation RAM and the per-channel and LUT ROMs go in the
+  block RAM (ROMs too small or too shallow for a block stay in logic,
+  :func:`memory_style`); the weight memory goes in the first kind in which the design fits
+  (:func:`place_weights`): an initialised ROM in the block RAM, else a kind the bitstream
+  cannot initialise, loaded through the weight-load port (``rtl/weight_ram.py``).
 - DSP: Yosys's own rule (:func:`dsp_blocks`) for each multiply in the RTL: the MAC
   array's ``dsp_mults`` DSP lanes and the requantizer's (the controller has none); the
   other MAC lanes are shift-add LUT multipliers (:func:`lut_mult_cost`).
@@ -27,12 +31,15 @@ import json
 import math
 from importlib import resources
 
+import numpy as np
+
 from .descriptor import BACK_FIELDS, UNIT_FIELDS, descriptor_fields, descriptor_values
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
 
-__all__ = ["estimate", "block_features", "block_estimates", "bram_blocks", "dsp_blocks", "lut_mult_cost",
-           "memory_style"]
+__all__ = ["estimate", "block_features", "block_estimates", "chan_width", "dsp_blocks", "lut_mult_cost",
+           "memories", "memory_blocks", "memory_shapes", "memory_style", "memory_use", "place_memories",
+           "place_weights"]
 
 _LUTRAM_BITS = 1024
 _LOGIC_ROM_DEPTH = 64
@@ -51,15 +58,113 @@ def memory_style(depth: int, width: int, rom: bool = True) -> str:
     return "block"
 
 
-def bram_blocks(depth: int, width: int, family: str, rom: bool = True) -> int:
-    """Blocks of block RAM for a ``depth x width`` memory on ``family``."""
-    if memory_style(depth, width, rom) == "logic":
-        return 0
-    if family == "ice40":
-        geoms = [(256, 16), (512, 8), (1024, 4), (2048, 2)]
-    else:  # ecp5 and generic: DP16KD
-        geoms = [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]
-    return _tile(depth, width, tuple(geoms))
+def chan_width(bias_bits: int, mbits: int, n_bits: int) -> int:
+    """Word width of the per-channel ROM (rtl/channel_rom.py): bias, multiplier ``m`` (at
+    least 1 bit) and shift ``n``."""
+    return bias_bits + max(mbits, 1) + n_bits
+
+
+def memory_shapes(pe: int, simd: int, abits: int, wbits: int, *, act_words: int, weight_words: int,
+                  chan_entries: int, chan_width: int, lut_entries: int) -> list[tuple[str, int, int, bool, int]]:
+    """:func:`memories` from sizes alone (the fit check's, :mod:`hwflow.schedule.fit`):
+    activation RAM (``simd`` lanes of ``abits``), weight memory (``pe x simd`` lanes of
+    ``wbits``, the codebook index width with weight sharing), per-channel ROM, LUT ROM
+    (``abits`` codes). Without the contents every column counts as kept.
+    """
+    return [
+        ("act", act_words, simd * abits, False, simd * abits),
+        ("weights", weight_words, pe * simd * wbits, True, pe * simd * wbits),
+        ("chan", chan_entries, chan_width, True, chan_width),
+        ("lut", lut_entries, abits, True, abits),
+    ]
+
+
+def memory_blocks(depth: int, width: int, kind) -> int:
+    """Blocks of memory kind ``kind`` (a :class:`~hwflow.targets.MemoryKind`) that a
+    ``depth x width`` memory takes: whole blocks of its shapes, as Yosys tiles them."""
+    return _tile(depth, width, kind.shapes)
+
+
+def memories(prog) -> list[tuple[str, int, int, bool, int]]:
+    """``(name, depth, width, rom, cols)`` of every memory the RTL builds for ``prog``: the
+    activation RAM, the weight memory, the per-channel ROM and the LUT ROM.
+
+    ``width`` is the word as the RTL declares it; ``cols`` the bits synthesis keeps: Yosys
+    drops a ROM's columns that hold the same bit in every word (``opt_mem``), so a ROM
+    takes blocks for its varying columns only; a RAM (written: the activation RAM, a
+    loaded weight RAM) keeps all of them.
+    """
+    wbits = prog.ibits or prog.wbits
+    width = prog.pe * prog.simd * wbits
+    if prog.weight_load:
+        wcols = width
+    else:
+        flat = prog.weights.reshape(prog.weights.shape[0], -1)
+        wcols = sum(_varying_columns(flat[:, i], wbits) for i in range(flat.shape[1]))
+    bb, mb, nb = bias_bits(prog.bias), max(prog.mbits, 1), shift_bits(prog.n_min, prog.n_max)
+    code = descriptor_fields(prog, descriptor_values(prog))["lo"][0]
+    return [
+        ("act", prog.act_words, prog.simd * prog.abits, False, prog.simd * prog.abits),
+        ("weights", prog.weight_words, width, True, wcols),
+        ("chan", int(prog.bias.shape[0]), chan_width(bb, mb, nb), True,
+         _varying_columns(prog.bias, bb) + _varying_columns(prog.m, mb) + _varying_columns(prog.n, nb)),
+        ("lut", int(prog.lut.shape[0]), code, True, _varying_columns(prog.lut, code)),
+    ]
+
+
+def _placed(mems, target, weight_kind) -> list[dict]:
+    """Every memory of ``mems`` (as :func:`memories` lists them) with its kind and blocks:
+    the weight memory in ``weight_kind``, the rest in the block RAM, or in logic (kind
+    ``"logic"``, no blocks) where :func:`memory_style` puts them."""
+    bram = target.block_ram
+    out = []
+    for name, depth, width, rom, cols in mems:
+        kind = weight_kind if name == "weights" and weight_kind is not None else bram
+        logic = kind.name == bram.name and memory_style(depth, width, rom) == "logic"
+        out.append({"name": name, "depth": depth, "width": width, "cols": cols,
+                    "kind": "logic" if logic else kind.name,
+                    "blocks": 0 if logic else memory_blocks(depth, cols, kind)})
+    return out
+
+
+def memory_use(prog, target, weight_kind) -> dict[str, int]:
+    """``{kind name: blocks}`` of every memory kind of ``target`` with the weight memory in
+    ``weight_kind`` (the rest where :func:`place_weights` always puts it)."""
+    return _use(memories(prog), target, weight_kind)
+
+
+def _use(mems, target, weight_kind) -> dict[str, int]:
+    out = {k.name: 0 for k in target.memory}
+    for mem in _placed(mems, target, weight_kind):
+        if mem["kind"] in out:
+            out[mem["kind"]] += mem["blocks"]
+    return out
+
+
+def place_weights(prog, target):
+    """The memory kind the weight memory goes in: the first of ``target.memory`` (the TOML's
+    order, block RAM first) in which every memory of the design fits.
+
+    In the block RAM the weights are an initialised ROM (today's design). A kind the
+    bitstream cannot initialise (iCE40 SPRAM, ``init = false``) holds them as a RAM that
+    the core's weight-load port fills once after configuration; reading it takes one cycle
+    like the ROM, so the cycle model does not change. The activation RAM is written and
+    read in the same cycle, so it stays in the (dual-port) block RAM. When the design fits
+    no kind the block RAM is returned and :func:`~hwflow.schedule.budget.check_budget`
+    reports the shortfall.
+    """
+    return place_memories(memories(prog), target)[0]
+
+
+def place_memories(mems, target) -> tuple:
+    """``(kind, {kind name: blocks})``: :func:`place_weights`'s rule on ``mems`` (as
+    :func:`memories` or :func:`memory_shapes` list them), with the blocks every kind then
+    holds; ``(target.block_ram, its use)`` when no kind fits."""
+    for kind in target.memory:
+        use = _use(mems, target, kind)
+        if all(k.blocks is None or use[k.name] <= k.blocks for k in target.memory):
+            return kind, use
+    return target.block_ram, _use(mems, target, target.block_ram)
 
 
 def _tile(depth: int, width: int, geoms: tuple) -> int:
@@ -113,7 +218,8 @@ def lut_mult_cost(wbits: int, abits: int, family: str) -> tuple[int, int]:
 #: lut * Yosys LUTs + lut_ff * Yosys FFs, placed FFs = ff * Yosys FFs. Written by
 #: ``python bench/calibrate_estimate.py fit --write`` (features no calibration design
 #: exercises keep their value: lutmul 1 LUT4 per partial product bit, a logic ROM 1.5 LUT4
-#: per 16 entries per bit as the channel ROM fits, pool 2 LUT4 / 1 FF per lane bit);
+#: per 16 entries per bit as the channel ROM fits, pool 2 LUT4 / 1 FF per lane bit, the
+#: loaded weight RAM's mux and loader 1 LUT4 / 1 FF per unit);
 #: "generic" uses the ECP5 figures.
 COEF_FILE = "estimate_coefficients.json"
 _COEF = json.loads(resources.files(__package__).joinpath(COEF_FILE).read_text(encoding="utf-8"))
@@ -123,14 +229,10 @@ _COEF_FALLBACK = "ecp5"
 def _varying_columns(values, width: int) -> int:
     """Bits of a ``width``-bit ROM column set that are not constant over ``values`` (Yosys
     removes constant ROM bits and their registers)."""
-    mask = (1 << width) - 1
-    vals = [int(v) & mask for v in values]
-    if not vals:
+    vals = np.asarray(values, dtype=np.int64).reshape(-1) & ((1 << width) - 1)
+    if not vals.size:
         return 0
-    diff = 0
-    for v in vals:
-        diff |= v ^ vals[0]
-    return bin(diff).count("1")
+    return bin(int(np.bitwise_or.reduce(vals ^ vals[0]))).count("1")
 
 
 def _rom_logic(depth: int, cols: int) -> float:
@@ -210,9 +312,17 @@ def block_features(prog, family: str) -> dict:
     # A shallow weight ROM (rtl/weight_rom.py) in logic counts here too: synthesis names
     # its data register after the array's weight input.
     # A deep ROM in block RAM stacks blocks in depth: a ``rows``-to-1 read mux per bit.
+    # A loaded weight RAM (rtl/weight_ram.py, named "wrom" too) stacks its kind's blocks the
+    # same way (``wram_mux``: one LUT4 per 2-to-1 bit), and its loader has a word counter, a
+    # last-word compare and an address mux (``wload``: a LUT4 and a FF per address bit,
+    # plus the ``loaded`` flag and the registered row select).
     wwidth = nmul * (prog.ibits or wb)
-    wrom_lut = wrom_ff = wrom_mux = 0
-    if has_mac and memory_style(wwords, wwidth) == "logic":
+    wrom_lut = wrom_ff = wrom_mux = wram_mux = wload_lut = wload_ff = 0
+    if prog.weight_load:
+        rows = math.ceil(wwords / max(d for d, _ in prog.weight_kind.shapes))
+        wram_mux = wwidth * (rows - 1)
+        wload_lut, wload_ff = 3 * ww, ww + 1 + ubits(rows - 1)
+    elif has_mac and memory_style(wwords, wwidth) == "logic":
         flat = prog.weights.reshape(wwords, -1)
         wrom_ff = sum(_varying_columns(flat[:, i], prog.ibits or wb) for i in range(flat.shape[1]))
         wrom_lut = _rom_logic(wwords, wrom_ff)
@@ -231,13 +341,14 @@ def block_features(prog, family: str) -> dict:
             lutmul, lutmul_ff = (nmul - ndsp) * lane_luts, (nmul - ndsp) * lane_ffs
         else:
             lutmul, lutmul_ff = nmul * wb * ab, 0
-        f["mac"] = {"lut": {"adders": tadd + pe * acc, "lutmul": lutmul, "wrom": wrom_lut, "wrom_mux": wrom_mux},
+        f["mac"] = {"lut": {"adders": tadd + pe * acc, "lutmul": lutmul, "wrom": wrom_lut, "wrom_mux": wrom_mux,
+                            "wram_mux": wram_mux, "wload": wload_lut},
                     "ff": {"inputs": simd * ab + nmul * wb + ndsp * wb + simd * ab, "products": nmul * prod,
                            "tree": tregs + pe * acc + 3 * levels + 7, "wrom": wrom_ff,
-                           "lutmul": lutmul_ff}}
+                           "lutmul": lutmul_ff, "wload": wload_ff}}
     else:
-        f["mac"] = {"lut": {"adders": 0, "lutmul": 0, "wrom": 0, "wrom_mux": 0},
-                    "ff": {"inputs": 0, "products": 0, "tree": 0, "wrom": 0, "lutmul": 0}}
+        f["mac"] = {"lut": {"adders": 0, "lutmul": 0, "wrom": 0, "wrom_mux": 0, "wram_mux": 0, "wload": 0},
+                    "ff": {"inputs": 0, "products": 0, "tree": 0, "wrom": 0, "lutmul": 0, "wload": 0}}
 
     # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters
     # (as fitted: without the registered ``cout - 1`` and ``nt - 1``, 2 x ``co_bits``).
@@ -321,7 +432,10 @@ def block_estimates(prog, family: str) -> dict:
 
 
 def estimate(prog, target) -> dict:
-    """``{"luts", "ffs", "dsps", "bram_blocks", "rom_bits", "ram_bits"}`` for ``prog`` on ``target``."""
+    """``{"luts", "ffs", "dsps", "<kind>_blocks", "rom_bits", "ram_bits", "memories"}`` for ``prog``
+    on ``target``: one ``<kind>_blocks`` for each of the target's memory kinds (``bram_blocks``,
+    ``spram_blocks``), with the weight memory where ``prog.weight_kind`` says (``None``: the block
+    RAM); ``memories`` lists each memory with its kind and blocks (:func:`memories`)."""
     family = getattr(target, "family", "generic")
     pe, simd = prog.pe, prog.simd
     nmul = pe * simd
@@ -333,26 +447,23 @@ def estimate(prog, target) -> dict:
     if prog.addm_bits:
         dsps += 2
     fam = family if family in _COEF else _COEF_FALLBACK
-    blocks = block_estimates(prog, fam)
+    per_block = block_estimates(prog, fam)
     pack = _coef(fam)["pack"]
-    lut_sum = sum(b["lut"] for b in blocks.values())
-    ff_sum = sum(b["ff"] for b in blocks.values())
+    lut_sum = sum(b["lut"] for b in per_block.values())
+    ff_sum = sum(b["ff"] for b in per_block.values())
     # Placement packs LUTs (ECP5 counts CCU2C halves, iCE40 logic cells also hold the
     # flip-flops no LUT feeds): linear in the Yosys figures.
     luts = pack["lut"] * lut_sum + pack.get("lut_ff", 0.0) * ff_sum
     ffs = pack["ff"] * ff_sum
-    mems = [  # (depth, width, rom) as the RTL builds them
-        (prog.act_words, simd * prog.abits, False),
-        (int(prog.weights.shape[0]), nmul * (prog.ibits or prog.wbits), True),
-        (int(prog.bias.shape[0]), bias_bits(prog.bias) + max(prog.mbits, 1) + prog.n_bits, True),
-        (int(prog.lut.shape[0]), prog.abits, True),
-    ]
-    blocks_ram = sum(bram_blocks(d, w, family, rom) for d, w, rom in mems)
+    mems = memories(prog)
+    placed = _placed(mems, target, prog.weight_kind)
+    blocks = _use(mems, target, prog.weight_kind)
     return {
         "luts": int(round(luts)),
         "ffs": int(round(ffs)),
         "dsps": int(dsps),
-        "bram_blocks": int(blocks_ram),
+        **{f"{name}_blocks": int(n) for name, n in blocks.items()},
         "rom_bits": int(prog.weight_rom_bits + prog.chan_rom_bits + prog.lut_rom_bits),
         "ram_bits": int(prog.act_bits),
+        "memories": placed,
     }

@@ -24,6 +24,7 @@ datapath must hold for them, from which the scheduler sizes its widths.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -35,8 +36,8 @@ from ..quant.reference import acc_bounds
 from .memory import chunks, weight_words
 from .program import LayerProgram, TensorMap
 
-__all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "lower_mac", "lower_window", "lower_add",
-           "lower_concat"]
+__all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "MacGeometry", "mac_geometry", "lower_mac",
+           "lower_window", "lower_add", "lower_concat"]
 
 
 class RomImages:
@@ -74,11 +75,16 @@ class RomImages:
         self._w_next += words.shape[0]
         return base
 
-    def add_channels(self, bias, m, n, c: int) -> int:
-        """Append ``c`` channels' ``(bias, m, n)`` (each a scalar or one value per channel)."""
+    def add_channels(self, bias, m, n, c: int, shift: int = 0) -> int:
+        """Append ``c`` channels' ``(bias, m, n)`` (each a scalar or one value per channel).
+
+        ``shift``: the pre-stage shifts every accumulator left by this many bits more than
+        the layer's own ``acc_shift`` (:attr:`LowerContext.acc_shift`); its bias and shift
+        follow, which keeps the result exact (the added low bits are zero).
+        """
         base = self._ch_next
-        self._chan.append(tuple(np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (c,)).copy()
-                                for v in (bias, m, n)))
+        bias, m, n = (np.broadcast_to(np.asarray(v, np.int64).reshape(-1), (c,)).copy() for v in (bias, m, n))
+        self._chan.append((np.left_shift(bias, shift), m, n + shift))
         self._ch_next += c
         return base
 
@@ -117,6 +123,12 @@ class LowerContext:
     simd: int
     roms: RomImages
     pools: dict[str, QLayer] = field(default_factory=dict)
+    acc_shift: int = 0
+
+    def shift(self, layer: QLayer) -> int:
+        """Bits the pre-stage's fixed left shift (``acc_shift``, the largest of any layer) adds to
+        ``layer``'s accumulator beyond its own (0 for ``add``, which bypasses it)."""
+        return 0 if layer.op == "add" else self.acc_shift - layer.acc_shift
 
 
 @dataclass
@@ -147,10 +159,13 @@ class Lowered:
 def _lowered(layer: QLayer, ctx: LowerContext, steps: list[LayerProgram], acc: tuple[int, int],
              addm: int = 0) -> Lowered:
     """A :class:`Lowered` with the layer's requantizer ranges."""
+    k = ctx.shift(layer)
     if not layer.has_requant:
-        return Lowered(steps, acc, addm=addm)
+        return Lowered(steps, acc, None if not k else (acc[0] << k, acc[1] << k),
+                       None if not k else (k, k), addm=addm)
     qin = [ctx.qgraph.tensors[t] for t in layer.inputs]
-    return Lowered(steps, acc, acc_bounds(layer, qin), (int(layer.n.min()), int(layer.n.max())), addm)
+    post = acc_bounds(layer, qin)
+    return Lowered(steps, acc, (post[0] << k, post[1] << k), (int(layer.n.min()) + k, int(layer.n.max()) + k), addm)
 
 
 def _step_fields(layer: QLayer, ctx: LowerContext, x: TensorMap, out: TensorMap) -> dict:
@@ -184,41 +199,83 @@ def _dense_weight(layer: QLayer, cin: int) -> np.ndarray:
     return wd
 
 
-def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
-    """``conv`` / ``gemm`` (with a fused MaxPool if ``ctx.pools`` names one): one ``mac`` step."""
-    pe, simd = ctx.pe, ctx.simd
-    pool = ctx.pools.get(layer.output)
-    x = ctx.tensors[layer.inputs[0]]
-    common = _step_fields(layer, ctx, x, ctx.tensors[pool.output if pool else layer.output])
+@dataclass(frozen=True)
+class MacGeometry:
+    """How a ``conv``/``gemm`` sits on the array, from shapes alone (no weight values).
+
+    ``kh x kw`` kernel over ``cin`` lanes-to-be (a row-stacked input folds the kernel's rows
+    into the channels), strides, ``(top, left, bottom, right)`` pads, ``nt`` tiles of PE
+    outputs, ``cis`` input chunks per tile and ``tpg`` tiles per (super-)group. The fit
+    check (:mod:`hwflow.schedule.fit`) sizes the weight ROM with it before quantization.
+    """
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pads: tuple[int, int, int, int]
+    cin: int
+    nt: int
+    cis: int
+    tpg: int
+
+    @property
+    def k(self) -> int:
+        """Cycles a tile reads (kernel positions x input chunks)."""
+        return self.kh * self.kw * self.cis
+
+    @property
+    def words(self) -> int:
+        """Weight ROM words of the step (:func:`~hwflow.schedule.memory.weight_words`)."""
+        return self.nt * self.k
+
+
+def mac_geometry(layer: QLayer, x: TensorMap, pe: int, simd: int) -> tuple[MacGeometry, Callable[[], np.ndarray]]:
+    """``(geometry, dense)``: the layer's :class:`MacGeometry` on input ``x`` and a function
+    giving its dense ``(cout, cin, kh, kw)`` weight in that geometry (called only to build
+    the ROM image)."""
     if layer.op == "gemm" and len(x.shape) == 4:
-        wd = layer.weight.reshape(layer.out_channels, x.c, x.h, x.w)
+        dense = lambda: layer.weight.reshape(layer.out_channels, x.c, x.h, x.w)  # noqa: E731
         kh, kw, sh, sw, pads, cin = x.h, x.w, 1, 1, (0, 0, 0, 0), x.c
     elif layer.op == "gemm":
-        wd = layer.weight.reshape(layer.out_channels, x.c, 1, 1)
+        dense = lambda: layer.weight.reshape(layer.out_channels, x.c, 1, 1)  # noqa: E731
         kh, kw, sh, sw, pads, cin = 1, 1, 1, 1, (0, 0, 0, 0), x.c
     elif x.stack > 1:
         # Row-stacked input: one read holds the kernel's kh rows (lane ky*cin + c).
         cin = x.c * layer.kernel[0]
         w = layer.weight
-        wd = w.transpose(0, 2, 1, 3).reshape(w.shape[0], cin, 1, w.shape[3])
+        dense = lambda: w.transpose(0, 2, 1, 3).reshape(w.shape[0], cin, 1, w.shape[3])  # noqa: E731
         kh, kw = 1, layer.kernel[1]
         (sh, sw), p = layer.strides, layer.pads
         pads = (0, p[1], 0, p[3])
-        common.update(ih=x.h + x.stack_pad, ich=1)
     else:
         cin = x.c
-        wd = _dense_weight(layer, cin)
-        (kh, kw), (sh, sw), pads = layer.kernel, layer.strides, layer.pads
+        dense = lambda: _dense_weight(layer, cin)  # noqa: E731
+        (kh, kw), (sh, sw), pads = layer.kernel, layer.strides, tuple(layer.pads)
     cout = layer.out_channels
-    if wd.shape[1] != cin:
+    if layer.op == "conv" and x.stack == 1 and layer.weight.shape[1] * layer.groups != cin or \
+            layer.op == "gemm" and layer.weight.size != cout * cin * kh * kw:
         raise UnsupportedOpError(f"layer {layer.name!r}: weight {layer.weight.shape!r} does not match input {x.shape!r}")
     nt = chunks(cout, pe)
     sg = _supergroup(layer.groups, cin, cout, pe, simd) if layer.op == "conv" else 1
     if sg > 1:
         cis, tpg = cin // sg // simd, cout // sg // pe
     else:
-        cis, tpg = x.chunks, nt
-    k = kh * kw * cis
+        cis, tpg = x.chunks, nt  # a row-stacked input is one chunk
+    return MacGeometry(kh, kw, sh, sw, pads, cin, nt, cis, tpg), dense
+
+
+def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
+    """``conv`` / ``gemm`` (with a fused MaxPool if ``ctx.pools`` names one): one ``mac`` step."""
+    pe, simd = ctx.pe, ctx.simd
+    pool = ctx.pools.get(layer.output)
+    x = ctx.tensors[layer.inputs[0]]
+    common = _step_fields(layer, ctx, x, ctx.tensors[pool.output if pool else layer.output])
+    geo, dense = mac_geometry(layer, x, pe, simd)
+    if x.stack > 1:
+        common.update(ih=x.h + x.stack_pad, ich=1)
+    kh, kw, sh, sw, pads = geo.kh, geo.kw, geo.sh, geo.sw, geo.pads
+    nt, cis, tpg, k, cout = geo.nt, geo.cis, geo.tpg, geo.k, layer.out_channels
     qh = qw = 1
     if pool is not None:
         # Fused MaxPool: each pooled pixel runs the conv at its qh x qw window positions.
@@ -227,14 +284,14 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
         common["name"] = f"{layer.name}+{pool.name}"
     else:
         wsh, wsw = sh, sw
-    words = weight_words(wd, pe, simd, nt, cis, tpg)
+    words = weight_words(dense(), pe, simd, nt, cis, tpg)
     w_base = ctx.roms.add_weights(words, layer.attrs.get("codebook"))
     conv_hw = int(np.prod(ctx.qgraph.tensors[layer.output].shape[2:]))
     step = LayerProgram(**common, kind="mac", kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
                         qh=qh, qw=qw, wsh=wsh, wsw=wsw,
                         nt=nt, cis=cis, tpg=tpg, k=k, t=max(k, -(-pe // (qh * qw))), nb=pe, cout=cout,
                         w_base=w_base, w_words=words.shape[0],
-                        ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout),
+                        ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout, ctx.shift(layer)),
                         pv=x.zero_point, macs=int(layer.weight.size) * conv_hw)
     # Sums without bias, per channel, over all inputs in range.
     xlo, xhi = ctx.qgraph.tensors[layer.inputs[0]].range
@@ -267,7 +324,7 @@ def lower_window(layer: QLayer, ctx: LowerContext) -> Lowered:
         acc = k * xlo, k * xhi
     step = LayerProgram(**common, kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
                         nt=x.chunks, cis=1, tpg=1, k=k, t=max(k, ctx.simd), nb=ctx.simd, cout=x.c,
-                        ch_base=ctx.roms.add_channels(bias, m, n, x.c), pv=pv)
+                        ch_base=ctx.roms.add_channels(bias, m, n, x.c, ctx.shift(layer)), pv=pv)
     return _lowered(layer, ctx, [step], acc)
 
 
@@ -299,7 +356,7 @@ def lower_concat(layer: QLayer, ctx: LowerContext) -> Lowered:
                                      "ich": src.chunks, "in_base": src.base, "z_out": 0, "lo": olo,
                                      "hi": ohi, "lut_en": 0, "lut_base": 0},
                                   kind="max", nt=src.chunks, k=1, t=ctx.simd, nb=ctx.simd, cout=src.c,
-                                  coff=coff, ch_base=ctx.roms.add_channels(0, 1, 0, src.c),
+                                  coff=coff, ch_base=ctx.roms.add_channels(0, 1, 0, src.c, ctx.shift(layer)),
                                   pv=int_range(src.bits)[0]))
         coff += src.c
     ranges = [ctx.qgraph.tensors[t].range for t in layer.inputs]

@@ -31,6 +31,12 @@ FINN's folded streams do. The host packs and unpacks with that map
 input phase takes one cycle per word instead of one per code (``simd`` times fewer, and
 a row-stacked input is written whole instead of ``kh`` times per code). The first layer
 starts after ``input_lead`` of the ``input_beats`` beats and reads behind the stream.
+
+Weight load: when the weight memory is in a kind the bitstream cannot initialise
+(``weight_kind.init`` false: iCE40 SPRAM), the core takes its ``weight_words`` words once
+after reset through the weight-load stream, one word per cycle, before the first
+``start`` (:attr:`Program.load_cycles`); the per-inference cycle count does not include
+it and does not change.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ class TensorMap:
     """Where and how one activation tensor lives in the activation RAM.
 
     The layout is HWC: word ``base + (y * w + x) * chunks + c // simd``, lane ``c % simd``.
+``bits`` is the signed width of the codes (``QTensor.value_bits``: 2 for bipolar tensors).
 
     A *row-stacked* tensor (``stack > 1``, only the network input of a small-``c`` first
     convolution) holds in word ``base + (y + stack_pad) * w + x`` the ``stack`` rows
@@ -208,6 +215,35 @@ class LayerProgram:
                    self.kind == "add" and j == 1, wy == 0 and wx == 0,
                    wy == self.qh - 1 and wx == self.qw - 1)
 
+    def read_trace(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(cycle, address)`` of every activation read of the RUN (padding reads none), in order.
+
+        The activation addresses of :meth:`reads`, computed as arrays (the scheduler traces
+        every read of every layer: linear in cycles, without a Python step per cycle).
+        """
+        k = self.k
+        j = np.arange(k)
+        if self.kind == "add":
+            ky = kx = ci = np.zeros(k, dtype=np.int64)
+        else:
+            ci, kx, ky = j % self.cis, (j // self.cis) % self.kw, j // (self.cis * self.kw)
+        g = np.arange(self.nt)
+        cs = (g // self.tpg) * self.cis if self.kind == "mac" else g
+        oy, ox = np.arange(self.oh), np.arange(self.ow)
+        wy, wx = np.arange(self.qh), np.arange(self.qw)
+        # Axes: oy, ox, g, wy, wx, j.
+        sh = (-1, 1, 1, 1, 1, 1), (1, -1, 1, 1, 1, 1), (1, 1, -1, 1, 1, 1), (1, 1, 1, -1, 1, 1), \
+            (1, 1, 1, 1, -1, 1), (1, 1, 1, 1, 1, -1)
+        iy = (oy * self.sh - self.pt).reshape(sh[0]) + (wy * self.wsh).reshape(sh[3]) + ky.reshape(sh[5])
+        ix = (ox * self.sw - self.pl).reshape(sh[1]) + (wx * self.wsw).reshape(sh[4]) + kx.reshape(sh[5])
+        base = np.where((j == 1) & (self.kind == "add"), self.in2_base, self.in_base).reshape(sh[5])
+        full = (self.oh, self.ow, self.nt, self.qh, self.qw, k)
+        addr = np.broadcast_to(base + (iy * self.iw + ix) * self.ich + (cs.reshape(sh[2]) + ci.reshape(sh[5])), full)
+        inside = np.broadcast_to((iy >= 0) & (iy < self.ih) & (ix >= 0) & (ix < self.iw), full)
+        tile = np.arange(self.tiles).reshape(full[:5] + (1,))
+        cycle = np.broadcast_to(tile * self.t + j.reshape(sh[5]), full)
+        return cycle[inside].astype(np.int64), addr[inside].astype(np.int64)
+
 
 @dataclass
 class Program:
@@ -221,7 +257,8 @@ class Program:
     abits : int
         Activation lane width (the widest activation tensor).
     wbits : int
-        Weight width in the ROM and multipliers (the widest layer).
+        Weight width in the ROM and multipliers: the widest layer's weight values
+        (``QLayer.mul_wbits``: a pot4 or binary code is stored as its integer value).
     acc_bits : int
         MAC / pooling accumulator width (worst case over layers, bias excluded).
     post_bits : int
@@ -255,6 +292,22 @@ class Program:
     dsp_mults : int or None
         MAC lanes ``p*simd + s`` below this multiply on hard multipliers (DSPs), the
         others in LUT logic (see :mod:`hwflow.rtl.mac_array`); ``None``: all on DSPs.
+    input_index : numpy.ndarray or None
+        When the user's input array has a layout of its own (``QGraph.input_layout``):
+        for each flat NCHW position of the input tensor, the flat index of the user's
+        array; the input stream map names the user's codes.
+    argmax : bool
+        The output stream carries the index of the first largest code of ``output`` (one
+        beat, :attr:`output_map`) instead of its codes (``QGraph.argmax``).
+    rounding : {"half_up", "half_even"}
+        How the requantizer rounds a tie (the layers' ``rounding``).
+    acc_shift : int
+        The pre-stage's fixed left shift of every accumulator (the largest layer
+        ``acc_shift``; each layer's bias and shift in the channel ROM are scaled to it).
+    weight_kind : hwflow.targets.MemoryKind or None
+        The memory kind holding the weights (:func:`~hwflow.schedule.estimate.place_weights`);
+        ``None``: the block RAM, as an initialised ROM. A kind the bitstream cannot
+        initialise is loaded through the weight-load port (:attr:`weight_load`).
     """
 
     name: str
@@ -287,6 +340,32 @@ class Program:
     codebooks: list = field(default_factory=list)
     cb_bases: list = field(default_factory=list)
     dsp_mults: int | None = None
+    input_index: np.ndarray | None = None
+    rounding: str = "half_up"
+    acc_shift: int = 0
+    argmax: bool = False
+    weight_kind: Any = None
+
+    @property
+    def weight_load(self) -> bool:
+        """The weights are loaded after reset through the weight-load port (not a ROM)."""
+        return self.weight_kind is not None and not self.weight_kind.init
+
+    @property
+    def weight_words(self) -> int:
+        """Words of the weight memory (one weight-load beat each)."""
+        return int(self.weights.shape[0])
+
+    @property
+    def weight_word_bits(self) -> int:
+        """Bits of one weight-memory word: ``pe * simd`` weights (codebook indices with sharing)."""
+        return self.pe * self.simd * (self.ibits or self.wbits)
+
+    @property
+    def load_cycles(self) -> int:
+        """Cycles of the weight-load phase (0 without one): from the first word offered to
+        ``loaded`` high, one word a cycle with a never-stalling source."""
+        return self.weight_words if self.weight_load else 0
 
     @property
     def input_map(self) -> TensorMap:
@@ -294,7 +373,14 @@ class Program:
 
     @property
     def output_map(self) -> TensorMap:
-        return self.tensors[self.output]
+        """What the output stream carries: the output tensor, or with :attr:`argmax` one word
+        holding the index (lane 0; the word read from the RAM is ignored)."""
+        t = self.tensors[self.output]
+        if not self.argmax:
+            return t
+        from ..quant.arith import bits_for_range
+
+        return TensorMap("argmax", (1, 1), max(2, bits_for_range(0, t.size - 1)), 0, 1, 1, 1, 1, t.base)
 
     @property
     def input_size(self) -> int:
@@ -317,8 +403,12 @@ class Program:
         return self.output_map.words
 
     def stream_maps(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(in_map, out_map)``: per beat and lane, the NCHW code index (see :meth:`TensorMap.index_map`)."""
-        return self.input_map.index_map(self.simd), self.output_map.index_map(self.simd)
+        """``(in_map, out_map)``: per beat and lane, the flat index of the code it carries
+        (:meth:`TensorMap.index_map`; the input's in the user's array, :attr:`input_index`)."""
+        in_map = self.input_map.index_map(self.simd)
+        if self.input_index is not None:
+            in_map = np.where(in_map >= 0, self.input_index[np.maximum(in_map, 0)], -1)
+        return in_map, self.output_map.index_map(self.simd)
 
     @property
     def in_bits(self) -> int:
@@ -390,6 +480,8 @@ class Program:
                 "abits": self.abits, "wbits": self.wbits, "acc_bits": self.acc_bits,
                 "post_bits": self.post_bits, "mbits": self.mbits, "n_min": self.n_min,
                 "n_max": self.n_max, "addm_bits": self.addm_bits,
+                **({"rounding": self.rounding} if self.rounding != "half_up" else {}),
+                **({"acc_shift": self.acc_shift} if self.acc_shift else {}),
             },
             "latency": dict(self.latency),
             "cycles": self.cycles,
@@ -408,8 +500,9 @@ class Program:
                 "act_words": self.act_words,
                 "act_word_bits": self.simd * self.abits,
                 "act_bits": self.act_bits,
-                "weight_words": int(self.weights.shape[0]),
-                "weight_word_bits": self.pe * self.simd * (self.ibits or self.wbits),
+                "weight_words": self.weight_words,
+                "weight_word_bits": self.weight_word_bits,
+                "weight_kind": self.weight_kind.name if self.weight_kind is not None else "bram",
                 "codebook": {"ibits": self.ibits, "codebooks": [list(map(int, b)) for b in self.codebooks],
                              "bases": list(self.cb_bases)} if self.ibits else None,
                 "weight_bits": self.weight_rom_bits,
@@ -421,7 +514,10 @@ class Program:
             },
             "input": self.input,
             "output": self.output,
+            **({"argmax": True} if self.argmax else {}),
             "host_tail": list(self.host_tail),
             "estimate": dict(self.estimate),
+            "load": {"words": self.weight_words, "word_bits": self.weight_word_bits,
+                     "cycles": self.load_cycles, "memory": self.weight_kind.name} if self.weight_load else None,
             "layers": layers,
         }

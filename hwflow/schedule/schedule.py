@@ -24,6 +24,10 @@ SIMD otherwise; ``qh x qw`` the fused pool window): a pixel's ``nb`` results are
 through ONE shared requantizer while the next tile accumulates, so nothing ever stalls and
 the cycle count is a closed form (:attr:`Program.cycles`). One requantizer instead of PE
 saves DSPs; its price is that layers with ``k < pe`` are bound by one output per cycle.
+
+The weight memory goes in the first of the target's memory kinds where the design fits
+(:func:`~hwflow.schedule.estimate.place_weights`): the block RAM as a ROM, else (iCE40
+SPRAM) a RAM loaded once through the weight-load port.
 """
 
 from __future__ import annotations
@@ -36,13 +40,13 @@ from ..quant.arith import bits_for_range
 from ..quant.qgraph import QGraph, QLayer
 from ..targets import load_target
 from .budget import check_budget
-from .estimate import dsp_blocks, estimate
+from .estimate import dsp_blocks, estimate, place_weights
 from .lower import LOWERINGS, LowerContext, Lowered, RomImages
 from .memory import allocate, chunks
 from .program import SETUP_CYCLES, LayerProgram, Program, TensorMap
 from .widths import tree_levels
 
-__all__ = ["schedule", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "ECP5_DSP_SHARE"]
+__all__ = ["schedule", "arrange", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "ECP5_DSP_SHARE"]
 
 
 def latencies(simd: int, mbits: int) -> dict[str, int]:
@@ -126,9 +130,7 @@ def _load_times(lat: dict[str, int], l: LayerProgram) -> np.ndarray:
 
 def _trace(layer: LayerProgram) -> tuple[np.ndarray, np.ndarray]:
     """``(cycle, address)`` of every activation read of ``layer``'s RUN (padding reads none)."""
-    pairs = [(j, a[0]) for j, a in enumerate(layer.reads()) if a is not None and a[0] is not None]
-    return (np.array([j for j, _ in pairs], dtype=np.int64).reshape(-1),
-            np.array([a for _, a in pairs], dtype=np.int64).reshape(-1))
+    return layer.read_trace()
 
 
 def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, act_words: int,
@@ -289,6 +291,15 @@ def _fusions(qgraph: QGraph, pe: int, simd: int, stack: int, always: bool = Fals
     return out
 
 
+def _rounding(qgraph: QGraph) -> str:
+    """The requantizer's rounding: the one every layer that rounds (some ``n >= 1``) asks for."""
+    modes = {l.rounding for l in qgraph.layers if l.has_requant and int(l.n.max()) > 0 or l.acc_shift}
+    if len(modes) > 1:
+        names = {m: next(l.name for l in qgraph.layers if l.rounding == m) for m in modes}
+        raise UnsupportedOpError(f"layers {names!r} round ties differently; the hardware's requantizer rounds one way")
+    return modes.pop() if modes else "half_up"
+
+
 def _check_layers(qgraph: QGraph) -> None:
     for layer in qgraph.layers:
         if layer.op in ("conv", "maxpool", "avgpool") and len(qgraph.tensors[layer.inputs[0]].shape) != 4:
@@ -307,7 +318,7 @@ def _layout(qgraph: QGraph, simd: int, stack: int, fused: dict[int, QLayer]) -> 
     for name in order:
         t = qgraph.tensors[name]
         c, h, w = _chw(t.shape)
-        maps[name] = dict(name=name, shape=t.shape, bits=t.bits, zero_point=t.zero_point,
+        maps[name] = dict(name=name, shape=t.shape, bits=t.value_bits, zero_point=t.zero_point,
                           c=c, h=h, w=w, chunks=chunks(c, simd))
     if stack > 1:
         maps[qgraph.input].update(chunks=1, stack=stack, stack_pad=qgraph.layers[0].pads[0])
@@ -345,6 +356,17 @@ def _datapath_widths(lowered: list[Lowered], abits: int) -> dict[str, int]:
     }
 
 
+def arrange(qgraph: QGraph, pe: int, simd: int, fuse: str = "auto") -> tuple[int, dict[int, QLayer], dict[str, TensorMap], int]:
+    """``(stack, fused, tensors, act_words)``: the rewrites :func:`schedule` chooses (row-stacked
+    input, fused MaxPools) and the activation RAM's layout. Shapes and widths only: the fit
+    check (:mod:`hwflow.schedule.fit`) calls it on a QGraph without weights."""
+    _check_layers(qgraph)
+    stack = _stack_rows(qgraph, pe, simd, fuse)
+    fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stack, always=fuse == "always")
+    tensors, act_words = _layout(qgraph, simd, stack, fused)
+    return stack, fused, tensors, act_words
+
+
 def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | None = None, *,
              fuse: str = "auto") -> Program:
     """Schedule ``qgraph`` onto the target's MAC array.
@@ -377,13 +399,10 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         raise OptionError(f"fuse must be 'auto', 'always' or 'never', not {fuse!r}")
     pe = _check_int("pe", pe) or tgt.pe
     simd = _check_int("simd", simd) or tgt.simd
-    _check_layers(qgraph)
-
-    stack = _stack_rows(qgraph, pe, simd, fuse)
-    fused = {} if fuse == "never" else _fusions(qgraph, pe, simd, stack, always=fuse == "always")
-    tensors, act_words = _layout(qgraph, simd, stack, fused)
+    stack, fused, tensors, act_words = arrange(qgraph, pe, simd, fuse)
     abits = max(t.bits for t in tensors.values())
-    wbits = max([l.wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
+    # the MAC array multiplies weight values (a pot4 code holds values up to ±64: 8 bits)
+    wbits = max([l.mul_wbits for l in qgraph.layers if l.op in ("conv", "gemm")], default=2)
     mbits = max([l.mbits for l in qgraph.layers if l.has_requant] + [1])
     if any(int(l.m.max()) > 1 for l in qgraph.layers if l.has_requant):
         mbits = max(mbits, 2)
@@ -393,7 +412,9 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
         lat["mac"] += lat["codebook"]
 
-    ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()})
+    acc_shift = max([l.acc_shift for l in qgraph.layers] + [0])
+    ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()},
+                       acc_shift)
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]
@@ -405,9 +426,12 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         name=qgraph.name, pe=pe, simd=simd, abits=abits, wbits=wbits, mbits=mbits,
         **_datapath_widths(lowered, abits), **roms.images(pe, simd),
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
-        latency=lat, host_tail=list(qgraph.host_tail), target=tgt.name, ibits=roms.ibits,
+        latency=lat, host_tail=qgraph.host_tail.ops, target=tgt.name, ibits=roms.ibits,
         input_lead=input_lead, dsp_mults=pe * simd,
+        input_index=qgraph.input_index() if qgraph.input_layout is not None else None,
+        rounding=_rounding(qgraph), acc_shift=acc_shift, argmax=qgraph.argmax,
     )
+    prog.weight_kind = place_weights(prog, tgt)
     prog.estimate = estimate(prog, tgt)
     prog.dsp_mults = mac_dsp_lanes(prog, tgt)
     if prog.dsp_mults < pe * simd:

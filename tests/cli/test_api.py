@@ -41,8 +41,8 @@ def test_compile_returns_a_build(cnn):
     assert isinstance(cnn, hwflow.Build)
     assert (cnn.manifest["pe"], cnn.manifest["simd"]) == (2, 4)
     assert cnn.predicted_cycles == cnn.manifest["cycles"] > 0
-    assert set(cnn.compile_seconds) == {"load", "optimize", "quantize", "schedule", "generate", "vectors", "write"}
-    assert cnn.manifest["options"]["schedule"] == {"pe": 2, "simd": 4, "fuse": "auto"}
+    assert set(cnn.compile_seconds) == {"load", "optimize", "fit", "quantize", "schedule", "generate", "vectors", "write"}
+    assert cnn.manifest["options"]["schedule"] == {"pe": 2, "simd": 4, "fuse": "auto", "argmax": False}
     assert "cycles" in repr(cnn) and "PE 2 x SIMD 4" in repr(cnn)
     again = hwflow.load(cnn.path)
     assert again.manifest == cnn.manifest and again.compile_seconds is None
@@ -152,4 +152,4 @@ def test_cli_fuse_option(tmp_path):
     assert main(["compile", str(CNN), "-t", "generic", "-o", str(tmp_path / "b"), "--fuse", "never",
                  "--vectors", "1"]) == 0
     assert hwflow.load(tmp_path / "b").manifest["options"]["schedule"] == {"pe": None, "simd": None,
-                                                                          "fuse": "never"}
+                                                                          "fuse": "never", "argmax": False}

@@ -37,8 +37,25 @@ def _one_error_line(capsys, rc) -> str:
 
 
 def test_steps_are_the_flow():
-    assert [name for name, _ in STEPS] == ["load", "optimize", "quantize", "schedule", "generate",
+    assert [name for name, _ in STEPS] == ["load", "optimize", "fit", "quantize", "schedule", "generate",
                                            "vectors", "write"]
+
+
+def test_weight_rom_contents_are_a_readmemh_file(mlp_build):
+    """The ROM's words are in digits_mlp_wrom.hex (one a line, as the inline form had them),
+    read by $readmemh; the manifest, its checksums and the hand-off bundle list it."""
+    m = json.loads((mlp_build / "manifest.json").read_text())
+    v = (mlp_build / "digits_mlp.v").read_text()
+    assert m["rom_files"] == ["digits_mlp_wrom.hex"] and "digits_mlp_wrom.hex" in m["files"]
+    rom = v[v.index("module digits_mlp_wrom("):]
+    assert '  initial $readmemh("digits_mlp_wrom.hex", mem);\n' in rom and "    mem[0] = " not in rom
+    prog = load_build(mlp_build)
+    words = (mlp_build / "digits_mlp_wrom.hex").read_text().split()
+    assert len(words) == json.loads((mlp_build / "schedule.json").read_text())["memory"]["weight_words"]
+    assert prog.manifest["handoff"]["memory_files"] == ["digits_mlp_wrom.hex"]
+    core = (mlp_build / "digits_mlp.core").read_text()
+    assert "- digits_mlp_wrom.hex: {copyto: digits_mlp_wrom.hex}" in core and "filesets: [rtl, memory" in core
+    assert "digits_mlp_wrom.hex" not in (mlp_build / "files.f").read_text()
 
 
 def test_build_layout_and_manifest(mlp_build):
@@ -57,7 +74,10 @@ def test_build_layout_and_manifest(mlp_build):
     sched = json.loads((mlp_build / "schedule.json").read_text())
     assert m["cycles"] == sched["cycles"] > 0
     assert m["target"] == "fpga-small" and (m["pe"], m["simd"]) == (sched["pe"], sched["simd"])
-    assert m["host_tail"] == {"ops": ["Softmax"], "note": "Softmax/ArgMax stay on the host"}
+    out = m["host_tail"]["outputs"]
+    assert m["host_tail"] == {"ops": ["Softmax"], "outputs": out, "label": None,
+                              "note": "the host computes these ops from the accelerator's output (Build.outputs)"}
+    assert len(out) == 1
     assert [o["op"] for o in m["ops"]] == ["gemm", "gemm"]
     assert m["memory"]["total_bits"] == sum(v for k, v in m["memory"].items() if k != "total_bits") > 0
     assert m["estimate"]
@@ -65,7 +85,7 @@ def test_build_layout_and_manifest(mlp_build):
     assert m["output"]["shape"] == [1, 10]
     assert {"bits", "scale", "zero_point"} <= set(m["input"])
     assert m["options"]["quant"]["scheme"] == "symmetric"
-    assert m["options"]["schedule"] == {"pe": None, "simd": None, "fuse": "auto"}
+    assert m["options"]["schedule"] == {"pe": None, "simd": None, "fuse": "auto", "argmax": False}
     assert m["options"]["prune"] is None and m["options"]["auto_bits"] is None
     assert "command_line" not in m["options"]
     assert m["hwflow_version"]
@@ -200,7 +220,9 @@ def test_unchanged_verilog_keeps_its_timestamp(tmp_path):
 
 def test_failed_first_compile_leaves_nothing(tmp_path, capsys):
     out = tmp_path / "big"
-    rc = main(["compile", str(EXAMPLES / "digits784_tanh_mlp.onnx"), "--target", "fpga-tiny", "-o", str(out)])
+    # At PE 4 x SIMD 4 the 784 MLP's 128-bit weight words need 8 SPRAMs; the UP5K has 4.
+    rc = main(["compile", str(EXAMPLES / "digits784_tanh_mlp.onnx"), "--target", "fpga-tiny", "--pe", "4",
+               "--simd", "4", "-o", str(out)])
     line = _one_error_line(capsys, rc)
     assert "bits" in line and "fpga-tiny" in line
     assert "--wbits" in line or "--target" in line  # says what would fit
@@ -208,8 +230,12 @@ def test_failed_first_compile_leaves_nothing(tmp_path, capsys):
 
 
 def test_model_too_big_is_a_fit_error(tmp_path):
-    with pytest.raises(FitError, match=r"needs \d+ bits"):
-        compile_model(EXAMPLES / "digits784_tanh_mlp.onnx", "fpga-tiny", tmp_path / "x")
+    # Refused by the fit check, before quantization (hwflow/schedule/fit.py): at 4 x 4 the
+    # weights fit neither the block RAM nor the SPRAM (at the target's 2 x 2 they fit the SPRAM).
+    with pytest.raises(FitError, match=r"needs 637 kbit of weights .* does not fit; fpga-tiny holds 1.17 Mbit "
+                                       r"\(30 block RAMs, 4 spram"):
+        compile_model(EXAMPLES / "digits784_tanh_mlp.onnx", "fpga-tiny", tmp_path / "x", pe=4, simd=4)
+    assert not (tmp_path / "x").exists()
 
 
 def test_refuses_to_replace_a_foreign_directory(tmp_path, capsys):

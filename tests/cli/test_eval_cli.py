@@ -79,7 +79,7 @@ def test_quantize_writes_qdq_and_json(mlp, tmp_path, capsys):
     assert rc == 0, err
     assert sorted(p.name for p in out_dir.iterdir()) == ["model_qdq.onnx", "qgraph.json"]
     doc = json.loads((out_dir / "qgraph.json").read_text())
-    assert [l["op"] for l in doc["layers"]] == ["gemm", "gemm"] and doc["host_tail"] == ["Softmax"]
+    assert [l["op"] for l in doc["layers"]] == ["gemm", "gemm"] and [n["op"] for n in doc["host_tail"]["nodes"]] == ["Softmax"]
     x = np.load(mlp / "test.npz")["x"]
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -95,11 +95,11 @@ BAD = [
     (["--data", "empty.npz"], "no samples"),
     (["--data", "nan.npz"], "NaN or Inf"),
     (["--data", "test.npz", "--calib", "nan.npz"], "NaN or Inf"),
-    (["--data", "test.npz", "--wbits", "17"], "wbits must be an integer in 2..16, not 17"),
-    (["--data", "test.npz", "--abits", "1"], "abits must be an integer in 2..16, not 1"),
+    (["--data", "test.npz", "--wbits", "17"], "wbits must be an integer in 1..16, not 17"),
+    (["--data", "test.npz", "--abits", "1"], "1-bit activations (--abits 1) need a sign or threshold after the layer"),
     (["--data", "test.npz", "--scheme", "float8"], "unknown scheme 'float8'"),
     (["--data", "test.npz", "--bits", "fc9=4/8"], "unknown layer name(s) 'fc9'"),
-    (["--data", "test.npz", "--bits", "fc0=4/99"], "abits of layer 'fc0' must be an integer in 2..16"),
+    (["--data", "test.npz", "--bits", "fc0=4/99"], "abits of layer 'fc0' must be an integer in 1..16"),
     (["--data", "test.npz", "--bits", "fc0=four"], "write LAYER=W/A"),
     (["--data", "test.npz", "--calibration", "entropy"], "needs calibration data"),
     (["--data", "test.npz", "--calibration", "magic"], "unknown calibration 'magic'"),

@@ -53,8 +53,9 @@ def test_pow2_chooses_floor_or_ceil_by_mse():
 
 @pytest.mark.parametrize("kw,msg", [
     ({"scheme": "float"}, "unknown scheme 'float'"),
-    ({"wbits": 1}, "wbits must be an integer in 2..16, not 1"),
-    ({"abits": 17}, "abits must be an integer in 2..16, not 17"),
+    ({"wbits": 1}, "int weights take wbits 2..16, not 1"),
+    ({"wbits": 17}, "wbits must be an integer in 1..16, not 17"),
+    ({"abits": 17}, "abits must be an integer in 1..16, not 17"),
     ({"calibration": "kl"}, "unknown calibration 'kl'"),
     ({"layer_bits": {"fc": (4, 20)}}, "abits of layer 'fc'"),
     ({"clamp_sigma": -1.0}, "clamp sigma"),

@@ -128,7 +128,7 @@ def test_verilog_is_small_and_independent_of_weights(pe, simd):
     assert "module digits_cnn_wrom(" in text
     words = [l for l in text.splitlines() if l.startswith("    mem[") and "'h" in l]
     assert len(words) >= prog.weights.shape[0]
-    assert "for (mem_i" in text
+    assert "module digits_cnn_act(" in text and f"for (i = 0; i < {prog.act_words}; i = i + 1)" in text
     with pytest.raises(ValueError, match=r"Verilog identifier, not '1bad'"):
         to_verilog(prog, "1bad")
 

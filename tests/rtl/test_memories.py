@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Weight ROM, channel ROM, LUT and activation buffer against their images."""
+"""Weight ROM, weight RAM (loaded), channel ROM, LUT and activation buffer against their images."""
 
 import numpy as np
 import pytest
@@ -7,6 +7,7 @@ import pytest
 from hwflow.rtl.act_buffer import ActBuffer
 from hwflow.rtl.channel_rom import ChannelRom
 from hwflow.rtl.lut import Lut
+from hwflow.rtl.weight_ram import WeightRam
 from hwflow.rtl.weight_rom import WeightRom, pack_words
 from hwflow.sim.beats import pack, unpack
 
@@ -27,6 +28,51 @@ def test_weight_rom_reads_image_with_latency_1(run_sim):
             assert unpack([ctx.get(dut.data)], [range(15)], 4) == list(image[a].reshape(-1))
 
     run_sim(dut, bench)
+
+
+def test_weight_ram_loads_through_its_stream_then_reads_with_latency_1(run_sim):
+    rng = np.random.default_rng(1)
+    words = [int(w) for w in rng.integers(0, 1 << 20, size=11)]
+    dut = WeightRam(11, 20, ram_style="huge")
+    assert dut.latency == 1
+    gaps = {2, 3, 7}  # the source stalls before these words
+
+    async def bench(ctx):
+        sent, k, stalls = 0, 0, set()
+        while True:
+            offer = sent < len(words) and not (sent in gaps and sent not in stalls)
+            if not offer and sent < len(words):
+                stalls.add(sent)
+            ctx.set(dut.load_valid, int(offer))
+            ctx.set(dut.load_data, words[sent] if offer else 0xFFFFF)
+            _, _, ready, loaded = await ctx.tick().sample(dut.load_ready, dut.loaded)
+            assert ready == (not loaded)
+            if loaded:
+                break
+            sent += int(offer and ready)
+            k += 1
+        # one word a cycle, three stalls; loaded the cycle after the last word
+        assert (sent, k) == (11, 11 + 3)
+        ctx.set(dut.load_valid, 1)  # ignored once loaded: the contents stay
+        ctx.set(dut.load_data, 0)
+        for a in rng.permutation(11):
+            ctx.set(dut.addr, int(a))
+            await ctx.tick()
+            assert ctx.get(dut.data) == words[a] and ctx.get(dut.loaded) and not ctx.get(dut.load_ready)
+
+    run_sim(dut, bench)
+
+
+def test_weight_ram_checks_arguments_and_writes_a_single_port_module():
+    with pytest.raises(ValueError, match=r"words must be a positive integer, not 0"):
+        WeightRam(0, 8, ram_style="huge")
+    with pytest.raises(ValueError, match=r"ram_style must be a Yosys ram_style name, not 'a b'"):
+        WeightRam(4, 8, ram_style="a b")
+    text = WeightRam(19850, 32, ram_style="huge", verilog_module="w").verilog()
+    # no initial contents (the SPRAM has none), one address, read data held while writing
+    assert "initial" not in text and '(* ram_style = "huge" *)' in text
+    assert "if (we) mem[addr] <= wdata;\n    else data <= mem[addr];" in text
+    assert "reg [31:0] mem [0:19849];" in text and "input [14:0] addr;" in text
 
 
 def test_pack_words_rejects_out_of_range():

@@ -51,7 +51,7 @@ def test_lanes_beyond_the_dsps_go_to_luts():
     # The cycle count does not depend on where the products are computed.
     assert prog.cycles == full.cycles
     # Other families use every DSP.
-    tiny = dataclasses.replace(load_target("fpga-tiny"), luts=None, bram_blocks=None)
+    tiny = dataclasses.replace(load_target("fpga-tiny").with_memory(bram=None), luts=None)
     prog = schedule(_mlp(), tiny, pe=4, simd=4)
     assert prog.estimate["dsps"] == tiny.dsps and 0 < prog.dsp_mults < 16
 

@@ -6,7 +6,8 @@ import pytest
 from _support.graphs import GraphBuilder, digits_cnn
 from hwflow.rtl.weight_rom import WeightRom
 from hwflow.schedule import schedule
-from hwflow.schedule.estimate import bram_blocks, dsp_blocks, memory_style
+from hwflow.schedule.estimate import dsp_blocks, memory_blocks, memory_style
+from hwflow.targets import load_target
 
 
 def _cnn(seed=0, **kw):
@@ -29,9 +30,13 @@ def test_memory_style_and_blocks():
     assert memory_style(104, 32, rom=False) == "block"
     assert memory_style(16, 32) == "logic"          # under 1 kbit
     assert memory_style(24, 32, rom=False) == "block"  # a RAM in logic costs a FF per bit
-    assert bram_blocks(126, 128, "ecp5") == 4
-    assert bram_blocks(34, 53, "ecp5") == 0
-    assert bram_blocks(126, 128, "ice40") == 8
+    ecp5, ice40 = load_target("fpga-small").block_ram, load_target("fpga-tiny").block_ram
+    assert memory_blocks(126, 128, ecp5) == 4
+    assert memory_blocks(126, 128, ice40) == 8
+    spram = load_target("fpga-tiny").memory_kind("spram")
+    assert memory_blocks(19850, 32, spram) == 4     # 2 wide x 2 deep 16K x 16
+    assert memory_blocks(16384, 16, spram) == 1
+    assert memory_blocks(16385, 17, spram) == 4
 
 
 def test_more_multipliers_than_dsps_fit_with_lut_lanes():

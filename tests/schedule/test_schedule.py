@@ -107,6 +107,32 @@ def test_too_big_for_the_target_says_what_to_do():
     b.gemm(h, 512)
     with pytest.raises(FitError, match=r"needs \d+ bits .* target fpga-tiny has \d+ bits .*try --wbits 4, --prune"):
         schedule(b.build(), "fpga-tiny")
+    # Every memory kind is named: the block RAM's shortfall, and what the weights need of the SPRAM.
+    with pytest.raises(FitError, match=r"\(1307 bram blocks of SB_RAM40_4K, 4 kbit each\), target fpga-tiny has "
+                                       r"122880 bits \(30 bram blocks\); its 5308416-bit weight memory would need "
+                                       r"22 of the 4 spram blocks \(SB_SPRAM256KA, 256 kbit\); try"):
+        schedule(b.build(), "fpga-tiny")
+
+
+def test_mlp_784_100_10_fits_fpga_tiny_with_its_weights_in_spram():
+    b = GraphBuilder(seed=0)
+    x = b.input_tensor((1, 784))
+    h = b.gemm(x, 100, relu=True)
+    b.gemm(h, 10)
+    qg = b.build()
+    prog = schedule(qg, "fpga-tiny")  # PE 2 x SIMD 2: 19,850 words of 32 bits, 635 kbit
+    assert prog.weight_kind.name == "spram" and prog.weight_load
+    assert (prog.weight_words, prog.weight_word_bits, prog.load_cycles) == (19850, 32, 19850)
+    assert prog.estimate["spram_blocks"] == 4 and prog.estimate["bram_blocks"] <= 30
+    assert prog.to_json()["load"] == {"words": 19850, "word_bits": 32, "cycles": 19850, "memory": "spram"}
+    # The same design on a target without SPRAM keeps its ROM (and the cycle count).
+    small = schedule(qg, "fpga-small", pe=2, simd=2)
+    assert small.weight_kind.name == "bram" and not small.weight_load and small.load_cycles == 0
+    assert small.cycles == prog.cycles and small.to_json()["load"] is None
+    # Weights that fit the block RAM stay there, initialised: no load phase.
+    b = GraphBuilder(seed=0)
+    b.gemm(b.input_tensor((1, 64)), 10)
+    assert not schedule(b.build(), "fpga-tiny").weight_load
 
 
 def test_mlp_784_100_10_fits_the_default_target():
@@ -222,3 +248,12 @@ def test_the_scheduler_imports_no_rtl():
             "print([m for m in sys.modules if m.split('.')[0] == 'amaranth' or m.startswith('hwflow.rtl')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_fit_error_says_when_the_weights_would_fit_the_spram_but_the_rest_does_not():
+    b = GraphBuilder(seed=0)
+    x = b.input_tensor((1, 16, 48, 48))  # a 36,864-code input: the activation RAM alone overflows
+    b.gemm(b.conv(x, 4, k=1, pad=0), 10)
+    with pytest.raises(FitError, match=r"would need 4 of the 4 spram blocks \(SB_SPRAM256KA, 256 kbit\), and the "
+                                       r"rest still \d+ bram blocks; try"):
+        schedule(b.build(), "fpga-tiny")

@@ -21,7 +21,7 @@ def build(tmp_path, demo):
 
 def test_ecp5_bundle_without_wrapper(build):
     h = write_handoff(build, build / "mac_demo.v", "mac_demo", "fpga-small")
-    assert h == {"top": "mac_demo", "synth_top": "mac_demo", "sources": ["mac_demo.v"],
+    assert h == {"top": "mac_demo", "synth_top": "mac_demo", "sources": ["mac_demo.v"], "memory_files": [],
                  "constraints": "mac_demo.lpf", "script": "synth.ys", "core": "mac_demo.core",
                  "target": "fpga-small", "family": "ecp5", "io_pins_used": 57,
                  "wrapped": False}

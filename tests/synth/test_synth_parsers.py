@@ -65,7 +65,7 @@ def test_nextpnr_report_ice40_ignores_constant_net_clock():
     assert r["fmax_mhz"] == pytest.approx(49.249, abs=1e-3)
     t = load_target("fpga-tiny")
     assert r["available"] == {"lut": t.luts, "dsp": t.dsps, "bram": t.bram_blocks,
-                              "spram": t.spram_blocks, "io": t.io_pins}
+                              "spram": t.memory_kind("spram").blocks, "io": t.io_pins}
 
 
 def test_report_fits_and_meets_timing():
@@ -92,12 +92,15 @@ def test_report_ice40_uses_yosys_ffs_and_checks_spram():
                        parse_report(load("ice40_nextpnr_report.json"), "ice40"))
     assert rep["resources"]["ff"] == {"used": 445, "available": 5280}
     assert rep["resources"]["lut"] == {"used": 763, "available": 5280}
-    assert rep["other"]["spram"] == {"used": 0, "available": 4}
+    # Every memory kind of the target is a resource, counted against its blocks.
+    assert rep["resources"]["spram"] == {"used": 0, "available": 4}
+    assert rep["resources"]["bram"] == {"used": 5, "available": 30}
     assert rep["fits"] and rep["meets_timing"]
+    assert "SPRAM           0          4    0.0%" in format_report(rep)
 
 
 def test_misses_name_the_resource_and_the_overflow():
-    t = dataclasses.replace(load_target("fpga-tiny"), dsps=4, bram_blocks=30)
+    t = dataclasses.replace(load_target("fpga-tiny").with_memory(bram=30), dsps=4)
     rep = build_report(t, parse_stat(load("ice40_yosys_stat.json"), "ice40"),
                        parse_report(load("ice40_nextpnr_report.json"), "ice40"))
     assert not rep["fits"]

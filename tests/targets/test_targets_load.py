@@ -1,6 +1,7 @@
 """Loading and validating target files."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -20,9 +21,15 @@ clock_mhz = 80
 luts = 43848
 ffs = 43848
 dsps = 72
-bram_blocks = 108
-bram_block_bits = 18432
 io_pins = 197
+
+[memory.bram]
+cell = "DP16KD"
+blocks = 108
+block_bits = 18432
+shapes = ["512x36", "1024x18", "2048x9", "4096x4", "8192x2", "16384x1"]
+init = true
+ports = 2
 
 [array]
 pe = 8
@@ -40,7 +47,12 @@ def test_shipped_targets_and_their_datasheet_figures():
     assert (tiny.family, tiny.device, tiny.package) == ("ice40", "UP5K", "sg48")
     assert (tiny.luts, tiny.dsps, tiny.bram_blocks, tiny.bram_block_bits, tiny.io_pins) == (
         5280, 8, 30, 4096, 39)
-    assert (tiny.spram_blocks, tiny.spram_block_bits) == (4, 256 * 1024)
+    spram = tiny.memory_kind("spram")
+    assert (spram.cell, spram.blocks, spram.block_bits, spram.shapes) == ("SB_SPRAM256KA", 4, 256 * 1024,
+                                                                        ((16384, 16),))
+    assert (spram.init, spram.ports, spram.ram_style) == (False, 1, "huge")
+    assert [k.name for k in tiny.memory] == ["bram", "spram"]
+    assert tiny.block_ram.shapes == ((256, 16), (512, 8), (1024, 4), (2048, 2)) and tiny.block_ram.init
     assert tiny.clock_mhz == 40.0
     small = load_target("fpga-small")
     assert (small.family, small.device, small.package) == ("ecp5", "LFE5U-25F", "CABGA256")
@@ -50,6 +62,7 @@ def test_shipped_targets_and_their_datasheet_figures():
     assert small.pnr_tool == "nextpnr-ecp5" and "--25k" in small.pnr_args
     medium = load_target("fpga-medium")
     assert (medium.device, medium.dsps, medium.bram_blocks) == ("LFE5U-85F", 156, 208)
+    assert [k.name for k in small.memory] == [k.name for k in medium.memory] == ["bram"]
     assert load_target(None) == small
 
 
@@ -58,6 +71,7 @@ def test_generic_is_unlimited():
     assert g.unlimited and g.family == "generic"
     assert g.luts is None and g.dsps is None and g.bram_bits is None and g.io_pins is None
     assert g.pnr_tool is None
+    assert g.block_ram.blocks is None and g.block_ram.shapes[0] == (512, 36)  # counted as DP16KD
 
 
 def test_passthrough_and_to_json():
@@ -65,6 +79,11 @@ def test_passthrough_and_to_json():
     assert load_target(t) is t
     d = t.to_json()
     assert d["name"] == "fpga-small" and d["pnr_args"][0] == "--25k"
+    assert d["memory"][0]["shapes"][0] == "512x36" and d["memory"][0]["blocks"] == 56
+    tiny = load_target("fpga-tiny")
+    assert tiny.with_memory(bram=None).bram_blocks is None and tiny.with_memory(spram=2).memory[1].blocks == 2
+    with pytest.raises(ValueError, match=r"no memory kind \['uram'\]"):
+        tiny.with_memory(uram=1)
 
 
 def test_own_file(tmp_path):
@@ -109,6 +128,18 @@ def test_missing_file(tmp_path):
     (("[pnr]", "[synth]\nyosys = \"synth_ice40\"\n[pnr]"), r"synth.yosys must start with synth_ecp5"),
     (("[pnr]", "[synth]\nyosys = \"synth_ecp5 -top x\"\n[pnr]"), r"must not set -top or -json"),
     (('name = "mine"', "colour = 'red'\nname = \"mine\""), r"unknown key 'colour'"),
+    (("io_pins = 197", "io_pins = 197\nbram_blocks = 3"), r"resources.bram_blocks is now \[memory.bram\] blocks"),
+    (("[memory.bram]", "[memory.uram]"), r"unknown memory kind \[memory.uram\] for family ecp5 \(allowed: bram\)"),
+    (("[memory.bram]", "[memory.spram]"), r"unknown memory kind \[memory.spram\] for family ecp5"),
+    (("blocks = 108\n", ""), r"missing key 'memory.bram.blocks'"),
+    (("blocks = 108", "blocks = -2"), r"memory.bram.blocks must be an integer in \[0, .*not -2"),
+    (('"512x36", ', '"512x37", '), r"memory.bram.shapes: each must be \"DEPTHxWIDTH\" of at most block_bits = "
+                                   r"18432 bits, not '512x37'"),
+    (('"512x36", ', '"512 by 36", '), r"not '512 by 36'"),
+    (("init = true", "init = 1"), r"memory.bram.init must be true or false, not 1"),
+    (("init = true", "init = false"), r"\[memory.bram\] must come first and be initialisable"),
+    (("ports = 2", "ports = 3"), r"memory.bram.ports must be an integer in \[1, 2\], not 3"),
+    (("ports = 2", "ports = 2\nspeed = 1"), r"unknown key 'memory.bram.speed'"),
 ])
 def test_malformed_file_one_line_with_bad_value(tmp_path, edit, message):
     path = tmp_path / "bad.toml"
@@ -136,3 +167,29 @@ def test_constructor_checks_values():
         Target(name="x", family="vhdl", clock_mhz=1.0, pe=1, simd=1)
     with pytest.raises(ValueError, match=r"pe must be a positive int, not 0"):
         Target(name="x", family="generic", clock_mhz=1.0, pe=0, simd=1)
+
+
+def test_memory_table_is_required_and_bram_comes_first(tmp_path):
+    start = GOOD.index("[memory.bram]")
+    path = tmp_path / "nomem.toml"
+    path.write_text(GOOD[:start] + GOOD[GOOD.index("[array]"):])
+    with pytest.raises(TargetError, match=r"missing table \[memory.bram\]"):
+        load_target(path)
+    tiny = (Path(__file__).parents[2] / "targets" / "fpga-tiny.toml").read_text()
+    a, b = tiny.index("[memory.bram]"), tiny.index("[memory.spram]")
+    c = tiny.index("[array]")
+    path.write_text(tiny[:a] + tiny[b:c] + tiny[a:b] + tiny[c:])  # spram first
+    with pytest.raises(TargetError, match=r"\[memory.bram\] must come first"):
+        load_target(path)
+
+
+def test_memory_kind_checks_values():
+    from hwflow.targets import MemoryKind
+
+    with pytest.raises(ValueError, match=r"shapes must be .* not \(\(512, 40\),\)"):
+        MemoryKind("bram", "X", 4, 18432, ((512, 40),))
+    with pytest.raises(ValueError, match=r"ports must be 1 or 2, not 0"):
+        MemoryKind("bram", "X", 4, 18432, ((512, 36),), ports=0)
+    spram = MemoryKind("spram", "SB_SPRAM256KA", 4, 262144, ((16384, 16),), init=False, ports=1)
+    with pytest.raises(ValueError, match=r"first memory kind \(spram\) must be initialisable and dual-port"):
+        Target(name="x", family="ice40", clock_mhz=1.0, pe=1, simd=1, memory=(spram,))
