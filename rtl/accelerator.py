@@ -21,8 +21,9 @@ result vector arrives (the serializer takes every vector a cycle later, from a r
 
 Stalls: in a cycle in which the input stream stalls (``in_ready`` high, ``in_valid`` low;
 the controller's ``stall``) every register and memory port of the core holds (Amaranth's
-``EnableInserter``; the weight ROM, a Verilog module, takes the enable as a port), so the
-core runs the schedule in lockstep with the stream; only the cycle counter runs on. See
+``EnableInserter``; the activation RAM and weight memory, Verilog modules, take the enable
+as a port), so the core runs the schedule in lockstep with the stream; only the cycle
+counter runs on. See
 :mod:`hwflow.rtl.controller` and the cycle model in :mod:`hwflow.schedule.program`.
 
 Ports (Amaranth adds ``clk`` and ``rst``): ``start`` In(1), ``busy`` Out(1), ``done``
@@ -302,7 +303,9 @@ class Accelerator(wiring.Component):
         # ---- stalls hold the whole core; the cycle counter runs on ---------------------------
         top = Module()
         top.submodules.core = EnableInserter(~ctrl.stall)(m)
-        if self.wrom is not None:  # a Verilog module in to_verilog: the enable is its port
+        # The memories are Verilog modules in to_verilog, outside the inserter: they take the enable.
+        m.d.comb += act.en.eq(~ctrl.stall)
+        if self.wrom is not None:
             m.d.comb += self.wrom.en.eq(~ctrl.stall)
         counter = Signal(CYCLE_BITS)
         with top.If(ctrl.start & ~ctrl.busy):
