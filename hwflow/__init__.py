@@ -10,6 +10,8 @@ The Python API (:mod:`hwflow.api`)::
     build.synth()                             # Yosys + nextpnr: resources and Fmax
     build.report("r.html")
     hwflow.load("build/model")
+    hwflow.finetune("model.onnx", "train.npz", out="qat.onnx",   # needs hwflow[train]
+                    quant=hwflow.QuantConfig(wbits=2, abits=4))
 
 Options travel as typed configs: :class:`QuantConfig`, :class:`AutoBitsConfig`,
 :class:`PruneConfig`, :class:`ScheduleConfig`. Every user mistake raises a
@@ -26,12 +28,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+local"
 
-__all__ = ["compile", "load", "fit_check", "Build", "QuantConfig", "AutoBitsConfig", "PruneConfig", "ScheduleConfig",
-           "HwflowError", "__version__"]
+__all__ = ["compile", "load", "fit_check", "finetune", "Build", "TrainConfig", "QuantConfig", "AutoBitsConfig",
+           "PruneConfig", "ScheduleConfig", "HwflowError", "__version__"]
 
 # Loaded on first use, so that `import hwflow` (and the CLI's start-up) stays light.
 _LAZY = {"compile": "api", "load": "api", "fit_check": "api", "Build": "api", "QuantConfig": "config",
-         "AutoBitsConfig": "config", "PruneConfig": "config", "ScheduleConfig": "config"}
+         "AutoBitsConfig": "config", "PruneConfig": "config", "ScheduleConfig": "config",
+         "finetune": "train", "TrainConfig": "train"}  # train imports torch only when called
 
 
 def __getattr__(name: str):

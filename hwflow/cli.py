@@ -24,6 +24,7 @@ _COMMANDS = [
     ("eval", "eval_cmd"),
     ("quantize", "quantize_cmd"),
     ("compile", "compile_cmd"),
+    ("finetune", "finetune_cmd"),
     ("simulate", "simulate_cmd"),
     ("synth", "synth_cmd"),
     ("report", "report_cmd"),

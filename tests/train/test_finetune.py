@@ -1,0 +1,143 @@
+"""``hwflow finetune``: the reported accuracy is the compiled hardware's, and the CLI's bad input.
+
+The model is the digits CNN (8x8 inputs, small), trained on its 300 calibration samples
+for a couple of epochs: fast, and enough for the epochs to differ.
+"""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+import hwflow
+from hwflow.cli import main
+
+pytestmark = pytest.mark.tool("torch")
+
+QUANT = ["--wbits", "3", "--abits", "4", "--scheme", "asymmetric"]
+
+
+def _run(capsys, *args):
+    rc = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def data(examples_dir, tmp_path_factory):
+    d = tmp_path_factory.mktemp("finetune")
+    test = np.load(examples_dir / "digits_cnn_test.npz")
+    np.savez(d / "val.npz", x=test["x"][:150], y=test["y"][:150])
+    return {"model": examples_dir / "digits_cnn.onnx", "train": examples_dir / "digits_cnn_calib.npz",
+            "val": d / "val.npz", "dir": d}
+
+
+@pytest.fixture(scope="module")
+def tuned(data):
+    """One CLI run (2 epochs), its --json summary and output model."""
+    out = data["dir"] / "tuned.onnx"
+    rc = main(["finetune", str(data["model"]), "--data", str(data["train"]), "--val", str(data["val"]),
+               "--calib", str(data["train"]), *QUANT, "--epochs", "2", "--batch-size", "64",
+               "--json", "-o", str(out)])
+    assert rc == 0
+    return out
+
+
+def _accuracy(logits, y):
+    return float((np.asarray(logits).reshape(len(y), -1).argmax(1) == y).mean())
+
+
+def test_reported_accuracy_is_eval_and_build_predict(data, tuned, capsys, tmp_path):
+    """finetune's accuracy == `hwflow eval OUT.onnx` == Build.predict on the compiled BUILD, exactly."""
+    summary = json.loads(onnx.load(str(tuned)).metadata_props[0].value)
+    assert summary["epoch"] in (0, 1, 2)
+    # the kept epoch's figure, recomputed from scratch by eval and by the compiled BUILD
+    res = hwflow.finetune(data["model"], data["train"], val=data["val"], calib=data["train"],
+                          quant=hwflow.QuantConfig(wbits=3, abits=4),
+                          train=hwflow.TrainConfig(epochs=2, batch_size=64))
+    assert onnx.load(str(tuned)).SerializeToString() == res.model.SerializeToString()  # deterministic
+    assert len(res.history) == 3 and res.history[res.best_epoch]["accuracy"] == res.accuracy
+    assert res.accuracy == max(h["accuracy"] for h in res.history)
+    rc, out, err = _run(capsys, "eval", tuned, "--data", data["val"], "--calib", data["train"], *QUANT, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["quant_accuracy"] == res.accuracy
+    build = hwflow.compile(tuned, calib=data["train"], out=tmp_path / "b", quant=hwflow.QuantConfig(wbits=3, abits=4))
+    val = np.load(data["val"])
+    assert _accuracy(build.predict(val["x"]), val["y"]) == res.accuracy
+
+
+def test_output_is_qonnx(data, tuned):
+    """Quant nodes on the input, every weight and every layer output (a MaxPool's is its input's);
+    the layers keep their names."""
+    from hwflow.flow import load_graph, quantize_graph
+    from hwflow.quant._lower import lower
+
+    names = [layer.name for layer in lower(load_graph(data["model"])).layers]
+    qg = quantize_graph(load_graph(tuned), None, hwflow.QuantConfig()).qgraph
+    assert sorted(layer.name for layer in qg.layers) == sorted(names)
+    model = onnx.load(str(tuned))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("Quant") == 1 + 2 * (ops.count("Conv") + ops.count("Gemm"))  # input; each weight, output
+    assert all(n.domain == "qonnx.custom_op.general" for n in model.graph.node if n.op_type == "Quant")
+
+
+def test_ctrl_c_keeps_best_so_far(data, tmp_path):
+    out = tmp_path / "stopped.onnx"
+
+    def stop(rec):
+        if rec["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    res = hwflow.finetune(data["model"], data["train"], val=data["val"], out=out,
+                          quant=hwflow.QuantConfig(wbits=3, abits=4),
+                          train=hwflow.TrainConfig(epochs=5, batch_size=64), on_epoch=stop)
+    assert res.interrupted and len(res.history) == 2
+    assert out.read_bytes() == res.model.SerializeToString()
+    assert [p.name for p in tmp_path.iterdir()] == ["stopped.onnx"]  # no temporary left
+
+
+def _bad(capsys, data, out, *args):
+    rc, _, err = _run(capsys, "finetune", data["model"], "-o", out, "--epochs", "1", *args)
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("hwflow: error:"), err
+    assert not out.exists()
+    return err
+
+
+def test_bad_input_one_line(data, capsys, tmp_path):
+    out = tmp_path / "out.onnx"
+    x = np.load(data["train"])["x"]
+    np.savez(tmp_path / "nolabels.npz", x=x)
+    assert "no labels" in _bad(capsys, data, out, "--data", tmp_path / "nolabels.npz")
+    np.savez(tmp_path / "range.npz", x=x, y=np.arange(len(x)) % 12)
+    assert "labels span 0..11" in _bad(capsys, data, out, "--data", tmp_path / "range.npz")
+    assert "--auto-bits" in _bad(capsys, data, out, "--data", data["train"], "--auto-bits", "--budget-kbit", "4")
+    assert "ranges" in _bad(capsys, data, out, "--data", data["train"], "--ranges", "pact")
+    assert "epochs" in _bad(capsys, data, out, "--data", data["train"], "--epochs", "0")
+    assert "not supported yet" in _bad(capsys, data, out, "--data", data["train"], "--weights", "pot")
+    assert "not supported yet" in _bad(capsys, data, out, "--data", data["train"], "--abits", "1")
+
+
+def test_residual_add_refused_one_line(examples_dir, capsys, tmp_path):
+    """The QONNX output could not carry a residual Add to compile (hwflow.quant.qonnx): refused up front."""
+    out = tmp_path / "out.onnx"
+    rc, _, err = _run(capsys, "finetune", examples_dir / "ic_resnet8.onnx", "--data",
+                      examples_dir / "ic_resnet8_calib.npz", "-o", out)
+    assert rc == 2 and err.count("\n") == 1 and "layer 'add1' is an Add of two tensors" in err, err
+    assert not out.exists()
+
+
+def test_unsupported_op_one_line(capsys, tmp_path):
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Sin", ["x"], ["y"], name="sin")], "sin",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    model = tmp_path / "sin.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    np.savez(tmp_path / "d.npz", x=np.zeros((8, 4), np.float32), y=np.zeros(8, np.int64))
+    out = tmp_path / "out.onnx"
+    rc, _, err = _run(capsys, "finetune", model, "--data", tmp_path / "d.npz", "-o", out)
+    assert rc == 2 and err.count("\n") == 1 and "Sin" in err, err
+    assert not out.exists()
