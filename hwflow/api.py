@@ -118,11 +118,13 @@ class Build(BuildDir):
         return qg.host_tail.run(out)
 
     def simulate(self, simulator: str = "icarus", *, inputs=None, random: int | None = None, seed: int = 0,
-                 limit: int | None = None, vcd: str | Path | None = None, timeout: int | None = None):
+                 limit: int | None = None, vcd: str | Path | None = None, timeout: int | None = None,
+                 stall: float = 0.0, resets: bool = False, x_unique: bool = False, netlist: bool = False):
         """Simulate the hardware against the integer reference; record the result in the BUILD.
 
-        Passes when every output code equals :meth:`predict`'s and every inference takes
-        exactly ``manifest["cycles"]`` cycles (a BUILD whose weights are loaded after reset,
+        Passes when every output code equals :meth:`predict`'s, every inference takes
+        exactly ``manifest["cycles"]`` cycles plus the cycles its streams stalled, and the
+        stream interface rules hold (a BUILD whose weights are loaded after reset,
         ``manifest["load"]``, is loaded first, in exactly its cycles). The result is written to
         ``BUILD/simulation.json`` (the report shows it).
 
@@ -135,13 +137,22 @@ class Build(BuildDir):
         random : int, optional
             Run this many vectors of uniform random codes instead.
         seed : int
-            Seed of ``random``.
+            Seed of ``random``, of the stalls and reset cycles, and (plus one) of the
+            random initial values.
         limit : int, optional
             Run only the first ``limit`` vectors.
         vcd : path, optional
             Write a VCD waveform here.
         timeout : int, optional
             Cycles to wait for done per vector (default 4x the prediction + 1000).
+        stall : float
+            Probability per cycle that the source drops ``in_valid`` and the sink ``out_ready``.
+        resets : bool
+            Before each vector, reset the core in a random cycle of an inference on it.
+        x_unique : bool
+            Verilator: registers and RAM start from random values, not their initial ones.
+        netlist : bool
+            Simulate the core after the target family's Yosys synthesis, with its cell models.
 
         Returns
         -------
@@ -151,7 +162,7 @@ class Build(BuildDir):
         from .sim.build_runner import simulate
 
         return simulate(self, simulator, inputs=inputs, random=random, seed=seed, limit=limit, vcd=vcd,
-                        timeout=timeout)
+                        timeout=timeout, stall=stall, resets=resets, x_unique=x_unique, netlist=netlist)
 
     def synth(self, *, pnr: bool = True, seed: int = 1) -> dict:
         """Synthesize with Yosys and place and route with nextpnr; record the report in the BUILD.

@@ -25,8 +25,9 @@ result vector arrives (the serializer takes every vector a cycle later, from a r
 
 Stalls: in a cycle in which the input stream stalls (``in_ready`` high, ``in_valid`` low;
 the controller's ``stall``) every register and memory port of the core holds (Amaranth's
-``EnableInserter``; the weight ROM, a Verilog module, takes the enable as a port), so the
-core runs the schedule in lockstep with the stream; only the cycle counter runs on. See
+``EnableInserter``; the activation RAM and weight memory, Verilog modules, take the enable
+as a port), so the core runs the schedule in lockstep with the stream; only the cycle
+counter runs on. See
 :mod:`hwflow.rtl.controller` and the cycle model in :mod:`hwflow.schedule.program`.
 
 Ports (Amaranth adds ``clk`` and ``rst``): ``start`` In(1), ``busy`` Out(1), ``done``
@@ -134,7 +135,7 @@ class Accelerator(wiring.Component):
             self.busy.eq(ctrl.busy), self.done.eq(ctrl.done),
             ctrl.in_valid.eq(self.in_valid), self.in_ready.eq(ctrl.in_ready), ctrl.in_data.eq(self.in_data),
             self.out_valid.eq(ctrl.out_valid), ctrl.out_ready.eq(self.out_ready),
-            act.rd_addr.eq(ctrl.rd_addr), act.rd_en.eq(ctrl.rd_en & ~ctrl.stall),  # a Verilog module: held by hand
+            act.rd_addr.eq(ctrl.rd_addr), act.rd_en.eq(ctrl.rd_en),
         ]
         if not p.argmax:
             m.d.comb += self.out_data.eq(Cat(*(act.rd_data.word_select(i, p.abits)[:p.out_bits] for i in range(simd))))
@@ -320,7 +321,7 @@ class Accelerator(wiring.Component):
         wmask = done.out_tag[aw + ser.lane.shape().width:]
         with m.If(ctrl.wr_en.any()):
             m.d.comb += [act.wr_addr.eq(ctrl.wr_addr), act.wr_en.eq(ctrl.wr_en), act.wr_data.eq(ctrl.wr_data)]
-        with m.Elif(done.out_valid & ~ctrl.stall):
+        with m.Elif(done.out_valid):
             # ``wlane`` is a multiple of ``L``: the codes repeated across the word, the
             # enables select the group's lanes.
             m.d.comb += [act.wr_addr.eq(waddr), act.wr_en.eq(wmask << wlane)]
@@ -331,8 +332,10 @@ class Accelerator(wiring.Component):
         # ---- stalls hold the whole core; the cycle counter runs on ---------------------------
         top = Module()
         top.submodules.core = EnableInserter(~ctrl.stall)(m)
-        if has_mac or p.weight_load:
-            m.d.comb += wrom.en.eq(~ctrl.stall)
+        # The memories are Verilog modules in to_verilog, outside the inserter: they take the enable.
+        m.d.comb += act.en.eq(~ctrl.stall)
+        if self.wrom is not None:
+            m.d.comb += self.wrom.en.eq(~ctrl.stall)
         # Its own run flag, not the core's ``busy``: a simulator's unknown core state before the
         # first start must not keep the count from starting.
         counter = Signal(CYCLE_BITS)

@@ -4,7 +4,9 @@ A word holds ``simd`` signed lanes of ``bits``; the write port has one enable pe
 (granularity ``bits``), so a single code can be written into its channel lane. Tensors
 live in HWC order with channels padded to a multiple of ``simd`` (see
 :mod:`hwflow.schedule.memory`). The read port has an enable: when it is low the data
-output holds, which the output stream uses for back-pressure. Latency 1.
+output holds, which the output stream uses for back-pressure. ``en`` low holds both ports
+(the accelerator's input stall: the Verilog module is outside Amaranth's
+``EnableInserter``, so it takes the enable as the weight memories do). Latency 1.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class ActBuffer(wiring.Component):
         super().__init__({
             "rd_addr": In(aw),
             "rd_en": In(1),
+            "en": In(1, init=1),
             "rd_data": Out(word),
             "wr_addr": In(aw),
             "wr_en": In(simd),
@@ -76,8 +79,9 @@ class ActBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if self._module is not None:
-            m.submodules.ram = Instance(self._module, i_clk=ClockSignal(), i_rd_addr=self.rd_addr, i_rd_en=self.rd_en,
-                                        o_rd_data=self.rd_data, i_wr_addr=self.wr_addr, i_wr_en=self.wr_en,
+            m.submodules.ram = Instance(self._module, i_clk=ClockSignal(), i_rd_addr=self.rd_addr, i_rd_en=self.rd_en & self.en,
+                                        o_rd_data=self.rd_data, i_wr_addr=self.wr_addr,
+                                        i_wr_en=Mux(self.en, self.wr_en, 0),
                                         i_wr_data=self.wr_data)
             return m
         width = self._simd * self._bits
@@ -86,7 +90,7 @@ class ActBuffer(wiring.Component):
         rd = mem.read_port()
         wr = mem.write_port(granularity=self._bits)
         m.d.comb += [
-            rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en), self.rd_data.eq(rd.data),
-            wr.addr.eq(self.wr_addr), wr.en.eq(self.wr_en), wr.data.eq(self.wr_data),
+            rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en & self.en), self.rd_data.eq(rd.data),
+            wr.addr.eq(self.wr_addr), wr.en.eq(Mux(self.en, self.wr_en, 0)), wr.data.eq(self.wr_data),
         ]
         return m

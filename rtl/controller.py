@@ -338,7 +338,7 @@ class Controller(wiring.Component):
                 wix.eq(d.pl_neg), p0.eq(d.a_org), wa.eq(d.a_org), ka.eq(0), w_first.eq(1), running.eq(1),
             ]
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [layer.eq(0), issued.eq(0), self.out_valid.eq(0)]
@@ -348,23 +348,19 @@ class Controller(wiring.Component):
                     m.next = "WAIT"
             with m.State("WAIT"):
                 # Until the first ``input_lead`` beats are in (counting this cycle's).
-                m.d.comb += self.busy.eq(1)
                 with m.If((to_lead == 0) | (take & (to_lead == 1))):
                     m.next = "SETUP0"
             with m.State("SETUP0"):
-                m.d.comb += self.busy.eq(1)
                 m.next = "SETUP1"
             with m.State("SETUP1"):
                 # Descriptor word is valid now: initialise the loop counters.
-                m.d.comb += [self.busy.eq(1), self.init.eq(1)]
+                m.d.comb += self.init.eq(1)
                 m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += self.busy.eq(1)
                 with m.If(run_last):
                     m.d.sync += drain.eq(d.drain)
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                m.d.comb += self.busy.eq(1)
                 with m.If(drain == 1):
                     with m.If(layer == n_layers - 1):
                         m.next = "OUTPUT"
@@ -374,7 +370,6 @@ class Controller(wiring.Component):
                 with m.Else():
                     m.d.sync += drain.eq(drain - 1)
             with m.State("OUTPUT"):
-                m.d.comb += self.busy.eq(1)
                 free = ~self.out_valid | self.out_ready
                 with m.If(free):
                     with m.If(~issued):
@@ -390,6 +385,8 @@ class Controller(wiring.Component):
                     # Stalled: hold the read data (read enable low).
                     m.d.comb += [out_issue.eq(1), self.rd_en.eq(0)]
             with m.State("DONE"):
-                m.d.comb += [self.busy.eq(1), self.done.eq(1)]
                 m.next = "IDLE"
+        # Decoded outside the FSM: plain assignments, defined from time 0 in every simulator
+        # (the accelerator's cycle counter reads them).
+        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")), self.done.eq(fsm.ongoing("DONE"))]
         return m

@@ -6,7 +6,9 @@ reset through a stream: word ``i`` of the image (the same words, in the same ord
 the weight ROM's, :func:`hwflow.rtl.weight_rom.pack_words`) is the ``i``-th beat
 accepted on ``load_data`` (valid/ready). ``load_ready`` is high until the last word is
 in; the cycle after it, ``loaded`` goes high and stays high until reset. Reset clears
-``loaded`` (the memory keeps its contents, but the core asks for them again).
+``loaded`` (the memory keeps its contents, but the core asks for them again). ``en`` low
+holds the port (an input stall, :mod:`hwflow.rtl.accelerator`): it is the SPRAM's clock
+enable.
 
 The memory is single-port (one access a cycle: the SPRAM has one address): the loader
 writes it while ``loaded`` is low, the controller reads it afterwards. Reading has the
@@ -75,9 +77,9 @@ class WeightRam(wiring.Component):
             f"  output reg [{w - 1}:0] data;\n"
             f'  (* ram_style = "{self._style}" *)\n'
             f"  reg [{w - 1}:0] mem [0:{self._words - 1}];\n"
-            f"  always @(posedge clk) begin\n"
+            f"  always @(posedge clk) if (en) begin\n"
             f"    if (we) mem[addr] <= wdata;\n"
-            f"    else if (en) data <= mem[addr];\n"
+            f"    else data <= mem[addr];\n"
             f"  end\n"
             f"endmodule\n"
         )
@@ -94,7 +96,7 @@ class WeightRam(wiring.Component):
             we.eq(self.load_valid & ~done),
             addr.eq(Mux(done, self.addr, count)),
         ]
-        with m.If(we):
+        with m.If(we & self.en):
             m.d.sync += count.eq(count + 1)
             with m.If(count == self._words - 1):
                 m.d.sync += done.eq(1)
@@ -108,6 +110,6 @@ class WeightRam(wiring.Component):
         wr = mem.write_port()
         m.d.comb += [
             rd.addr.eq(addr), rd.en.eq(~we & self.en), self.data.eq(rd.data),
-            wr.addr.eq(addr), wr.en.eq(we), wr.data.eq(self.load_data),
+            wr.addr.eq(addr), wr.en.eq(we & self.en), wr.data.eq(self.load_data),
         ]
         return m

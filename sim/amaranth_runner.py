@@ -8,7 +8,10 @@ through the stream maps (:mod:`.beats`).
 
 The testbench is a single loop that samples every port at each clock edge, so the
 cycle count it keeps is exact by construction: ``start`` is high during cycle 0, and
-the first edge at which ``done`` is sampled high ends cycle ``k``, the count.
+``done`` is high in cycle ``k``, the count. With ``stall`` the stream partners stall as in
+the cocotb testbench (:func:`~hwflow.sim.beats.stream_gaps`, drawn in the same order from
+the same seed: the same stalls), and every inference must take the prediction plus its
+stall cycles.
 
 A core with a weight-load port is loaded first, counted the same way: ``wload_valid`` is
 high from cycle 0 (one word a cycle), and the first edge at which ``loaded`` is sampled
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .beats import identity_map, pack, unpack
+from .beats import identity_map, pack, stream_gaps, unpack
 from .result import SimResult, compare_outputs
 
 __all__ = ["run_amaranth"]
@@ -38,6 +41,8 @@ def run_amaranth(
     stream: tuple[np.ndarray, np.ndarray] | None = None,
     vcd: str | Path | None = None,
     timeout: int | None = None,
+    stall: float = 0.0,
+    seed: int = 0,
     load: tuple[list[int], int] | None = None,
 ) -> SimResult:
     """Stream ``inputs`` through ``dut`` and compare with ``expected``.
@@ -60,7 +65,11 @@ def run_amaranth(
         Write a VCD waveform here.
     timeout : int, optional
         Cycles to wait for ``done`` per vector before giving up (default
-        ``4 * predicted_cycles + 1000``).
+        ``4 * predicted_cycles + 1000``, divided by ``1 - stall``).
+    stall : float
+        Probability that a stream partner stalls in a cycle.
+    seed : int
+        Seed of the stalls.
     load : (words, predicted_cycles), optional
         The weight image to stream into the weight-load port first (a core with
         ``program.weight_load``), and the load cycles the schedule predicts.
@@ -78,7 +87,8 @@ def run_amaranth(
         if expected is None:
             raise ValueError("give output_size when expected is None")
         output_size = int(np.asarray(expected).reshape(vectors, -1).shape[1])
-    limit = timeout if timeout is not None else 4 * int(predicted_cycles) + 1000
+    limit = timeout if timeout is not None else int((4 * int(predicted_cycles) + 1000) / (1 - stall))
+    rng = np.random.default_rng(seed)
     in_map, out_map = stream if stream is not None else (identity_map(inputs.shape[1]), identity_map(output_size))
     in_bits = len(dut.in_data) // in_map.shape[1]
     out_bits = len(dut.out_data) // out_map.shape[1]
@@ -86,6 +96,7 @@ def run_amaranth(
     got: list[list[int]] = []
     counts: list[int] = []
     core_counts: list[int] = []
+    stalls: list[int] = []
     total = {"ticks": 0}
     loaded_in: list[int] = []
 
@@ -122,46 +133,59 @@ def run_amaranth(
             ticks += k + 1
         for v in range(vectors):
             codes = pack(inputs[v], in_map, in_bits)
+            gaps_in, gaps_out = stream_gaps(rng, stall, len(codes), out_map.shape[0])
             outs: list[int] = []
-            sent = 0
+            sent, offered, wait_in, wait_out, stalled = 0, False, int(gaps_in[0]), None, 0
             ctx.set(dut.start, 1)
-            ctx.set(dut.in_valid, 1)
-            ctx.set(dut.in_data, codes[0])
             k = 0  # cycles since the one in which start is high
             while True:
-                _, _, ready, ovalid, odata, done = await ctx.tick().sample(
-                    dut.in_ready, dut.out_valid, dut.out_data, dut.done
-                )
+                # The source offers beat ``sent`` after its gap and holds it until taken; the
+                # sink refuses each output beat for its gap.
+                if sent < len(codes) and not offered:
+                    if wait_in:
+                        wait_in -= 1
+                    else:
+                        offered = True
+                        ctx.set(dut.in_data, codes[sent])
+                ctx.set(dut.in_valid, int(offered))
+                ovalid = ctx.get(dut.out_valid)
+                if ovalid and wait_out is None:
+                    wait_out = int(gaps_out[len(outs)]) if len(outs) < len(gaps_out) else 0
+                ordy = not ovalid or wait_out == 0
+                ctx.set(dut.out_ready, int(ordy))
+                ready, odata = ctx.get(dut.in_ready), ctx.get(dut.out_data)
+                stalled += (ready and not offered) + (ovalid and not ordy)
+                if ctx.get(dut.done):
+                    break
+                await ctx.tick()
                 ticks += 1
                 if k == 0:
                     ctx.set(dut.start, 0)
-                if ready and sent < len(codes):
-                    sent += 1
-                    if sent < len(codes):
-                        ctx.set(dut.in_data, codes[sent])
-                    else:
-                        ctx.set(dut.in_valid, 0)
+                if offered and ready:
+                    sent, offered = sent + 1, False
+                    wait_in = int(gaps_in[sent]) if sent < len(codes) else 0
                 if ovalid:
-                    outs.append(int(odata))
-                if done:
-                    break
+                    if ordy:
+                        outs.append(int(odata))
+                        wait_out = None
+                    else:
+                        wait_out -= 1
                 k += 1
                 if k > limit:
                     raise TimeoutError(
                         f"vector {v}: no done after {limit} cycles "
                         f"({sent}/{len(codes)} input beats accepted, {len(outs)} output beats)"
                     )
-            # done sampled high at the edge ending cycle k; the core's counter is
-            # readable from the next cycle on.
             ctx.set(dut.in_valid, 0)
             counts.append(k)
-            core_counts.append(int(ctx.get(dut.cycles)))
+            stalls.append(stalled)
+            await ctx.tick()
+            ticks += 1
+            core_counts.append(int(ctx.get(dut.cycles)))  # as the core's port says after done
             try:
                 got.append(unpack(outs, out_map, out_bits))
             except ValueError:
                 got.append([])  # wrong number of beats: a mismatch
-            await ctx.tick()
-            ticks += 1
         total["ticks"] = ticks
 
     sim = Simulator(dut)
@@ -193,6 +217,8 @@ def run_amaranth(
         cpu_time=cpu,
         outputs=outputs,
         first_mismatch=first,
+        stall_cycles=stalls,
+        stall_probability=float(stall),
         load_cycles=loaded_in[0] if loaded_in else None,
         predicted_load_cycles=None if load is None else int(load[1]),
     )

@@ -1,4 +1,4 @@
-"""Pack code vectors into stream beats and back.
+"""Pack code vectors into stream beats and back; draw a stream partner's random stalls.
 
 An accelerator's streams carry words: beat ``b``, lane ``l`` holds the code whose flat
 (NCHW) index is ``index_map[b, l]``, or nothing when that is -1; lane ``l`` occupies bits
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pack", "unpack", "identity_map", "words_hex", "read_words"]
+__all__ = ["pack", "unpack", "identity_map", "stream_gaps", "words_hex", "read_words"]
 
 
 def identity_map(n: int) -> np.ndarray:
@@ -58,6 +58,25 @@ def unpack(beats, index_map, bits: int) -> list[int]:
                 c = (int(beat) >> (lane * bits)) & mask
                 out[i] = c - (1 << bits) if c & half else c
     return out
+
+
+def stream_gaps(rng: np.random.Generator, probability: float, in_beats: int,
+                out_beats: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random stalls of one inference's stream partners: ``(in_gaps, out_gaps)``.
+
+    The source drops ``in_valid`` and the sink ``out_ready`` with ``probability`` each
+    cycle. Drawn per beat, that is: before offering input beat ``i`` the source waits
+    ``in_gaps[i]`` cycles (``in_valid`` low), then holds ``in_valid`` high until the beat
+    is taken (valid/ready rules); while output beat ``j`` is offered the sink keeps
+    ``out_ready`` low for ``out_gaps[j]`` cycles, then takes it. Both are geometric counts
+    (failures before the first success at ``1 - probability``), so every simulator that
+    draws from the same generator in this order replays the same stalls.
+    """
+    if not 0 <= probability < 1:
+        raise ValueError(f"stall probability must be in [0, 1), not {probability!r}")
+    if probability == 0:
+        return np.zeros(in_beats, dtype=np.int64), np.zeros(out_beats, dtype=np.int64)
+    return (rng.geometric(1 - probability, in_beats) - 1, rng.geometric(1 - probability, out_beats) - 1)
 
 
 def words_hex(words, bits: int) -> str:

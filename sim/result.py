@@ -1,8 +1,11 @@
 """The result of one simulation run, common to every simulator.
 
-A run passes only when every output code equals the reference exactly *and* every
-vector's cycle count (start sampled high → done high) equals the schedule's prediction
-exactly, as seen by both the core's own ``cycles`` port and the testbench's count. A
+A run passes only when every output code equals the reference exactly, every vector's
+cycle count (start sampled high → done high) equals the schedule's prediction plus that
+vector's stall cycles exactly, as seen by both the core's own ``cycles`` port and the
+testbench's count, and the testbench saw no violation of the stream interface rules.
+A stall cycle is one in which a stream partner refused a beat (``in_ready`` high and
+``in_valid`` low, or ``out_valid`` high and ``out_ready`` low; ``--stall``). A
 design with a weight-load phase (weights in a memory the bitstream cannot initialise) is
 loaded first, and its load must take exactly the predicted cycles too.
 """
@@ -24,6 +27,8 @@ class SimResult:
     ----------
     simulator : str
         ``"amaranth"``, ``"icarus"`` or ``"verilator"``.
+    design : str
+        What was simulated: ``"rtl"``, or ``"<family> netlist"`` after synthesis.
     vectors : int
         Vectors run.
     mismatches : int
@@ -46,6 +51,18 @@ class SimResult:
         ``(vectors, output_size)`` codes the hardware produced.
     first_mismatch : str
         Human-readable description of the first wrong output, or ``""``.
+    stall_cycles : list of int
+        Stall cycles per vector (empty: none; see the module docstring).
+    stall_probability : float
+        The chance per cycle that a stream partner stalled.
+    violations : list of str
+        Interface-rule violations the testbench saw, each naming its vector and cycle
+        (the first few; ``violation_count`` counts all).
+    violation_count : int
+    resets : int
+        Inferences the run reset in mid-run (each followed by a full one).
+    extra : dict
+        More fields for the JSON document (a netlist run's ``synthesis_seconds``).
     load_cycles, predicted_load_cycles : int or None
         Measured and predicted cycles of the weight-load phase (first word offered to
         ``loaded`` high); ``None`` for a design without one.
@@ -62,9 +79,19 @@ class SimResult:
     cpu_time: float = 0.0
     outputs: np.ndarray | None = None
     first_mismatch: str = ""
+    stall_cycles: list[int] = field(default_factory=list)
+    stall_probability: float = 0.0
+    violations: list[str] = field(default_factory=list)
+    violation_count: int = 0
+    resets: int = 0
+    design: str = "rtl"
     extra: dict = field(default_factory=dict)
     load_cycles: int | None = None
     predicted_load_cycles: int | None = None
+
+    def expected_cycles(self, v: int) -> int:
+        """Vector ``v``'s exact cycle count: the prediction plus its stall cycles."""
+        return self.predicted_cycles + (self.stall_cycles[v] if v < len(self.stall_cycles) else 0)
 
     @property
     def cycles_per_second(self) -> float:
@@ -78,12 +105,13 @@ class SimResult:
 
     @property
     def cycles_exact(self) -> bool:
-        """Every vector took exactly the predicted cycles, by both counts."""
+        """Every vector took exactly the predicted cycles plus its stall cycles, by both counts."""
         return (
             len(self.cycles) == self.vectors
             and len(self.core_cycles) == self.vectors
-            and all(c == self.predicted_cycles for c in self.cycles)
-            and all(c == self.predicted_cycles for c in self.core_cycles)
+            and len(self.stall_cycles) in (0, self.vectors)
+            and all(c == self.expected_cycles(v) for v, c in enumerate(self.cycles))
+            and all(c == self.expected_cycles(v) for v, c in enumerate(self.core_cycles))
         )
 
     @property
@@ -93,8 +121,9 @@ class SimResult:
 
     @property
     def passed(self) -> bool:
-        """Bit-exact and cycle-exact (the weight load included)."""
-        return self.vectors > 0 and self.mismatches == 0 and self.cycles_exact and self.load_exact
+        """Bit-exact, cycle-exact (the weight load included) and no interface-rule violation."""
+        return (self.vectors > 0 and self.mismatches == 0 and self.cycles_exact and self.load_exact
+                and self.violation_count == 0)
 
     @property
     def cycles_summary(self) -> int | None:
@@ -106,6 +135,7 @@ class SimResult:
         """The ``hwflow simulate --json`` document."""
         return {
             "simulator": self.simulator,
+            "design": self.design,
             "passed": self.passed,
             "vectors": self.vectors,
             "mismatches": self.mismatches,
@@ -121,25 +151,46 @@ class SimResult:
             "first_mismatch": self.first_mismatch,
             **({"load_cycles": self.load_cycles, "predicted_load_cycles": self.predicted_load_cycles}
                if self.predicted_load_cycles is not None or self.load_cycles is not None else {}),
+            "stall_probability": self.stall_probability,
+            "stall_cycles": sum(self.stall_cycles),
+            "stall_cycles_per_vector": list(self.stall_cycles),
+            "violations": list(self.violations),
+            "violation_count": self.violation_count,
+            "resets": self.resets,
+            **self.extra,
         }
 
     def summary(self) -> str:
         """A few lines for the terminal."""
         verdict = "PASS" if self.passed else "FAIL"
+        what = self.simulator if self.design == "rtl" else f"{self.simulator} ({self.design})"
         lines = [
-            f"{self.simulator}: {verdict}",
+            f"{what}: {verdict}",
             f"  vectors run      {self.vectors}",
             f"  mismatches       {self.mismatches}",
-            f"  cycles           {self._cycles_text()} (predicted {self.predicted_cycles})",
+            f"  cycles           {self._cycles_text()} (predicted {self.predicted_cycles}"
+            + (f" + {self._stalls_text()} stall cycles)" if any(self.stall_cycles) else ")"),
             f"  simulation speed {self.cycles_per_second:,.0f} cycles/s "
             f"({self.sim_cycles:,} cycles in {self.wall_time:.2f} s; "
             f"{self.cycles_per_cpu_second:,.0f} per CPU second)",
         ]
+        if self.resets:
+            lines.append(f"  resets           {self.resets} in mid-inference, each followed by a full one")
         if self.predicted_load_cycles is not None or self.load_cycles is not None:
             lines.insert(4, f"  weight load      {self.load_cycles} cycles (predicted {self.predicted_load_cycles})")
         if self.first_mismatch:
             lines.append(f"  first mismatch   {self.first_mismatch}")
+        miss = next((v for v, c in enumerate(self.cycles) if c != self.expected_cycles(v)), None)
+        if miss is not None:
+            lines.append(f"  first cycle miss vector {miss}: {self.cycles[miss]} cycles, expected "
+                         f"{self.expected_cycles(miss)}")
+        if self.violation_count:
+            lines.append(f"  violations       {self.violation_count}; first: {self.violations[0]}")
         return "\n".join(lines)
+
+    def _stalls_text(self) -> str:
+        lo, hi = min(self.stall_cycles), max(self.stall_cycles)
+        return str(lo) if lo == hi else f"{lo}..{hi}"
 
     def _cycles_text(self) -> str:
         counts = sorted(set(self.cycles))

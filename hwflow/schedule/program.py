@@ -15,6 +15,15 @@ cycles before the next step may start: for the last step, until its last result 
 written; for the others as few as the next step's reads and the back end allow (layers
 overlap, see :func:`~hwflow.schedule.schedule.overlap_drains`).
 
+That is the count with stream partners that never stall. With partners that do, every
+inference takes exactly ``cycles + stall_cycles``, where a *stall cycle* is one in which a
+partner refuses a beat the core is ready for: an input stall (``in_ready`` high, ``in_valid``
+low) or an output stall (``out_valid`` high, ``out_ready`` low). The core runs the schedule
+in lockstep with the input stream (an input stall holds every register and memory port,
+:mod:`hwflow.rtl.accelerator`), and an output stall holds the output phase, so each stall
+cycle delays ``done`` by exactly one cycle and the no-stall schedule is unchanged, cycle for
+cycle (``hwflow simulate --stall P`` checks it).
+
 The streams carry words, not single codes: one beat is ``simd`` lanes, as FINN's folded
 streams do. The host packs and unpacks with the Program's maps (:meth:`Program.stream_maps`,
 :func:`hwflow.sim.beats.pack` / :func:`~hwflow.sim.beats.unpack`). The input comes one of

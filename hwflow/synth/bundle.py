@@ -47,18 +47,21 @@ _FUSESOC_TOOL = {"ice40": "icestorm", "ecp5": "trellis"}
 
 
 def yosys_script(target: Target, top: str, sources: list[str], netlist: str,
-                 stat: str) -> str:
+                 stat: str, verilog: str | None = None) -> str:
     """Yosys script: read ``sources``, synthesize ``top`` for the family, write reports.
 
     Paths are used as given; YoWASP tools see only the working directory, so pass
-    paths relative to it.
+    paths relative to it. ``verilog``: also write the netlist there as Verilog for
+    simulation with the family's cell models (:mod:`hwflow.synth.netlist`).
     """
     lines = [f"# Yosys script written by hwflow for target {target.name} "
              f"({target.device} {target.package})"]
     lines += [f"read_verilog -sv {shlex.quote(s)}" for s in sources]
     lines += [f"{target.yosys_synth} -top {top} -json {netlist}",
-              f"tee -q -o {stat} stat -json", ""]
-    return "\n".join(lines)
+              f"tee -q -o {stat} stat -json"]
+    if verilog is not None:
+        lines.append(f"write_verilog -noattr {verilog}")
+    return "\n".join(lines + [""])
 
 
 def nextpnr_args(target: Target, netlist: str, constraints: str, report: str,

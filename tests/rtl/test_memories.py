@@ -71,7 +71,7 @@ def test_weight_ram_checks_arguments_and_writes_a_single_port_module():
     text = WeightRam(19850, 32, ram_style="huge", verilog_module="w").verilog()
     # no initial contents (the SPRAM has none), one address, read data held while writing or stalled
     assert "initial" not in text and '(* ram_style = "huge" *)' in text
-    assert "if (we) mem[addr] <= wdata;\n    else if (en) data <= mem[addr];" in text
+    assert "if (en) begin\n    if (we) mem[addr] <= wdata;\n    else data <= mem[addr];" in text
     assert "reg [31:0] mem [0:19849];" in text and "input [14:0] addr;" in text
 
 

@@ -8,7 +8,15 @@ It accepts ``n_in`` codes, accumulates code ``i`` into output ``i % n_out``, wai
 ``latency`` cycles, streams the ``n_out`` sums out and pulses ``done``. With a partner that
 never stalls, cycles start→done are ``n_in + latency + n_out + 1`` (plus ``n_in - 1``
 when ``stall_inputs`` drops ``in_ready`` every other load cycle, and ``n_out - 1`` when
-``stall_outputs`` drops ``out_valid`` every other output cycle).
+``stall_outputs`` drops ``out_valid`` every other output cycle). With a partner that
+stalls, each stall cycle (``in_ready`` high and ``in_valid`` low, or ``out_valid`` high
+and ``out_ready`` low) adds one.
+
+``fault`` breaks the stream rules on purpose, to test the testbench's checks:
+``"unstable"`` moves to the next output beat whether or not it was taken (its data
+changes while held, and the beat is lost); ``"double_done"`` holds ``done`` two cycles;
+``"uninit"`` adds to every output a register that no reset clears and nothing writes
+(right only while it holds its initial value, 0).
 """
 
 from __future__ import annotations
@@ -24,9 +32,12 @@ class AccumulateFixtureCore(wiring.Component):
     """Echo/accumulate core with the Accelerator port protocol (test fixture only)."""
 
     def __init__(self, n_in=6, n_out=3, latency=5, in_bits=8, out_bits=16,
-                 stall_inputs=False, stall_outputs=False, miscount=0):
+                 stall_inputs=False, stall_outputs=False, miscount=0, fault=None):
         if n_in < 1 or n_out < 1 or latency < 0:
             raise ValueError(f"bad fixture sizes {(n_in, n_out, latency)!r}")
+        if fault not in (None, "unstable", "double_done", "uninit"):
+            raise ValueError(f"unknown fault {fault!r}")
+        self.fault = fault
         self.n_in, self.n_out, self.latency = n_in, n_out, latency
         self.stall_inputs = stall_inputs
         self.stall_outputs = stall_outputs
@@ -59,6 +70,11 @@ class AccumulateFixtureCore(wiring.Component):
         wait = Signal(range(self.latency + 1))
         count = Signal(32)
         toggle = Signal()
+        junk = Signal(self._out_bits, reset_less=True)
+        if self.fault == "uninit":
+            m.d.sync += junk.eq(junk)  # a register with only its initial value
+        else:
+            junk = 0
         m.d.comb += self.cycles.eq(count + self.miscount)
         with m.FSM():
             with m.State("IDLE"):
@@ -95,12 +111,16 @@ class AccumulateFixtureCore(wiring.Component):
                 with m.Switch(idx):
                     for j in range(self.n_out):
                         with m.Case(j):
-                            m.d.comb += self.out_data.eq(acc[j])
-                with m.If(self.out_ready & valid):
+                            m.d.comb += self.out_data.eq(acc[j] + junk)
+                moved = valid if self.fault == "unstable" else self.out_ready & valid
+                with m.If(moved):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx == self.n_out - 1):
                         m.next = "DONE"
             with m.State("DONE"):
+                m.d.comb += [self.busy.eq(1), self.done.eq(1)]
+                m.next = "DONE2" if self.fault == "double_done" else "IDLE"
+            with m.State("DONE2"):
                 m.d.comb += [self.busy.eq(1), self.done.eq(1)]
                 m.next = "IDLE"
         return m

@@ -7,6 +7,8 @@ written, missing simulators reported in one line.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from amaranth.back import verilog
@@ -57,6 +59,19 @@ def test_amaranth_runner_catches_wrong_outputs_and_cycles(fixture_core):
     assert r.core_cycles == [core.cycles_predicted + 1] * 3 and not r.passed
 
 
+def test_amaranth_runner_random_stalls_add_exactly_their_cycles(fixture_core):
+    core = fixture_core(n_in=7, n_out=3, latency=4)
+    x, want = _vectors(core, n=6)
+    r = run_amaranth(core, x, want, core.cycles_predicted, stall=0.4, seed=2)
+    assert r.passed, r.summary()
+    assert len(r.stall_cycles) == 6 and all(s > 0 for s in r.stall_cycles)
+    assert r.cycles == [core.cycles_predicted + s for s in r.stall_cycles] == r.core_cycles
+    np.testing.assert_array_equal(r.outputs, want)
+    again = run_amaranth(fixture_core(n_in=7, n_out=3, latency=4), x, want, core.cycles_predicted,
+                         stall=0.4, seed=2)
+    assert again.stall_cycles == r.stall_cycles  # the seed fixes the stalls
+
+
 def test_amaranth_runner_vcd(fixture_core, tmp_path):
     core = fixture_core()
     x, want = _vectors(core, n=1)
@@ -67,7 +82,7 @@ def test_amaranth_runner_vcd(fixture_core, tmp_path):
 
 def request_name(core) -> str:
     return (f"fx_{core.n_in}_{core.n_out}_{core.latency}_{int(core.stall_inputs)}"
-            f"{int(core.stall_outputs)}_{core.miscount}")
+            f"{int(core.stall_outputs)}_{core.miscount}" + (f"_{core.fault}" if core.fault else ""))
 
 
 def _write(core, path, top="fixture_top"):
@@ -96,6 +111,43 @@ def test_cocotb_runner_exact_and_detects_errors(fixture_core, simulator, sim_cac
     r = run_cocotb(v, "fixture_top", x, bad, core.cycles_predicted - 1, simulator, build)
     assert r.mismatches == 1 and "vector 4, output 0" in r.first_mismatch
     assert not r.cycles_exact and not r.passed
+
+
+def test_cocotb_stalls_resets_and_interface_checks(fixture_core, sim_cache):
+    """--stall: exact outputs, cycles = prediction + stall cycles, the same stalls as the
+    Amaranth runner for the same seed; --reset: an aborted inference before each vector."""
+    core = fixture_core(n_in=7, n_out=3, latency=4)
+    v = _write(core, sim_cache / f"{request_name(core)}.v")
+    x, want = _vectors(core, n=6)
+    r = run_cocotb(v, "fixture_top", x, want, core.cycles_predicted, "icarus", sim_cache / "random-stall",
+                   stall=0.4, seed=2, resets=True)
+    assert r.passed, r.summary()
+    assert r.resets == 6 and r.violation_count == 0
+    assert all(s > 0 for s in r.stall_cycles)
+    assert r.cycles == [core.cycles_predicted + s for s in r.stall_cycles] == r.core_cycles
+    np.testing.assert_array_equal(r.outputs, want)
+    doc = r.to_json()
+    assert doc["stall_cycles"] == sum(r.stall_cycles) and doc["resets"] == 6
+    plain = run_cocotb(v, "fixture_top", x, want, core.cycles_predicted, "icarus", sim_cache / "random-stall",
+                       stall=0.4, seed=2)
+    amaranth = run_amaranth(fixture_core(n_in=7, n_out=3, latency=4), x, want, core.cycles_predicted,
+                            stall=0.4, seed=2)
+    assert plain.passed and plain.stall_cycles == amaranth.stall_cycles
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("unstable", r"vector 0, cycle \d+: out_data changed while out_valid was high and out_ready low"),
+    ("double_done", r"vector 0, cycle \d+: done high for more than one cycle"),
+])
+def test_cocotb_interface_violations_fail_with_the_cycle(fixture_core, sim_cache, fault, message):
+    core = fixture_core(n_in=5, n_out=4, latency=3, fault=fault)
+    v = _write(core, sim_cache / f"{request_name(core)}.v")
+    x, want = _vectors(core, n=3)
+    r = run_cocotb(v, "fixture_top", x, want, core.cycles_predicted, "icarus", sim_cache / f"fault-{fault}",
+                   stall=0.5, seed=0)
+    assert r.violation_count > 0 and not r.passed
+    assert re.match(message, r.violations[0]), r.violations
+    assert "violations" in r.summary()
 
 
 def test_cocotb_runner_miscounting_core_fails(fixture_core, sim_cache, tmp_path):
@@ -193,3 +245,36 @@ def test_run_vectors_on_a_program(simulator, sim_cache):
     assert r.passed, r.summary()
     assert r.cycles == [prog.cycles] * 3
     np.testing.assert_array_equal(r.outputs, np.stack([w.reshape(-1) for w in want]))
+
+
+def test_strip_initial_values_keeps_roms():
+    from hwflow.sim.cocotb_runner import strip_initial_values
+
+    text = ("module m(clk);\n  reg [7:0] a = 8'h00;\n  reg \\b$3 = 1'h0;\n  reg [3:0] ram [0:3];\n"
+            "  integer i;\n  initial begin\n    for (i = 0; i < 4; i = i + 1) ram[i] = 4'h0;\n  end\n"
+            "  reg [3:0] rom [0:3];\n  integer j;\n  initial begin\n"
+            "    for (j = 0; j < 4; j = j + 1) rom[j] = 4'h0;\n  end\n"
+            "  always @(posedge clk) ram[a] <= 4'h1;\nendmodule\n")
+    out = strip_initial_values(text)
+    assert "reg [7:0] a ;" in out and "reg \\b$3 ;" in out
+    assert "ram[i] =" not in out and "rom[j] = 4'h0;" in out  # the RAM's fill goes, the ROM's stays
+
+
+@pytest.mark.slow
+@pytest.mark.tool("verilator")
+def test_x_unique_finds_dependence_on_initial_values(fixture_core, sim_cache):
+    """Verilator from random initial values (two seeds): a sound core gives the same exact
+    results; a core that reads a register no reset clears fails."""
+    core = fixture_core(n_in=5, n_out=3, latency=2)
+    v = _write(core, sim_cache / f"{request_name(core)}.v")
+    x, want = _vectors(core, n=3)
+    for seed in (1, 2):
+        r = run_cocotb(v, "fixture_top", x, want, core.cycles_predicted, "verilator", sim_cache / "xu-good",
+                       x_seed=seed, resets=True, seed=seed)
+        assert r.passed, r.summary()
+        np.testing.assert_array_equal(r.outputs, want)
+    bad = fixture_core(n_in=5, n_out=3, latency=2, fault="uninit")
+    v = _write(bad, sim_cache / f"{request_name(bad)}.v")
+    assert run_cocotb(v, "fixture_top", x, want, bad.cycles_predicted, "verilator", sim_cache / "xu-bad").passed
+    r = run_cocotb(v, "fixture_top", x, want, bad.cycles_predicted, "verilator", sim_cache / "xu-bad", x_seed=1)
+    assert r.mismatches > 0 and not r.passed

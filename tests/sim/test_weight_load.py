@@ -122,3 +122,28 @@ def test_start_is_ignored_until_loaded(design):
     sim.add_testbench(bench)
     sim.run()
     assert seen == {"loaded": 1, "ready": 0, "busy": 1}
+
+
+@pytest.mark.parametrize("simulator", ["amaranth", "icarus"])
+def test_stalls_and_resets_with_a_weight_load(design, tmp_path, simulator):
+    """Random stalls hold the loaded weight RAM (and the activation RAM, both Verilog modules
+    outside the stall's EnableInserter) exactly; after a mid-run reset (which clears
+    ``loaded``) the image goes in again, in the same cycles."""
+    from hwflow.rtl.accelerator import to_verilog
+    from hwflow.sim.cocotb_runner import run_cocotb
+
+    prog, xs, want = design
+    load = (pack_words(prog.weights, prog.wbits), prog.load_cycles)
+    if simulator == "amaranth":
+        r = run_amaranth(Accelerator(prog), xs, want, prog.cycles, output_size=prog.output_size,
+                         stream=prog.stream_maps(), load=load, stall=0.4, seed=1)
+    else:
+        v = tmp_path / "hwflow_top.v"
+        v.write_text(to_verilog(prog, "hwflow_top"))
+        r = run_cocotb(v, "hwflow_top", xs, want, prog.cycles, simulator, tmp_path / simulator,
+                       output_size=prog.output_size, stream=prog.stream_maps(), load=load, stall=0.4, seed=1,
+                       resets=True)
+        assert r.resets == 3
+    assert r.passed, r.summary()
+    assert all(s > 0 for s in r.stall_cycles)
+    assert r.cycles == [prog.cycles + s for s in r.stall_cycles] == r.core_cycles
