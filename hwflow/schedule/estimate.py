@@ -462,8 +462,8 @@ def estimate(prog, target) -> dict:
     dsps = ndsp * mac_dsp
     if prog.mbits > 1:  # one requantizer a back-end lane; m is unsigned: one more bit
         dsps += prog.rq_lanes * dsp_blocks(prog.post_bits, prog.mbits + 1, family)
-    if prog.addm_bits:
-        dsps += 2 * prog.rq_lanes
+    if prog.addm_bits:  # the Add's a * ma + b * mb a back-end lane; ma, mb are signed
+        dsps += 2 * prog.rq_lanes * dsp_blocks(prog.acc_bits, prog.addm_bits + 1, family)
     fam = family if family in _COEF else _COEF_FALLBACK
     per_block = block_estimates(prog, fam)
     pack = _coef(fam)["pack"]
