@@ -144,11 +144,12 @@ def refuse(model: Path) -> dict:
         p = subprocess.Popen([sys.executable, "-m", "hwflow.cli", "compile", str(model), "--target", "fpga-medium",
                               "-o", str(Path(tmp) / "b")], stdout=subprocess.DEVNULL, stderr=err, text=True)
         _, status, ru = os.wait4(p.pid, 0)  # this child's own peak (RUSAGE_CHILDREN is the max of all so far)
+        p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
         secs = time.perf_counter() - t0
         built = (Path(tmp) / "b").exists()
         err.seek(0)
         line = err.read().strip()
-    return {"seconds": secs, "peak_mb": ru.ru_maxrss / 1024, "exit": os.waitstatus_to_exitcode(status),
+    return {"seconds": secs, "peak_mb": ru.ru_maxrss / 1024, "exit": p.returncode,
             "line": line, "build": built}
 
 
