@@ -224,7 +224,7 @@ class Accelerator(wiring.Component):
             # The depthwise unit (rtl/dw_array.py): its weights are the tap's diagonal.
             m.submodules.dw = dw = DwArray(max(l.dwr for l in dws), simd, max(l.k for l in dws), dws[0].dkw,
                                            p.abits, p.wbits, p.acc_bits, strides=tuple({l.dsh for l in dws}),
-                                           count_bits=len(da["dw_cols_m1"]))
+                                           count_bits=max(len(da["dw_cols_m1"]), len(da["dw_groups_m1"])))
             assert dw.latency == lat["dw"] and all(l.dkw == dws[0].dkw for l in dws), lat
             m.d.comb += [
                 dw.x.eq(x), dw.w.eq(Cat(*(w.word_select(s * simd + s, p.wbits) for s in range(simd)))),
@@ -357,6 +357,8 @@ class Accelerator(wiring.Component):
         if p.argmax:  # one back-end lane (the scheduler's rule)
             self._argmax(m, ctrl, first, done, waddr, wlane)
 
+        self._dbg = dict(load=load, wr_en=act.wr_en, wr_addr=act.wr_addr, wr_data=act.wr_data, run=ctrl.running,
+                         dwv=dw.out_valid if dws else load)
         # ---- stalls hold the whole core; the cycle counter runs on ---------------------------
         top = Module()
         top.submodules.core = EnableInserter(~ctrl.stall)(m)

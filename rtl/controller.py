@@ -76,7 +76,7 @@ class Controller(wiring.Component):
         self._aw = addr_bits(program.act_words)
         # Weight addresses are virtual words: a packed depthwise step's are ``w_pack`` a ROM word.
         self._ww = addr_bits(max([program.weights.shape[0]]
-                                 + [l.w_base + l.w_words for l in program.layers if l.kind == "mac"]))
+                                 + [l.w_base + l.w_words for l in program.layers if l.kind in ("mac", "dw")]))
         word = simd * program.abits  # packed lanes
         super().__init__({
             "start": In(1),
