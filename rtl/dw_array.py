@@ -16,8 +16,10 @@ and reuses each activation word across the kernel window (a ``dw`` step,
   left a tap (a rotation) and one row up after a kernel row, so output row ``r`` always
   reads ``cur[0][r*sh]``. The tap's ``simd`` weights come from the weight ROM at the same
   step (the controller's weight address runs over the chunk's taps).
-- Operands, then products, then accumulators are registered (latency ``3`` from a tap to
-  the accumulator holding it: ``LATENCY``); a cycle after the last tap the accumulators
+- Operands, the multipliers' first adder level (shift-add trees in LUTs,
+  :func:`~hwflow.rtl.mac_array.lut_products`: the unit takes no DSPs), products, then
+  accumulators are registered (latency ``4`` from a tap to the accumulator holding it:
+  ``LATENCY``); a cycle after the last tap the accumulators
   move to ``obuf``, which hands the group's rows to the back end one a cycle (``out_valid``;
   the last group of a chunk may have fewer rows, ``last_rows``), row 0 first.
 
@@ -32,11 +34,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ._lanes import lane
+from .mac_array import lut_products
 
 __all__ = ["DwArray"]
 
 #: Cycles from a tap's operands to the accumulator that holds its product.
-LATENCY = 3
+LATENCY = 4
 
 
 class DwArray(wiring.Component):
@@ -178,18 +181,19 @@ class DwArray(wiring.Component):
         # ---- operands, products, accumulators ------------------------------------------------
         a_r = [Signal(word, name=f"dw_a_{r}", **rl) for r in range(R)]
         w_r = Signal(S * wb, **rl)
-        f1, f2, f3 = (Signal(3, name=f"dw_f{i}") for i in (1, 2, 3))
-        r1, r2, r3 = (Signal.like(self.rows_n, name=f"dw_rows{i}", **rl) for i in (1, 2, 3))
+        f1, f1b, f2, f3 = (Signal(3, name=f"dw_f{i}") for i in ("1", "1b", "2", "3"))
+        r1, r1b, r2, r3 = (Signal.like(self.rows_n, name=f"dw_rows{i}", **rl) for i in ("1", "1b", "2", "3"))
         trow_now = Mux(start, prow, trow)
-        m.d.sync += [f1.eq(Cat(tap_on, start, tap_last)), f2.eq(f1), f3.eq(f2), r1.eq(trow_now), r2.eq(r1),
-                     r3.eq(r2)]
+        m.d.sync += [f1.eq(Cat(tap_on, start, tap_last)), f1b.eq(f1), f2.eq(f1b), f3.eq(f2), r1.eq(trow_now),
+                     r1b.eq(r1), r2.eq(r1b), r3.eq(r2)]
         with m.If(tap_on):
             m.d.sync += [a_r[r].eq(operand(r)) for r in range(R)]
             m.d.sync += w_r.eq(self.w)
         pw = ab + wb
         prod = [Signal(S * pw, name=f"dw_prod_{r}", **rl) for r in range(R)]
         for r in range(R):
-            m.d.sync += prod[r].eq(Cat(*((lane(a_r[r], s, ab) * lane(w_r, s, wb))[:pw] for s in range(S))))
+            prods = lut_products(m, [(lane(a_r[r], s, ab), lane(w_r, s, wb)) for s in range(S)], pw, f"dwmul_{r}")
+            m.d.sync += prod[r].eq(Cat(*prods))
         accs = [[Signal(signed(acc_bits), name=f"dw_acc_{r}_{s}", **rl) for s in range(S)] for r in range(R)]
         with m.If(f2[0]):
             for r in range(R):

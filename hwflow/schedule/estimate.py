@@ -264,7 +264,7 @@ def block_features(prog, family: str) -> dict:
     pe, simd, ab, wb = prog.pe, prog.simd, prog.abits, prog.wbits
     nmul, vec = pe * simd, max(pe, simd)
     kinds = {l.kind for l in prog.layers}
-    has_add, has_mac = "add" in kinds, "mac" in kinds
+    has_add, has_mac = "add" in kinds, bool(kinds & {"mac", "dw"})  # a dw step reads the weight ROM too
     aw = addr_bits(prog.act_words)
     wwords = int(prog.weights.shape[0])
     ww = addr_bits(wwords)
@@ -359,6 +359,22 @@ def block_features(prog, family: str) -> dict:
                             "wpack": 0},
                     "ff": {"inputs": 0, "products": 0, "tree": 0, "wrom": 0, "lutmul": 0, "wload": 0, "wpack": 0}}
 
+    # Depthwise unit (rtl/dw_array.py), counted, not fitted (coefficient 1): the column, the
+    # window and its tap copy (``kw`` columns of ``H`` words each), operands, LUT multipliers
+    # (lut_mult_cost a lane: the unit takes no DSPs), products, accumulators and the row
+    # buffer; the copy's input mux (hold, rotate, rotate and shift) and the tap source mux a
+    # LUT a bit each, the accumulator adders, the row buffer's shift, the sweep counters.
+    dws = [l for l in prog.layers if l.kind == "dw"]
+    if dws:
+        R, H, KW = max(l.dwr for l in dws), max(l.k for l in dws), dws[0].dkw
+        lane_luts, lane_ffs = lut_mult_cost(wb, ab, family)
+        n = R * simd
+        cb = max(fw["dw_cols_m1"], fw["dw_groups_m1"])
+        f["dw"] = {"lut": {"window": 2 * KW * H * word + H * word, "lutmul": n * lane_luts,
+                           "adders": n * acc + R * simd * acc, "counters": 4 * cb + 16},
+                   "ff": {"window": (2 * KW + 1) * H * word, "pipe": R * word + simd * wb + n * lane_ffs
+                          + n * (wb + ab) + 2 * n * acc, "counters": 2 * cb + 2 * ubits(R) * 6 + 24}}
+
     # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters
     # (as fitted: without the registered ``cout - 1`` and ``nt - 1``, 2 x ``co_bits``).
     co_bits = count_bits(max(l.cout for l in prog.layers), vec)
@@ -443,7 +459,8 @@ def block_estimates(prog, family: str) -> dict:
     coef = _coef(family)
     out = {}
     for block, feats in block_features(prog, family).items():
-        c = coef.get(block, {})
+        # A block without fitted coefficients (the depthwise unit) counts its features as they are.
+        c = coef.get(block) or {res: {n: 1.0 for n in feats[res]} for res in ("lut", "ff")}
         out[block] = {res: float(sum(c.get(res, {}).get(n, 0.0) * v for n, v in feats[res].items()))
                       for res in ("lut", "ff")}
     return out

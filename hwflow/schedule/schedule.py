@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import OptionError, UnsupportedOpError
+from ..errors import FitError, OptionError, UnsupportedOpError
 from ..prune.sharing import codebook_bits
 from ..quant.arith import bits_for_range
 from ..quant.qgraph import QGraph, QLayer
@@ -62,7 +62,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     ``requant``: requantizer (one stage fewer without a multiplier); ``lut``: LUT ROM read;
     ``issue``: controller state to memory data (address register, synchronous read);
     ``dw``: the depthwise unit, a tap's operands to the accumulator holding it (operand
-    registers, product, accumulator; rtl/dw_array.py).
+    registers, the LUT multipliers' first level, product, accumulator; rtl/dw_array.py).
     ``mac`` = input register + two multiplier stages + ``ceil(log2(simd))`` tree registers +
     accumulator (the input register keeps block-RAM clock-to-out away from the multiplier;
     the DSP lanes' second input register sits beside the DSP, the LUT lanes' shift-add
@@ -76,7 +76,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "pre": 3,
         "requant": 4 if mbits > 1 else 3,
         "lut": 1,
-        "dw": 3,
+        "dw": 4,
     }
 
 
@@ -596,7 +596,8 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         whenever legal (``always``), or not at all (``never``).
     dw : bool
         Run depthwise convolutions on the depthwise unit where that is faster
-        (:func:`~hwflow.schedule.lower.dw_plan`); False: all on the array.
+        (:func:`~hwflow.schedule.lower.dw_plan`) and the unit fits the target (else as
+        with False); False: all on the array.
 
     Returns
     -------
@@ -609,6 +610,22 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     FitError
         The design exceeds the target's resources (see :func:`~hwflow.schedule.budget.check_budget`).
     """
+    if dw and _wants_dw(qgraph):
+        try:
+            return _schedule(qgraph, target, pe, simd, fuse, True)
+        except FitError:  # the unit's logic does not fit: the array runs the depthwise layers
+            pass
+    return _schedule(qgraph, target, pe, simd, fuse, False)
+
+
+def _wants_dw(qgraph: QGraph) -> bool:
+    """The graph has a depthwise convolution (the unit may run it)."""
+    return any(l.op == "conv" and l.groups > 1 and l.groups == l.out_channels and l.weight.shape[1] == 1
+               for l in qgraph.layers)
+
+
+def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
+    """:func:`schedule` with the depthwise unit allowed or not."""
     tgt = load_target(target if target is not None else "generic")
     if fuse not in ("auto", "always", "never"):
         raise OptionError(f"fuse must be 'auto', 'always' or 'never', not {fuse!r}")
