@@ -15,7 +15,11 @@ so the serializer is always free, which makes the cycle count the closed form of
 fused MaxPool's window (for other layers it is a one-cycle copy). A streamed first layer
 takes its words from the input stream instead of the RAM (lanes in the padding masked to
 the pad value); packed depthwise weight words are unpacked onto the diagonal before the
-array (:meth:`Accelerator._unpack`).
+array (:meth:`Accelerator._unpack`). A depthwise ``dw`` step runs on the depthwise unit
+(:mod:`hwflow.rtl.dw_array`) beside the array: it takes the same memory words and the
+unpacked diagonal (one tap's weights, lane ``s`` for channel ``s``), and hands the back end
+one output pixel's ``simd`` channels a load (the serializer's depthwise order; the back end
+has ``rq_lanes == simd`` then).
 
 Layers overlap: the controller starts the next layer while the previous one's results
 are still in flight. Every stage therefore takes its layer's fields from where its data
@@ -357,8 +361,6 @@ class Accelerator(wiring.Component):
         if p.argmax:  # one back-end lane (the scheduler's rule)
             self._argmax(m, ctrl, first, done, waddr, wlane)
 
-        self._dbg = dict(load=load, wr_en=act.wr_en, wr_addr=act.wr_addr, wr_data=act.wr_data, run=ctrl.running,
-                         dwv=dw.out_valid if dws else load)
         # ---- stalls hold the whole core; the cycle counter runs on ---------------------------
         top = Module()
         top.submodules.core = EnableInserter(~ctrl.stall)(m)

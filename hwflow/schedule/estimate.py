@@ -449,6 +449,10 @@ def block_features(prog, family: str) -> dict:
     return f
 
 
+#: Blocks whose features are counted LUTs and FFs, not fitted (rtl/dw_array.py).
+_COUNTED = ("dw",)
+
+
 def _coef(family: str) -> dict:
     return _COEF.get(family) or _COEF[_COEF_FALLBACK]
 
@@ -459,8 +463,9 @@ def block_estimates(prog, family: str) -> dict:
     coef = _coef(family)
     out = {}
     for block, feats in block_features(prog, family).items():
-        # A block without fitted coefficients (the depthwise unit) counts its features as they are.
-        c = coef.get(block) or {res: {n: 1.0 for n in feats[res]} for res in ("lut", "ff")}
+        c = coef.get(block, {})
+        if block in _COUNTED:  # no fitted coefficients: its features are LUT and FF counts
+            c = {res: {n: 1.0 for n in feats[res]} for res in ("lut", "ff")}
         out[block] = {res: float(sum(c.get(res, {}).get(n, 0.0) * v for n, v in feats[res].items()))
                       for res in ("lut", "ff")}
     return out

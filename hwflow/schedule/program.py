@@ -10,7 +10,9 @@ Cycle model (start sampled at cycle 0, ``done`` high at cycle ``cycles``)::
     cycles = input_lead + sum(layer.cycles) + output_beats + 2
     layer.cycles = SETUP + tiles * t + drain,   tiles = oh * ow * nt * qh * qw
 
-``t`` is the number of cycles spent per tile (``max(k, nb)``), ``drain`` the number of
+``t`` is the number of cycles spent per tile (``max(k, nb)``; a depthwise ``dw`` step's tile
+is one input column of a row group, ``t = max(reads, kh*kw)``, see :class:`LayerProgram`),
+``drain`` the number of
 cycles before the next step may start: for the last step, until its last result is
 written; for the others as few as the next step's reads and the back end allow (layers
 overlap, see :func:`~hwflow.schedule.schedule.overlap_drains`).
