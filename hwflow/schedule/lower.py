@@ -74,6 +74,12 @@ class RomImages:
         self._ch_next = 0
         self._luts: list[np.ndarray] = []
         self._lut_next = 0
+        self._reach = 0  # virtual weight words some step reads (past its own: a dw step)
+
+    def reserve(self, end: int) -> None:
+        """A step reads virtual weight words up to ``end`` (exclusive): the image reaches that far
+        (zero words after the last layer's, only if it is short)."""
+        self._reach = max(self._reach, end)
 
     def add_weights(self, words: np.ndarray, codebook=None, diagonal: bool = False) -> int:
         """Append ``(n, pe, simd)`` weight words (with ``ibits``: their indices in ``codebook``).
@@ -132,8 +138,10 @@ class RomImages:
         """The :class:`~hwflow.schedule.program.Program` fields: ``weights``, ``bias``, ``m``, ``n``,
         ``lut``, ``codebooks``, ``cb_bases`` (an empty image holds one neutral entry)."""
         cat = lambda parts, empty: np.concatenate(parts) if parts else empty  # noqa: E731
+        short = -(-self._reach // self.pack) - self._w_next if self._reach else 0
+        tail = [np.zeros((short, pe, simd), np.int64)] if short > 0 else []
         return {
-            "weights": cat(self._weights, np.zeros((1, pe, simd), np.int64)),
+            "weights": cat(self._weights + tail, np.zeros((1, pe, simd), np.int64)),
             "bias": cat([c[0] for c in self._chan], np.zeros(self.lanes, np.int64)),
             "m": cat([c[1] for c in self._chan], np.ones(self.lanes, np.int64)),
             "n": cat([c[2] for c in self._chan], np.zeros(self.lanes, np.int64)),
@@ -403,7 +411,8 @@ def _lower_dw(layer: QLayer, ctx: LowerContext, x: TensorMap, common: dict, geo:
     lanes across a chunk's ``simd`` channels, ``rows`` output rows at once, the kernel taps in
     time; the loop nest's meaning is :class:`~hwflow.schedule.program.LayerProgram`'s. The
     weight words hold one tap of a chunk on the diagonal (packed ``w_pack`` a ROM word), in
-    tap order, and a few zero words after the last so every read stays in the ROM."""
+    tap order; the last chunk's column reads ``t - kh*kw`` words past them, which the ROM
+    image reaches (:meth:`RomImages.reserve`)."""
     simd = ctx.simd
     (kh, kw), (sh, sw) = layer.kernel, layer.strides
     oh, ow = common["oh"], common["ow"]
@@ -412,17 +421,19 @@ def _lower_dw(layer: QLayer, ctx: LowerContext, x: TensorMap, common: dict, geo:
     taps = kh * kw
     w = dense()  # (c, c, kh, kw), diagonal
     ch = np.arange(c)
-    words = np.zeros((nt * taps + max(0, t - taps), simd, simd), np.int64)
+    words = np.zeros((nt * taps, simd, simd), np.int64)
     g, p = np.divmod(ch, simd)
     for ky in range(kh):
         for kx in range(kw):
             words[g * taps + ky * kw + kx, p, p] = w[ch, ch, ky, kx]
     w_base = ctx.roms.add_weights(words, diagonal=True)
+    reach = nt * taps + max(0, t - taps)  # virtual words the step's reads reach
+    ctx.roms.reserve(w_base + reach)
     conv_hw = oh * ow
     step = LayerProgram(**{**common, "oh": 1, "ow": 1}, kind="dw", kh=reads, kw=1, sh=1, sw=1,
                         pt=geo.pads[0], pl=geo.pads[1], qh=-(-oh // rows), qw=(ow - 1) * sw + kw + 1,
                         wsh=rows * sh, wsw=1, nt=nt, cis=1, tpg=1, k=reads, t=t, nb=simd, ng=1, cout=c,
-                        w_base=w_base, w_words=words.shape[0], wpk=1, wk=taps, dwr=rows, dkh=kh, dkw=kw,
+                        w_base=w_base, w_words=reach, wpk=1, wk=taps, dwr=rows, dkh=kh, dkw=kw,
                         dsh=sh, dsw=sw, doh=oh, dow=ow,
                         ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, c, ctx.shift(layer)),
                         pv=x.zero_point, macs=int(layer.weight.size) * conv_hw)
