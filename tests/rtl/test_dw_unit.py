@@ -52,7 +52,7 @@ def test_dw_steps_are_exact_in_amaranth(name, shape):
 
 @pytest.mark.sim
 @pytest.mark.slow
-@pytest.mark.parametrize("name,shape", [("s1", 4), ("s2", 8), ("s1-pads-last", 8), ("k2-chain", 4)])
+@pytest.mark.parametrize("name,shape", [("k2-chain", 8), ("s2", 4)])  # strides 1 and 2, pads, 12 and 10 channels
 def test_dw_steps_are_exact_on_verilator(name, shape, tmp_path):
     b, qg = _graph(name, seed=shape)
     prog = schedule(qg, "generic", pe=shape, simd=shape)
