@@ -151,7 +151,7 @@ class Accelerator(wiring.Component):
         # ---- unit inputs: memory word with padding replaced by the pad value ----------------
         # Fields used where the data arrives come from the descriptor as it was when the read
         # was issued (the controller may already be on the next layer).
-        da = {f: d[f] for f in UNIT_FIELDS}
+        da = {f: d[f] for f in UNIT_FIELDS if f in ctrl.fields}
         assert ctrl.latency == lat["issue"], (ctrl.latency, lat)
         for i in range(ctrl.latency):
             nxt = {f: Signal(v.shape(), name=f"da{i}_{f}", reset_less=True) for f, v in da.items()}
@@ -259,16 +259,17 @@ class Accelerator(wiring.Component):
         # ``load`` (counted: ``loads_m1`` per layer) moves them to ``bd``. The schedule
         # guarantees one queued layer at most (a layer's first load comes before the next
         # layer's ``init``) and that a layer's first load finds the back end empty.
-        nxt = {f: Signal(d[f].shape(), name=f"nxt_{f}", reset_less=True) for f in BACK_FIELDS}
-        bd = {f: Signal(d[f].shape(), name=f"bd_{f}", reset_less=True) for f in BACK_FIELDS}
+        back = [f for f in BACK_FIELDS if f in ctrl.fields]
+        nxt = {f: Signal(d[f].shape(), name=f"nxt_{f}", reset_less=True) for f in back}
+        bd = {f: Signal(d[f].shape(), name=f"bd_{f}", reset_less=True) for f in back}
         left = Signal.like(d.loads_m1)  # loads of the current layer still to come
         fresh = Signal(init=1)          # the next load is a layer's first
         first = Signal()
         m.d.comb += first.eq(load & fresh)
         with m.If(ctrl.init):
-            m.d.sync += [nxt[f].eq(d[f]) for f in BACK_FIELDS]
+            m.d.sync += [nxt[f].eq(d[f]) for f in back]
         with m.If(first):
-            m.d.sync += [bd[f].eq(nxt[f]) for f in BACK_FIELDS]
+            m.d.sync += [bd[f].eq(nxt[f]) for f in back]
             m.d.sync += [left.eq(nxt["loads_m1"]), fresh.eq(nxt["loads_m1"] == 0)]
         with m.Elif(load):
             m.d.sync += [left.eq(left - 1), fresh.eq(left == 1)]
@@ -284,7 +285,7 @@ class Accelerator(wiring.Component):
 
         # ---- serializer ---------------------------------------------------------------------
         L = p.rq_lanes
-        dw_bits = max([len(bd[f]) for f in ("dw_ow", "dw_groups")] + [1])
+        dw_bits = max([len(bd[f]) for f in ("dw_ow", "dw_groups") if f in bd] + [1])
         m.submodules.ser = ser = Serializer(vec, simd, L, p.acc_bits, aw, addr_bits(p.bias.shape[0] // L),
                                             max(l.cout for l in p.layers), with_b=has_add,
                                             dw_rows=max([l.dwr for l in dws] + [0]), dw_bits=dw_bits)

@@ -72,6 +72,7 @@ class Controller(wiring.Component):
             raise ValueError("program has no layers")
         self._p = program
         self._desc = descriptor_layout(program)
+        self._fields = descriptor_fields(program)
         simd = program.simd
         self._aw = addr_bits(program.act_words)
         # Weight addresses are virtual words: a packed depthwise step's are ``w_pack`` a ROM word.
@@ -108,6 +109,11 @@ class Controller(wiring.Component):
             "running": Out(1),
             "stall": Out(1),
         })
+
+    @property
+    def fields(self) -> dict:
+        """The descriptor's fields, ``{name: (width, signed)}`` (the depthwise ones only with ``dw`` steps)."""
+        return self._fields
 
     @property
     def latency(self) -> int:
@@ -326,7 +332,7 @@ class Controller(wiring.Component):
         with m.If(en_wy):
             m.d.sync += wiy.eq(Mux(wy_l, Mux(en_oy, iy0 + d.sh, iy0), wiy + d.wsh))
         with m.If(en_g):
-            m.d.sync += [wg.eq(Mux(g_l, d.w_base, wg + d.wk)), cs.eq(Mux(g_l, 0, Mux(gi_l, cs + d.cis, cs)))]
+            m.d.sync += [wg.eq(Mux(g_l, d.w_base, wg + (d.wk if "wk" in self._fields else d.k))), cs.eq(Mux(g_l, 0, Mux(gi_l, cs + d.cis, cs)))]
         with m.If(en_ox):
             m.d.sync += [ix0.eq(ix0_next), p0.eq(p0_next)]
         with m.If(run_last):

@@ -12,7 +12,7 @@ from ..quant.arith import bits_for_range
 from .program import KINDS
 from .widths import addr_bits
 
-__all__ = ["KIND_CODES", "LOOPS", "BACK_FIELDS", "UNIT_FIELDS", "descriptor_values", "descriptor_fields"]
+__all__ = ["KIND_CODES", "LOOPS", "BACK_FIELDS", "UNIT_FIELDS", "DW_FIELDS", "descriptor_values", "descriptor_fields"]
 
 #: The descriptor's ``kind`` code of each step kind.
 KIND_CODES = {k: i for i, k in enumerate(KINDS)}
@@ -39,6 +39,9 @@ LOOPS = _MINUS_ONE
 BACK_FIELDS = ("ng", "nt", "cout", "ch_word", "out_base", "och", "coff_chunk", "coff_lane",
                "kind", "ma", "mb", "z_out", "lo", "hi", "lut_en", "lut_base", "loads_m1",
                "dw_rows", "dw_last_rows", "dw_ow", "dw_groups", "dw_row_step", "dw_grp_step")
+#: The depthwise unit's fields (and the weight step ``wk``): only in a program with ``dw`` steps.
+DW_FIELDS = ("wk", "dw_rows", "dw_last_rows", "dw_ow", "dw_groups", "dw_row_step", "dw_grp_step", "dw_kh_m1",
+             "dw_kw_m1", "dw_cols_m1", "dw_groups_m1", "dw_sh2", "dw_sw2")
 #: Fields the units (pad substitution, pool unit, depthwise unit) use, delayed to the memory data.
 UNIT_FIELDS = ("kind", "pv", "za", "zb", "stream", "dw_kh_m1", "dw_cols_m1", "dw_groups_m1", "dw_rows",
                "dw_last_rows", "dw_sh2", "dw_sw2", "dw_kw_m1")
@@ -93,6 +96,10 @@ def descriptor_values(program) -> list[dict]:
             ("a_krow", (iw - (l.kw - 1)) * ich - (cis - 1)))})
         out[-1].update({f"{f}_m2": max(0, out[-1][f] - 2) for f in _MINUS_TWO})
         out[-1]["is1"] = sum(1 << i for i, f in enumerate(LOOPS) if out[-1][f] == 1)
+    if not any(l.kind == "dw" for l in program.layers):  # no depthwise unit: no fields for it
+        for v in out:
+            for f in DW_FIELDS:
+                del v[f]
     return out
 
 
@@ -104,6 +111,8 @@ def descriptor_fields(program, values: list[dict] | None = None) -> dict[str, tu
     vals = descriptor_values(program) if values is None else values
     fields: dict[str, tuple[int, bool]] = {}
     for f in _UNSIGNED + tuple(f"{f}_m1" for f in _MINUS_ONE) + tuple(f"{f}_m2" for f in _MINUS_TWO):
+        if f not in vals[0]:
+            continue
         fields[f] = (max(1, max(v[f] for v in vals).bit_length()), False)
     fields["is1"] = (len(LOOPS), False)
     for f in _SIGNED:

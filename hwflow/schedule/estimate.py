@@ -476,7 +476,8 @@ def block_features(prog, family: str) -> dict:
     # Layer overlap: the queued and current back-end fields (two copies), the unit fields
     # delayed to the data (``issue`` stages), the registered result vector; fields constant
     # over the layers are constants after synthesis.
-    overlap = (2 * sum(var[n] for n in BACK_FIELDS) + prog.latency["issue"] * sum(var[n] for n in UNIT_FIELDS)
+    overlap = (2 * sum(var.get(n, 0) for n in BACK_FIELDS)
+               + prog.latency["issue"] * sum(var.get(n, 0) for n in UNIT_FIELDS)
                + (vec if pooled else pe) * acc * (2 if has_add else 1))
     f["top"] = {"lut": {"one": 1, "pad": word, "hold": hold, "select": vec * acc if pooled else 0,
                         "pre": L * post + aw + tag0},
