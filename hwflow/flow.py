@@ -362,7 +362,7 @@ def step_write(s: FlowState) -> None:
         from .sim.beats import words_hex
 
         p = s.program
-        (d / LOAD_FILE).write_text(words_hex(pack_words(p.weights, p.ibits or p.wbits), p.weight_word_bits),
+        (d / LOAD_FILE).write_text(words_hex(pack_words(p.weights, p.stored_wbits), p.weight_word_bits),
                                    encoding="ascii")
     _copy_model(s.model_path, d / MODEL_FILE)
     write_json(d / "schedule.json", s.program.to_json())

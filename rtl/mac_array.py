@@ -11,6 +11,10 @@ sums the products in a registered adder tree and accumulates the sum:
   array, the other lanes paying in LUTs. Both are bit-exact and take the same two stages
   (DSP lanes: a second input register beside the DSP, then the product; LUT lanes: the
   first adder level, then the rest of the shift-add tree);
+  With ``lane="pot"`` (power-of-two weights, :mod:`hwflow.quant.wformat`) the ``w`` port
+  carries ``cbits``-bit pot codes (sign bit, exponent field ``e``) and no lane multiplies
+  (:func:`pot_products`): the first stage shifts ``a`` left by ``e - 1`` (zero for ``e = 0``),
+  the second negates it by the sign. Same latency, no DSP, no ``$mul``;
 - ``ceil(log2(simd))`` stages: one registered adder-tree level each;
 - last stage: ``acc[p] = sum`` when ``first`` else ``acc[p] + sum`` (only when ``valid``).
 
@@ -82,6 +86,31 @@ def lut_products(m: Module, pairs, pw: int, name: str) -> list[Value]:
     return [t[0][0][:pw] for t in trees]
 
 
+def pot_products(m: Module, pairs, cbits: int, pw: int, name: str) -> list[Value]:
+    """Products ``a * w`` of signed ``a`` and pot codes ``w`` (``cbits`` bits: sign bit,
+    exponent field ``e``; the value is 0 for ``e = 0``, else ``±2**(e-1)``), in two
+    registered stages: a barrel shift, then a conditional negation. No multiplier.
+
+    ``(a << e) >> 1`` is ``a << (e - 1)`` for ``e >= 1``; ``e = 0`` selects zero. The shifted
+    value needs ``len(a) + 2**(cbits-1) - 2`` bits and its negation one more, which is at
+    most ``pw`` (the weight values' width plus ``len(a)``).
+    """
+    if not pairs:
+        return []
+    ebits = cbits - 1
+    sw = len(pairs[0][0]) + (1 << ebits) - 2
+    shifted = Signal(sw * len(pairs), name=f"{name}_sh", reset_less=True)
+    signs = Signal(len(pairs), name=f"{name}_sg", reset_less=True)
+    m.d.sync += [shifted.eq(Cat(*(Mux(w[:ebits] == 0, 0, (a << w[:ebits]) >> 1)[:sw] for a, w in pairs))),
+                 signs.eq(Cat(*(w[ebits] for _, w in pairs)))]
+    out = []
+    for i in range(len(pairs)):
+        v = shifted.word_select(i, sw).as_signed()
+        x = Mux(signs[i], -v, v)  # sw + 1 signed bits, sign-extended to the product's pw
+        out.append(Cat(x, x[-1].replicate(pw - len(x))))
+    return out
+
+
 class MacArray(wiring.Component):
     """A ``pe`` x ``simd`` MAC array.
 
@@ -99,20 +128,32 @@ class MacArray(wiring.Component):
         Signed accumulator width (from the worst case the schedule computed).
     dsp_mults : int, optional
         Lanes ``0 .. dsp_mults-1`` multiply with ``*`` (DSPs), the others with LUT logic
-        (:func:`lut_products`). ``None``: every lane uses ``*``.
+        (:func:`lut_products`). ``None``: every lane uses ``*``. A ``pot`` array has none.
+    lane : str, optional
+        ``"mul"`` (multiplying lanes) or ``"pot"`` (shift lanes, :func:`pot_products`).
+    cbits : int, optional
+        ``pot``: the code width of ``w``'s lanes (3..5); ``wbits`` is then the width of the
+        values, ``2**(cbits-1)``.
     """
 
     def __init__(self, pe: int, simd: int, wbits: int, abits: int, acc_bits: int,
-                 dsp_mults: int | None = None):
+                 dsp_mults: int | None = None, lane: str = "mul", cbits: int = 0):
         self._pe = _check("pe", pe)
         self._simd = _check("simd", simd)
         self._wbits = _check("wbits", wbits, 2)
         self._abits = _check("abits", abits, 2)
         self._acc_bits = _check("acc_bits", acc_bits, 2)
-        self._dsp_mults = pe * simd if dsp_mults is None else min(_check("dsp_mults", dsp_mults, 0), pe * simd)
+        if lane not in ("mul", "pot"):
+            raise ValueError(f"lane must be 'mul' or 'pot', not {lane!r}")
+        if lane == "pot" and (_check("cbits", cbits, 3) > 5 or wbits < 1 << (cbits - 1)):
+            raise ValueError(f"a pot lane takes cbits 3..5 and wbits >= 2**(cbits-1), not cbits {cbits!r} "
+                             f"wbits {wbits!r}")
+        self._lane, self._cbits = lane, (cbits if lane == "pot" else wbits)
+        self._dsp_mults = 0 if lane == "pot" else \
+            pe * simd if dsp_mults is None else min(_check("dsp_mults", dsp_mults, 0), pe * simd)
         super().__init__({
             "a": In(simd * abits),
-            "w": In(pe * simd * wbits),
+            "w": In(pe * simd * self._cbits),
             "valid": In(1),
             "first": In(1),
             "last": In(1),
@@ -123,6 +164,7 @@ class MacArray(wiring.Component):
     pe = property(lambda self: self._pe)
     simd = property(lambda self: self._simd)
     dsp_mults = property(lambda self: self._dsp_mults)
+    lane = property(lambda self: self._lane)
     levels = property(lambda self: tree_levels(self._simd))
 
     @property
@@ -147,6 +189,7 @@ class MacArray(wiring.Component):
         w_d = Signal(max(1, ndsp * self._wbits), name="w_dsp", reset_less=True)
         if ndsp:
             m.d.sync += [a_d.eq(a_r), w_d.eq(w_r[:ndsp * self._wbits])]
+        cb = self._cbits
         # Datapath registers need no reset (``first`` restarts the accumulator), and each
         # row's values are packed into one register per stage, which keeps the Verilog short.
         rows, width = [], pw
@@ -154,8 +197,9 @@ class MacArray(wiring.Component):
             r = Signal(pw * self._simd, name=f"prod_{p}", reset_less=True)
             k = min(self._simd, max(0, ndsp - p * self._simd))  # DSP lanes of this row
             prods = [lane(a_d, s, self._abits) * lane(w_d, p * self._simd + s, self._wbits) for s in range(k)]
-            prods += lut_products(m, [(lane(a_r, s, self._abits), lane(w_r, p * self._simd + s, self._wbits))
-                                      for s in range(k, self._simd)], pw, f"lutmul_{p}")
+            pairs = [(lane(a_r, s, self._abits), lane(w_r, p * self._simd + s, cb)) for s in range(k, self._simd)]
+            prods += pot_products(m, pairs, cb, pw, f"pot_{p}") if self._lane == "pot" else \
+                lut_products(m, pairs, pw, f"lutmul_{p}")
             m.d.sync += r.eq(Cat(*prods))
             rows.append(r)
         n = self._simd

@@ -136,7 +136,7 @@ def memories(prog) -> list[tuple[str, int, int, int | None, int]]:
     takes blocks for its varying columns only; a RAM (written: the activation RAM, a
     loaded weight RAM) keeps all of them.
     """
-    wbits = prog.ibits or prog.wbits
+    wbits = prog.stored_wbits
     width = prog.pe * prog.simd * wbits
     if prog.weight_load:
         wcols = width
@@ -353,7 +353,7 @@ def block_features(prog, family: str) -> dict:
     # same way (``wram_mux``: one LUT4 per 2-to-1 bit), and its loader has a word counter, a
     # last-word compare and an address mux (``wload``: a LUT4 and a FF per address bit,
     # plus the ``loaded`` flag and the registered row select).
-    wwidth = nmul * (prog.ibits or wb)
+    wwidth = nmul * (prog.stored_wbits)
     wrom_lut = wrom_ff = wrom_mux = wram_mux = wload_lut = wload_ff = 0
     if prog.weight_load:
         rows = math.ceil(wwords / max(d for d, _ in prog.weight_kind.shapes))
@@ -361,7 +361,7 @@ def block_features(prog, family: str) -> dict:
         wload_lut, wload_ff = 3 * ww, ww + 1 + ubits(rows - 1)
     elif has_mac and memory_style(wwords, wwidth) == "logic":
         flat = prog.weights.reshape(wwords, -1)
-        wrom_ff = sum(_varying_columns(flat[:, i], prog.ibits or wb) for i in range(flat.shape[1]))
+        wrom_ff = sum(_varying_columns(flat[:, i], prog.stored_wbits) for i in range(flat.shape[1]))
         wrom_lut = _rom_logic(wwords, wrom_ff)
     elif has_mac:
         wrom_mux = wwidth * (math.ceil(wwords / (256 if family == "ice40" else 1024)) - 1)
@@ -370,7 +370,7 @@ def block_features(prog, family: str) -> dict:
     # weight bit, the ROM address mux; the slot, flag and its delay in FFs.
     wpack_lut = wpack_ff = 0
     if has_mac and prog.w_pack > 1:
-        wpack_lut = pe * (prog.ibits or wb) * (prog.w_pack - 1) + wwidth + ww
+        wpack_lut = pe * (prog.stored_wbits) * (prog.w_pack - 1) + wwidth + ww
         wpack_ff = prog.w_pack.bit_length() + 2
     if has_mac:
         prod = wb + ab

@@ -42,6 +42,7 @@ from ..errors import OptionError, UnsupportedOpError
 from ..prune.sharing import codebook_bits
 from ..quant.arith import bits_for_range
 from ..quant.qgraph import QGraph, QLayer
+from ..quant.wformat import WeightFormat
 from ..targets import load_target
 from .budget import check_budget
 from .estimate import dsp_blocks, estimate, place_weights
@@ -579,7 +580,11 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         mbits = max(mbits, 2)
     lat = latencies(simd, mbits)
     ibits = codebook_bits(qgraph)  # weight sharing: the ROM holds codebook indices
-    roms = RomImages(ibits, lanes_max, weight_pack(pe, simd, ibits))
+    # One lane type for the whole array: shifts when every MAC layer has pot weights of one
+    # code width (rtl/mac_array.py), else multipliers.
+    fmts = {(l.wformat, l.wbits) for l in qgraph.layers if l.op in ("conv", "gemm")}
+    code = WeightFormat(*fmts.pop()) if len(fmts) == 1 and next(iter(fmts))[0] == "pot" and not ibits else None
+    roms = RomImages(ibits, lanes_max, weight_pack(pe, simd, ibits), code=code)
     if roms.ibits:
         lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
         lat["mac"] += lat["codebook"]
@@ -607,6 +612,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         **_datapath_widths(lowered, abits), **roms.images(pe, simd),
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
         latency=lat, host_tail=qgraph.host_tail.ops, target=tgt.name, ibits=roms.ibits,
+        lane="pot" if code is not None else "mul", cbits=code.wbits if code is not None else 0,
         input_lead=input_lead, dsp_mults=pe * simd, rq_lanes=lanes, input_stream=stream,
         w_pack=roms.pack if any(l.wpk for l in layers) else 1,
         input_index=qgraph.input_index() if qgraph.input_layout is not None else None,
@@ -614,7 +620,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     )
     prog.weight_kind, prog.act_kind = place_weights(prog, tgt), tgt.block_ram
     prog.estimate = estimate(prog, tgt)
-    prog.dsp_mults = mac_dsp_lanes(prog, tgt)
+    prog.dsp_mults = mac_dsp_lanes(prog, tgt) if prog.lane == "mul" else 0
     if prog.dsp_mults < pe * simd:
         prog.estimate = estimate(prog, tgt)
     check_budget(prog, tgt)
