@@ -14,7 +14,8 @@ sums the products in a registered adder tree and accumulates the sum:
   With ``lane="pot"`` (power-of-two weights, :mod:`hwflow.quant.wformat`) the ``w`` port
   carries ``cbits``-bit pot codes (sign bit, exponent field ``e``) and no lane multiplies
   (:func:`pot_products`): the first stage shifts ``a`` left by ``e - 1`` (zero for ``e = 0``),
-  the second negates it by the sign. Same latency, no DSP, no ``$mul``;
+  the second inverts it by the sign, and the adder tree and the accumulator take the
+  sign bits as carry-ins (which completes the negation). Same latency, no DSP, no ``$mul``;
 - ``ceil(log2(simd))`` stages: one registered adder-tree level each;
 - last stage: ``acc[p] = sum`` when ``first`` else ``acc[p] + sum`` (only when ``valid``).
 
@@ -86,17 +87,21 @@ def lut_products(m: Module, pairs, pw: int, name: str) -> list[Value]:
     return [t[0][0][:pw] for t in trees]
 
 
-def pot_products(m: Module, pairs, cbits: int, pw: int, name: str) -> list[Value]:
+def pot_products(m: Module, pairs, cbits: int, pw: int, name: str) -> tuple[list[Value], Value]:
     """Products ``a * w`` of signed ``a`` and pot codes ``w`` (``cbits`` bits: sign bit,
-    exponent field ``e``; the value is 0 for ``e = 0``, else ``±2**(e-1)``), in two
-    registered stages: a barrel shift, then a conditional negation. No multiplier.
+    exponent field ``e``; the value is 0 for ``e = 0``, else ``±2**(e-1)``), less one for
+    each negative code: ``(terms, signs)``, the terms and the codes' sign bits, registered.
 
-    ``(a << e) >> 1`` is ``a << (e - 1)`` for ``e >= 1``; ``e = 0`` selects zero. The shifted
-    value needs ``len(a) + 2**(cbits-1) - 2`` bits and its negation one more, which is at
-    most ``pw`` (the weight values' width plus ``len(a)``).
+    The first stage shifts: ``(a << e) >> 1`` is ``a << (e - 1)`` for ``e >= 1``; ``e = 0``
+    selects zero. The second inverts the bits where the sign is set: ``~v = -v - 1``, an XOR
+    synthesis merges into the shifter's last level, where a negation would be an adder a
+    lane. The caller adds each sign bit back as the carry-in of an adder it has anyway (the
+    adder tree's and the accumulator's: a row of ``simd`` lanes has ``simd`` of them). A
+    term needs ``len(a) + 2**(cbits-1) - 1`` signed bits, at most ``pw``; it is sign-extended
+    to ``pw``. No multiplier.
     """
     if not pairs:
-        return []
+        return [], C(0, 0)
     ebits = cbits - 1
     sw = len(pairs[0][0]) + (1 << ebits) - 2
     shifted = Signal(sw * len(pairs), name=f"{name}_sh", reset_less=True)
@@ -105,10 +110,11 @@ def pot_products(m: Module, pairs, cbits: int, pw: int, name: str) -> list[Value
                  signs.eq(Cat(*(w[ebits] for _, w in pairs)))]
     out = []
     for i in range(len(pairs)):
-        v = shifted.word_select(i, sw).as_signed()
-        x = Mux(signs[i], -v, v)  # sw + 1 signed bits, sign-extended to the product's pw
-        out.append(Cat(x, x[-1].replicate(pw - len(x))))
-    return out
+        x = shifted.word_select(i, sw) ^ signs[i].replicate(sw)  # ~v where the sign is set (sw bits)
+        out.append(Cat(x, x[-1].replicate(pw - sw)))
+    signs2 = Signal(len(pairs), name=f"{name}_sg2", reset_less=True)
+    m.d.sync += signs2.eq(signs)  # beside the product register
+    return out, signs2
 
 
 class MacArray(wiring.Component):
@@ -192,14 +198,21 @@ class MacArray(wiring.Component):
         cb = self._cbits
         # Datapath registers need no reset (``first`` restarts the accumulator), and each
         # row's values are packed into one register per stage, which keeps the Verilog short.
-        rows, width = [], pw
+        # pot lanes: the sign bits each row still owes its sum, one a carry-in of each adder
+        # (tree levels, then the accumulator), delayed beside the data.
+        rows, width, carries = [], pw, []
         for p in range(self._pe):
             r = Signal(pw * self._simd, name=f"prod_{p}", reset_less=True)
             k = min(self._simd, max(0, ndsp - p * self._simd))  # DSP lanes of this row
             prods = [lane(a_d, s, self._abits) * lane(w_d, p * self._simd + s, self._wbits) for s in range(k)]
             pairs = [(lane(a_r, s, self._abits), lane(w_r, p * self._simd + s, cb)) for s in range(k, self._simd)]
-            prods += pot_products(m, pairs, cb, pw, f"pot_{p}") if self._lane == "pot" else \
-                lut_products(m, pairs, pw, f"lutmul_{p}")
+            if self._lane == "pot":
+                terms, sg = pot_products(m, pairs, cb, pw, f"pot_{p}")
+                prods += terms
+                carries.append(list(sg))
+            else:
+                prods += lut_products(m, pairs, pw, f"lutmul_{p}")
+                carries.append([])
             m.d.sync += r.eq(Cat(*prods))
             rows.append(r)
         n = self._simd
@@ -216,15 +229,21 @@ class MacArray(wiring.Component):
                     m.d.comb += odd.eq(prev[-1])
                     prev[-1] = odd
                 r = Signal((width + 1) * nn, name=f"sum_{p}_l{lv}", reset_less=True)
-                m.d.sync += r.eq(Cat(*((prev[i] + prev[i + 1]) if i + 1 < n else prev[i]
+                owed = carries[p]
+                cin = [owed.pop() if owed else 0 for _ in range(n // 2)]
+                m.d.sync += r.eq(Cat(*((prev[i] + prev[i + 1] + cin[i // 2])[:width + 1] if i + 1 < n else prev[i]
                                        for i in range(0, n, 2))))
                 rows[p] = r
+                if owed:
+                    later = Signal(len(owed), name=f"carry_{p}_l{lv}", reset_less=True)
+                    m.d.sync += later.eq(Cat(*owed))
+                    carries[p] = list(later)
             n, width = nn, width + 1
         valid, first, last = flags[0], flags[1], flags[2]
         accs = [Signal(signed(self._acc_bits), name=f"acc_{p}", reset_less=True) for p in range(self._pe)]
         for p, acc in enumerate(accs):
             with m.If(valid):
-                m.d.sync += acc.eq(Mux(first, 0, acc) + rows[p][:width].as_signed())
+                m.d.sync += acc.eq(Mux(first, 0, acc) + rows[p][:width].as_signed() + sum(carries[p]))
         m.d.comb += self.acc.eq(Cat(*accs))
         m.d.sync += self.out_valid.eq(valid & last)
         return m
