@@ -441,6 +441,7 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "ideal_cycles": p.ideal_cycles,
         "macs": p.macs,
         "layer_cycles": {l.name: l.cycles for l in p.layers},
+        "lanes": p.layer_lanes(),
         "memory": memory,
         "estimate": p.estimate,
         "input": {**_qtensor_json(qg.tensors[qg.input], qg.input_shape), "layout": qg.input_layout},

@@ -38,6 +38,7 @@ from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, c
                      shift_bits, shifter_widths, tree_levels, ubits)
 
 __all__ = ["act_banks", "estimate", "block_features", "block_estimates", "chan_width", "dsp_blocks", "lut_mult_cost",
+           "pot_lane_cost", "lane_costs",
            "memories", "memory_blocks", "memory_shapes", "memory_style", "memory_use", "place_memories",
            "place_weights"]
 
@@ -248,6 +249,45 @@ def lut_mult_cost(wbits: int, abits: int, family: str) -> tuple[int, int]:
     return luts + abits + wbits // 2, level1 + 2 * (wbits + abits)
 
 
+def pot_lane_cost(cbits: int, abits: int, family: str) -> tuple[int, int]:
+    """``(luts, ffs)`` of a MAC lane on the ``pot`` shift lane (rtl/mac_array.py ``pot_products``)
+    beyond a DSP lane's (what :func:`lut_mult_cost` counts for a multiplier in LUTs).
+
+    The barrel shift of the ``abits`` activation by the code's ``cbits - 1`` exponent bits
+    has ``sw = abits + 2**(cbits-1) - 2`` output bits and a 2-to-1 mux level per exponent
+    bit (one LUT4 a bit a level); the zero code and the sign's inversion fold into the
+    last level, the sign's +1 rides an adder's carry-in. Registers: the shifted value and
+    two sign bits. Measured (``python bench/lanes.py``, PE 4 x SIMD 4, 8-bit activations,
+    pot4, all-DSP array as the baseline): ECP5 42 LUT4s (the formula's 42), an 8 x 8 LUT
+    multiplier 138; iCE40 55 against 146 (its SB_MAC16 baseline absorbs more of the
+    adders; the formula is kept).
+    """
+    sw = abits + (1 << (cbits - 1)) - 2
+    return sw * (cbits - 1), sw + 2
+
+
+def lane_costs(prog, family: str) -> list[dict]:
+    """The MAC array's lanes by type: ``[{"lane", "count", "luts", "dsps"}]`` (``luts`` and
+    ``dsps`` for all ``count`` lanes, beyond the adder trees every lane type shares).
+
+    Types: ``pot`` (shift lanes, :func:`pot_lane_cost`), ``mul-dsp`` (a multiplier on DSPs,
+    :func:`dsp_blocks` each), ``mul-lut`` (a shift-add multiplier in LUTs, :func:`lut_mult_cost`).
+    """
+    n = prog.pe * prog.simd
+    if prog.lane == "pot":
+        return [{"lane": "pot", "count": n, "luts": n * pot_lane_cost(prog.cbits, prog.abits, family)[0], "dsps": 0}]
+    per = dsp_blocks(prog.wbits, prog.abits, family)
+    ndsp = n if not per or prog.dsp_mults is None else min(prog.dsp_mults, n)
+    out = []
+    if ndsp:
+        out.append({"lane": "mul-dsp" if per else "mul-lut", "count": ndsp, "dsps": ndsp * per,
+                    "luts": 0 if per else ndsp * prog.wbits * prog.abits})
+    if n - ndsp:
+        out.append({"lane": "mul-lut", "count": n - ndsp, "dsps": 0,
+                    "luts": (n - ndsp) * lut_mult_cost(prog.wbits, prog.abits, family)[0]})
+    return out
+
+
 # ---- LUT / FF: per-block formulas -----------------------------------------------------------
 
 #: Fitted coefficients (``estimate_coefficients.json``, package data): family -> block ->
@@ -380,14 +420,18 @@ def block_features(prog, family: str) -> dict:
         # ``3 * levels + 7``: the control flags beside the pipeline as fitted (the RTL has
         # ``3 * (levels + 3) + 1``).
         ndsp = nmul if not dsp_blocks(wb, ab, family) or prog.dsp_mults is None else min(prog.dsp_mults, nmul)
-        if dsp_blocks(wb, ab, family):
+        if prog.lane == "pot":  # shift lanes (no DSP lane's second input register)
+            ndsp = 0
+            lane_luts, lane_ffs = pot_lane_cost(prog.cbits, ab, family)
+            lutmul, lutmul_ff = nmul * lane_luts, nmul * lane_ffs - simd * ab
+        elif dsp_blocks(wb, ab, family):
             lane_luts, lane_ffs = lut_mult_cost(wb, ab, family)
             lutmul, lutmul_ff = (nmul - ndsp) * lane_luts, (nmul - ndsp) * lane_ffs
         else:
             lutmul, lutmul_ff = nmul * wb * ab, 0
         f["mac"] = {"lut": {"adders": tadd + pe * acc, "lutmul": lutmul, "wrom": wrom_lut, "wrom_mux": wrom_mux,
                             "wram_mux": wram_mux, "wload": wload_lut, "wpack": wpack_lut},
-                    "ff": {"inputs": simd * ab + nmul * wb + ndsp * wb + simd * ab, "products": nmul * prod,
+                    "ff": {"inputs": simd * ab + nmul * prog.stored_wbits + ndsp * wb + simd * ab, "products": nmul * prod,
                            "tree": tregs + pe * acc + 3 * levels + 7, "wrom": wrom_ff,
                            "lutmul": lutmul_ff, "wload": wload_ff, "wpack": wpack_ff}}
     else:
@@ -493,7 +537,7 @@ def estimate(prog, target) -> dict:
     family = getattr(target, "family", "generic")
     pe, simd = prog.pe, prog.simd
     nmul = pe * simd
-    mac_dsp = dsp_blocks(prog.wbits, prog.abits, family)
+    mac_dsp = dsp_blocks(prog.wbits, prog.abits, family) if prog.lane == "mul" else 0
     ndsp = nmul if prog.dsp_mults is None else min(prog.dsp_mults, nmul)
     dsps = ndsp * mac_dsp
     if prog.mbits > 1:  # one requantizer a back-end lane; m is unsigned: one more bit

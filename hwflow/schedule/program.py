@@ -318,6 +318,12 @@ class Program:
         code's exponent and negates by its sign (no multiplier).
     cbits : int
         ``pot`` lane: the code width the ROM holds (``QLayer.wbits``); 0 otherwise.
+    formats : dict
+        Each MAC layer's weight format and code width (``"pot4"``, ``"int8"``, ``"binary1"``),
+        by layer name, for :meth:`layer_lanes`.
+    lane_costs : list
+        The array's lanes by type with their LUT and DSP cost on the target
+        (:func:`~hwflow.schedule.estimate.lane_costs`).
     acc_bits : int
         MAC / pooling accumulator width (worst case over layers, bias excluded).
     post_bits : int
@@ -402,6 +408,8 @@ class Program:
     ibits: int = 0
     lane: str = "mul"
     cbits: int = 0
+    formats: dict = field(default_factory=dict)
+    lane_costs: list = field(default_factory=list)
     input_lead: int = 0
     codebooks: list = field(default_factory=list)
     cb_bases: list = field(default_factory=list)
@@ -420,6 +428,16 @@ class Program:
     def weight_load(self) -> bool:
         """The weights are loaded after reset through the weight-load port (not a ROM)."""
         return self.weight_kind is not None and not self.weight_kind.init
+
+    def layer_lanes(self) -> list[dict]:
+        """Per MAC layer: its weight format, the lane type it runs on and those lanes' LUT and
+        DSP cost (:func:`~hwflow.schedule.estimate.lane_costs`; one lane type a build: every
+        layer runs on the whole array, so the costs are the array's)."""
+        lanes = self.lane_costs
+        kind = " + ".join(f"{c['count']} {c['lane']}" for c in lanes)
+        luts, dsps = sum(c["luts"] for c in lanes), sum(c["dsps"] for c in lanes)
+        return [{"layer": name, "weights": fmt, "lane": kind, "luts": luts, "dsps": dsps}
+                for name, fmt in self.formats.items()]
 
     @property
     def stored_wbits(self) -> int:
@@ -560,6 +578,7 @@ class Program:
             "rq_lanes": self.rq_lanes,
             "w_pack": self.w_pack,
             "lane": self.lane,
+            "lanes": self.layer_lanes(),
             "widths": {
                 "abits": self.abits, "wbits": self.wbits, **({"cbits": self.cbits} if self.cbits else {}),
                 "acc_bits": self.acc_bits,
