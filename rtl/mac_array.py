@@ -11,7 +11,8 @@ sums the products in a registered adder tree and accumulates the sum:
   array, the other lanes paying in LUTs. Both are bit-exact and take the same two stages
   (DSP lanes: a second input register beside the DSP, then the product; LUT lanes: the
   first adder level, then the rest of the shift-add tree);
-  With ``lane="pot"`` (power-of-two weights, :mod:`hwflow.quant.wformat`) the ``w`` port
+  With ``lane="pot"`` (power-of-two weights, :mod:`hwflow.quant.wformat`) or ``"addsub"``
+  (binary and ternary weights as ternary codes: the pot code at ``cbits = 2``) the ``w`` port
   carries ``cbits``-bit pot codes (sign bit, exponent field ``e``) and no lane multiplies
   (:func:`pot_products`): the first stage shifts ``a`` left by ``e - 1`` (zero for ``e = 0``),
   the second inverts it by the sign, and the adder tree and the accumulator take the
@@ -136,10 +137,12 @@ class MacArray(wiring.Component):
         Lanes ``0 .. dsp_mults-1`` multiply with ``*`` (DSPs), the others with LUT logic
         (:func:`lut_products`). ``None``: every lane uses ``*``. A ``pot`` array has none.
     lane : str, optional
-        ``"mul"`` (multiplying lanes) or ``"pot"`` (shift lanes, :func:`pot_products`).
+        ``"mul"`` (multiplying lanes), ``"pot"`` (shift lanes, :func:`pot_products`) or
+        ``"addsub"`` (add/subtract/zero lanes: :func:`pot_products` at ``cbits = 2``, whose
+        codes are ternary's two's complement codes).
     cbits : int, optional
-        ``pot``: the code width of ``w``'s lanes (3..5); ``wbits`` is then the width of the
-        values, ``2**(cbits-1)``.
+        ``pot``: the code width of ``w``'s lanes (3..5; ``addsub``: 2); ``wbits`` is then at
+        least the width of the values, ``2**(cbits-1)``.
     """
 
     def __init__(self, pe: int, simd: int, wbits: int, abits: int, acc_bits: int,
@@ -149,13 +152,15 @@ class MacArray(wiring.Component):
         self._wbits = _check("wbits", wbits, 2)
         self._abits = _check("abits", abits, 2)
         self._acc_bits = _check("acc_bits", acc_bits, 2)
-        if lane not in ("mul", "pot"):
-            raise ValueError(f"lane must be 'mul' or 'pot', not {lane!r}")
+        if lane not in ("mul", "pot", "addsub"):
+            raise ValueError(f"lane must be 'mul', 'pot' or 'addsub', not {lane!r}")
+        if lane == "addsub" and cbits != 2:
+            raise ValueError(f"an addsub lane takes cbits 2, not {cbits!r}")
         if lane == "pot" and (_check("cbits", cbits, 3) > 5 or wbits < 1 << (cbits - 1)):
             raise ValueError(f"a pot lane takes cbits 3..5 and wbits >= 2**(cbits-1), not cbits {cbits!r} "
                              f"wbits {wbits!r}")
-        self._lane, self._cbits = lane, (cbits if lane == "pot" else wbits)
-        self._dsp_mults = 0 if lane == "pot" else \
+        self._lane, self._cbits = lane, (wbits if lane == "mul" else cbits)
+        self._dsp_mults = 0 if lane != "mul" else \
             pe * simd if dsp_mults is None else min(_check("dsp_mults", dsp_mults, 0), pe * simd)
         super().__init__({
             "a": In(simd * abits),
@@ -206,7 +211,7 @@ class MacArray(wiring.Component):
             k = min(self._simd, max(0, ndsp - p * self._simd))  # DSP lanes of this row
             prods = [lane(a_d, s, self._abits) * lane(w_d, p * self._simd + s, self._wbits) for s in range(k)]
             pairs = [(lane(a_r, s, self._abits), lane(w_r, p * self._simd + s, cb)) for s in range(k, self._simd)]
-            if self._lane == "pot":
+            if self._lane != "mul":
                 terms, sg = pot_products(m, pairs, cb, pw, f"pot_{p}")
                 prods += terms
                 carries.append(list(sg))

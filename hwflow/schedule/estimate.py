@@ -251,7 +251,9 @@ def lut_mult_cost(wbits: int, abits: int, family: str) -> tuple[int, int]:
 
 def pot_lane_cost(cbits: int, abits: int, family: str) -> tuple[int, int]:
     """``(luts, ffs)`` of a MAC lane on the ``pot`` shift lane (rtl/mac_array.py ``pot_products``)
-    beyond a DSP lane's (what :func:`lut_mult_cost` counts for a multiplier in LUTs).
+    beyond a DSP lane's (what :func:`lut_mult_cost` counts for a multiplier in LUTs);
+    ``cbits = 2`` is the add/subtract lane of binary and ternary weights (no shift level:
+    about a LUT4 a bit for the zero select and the inversion).
 
     The barrel shift of the ``abits`` activation by the code's ``cbits - 1`` exponent bits
     has ``sw = abits + 2**(cbits-1) - 2`` output bits and a 2-to-1 mux level per exponent
@@ -270,12 +272,12 @@ def lane_costs(prog, family: str) -> list[dict]:
     """The MAC array's lanes by type: ``[{"lane", "count", "luts", "dsps"}]`` (``luts`` and
     ``dsps`` for all ``count`` lanes, beyond the adder trees every lane type shares).
 
-    Types: ``pot`` (shift lanes, :func:`pot_lane_cost`), ``mul-dsp`` (a multiplier on DSPs,
+    Types: ``pot`` (shift lanes, :func:`pot_lane_cost`), ``addsub`` (its ``cbits = 2`` case), ``mul-dsp`` (a multiplier on DSPs,
     :func:`dsp_blocks` each), ``mul-lut`` (a shift-add multiplier in LUTs, :func:`lut_mult_cost`).
     """
     n = prog.pe * prog.simd
-    if prog.lane == "pot":
-        return [{"lane": "pot", "count": n, "luts": n * pot_lane_cost(prog.cbits, prog.abits, family)[0], "dsps": 0}]
+    if prog.lane != "mul":
+        return [{"lane": prog.lane, "count": n, "luts": n * pot_lane_cost(prog.cbits, prog.abits, family)[0], "dsps": 0}]
     per = dsp_blocks(prog.wbits, prog.abits, family)
     ndsp = n if not per or prog.dsp_mults is None else min(prog.dsp_mults, n)
     out = []
@@ -420,7 +422,7 @@ def block_features(prog, family: str) -> dict:
         # ``3 * levels + 7``: the control flags beside the pipeline as fitted (the RTL has
         # ``3 * (levels + 3) + 1``).
         ndsp = nmul if not dsp_blocks(wb, ab, family) or prog.dsp_mults is None else min(prog.dsp_mults, nmul)
-        if prog.lane == "pot":  # shift lanes (no DSP lane's second input register)
+        if prog.lane != "mul":  # shift or add/subtract lanes (no DSP lane's second input register)
             ndsp = 0
             lane_luts, lane_ffs = pot_lane_cost(prog.cbits, ab, family)
             lutmul, lutmul_ff = nmul * lane_luts, nmul * lane_ffs - simd * ab

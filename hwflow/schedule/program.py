@@ -315,9 +315,11 @@ class Program:
         The MAC lanes' datapath (one for the whole array, :mod:`hwflow.rtl.mac_array`):
         ``"mul"`` multiplies weight values (DSPs or LUT shift-add trees); ``"pot"``, when every
         MAC layer has pot weights of one code width, shifts the activation by the stored
-        code's exponent and negates by its sign (no multiplier).
+        code's exponent and negates by its sign (no multiplier); ``"addsub"``, when every MAC
+        layer has binary or ternary weights, adds, subtracts or skips the activation by the
+        2-bit ternary code.
     cbits : int
-        ``pot`` lane: the code width the ROM holds (``QLayer.wbits``); 0 otherwise.
+        ``pot`` lane: the code width the ROM holds (``QLayer.wbits``); ``addsub``: 2; 0 otherwise.
     formats : dict
         Each MAC layer's weight format and code width (``"pot4"``, ``"int8"``, ``"binary1"``),
         by layer name, for :meth:`layer_lanes`.

@@ -538,22 +538,28 @@ def arrange(qgraph: QGraph, pe: int, simd: int, fuse: str = "auto", shared: bool
     return stream, fused, tensors, act_words
 
 
-def _pot_code(qgraph: QGraph) -> WeightFormat | None:
-    """The pot format of every MAC layer's weights when they share one (the array then runs
-    ``pot`` shift lanes, :attr:`Program.lane`), else None (multiplying lanes).
+def _lane_code(qgraph: QGraph) -> WeightFormat | None:
+    """The code format the array's lanes decode, or None (multiplying lanes).
 
-    One lane type for the whole array, not one a layer: an array switching datapath per
-    step would pay for both. With weight sharing the ROM holds codebook indices: multipliers.
+    ``pot`` when every MAC layer has pot weights of one code width (shift lanes); ternary
+    when every MAC layer has binary or ternary weights (add/subtract lanes; a binary
+    weight is stored as its 2-bit ternary code, since padding needs a zero). One lane type
+    for the whole array, not one a layer: an array switching datapath per step would pay
+    for both. With weight sharing the ROM holds codebook indices: multipliers.
     """
     fmts = {(l.wformat, l.wbits) for l in qgraph.layers if l.op in ("conv", "gemm")}
-    if len(fmts) != 1 or next(iter(fmts))[0] != "pot" or codebook_bits(qgraph):
+    if not fmts or codebook_bits(qgraph):
+        return None
+    if {f for f, _ in fmts} <= {"binary", "ternary"}:
+        return WeightFormat("ternary", 2)
+    if len(fmts) != 1 or next(iter(fmts))[0] != "pot":
         return None
     return WeightFormat(*fmts.pop())
 
 
 def _pot_shape(qgraph: QGraph, tgt, code: WeightFormat) -> tuple[int, int]:
-    """The default ``(pe, simd)`` of a pot build: the target's shape, doubled (the smaller of
-    the two first, SIMD on a tie) while its shift lanes cost no more LUTs than the target's
+    """The default ``(pe, simd)`` of a pot or add/subtract build: the target's shape, doubled (the
+    smaller of the two first, SIMD on a tie) while its lanes cost no more LUTs than the target's
     shape would in LUT multipliers (:func:`~.estimate.pot_lane_cost`, :func:`~.estimate.lut_mult_cost`)."""
     abits = max(t.bits for t in qgraph.tensors.values())
     fam = getattr(tgt, "family", "generic")
@@ -599,7 +605,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     tgt = load_target(target if target is not None else "generic")
     if fuse not in ("auto", "always", "never"):
         raise OptionError(f"fuse must be 'auto', 'always' or 'never', not {fuse!r}")
-    code = _pot_code(qgraph)
+    code = _lane_code(qgraph)
     if code is not None and pe is None and simd is None:
         wide = _pot_shape(qgraph, tgt, code)
         if wide != (tgt.pe, tgt.simd):
@@ -647,7 +653,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         **_datapath_widths(lowered, abits), **roms.images(pe, simd),
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
         latency=lat, host_tail=qgraph.host_tail.ops, target=tgt.name, ibits=roms.ibits,
-        lane="pot" if code is not None else "mul", cbits=code.wbits if code is not None else 0,
+        lane=("pot" if code.name == "pot" else "addsub") if code is not None else "mul", cbits=code.wbits if code is not None else 0,
         formats={l.name: f"{l.wformat}{l.wbits}" for l in qgraph.layers if l.op in ("conv", "gemm")},
         input_lead=input_lead, dsp_mults=pe * simd, rq_lanes=lanes, input_stream=stream,
         w_pack=roms.pack if any(l.wpk for l in layers) else 1,

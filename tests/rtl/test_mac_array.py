@@ -80,17 +80,21 @@ def test_mac_array_rejects_bad_parameters():
         MacArray(4, 4, 8, 8, 20, dsp_mults=-1)
 
 
-@pytest.mark.parametrize("pe,simd,cbits,abits", [(1, 1, 4, 8), (3, 5, 4, 8), (2, 4, 3, 5), (2, 3, 5, 8)])
+@pytest.mark.parametrize("pe,simd,cbits,abits", [(1, 1, 4, 8), (3, 5, 4, 8), (2, 4, 3, 5), (2, 3, 5, 8),
+                                                 (1, 1, 2, 8), (3, 5, 2, 8), (2, 8, 2, 2)])
 def test_pot_lane_matches_model(run_sim, pe, simd, cbits, abits):
-    """A ``pot`` array (shift lanes) takes codes and accumulates ``a * decode(code)`` exactly,
-    every code (zero with either sign bit, the largest exponent) and extreme activations."""
+    """A ``pot`` array (shift lanes) or, at ``cbits = 2``, an ``addsub`` array (ternary codes)
+    takes codes and accumulates ``a * decode(code)`` exactly: every code (zero with either
+    sign bit, ternary's unused ``0b10`` included, the largest exponent) and extreme activations."""
     from hwflow.quant.wformat import WeightFormat
 
-    fmt = WeightFormat("pot", cbits)
+    fmt = WeightFormat("pot", max(cbits, 3))
     rng = np.random.default_rng(cbits * 10 + pe + simd)
-    wbits = fmt.value_bits
+    wbits = 2 if cbits == 2 else fmt.value_bits
+    if cbits == 2:  # the pot code at 2 bits: sign, 1-bit exponent field
+        fmt.decode = lambda c: np.where(c & 1, np.where(c >> 1, -1, 1), 0)
     acc_bits = wbits + abits + 4 + simd.bit_length()
-    dut = MacArray(pe, simd, wbits, abits, acc_bits, lane="pot", cbits=cbits)
+    dut = MacArray(pe, simd, wbits, abits, acc_bits, lane="addsub" if cbits == 2 else "pot", cbits=cbits)
     assert dut.dsp_mults == 0 and dut.latency == 4 + (simd - 1).bit_length()
     alo, ahi = -(1 << (abits - 1)), (1 << (abits - 1)) - 1
     schedule, expected, t = [], [], 0
