@@ -234,7 +234,7 @@ class Accelerator(wiring.Component):
                                            count_bits=max(len(da["dw_cols_m1"]), len(da["dw_groups_m1"])))
             assert dw.latency == lat["dw"] and all(l.dkw == dws[0].dkw for l in dws), lat
             m.d.comb += [
-                dw.x.eq(x), dw.w.eq(Cat(*(w.word_select(s * simd + s, p.wbits) for s in range(simd)))),
+                dw.x.eq(x), dw.w.eq(Cat(*(w.word_select(s * simd + s, p.stored_wbits) for s in range(simd)))),
                 dw.valid.eq(ctrl.d_valid & is_dw), dw.first.eq(ctrl.d_first), dw.last.eq(ctrl.d_last),
                 dw.chunk.eq(ctrl.d_wfirst), dw.kh_m1.eq(da["dw_kh_m1"]), dw.kw_m1.eq(da["dw_kw_m1"]),
                 dw.cols_m1.eq(da["dw_cols_m1"]), dw.groups_m1.eq(da["dw_groups_m1"]), dw.rows_n.eq(da["dw_rows"]),

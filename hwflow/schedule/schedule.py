@@ -693,8 +693,10 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
         lat["mac"] += lat["codebook"]
 
     acc_shift = max([l.acc_shift for l in qgraph.layers] + [0])
+    # The depthwise unit multiplies weight values: only beside multiplying lanes.
+    dw_kw = _dw_kw(qgraph, pe, simd, lanes_max, roms.pack) if dw and code is None else 0
     ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()},
-                       acc_shift, stream, _dw_kw(qgraph, pe, simd, lanes_max, roms.pack) if dw else 0)
+                       acc_shift, stream, dw_kw)
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]
