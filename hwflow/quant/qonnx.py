@@ -23,7 +23,18 @@ that computes the same integers as qonnx's own executor
   qonnx's own arithmetic;
 - ``BipolarQuant`` of such a value (sign, 0 -> +1) is an integer threshold per channel:
   ``clamp(acc - T[c], -1, 0)`` and a 2-entry LUT to the codes -1 / +1;
-- MaxPool, Flatten and Reshape of quantized tensors are exact on codes;
+- MaxPool, Flatten and Reshape of quantized tensors are exact on codes; so is a Concat
+  of tensors of one type (Brevitas: branches sharing one quantizer);
+- an ``Add`` of two quantized tensors (a residual join), then Relu/Clip and its ``Quant``:
+  the contract's ``add``, ``(qa - za)·ma + (qb - zb)·mb`` requantized. With equal input
+  scales ``ma = mb = 1`` and the multiplier ``m/2**n`` is the scale ratio as for a layer;
+  with two scales ``ma/2**n`` and ``mb/2**n`` are the two ratios (``m = 1``), to
+  ``2**-24`` of an output step (wide ``add_m``: more DSPs in the back end);
+- ``Quant`` of a quantized tensor: nothing when it keeps every code, else a 1 x 1
+  AveragePool that requantizes it;
+- ``Quant(Tanh(x))`` / ``Quant(Sigmoid(x))`` of a quantized ``x`` (Brevitas: a QuantIdentity
+  before QuantTanh/QuantSigmoid): a table over ``x``'s codes, computed in float32 as qonnx
+  does, in the layer that writes ``x`` (or a ``lut`` layer when ``x`` has other readers);
 - the model's output, if no quantizer follows the last layer, is the exact integer
   accumulator; the host multiplies it by ``R[c]`` and adds ``O[c]`` (a per-channel host
   tail) unless one scale serves every channel.
