@@ -32,8 +32,8 @@ that computes the same integers as qonnx's own executor
   ``2**-24`` of an output step (wide ``add_m``: more DSPs in the back end);
 - ``Quant`` of a quantized tensor: nothing when it keeps every code, else a 1 x 1
   AveragePool that requantizes it;
-- ``Quant(Tanh(x))`` / ``Quant(Sigmoid(x))`` of a quantized ``x`` (Brevitas: a QuantIdentity
-  before QuantTanh/QuantSigmoid): a table over ``x``'s codes, computed in float32 as qonnx
+- ``Quant(Tanh(x))``, ``Quant(Sigmoid(x))``, ``Quant(LeakyRelu(x))`` of a quantized ``x``
+  (Brevitas: a QuantIdentity before QuantTanh/QuantSigmoid): a table over ``x``'s codes, computed in float32 as qonnx
   does, in the layer that writes ``x`` (or a ``lut`` layer when ``x`` has other readers);
 - the model's output, if no quantizer follows the last layer, is the exact integer
   accumulator; the host multiplies it by ``R[c]`` and adds ``O[c]`` (a per-channel host
@@ -192,7 +192,7 @@ class _Builder:
                     f"node {node.name!r} ({node.op}) is not supported in a QONNX model; hwflow meets exactly "
                     "Quant, BipolarQuant, Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, MaxPool, "
                     "AveragePool, Flatten, Reshape, per-channel Add/Mul of constants, Add and Concat of quantized "
-                    "tensors, and Tanh/Sigmoid of a quantized tensor"
+                    "tensors, and Tanh/Sigmoid/LeakyRelu of a quantized tensor"
                 )
             handler(node)
         if self.input is None:
@@ -492,7 +492,7 @@ class _Builder:
         self._quantized(src, node)
         self.tables[node.outputs[0]] = (src, node)
 
-    _op_Sigmoid = _op_Tanh
+    _op_Sigmoid = _op_LeakyRelu = _op_Tanh
 
     def _op_Sub(self, node: Node) -> None:
         p, c = self._affine_const(node)
@@ -627,7 +627,7 @@ class _Builder:
         self._finish(p, out, qrange, node)
 
     def _table(self, src: str, out: QTensor, node: Node) -> None:
-        """``Quant(Tanh(x))`` / ``Quant(Sigmoid(x))`` of a quantized ``x``: a table from every code of
+        """``Quant(Tanh(x))`` (Sigmoid, LeakyRelu) of a quantized ``x``: a table from every code of
         ``x`` to the output code, computed as qonnx computes it (float32). The table joins the
         layer that writes ``x`` when nothing else reads ``x``; else it is a ``lut`` layer."""
         tin_name, act = self.tables.pop(src)
@@ -635,7 +635,12 @@ class _Builder:
         lo, hi = tin.range
         q = np.arange(lo, hi + 1)
         x = ((q - tin.zero_point).astype(np.float32) * np.float32(tin.scale)).astype(np.float32)
-        y = np.tanh(x) if act.op == "Tanh" else (1 / (1 + np.exp(-x))).astype(np.float32)
+        if act.op == "Tanh":
+            y = np.tanh(x)
+        elif act.op == "Sigmoid":
+            y = 1 / (1 + np.exp(-x))
+        else:  # LeakyRelu
+            y = np.where(x >= 0, x, x * np.float32(act.attrs.get("alpha", 0.01)))
         table = self._codes(node, y.astype(np.float32), out)
         self.tensors[out.name] = out
         nodes = [act.name, node.name]
