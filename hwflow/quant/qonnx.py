@@ -21,6 +21,8 @@ that computes the same integers as qonnx's own executor
   not a short binary fraction the requantizer uses a wide multiplier (up to 32 bits):
   the error stays below ``2**-24`` of an output step, far inside the float32 rounding of
   qonnx's own arithmetic;
+- ``Trunc`` (Brevitas' TruncAvgPool2d) of a pool's or layer's value at its accumulator
+  step: ``round((acc + z) / 2**n)``, clamped, a requantizer with ``m = 1``;
 - ``BipolarQuant`` of such a value (sign, 0 -> +1) is an integer threshold per channel:
   ``clamp(acc - T[c], -1, 0)`` and a 2-entry LUT to the codes -1 / +1;
 - MaxPool, Flatten and Reshape of quantized tensors are exact on codes; so is a Concat
@@ -190,7 +192,7 @@ class _Builder:
             if handler is None:
                 raise UnsupportedOpError(
                     f"node {node.name!r} ({node.op}) is not supported in a QONNX model; hwflow meets exactly "
-                    "Quant, BipolarQuant, Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, MaxPool, "
+                    "Quant, BipolarQuant, Trunc, Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, MaxPool, "
                     "AveragePool, Flatten, Reshape, per-channel Add/Mul of constants, Add and Concat of quantized "
                     "tensors, and Tanh/Sigmoid/LeakyRelu of a quantized tensor"
                 )
@@ -284,6 +286,47 @@ class _Builder:
             "through other ops); hwflow meets an activation Quant exactly only after a Conv/Gemm/MatMul/AveragePool, "
             "an Add, a Tanh/Sigmoid of a quantized tensor, or on a quantized tensor"
         )
+
+    def _op_Trunc(self, node: Node) -> None:
+        """QONNX ``Trunc`` (Brevitas' TruncAvgPool2d) of a layer's value ``R·acc`` whose input
+        scale is ``R``: ``round(acc + z)`` is the integer ``acc + z``, so the output code is
+        ``round((acc + z) / T)`` (``T`` a power of two), clamped: a requantizer with
+        ``m = 1``, ``n = log2(T)``."""
+        g = self.g
+        s, z, out_s = (_scalar(g, node.inputs[i], node, what).astype(np.float32).reshape(-1)
+                       for i, what in ((1, "scale"), (2, "zero point"), (4, "output scale")))
+        bits = float(_scalar(g, node.inputs[5], node, "output bit width").reshape(-1)[0])
+        signed, narrow = bool(node.attrs.get("signed", 1)), bool(node.attrs.get("narrow", 0))
+        mode = str(node.attrs.get("rounding_mode", "FLOOR")).upper()
+        src = self.canon(node.inputs[0])
+        p = self.pending.pop(src, None)
+        why = None
+        if p is None or p.tin2 is not None:
+            why = "reads no layer's output (hwflow meets Trunc after an AveragePool, Conv or Gemm)"
+        elif s.size != 1 or z.size != 1 or out_s.size != 1 or bits != int(bits) or not 2 <= bits <= 16:
+            why = "needs one scale, zero point and output scale, and a 2..16-bit output"
+        elif np.any(p.O) or np.isfinite(p.lo) or np.isfinite(p.hi) or np.any(p.R <= 0) \
+                or np.any(np.abs(p.R / float(s[0]) - 1) > 2.0 ** -20):
+            why = "has an input scale other than its layer's accumulator step (or an offset or clamp before it)"
+        t = float(2 ** np.round(np.log2(out_s[0] / s[0])))
+        zt = float(z[0]) / t if why is None else 0.0
+        if why is None and (t < 1 or zt != int(zt) or z[0] != int(z[0])):
+            why = "divides by less than 1 or leaves a fractional zero point"
+        if why is None and mode not in ("ROUND", "HALF_EVEN") and not (t == 1 and mode in QONNX_ROUNDING):
+            why = f"rounds {mode!r} after a division; hwflow's requantizer rounds half to even"
+        if why:
+            raise UnsupportedOpError(f"Trunc {node.name!r} {why}; hwflow cannot meet it exactly")
+        bits = int(bits)
+        qlo, qhi = qonnx_int_range(bits, signed, narrow)
+        shift = 0 if signed else 1 << (bits - 1)
+        out = node.outputs[0]
+        w, wbits = self._weights_for(p, np.zeros(p.channels, bool))
+        bias = p.beta + self._fold(p, w) + int(z[0])
+        self.tensors[out] = QTensor(out, g.shape(out), bits, float(out_s[0]), int(zt) - shift)
+        n = int(round(math.log2(t)))
+        self.layers.append(QLayer(**p.layer, output=out, weight=w, bias=bias, m=[1], n=[n], lo=qlo - shift,
+                                  hi=qhi - shift, wbits=wbits, rounding="half_even",
+                                  attrs={"scheme": "qonnx", "nodes": p.nodes + [node.name], "requant": "exact"}))
 
     def _op_BipolarQuant(self, node: Node) -> None:
         g = self.g
