@@ -81,7 +81,7 @@ class _Weight:
 
     codes: np.ndarray
     scale: np.ndarray
-    bits: int  # signed width holding the codes
+    bits: int  # signed width holding the codes; 1: binary (codes -1 / +1, the ``binary`` weight format)
     node: str
 
 
@@ -243,8 +243,8 @@ class _Builder:
                 if codes is None:
                     raise UnsupportedOpError(f"Quant {node.name!r}: rounding mode {mode!r} is not supported")
             codes = codes.astype(np.int64)
-            self.weights[node.outputs[0]] = _Weight(codes, np.broadcast_to(s, w.shape).astype(np.float64),
-                                                    bits_for_range(min(0, int(codes.min())), max(0, int(codes.max()))),
+            wbits = 1 if bits == 1 and signed else bits_for_range(min(0, int(codes.min())), max(0, int(codes.max())))
+            self.weights[node.outputs[0]] = _Weight(codes, np.broadcast_to(s, w.shape).astype(np.float64), wbits,
                                                     node.name)
             return
         if mode not in ("ROUND", "HALF_EVEN"):
@@ -320,12 +320,12 @@ class _Builder:
         qlo, qhi = qonnx_int_range(bits, signed, narrow)
         shift = 0 if signed else 1 << (bits - 1)
         out = node.outputs[0]
-        w, wbits = self._weights_for(p, np.zeros(p.channels, bool))
+        w, wf = self._weights_for(p, np.zeros(p.channels, bool))
         bias = p.beta + self._fold(p, w) + int(z[0])
         self.tensors[out] = QTensor(out, g.shape(out), bits, float(out_s[0]), int(zt) - shift)
         n = int(round(math.log2(t)))
         self.layers.append(QLayer(**p.layer, output=out, weight=w, bias=bias, m=[1], n=[n], lo=qlo - shift,
-                                  hi=qhi - shift, wbits=wbits, rounding="half_even",
+                                  hi=qhi - shift, **wf, rounding="half_even",
                                   attrs={"scheme": "qonnx", "nodes": p.nodes + [node.name], "requant": "exact"}))
 
     def _op_BipolarQuant(self, node: Node) -> None:
@@ -335,7 +335,7 @@ class _Builder:
         if g.const(src) is not None:
             w = np.asarray(g.const(src), np.float32)
             self.weights[node.outputs[0]] = _Weight(np.where(w >= 0, 1, -1).astype(np.int64),
-                                                    np.broadcast_to(s, w.shape).astype(np.float64), 2, node.name)
+                                                    np.broadcast_to(s, w.shape).astype(np.float64), 1, node.name)
             return
         src_c = self.canon(src)
         if src_c not in self.pending or s.size != 1 or float(s.reshape(-1)[0]) <= 0:
@@ -574,11 +574,15 @@ class _Builder:
     _op_Flatten = _op_Reshape = _op_Identity = _op_Dropout = _layout_op
 
     # ---- the requantizers -----------------------------------------------------------------------
-    def _weights_for(self, p: _Pending, negate: np.ndarray) -> tuple[np.ndarray | None, int]:
+    def _weights_for(self, p: _Pending, negate: np.ndarray) -> tuple[np.ndarray | None, dict]:
+        """The layer's weights (channels with a negative scale negated) and their ``wbits``
+        and ``wformat``: binary weights (``BipolarQuant``, 1-bit ``Quant``) stay ``binary``."""
         if p.weight is None:
-            return None, 0
+            return None, {"wbits": 0}
         w = p.weight * np.where(negate, -1, 1).reshape((-1,) + (1,) * (p.weight.ndim - 1))
-        return w, max(p.wbits, bits_for_range(min(0, int(w.min())), max(0, int(w.max()))), 2)
+        if p.wbits == 1:
+            return w, {"wbits": 1, "wformat": "binary"}
+        return w, {"wbits": max(p.wbits, bits_for_range(min(0, int(w.min())), max(0, int(w.max()))), 2)}
 
     def _acc_range(self, p: _Pending, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Per channel, the range of ``sum (q_in - z_in) * w`` (of the window sum for a pool)."""
@@ -601,7 +605,7 @@ class _Builder:
         s = out.scale
         rho, offs = p.R / s, p.O / s  # the quantizer's input, in output steps: rho*(acc + beta) + offs
         negate = rho < 0
-        w, wbits = self._weights_for(p, negate)
+        w, wf = self._weights_for(p, negate)
         rho, beta = np.abs(rho), np.where(negate, -p.beta, p.beta)
         lo, hi = self._clamp_range(p, out, qrange)
         alo, ahi = self._acc_range(p, w)
@@ -622,6 +626,7 @@ class _Builder:
             bias = np.where(zero, np.round(offs).astype(np.int64) * scale_f, bias)
             if w is not None:
                 w = np.where(zero.reshape((-1,) + (1,) * (w.ndim - 1)), 0, w)
+                wf = {"wbits": max(wf["wbits"], 2)}  # a zero is no binary weight
         vmax = int(max(np.abs(alo).max(), np.abs(ahi).max()) * scale_f + np.abs(bias).max())
         mbits_cap = min(MAX_MBITS, _PRODUCT_BITS - bits_for_range(-vmax, vmax))
         if mbits_cap < 16:
@@ -647,7 +652,7 @@ class _Builder:
         mbits = max(1, int(m.max()).bit_length()) if int(m.max()) > 1 else 1
         self.tensors[out.name] = out
         layer = QLayer(**p.layer, output=out.name, weight=w, bias=bias if (w is not None or p.layer["op"] == "avgpool")
-                       else None, m=m, n=n, mbits=mbits, lo=lo, hi=hi, wbits=wbits, rounding="half_even",
+                       else None, m=m, n=n, mbits=mbits, lo=lo, hi=hi, **wf, rounding="half_even",
                        acc_shift=f if w is not None else 0,
                        attrs={"scheme": "qonnx", "nodes": p.nodes + [node.name],
                               "requant": "exact" if exact else f"{mbits}-bit multiplier"})
@@ -779,7 +784,7 @@ class _Builder:
             raise UnsupportedOpError(f"BipolarQuant {node.name!r} after an AveragePool is not supported")
         R = p.R
         negate = R < 0
-        w, wbits = self._weights_for(p, negate)
+        w, wf = self._weights_for(p, negate)
         beta = np.where(negate, -p.beta, p.beta)
         zero = R == 0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -792,9 +797,10 @@ class _Builder:
         if zero.any():
             bias = np.where(zero, np.where(p.O >= 0, 0, -1), bias)
             w = np.where(zero.reshape((-1,) + (1,) * (w.ndim - 1)), 0, w)
+            wf = {"wbits": max(wf["wbits"], 2)}  # a zero is no binary weight
         self.tensors[out.name] = out
         self.layers.append(QLayer(**p.layer, output=out.name, weight=w, bias=bias, m=[1], n=[0], lo=-1, hi=0,
-                                  wbits=wbits, lut=np.array([-1, 1]), lut_zero_point=0,
+                                  **wf, lut=np.array([-1, 1]), lut_zero_point=0,
                                   attrs={"scheme": "qonnx", "nodes": p.nodes + [node.name], "requant": "threshold"}))
 
     # ---- the network's output ------------------------------------------------------------------
@@ -823,7 +829,8 @@ class _Builder:
         name = src if one_scale else f"{src}::int"
         self.tensors[name] = QTensor(name, self.g.shape(src), bits, float(p.R[0]) if one_scale else 1.0, 0)
         self.layers.append(QLayer(**p.layer, output=name, weight=w, bias=bias, m=[1], n=[0], lo=lo, hi=hi,
-                                  wbits=max(p.wbits, 2), attrs={"scheme": "qonnx", "nodes": p.nodes,
+                                  **self._weights_for(p, np.zeros(p.channels, bool))[1],
+                                  attrs={"scheme": "qonnx", "nodes": p.nodes,
                                                                 "requant": "exact integer output"}))
         if one_scale:
             return name, tail
