@@ -293,6 +293,10 @@ class _Builder:
         ``round((acc + z) / T)`` (``T`` a power of two), clamped: a requantizer with
         ``m = 1``, ``n = log2(T)``."""
         g = self.g
+        if len(node.inputs) != 6:
+            raise UnsupportedOpError(f"Trunc {node.name!r} has {len(node.inputs)} inputs; hwflow reads QONNX's Trunc "
+                                     "v2 (x, scale, zeropt, in_bitwidth, out_scale, out_bitwidth), as Brevitas 0.13 "
+                                     "writes it")
         s, z, out_s = (_scalar(g, node.inputs[i], node, what).astype(np.float32).reshape(-1)
                        for i, what in ((1, "scale"), (2, "zero point"), (4, "output scale")))
         bits = float(_scalar(g, node.inputs[5], node, "output bit width").reshape(-1)[0])
@@ -548,8 +552,9 @@ class _Builder:
             lo = -math.inf if act.get("min") is None else float(act["min"])
             hi = math.inf if act.get("max") is None else float(act["max"])
         else:
-            raise UnsupportedOpError(f"node {node.name!r}: activation {act['op']} before a quantizer; hwflow meets "
-                                     "Relu and Clip exactly")
+            raise UnsupportedOpError(f"node {node.name!r}: activation {act['op']} on a layer's output before a "
+                                     "quantizer; hwflow meets Relu and Clip exactly there, and Tanh/Sigmoid/LeakyRelu "
+                                     "as a table on codes: quantize its input (Brevitas: a QuantIdentity before it)")
         p.lo, p.hi = max(p.lo, lo), min(p.hi, hi)
         p.nodes.append(node.name)
 
