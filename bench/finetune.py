@@ -85,6 +85,15 @@ def _build_accuracy(model: Path, data: Path, out: Path) -> float:
     return float(np.mean(build.predict(d["x"]).reshape(len(d["y"]), -1).argmax(1) == d["y"]))
 
 
+def _child_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes: on a shared machine the
+    wall time also counts other jobs' load."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _rel(p: Path) -> str:
     try:
         return str(p.relative_to(ROOT))
@@ -113,9 +122,9 @@ def main(argv=None) -> int:
             out = tmp / f"{stem}_{row}.onnx"
             cmd = ["finetune", model, "--data", train, "--val", val, "--calib", calib, *qopts, "--epochs", args.epochs,
                    "--lr", args.lr, "--json", "-o", out]
-            t0 = time.monotonic()
+            t0, c0 = time.monotonic(), _child_cpu()
             ft = _hwflow(cmd)
-            seconds = time.monotonic() - t0
+            seconds, cpu = time.monotonic() - t0, _child_cpu() - c0
             commands.append("hwflow " + shlex.join([_rel(Path(a)) if isinstance(a, Path) else str(a) for a in cmd])
                             .replace(str(tmp) + "/", "").replace("train.npz", "TRAIN.npz").replace("val.npz", "VAL.npz"))
             after = _hwflow(["eval", out, "--data", test, "--calib", calib, *qopts, "--json"])
@@ -126,7 +135,7 @@ def main(argv=None) -> int:
             fl, pq, fa = 100 * ptq["float_accuracy"], 100 * ptq["quant_accuracy"], 100 * after["quant_accuracy"]
             lines.append(f"| {stem}, {row} | {fl:.2f} | {pq:.2f} ({pq - fl:+.2f}) | {fa:.2f} ({fa - fl:+.2f}) "
                          f"| ≤ {goal:.1f} pp below: {'met' if fl - fa <= goal else 'MISSED'} | {ft['best_epoch']}/"
-                         f"{args.epochs} | {seconds:.0f} | {'equal' if equal else 'DIFFERENT'} |")
+                         f"{args.epochs} | {seconds:.0f} ({cpu:.0f}) | {'equal' if equal else 'DIFFERENT'} |")
             print(lines[-1], flush=True)
     sub = f" --train-samples {args.train_samples}" if args.train_samples else ""
     head = [f"# Produced by: python bench/finetune.py --epochs {args.epochs} --rows {args.rows}{sub}   "
@@ -135,7 +144,7 @@ def main(argv=None) -> int:
             "Test accuracy (%, 360 test samples) of the integer network compile builds; best epoch chosen on "
             f"10 % of the training split held out. Load average at the end: {os.getloadavg()[0]:.1f} (2 cores).",
             "",
-            "| model, setting | float | post-training | after finetune | goal | best epoch | finetune s "
+            "| model, setting | float | post-training | after finetune | goal | best epoch | finetune s (CPU s) "
             "| finetune figure vs eval vs BUILD |",
             "|---|---|---|---|---|---|---|---|"]
     tail = ["", "pot4 (digits CNN) and w1a1 (SFC MLP) rows: not run: finetune trains int weights and >= 2-bit "
