@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The estimate's DSP/BRAM placement rules, the DSP budget check, and the ROM text they steer."""
 
 import numpy as np
