@@ -179,10 +179,11 @@ class Accelerator(wiring.Component):
         else:
             m.d.comb += ctrl.start.eq(self.start)
             if has_mac:
-                m.submodules.wrom = wrom = WeightRom(p.weights, p.ibits or p.wbits, verilog_module=self._rom_module)
+                m.submodules.wrom = wrom = WeightRom(p.weights, p.stored_wbits, verilog_module=self._rom_module)
         self.wrom = wrom if has_mac or p.weight_load else None
         if has_mac:
-            m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits, dsp_mults=p.dsp_mults)
+            m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits, dsp_mults=p.dsp_mults,
+                                              lane=p.lane, cbits=p.cbits)
             a, w = x, wrom.data
             ctl = [ctrl.d_valid & is_mac, ctrl.d_first, ctrl.d_last, ctrl.d_wfirst, ctrl.d_wlast]
             if p.ibits:  # weight sharing: ROM indices -> weights (rtl/codebook.py), the rest delayed to match
@@ -359,7 +360,7 @@ class Accelerator(wiring.Component):
         is the virtual address ``// w_pack`` and, a cycle later with the data, its slot
         ``% w_pack`` goes on the diagonal, zeros elsewhere; other steps pass through."""
         p = self._p
-        pe, bits, lr = p.pe, p.ibits or p.wbits, p.w_pack.bit_length() - 1
+        pe, bits, lr = p.pe, p.stored_wbits, p.w_pack.bit_length() - 1
         addr = Mux(ctrl.w_pk, ctrl.w_addr >> lr, ctrl.w_addr)
         slot = Signal(lr, name="w_slot", reset_less=True)
         pk = Signal(name="w_pk_d", reset_less=True)
