@@ -15,7 +15,11 @@ so the serializer is always free, which makes the cycle count the closed form of
 fused MaxPool's window (for other layers it is a one-cycle copy). A streamed first layer
 takes its words from the input stream instead of the RAM (lanes in the padding masked to
 the pad value); packed depthwise weight words are unpacked onto the diagonal before the
-array (:meth:`Accelerator._unpack`).
+array (:meth:`Accelerator._unpack`). A depthwise ``dw`` step runs on the depthwise unit
+(:mod:`hwflow.rtl.dw_array`) beside the array: it takes the same memory words and the
+unpacked diagonal (one tap's weights, lane ``s`` for channel ``s``), and hands the back end
+one output pixel's ``simd`` channels a load (the serializer's depthwise order; the back end
+has ``rq_lanes == simd`` then).
 
 Layers overlap: the controller starts the next layer while the previous one's results
 are still in flight. Every stage therefore takes its layer's fields from where its data
@@ -66,6 +70,7 @@ from .argmax import ArgmaxUnit
 from .channel_rom import ChannelRom
 from .codebook import attach_codebook
 from .controller import Controller
+from .dw_array import DwArray
 from .lut import Lut
 from .mac_array import MacArray
 from .pool import PoolUnit
@@ -123,7 +128,8 @@ class Accelerator(wiring.Component):
         simd, pe = p.simd, p.pe
         lat = p.latency
         has_add = any(l.kind == "add" for l in p.layers)
-        has_mac = any(l.kind == "mac" for l in p.layers)
+        dws = [l for l in p.layers if l.kind == "dw"]
+        has_mac = any(l.kind in ("mac", "dw") for l in p.layers)  # dw steps read the weight ROM too
 
         m.submodules.ctrl = ctrl = Controller(p)
         m.submodules.act = act = ActBuffer(p.act_words, simd, p.abits, verilog_module=self._act_module,
@@ -145,7 +151,7 @@ class Accelerator(wiring.Component):
         # ---- unit inputs: memory word with padding replaced by the pad value ----------------
         # Fields used where the data arrives come from the descriptor as it was when the read
         # was issued (the controller may already be on the next layer).
-        da = {f: d[f] for f in UNIT_FIELDS}
+        da = {f: d[f] for f in UNIT_FIELDS if f in ctrl.fields}
         assert ctrl.latency == lat["issue"], (ctrl.latency, lat)
         for i in range(ctrl.latency):
             nxt = {f: Signal(v.shape(), name=f"da{i}_{f}", reset_less=True) for f, v in da.items()}
@@ -168,6 +174,7 @@ class Accelerator(wiring.Component):
         vb = Signal(vec * p.acc_bits)
         load = Signal()
         is_mac = da["kind"] == KIND_CODES["mac"]
+        is_dw = da["kind"] == KIND_CODES["dw"]
 
         if p.weight_load:
             # Weights in a memory the bitstream cannot initialise: loaded first, start waits for it.
@@ -201,7 +208,7 @@ class Accelerator(wiring.Component):
         assert pool.latency == lat["pool"]
         m.d.comb += [
             pool.x.eq(x), pool.kind.eq(da["kind"]), pool.za.eq(da["za"]), pool.zb.eq(da["zb"]),
-            pool.valid.eq(ctrl.d_valid & ~is_mac), pool.first.eq(ctrl.d_first), pool.last.eq(ctrl.d_last),
+            pool.valid.eq(ctrl.d_valid & ~is_mac & ~is_dw), pool.first.eq(ctrl.d_first), pool.last.eq(ctrl.d_last),
             pool.sel.eq(ctrl.d_sel),
         ]
         if has_mac:
@@ -220,12 +227,28 @@ class Accelerator(wiring.Component):
                     with m.If(wflags[0] | (acc_i > h)):
                         m.d.sync += h.eq(acc_i)
             m.d.sync += merged.eq(mac.out_valid & wflags[1])
-        # A result vector comes from the array or from the pool unit (never both at once).
+        if dws:
+            # The depthwise unit (rtl/dw_array.py): its weights are the tap's diagonal.
+            m.submodules.dw = dw = DwArray(max(l.dwr for l in dws), simd, max(l.k for l in dws), dws[0].dkw,
+                                           p.abits, p.wbits, p.acc_bits, strides=tuple({l.dsh for l in dws}),
+                                           count_bits=max(len(da["dw_cols_m1"]), len(da["dw_groups_m1"])))
+            assert dw.latency == lat["dw"] and all(l.dkw == dws[0].dkw for l in dws), lat
+            m.d.comb += [
+                dw.x.eq(x), dw.w.eq(Cat(*(w.word_select(s * simd + s, p.stored_wbits) for s in range(simd)))),
+                dw.valid.eq(ctrl.d_valid & is_dw), dw.first.eq(ctrl.d_first), dw.last.eq(ctrl.d_last),
+                dw.chunk.eq(ctrl.d_wfirst), dw.kh_m1.eq(da["dw_kh_m1"]), dw.kw_m1.eq(da["dw_kw_m1"]),
+                dw.cols_m1.eq(da["dw_cols_m1"]), dw.groups_m1.eq(da["dw_groups_m1"]), dw.rows_n.eq(da["dw_rows"]),
+                dw.last_rows.eq(da["dw_last_rows"]), dw.sh2.eq(da["dw_sh2"]), dw.sw2.eq(da["dw_sw2"]),
+            ]
+        # A result vector comes from the array, the depthwise unit or the pool unit (one at a time).
         if has_mac:
             m.d.comb += va.eq(Mux(merged, Cat(*hold), pool.a))
         else:
             m.d.comb += va.eq(pool.a)
-        m.d.comb += load.eq(pool.out_valid | (merged if has_mac else 0))
+        if dws:
+            with m.If(dw.out_valid):
+                m.d.comb += va.eq(dw.out)
+        m.d.comb += load.eq(pool.out_valid | (merged if has_mac else 0) | (dw.out_valid if dws else 0))
         if has_add:
             m.d.comb += vb.eq(pool.b)
 
@@ -237,16 +260,17 @@ class Accelerator(wiring.Component):
         # ``load`` (counted: ``loads_m1`` per layer) moves them to ``bd``. The schedule
         # guarantees one queued layer at most (a layer's first load comes before the next
         # layer's ``init``) and that a layer's first load finds the back end empty.
-        nxt = {f: Signal(d[f].shape(), name=f"nxt_{f}", reset_less=True) for f in BACK_FIELDS}
-        bd = {f: Signal(d[f].shape(), name=f"bd_{f}", reset_less=True) for f in BACK_FIELDS}
+        back = [f for f in BACK_FIELDS if f in ctrl.fields]
+        nxt = {f: Signal(d[f].shape(), name=f"nxt_{f}", reset_less=True) for f in back}
+        bd = {f: Signal(d[f].shape(), name=f"bd_{f}", reset_less=True) for f in back}
         left = Signal.like(d.loads_m1)  # loads of the current layer still to come
         fresh = Signal(init=1)          # the next load is a layer's first
         first = Signal()
         m.d.comb += first.eq(load & fresh)
         with m.If(ctrl.init):
-            m.d.sync += [nxt[f].eq(d[f]) for f in BACK_FIELDS]
+            m.d.sync += [nxt[f].eq(d[f]) for f in back]
         with m.If(first):
-            m.d.sync += [bd[f].eq(nxt[f]) for f in BACK_FIELDS]
+            m.d.sync += [bd[f].eq(nxt[f]) for f in back]
             m.d.sync += [left.eq(nxt["loads_m1"]), fresh.eq(nxt["loads_m1"] == 0)]
         with m.Elif(load):
             m.d.sync += [left.eq(left - 1), fresh.eq(left == 1)]
@@ -262,8 +286,17 @@ class Accelerator(wiring.Component):
 
         # ---- serializer ---------------------------------------------------------------------
         L = p.rq_lanes
+        dw_bits = max([len(bd[f]) for f in ("dw_ow", "dw_groups") if f in bd] + [1])
         m.submodules.ser = ser = Serializer(vec, simd, L, p.acc_bits, aw, addr_bits(p.bias.shape[0] // L),
-                                            max(l.cout for l in p.layers), with_b=has_add)
+                                            max(l.cout for l in p.layers), with_b=has_add,
+                                            dw_rows=max([l.dwr for l in dws] + [0]), dw_bits=dw_bits)
+        if dws:
+            m.d.comb += [
+                ser.dw.eq(bd["kind"] == KIND_CODES["dw"]), ser.dw_rows.eq(bd["dw_rows"]),
+                ser.dw_last_rows.eq(bd["dw_last_rows"]), ser.dw_ow.eq(bd["dw_ow"]),
+                ser.dw_groups.eq(bd["dw_groups"]), ser.dw_row_step.eq(bd["dw_row_step"]),
+                ser.dw_grp_step.eq(bd["dw_grp_step"]),
+            ]
         m.d.comb += [
             ser.init.eq(first_r), ser.load.eq(load_r), ser.va.eq(va_r), ser.vb.eq(vb_r),
             ser.ng.eq(bd["ng"]), ser.nt.eq(bd["nt"]), ser.cout.eq(bd["cout"]), ser.ch_base.eq(bd["ch_word"]),

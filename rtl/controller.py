@@ -24,7 +24,8 @@ grow with the number of layers. States::
   ``(wy, wx)`` (1 x 1 unless a MaxPool is fused), step ``j < t``: while ``j < k``
   it reads activation word ``base + (iy*iw + ix)*ich + cs + ci`` (``iy = oy*sh + wy*wsh - pt + ky``,
   ``ix = ox*sw + wx*wsw - pl + kx``; ``ci`` fastest, then ``kx``, then ``ky``) and weight word
-  ``w_base + g*k + j``. Every coordinate, and the word offsets of pixel, window and
+  ``w_base + g*wk + j`` (``wk = k`` but for a depthwise ``dw`` step, whose weight words are its
+  taps, read while it computes: :class:`~hwflow.schedule.program.LayerProgram`). Every coordinate, and the word offsets of pixel, window and
   kernel (pre-multiplied by ``ich``: no multiply), is kept incrementally; every loop test
   is a register flag set one step ahead. Out-of-range pixels raise no read; the datapath
   substitutes the pad value (``d_inrange`` low).
@@ -71,11 +72,12 @@ class Controller(wiring.Component):
             raise ValueError("program has no layers")
         self._p = program
         self._desc = descriptor_layout(program)
+        self._fields = descriptor_fields(program)
         simd = program.simd
         self._aw = addr_bits(program.act_words)
         # Weight addresses are virtual words: a packed depthwise step's are ``w_pack`` a ROM word.
         self._ww = addr_bits(max([program.weights.shape[0]]
-                                 + [l.w_base + l.w_words for l in program.layers if l.kind == "mac"]))
+                                 + [l.w_base + l.w_words for l in program.layers if l.kind in ("mac", "dw")]))
         word = simd * program.abits  # packed lanes
         super().__init__({
             "start": In(1),
@@ -107,6 +109,11 @@ class Controller(wiring.Component):
             "running": Out(1),
             "stall": Out(1),
         })
+
+    @property
+    def fields(self) -> dict:
+        """The descriptor's fields, ``{name: (width, signed)}`` (the depthwise ones only with ``dw`` steps)."""
+        return self._fields
 
     @property
     def latency(self) -> int:
@@ -325,7 +332,7 @@ class Controller(wiring.Component):
         with m.If(en_wy):
             m.d.sync += wiy.eq(Mux(wy_l, Mux(en_oy, iy0 + d.sh, iy0), wiy + d.wsh))
         with m.If(en_g):
-            m.d.sync += [wg.eq(Mux(g_l, d.w_base, wg + d.k)), cs.eq(Mux(g_l, 0, Mux(gi_l, cs + d.cis, cs)))]
+            m.d.sync += [wg.eq(Mux(g_l, d.w_base, wg + (d.wk if "wk" in self._fields else d.k))), cs.eq(Mux(g_l, 0, Mux(gi_l, cs + d.cis, cs)))]
         with m.If(en_ox):
             m.d.sync += [ix0.eq(ix0_next), p0.eq(p0_next)]
         with m.If(run_last):

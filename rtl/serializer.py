@@ -152,7 +152,7 @@ class Serializer(wiring.Component):
             m.d.sync += sr_a.eq(self.va)
             if self._with_b:
                 m.d.sync += sr_b.eq(self.vb)
-            m.d.sync += [cnt.eq(self.ng), co.eq(Mux(self.dw, dco, tco) if self._dw_rows else tco)]
+            m.d.sync += [cnt.eq(self.ng), co.eq(Mux(self.dw, Mux(self.init, 0, dco), tco) if self._dw_rows else tco)]
             # (nt_m1 is a cycle behind the ports: a layer's first load compares nt itself.)
             with m.If(Mux(self.init, self.nt == 1, tcount == nt_m1)):
                 m.d.sync += [tcount.eq(0), tile_co.eq(0)]

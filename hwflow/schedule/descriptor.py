@@ -12,7 +12,7 @@ from ..quant.arith import bits_for_range
 from .program import KINDS
 from .widths import addr_bits
 
-__all__ = ["KIND_CODES", "LOOPS", "BACK_FIELDS", "UNIT_FIELDS", "descriptor_values", "descriptor_fields"]
+__all__ = ["KIND_CODES", "LOOPS", "BACK_FIELDS", "UNIT_FIELDS", "DW_FIELDS", "descriptor_values", "descriptor_fields"]
 
 #: The descriptor's ``kind`` code of each step kind.
 KIND_CODES = {k: i for i, k in enumerate(KINDS)}
@@ -21,7 +21,9 @@ _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw
              "k", "t", "ng", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
              "w_base", "ch_word", "lut_base", "lut_en", "drain", "qh", "qw", "wsh", "wsw",
              "a_org", "a_sw", "a_orow", "a_wsw", "a_wrow", "a_kx", "a_krow", "nwin_m1",
-             "loads_m1", "stream", "wpk")
+             "loads_m1", "stream", "wpk", "wk", "dw_rows", "dw_last_rows", "dw_ow", "dw_groups",
+             "dw_row_step", "dw_grp_step", "dw_kh_m1", "dw_kw_m1", "dw_cols_m1", "dw_groups_m1",
+             "dw_sh2", "dw_sw2")
 #: Fields also stored minus one, so loop-end tests are plain equalities (no subtractor in
 #: the controller's critical path).
 _MINUS_ONE = ("k", "qh", "qw", "cis", "kw", "kh", "t", "nt", "ow", "tpg")
@@ -35,9 +37,14 @@ LOOPS = _MINUS_ONE
 #: Fields the back end (serializer to write-back) uses: it keeps its own copy of the
 #: layer whose results it carries, and queues the next layer's (rtl/accelerator.py).
 BACK_FIELDS = ("ng", "nt", "cout", "ch_word", "out_base", "och", "coff_chunk", "coff_lane",
-               "kind", "ma", "mb", "z_out", "lo", "hi", "lut_en", "lut_base", "loads_m1")
-#: Fields the units (pad substitution, pool unit) use, delayed to the memory data.
-UNIT_FIELDS = ("kind", "pv", "za", "zb", "stream")
+               "kind", "ma", "mb", "z_out", "lo", "hi", "lut_en", "lut_base", "loads_m1",
+               "dw_rows", "dw_last_rows", "dw_ow", "dw_groups", "dw_row_step", "dw_grp_step")
+#: The depthwise unit's fields (and the weight step ``wk``): only in a program with ``dw`` steps.
+DW_FIELDS = ("wk", "dw_rows", "dw_last_rows", "dw_ow", "dw_groups", "dw_row_step", "dw_grp_step", "dw_kh_m1",
+             "dw_kw_m1", "dw_cols_m1", "dw_groups_m1", "dw_sh2", "dw_sw2")
+#: Fields the units (pad substitution, pool unit, depthwise unit) use, delayed to the memory data.
+UNIT_FIELDS = ("kind", "pv", "za", "zb", "stream", "dw_kh_m1", "dw_cols_m1", "dw_groups_m1", "dw_rows",
+               "dw_last_rows", "dw_sh2", "dw_sw2", "dw_kw_m1")
 
 _SIGNED = ("pt_neg", "pl_neg", "pv", "za", "zb", "ma", "mb", "z_out", "lo", "hi")
 #: Signed fields compared with lanes / codes: widened to the code width.
@@ -60,8 +67,21 @@ def descriptor_values(program) -> list[dict]:
             "pt_neg": -l.pt, "pl_neg": -l.pl,
             "pv": l.pv, "za": l.za, "zb": l.zb, "ma": l.ma, "mb": l.mb, "z_out": l.z_out,
             "lo": l.lo, "hi": l.hi, "loads_m1": l.oh * l.ow * l.nt - 1, "stream": l.stream,
-            "wpk": l.wpk,
+            "wpk": l.wpk, "wk": l.wk or l.k,
         })
+        # The depthwise unit's and the serializer's sweep (zeros for other steps).
+        dw = l.kind == "dw"
+        last_rows = l.doh - (l.qh - 1) * l.dwr if dw else 0
+        out[-1].update({
+            "dw_rows": l.dwr if dw else 0, "dw_last_rows": last_rows, "dw_ow": l.dow if dw else 0,
+            "dw_groups": l.qh if dw else 0, "dw_row_step": (l.dow * l.och) % amod if dw else 0,
+            "dw_grp_step": (l.dwr * l.dow * l.och) % amod if dw else 0,
+            "dw_kh_m1": l.dkh - 1 if dw else 0, "dw_kw_m1": l.dkw - 1 if dw else 0,
+            "dw_cols_m1": l.qw - 1 if dw else 0, "dw_groups_m1": l.qh - 1 if dw else 0,
+            "dw_sh2": int(dw and l.dsh == 2), "dw_sw2": int(dw and l.dsw == 2),
+        })
+        if dw:
+            out[-1]["loads_m1"] = l.nt * l.doh * l.dow - 1
         out[-1].update({f"{f}_m1": out[-1][f] - 1 for f in _MINUS_ONE})
         # Address steps in words (the controller has no multiply), modulo 2**aw: first pixel
         # origin; next output pixel, next output row (from the row's last pixel); next
@@ -76,6 +96,10 @@ def descriptor_values(program) -> list[dict]:
             ("a_krow", (iw - (l.kw - 1)) * ich - (cis - 1)))})
         out[-1].update({f"{f}_m2": max(0, out[-1][f] - 2) for f in _MINUS_TWO})
         out[-1]["is1"] = sum(1 << i for i, f in enumerate(LOOPS) if out[-1][f] == 1)
+    if not any(l.kind == "dw" for l in program.layers):  # no depthwise unit: no fields for it
+        for v in out:
+            for f in DW_FIELDS:
+                del v[f]
     return out
 
 
@@ -87,6 +111,8 @@ def descriptor_fields(program, values: list[dict] | None = None) -> dict[str, tu
     vals = descriptor_values(program) if values is None else values
     fields: dict[str, tuple[int, bool]] = {}
     for f in _UNSIGNED + tuple(f"{f}_m1" for f in _MINUS_ONE) + tuple(f"{f}_m2" for f in _MINUS_TWO):
+        if f not in vals[0]:
+            continue
         fields[f] = (max(1, max(v[f] for v in vals).bit_length()), False)
     fields["is1"] = (len(LOOPS), False)
     for f in _SIGNED:

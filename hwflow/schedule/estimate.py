@@ -342,7 +342,7 @@ def block_features(prog, family: str) -> dict:
     pe, simd, ab, wb = prog.pe, prog.simd, prog.abits, prog.wbits
     nmul, vec = pe * simd, max(pe, simd)
     kinds = {l.kind for l in prog.layers}
-    has_add, has_mac = "add" in kinds, "mac" in kinds
+    has_add, has_mac = "add" in kinds, bool(kinds & {"mac", "dw"})  # a dw step reads the weight ROM too
     aw = addr_bits(prog.act_words)
     wwords = int(prog.weights.shape[0])
     ww = addr_bits(wwords)
@@ -441,6 +441,22 @@ def block_features(prog, family: str) -> dict:
                             "wpack": 0},
                     "ff": {"inputs": 0, "products": 0, "tree": 0, "wrom": 0, "lutmul": 0, "wload": 0, "wpack": 0}}
 
+    # Depthwise unit (rtl/dw_array.py), counted, not fitted (coefficient 1): the column, the
+    # window and its tap copy (``kw`` columns of ``H`` words each), operands, LUT multipliers
+    # (lut_mult_cost a lane: the unit takes no DSPs), products, accumulators and the row
+    # buffer; the copy's input mux (hold, rotate, rotate and shift) and the tap source mux a
+    # LUT a bit each, the accumulator adders, the row buffer's shift, the sweep counters.
+    dws = [l for l in prog.layers if l.kind == "dw"]
+    if dws:
+        R, H, KW = max(l.dwr for l in dws), max(l.k for l in dws), dws[0].dkw
+        lane_luts, lane_ffs = lut_mult_cost(wb, ab, family)
+        n = R * simd
+        cb = max(fw["dw_cols_m1"], fw["dw_groups_m1"])
+        f["dw"] = {"lut": {"window": 2 * KW * H * word + H * word, "lutmul": n * lane_luts,
+                           "adders": n * acc + R * simd * acc, "counters": 4 * cb + 16},
+                   "ff": {"window": (2 * KW + 1) * H * word, "pipe": R * word + simd * wb + n * lane_ffs
+                          + n * (wb + ab) + 2 * n * acc, "counters": 2 * cb + 2 * ubits(R) * 6 + 24}}
+
     # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters
     # (as fitted: without the registered ``cout - 1`` and ``nt - 1``, 2 x ``co_bits``).
     co_bits = count_bits(max(l.cout for l in prog.layers), vec)
@@ -506,13 +522,18 @@ def block_features(prog, family: str) -> dict:
     # Layer overlap: the queued and current back-end fields (two copies), the unit fields
     # delayed to the data (``issue`` stages), the registered result vector; fields constant
     # over the layers are constants after synthesis.
-    overlap = (2 * sum(var[n] for n in BACK_FIELDS) + prog.latency["issue"] * sum(var[n] for n in UNIT_FIELDS)
+    overlap = (2 * sum(var.get(n, 0) for n in BACK_FIELDS)
+               + prog.latency["issue"] * sum(var.get(n, 0) for n in UNIT_FIELDS)
                + (vec if pooled else pe) * acc * (2 if has_add else 1))
     f["top"] = {"lut": {"one": 1, "pad": word, "hold": hold, "select": vec * acc if pooled else 0,
                         "pre": L * post + aw + tag0},
                 "ff": {"one": 1, "regs": 2 * mac_lat + hold + L * (acc * (2 if has_add else 1) + post + mbits + nbits)
                        + 2 * tag0 + 4 + overlap}}
     return f
+
+
+#: Blocks whose features are counted LUTs and FFs, not fitted (rtl/dw_array.py).
+_COUNTED = ("dw",)
 
 
 def _coef(family: str) -> dict:
@@ -526,6 +547,8 @@ def block_estimates(prog, family: str) -> dict:
     out = {}
     for block, feats in block_features(prog, family).items():
         c = coef.get(block, {})
+        if block in _COUNTED:  # no fitted coefficients: its features are LUT and FF counts
+            c = {res: {n: 1.0 for n in feats[res]} for res in ("lut", "ff")}
         out[block] = {res: float(sum(c.get(res, {}).get(n, 0.0) * v for n, v in feats[res].items()))
                       for res in ("lut", "ff")}
     return out

@@ -36,7 +36,7 @@ from ..errors import FitError
 from ..quant.qgraph import QGraph, QLayer, QTensor
 from .estimate import chan_width, dsp_blocks, memory_shapes, place_memories
 from .lower import mac_geometry, weight_pack
-from .schedule import arrange
+from .schedule import _max_lanes, arrange
 
 __all__ = ["FitReport", "fit_check", "check_fit", "skeleton", "hollow", "format_bits"]
 
@@ -259,13 +259,19 @@ def _needs(qg: QGraph, target, pe: int, simd: int, fuse: str) -> dict[str, Any]:
     mbits = int(qg.attrs.get("mbits", 1))
     cw = (chan_width(1, 1, 1), chan_width(_BIAS_BITS_MAX, mbits, _N_BITS_MAX))
 
-    def use(wb: int, c: int, nl: int, aw: int) -> dict[str, int]:
+    def use(wb: int, c: int, nl: int, aw: int, lanes: int = 1) -> dict[str, int]:
+        # With ``lanes`` back-end lanes the channel ROM holds a group of ``lanes`` channels a
+        # word, each step's channels padded to a whole group.
+        entries = -(-(chan + (len(qg.layers) + 1) * (lanes - 1)) // lanes)
         mems = memory_shapes(pe, simd, abits, wb, act_words=aw, weight_words=words,
-                             chan_entries=chan, chan_width=c, lut_entries=nl)
+                             chan_entries=entries, chan_width=lanes * c, lut_entries=nl)
         return place_memories(mems, target)[1]
 
     family = target.family
-    use_lo, use_hi = use(widths[0], cw[0], lut[0], act_lo), use(widths[-1], cw[1], lut[1], act_words)
+    use_lo = use(widths[0], cw[0], lut[0], act_lo)
+    # The scheduler picks 1 .. lanes_max back-end lanes (lanes_max with a depthwise unit).
+    hi = [use(widths[-1], cw[1], lut[1], act_words, lanes) for lanes in {1, _max_lanes(qg, pe, simd)}]
+    use_hi = {k: max(u[k] for u in hi) for k in hi[0]}
 
     has_add = any(l.op == "add" for l in qg.layers)
     # MAC lanes past the DSPs multiply in LUTs (mac_dsp_lanes): only the requantizer's

@@ -9,7 +9,9 @@
   one weight word (PE x SIMD). Grouped convolutions use the largest super-group whose
   channel counts divide SIMD and PE (block-diagonal weights inside it); depthwise is the
   extreme case, one useful multiplier per row, its diagonal packed ``w_pack`` words to a ROM
-  word on a square array (:meth:`RomImages.add_weights`). A MaxPool the scheduler fused into the convolution becomes the step's
+  word on a square array (:meth:`RomImages.add_weights`). Where it is faster, a depthwise
+  conv goes to the depthwise unit instead: one ``dw`` step (:func:`_lower_dw`, lanes across
+  channels, up to PE output rows at once, the kernel taps in time; :func:`dw_plan`). A MaxPool the scheduler fused into the convolution becomes the step's
   ``qh x qw`` window; a streamed input (:class:`~hwflow.schedule.program.InputStream`)
   makes the first convolution a 1 x 1 one over its receptive fields.
 - ``maxpool`` -> ``max``; ``avgpool`` -> ``sum`` (bias ``-k*z_in`` and ``m``/``n`` requantize);
@@ -39,6 +41,7 @@ from .memory import chunks, weight_words
 from .program import InputStream, LayerProgram, TensorMap
 
 __all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "MacGeometry", "mac_geometry", "weight_pack",
+           "dw_cycles", "dw_plan",
            "lower_mac", "lower_window", "lower_add", "lower_concat"]
 
 
@@ -75,6 +78,12 @@ class RomImages:
         self._ch_next = 0
         self._luts: list[np.ndarray] = []
         self._lut_next = 0
+        self._reach = 0  # virtual weight words some step reads (past its own: a dw step)
+
+    def reserve(self, end: int) -> None:
+        """A step reads virtual weight words up to ``end`` (exclusive): the image reaches that far
+        (zero words after the last layer's, only if it is short)."""
+        self._reach = max(self._reach, end)
 
     def add_weights(self, words: np.ndarray, codebook=None, diagonal: bool = False) -> int:
         """Append ``(n, pe, simd)`` weight words (with ``ibits``: their indices in ``codebook``).
@@ -142,8 +151,10 @@ class RomImages:
         """The :class:`~hwflow.schedule.program.Program` fields: ``weights``, ``bias``, ``m``, ``n``,
         ``lut``, ``codebooks``, ``cb_bases`` (an empty image holds one neutral entry)."""
         cat = lambda parts, empty: np.concatenate(parts) if parts else empty  # noqa: E731
+        short = -(-self._reach // self.pack) - self._w_next if self._reach else 0
+        tail = [np.zeros((short, pe, simd), np.int64)] if short > 0 else []
         return {
-            "weights": cat(self._weights, np.zeros((1, pe, simd), np.int64)),
+            "weights": cat(self._weights + tail, np.zeros((1, pe, simd), np.int64)),
             "bias": cat([c[0] for c in self._chan], np.zeros(self.lanes, np.int64)),
             "m": cat([c[1] for c in self._chan], np.ones(self.lanes, np.int64)),
             "n": cat([c[2] for c in self._chan], np.zeros(self.lanes, np.int64)),
@@ -158,7 +169,9 @@ class LowerContext:
     """What every lowering reads: the graph, the activation memory map, the array, the ROMs.
 
     ``pools`` maps a convolution's output tensor to the MaxPool fused into it; ``stream``
-    is the streamed network input's geometry (None: the input is stored).
+    is the streamed network input's geometry (None: the input is stored). ``dw_kw``: the
+    kernel width of the depthwise unit (:func:`dw_plan`; 0: no unit, every depthwise
+    convolution runs on the array).
     """
 
     qgraph: QGraph
@@ -169,6 +182,7 @@ class LowerContext:
     pools: dict[str, QLayer] = field(default_factory=dict)
     acc_shift: int = 0
     stream: InputStream | None = None
+    dw_kw: int = 0
 
     def shift(self, layer: QLayer) -> int:
         """Bits the pre-stage's fixed left shift (``acc_shift``, the largest of any layer) adds to
@@ -348,6 +362,9 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
         wsh, wsw = sh, sw
     words = weight_words(dense(), pe, simd, nt, cis, tpg)
     packed = geo.diagonal and ctx.roms.pack > 1
+    plan = dw_plan(layer, x, pe, simd, ctx.dw_kw) if packed and pool is None else None
+    if plan is not None and plan[0] < common["oh"] * common["ow"] * nt * k:  # faster than the array
+        return _lower_dw(layer, ctx, x, common, geo, dense, plan[1])
     w_base = ctx.roms.add_weights(words, layer.attrs.get("codebook"), diagonal=packed)
     conv_hw = int(np.prod(ctx.qgraph.tensors[layer.output].shape[2:]))
     step = LayerProgram(**common, kind="mac", kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
@@ -356,13 +373,84 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
                         w_base=w_base, w_words=words.shape[0], wpk=int(packed),
                         ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout, ctx.shift(layer)),
                         pv=x.zero_point, macs=int(layer.weight.size) * conv_hw, stream=int(not x.in_ram))
-    # Sums without bias, per channel, over all inputs in range.
+    return _lowered(layer, ctx, [step], _mac_acc(layer, ctx))
+
+
+def _mac_acc(layer: QLayer, ctx: LowerContext) -> tuple[int, int]:
+    """Range of a conv/gemm accumulator without bias, over all inputs in range."""
     xlo, xhi = ctx.qgraph.tensors[layer.inputs[0]].range
-    flat = layer.weight.reshape(cout, -1)
+    flat = layer.weight.reshape(layer.out_channels, -1)
     pos = np.where(flat > 0, flat, 0).sum(axis=1)
     neg = np.where(flat < 0, flat, 0).sum(axis=1)
-    acc = int((pos * xlo + neg * xhi).min()), int((pos * xhi + neg * xlo).max())
-    return _lowered(layer, ctx, [step], acc)
+    return int((pos * xlo + neg * xhi).min()), int((pos * xhi + neg * xlo).max())
+
+
+def dw_cycles(rows: int, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int, chunks: int) -> tuple[int, int, int]:
+    """``(cycles, t, reads)`` of a depthwise sweep with ``rows`` output rows a group: per chunk
+    and group of rows, ``(ow - 1)*sw + kw + 1`` input columns of ``t = max(reads, kh*kw)``
+    cycles, ``reads = (rows - 1)*sh + kh`` (the group's input rows; the unit computes an
+    output column's ``kh*kw`` taps while the next column comes in)."""
+    reads = (rows - 1) * sh + kh
+    t = max(reads, kh * kw)
+    return chunks * -(-oh // rows) * ((ow - 1) * sw + kw + 1) * t, t, reads
+
+
+def dw_plan(layer: QLayer, x: TensorMap, pe: int, simd: int, unit_kw: int) -> tuple[int, int] | None:
+    """``(cycles, rows)`` of the fastest depthwise-unit sweep for ``layer`` (rows ``1..pe``), or
+    ``None`` if the unit cannot run it: a depthwise conv on a stored input, strides 1 or 2,
+    the unit's kernel width ``unit_kw``, at least two reads a column, a square array."""
+    if not (unit_kw and layer.op == "conv" and x.in_ram and pe == simd and layer.groups == x.c
+            == layer.out_channels > 1 and layer.kernel[1] == unit_kw and set(layer.strides) <= {1, 2}):
+        return None
+    (kh, kw), (sh, sw) = layer.kernel, layer.strides
+    oh, ow = _out_hw(layer, x)
+    best = None
+    for rows in range(1, min(pe, oh) + 1):
+        cyc, _, reads = dw_cycles(rows, kh, kw, sh, sw, oh, ow, chunks(x.c, simd))
+        if reads >= 2 and (best is None or cyc < best[0]):
+            best = (cyc, rows)
+    return best
+
+
+def _out_hw(layer: QLayer, x: TensorMap) -> tuple[int, int]:
+    """A convolution's output height and width on input ``x``."""
+    (kh, kw), (sh, sw), (pt, pl, pb, pr) = layer.kernel, layer.strides, layer.pads
+    return (x.h + pt + pb - kh) // sh + 1, (x.w + pl + pr - kw) // sw + 1
+
+
+def _lower_dw(layer: QLayer, ctx: LowerContext, x: TensorMap, common: dict, geo: MacGeometry, dense,
+              rows: int) -> Lowered:
+    """A depthwise conv as one ``dw`` step on the depthwise unit (:mod:`hwflow.rtl.dw_array`):
+    lanes across a chunk's ``simd`` channels, ``rows`` output rows at once, the kernel taps in
+    time; the loop nest's meaning is :class:`~hwflow.schedule.program.LayerProgram`'s. The
+    weight words hold one tap of a chunk on the diagonal (packed ``w_pack`` a ROM word), in
+    tap order; the last chunk's column reads ``t - kh*kw`` words past them, which the ROM
+    image reaches (:meth:`RomImages.reserve`)."""
+    simd = ctx.simd
+    (kh, kw), (sh, sw) = layer.kernel, layer.strides
+    oh, ow = common["oh"], common["ow"]
+    nt, c = chunks(x.c, simd), x.c
+    _, t, reads = dw_cycles(rows, kh, kw, sh, sw, oh, ow, nt)
+    taps = kh * kw
+    w = dense()  # (c, c, kh, kw), diagonal
+    ch = np.arange(c)
+    words = np.zeros((nt * taps, simd, simd), np.int64)
+    g, p = np.divmod(ch, simd)
+    for ky in range(kh):
+        for kx in range(kw):
+            words[g * taps + ky * kw + kx, p, p] = w[ch, ch, ky, kx]
+    w_base = ctx.roms.add_weights(words, diagonal=True)
+    reach = nt * taps + max(0, t - taps)  # virtual words the step's reads reach
+    ctx.roms.reserve(w_base + reach)
+    conv_hw = oh * ow
+    step = LayerProgram(**{**common, "oh": 1, "ow": 1}, kind="dw", kh=reads, kw=1, sh=1, sw=1,
+                        pt=geo.pads[0], pl=geo.pads[1], qh=-(-oh // rows), qw=(ow - 1) * sw + kw + 1,
+                        wsh=rows * sh, wsw=1, nt=nt, cis=1, tpg=1, k=reads, t=t, nb=simd, ng=1, cout=c,
+                        w_base=w_base, w_words=reach, wpk=1, wk=taps, dwr=rows, dkh=kh, dkw=kw,
+                        dsh=sh, dsw=sw, doh=oh, dow=ow,
+                        ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, c, ctx.shift(layer)),
+                        pv=x.zero_point, macs=int(layer.weight.size) * conv_hw)
+    return _lowered(layer, ctx, [step], _mac_acc(layer, ctx))
 
 
 def lower_window(layer: QLayer, ctx: LowerContext) -> Lowered:

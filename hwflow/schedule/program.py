@@ -10,7 +10,9 @@ Cycle model (start sampled at cycle 0, ``done`` high at cycle ``cycles``)::
     cycles = input_lead + sum(layer.cycles) + output_beats + 2
     layer.cycles = SETUP + tiles * t + drain,   tiles = oh * ow * nt * qh * qw
 
-``t`` is the number of cycles spent per tile (``max(k, nb)``), ``drain`` the number of
+``t`` is the number of cycles spent per tile (``max(k, nb)``; a depthwise ``dw`` step's tile
+is one input column of a row group, ``t = max(reads, kh*kw)``, see :class:`LayerProgram`),
+``drain`` the number of
 cycles before the next step may start: for the last step, until its last result is
 written; for the others as few as the next step's reads and the back end allow (layers
 overlap, see :func:`~hwflow.schedule.schedule.overlap_drains`).
@@ -56,7 +58,7 @@ import numpy as np
 __all__ = ["KINDS", "SETUP_CYCLES", "TensorMap", "LayerProgram", "Program"]
 
 #: Hardware step kinds (the order is the code in the descriptor ROM).
-KINDS = ("mac", "max", "sum", "add")
+KINDS = ("mac", "max", "sum", "add", "dw")
 
 #: Cycles a layer spends loading its descriptor before its first tile.
 SETUP_CYCLES = 2
@@ -174,7 +176,18 @@ class LayerProgram:
     accumulators are max-merged over the window first (exact: the requantizer is
     monotonic, ``m >= 0``). Step ``j`` of tile ``g`` reads weight word ``w_base + g*k + j``;
     with ``wpk`` (a depthwise step) that is a virtual word: ROM word ``// w_pack``, diagonal
-    slot ``% w_pack`` (:meth:`~hwflow.schedule.lower.RomImages.add_weights`).
+    slot ``% w_pack`` (:meth:`~hwflow.schedule.lower.RomImages.add_weights`). ``wk`` (0: ``k``)
+    is the weight words a tile advances by when it differs from its reads.
+
+    A ``dw`` step (a depthwise convolution on the depthwise unit, :mod:`hwflow.rtl.dw_array`)
+    walks the same loop nest with its own meaning: one pixel (``oh = ow = 1``), tile ``g`` is
+    channel chunk ``g`` (``nt`` chunks), window position ``(wy, wx)`` is row group ``wy``
+    (``qh`` groups of ``dwr`` output rows, ``wsh = dwr*dsh``) and input column ``wx``
+    (``qw = (dow - 1)*dsw + dkw + 1`` columns: the window's plus one in which the last output
+    column computes), and its ``k = kh = (dwr - 1)*dsh + dkh`` reads are the group's input rows
+    in that column. ``dkh x dkw``, ``dsh x dsw`` and ``doh x dow`` are the convolution's
+    kernel, strides and output; ``wk = dkh*dkw`` weight words a chunk (one tap each, read
+    while the unit computes: word ``w_base + g*wk + j`` at step ``j``).
     """
 
     name: str
@@ -225,6 +238,14 @@ class LayerProgram:
     macs: int = 0
     stream: int = 0
     wpk: int = 0
+    wk: int = 0
+    dwr: int = 0
+    dkh: int = 1
+    dkw: int = 1
+    dsh: int = 1
+    dsw: int = 1
+    doh: int = 1
+    dow: int = 1
     inputs: tuple[str, ...] = ()
     output: str = ""
 
@@ -262,7 +283,7 @@ class LayerProgram:
             base = self.in2_base if (self.kind == "add" and j == 1) else self.in_base
             inside = 0 <= iy < self.ih and 0 <= ix < self.iw
             addr = base + (iy * self.iw + ix) * self.ich + cs + ci if inside else None
-            yield (addr, self.w_base + g * self.k + j, j == 0, j == self.k - 1,
+            yield (addr, self.w_base + g * (self.wk or self.k) + j, j == 0, j == self.k - 1,
                    self.kind == "add" and j == 1, wy == 0 and wx == 0,
                    wy == self.qh - 1 and wx == self.qw - 1)
 

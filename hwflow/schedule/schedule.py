@@ -61,7 +61,9 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     in front of the serializer, per-channel ROM read and bias add;
     ``merge``: max-merge of a fused MaxPool's window (every MAC result passes it);
     ``requant``: requantizer (one stage fewer without a multiplier); ``lut``: LUT ROM read;
-    ``issue``: controller state to memory data (address register, synchronous read).
+    ``issue``: controller state to memory data (address register, synchronous read);
+    ``dw``: the depthwise unit, a tap's operands to the accumulator holding it (operand
+    registers, the LUT multipliers' first level, product, accumulator; rtl/dw_array.py).
     ``mac`` = input register + two multiplier stages + ``ceil(log2(simd))`` tree registers +
     accumulator (the input register keeps block-RAM clock-to-out away from the multiplier;
     the DSP lanes' second input register sits beside the DSP, the LUT lanes' shift-add
@@ -75,6 +77,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "pre": 3,
         "requant": 4 if mbits > 1 else 3,
         "lut": 1,
+        "dw": 4,
     }
 
 
@@ -125,9 +128,29 @@ def _unit_latency(lat: dict[str, int], kind: str) -> int:
     return lat["mac"] + lat["merge"] if kind == "mac" else lat["pool"]
 
 
+def _dw_loads(lat: dict[str, int], l: LayerProgram) -> tuple[np.ndarray, np.ndarray]:
+    """``(cycle, address)`` of each result vector of a ``dw`` step, in order (RUN cycles from
+    its first; the word it is written to).
+
+    Per chunk ``g``, row group ``r0``, output column ``oc``: the unit computes when input
+    column ``oc*dsw + dkw - 1`` is in, during the next column's first ``dkh*dkw`` steps (from
+    its first data, ``issue`` after the step), and hands the group's rows to the back end one
+    a cycle, ``dw`` + 1 cycles after the last tap (rtl/dw_array.py).
+    """
+    g, grp, oc, r = np.meshgrid(np.arange(l.nt), np.arange(l.qh), np.arange(l.dow), np.arange(l.dwr), indexing="ij")
+    ok = grp * l.dwr + r < l.doh
+    col = (g * l.qh + grp) * l.qw + oc * l.dsw + l.dkw - 1
+    when = (col + 1) * l.t + lat["issue"] + l.dkh * l.dkw + lat["dw"] + r
+    addr = l.out_base + ((grp * l.dwr + r) * l.dow + oc) * l.och + g
+    return when[ok].astype(np.int64), addr[ok].astype(np.int64)
+
+
 def _load_times(lat: dict[str, int], l: LayerProgram) -> np.ndarray:
     """RUN cycle (from the layer's first) in which each result vector reaches the back end:
-    one per pixel and tile, after the last read of its last window position."""
+    one per pixel and tile, after the last read of its last window position (a ``dw`` step:
+    :func:`_dw_loads`)."""
+    if l.kind == "dw":
+        return _dw_loads(lat, l)[0]
     win = l.qh * l.qw
     last_read = (np.arange(l.oh * l.ow * l.nt) * win + win - 1) * l.t + l.k - 1
     return last_read + lat["issue"] + _unit_latency(lat, l.kind)
@@ -135,9 +158,13 @@ def _load_times(lat: dict[str, int], l: LayerProgram) -> np.ndarray:
 
 def _write_trace(lat: dict[str, int], l: LayerProgram, simd: int, lanes: int) -> tuple[np.ndarray, np.ndarray]:
     """``(cycle, address)`` of every activation write of ``l`` (RUN cycles from its first):
-    each load's ``nb`` codes leave the back end ``lanes`` a cycle."""
-    t_load = _load_times(lat, l)
+    each load's ``nb`` codes leave the back end ``lanes`` a cycle (a ``dw`` step's load is one
+    word)."""
     back = 1 + lat["pre"] + lat["requant"] + lat["lut"]  # load -> first code written
+    if l.kind == "dw":
+        when, addr = _dw_loads(lat, l)
+        return when + back, addr
+    t_load = _load_times(lat, l)
     loads = len(t_load)
     co = (np.arange(loads) % l.nt)[:, None] * l.nb + np.arange(l.nb)[None, :]
     pix = (np.arange(loads) // l.nt)[:, None]
@@ -338,8 +365,11 @@ def _max_lanes(qgraph: QGraph, pe: int, simd: int) -> int:
 
 def _set_lanes(l: LayerProgram, lanes: int) -> None:
     """A step's ``ng = nb / lanes`` groups a load and its ``t``: ``max(k, ceil(ng / (qh*qw)))``,
-    so the serializer is free for every load."""
+    so the serializer is free for every load (a ``dw`` step keeps its ``t``: one group a load,
+    ``lanes == simd``)."""
     l.ng = l.nb // lanes
+    if l.kind == "dw":
+        return
     l.t = max(l.k, -(-l.ng // (l.qh * l.qw)))
 
 
@@ -354,6 +384,18 @@ def _choose_lanes(layers: list[LayerProgram], lanes_max: int) -> int:
     while run(lanes) > 1.01 * best:
         lanes *= 2
     return lanes
+
+
+def _dw_kw(qgraph: QGraph, pe: int, simd: int, lanes_max: int, pack: int) -> int:
+    """The depthwise unit's kernel width (0: no unit): the most common kernel width of the
+    depthwise convolutions, on a square array whose ROM packs depthwise words and whose back
+    end can take a word a cycle (``lanes_max == simd``)."""
+    if not (pe == simd > 1 and pack > 1 and lanes_max == simd):
+        return 0
+    kws = [l.kernel[1] for l in qgraph.layers
+           if l.op == "conv" and l.groups > 1 and l.groups == l.out_channels == l.weight.shape[0]
+           and l.weight.shape[1] == 1]
+    return max(set(kws), key=kws.count) if kws else 0
 
 
 def _rounding(qgraph: QGraph) -> str:
@@ -574,7 +616,7 @@ def _pot_shape(qgraph: QGraph, tgt, code: WeightFormat) -> tuple[int, int]:
 
 
 def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | None = None, *,
-             fuse: str = "auto") -> Program:
+             fuse: str = "auto", dw: bool = True) -> Program:
     """Schedule ``qgraph`` onto the target's MAC array.
 
     Parameters
@@ -590,6 +632,10 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     fuse : {"auto", "always", "never"}
         Fuse a MaxPool into the convolution before it when that saves cycles (``auto``),
         whenever legal (``always``), or not at all (``never``).
+    dw : bool
+        Run depthwise convolutions on the depthwise unit where that is faster
+        (:func:`~hwflow.schedule.lower.dw_plan`) and the unit fits the target (else as
+        with False); False: all on the array.
 
     Returns
     -------
@@ -602,6 +648,22 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     FitError
         The design exceeds the target's resources (see :func:`~hwflow.schedule.budget.check_budget`).
     """
+    if dw and _wants_dw(qgraph):
+        try:
+            return _schedule(qgraph, target, pe, simd, fuse, True)
+        except FitError:  # the unit's logic does not fit: the array runs the depthwise layers
+            pass
+    return _schedule(qgraph, target, pe, simd, fuse, False)
+
+
+def _wants_dw(qgraph: QGraph) -> bool:
+    """The graph has a depthwise convolution (the unit may run it)."""
+    return any(l.op == "conv" and l.groups > 1 and l.groups == l.out_channels and l.weight.shape[1] == 1
+               for l in qgraph.layers)
+
+
+def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
+    """:func:`schedule` with the depthwise unit allowed or not."""
     tgt = load_target(target if target is not None else "generic")
     if fuse not in ("auto", "always", "never"):
         raise OptionError(f"fuse must be 'auto', 'always' or 'never', not {fuse!r}")
@@ -631,15 +693,20 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         lat["mac"] += lat["codebook"]
 
     acc_shift = max([l.acc_shift for l in qgraph.layers] + [0])
+    # The depthwise unit multiplies weight values: only beside multiplying lanes.
+    dw_kw = _dw_kw(qgraph, pe, simd, lanes_max, roms.pack) if dw and code is None else 0
     ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()},
-                       acc_shift, stream)
+                       acc_shift, stream, dw_kw)
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]
-    lanes = _choose_lanes(layers, lanes_max)
+    # The depthwise unit's loads are a word each: it takes a lane per channel of a word.
+    lanes = lanes_max if any(l.kind == "dw" for l in layers) else _choose_lanes(layers, lanes_max)
     for lp in layers:
         _set_lanes(lp, lanes)
         lp.drain = drain_cycles(lat, lp.kind, lp.ng, lp.t, lp.k)
+        if lp.kind == "dw":  # two cycles after the last write, as drain_cycles counts it
+            lp.drain = int(_write_trace(lat, lp, simd, lanes)[0].max()) - lp.tiles * lp.t + 2
     shares = _shares(layers, tensors, _share_candidates(qgraph, fused, tensors), lat, simd, lanes, ctx.pools)
     if shares:
         shared, shared_words = _layout(qgraph, simd, stream, fused, shares)

@@ -106,9 +106,9 @@ def test_depthwise_uses_supergroups():
     b = GraphBuilder(seed=0)
     x = b.input_tensor((1, 16, 4, 4))
     b.conv(x, 16, groups=16)
-    prog = schedule(b.build(), "generic", pe=4, simd=4)
+    prog = schedule(b.build(), "generic", pe=4, simd=4, dw=False)  # on the array, not the depthwise unit
     l = prog.layers[0]
-    assert (l.cis, l.tpg, l.nt, l.k) == (1, 1, 4, 9)
+    assert (l.kind, l.cis, l.tpg, l.nt, l.k) == ("mac", 1, 1, 4, 9)
 
 
 def test_bad_array_shape_is_an_option_error():
