@@ -57,7 +57,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..schedule.descriptor import BACK_FIELDS, KIND_CODES, UNIT_FIELDS
-from ..schedule.program import Program
+from ..schedule.program import READ_DATA_REGS, Program
 from ..schedule.widths import CYCLE_BITS, addr_bits, bias_bits
 from ._lanes import replicate
 from .act_buffer import ActBuffer
@@ -151,7 +151,14 @@ class Accelerator(wiring.Component):
             da = nxt
         x = Signal(simd * p.abits)
         pv = replicate(da["pv"], simd, p.abits)
-        ram = Mux(ctrl.d_inrange, act.rd_data, pv)
+        # The RAM's data registers (READ_DATA_REGS; the controller's latency counts them): the
+        # block RAMs' clock-to-out and their output mux end at a register, not in a unit.
+        rd = act.rd_data
+        for i in range(READ_DATA_REGS):
+            q = Signal.like(rd, name=f"act_q{i}", reset_less=True)
+            m.d.sync += q.eq(rd)
+            rd = q
+        ram = Mux(ctrl.d_inrange, rd, pv)
         if p.input_stream is not None:
             # The streamed first layer reads the input stream; its lanes in the padding take
             # the pad value.

@@ -47,7 +47,7 @@ from .budget import check_budget
 from .estimate import dsp_blocks, estimate, place_weights
 from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack
 from .memory import allocate, chunks
-from .program import SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
+from .program import ISSUE_CYCLES, SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
 from .widths import tree_levels
 
 __all__ = ["schedule", "arrange", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "ECP5_DSP_SHARE"]
@@ -60,14 +60,15 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     in front of the serializer, per-channel ROM read and bias add;
     ``merge``: max-merge of a fused MaxPool's window (every MAC result passes it);
     ``requant``: requantizer (one stage fewer without a multiplier); ``lut``: LUT ROM read;
-    ``issue``: controller state to memory data (address register, synchronous read).
+    ``issue``: controller state to memory data at the datapath (address registers, synchronous
+    read, data register: :data:`~hwflow.schedule.program.ISSUE_CYCLES`).
     ``mac`` = input register + two multiplier stages + ``ceil(log2(simd))`` tree registers +
     accumulator (the input register keeps block-RAM clock-to-out away from the multiplier;
     the DSP lanes' second input register sits beside the DSP, the LUT lanes' shift-add
     trees register their first level: rtl/mac_array.py).
     """
     return {
-        "issue": 3,
+        "issue": ISSUE_CYCLES,
         "mac": 4 + tree_levels(simd),
         "merge": 1,
         "pool": 1,
