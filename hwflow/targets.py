@@ -45,8 +45,10 @@ puts the weight memory in the first kind in which the design fits
 (:func:`hwflow.schedule.estimate.place_weights`); a kind that the bitstream cannot
 initialise (``init = false``) is loaded after configuration through the core's
 weight-load port (:mod:`hwflow.rtl.weight_ram`). Every kind is counted exactly, in whole
-blocks of its shapes (:func:`hwflow.schedule.estimate.memory_blocks`). ``init``, ``ports``
-and ``ram_style`` default to ``true``, 2 and ``"block"``; the UP5K's SPRAM is::
+blocks of its shapes, the one Yosys picks by the kind's ``byte`` (write-enable granularity)
+and ``cost`` (:func:`hwflow.schedule.estimate.memory_blocks`). ``init``, ``ports``,
+``ram_style``, ``byte`` and ``cost`` default to ``true``, 2, ``"block"``, 0 and 128; the
+UP5K's SPRAM is::
 
     [memory.spram]
     cell = "SB_SPRAM256KA"
@@ -56,6 +58,8 @@ and ``ram_style`` default to ``true``, 2 and ``"block"``; the UP5K's SPRAM is::
     init = false
     ports = 1
     ram_style = "huge"
+    byte = 4
+    cost = 2048
 
 A generic target's file may leave out ``[memory]``: unlimited block RAM counted in
 DP16KD blocks (:data:`GENERIC_BRAM`).
@@ -85,7 +89,7 @@ _SYNTH_CMDS = {"ice40": "synth_ice40", "ecp5": "synth_ecp5"}
 _RESOURCE_KEYS = ("luts", "ffs", "dsps", "io_pins")
 _TOP_KEYS = {"name", "description", "family", "device", "package", "speed", "clock_mhz",
              "resources", "memory", "array", "synth", "pnr"}
-_MEMORY_KEYS = {"cell", "blocks", "block_bits", "shapes", "init", "ports", "ram_style"}
+_MEMORY_KEYS = {"cell", "blocks", "block_bits", "shapes", "init", "ports", "ram_style", "byte", "cost"}
 #: The memory kinds each family may declare: the names the synthesis report counts.
 MEMORY_KINDS = {"ice40": ("bram", "spram"), "ecp5": ("bram",), "generic": ("bram",)}
 #: Where the keys of the old schema went.
@@ -117,6 +121,12 @@ class MemoryKind:
         2: a read and a write in the same cycle (simple dual port); 1: one access a cycle.
     ram_style : str
         The Yosys ``ram_style`` attribute that places a memory in this kind.
+    byte : int
+        The write enable's granularity in bits (ECP5 DP16KD 9, UP5K SPRAM 4, iCE40
+        SB_RAM40_4K 1); 0: one enable a block word. Lanes of a written memory start on a byte.
+    cost : int
+        Yosys's cost of a block (its library file's ``cost``: DP16KD 128, SB_RAM40_4K 64,
+        SPRAM 2048), weighed against the multiplexers a deep memory needs.
     """
 
     name: str
@@ -127,6 +137,8 @@ class MemoryKind:
     init: bool = True
     ports: int = 2
     ram_style: str = "block"
+    byte: int = 0
+    cost: int = 128
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -143,6 +155,10 @@ class MemoryKind:
                              f"block_bits = {self.block_bits} bits, not {self.shapes!r}")
         if self.ports not in (1, 2):
             raise ValueError(f"memory kind {self.name}: ports must be 1 or 2, not {self.ports!r}")
+        for field, lo in (("byte", 0), ("cost", 1)):
+            v = getattr(self, field)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"memory kind {self.name}: {field} must be an int >= {lo}, not {v!r}")
 
     @property
     def bits(self) -> int | None:
@@ -288,7 +304,7 @@ class Target:
 #: A generic target's memory when its file names none: unlimited block RAM, counted in ECP5
 #: DP16KD blocks (so a generic estimate reads like an ECP5 one).
 GENERIC_BRAM = MemoryKind("bram", "DP16KD", None, 18432,
-                          ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)))
+                          ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)), byte=9, cost=128)
 
 
 def list_targets() -> list[str]:
@@ -491,8 +507,10 @@ def _memory_kinds(mem: dict, family: str, bad, integer, string) -> tuple[MemoryK
         ports = integer(t, "ports", where, required=False, lo=1, hi=2) or 2
         style = string(t, "ram_style", where, required=False) or "block"
         cell = string(t, "cell", where)
+        byte = integer(t, "byte", where, required=False, lo=0, hi=bits) or 0
+        cost = integer(t, "cost", where, required=False) or 128
         kinds.append(MemoryKind(name=name, cell=cell, blocks=blocks, block_bits=bits, shapes=tuple(parsed),
-                                init=init, ports=ports, ram_style=style))
+                                init=init, ports=ports, ram_style=style, byte=byte, cost=cost))
     if not (kinds[0].name == "bram" and kinds[0].init and kinds[0].ports == 2):
         raise bad("[memory.bram] must come first and be initialisable (init = true) and dual-port (ports = 2): "
                   "the ROMs and the activation RAM go there")

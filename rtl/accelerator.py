@@ -57,6 +57,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..schedule.descriptor import BACK_FIELDS, KIND_CODES, UNIT_FIELDS
+from ..schedule.estimate import act_banks
 from ..schedule.program import READ_DATA_REGS, Program
 from ..schedule.widths import CYCLE_BITS, addr_bits, bias_bits
 from ._lanes import replicate
@@ -125,7 +126,8 @@ class Accelerator(wiring.Component):
         has_mac = any(l.kind == "mac" for l in p.layers)
 
         m.submodules.ctrl = ctrl = Controller(p)
-        m.submodules.act = act = ActBuffer(p.act_words, simd, p.abits, verilog_module=self._act_module)
+        m.submodules.act = act = ActBuffer(p.act_words, simd, p.abits, verilog_module=self._act_module,
+                                           banks=act_banks(p.act_words, simd * p.abits, p.abits, p.act_kind))
         self.act = act
         d = ctrl.desc
         code_bits = d.lo.shape().width

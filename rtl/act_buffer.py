@@ -7,6 +7,11 @@ live in HWC order with channels padded to a multiple of ``simd`` (see
 output holds, which the output stream uses for back-pressure. ``en`` low holds both ports
 (the accelerator's input stall: the Verilog module is outside Amaranth's
 ``EnableInserter``, so it takes the enable as the weight memories do). Latency 1.
+
+The Verilog module may build the RAM from two banks, a power-of-two one and the rest
+(``banks``, chosen by :func:`hwflow.schedule.estimate.act_banks` when that takes fewer
+blocks: Yosys slices one deep RAM uniformly); the bank is the address's top bit, and a
+registered bank select picks the read data.
 """
 
 from __future__ import annotations
@@ -32,13 +37,21 @@ class ActBuffer(wiring.Component):
         the caller emits with :meth:`verilog` (used by ``to_verilog``: Amaranth turns the
         initial contents of every word into netlist constants, which takes tens of seconds
         for a RAM of 10**5 words). Simulation in Amaranth uses the memory.
+    banks : tuple of int, optional
+        The Verilog module's bank depths: ``(depth,)`` (the default) or ``(2**k, depth - 2**k)``.
     """
 
-    def __init__(self, depth: int, simd: int, bits: int, *, verilog_module: str | None = None):
+    def __init__(self, depth: int, simd: int, bits: int, *, verilog_module: str | None = None,
+                 banks: tuple[int, ...] | None = None):
         for name, v in (("depth", depth), ("simd", simd), ("bits", bits)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
-        self._depth, self._simd, self._bits = depth, simd, bits
+        banks = (depth,) if banks is None else tuple(banks)
+        if not (banks == (depth,) or (len(banks) == 2 and banks[0] >= 2 and banks[0] & (banks[0] - 1) == 0
+                                      and 0 < banks[1] <= banks[0] and sum(banks) == depth)):
+            raise ValueError(f"banks must be ({depth},) or (2**k, {depth} - 2**k) with 2**k >= the rest, "
+                             f"not {banks!r}")
+        self._depth, self._simd, self._bits, self._banks = depth, simd, bits, banks
         self._module = verilog_module
         aw = addr_bits(depth)
         word = simd * bits  # packed lanes, lane 0 lowest
@@ -59,22 +72,40 @@ class ActBuffer(wiring.Component):
     def verilog(self) -> str:
         """The RAM as a Verilog module named ``verilog_module``: the memory Amaranth builds
         (zeroed by a loop, one write enable per lane, read-first, a read register that
-        holds while ``rd_en`` is low), in a few lines whatever its depth."""
-        width, depth, b = self._simd * self._bits, self._depth, self._bits
+        holds while ``rd_en`` is low), in a few lines whatever its depth; in two banks when
+        ``banks`` says so."""
+        width, b = self._simd * self._bits, self._bits
         aw = self.rd_addr.shape().width
         lanes = [f"[{(i + 1) * b - 1}:{i * b}]" for i in range(self._simd)]
-        writes = "".join(f"    if (wr_en[{i}]) mem[wr_addr]{r} <= wr_data{r};\n" for i, r in enumerate(lanes))
-        return (
-            f"module {self._module}(clk, rd_addr, rd_en, rd_data, wr_addr, wr_en, wr_data);\n"
-            f"  input clk;\n  input [{aw - 1}:0] rd_addr;\n  input rd_en;\n  output reg [{width - 1}:0] rd_data;\n"
-            f"  input [{aw - 1}:0] wr_addr;\n  input [{self._simd - 1}:0] wr_en;\n  input [{width - 1}:0] wr_data;\n"
-            f'  (* ram_style = "{memory_style(depth, width, rom=False)}" *)\n'
-            f"  reg [{width - 1}:0] mem [{depth - 1}:0];\n"
-            f"  integer i;\n  initial begin\n    for (i = 0; i < {depth}; i = i + 1) mem[i] = {width}'d0;\n  end\n"
-            f"  always @(posedge clk) begin\n{writes}  end\n"
-            f"  always @(posedge clk) begin\n    if (rd_en) rd_data <= mem[rd_addr];\n  end\n"
-            f"endmodule\n"
-        )
+        style = memory_style(self._depth, width, rom=False)
+        head = (f"module {self._module}(clk, rd_addr, rd_en, rd_data, wr_addr, wr_en, wr_data);\n"
+                f"  input clk;\n  input [{aw - 1}:0] rd_addr;\n  input rd_en;\n  output reg [{width - 1}:0] rd_data;\n"
+                f"  input [{aw - 1}:0] wr_addr;\n  input [{self._simd - 1}:0] wr_en;\n  input [{width - 1}:0] wr_data;\n")
+
+        def bank(name: str, depth: int, addr: str, cond: str) -> str:
+            writes = "".join(f"    if ({cond}wr_en[{i}]) {name}[{addr.format('wr')}]{r} <= wr_data{r};\n"
+                             for i, r in enumerate(lanes))
+            return (f'  (* ram_style = "{style}" *)\n'
+                    f"  reg [{width - 1}:0] {name} [{depth - 1}:0];\n"
+                    f"  initial begin\n    for (i = 0; i < {depth}; i = i + 1) {name}[i] = {width}'d0;\n  end\n"
+                    f"  always @(posedge clk) begin\n{writes}  end\n")
+
+        if len(self._banks) == 1:
+            return (head + "  integer i;\n" + bank("mem", self._depth, "{}_addr", "")
+                    + f"  always @(posedge clk) begin\n    if (rd_en) rd_data <= mem[rd_addr];\n  end\n"
+                    f"endmodule\n")
+        lo, hi = self._banks
+        k = lo.bit_length() - 1  # address bit that picks the bank
+        hb = max(1, (hi - 1).bit_length())
+        return (head.replace("output reg", "output") + "  integer i;\n"
+                + bank("mem_lo", lo, f"{{}}_addr[{k - 1}:0]", f"!wr_addr[{k}] && ")
+                + bank("mem_hi", hi, f"{{}}_addr[{hb - 1}:0]", f"wr_addr[{k}] && ")
+                + f"  reg [{width - 1}:0] rd_lo, rd_hi;\n  reg sel;\n"
+                f"  always @(posedge clk) begin\n    if (rd_en) begin\n"
+                f"      rd_lo <= mem_lo[rd_addr[{k - 1}:0]];\n      rd_hi <= mem_hi[rd_addr[{hb - 1}:0]];\n"
+                f"      sel <= rd_addr[{k}];\n    end\n  end\n"
+                f"  assign rd_data = sel ? rd_hi : rd_lo;\n"
+                f"endmodule\n")
 
     def elaborate(self, platform):
         m = Module()

@@ -17,6 +17,8 @@ be the same for every seed, and exact.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -287,6 +289,19 @@ def build_cocotb(verilog: str | Path, top: str, simulator: str, build_dir: str |
     return runner
 
 
+@contextlib.contextmanager
+def _exclusive(build_dir: Path):
+    """Hold an exclusive lock on ``build_dir`` (processes sharing a design's cached build:
+    parallel tests, a Dask sweep) for the block."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run_cocotb(
     verilog: str | Path,
     top: str,
@@ -364,66 +379,67 @@ def run_cocotb(
         build_dir = build_dir.with_name(build_dir.name + "-vcd")
     if x_seed is not None:
         build_dir = build_dir.with_name(build_dir.name + "-xunique")
-    runner = build_cocotb(verilog, top, simulator, build_dir, vcd=vcd, models=models, includes=includes, defines=defines,
-                          x_unique=x_seed is not None)
-    inputs = np.asarray(inputs)
-    with tempfile.TemporaryDirectory(prefix="hwflow-tb-") as tmp:
-        tmp = Path(tmp)
-        np.save(tmp / "inputs.npy", inputs.astype(np.int64))
-        env = {
-            "HWFLOW_TB_INPUTS": str(tmp / "inputs.npy"),
-            "HWFLOW_TB_PREDICTED": str(int(predicted_cycles)),
-            "HWFLOW_TB_RESULT": str(tmp / "result.json"),
-            "HWFLOW_TB_TIMEOUT": "" if timeout is None else str(int(timeout)),
-            "HWFLOW_TB_OUTPUT_SIZE": "" if output_size is None else str(int(output_size)),
-            "HWFLOW_TB_EXPECTED": "",
-            "HWFLOW_TB_STALL": repr(float(stall)),
-            "HWFLOW_TB_SEED": str(int(seed)),
-            "HWFLOW_TB_RESET": "1" if resets else "",
-        }
-        if stream is not None:
-            np.savez(tmp / "stream.npz", in_map=stream[0], out_map=stream[1])
-            env["HWFLOW_TB_STREAM"] = str(tmp / "stream.npz")
-        if expected is not None:
-            np.save(tmp / "expected.npy", np.asarray(expected).astype(np.int64))
-            env["HWFLOW_TB_EXPECTED"] = str(tmp / "expected.npy")
-        if load is not None:
-            from .beats import words_hex
+    with _exclusive(build_dir):  # one simulation at a time in a build directory
+        runner = build_cocotb(verilog, top, simulator, build_dir, vcd=vcd, models=models, includes=includes, defines=defines,
+                              x_unique=x_seed is not None)
+        inputs = np.asarray(inputs)
+        with tempfile.TemporaryDirectory(prefix="hwflow-tb-") as tmp:
+            tmp = Path(tmp)
+            np.save(tmp / "inputs.npy", inputs.astype(np.int64))
+            env = {
+                "HWFLOW_TB_INPUTS": str(tmp / "inputs.npy"),
+                "HWFLOW_TB_PREDICTED": str(int(predicted_cycles)),
+                "HWFLOW_TB_RESULT": str(tmp / "result.json"),
+                "HWFLOW_TB_TIMEOUT": "" if timeout is None else str(int(timeout)),
+                "HWFLOW_TB_OUTPUT_SIZE": "" if output_size is None else str(int(output_size)),
+                "HWFLOW_TB_EXPECTED": "",
+                "HWFLOW_TB_STALL": repr(float(stall)),
+                "HWFLOW_TB_SEED": str(int(seed)),
+                "HWFLOW_TB_RESET": "1" if resets else "",
+            }
+            if stream is not None:
+                np.savez(tmp / "stream.npz", in_map=stream[0], out_map=stream[1])
+                env["HWFLOW_TB_STREAM"] = str(tmp / "stream.npz")
+            if expected is not None:
+                np.save(tmp / "expected.npy", np.asarray(expected).astype(np.int64))
+                env["HWFLOW_TB_EXPECTED"] = str(tmp / "expected.npy")
+            if load is not None:
+                from .beats import words_hex
 
-            (tmp / "weights_load.hex").write_text(words_hex(load[0], max(int(w).bit_length() for w in load[0]) or 1))
-            env["HWFLOW_TB_WEIGHTS"] = str(tmp / "weights_load.hex")
-            env["HWFLOW_TB_LOAD_CYCLES"] = str(int(load[1]))
-        log = build_dir / "test.log"
-        saved_path = list(sys.path)
-        saved_env = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("HWFLOW_TB_")}
-        if module_dir is not None:
-            sys.path.insert(0, str(Path(module_dir).resolve()))
-        try:
-            with _QuietCocotb():
-                runner.test(
-                    test_module=test_module,
-                    hdl_toplevel=top,
-                    build_dir=build_dir,
-                    test_dir=build_dir,
-                    extra_env=env,
-                    results_xml=str(build_dir / "results.xml"),
-                    log_file=log,
-                    waves=vcd is not None and simulator == "verilator",
-                    plusargs=[] if x_seed is None else ["+verilator+rand+reset+2", f"+verilator+seed+{int(x_seed)}"],
-                )
-        except (RuntimeError, SystemExit):
-            pass  # judged from the result file below
-        finally:
-            sys.path[:] = saved_path
-            os.environ.update(saved_env)
-        result_file = tmp / "result.json"
-        if not result_file.exists():
-            raise ToolError(f"{simulator} simulation of {top} did not finish; see {log}")
-        data = json.loads(result_file.read_text())
-    if data.get("error"):
-        raise ToolError(f"{simulator} simulation of {top}: {data['error']}; see {log}")
-    if vcd is not None and simulator == "verilator":
-        shutil.move(str(build_dir / "dump.vcd"), str(vcd))
+                (tmp / "weights_load.hex").write_text(words_hex(load[0], max(int(w).bit_length() for w in load[0]) or 1))
+                env["HWFLOW_TB_WEIGHTS"] = str(tmp / "weights_load.hex")
+                env["HWFLOW_TB_LOAD_CYCLES"] = str(int(load[1]))
+            log = build_dir / "test.log"
+            saved_path = list(sys.path)
+            saved_env = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("HWFLOW_TB_")}
+            if module_dir is not None:
+                sys.path.insert(0, str(Path(module_dir).resolve()))
+            try:
+                with _QuietCocotb():
+                    runner.test(
+                        test_module=test_module,
+                        hdl_toplevel=top,
+                        build_dir=build_dir,
+                        test_dir=build_dir,
+                        extra_env=env,
+                        results_xml=str(build_dir / "results.xml"),
+                        log_file=log,
+                        waves=vcd is not None and simulator == "verilator",
+                        plusargs=[] if x_seed is None else ["+verilator+rand+reset+2", f"+verilator+seed+{int(x_seed)}"],
+                    )
+            except (RuntimeError, SystemExit):
+                pass  # judged from the result file below
+            finally:
+                sys.path[:] = saved_path
+                os.environ.update(saved_env)
+            result_file = tmp / "result.json"
+            if not result_file.exists():
+                raise ToolError(f"{simulator} simulation of {top} did not finish; see {log}")
+            data = json.loads(result_file.read_text())
+        if data.get("error"):
+            raise ToolError(f"{simulator} simulation of {top}: {data['error']}; see {log}")
+        if vcd is not None and simulator == "verilator":
+            shutil.move(str(build_dir / "dump.vcd"), str(vcd))
     got = data["outputs"]
     out_size = output_size if expected is None else int(np.asarray(expected).reshape(len(got) or 1, -1).shape[1])
     outputs = np.array(got, dtype=np.int64) if got and all(len(o) == out_size for o in got) else None

@@ -4,8 +4,8 @@ Documented formulas for the budget check and the manifest; the synthesis report 
 the real figures (``bench/synth.py`` shows the estimate's error against them).
 
 - Memory: every memory kind of the target (``[memory.<kind>]`` in its TOML: block RAM,
-  iCE40 SPRAM) is counted exactly, in whole blocks of its shapes, as Yosys tiles them
-  (:func:`memory_blocks`). The activation RAM and the per-channel and LUT ROMs go in the
+  iCE40 SPRAM) is counted exactly, in whole blocks of the shape Yosys's ``memory_libmap``
+  picks by its cost (:func:`memory_blocks`). The activation RAM and the per-channel and LUT ROMs go in the
   block RAM (ROMs too small or too shallow for a block stay in logic,
   :func:`memory_style`); the weight memory goes in the first kind in which the design fits
   (:func:`place_weights`): an initialised ROM in the block RAM, else a kind the bitstream
@@ -37,7 +37,7 @@ from .descriptor import BACK_FIELDS, UNIT_FIELDS, descriptor_fields, descriptor_
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
 
-__all__ = ["estimate", "block_features", "block_estimates", "chan_width", "dsp_blocks", "lut_mult_cost",
+__all__ = ["act_banks", "estimate", "block_features", "block_estimates", "chan_width", "dsp_blocks", "lut_mult_cost",
            "memories", "memory_blocks", "memory_shapes", "memory_style", "memory_use", "place_memories",
            "place_weights"]
 
@@ -65,29 +65,71 @@ def chan_width(bias_bits: int, mbits: int, n_bits: int) -> int:
 
 
 def memory_shapes(pe: int, simd: int, abits: int, wbits: int, *, act_words: int, weight_words: int,
-                  chan_entries: int, chan_width: int, lut_entries: int) -> list[tuple[str, int, int, bool, int]]:
+                  chan_entries: int, chan_width: int, lut_entries: int) -> list[tuple[str, int, int, int | None, int]]:
     """:func:`memories` from sizes alone (the fit check's, :mod:`hwflow.schedule.fit`):
     activation RAM (``simd`` lanes of ``abits``), weight memory (``pe x simd`` lanes of
     ``wbits``, the codebook index width with weight sharing), per-channel ROM, LUT ROM
     (``abits`` codes). Without the contents every column counts as kept.
     """
     return [
-        ("act", act_words, simd * abits, False, simd * abits),
-        ("weights", weight_words, pe * simd * wbits, True, pe * simd * wbits),
-        ("chan", chan_entries, chan_width, True, chan_width),
-        ("lut", lut_entries, abits, True, abits),
+        ("act", act_words, simd * abits, abits, simd * abits),
+        ("weights", weight_words, pe * simd * wbits, None, pe * simd * wbits),
+        ("chan", chan_entries, chan_width, None, chan_width),
+        ("lut", lut_entries, abits, None, abits),
     ]
 
 
-def memory_blocks(depth: int, width: int, kind) -> int:
+def memory_blocks(depth: int, width: int, kind, lane: int | None = None) -> int:
     """Blocks of memory kind ``kind`` (a :class:`~hwflow.targets.MemoryKind`) that a
-    ``depth x width`` memory takes: whole blocks of its shapes, as Yosys tiles them."""
-    return _tile(depth, width, kind.shapes)
+    ``depth x width`` memory takes, as Yosys's ``memory_libmap`` chooses them.
+
+    ``lane`` is the write enable's granularity in bits (``None``: a ROM, no write port).
+    For each shape ``d x w`` of the kind the memory is cut into ``ceil(depth / d)`` address
+    slices whose bits share blocks, ``w`` a block; a written memory starts each lane on a
+    byte of the kind (``kind.byte`` bits, the whole word without byte enables), so 8-bit
+    lanes take 9 bits of an ECP5 block. libmap takes the shape of least cost: ``kind.cost``
+    a block, plus half a unit per read bit for each extra slice (the read multiplexer) and
+    per write enable for each slice (the write demultiplexer). So an 8474 x 32 RAM of
+    8-bit lanes takes 9 x 2 blocks of 1024 x 18 on ECP5, not 17 of 512 x 36.
+    """
+    if width <= 0 or depth <= 0:
+        return 0
+    best = None
+    for d, w in kind.shapes:
+        slices = math.ceil(depth / d)
+        if lane is None:
+            bits, mux = width, 0.0
+        else:
+            byte = kind.byte if 0 < kind.byte <= w else w
+            lanes = math.ceil(width / lane)
+            bits = (lanes - 1) * math.ceil(lane / byte) * byte + math.ceil((width - (lanes - 1) * lane) / byte) * byte
+            mux = 0.5 * slices * lanes if slices > 1 else 0.0
+        blocks = math.ceil(slices * bits / w)
+        cost = kind.cost * blocks + 0.5 * (slices - 1) * width + mux
+        if best is None or cost < best[0]:
+            best = (cost, blocks)
+    return best[1]
 
 
-def memories(prog) -> list[tuple[str, int, int, bool, int]]:
-    """``(name, depth, width, rom, cols)`` of every memory the RTL builds for ``prog``: the
+def act_banks(depth: int, width: int, lane: int, kind) -> tuple[int, ...]:
+    """Depths of the banks the activation RAM is built from (rtl/act_buffer.py): the whole
+    RAM, or a power-of-two bank and the rest where that takes fewer blocks of ``kind``.
+    Yosys slices one deep RAM uniformly: 8474 x 32 in 8-bit lanes takes 18 ECP5 blocks
+    whole and 16 + 1 as banks of 8192 and 282 words."""
+    k = 1 << (depth.bit_length() - 1)
+    if kind is None or k == depth or k < 2:
+        return (depth,)
+    split = memory_blocks(k, width, kind, lane) + memory_blocks(depth - k, width, kind, lane)
+    return (k, depth - k) if split < memory_blocks(depth, width, kind, lane) else (depth,)
+
+
+def memories(prog) -> list[tuple[str, int, int, int | None, int]]:
+    """``(name, depth, width, lane, cols)`` of every memory the RTL builds for ``prog``: the
     activation RAM, the weight memory, the per-channel ROM and the LUT ROM.
+
+    ``lane`` is a written memory's write-enable granularity (the activation RAM's: one
+    code), ``None`` for a ROM; the weight memory counts as a ROM here, and as a RAM
+    written a word at a time where it goes in a kind the bitstream cannot initialise.
 
     ``width`` is the word as the RTL declares it; ``cols`` the bits synthesis keeps: Yosys
     drops a ROM's columns that hold the same bit in every word (``opt_mem``), so a ROM
@@ -105,11 +147,11 @@ def memories(prog) -> list[tuple[str, int, int, bool, int]]:
     code = descriptor_fields(prog, descriptor_values(prog))["lo"][0]
     lanes = prog.rq_lanes  # the channel ROM holds one back-end lane group a word
     return [
-        ("act", prog.act_words, prog.simd * prog.abits, False, prog.simd * prog.abits),
-        ("weights", prog.weight_words, width, True, wcols),
-        ("chan", int(prog.bias.shape[0]) // lanes, lanes * chan_width(bb, mb, nb), True,
+        ("act", prog.act_words, prog.simd * prog.abits, prog.abits, prog.simd * prog.abits),
+        ("weights", prog.weight_words, width, None, wcols),
+        ("chan", int(prog.bias.shape[0]) // lanes, lanes * chan_width(bb, mb, nb), None,
          lanes * (_varying_columns(prog.bias, bb) + _varying_columns(prog.m, mb) + _varying_columns(prog.n, nb))),
-        ("lut", int(prog.lut.shape[0]), code, True, _varying_columns(prog.lut, code)),
+        ("lut", int(prog.lut.shape[0]), code, None, _varying_columns(prog.lut, code)),
     ]
 
 
@@ -119,12 +161,15 @@ def _placed(mems, target, weight_kind) -> list[dict]:
     ``"logic"``, no blocks) where :func:`memory_style` puts them."""
     bram = target.block_ram
     out = []
-    for name, depth, width, rom, cols in mems:
+    for name, depth, width, lane, cols in mems:
         kind = weight_kind if name == "weights" and weight_kind is not None else bram
-        logic = kind.name == bram.name and memory_style(depth, width, rom) == "logic"
+        if not kind.init:  # loaded after configuration: a RAM written a word at a time
+            lane = width
+        logic = kind.name == bram.name and memory_style(depth, width, lane is None) == "logic"
+        banks = act_banks(depth, cols, lane, kind) if name == "act" else (depth,)
         out.append({"name": name, "depth": depth, "width": width, "cols": cols,
                     "kind": "logic" if logic else kind.name,
-                    "blocks": 0 if logic else memory_blocks(depth, cols, kind)})
+                    "blocks": 0 if logic else sum(memory_blocks(d, cols, kind, lane) for d in banks)})
     return out
 
 
@@ -166,15 +211,6 @@ def place_memories(mems, target) -> tuple:
         if all(k.blocks is None or use[k.name] <= k.blocks for k in target.memory):
             return kind, use
     return target.block_ram, _use(mems, target, target.block_ram)
-
-
-def _tile(depth: int, width: int, geoms: tuple) -> int:
-    # Yosys fills whole columns of one geometry, then tiles the leftover width on its own
-    # (4975 x 128 on ECP5: 7 columns of 1024x18 plus one 8192x2 block).
-    if width <= 0:
-        return 0
-    return min(math.ceil(depth / d) * max(1, width // w) + _tile(depth, width - max(1, width // w) * w, geoms)
-               if width >= w else math.ceil(depth / d) for d, w in geoms)
 
 
 def dsp_blocks(a: int, b: int, family: str, y: int | None = None) -> int:

@@ -371,6 +371,9 @@ class Program:
         The memory kind holding the weights (:func:`~hwflow.schedule.estimate.place_weights`);
         ``None``: the block RAM, as an initialised ROM. A kind the bitstream cannot
         initialise is loaded through the weight-load port (:attr:`weight_load`).
+    act_kind : hwflow.targets.MemoryKind or None
+        The memory kind holding the activation RAM (the target's block RAM), which sets
+        its banks (:func:`~hwflow.schedule.estimate.act_banks`).
     """
 
     name: str
@@ -411,6 +414,7 @@ class Program:
     acc_shift: int = 0
     argmax: bool = False
     weight_kind: Any = None
+    act_kind: Any = None
 
     @property
     def weight_load(self) -> bool:

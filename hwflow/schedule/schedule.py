@@ -613,7 +613,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         input_index=qgraph.input_index() if qgraph.input_layout is not None else None,
         rounding=_rounding(qgraph), acc_shift=acc_shift, argmax=qgraph.argmax,
     )
-    prog.weight_kind = place_weights(prog, tgt)
+    prog.weight_kind, prog.act_kind = place_weights(prog, tgt), tgt.block_ram
     prog.estimate = estimate(prog, tgt)
     prog.dsp_mults = mac_dsp_lanes(prog, tgt)
     if prog.dsp_mults < pe * simd:

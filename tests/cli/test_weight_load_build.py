@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _support.narrow_tb import run_narrow_wrapper
 from hwflow.build import load_build
 from hwflow.cli import main
 from hwflow.flow import compile_model
 from hwflow.rtl.weight_rom import pack_words
-from hwflow.sim.beats import pack, read_words, unpack
+from hwflow.sim.beats import read_words
 
 pytestmark = pytest.mark.sim
 
@@ -73,95 +74,18 @@ def test_standalone_run_py_loads_first(build):
     assert "icarus: PASS" in proc.stdout and f"weight load      {words} cycles (predicted {words})" in proc.stdout
 
 
-TB = """
-module tb;
-  reg clk = 0, rst = 1, start = 0, in_valid = 0, out_ready = 1;
-  reg [{ib}:0] in_data = 0;
-  reg [1:0] cycles_sel = 0;
-  wire busy, done, in_ready, out_valid, loaded;
-  wire [{ob}:0] out_data;
-  wire [7:0] cycles_byte;
-  {top}_io dut(.clk(clk), .rst(rst), .start(start), .busy(busy), .done(done),
-               .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
-               .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data), .loaded(loaded),
-               .cycles_sel(cycles_sel), .cycles_byte(cycles_byte));
-  always #5 clk = ~clk;
-  reg [{ib}:0] chunks [0:{n_w}];
-  reg [{ib}:0] codes [0:{n_in}];
-  integer v, sent, got;
-  reg take_in, take_out;
-  initial begin
-    $readmemh("w.hex", chunks);
-    $readmemh("in.hex", codes);
-    repeat (3) @(posedge clk);
-    #1 rst = 0;
-    // the weight image first, through the in-stream's pins, while loaded is low
-    sent = 0; in_valid = 1; in_data = chunks[0];
-    while (!loaded) begin
-      @(posedge clk);
-      take_in = in_valid && in_ready;
-      #1;
-      if (take_in) begin
-        sent = sent + 1;
-        if (sent == {n_chunks}) in_valid = 0; else in_data = chunks[sent];
-      end
-    end
-    $display("loaded %0d", sent);
-    for (v = 0; v < {vectors}; v = v + 1) begin
-      @(posedge clk); #1 start = 1;
-      @(posedge clk); #1 start = 0;
-      sent = 0; got = 0;
-      in_valid = 1; in_data = codes[v * {per_in}];
-      while (got < {per_out}) begin
-        @(posedge clk);
-        take_in = in_valid && in_ready;
-        take_out = out_valid && out_ready;
-        if (take_out) $display("out %0d %h", v, out_data);
-        #1;
-        if (take_in) begin
-          sent = sent + 1;
-          if (sent == {per_in}) in_valid = 0; else in_data = codes[v * {per_in} + sent];
-        end
-        if (take_out) got = got + 1;
-      end
-    end
-    $finish;
-  end
-endmodule
-"""
-
-
 @pytest.mark.tool("iverilog")
 def test_the_narrow_wrapper_loads_through_the_in_stream_pins(build):
     b = load_build(build)
-    h, s, load = b.manifest["handoff"], b.manifest["stream"], b.manifest["load"]
+    h, load = b.manifest["handoff"], b.manifest["load"]
     assert h["wrapped"] and h["io_pins_used"] == 36  # 35 without a load, plus ``loaded``
-    lanes, ib, ob = s["lanes"], s["in_bits"], s["out_bits"]
-    in_map, out_map = b.stream_maps()
-    # Each 32-bit weight word as in-stream-wide chunks, lowest bits first.
-    nb = -(-load["word_bits"] // ib)
-    chunks = [(w >> (i * ib)) & ((1 << ib) - 1) for w in read_words(build / load["file"]) for i in range(nb)]
-    xs, want = b.inputs(), b.expected()
-    serial = [(beat >> (l * ib)) & ((1 << ib) - 1) for x in xs for beat in pack(x, in_map, ib) for l in range(lanes)]
-    (build / "w.hex").write_text("\n".join(f"{c:x}" for c in chunks) + "\n")
-    (build / "in.hex").write_text("\n".join(f"{c:x}" for c in serial) + "\n")
-    per_in, per_out = len(in_map) * lanes, len(out_map) * lanes
-    (build / "tb.v").write_text(TB.format(
-        top=b.top, ib=ib - 1, ob=ob - 1, n_w=len(chunks) - 1, n_chunks=len(chunks), n_in=len(serial) - 1,
-        vectors=len(xs), per_in=per_in, per_out=per_out))
-    subprocess.run(["iverilog", "-g2012", "-o", "sim.vvp", b.manifest["verilog"], f"{b.top}_io.v", "tb.v"],
-                   cwd=build, check=True)
-    out = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=build, check=True, capture_output=True,
-                         text=True, timeout=300).stdout.split("\n")
-    assert f"loaded {len(chunks)}" in out
-    codes = [[] for _ in xs]
-    for line in out:
-        if line.startswith("out "):
-            _, v, c = line.split()
-            codes[int(v)].append(int(c, 16))
-    for v in range(len(xs)):
-        beats = [sum(c << (l * ob) for l, c in enumerate(codes[v][i:i + lanes])) for i in range(0, per_out, lanes)]
-        assert unpack(beats, out_map, ob) == list(np.asarray(want[v]).reshape(-1))
+    got, out = run_narrow_wrapper(build)
+    chunks = load["words"] * -(-load["word_bits"] // b.manifest["stream"]["in_bits"])
+    assert f"loaded {chunks}" in out
+    want = b.expected()
+    assert len(got) == len(want)
+    for v in range(len(want)):
+        assert got[v] == list(np.asarray(want[v]).reshape(-1))
 
 
 @pytest.mark.slow

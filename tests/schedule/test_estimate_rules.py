@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The estimate's DSP/BRAM placement rules, the DSP budget check, and the ROM text they steer."""
 
 import numpy as np
@@ -36,7 +37,21 @@ def test_memory_style_and_blocks():
     spram = load_target("fpga-tiny").memory_kind("spram")
     assert memory_blocks(19850, 32, spram) == 4     # 2 wide x 2 deep 16K x 16
     assert memory_blocks(16384, 16, spram) == 1
-    assert memory_blocks(16385, 17, spram) == 4
+    assert memory_blocks(16385, 17, spram, 17) == 3   # the two slices' 20 bits share a block
+
+
+@pytest.mark.parametrize("depth, width, lane, family, blocks", [
+    # Cell counts of Yosys's synth_ecp5/synth_ice40 (memory_libmap) on rtl/act_buffer.py's
+    # and rtl/weight_ram.py's Verilog: 8-bit lanes take 9-bit bytes on ECP5, and a deep RAM
+    # takes fewer, wider slices when the read multiplexer would cost more than a block.
+    (400, 32, 8, "ecp5", 1), (1100, 32, 8, "ecp5", 3), (2100, 32, 8, "ecp5", 5),
+    (4000, 32, 8, "ecp5", 8), (8474, 32, 8, "ecp5", 18), (4000, 64, 8, "ecp5", 16),
+    (8474, 64, 8, "ecp5", 36), (700, 16, 8, "ice40", 3), (3000, 32, 8, "ice40", 24),
+    (4975, 128, None, "ecp5", 36),
+])
+def test_memory_blocks_follow_yosys_libmap(depth, width, lane, family, blocks):
+    kind = load_target("fpga-small" if family == "ecp5" else "fpga-tiny").block_ram
+    assert memory_blocks(depth, width, kind, lane) == blocks
 
 
 def test_more_multipliers_than_dsps_fit_with_lut_lanes():

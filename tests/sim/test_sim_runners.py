@@ -8,6 +8,8 @@ written, missing simulators reported in one line.
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -278,3 +280,23 @@ def test_x_unique_finds_dependence_on_initial_values(fixture_core, sim_cache):
     assert run_cocotb(v, "fixture_top", x, want, bad.cycles_predicted, "verilator", sim_cache / "xu-bad").passed
     r = run_cocotb(v, "fixture_top", x, want, bad.cycles_predicted, "verilator", sim_cache / "xu-bad", x_seed=1)
     assert r.mismatches > 0 and not r.passed
+
+
+def test_simulations_in_one_build_directory_take_turns(tmp_path):
+    """Two runs in one build directory (parallel tests, a Dask sweep on one design): the
+    second waits for the first's lock."""
+    order, inside = [], threading.Event()
+
+    def first():
+        with cocotb_runner._exclusive(tmp_path / "verilator"):
+            inside.set()
+            time.sleep(0.3)
+            order.append("first done")
+
+    t = threading.Thread(target=first)
+    t.start()
+    inside.wait()
+    with cocotb_runner._exclusive(tmp_path / "verilator"):
+        order.append("second")
+    t.join()
+    assert order == ["first done", "second"]
