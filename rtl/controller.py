@@ -35,9 +35,10 @@ grow with the number of layers. States::
 
 Timing: the address is registered twice after the counters (two partial sums, then the
 address itself, which drives the RAM), memory data arrives one cycle later and passes
-:data:`~hwflow.schedule.program.READ_DATA_REGS` data registers (in the accelerator), so the
-``d_*`` flags, the stream beats and the weight address are delayed by :attr:`latency` =
-:data:`~hwflow.schedule.program.ISSUE_CYCLES` cycles to line up with the data.
+:data:`~hwflow.schedule.program.READ_DATA_REGS` data registers (in the accelerator; the
+weight ROM's data too, its address drives it in the same cycle), so the ``d_*`` flags and
+the stream beats are delayed by :attr:`latency` = :data:`~hwflow.schedule.program.ISSUE_CYCLES`
+cycles to line up with the data.
 The accelerator counts the cycles from the cycle ``start`` is sampled (0) to the cycle
 ``done`` is high (``busy`` and ``done`` say when).
 """
@@ -262,15 +263,11 @@ class Controller(wiring.Component):
             a_flags.eq(Cat(active, s_first, s_klast, inrange, sel, w_first, wx_l & wy_l)),
             a_w.eq(wg + step),
         ]
-        # The weight address waits out the activation data registers, so the ROM's data
-        # (read one cycle later) meets the activation word at the datapath.
-        w_b = Signal.like(self.w_addr, **rl)
-        m.d.sync += [a_addr.eq(a_pix + a_c), w_b.eq(a_w), b_flags.eq(a_flags)]
-        m.d.comb += self.w_addr.eq(_delay(m, w_b, READ_DATA_REGS, "w_addr"))
+        # The weight address drives the ROM beside the RAM's; the accelerator registers the
+        # ROM's data as it does the RAM's.
+        m.d.sync += [a_addr.eq(a_pix + a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
         if p.w_pack > 1:  # the weight word is packed (beside w_addr: the ROM address stage)
-            pk_b = Signal(**rl)
-            m.d.sync += [a_pk.eq(d.wpk), pk_b.eq(a_pk)]
-            m.d.comb += self.w_pk.eq(_delay(m, pk_b, READ_DATA_REGS, "w_pk"))
+            m.d.sync += [a_pk.eq(d.wpk), self.w_pk.eq(a_pk)]
         # Data stage: flags line up with the memory output after its data registers.
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
                         self.d_wfirst, self.d_wlast).eq(_delay(m, b_flags, READ_DATA_REGS, "c_flags", reset_less=False))

@@ -46,7 +46,7 @@ def test_controller_walks_the_loop_nest(run_sim, pe, simd, ones):
     for layer in prog.layers:
         want += [r for r in layer.reads() if r is not None]
     got = []
-    state = {"rd": [None] * (1 + READ_DATA_REGS), "w": None}
+    state = {"rd": [None] * (1 + READ_DATA_REGS), "w": [None] * (1 + READ_DATA_REGS)}
 
     async def bench(ctx):
         ctx.set(dut.start, 1)
@@ -57,15 +57,14 @@ def test_controller_walks_the_loop_nest(run_sim, pe, simd, ones):
         for cyc in range(1, prog.cycles + 2):
             if ctx.get(dut.d_valid):
                 addr = state["rd"][0] if ctx.get(dut.d_inrange) else None
-                got.append((addr, state["w"], bool(ctx.get(dut.d_first)), bool(ctx.get(dut.d_last)),
+                got.append((addr, state["w"][0], bool(ctx.get(dut.d_first)), bool(ctx.get(dut.d_last)),
                             bool(ctx.get(dut.d_sel)), bool(ctx.get(dut.d_wfirst)), bool(ctx.get(dut.d_wlast))))
             if ctx.get(dut.done):
                 assert cyc == prog.cycles
                 break
-            # The RAM address leads its flags by the read and the data registers; the weight
-            # address drives the ROM one cycle before its data (and flags) arrive.
+            # Both memories' addresses lead their flags by the read and the data registers.
             state["rd"] = state["rd"][1:] + [ctx.get(dut.rd_addr)]
-            state["w"] = ctx.get(dut.w_addr)
+            state["w"] = state["w"][1:] + [ctx.get(dut.w_addr)]
             await ctx.tick()
         else:
             raise AssertionError("no done")
