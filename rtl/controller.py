@@ -122,8 +122,8 @@ class Controller(wiring.Component):
         """The streamed first layer (:class:`~hwflow.schedule.program.InputStream`).
 
         Its RUN steps that read take a beat instead (``in_ready``; a missing beat is a stall,
-        ``stall``: the accelerator holds the whole core); the beat travels :attr:`latency` registers to meet its flags at the data
-        stage (``d_sdata``). The lanes outside the image are padding (``d_mask`` low): from
+        ``stall``: the accelerator holds the whole core); the beat travels :attr:`latency`
+        registers to meet its flags at the data stage (``d_sdata``). The lanes outside the image are padding (``d_mask`` low): from
         the window origin (the receptive field's output position ``cy, cx``) stage A forms
         the field's first input row and column, stage B compares each kernel row and column
         with the image, stage C picks the chunk's lanes (constants of the first layer).
