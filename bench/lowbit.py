@@ -18,10 +18,15 @@ calibration, CLE, bias correction, GPTQ rounding):
    95.83 %; this is post-training quantization of a float-weight network on the 28x28
    digits, a different data set (retraining is ``hwflow finetune``, issue 16).
 
-Every row's configuration column is the ``hwflow eval`` flags that reproduce it. The
-cycles, LUT and DSP columns of the issue's table come with the hardware half.
+4. Hardware (the issue's hardware half): each configuration compiled (``hwflow compile``
+   with the flags shown) and, with ``--synth``, synthesised (``hwflow synth``: Yosys and
+   nextpnr); the lane type the array runs, its shape, the cycles per inference, LUTs and
+   DSPs (estimate, and placed with ``--synth``), the binary MACs per cycle where the
+   hidden layers are binary. The LUT cost of one lane by type: ``bench/lanes.py``.
 
-    python bench/lowbit.py [--tables 1,2,3]
+Every row's configuration column is the ``hwflow eval`` flags that reproduce it.
+
+    python bench/lowbit.py [--tables 1,2,3,4] [--synth]
 """
 
 from __future__ import annotations
@@ -154,18 +159,66 @@ def table_sfc() -> None:
         print(_row(flags, r, f" {r['seconds']:.0f} |"))
 
 
-TABLES = {"1": table_pot, "2": table_ternary_binary, "3": table_sfc}
+#: table 4's rows: (model, calib, target, compile flags)
+HW_ROWS = [
+    ("digits_cnn", "digits_cnn_calib", "fpga-small", ""),
+    ("digits_cnn", "digits_cnn_calib", "fpga-small", "--scheme pow2 --weights pot --wbits 4 --pe 4 --simd 4"),
+    ("digits_cnn", "digits_cnn_calib", "fpga-small", "--scheme pow2 --weights pot --wbits 4"),
+    ("digits_cnn", "digits_cnn_calib", "fpga-small", "--weights ternary --weights conv1=ternary --weights fc=ternary"),
+    ("digits784_sfc", "digits784_tanh_mlp_calib", "fpga-tiny", "--weights binary --abits 1"),
+    ("digits784_sfc", "digits784_tanh_mlp_calib", "fpga-medium", "--weights binary --abits 1"),
+]
+
+
+def table_hw(synth: bool = False) -> None:
+    import json
+    import tempfile
+
+    from hwflow.cli import main as cli
+
+    print("\n## 4. Hardware: lane type, cycles, LUTs and DSPs" + (" (placed: hwflow synth)" if synth else "") + "\n")
+    print("| model | target | flags | lane | PE x SIMD | cycles | est. LUT | est. DSP | LUT | DSP | Fmax MHz |")
+    print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (model, calib, target, flags) in enumerate(HW_ROWS):
+            out = Path(tmp) / f"b{i}"
+            rc = cli(["compile", str(MODELS / f"{model}.onnx"), "--calib", str(MODELS / f"{calib}.npz"),
+                      "--target", target, "-o", str(out), *shlex.split(flags)])
+            if rc != 0:
+                print(f"| {model} | {target} | `{flags}` | compile failed (exit {rc}) | | | | | | | |")
+                continue
+            sch = json.loads((out / "schedule.json").read_text())
+            est = sch["estimate"]
+            lane = sch["lanes"][0]["lane"] if sch.get("lanes") else sch["lane"]
+            placed = ["", "", ""]
+            if synth:
+                rep = out / "synth.json"
+                cli(["synth", str(out)])
+                if rep.exists():
+                    r = json.loads(rep.read_text())
+                    res = r.get("resources", r)
+                    placed = [str(res.get("lut", {}).get("used", "")) if isinstance(res.get("lut"), dict) else "",
+                              str(res.get("dsp", {}).get("used", "")) if isinstance(res.get("dsp"), dict) else "",
+                              f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else ""]
+            print(f"| {model} | {target} | `{flags}` | {lane} | {sch['pe']} x {sch['simd']} | {sch['cycles']:,} | "
+                  f"{est['luts']} | {est['dsps']} | {' | '.join(placed)} |")
+
+
+TABLES = {"1": table_pot, "2": table_ternary_binary, "3": table_sfc, "4": table_hw}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tables", default="1,2,3", help="which tables (1: pot4, 2: ternary/binary CNN, 3: SFC)")
+    ap.add_argument("--tables", default="1,2,3,4",
+                    help="which tables (1: pot4, 2: ternary/binary CNN, 3: SFC, 4: hardware)")
+    ap.add_argument("--synth", action="store_true", help="table 4: synthesise each build (Yosys and nextpnr)")
     args = ap.parse_args(argv)
     t0 = time.time()
-    cmd = "python bench/lowbit.py" + (f" --tables {args.tables}" if args.tables != "1,2,3" else "")
+    cmd = ("python bench/lowbit.py" + (f" --tables {args.tables}" if args.tables != "1,2,3,4" else "")
+           + (" --synth" if args.synth else ""))
     print(f"# Produced by: {cmd}")
     for t in args.tables.split(","):
-        TABLES[t.strip()]()
+        TABLES[t.strip()](args.synth) if t.strip() == "4" else TABLES[t.strip()]()
     print(f"\ncommand: {cmd}   ({time.time() - t0:.0f} s)")
     return 0
 

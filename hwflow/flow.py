@@ -362,7 +362,7 @@ def step_write(s: FlowState) -> None:
         from .sim.beats import words_hex
 
         p = s.program
-        (d / LOAD_FILE).write_text(words_hex(pack_words(p.weights, p.ibits or p.wbits), p.weight_word_bits),
+        (d / LOAD_FILE).write_text(words_hex(pack_words(p.weights, p.stored_wbits), p.weight_word_bits),
                                    encoding="ascii")
     _copy_model(s.model_path, d / MODEL_FILE)
     write_json(d / "schedule.json", s.program.to_json())
@@ -441,6 +441,7 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "ideal_cycles": p.ideal_cycles,
         "macs": p.macs,
         "layer_cycles": {l.name: l.cycles for l in p.layers},
+        "lanes": p.layer_lanes(),
         "memory": memory,
         "estimate": p.estimate,
         "input": {**_qtensor_json(qg.tensors[qg.input], qg.input_shape), "layout": qg.input_layout},

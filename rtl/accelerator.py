@@ -181,10 +181,11 @@ class Accelerator(wiring.Component):
         else:
             m.d.comb += ctrl.start.eq(self.start)
             if has_mac:
-                m.submodules.wrom = wrom = WeightRom(p.weights, p.ibits or p.wbits, verilog_module=self._rom_module)
+                m.submodules.wrom = wrom = WeightRom(p.weights, p.stored_wbits, verilog_module=self._rom_module)
         self.wrom = wrom if has_mac or p.weight_load else None
         if has_mac:
-            m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits, dsp_mults=p.dsp_mults)
+            m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits, dsp_mults=p.dsp_mults,
+                                              lane=p.lane, cbits=p.cbits)
             # The ROM's data registers, as the RAM's (READ_DATA_REGS): its multi-block output
             # mux ends at a register.
             wdata = _delay(m, wrom.data, READ_DATA_REGS, "wrom_q")
@@ -365,7 +366,7 @@ class Accelerator(wiring.Component):
         is the virtual address ``// w_pack`` and, later with the (registered) data, its slot
         ``% w_pack`` goes on the diagonal, zeros elsewhere; other steps pass through."""
         p = self._p
-        pe, bits, lr = p.pe, p.ibits or p.wbits, p.w_pack.bit_length() - 1
+        pe, bits, lr = p.pe, p.stored_wbits, p.w_pack.bit_length() - 1
         addr = Mux(ctrl.w_pk, ctrl.w_addr >> lr, ctrl.w_addr)
         # The slot and the flag meet the data: the ROM read, then its data registers.
         slot = _delay(m, ctrl.w_addr[:lr], 1 + READ_DATA_REGS, "w_slot")

@@ -53,7 +53,7 @@ def run_vectors(program, inputs, simulator: str = "verilator", *, expected=None,
     if program.weight_load:  # the weight image goes in through the weight-load port first
         from ..rtl.weight_rom import pack_words
 
-        load = (pack_words(program.weights, program.ibits or program.wbits), program.load_cycles)
+        load = (pack_words(program.weights, program.stored_wbits), program.load_cycles)
     exp = None if expected is None else np.stack([np.asarray(v).reshape(-1) for v in expected])
     if simulator == "amaranth":
         from ..rtl.accelerator import Accelerator

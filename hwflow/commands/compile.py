@@ -40,6 +40,10 @@ def summary(m: dict) -> str:
     ]
     if est_text:
         lines.append(f"  estimate  {est_text}")
+    if m.get("lanes"):
+        ln = m["lanes"]
+        fmts = ", ".join(f"{l['layer']} {l['weights']}" for l in ln)
+        lines.append(f"  lanes     {ln[0]['lane']} ({ln[0]['luts']} LUTs, {ln[0]['dsps']} DSPs) for every layer: {fmts}")
     if m.get("load"):
         ld = m["load"]
         lines.append(f"  weights   in {ld['memory']} (not set by the bitstream): load {ld['file']} through "

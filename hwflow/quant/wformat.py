@@ -4,8 +4,9 @@ A Conv/Gemm's ``QLayer.weight`` always holds the integer values the MAC multipli
 (real weight = ``value * scale[c]``), whatever the format; the format says which values
 are allowed and how each is stored in ``wbits`` bits. So every format runs on the
 ordinary MAC array as it is (a value is an integer weight of :meth:`WeightFormat.value_bits`
-bits), and a datapath specialised for the format (a shift, an add/subtract, an XNOR)
-decodes the same stored code.
+bits), and a datapath specialised for the format decodes the stored code: when every
+MAC layer is pot (one code width) the array's lanes shift, when every one is binary or
+ternary they add or subtract (``Program.lane``, :mod:`hwflow.rtl.mac_array`).
 
 ==========  =======  =====================================  ==========================================
 format      wbits    values (``J = 2**(wbits-1) - 1``)      code (unsigned, ``wbits`` bits)

@@ -38,6 +38,7 @@ from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, c
                      shift_bits, shifter_widths, tree_levels, ubits)
 
 __all__ = ["act_banks", "estimate", "block_features", "block_estimates", "chan_width", "dsp_blocks", "lut_mult_cost",
+           "pot_lane_cost", "lane_costs",
            "memories", "memory_blocks", "memory_shapes", "memory_style", "memory_use", "place_memories",
            "place_weights"]
 
@@ -136,7 +137,7 @@ def memories(prog) -> list[tuple[str, int, int, int | None, int]]:
     takes blocks for its varying columns only; a RAM (written: the activation RAM, a
     loaded weight RAM) keeps all of them.
     """
-    wbits = prog.ibits or prog.wbits
+    wbits = prog.stored_wbits
     width = prog.pe * prog.simd * wbits
     if prog.weight_load:
         wcols = width
@@ -248,6 +249,47 @@ def lut_mult_cost(wbits: int, abits: int, family: str) -> tuple[int, int]:
     return luts + abits + wbits // 2, level1 + 2 * (wbits + abits)
 
 
+def pot_lane_cost(cbits: int, abits: int, family: str) -> tuple[int, int]:
+    """``(luts, ffs)`` of a MAC lane on the ``pot`` shift lane (rtl/mac_array.py ``pot_products``)
+    beyond a DSP lane's (what :func:`lut_mult_cost` counts for a multiplier in LUTs);
+    ``cbits = 2`` is the add/subtract lane of binary and ternary weights (no shift level:
+    about a LUT4 a bit for the zero select and the inversion).
+
+    The barrel shift of the ``abits`` activation by the code's ``cbits - 1`` exponent bits
+    has ``sw = abits + 2**(cbits-1) - 2`` output bits and a 2-to-1 mux level per exponent
+    bit (one LUT4 a bit a level); the zero code and the sign's inversion fold into the
+    last level, the sign's +1 rides an adder's carry-in. Registers: the shifted value and
+    two sign bits. Measured (``python bench/lanes.py``, PE 4 x SIMD 4, 8-bit activations,
+    pot4, all-DSP array as the baseline): ECP5 42 LUT4s (the formula's 42), an 8 x 8 LUT
+    multiplier 138; iCE40 55 against 146 (its SB_MAC16 baseline absorbs more of the
+    adders; the formula is kept).
+    """
+    sw = abits + (1 << (cbits - 1)) - 2
+    return sw * (cbits - 1), sw + 2
+
+
+def lane_costs(prog, family: str) -> list[dict]:
+    """The MAC array's lanes by type: ``[{"lane", "count", "luts", "dsps"}]`` (``luts`` and
+    ``dsps`` for all ``count`` lanes, beyond the adder trees every lane type shares).
+
+    Types: ``pot`` (shift lanes, :func:`pot_lane_cost`), ``addsub`` (its ``cbits = 2`` case), ``mul-dsp`` (a multiplier on DSPs,
+    :func:`dsp_blocks` each), ``mul-lut`` (a shift-add multiplier in LUTs, :func:`lut_mult_cost`).
+    """
+    n = prog.pe * prog.simd
+    if prog.lane != "mul":
+        return [{"lane": prog.lane, "count": n, "luts": n * pot_lane_cost(prog.cbits, prog.abits, family)[0], "dsps": 0}]
+    per = dsp_blocks(prog.wbits, prog.abits, family)
+    ndsp = n if not per or prog.dsp_mults is None else min(prog.dsp_mults, n)
+    out = []
+    if ndsp:
+        out.append({"lane": "mul-dsp" if per else "mul-lut", "count": ndsp, "dsps": ndsp * per,
+                    "luts": 0 if per else ndsp * prog.wbits * prog.abits})
+    if n - ndsp:
+        out.append({"lane": "mul-lut", "count": n - ndsp, "dsps": 0,
+                    "luts": (n - ndsp) * lut_mult_cost(prog.wbits, prog.abits, family)[0]})
+    return out
+
+
 # ---- LUT / FF: per-block formulas -----------------------------------------------------------
 
 #: Fitted coefficients (``estimate_coefficients.json``, package data): family -> block ->
@@ -353,7 +395,7 @@ def block_features(prog, family: str) -> dict:
     # same way (``wram_mux``: one LUT4 per 2-to-1 bit), and its loader has a word counter, a
     # last-word compare and an address mux (``wload``: a LUT4 and a FF per address bit,
     # plus the ``loaded`` flag and the registered row select).
-    wwidth = nmul * (prog.ibits or wb)
+    wwidth = nmul * (prog.stored_wbits)
     wrom_lut = wrom_ff = wrom_mux = wram_mux = wload_lut = wload_ff = 0
     if prog.weight_load:
         rows = math.ceil(wwords / max(d for d, _ in prog.weight_kind.shapes))
@@ -361,7 +403,7 @@ def block_features(prog, family: str) -> dict:
         wload_lut, wload_ff = 3 * ww, ww + 1 + ubits(rows - 1)
     elif has_mac and memory_style(wwords, wwidth) == "logic":
         flat = prog.weights.reshape(wwords, -1)
-        wrom_ff = sum(_varying_columns(flat[:, i], prog.ibits or wb) for i in range(flat.shape[1]))
+        wrom_ff = sum(_varying_columns(flat[:, i], prog.stored_wbits) for i in range(flat.shape[1]))
         wrom_lut = _rom_logic(wwords, wrom_ff)
     elif has_mac:
         wrom_mux = wwidth * (math.ceil(wwords / (256 if family == "ice40" else 1024)) - 1)
@@ -370,7 +412,7 @@ def block_features(prog, family: str) -> dict:
     # weight bit, the ROM address mux; the slot, flag and its delay in FFs.
     wpack_lut = wpack_ff = 0
     if has_mac and prog.w_pack > 1:
-        wpack_lut = pe * (prog.ibits or wb) * (prog.w_pack - 1) + wwidth + ww
+        wpack_lut = pe * (prog.stored_wbits) * (prog.w_pack - 1) + wwidth + ww
         wpack_ff = prog.w_pack.bit_length() + 2
     if has_mac:
         prod = wb + ab
@@ -380,14 +422,18 @@ def block_features(prog, family: str) -> dict:
         # ``3 * levels + 7``: the control flags beside the pipeline as fitted (the RTL has
         # ``3 * (levels + 3) + 1``).
         ndsp = nmul if not dsp_blocks(wb, ab, family) or prog.dsp_mults is None else min(prog.dsp_mults, nmul)
-        if dsp_blocks(wb, ab, family):
+        if prog.lane != "mul":  # shift or add/subtract lanes (no DSP lane's second input register)
+            ndsp = 0
+            lane_luts, lane_ffs = pot_lane_cost(prog.cbits, ab, family)
+            lutmul, lutmul_ff = nmul * lane_luts, nmul * lane_ffs - simd * ab
+        elif dsp_blocks(wb, ab, family):
             lane_luts, lane_ffs = lut_mult_cost(wb, ab, family)
             lutmul, lutmul_ff = (nmul - ndsp) * lane_luts, (nmul - ndsp) * lane_ffs
         else:
             lutmul, lutmul_ff = nmul * wb * ab, 0
         f["mac"] = {"lut": {"adders": tadd + pe * acc, "lutmul": lutmul, "wrom": wrom_lut, "wrom_mux": wrom_mux,
                             "wram_mux": wram_mux, "wload": wload_lut, "wpack": wpack_lut},
-                    "ff": {"inputs": simd * ab + nmul * wb + ndsp * wb + simd * ab, "products": nmul * prod,
+                    "ff": {"inputs": simd * ab + nmul * prog.stored_wbits + ndsp * wb + simd * ab, "products": nmul * prod,
                            "tree": tregs + pe * acc + 3 * levels + 7, "wrom": wrom_ff,
                            "lutmul": lutmul_ff, "wload": wload_ff, "wpack": wpack_ff}}
     else:
@@ -493,7 +539,7 @@ def estimate(prog, target) -> dict:
     family = getattr(target, "family", "generic")
     pe, simd = prog.pe, prog.simd
     nmul = pe * simd
-    mac_dsp = dsp_blocks(prog.wbits, prog.abits, family)
+    mac_dsp = dsp_blocks(prog.wbits, prog.abits, family) if prog.lane == "mul" else 0
     ndsp = nmul if prog.dsp_mults is None else min(prog.dsp_mults, nmul)
     dsps = ndsp * mac_dsp
     if prog.mbits > 1:  # one requantizer a back-end lane; m is unsigned: one more bit

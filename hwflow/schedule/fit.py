@@ -189,6 +189,7 @@ def skeleton(graph, quant=None, prune=None) -> QGraph:
     for t, spec in pinned.items():
         if t in abits:
             abits[t] = int(spec[2])
+    specs = quant.resolve([l.name for l in plan.layers], [l.name for l in plan.layers if l.op in ("conv", "gemm")])
     rep = _union_groups(plan)
     group_bits: dict[str, int] = {}
     for t, r in rep.items():
@@ -204,11 +205,14 @@ def skeleton(graph, quant=None, prune=None) -> QGraph:
         attrs: dict[str, Any] = {"lut_space": fl.clamp is None}
         if fl.op in ("conv", "gemm"):
             wfix = _fixed_weight(fl, fixed.get("weights", {})) if fixed.get("weights") else None
-            wbits = int(wfix["bits"]) if wfix is not None else quant.bits_of(fl.name)[0]
+            spec = specs[fl.name]  # binary (no zero value): sized as its 2-bit ternary code
+            wfmt, wbits = ("ternary", 2) if spec.wformat == "binary" else (spec.wformat, spec.wbits)
+            if wfix is not None:
+                wfmt, wbits = "int", int(wfix["bits"])
             if prune is not None and prune.share:
                 attrs.update(share_bits=prune.share)
             layers.append(QLayer(op=fl.op, weight=_zeros(fl.weight.shape), bias=np.zeros(fl.weight.shape[0], np.int64),
-                                 m=[1], n=[0], wbits=wbits, lut=lut, attrs=attrs, **common))
+                                 m=[1], n=[0], wbits=wbits, wformat=wfmt, lut=lut, attrs=attrs, **common))
         elif fl.op in ("maxpool", "concat"):
             layers.append(QLayer(op=fl.op, attrs=attrs, **common))
         elif fl.op == "lut":
@@ -313,6 +317,8 @@ def _alternatives(graph, target, quant, prune, pe: int, simd: int, fuse: str):
     smallest = None
     cache: dict = {}
     for ch in tries:
+        if quant.weights != "int":  # a low-bit format keeps its code width; only int weights narrow
+            ch = {k: v for k, v in ch.items() if k != "wbits"}
         q = quant.with_(wbits=ch.get("wbits", quant.wbits), abits=ch.get("abits", quant.abits), layer_bits={})
         key = (q.wbits, q.abits)
         if key not in cache:

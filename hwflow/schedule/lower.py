@@ -57,10 +57,14 @@ class RomImages:
         Each layer's channels start on a multiple of ``lanes`` in the per-channel ROM (the
         back end reads ``lanes`` channels a word, :mod:`hwflow.rtl.channel_rom`); the gaps
         hold neutral entries.
+    code : WeightFormat, optional
+        A ``pot`` lane (:attr:`~hwflow.schedule.program.Program.lane`): the ROM holds each
+        weight's code in this format (zero padding is code 0) instead of its value.
     """
 
-    def __init__(self, ibits: int = 0, lanes: int = 1, pack: int = 1):
+    def __init__(self, ibits: int = 0, lanes: int = 1, pack: int = 1, code=None):
         self.ibits = ibits
+        self.code = code
         self.lanes = lanes
         self.pack = pack
         self._weights: list[np.ndarray] = []
@@ -89,6 +93,8 @@ class RomImages:
             flat[:n] = words[:, diag, diag]
             packed = np.zeros((flat.shape[0] // self.pack, pe * simd), np.int64)
             packed[:, :self.pack * pe] = flat.reshape(-1, self.pack * pe)
+            if self.code is not None:
+                packed = self._codes(packed)
             base = self._w_next * self.pack
             self._weights.append(packed.reshape(-1, pe, simd))
             self._w_next += packed.shape[0]
@@ -98,9 +104,16 @@ class RomImages:
             self.codebooks.append(np.asarray(codebook, dtype=np.int64))
             self.cb_bases.append(base)
             words = codebook_indices(words, self.codebooks[-1], self.ibits)
+        elif self.code is not None:
+            words = self._codes(words)
         self._weights.append(words)
         self._w_next += words.shape[0]
         return base
+
+    def _codes(self, values: np.ndarray) -> np.ndarray:
+        """``code``'s codes of ``values``, read as signed ``wbits``-bit integers (a ROM image's lanes)."""
+        c, b = self.code.encode(values), self.code.wbits
+        return np.where(c >= 1 << (b - 1), c - (1 << b), c)
 
     def add_channels(self, bias, m, n, c: int, shift: int = 0) -> int:
         """Append ``c`` channels' ``(bias, m, n)`` (each a scalar or one value per channel),

@@ -318,8 +318,24 @@ class Program:
     abits : int
         Activation lane width (the widest activation tensor).
     wbits : int
-        Weight width in the ROM and multipliers: the widest layer's weight values
-        (``QLayer.mul_wbits``: a pot4 or binary code is stored as its integer value).
+        Signed width of the weight values the MAC lanes take: the widest layer's
+        (``QLayer.mul_wbits``: 8 for pot4). The ROM holds them as they are, except on a
+        ``pot`` lane (``cbits``) or with codebooks (``ibits``); :attr:`stored_wbits`.
+    lane : str
+        The MAC lanes' datapath (one for the whole array, :mod:`hwflow.rtl.mac_array`):
+        ``"mul"`` multiplies weight values (DSPs or LUT shift-add trees); ``"pot"``, when every
+        MAC layer has pot weights of one code width, shifts the activation by the stored
+        code's exponent and negates by its sign (no multiplier); ``"addsub"``, when every MAC
+        layer has binary or ternary weights, adds, subtracts or skips the activation by the
+        2-bit ternary code.
+    cbits : int
+        ``pot`` lane: the code width the ROM holds (``QLayer.wbits``); ``addsub``: 2; 0 otherwise.
+    formats : dict
+        Each MAC layer's weight format and code width (``"pot4"``, ``"int8"``, ``"binary1"``),
+        by layer name, for :meth:`layer_lanes`.
+    lane_costs : list
+        The array's lanes by type with their LUT and DSP cost on the target
+        (:func:`~hwflow.schedule.estimate.lane_costs`).
     acc_bits : int
         MAC / pooling accumulator width (worst case over layers, bias excluded).
     post_bits : int
@@ -402,6 +418,10 @@ class Program:
     target: str = "generic"
     estimate: dict[str, Any] = field(default_factory=dict)
     ibits: int = 0
+    lane: str = "mul"
+    cbits: int = 0
+    formats: dict = field(default_factory=dict)
+    lane_costs: list = field(default_factory=list)
     input_lead: int = 0
     codebooks: list = field(default_factory=list)
     cb_bases: list = field(default_factory=list)
@@ -421,6 +441,21 @@ class Program:
         """The weights are loaded after reset through the weight-load port (not a ROM)."""
         return self.weight_kind is not None and not self.weight_kind.init
 
+    def layer_lanes(self) -> list[dict]:
+        """Per MAC layer: its weight format, the lane type it runs on and those lanes' LUT and
+        DSP cost (:func:`~hwflow.schedule.estimate.lane_costs`; one lane type a build: every
+        layer runs on the whole array, so the costs are the array's)."""
+        lanes = self.lane_costs
+        kind = " + ".join(f"{c['count']} {c['lane']}" for c in lanes)
+        luts, dsps = sum(c["luts"] for c in lanes), sum(c["dsps"] for c in lanes)
+        return [{"layer": name, "weights": fmt, "lane": kind, "luts": luts, "dsps": dsps}
+                for name, fmt in self.formats.items()]
+
+    @property
+    def stored_wbits(self) -> int:
+        """Bits of one weight in the ROM: a codebook index, a pot code, or the value."""
+        return self.ibits or self.cbits or self.wbits
+
     @property
     def weight_words(self) -> int:
         """Words of the weight memory (one weight-load beat each)."""
@@ -429,7 +464,7 @@ class Program:
     @property
     def weight_word_bits(self) -> int:
         """Bits of one weight-memory word: ``pe * simd`` weights (codebook indices with sharing)."""
-        return self.pe * self.simd * (self.ibits or self.wbits)
+        return self.pe * self.simd * self.stored_wbits
 
     @property
     def load_cycles(self) -> int:
@@ -517,10 +552,9 @@ class Program:
 
     @property
     def weight_rom_bits(self) -> int:
-        """Bits of the weight ROM (``words x pe x simd x wbits``; with codebooks, ``ibits``
-        per weight plus the codebooks)."""
+        """Bits of the weight ROM (``words x pe x simd x stored_wbits``, plus the codebooks)."""
         books = sum(len(b) for b in self.codebooks) * self.wbits
-        return int(self.weights.shape[0]) * self.pe * self.simd * (self.ibits or self.wbits) + books
+        return int(self.weights.shape[0]) * self.pe * self.simd * self.stored_wbits + books
 
     @property
     def chan_rom_bits(self) -> int:
@@ -555,8 +589,11 @@ class Program:
             "dsp_mults": self.pe * self.simd if self.dsp_mults is None else self.dsp_mults,
             "rq_lanes": self.rq_lanes,
             "w_pack": self.w_pack,
+            "lane": self.lane,
+            "lanes": self.layer_lanes(),
             "widths": {
-                "abits": self.abits, "wbits": self.wbits, "acc_bits": self.acc_bits,
+                "abits": self.abits, "wbits": self.wbits, **({"cbits": self.cbits} if self.cbits else {}),
+                "acc_bits": self.acc_bits,
                 "post_bits": self.post_bits, "mbits": self.mbits, "n_min": self.n_min,
                 "n_max": self.n_max, "addm_bits": self.addm_bits,
                 **({"rounding": self.rounding} if self.rounding != "half_up" else {}),

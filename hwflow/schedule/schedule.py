@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import OptionError, UnsupportedOpError
+from ..errors import FitError, OptionError, UnsupportedOpError
 from ..prune.sharing import codebook_bits
 from ..quant.arith import bits_for_range
 from ..quant.qgraph import QGraph, QLayer
+from ..quant.wformat import WeightFormat
 from ..targets import load_target
 from .budget import check_budget
-from .estimate import dsp_blocks, estimate, place_weights
+from .estimate import dsp_blocks, estimate, lane_costs, lut_mult_cost, place_weights, pot_lane_cost
 from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack
 from .memory import allocate, chunks
 from .program import ISSUE_CYCLES, SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
@@ -538,6 +539,41 @@ def arrange(qgraph: QGraph, pe: int, simd: int, fuse: str = "auto", shared: bool
     return stream, fused, tensors, act_words
 
 
+def _lane_code(qgraph: QGraph) -> WeightFormat | None:
+    """The code format the array's lanes decode, or None (multiplying lanes).
+
+    ``pot`` when every MAC layer has pot weights of one code width (shift lanes); ternary
+    when every MAC layer has binary or ternary weights (add/subtract lanes; a binary
+    weight is stored as its 2-bit ternary code, since padding needs a zero). One lane type
+    for the whole array, not one a layer: an array switching datapath per step would pay
+    for both. With weight sharing the ROM holds codebook indices: multipliers.
+    """
+    fmts = {(l.wformat, l.wbits) for l in qgraph.layers if l.op in ("conv", "gemm")}
+    if not fmts or codebook_bits(qgraph):
+        return None
+    if {f for f, _ in fmts} <= {"binary", "ternary"}:
+        return WeightFormat("ternary", 2)
+    if len(fmts) != 1 or next(iter(fmts))[0] != "pot":
+        return None
+    return WeightFormat(*fmts.pop())
+
+
+def _pot_shape(qgraph: QGraph, tgt, code: WeightFormat) -> tuple[int, int]:
+    """The default ``(pe, simd)`` of a pot or add/subtract build: the target's shape, doubled (the
+    smaller of the two first, SIMD on a tie) while its lanes cost no more LUTs than the target's
+    shape would in LUT multipliers (:func:`~.estimate.pot_lane_cost`, :func:`~.estimate.lut_mult_cost`)."""
+    abits = max(t.bits for t in qgraph.tensors.values())
+    fam = getattr(tgt, "family", "generic")
+    budget = tgt.pe * tgt.simd * lut_mult_cost(code.value_bits, abits, fam)[0]
+    per = pot_lane_cost(code.wbits, abits, fam)[0]
+    pe, simd = tgt.pe, tgt.simd
+    while True:
+        nxt = (pe * 2, simd) if pe < simd else (pe, simd * 2)
+        if nxt[0] * nxt[1] * per > budget:
+            return pe, simd
+        pe, simd = nxt
+
+
 def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | None = None, *,
              fuse: str = "auto") -> Program:
     """Schedule ``qgraph`` onto the target's MAC array.
@@ -549,7 +585,9 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         A :class:`~hwflow.targets.Target` or its name (``None``: ``generic``). Gives the
         default array shape and the resource budget.
     pe, simd : int, optional
-        Override the target's array shape.
+        Override the target's array shape. When neither is given and every MAC layer has
+        pot weights, the array is as wide as the target's shape would be in LUT
+        multipliers (shift lanes cost less; the target's shape if that does not fit).
     fuse : {"auto", "always", "never"}
         Fuse a MaxPool into the convolution before it when that saves cycles (``auto``),
         whenever legal (``always``), or not at all (``never``).
@@ -568,6 +606,14 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     tgt = load_target(target if target is not None else "generic")
     if fuse not in ("auto", "always", "never"):
         raise OptionError(f"fuse must be 'auto', 'always' or 'never', not {fuse!r}")
+    code = _lane_code(qgraph)
+    if code is not None and pe is None and simd is None:
+        wide = _pot_shape(qgraph, tgt, code)
+        if wide != (tgt.pe, tgt.simd):
+            try:
+                return schedule(qgraph, tgt, *wide, fuse=fuse)
+            except FitError:
+                pass  # the wider array does not fit this part: the target's own shape
     pe = _check_int("pe", pe) or tgt.pe
     simd = _check_int("simd", simd) or tgt.simd
     stream, fused, tensors, act_words = arrange(qgraph, pe, simd, fuse)
@@ -580,7 +626,7 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         mbits = max(mbits, 2)
     lat = latencies(simd, mbits)
     ibits = codebook_bits(qgraph)  # weight sharing: the ROM holds codebook indices
-    roms = RomImages(ibits, lanes_max, weight_pack(pe, simd, ibits))
+    roms = RomImages(ibits, lanes_max, weight_pack(pe, simd, ibits), code=code)
     if roms.ibits:
         lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
         lat["mac"] += lat["codebook"]
@@ -608,6 +654,8 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         **_datapath_widths(lowered, abits), **roms.images(pe, simd),
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
         latency=lat, host_tail=qgraph.host_tail.ops, target=tgt.name, ibits=roms.ibits,
+        lane=("pot" if code.name == "pot" else "addsub") if code is not None else "mul", cbits=code.wbits if code is not None else 0,
+        formats={l.name: f"{l.wformat}{l.wbits}" for l in qgraph.layers if l.op in ("conv", "gemm")},
         input_lead=input_lead, dsp_mults=pe * simd, rq_lanes=lanes, input_stream=stream,
         w_pack=roms.pack if any(l.wpk for l in layers) else 1,
         input_index=qgraph.input_index() if qgraph.input_layout is not None else None,
@@ -615,8 +663,9 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     )
     prog.weight_kind, prog.act_kind = place_weights(prog, tgt), tgt.block_ram
     prog.estimate = estimate(prog, tgt)
-    prog.dsp_mults = mac_dsp_lanes(prog, tgt)
+    prog.dsp_mults = mac_dsp_lanes(prog, tgt) if prog.lane == "mul" else 0
     if prog.dsp_mults < pe * simd:
         prog.estimate = estimate(prog, tgt)
+    prog.lane_costs = lane_costs(prog, getattr(tgt, "family", "generic"))
     check_budget(prog, tgt)
     return prog

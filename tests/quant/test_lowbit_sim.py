@@ -1,7 +1,8 @@
 """Every weight format and bipolar activations, bit- and cycle-exact on today's hardware.
 
-A pot, binary or ternary weight is an ordinary integer weight for the MAC array (its
-value, ``QLayer.mul_wbits`` wide) and a bipolar activation an ordinary 2-bit code written
+A binary or ternary weight is an ordinary integer weight for the MAC array (its
+value, ``QLayer.mul_wbits`` wide), pot weights in every MAC layer run on the shift lane
+(``Program.lane``), mixed with other formats as values on the multiplying lane and a bipolar activation an ordinary 2-bit code written
 by a threshold (requantizer plus a two-entry LUT), so ``hwflow compile`` and ``hwflow
 simulate`` run them unchanged; these builds prove it in Amaranth and Verilator. Builds
 live in pytest's cache directory so Verilator's sim_build survives between sessions.
@@ -105,11 +106,19 @@ def test_verilator(build, name, capsys):
     assert res["vectors"] == 8
 
 
-def test_pot_weights_are_values_in_the_rom(build):
-    """Today's ROM holds the pot4 values (8 bits), the estimate counts 8x8 multipliers."""
+def test_pot_weights_are_codes_on_a_shift_lane(build):
+    """An all-pot4 build runs on the shift lane: its ROM holds the 4-bit codes (decoded, the
+    layers' values) and neither the MAC array nor the pow2 requantizer multiplies."""
+    from hwflow.quant.wformat import WeightFormat
+
     b = load_build(build("cnn-pot4-pow2"))
     assert b.manifest["options"]["quant"]["weights"] == "pot"
     sched = json.loads((b.path / "schedule.json").read_text())
-    assert sched["widths"]["wbits"] == 8 and sched["widths"]["mbits"] == 1  # pow2: no requantizer multiplier
+    assert sched["lane"] == "pot" and sched["dsp_mults"] == 0
+    assert (sched["widths"]["wbits"], sched["widths"]["cbits"], sched["widths"]["mbits"]) == (8, 4, 1)
+    p = b.program()
+    assert p.stored_wbits == 4 and p.weight_rom_bits == p.weights.shape[0] * 16 * 4
+    vals = WeightFormat("pot", 4).decode(p.weights & 15)
     qg = b.qgraph()
-    assert max(int(np.abs(l.weight).max()) for l in qg.layers if l.weight is not None) <= 64
+    assert sorted(np.unique(vals)) == sorted(np.unique(np.concatenate([l.weight.ravel() for l in qg.layers
+                                                                        if l.weight is not None] + [[0]])))

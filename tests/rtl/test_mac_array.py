@@ -78,3 +78,54 @@ def test_mac_array_rejects_bad_parameters():
         MacArray(4, 4, 1, 8, 20)
     with pytest.raises(ValueError, match=r"dsp_mults must be an integer >= 0, not -1"):
         MacArray(4, 4, 8, 8, 20, dsp_mults=-1)
+
+
+@pytest.mark.parametrize("pe,simd,cbits,abits", [(1, 1, 4, 8), (3, 5, 4, 8), (2, 4, 3, 5), (2, 3, 5, 8),
+                                                 (1, 1, 2, 8), (3, 5, 2, 8), (2, 8, 2, 2)])
+def test_pot_lane_matches_model(run_sim, pe, simd, cbits, abits):
+    """A ``pot`` array (shift lanes) or, at ``cbits = 2``, an ``addsub`` array (ternary codes)
+    takes codes and accumulates ``a * decode(code)`` exactly: every code (zero with either
+    sign bit, ternary's unused ``0b10`` included, the largest exponent) and extreme activations."""
+    from hwflow.quant.wformat import WeightFormat
+
+    fmt = WeightFormat("pot", max(cbits, 3))
+    rng = np.random.default_rng(cbits * 10 + pe + simd)
+    wbits = 2 if cbits == 2 else fmt.value_bits
+    if cbits == 2:  # the pot code at 2 bits: sign, 1-bit exponent field
+        fmt.decode = lambda c: np.where(c & 1, np.where(c >> 1, -1, 1), 0)
+    acc_bits = wbits + abits + 4 + simd.bit_length()
+    dut = MacArray(pe, simd, wbits, abits, acc_bits, lane="addsub" if cbits == 2 else "pot", cbits=cbits)
+    assert dut.dsp_mults == 0 and dut.latency == 4 + (simd - 1).bit_length()
+    alo, ahi = -(1 << (abits - 1)), (1 << (abits - 1)) - 1
+    schedule, expected, t = [], [], 0
+    for _ in range(10):
+        k = int(rng.integers(1, 5))
+        a = rng.choice([alo, ahi, -1, 0, 1], size=(k, simd)) if rng.random() < 0.5 else \
+            rng.integers(alo, ahi + 1, size=(k, simd))
+        codes = rng.integers(0, 1 << cbits, size=(k, pe, simd))  # includes sign-1 zero codes
+        w = fmt.decode(codes)
+        for j in range(k):
+            schedule.append((a[j], codes[j], 1, int(j == 0), int(j == k - 1)))
+        expected.append((t + k - 1 + dut.latency, (w * a[:, None, :]).sum(axis=(0, 2))))
+        t += k
+    seen = []
+
+    async def bench(ctx):
+        for cyc in range(len(schedule) + dut.latency + 2):
+            if cyc < len(schedule):
+                a, c, v, f, l = schedule[cyc]
+                ctx.set(dut.a, pack(a, [range(simd)], abits)[0])
+                ctx.set(dut.w, sum(int(x) << (i * cbits) for i, x in enumerate(c.ravel())))
+                ctx.set(dut.valid, v)
+                ctx.set(dut.first, f)
+                ctx.set(dut.last, l)
+            else:
+                ctx.set(dut.valid, 0)
+            if ctx.get(dut.out_valid):
+                seen.append((cyc, unpack([ctx.get(dut.acc)], [range(pe)], acc_bits)))
+            await ctx.tick()
+
+    run_sim(dut, bench)
+    assert [c for c, _ in seen] == [c for c, _ in expected]
+    for (_, got), (_, want) in zip(seen, expected):
+        assert got == list(want)
