@@ -8,7 +8,8 @@ Per fixture, as its exporter wrote it (tf2onnx, Brevitas' export_qonnx, skl2onnx
   hwflow's defaults, with the fixture's calibration data where it has some);
 - ``int=qonnx``: Brevitas only, whether hwflow's integer outputs equal qonnx's on every
   test vector (the real outputs within qonnx's float32 rounding, < 2**-10 of an output
-  step), and how many samples have tied integer logits (their argmax may differ);
+  step plus 2**-18 of the largest logit), else on how many; and how many samples have
+  tied integer logits (their argmax may differ);
 - the build (``hwflow compile --target T``, fpga-small unless the memory cannot fit):
   weight ROM bits, cycles per inference;
 - ``exact``: ``hwflow simulate`` on the BUILD's first stored vectors (Amaranth for the
@@ -38,8 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "tests" / "fixtures" / "digits"
 MANIFEST = json.loads((DIGITS / "MANIFEST.json").read_text())
 MODELS = [n for n in sorted(MANIFEST) if "zipmap" not in n]
-#: fpga-small has 56 block RAMs; the 8-bit ResNet-8 needs 61
-TARGET = {"keras_resnet8": "fpga-medium"}
+#: fpga-small has 56 block RAMs, the 8-bit ResNet-8 needs 61; it has 28 DSPs, the Brevitas
+#: residual CNNs' exact requantizers (29-33-bit Add multipliers) need 40
+TARGET = {"keras_resnet8": "fpga-medium", "brevitas_resnet_w4a4": "fpga-medium", "brevitas_resnet_w8a8": "fpga-medium"}
 EXPORTER = {"keras": "tf2onnx", "brevitas": "brevitas", "skl": "skl2onnx", "torch": "torch"}
 LARGE = ("keras_resnet8", "keras_dscnn", "torch_mlp784_image")
 
@@ -61,7 +63,10 @@ def _qonnx_check(name: str, qg) -> str:
     k = (q.reshape(codes.shape) - offset) / scale + np.asarray(out.zero_point).reshape(-1)
     real = scale * (codes - np.asarray(out.zero_point).reshape(-1)) + offset
     tied = int(((real == real.max(1, keepdims=True)).sum(1) > 1).sum())
-    return f"{'yes' if np.abs(k - codes).max() < 2**-10 else 'NO'} ({tied} tied)"
+    # qonnx's float32: within 2**-24 of the largest logit of a code; a sample further off had an
+    # activation within float32 rounding of a tie (tests/fixtures/test_digits_hwflow.py FLOAT_TIES)
+    off = int((np.abs(k - codes) >= 2**-10 + 2**-18 * np.abs(k).max(1, keepdims=True)).any(1).sum())
+    return f"{'yes' if not off else f'{len(x) - off}/{len(x)}'} ({tied} tied)"
 
 
 def run(name: str, simulator: str | None, limit: int, work: Path) -> dict:

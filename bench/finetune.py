@@ -13,11 +13,11 @@ same data: they must be equal.
 Rows: the ResNet-8 (examples/models/ic_resnet8.onnx, MLPerf Tiny IC, trained in float
 on digits upsampled to 32x32x3 by examples/mlperf_tiny.py), w2a4, w2a2, and w2a2 with
 the last layer's output (the logits) at 8 bits; the digits CNN (8x8) at w2a4 and w2a2
-with 8-bit logits. Since the exact QONNX importer (hwflow.quant.qonnx) landed, finetune
-refuses the ResNet-8 (a residual Add); its rows were measured before. The pot4 and
-w1a1 rows of the issue need the low-bit weight formats (issue 15) and are not here.
+with 8-bit logits. The pot4 and w1a1 rows of the issue need the low-bit weight formats
+(issue 15) and are not here. The last column compares finetune's figure with ``hwflow
+eval OUT.onnx`` and with the compiled BUILD's ``Build.predict`` on the validation data.
 
-    python bench/finetune.py [--epochs 3] [--rows w2a4,w2a2] [--out bench/results/finetune.txt]
+    python bench/finetune.py [--epochs 3] [--rows w2a4,w2a2] [--train-samples N] [--out bench/results/finetune.txt]
 """
 
 from __future__ import annotations
@@ -60,17 +60,38 @@ def _hwflow(args: list[str]) -> dict:
     return json.loads(p.stdout)
 
 
-def _train_data(stem: str, tmp: Path) -> tuple[Path, Path]:
-    """The digits training split (examples/digits.py's, as the model was trained), 10 % held out."""
+def _train_data(stem: str, tmp: Path, samples: int | None = None) -> tuple[Path, Path]:
+    """The digits training split (examples/digits.py's, as the model was trained), 10 % held out;
+    of the rest, the first ``samples`` (a seeded shuffle) are trained on."""
     from digits import load_splits
 
     x, y = load_splits()["train"]
     x = INPUTS[stem](x)
     held = np.random.default_rng(0).permutation(len(y))
     n = len(y) // 10
-    np.savez(tmp / "train.npz", x=x[held[n:]], y=y[held[n:]])
+    train = held[n:] if samples is None else held[n:n + samples]
+    np.savez(tmp / "train.npz", x=x[train], y=y[train])
     np.savez(tmp / "val.npz", x=x[held[:n]], y=y[held[:n]])
     return tmp / "train.npz", tmp / "val.npz"
+
+
+def _build_accuracy(model: Path, data: Path, out: Path) -> float:
+    """The compiled BUILD's accuracy on ``data`` (``Build.predict``: the integer reference the
+    hardware is simulated against), for target generic (no fit check)."""
+    import hwflow
+
+    build = hwflow.compile(model, target="generic", out=out)
+    d = np.load(data)
+    return float(np.mean(build.predict(d["x"]).reshape(len(d["y"]), -1).argmax(1) == d["y"]))
+
+
+def _child_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes: on a shared machine the
+    wall time also counts other jobs' load."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _rel(p: Path) -> str:
@@ -85,6 +106,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=3e-2)
+    ap.add_argument("--train-samples", type=int, default=None,
+                    help="train on this many of the training split (default all 1,024 not held out)")
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = ap.parse_args(argv)
     t_all = time.monotonic()
@@ -94,33 +117,35 @@ def main(argv=None) -> int:
         for row in args.rows.split(","):
             stem, qopts, goal = ROWS[row]
             model, calib, test = MODELS / f"{stem}.onnx", MODELS / f"{stem}_calib.npz", MODELS / f"{stem}_test.npz"
-            train, val = _train_data(stem, tmp)
+            train, val = _train_data(stem, tmp, args.train_samples)
             ptq = _hwflow(["eval", model, "--data", test, "--calib", calib, *qopts, "--json"])
             out = tmp / f"{stem}_{row}.onnx"
             cmd = ["finetune", model, "--data", train, "--val", val, "--calib", calib, *qopts, "--epochs", args.epochs,
                    "--lr", args.lr, "--json", "-o", out]
-            t0 = time.monotonic()
+            t0, c0 = time.monotonic(), _child_cpu()
             ft = _hwflow(cmd)
-            seconds = time.monotonic() - t0
+            seconds, cpu = time.monotonic() - t0, _child_cpu() - c0
             commands.append("hwflow " + shlex.join([_rel(Path(a)) if isinstance(a, Path) else str(a) for a in cmd])
                             .replace(str(tmp) + "/", "").replace("train.npz", "TRAIN.npz").replace("val.npz", "VAL.npz"))
             after = _hwflow(["eval", out, "--data", test, "--calib", calib, *qopts, "--json"])
             # finetune's own figure is the integer network's on the validation data: re-measure it there
             check = _hwflow(["eval", out, "--data", val, "--calib", calib, *qopts, "--json"])
-            equal = check["quant_accuracy"] == ft["accuracy"]
+            built = _build_accuracy(out, val, tmp / f"BUILD_{row}")
+            equal = check["quant_accuracy"] == ft["accuracy"] == built
             fl, pq, fa = 100 * ptq["float_accuracy"], 100 * ptq["quant_accuracy"], 100 * after["quant_accuracy"]
             lines.append(f"| {stem}, {row} | {fl:.2f} | {pq:.2f} ({pq - fl:+.2f}) | {fa:.2f} ({fa - fl:+.2f}) "
                          f"| ≤ {goal:.1f} pp below: {'met' if fl - fa <= goal else 'MISSED'} | {ft['best_epoch']}/"
-                         f"{args.epochs} | {seconds:.0f} | {'equal' if equal else 'DIFFERENT'} |")
+                         f"{args.epochs} | {seconds:.0f} ({cpu:.0f}) | {'equal' if equal else 'DIFFERENT'} |")
             print(lines[-1], flush=True)
-    head = [f"# Produced by: python bench/finetune.py --epochs {args.epochs} --rows {args.rows}   "
+    sub = f" --train-samples {args.train_samples}" if args.train_samples else ""
+    head = [f"# Produced by: python bench/finetune.py --epochs {args.epochs} --rows {args.rows}{sub}   "
             f"({time.strftime('%Y-%m-%d')}, {time.monotonic() - t_all:.0f} s)",
             "",
             "Test accuracy (%, 360 test samples) of the integer network compile builds; best epoch chosen on "
             f"10 % of the training split held out. Load average at the end: {os.getloadavg()[0]:.1f} (2 cores).",
             "",
-            "| model, setting | float | post-training | after finetune | goal | best epoch | finetune s "
-            "| finetune figure vs eval |",
+            "| model, setting | float | post-training | after finetune | goal | best epoch | finetune s (CPU s) "
+            "| finetune figure vs eval vs BUILD |",
             "|---|---|---|---|---|---|---|---|"]
     tail = ["", "pot4 (digits CNN) and w1a1 (SFC MLP) rows: not run: finetune trains int weights and >= 2-bit "
             "activations only (issue 15's formats are refused in one line).", "",

@@ -15,11 +15,9 @@ trained in float on scikit-learn's digits upsampled to 32x32x3 by
 
 ``--model digits_cnn`` does the same for the shipped digits CNN (8x8).
 
-Status: since hwflow reads QONNX models exactly as qonnx's executor computes them
-(:mod:`hwflow.quant.qonnx`), which does not take a residual Add yet, ``finetune``
-refuses the ResNet-8 with one line; ``--model digits_cnn`` runs end to end (and is
-what CI runs). The ResNet-8 figures in ``bench/results/finetune.txt`` were measured
-before that importer landed.
+hwflow reads the fine-tuned QONNX model exactly as qonnx's executor computes it
+(:mod:`hwflow.quant.qonnx`, residual Adds included). CI runs the quick
+``--model digits_cnn`` run below.
 
 Needs ``pip install 'hwflow[train]'`` (PyTorch CPU). Exit status 1 if a check fails.
 

@@ -445,6 +445,24 @@ def op_quant(node: Node, ins: list) -> list:
     return [((y - z) * s).astype(x.dtype, copy=False)]
 
 
+def op_trunc(node: Node, ins: list) -> list:
+    """QONNX ``Trunc`` (v2: ``x, scale, zero_point, in_bits, out_scale, out_bits``; Brevitas'
+    TruncAvgPool2d): ``round(x/s + z)`` divided by ``T = 2**round(log2(out_scale/s))``, clamped
+    to the output range, rounded by ``rounding_mode``, back by ``(y - z/T) * out_scale``."""
+    if len(ins) != 6:
+        raise ModelError(f"node {node.name!r} (Trunc): {len(ins)} inputs; hwflow reads QONNX's Trunc v2 "
+                         "(x, scale, zeropt, in_bitwidth, out_scale, out_bitwidth)")
+    x, s, z, _, out_s, out_bw = ins
+    dt = x.dtype
+    s, z, out_s = (np.asarray(v, dtype=dt) for v in (s, z, out_s))
+    t = (2 ** np.round(np.log2(out_s / s))).astype(dt)
+    y = np.round(x / s + z) / t
+    lo, hi = qonnx_int_range(int(np.asarray(out_bw).reshape(-1)[0]), bool(_attr(node, "signed", 1)),
+                             bool(_attr(node, "narrow", 0)))
+    y = qonnx_rounding(node)(np.clip(y, lo, hi))
+    return [((y - z / t) * out_s).astype(dt, copy=False)]
+
+
 def op_bipolar_quant(node: Node, ins: list) -> list:
     """QONNX ``BipolarQuant(x, scale)``: ``scale`` where ``x >= 0``, else ``-scale``."""
     x, s = ins

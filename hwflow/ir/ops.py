@@ -166,9 +166,10 @@ OPS: dict[str, OpDef] = {
     # QONNX (Brevitas): pre-quantized models, quantized exactly by hwflow.quant.qonnx
     "Quant": OpDef(s.same, k.op_quant, domain=QONNX_DOMAIN, fold=False, params=True),
     "BipolarQuant": OpDef(s.same, k.op_bipolar_quant, domain=QONNX_DOMAIN, fold=False, params=True),
+    "Trunc": OpDef(s.same, k.op_trunc, domain=QONNX_DOMAIN, fold=False, params=True),
 }
 
-#: QONNX's custom ops (``Quant``, ``BipolarQuant``).
+#: QONNX's custom ops (``Quant``, ``BipolarQuant``, ``Trunc``).
 QONNX_OPS = tuple(op for op, d in OPS.items() if d.domain == QONNX_DOMAIN)
 
 #: Ops a user model may contain after import.

@@ -1,6 +1,15 @@
-"""Fuse a standalone zero Pad (TF's explicit padding) into the Conv or AveragePool after it."""
+"""Fuse a standalone Pad (TF's explicit padding) into the Conv, AveragePool or MaxPool after it.
+
+A zero Pad is a Conv's own padding, and an AveragePool's that counts the padding. A
+MaxPool's own padding never wins (-inf; the minimum code in the integer contract), so a
+Pad before it fuses when its value never wins either: -inf (or float32's lowest), or 0
+on a tensor that is never negative (a Relu's, a Clip's with min >= 0, a Sigmoid's, or a
+layer's with such a fused activation), while every window keeps a real cell.
+"""
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..ir._geometry import window
 from ..ir.graph import Graph, Node
@@ -10,15 +19,33 @@ from .base import Pass, PassResult
 __all__ = ["FusePad"]
 
 
-def _spatial_pads(graph: Graph, pad: Node) -> tuple[list[int], list[int]] | None:
-    """(begin, end) over the spatial axes of a constant-zero Pad of an NC... tensor that
-    pads only those axes, by non-negative amounts; None for any other Pad."""
+_NONNEGATIVE = ("Relu", "Sigmoid")
+
+
+def _never_negative(graph: Graph, tensor: str) -> bool:
+    """Whether ``tensor`` is a Relu's, Sigmoid's or Clip's (min >= 0) output, or a layer's with
+    such a fused activation."""
+    node = graph.producer(tensor)
+    if node is None:
+        return False
+    act = node.attrs.get("activation") or {"op": node.op, "min": node.attrs.get("min")}
+    return act["op"] in _NONNEGATIVE or act["op"] == "Clip" and act.get("min") is not None and act["min"] >= 0
+
+
+def _spatial_pads(graph: Graph, pad: Node, maxpool: bool = False) -> tuple[list[int], list[int]] | None:
+    """(begin, end) over the spatial axes of a constant Pad of an NC... tensor that pads only
+    those axes, by non-negative amounts, with 0 (``maxpool``: a value no MaxPool window's
+    maximum can be); None for any other Pad."""
     a = pad.attrs
     rank = len(graph.shape(pad.inputs[0]))
     pads = [int(p) for p in a.get("pads", ())]
     if rank < 3 or len(pads) != 2 * rank or min(pads) < 0:
         return None
-    if (a.get("mode") or "constant") not in ("constant", b"constant") or float(a.get("value", 0.0)) != 0.0:
+    if (a.get("mode") or "constant") not in ("constant", b"constant"):
+        return None
+    value = float(a.get("value", 0.0))
+    lowest = value <= float(np.finfo(np.float32).min)
+    if not (value == 0.0 and (not maxpool or _never_negative(graph, pad.inputs[0])) or maxpool and lowest):
         return None
     begin, end = pads[:rank], pads[rank:]
     if any(begin[:2]) or any(end[:2]):  # batch or channel padding is no window padding
@@ -30,10 +57,20 @@ def _fusable(graph: Graph, pad: Node) -> Node | None:
     """The Conv or AveragePool that ``pad`` can be fused into, if any.
 
     Zero padding is the Conv's own padding; an AveragePool's only when its padding counts
-    in the mean (``count_include_pad``) or it has none. A MaxPool pads with -inf, not 0.
+    in the mean (``count_include_pad``) or it has none. A MaxPool's padding never wins: a
+    Pad that never wins either, and leaves a real cell in every window, is its padding.
     """
     nxt = sole_consumer(graph, pad.outputs[0])
-    if nxt is None or nxt.inputs[0] != pad.outputs[0] or _spatial_pads(graph, pad) is None:
+    if nxt is None or nxt.inputs[0] != pad.outputs[0]:
+        return None
+    if nxt.op == "MaxPool":
+        sp = _spatial_pads(graph, pad, maxpool=True)
+        if sp is None or len(nxt.outputs) > 1 and nxt.outputs[1]:
+            return None
+        own = window(graph.shape(nxt.inputs[0])[2:], nxt.attrs["kernel_shape"], nxt.attrs)
+        total = [b + e for b, e in zip(sp[0], own.pads_begin)] + [e + p for e, p in zip(sp[1], own.pads_end)]
+        return nxt if all(p < k for p, k in zip(total, list(nxt.attrs["kernel_shape"]) * 2)) else None
+    if _spatial_pads(graph, pad) is None:
         return None
     if nxt.op == "Conv":
         return nxt
@@ -45,7 +82,7 @@ def _fusable(graph: Graph, pad: Node) -> Node | None:
 
 
 class FusePad(Pass):
-    """Fold ``Pad(x) -> Conv/AveragePool`` into the layer's ``pads`` (explicit, begin and end
+    """Fold ``Pad(x) -> Conv/AveragePool/MaxPool`` into the layer's ``pads`` (explicit, begin and end
     per axis, so TF's asymmetric 'same' padding survives); ``auto_pad`` is resolved first."""
 
     def call(self, graph: Graph) -> PassResult:
@@ -53,7 +90,7 @@ class FusePad(Pass):
         for pad in list(graph.nodes):
             if pad.op != "Pad" or (nxt := _fusable(graph, pad)) is None:
                 continue
-            begin, end = _spatial_pads(graph, pad)
+            begin, end = _spatial_pads(graph, pad, maxpool=nxt.op == "MaxPool")
             a = nxt.attrs
             padded = graph.shape(nxt.inputs[0])[2:]
             kernel = a["kernel_shape"] if nxt.op != "Conv" else graph.shape(nxt.inputs[1])[2:]

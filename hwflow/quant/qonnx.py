@@ -21,9 +21,22 @@ that computes the same integers as qonnx's own executor
   not a short binary fraction the requantizer uses a wide multiplier (up to 32 bits):
   the error stays below ``2**-24`` of an output step, far inside the float32 rounding of
   qonnx's own arithmetic;
+- ``Trunc`` (Brevitas' TruncAvgPool2d) of a pool's or layer's value at its accumulator
+  step: ``round((acc + z) / 2**n)``, clamped, a requantizer with ``m = 1``;
 - ``BipolarQuant`` of such a value (sign, 0 -> +1) is an integer threshold per channel:
   ``clamp(acc - T[c], -1, 0)`` and a 2-entry LUT to the codes -1 / +1;
-- MaxPool, Flatten and Reshape of quantized tensors are exact on codes;
+- MaxPool, Flatten and Reshape of quantized tensors are exact on codes; so is a Concat
+  of tensors of one type (Brevitas: branches sharing one quantizer);
+- an ``Add`` of two quantized tensors (a residual join), then Relu/Clip and its ``Quant``:
+  the contract's ``add``, ``(qa - za)·ma + (qb - zb)·mb`` requantized. With equal input
+  scales ``ma = mb = 1`` and the multiplier ``m/2**n`` is the scale ratio as for a layer;
+  with two scales ``ma/2**n`` and ``mb/2**n`` are the two ratios (``m = 1``), to
+  ``2**-24`` of an output step (wide ``add_m``: more DSPs in the back end);
+- ``Quant`` of a quantized tensor: nothing when it keeps every code, else a 1 x 1
+  AveragePool that requantizes it;
+- ``Quant(Tanh(x))``, ``Quant(Sigmoid(x))``, ``Quant(LeakyRelu(x))`` of a quantized ``x``
+  (Brevitas: a QuantIdentity before QuantTanh/QuantSigmoid): a table over ``x``'s codes, computed in float32 as qonnx
+  does, in the layer that writes ``x`` (or a ``lut`` layer when ``x`` has other readers);
 - the model's output, if no quantizer follows the last layer, is the exact integer
   accumulator; the host multiplies it by ``R[c]`` and adds ``O[c]`` (a per-channel host
   tail) unless one scale serves every channel.
@@ -68,7 +81,7 @@ class _Weight:
 
     codes: np.ndarray
     scale: np.ndarray
-    bits: int  # signed width holding the codes
+    bits: int  # signed width holding the codes; 1: binary (codes -1 / +1, the ``binary`` weight format)
     node: str
 
 
@@ -87,6 +100,7 @@ class _Pending:
     lo: float = -math.inf
     hi: float = math.inf
     nodes: list[str] = field(default_factory=list)
+    tin2: QTensor | None = None  # an Add's second input: acc = (qa - za) + (sb / sa) * (qb - zb)
 
     @property
     def channels(self) -> int:
@@ -157,6 +171,7 @@ class _Builder:
         self.alias: dict[str, str] = {}
         self.weights: dict[str, _Weight] = {}
         self.pending: dict[str, _Pending] = {}
+        self.tables: dict[str, tuple[str, Node]] = {}  # Tanh/Sigmoid output -> (its quantized input, node)
         self.input: str | None = None
 
     def canon(self, t: str) -> str:
@@ -177,8 +192,9 @@ class _Builder:
             if handler is None:
                 raise UnsupportedOpError(
                     f"node {node.name!r} ({node.op}) is not supported in a QONNX model; hwflow meets exactly "
-                    "Quant, BipolarQuant, Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, MaxPool, "
-                    "AveragePool, Flatten, Reshape and per-channel Add/Mul of constants"
+                    "Quant, BipolarQuant, Trunc, Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, MaxPool, "
+                    "AveragePool, Flatten, Reshape, per-channel Add/Mul of constants, Add and Concat of quantized "
+                    "tensors, and Tanh/Sigmoid/LeakyRelu of a quantized tensor"
                 )
             handler(node)
         if self.input is None:
@@ -227,8 +243,8 @@ class _Builder:
                 if codes is None:
                     raise UnsupportedOpError(f"Quant {node.name!r}: rounding mode {mode!r} is not supported")
             codes = codes.astype(np.int64)
-            self.weights[node.outputs[0]] = _Weight(codes, np.broadcast_to(s, w.shape).astype(np.float64),
-                                                    bits_for_range(min(0, int(codes.min())), max(0, int(codes.max()))),
+            wbits = 1 if bits == 1 and signed else bits_for_range(min(0, int(codes.min())), max(0, int(codes.max())))
+            self.weights[node.outputs[0]] = _Weight(codes, np.broadcast_to(s, w.shape).astype(np.float64), wbits,
                                                     node.name)
             return
         if mode not in ("ROUND", "HALF_EVEN"):
@@ -254,13 +270,67 @@ class _Builder:
             self.tensors[out] = t
             self.input = out
             return
+        qrange = (qlo - shift, qhi - shift)
         if src_c in self.pending:
-            self._finish(self.pending.pop(src_c), t, (qlo - shift, qhi - shift), node)
+            p = self.pending.pop(src_c)
+            (self._finish_add if p.tin2 is not None else self._finish)(p, t, qrange, node)
+            return
+        if src_c in self.tables:
+            self._table(src_c, t, node)
+            return
+        if src_c in self.tensors:
+            self._requantize(self.tensors[src_c], t, qrange, node)
             return
         raise UnsupportedOpError(
             f"Quant {node.name!r} re-quantizes {src!r}, which no layer computes (a quantized tensor or the input "
-            "through other ops); hwflow meets an activation Quant exactly only after a Conv/Gemm/MatMul/AveragePool"
+            "through other ops); hwflow meets an activation Quant exactly only after a Conv/Gemm/MatMul/AveragePool, "
+            "an Add, a Tanh/Sigmoid of a quantized tensor, or on a quantized tensor"
         )
+
+    def _op_Trunc(self, node: Node) -> None:
+        """QONNX ``Trunc`` (Brevitas' TruncAvgPool2d) of a layer's value ``R·acc`` whose input
+        scale is ``R``: ``round(acc + z)`` is the integer ``acc + z``, so the output code is
+        ``round((acc + z) / T)`` (``T`` a power of two), clamped: a requantizer with
+        ``m = 1``, ``n = log2(T)``."""
+        g = self.g
+        if len(node.inputs) != 6:
+            raise UnsupportedOpError(f"Trunc {node.name!r} has {len(node.inputs)} inputs; hwflow reads QONNX's Trunc "
+                                     "v2 (x, scale, zeropt, in_bitwidth, out_scale, out_bitwidth), as Brevitas 0.13 "
+                                     "writes it")
+        s, z, out_s = (_scalar(g, node.inputs[i], node, what).astype(np.float32).reshape(-1)
+                       for i, what in ((1, "scale"), (2, "zero point"), (4, "output scale")))
+        bits = float(_scalar(g, node.inputs[5], node, "output bit width").reshape(-1)[0])
+        signed, narrow = bool(node.attrs.get("signed", 1)), bool(node.attrs.get("narrow", 0))
+        mode = str(node.attrs.get("rounding_mode", "FLOOR")).upper()
+        src = self.canon(node.inputs[0])
+        p = self.pending.pop(src, None)
+        why = None
+        if p is None or p.tin2 is not None:
+            why = "reads no layer's output (hwflow meets Trunc after an AveragePool, Conv or Gemm)"
+        elif s.size != 1 or z.size != 1 or out_s.size != 1 or bits != int(bits) or not 2 <= bits <= 16:
+            why = "needs one scale, zero point and output scale, and a 2..16-bit output"
+        elif np.any(p.O) or np.isfinite(p.lo) or np.isfinite(p.hi) or np.any(p.R <= 0) \
+                or np.any(np.abs(p.R / float(s[0]) - 1) > 2.0 ** -20):
+            why = "has an input scale other than its layer's accumulator step (or an offset or clamp before it)"
+        t = float(2 ** np.round(np.log2(out_s[0] / s[0])))
+        zt = float(z[0]) / t if why is None else 0.0
+        if why is None and (t < 1 or zt != int(zt) or z[0] != int(z[0])):
+            why = "divides by less than 1 or leaves a fractional zero point"
+        if why is None and mode not in ("ROUND", "HALF_EVEN") and not (t == 1 and mode in QONNX_ROUNDING):
+            why = f"rounds {mode!r} after a division; hwflow's requantizer rounds half to even"
+        if why:
+            raise UnsupportedOpError(f"Trunc {node.name!r} {why}; hwflow cannot meet it exactly")
+        bits = int(bits)
+        qlo, qhi = qonnx_int_range(bits, signed, narrow)
+        shift = 0 if signed else 1 << (bits - 1)
+        out = node.outputs[0]
+        w, wf = self._weights_for(p, np.zeros(p.channels, bool))
+        bias = p.beta + self._fold(p, w) + int(z[0])
+        self.tensors[out] = QTensor(out, g.shape(out), bits, float(out_s[0]), int(zt) - shift)
+        n = int(round(math.log2(t)))
+        self.layers.append(QLayer(**p.layer, output=out, weight=w, bias=bias, m=[1], n=[n], lo=qlo - shift,
+                                  hi=qhi - shift, **wf, rounding="half_even",
+                                  attrs={"scheme": "qonnx", "nodes": p.nodes + [node.name], "requant": "exact"}))
 
     def _op_BipolarQuant(self, node: Node) -> None:
         g = self.g
@@ -269,7 +339,7 @@ class _Builder:
         if g.const(src) is not None:
             w = np.asarray(g.const(src), np.float32)
             self.weights[node.outputs[0]] = _Weight(np.where(w >= 0, 1, -1).astype(np.int64),
-                                                    np.broadcast_to(s, w.shape).astype(np.float64), 2, node.name)
+                                                    np.broadcast_to(s, w.shape).astype(np.float64), 1, node.name)
             return
         src_c = self.canon(src)
         if src_c not in self.pending or s.size != 1 or float(s.reshape(-1)[0]) <= 0:
@@ -423,8 +493,53 @@ class _Builder:
         p.affine(1.0 / c, np.zeros_like(c), node)
 
     def _op_Add(self, node: Node) -> None:
+        if all(self.g.const(t) is None for t in node.inputs):
+            self._residual_add(node)
+            return
         p, c = self._affine_const(node)
         p.affine(np.ones_like(c), c, node)
+
+    def _residual_add(self, node: Node) -> None:
+        """``Add`` of two quantized tensors (a residual join): a pending ``add`` layer whose
+        real value is ``sa * ((qa - za) + (sb / sa) * (qb - zb))``; its Quant sets ``add_m``."""
+        ta, tb = (self._quantized(t, node) for t in node.inputs)
+        if ta.shape != tb.shape or ta.shape != tuple(self.g.shape(node.outputs[0])):
+            raise UnsupportedOpError(f"node {node.name!r} (Add) broadcasts {ta.shape} and {tb.shape}; hwflow adds "
+                                     "tensors of one shape")
+        c = ta.shape[1]
+        self.pending[node.outputs[0]] = _Pending(
+            dict(name=node.name, op="add", inputs=[ta.name, tb.name]), None, 0, ta, np.full(c, ta.scale),
+            np.zeros(c, np.int64), np.zeros(c), nodes=[node.name], tin2=tb)
+
+    def _op_Concat(self, node: Node) -> None:
+        ins = [self._quantized(t, node) for t in node.inputs]
+        axis = int(node.attrs.get("axis", 1))
+        if axis not in (1, 1 - len(ins[0].shape)) or len(ins[0].shape) != 4:
+            raise UnsupportedOpError(f"node {node.name!r} (Concat) joins along axis {axis}; hwflow joins the "
+                                     "channels of NCHW tensors (axis 1)")
+        if any((t.bits, t.scale, t.zero_point) != (ins[0].bits, ins[0].scale, ins[0].zero_point) for t in ins):
+            raise UnsupportedOpError(
+                f"node {node.name!r} (Concat) joins tensors of different scales or zero points "
+                f"({', '.join(f'{t.scale:.6g}/{t.zero_point}' for t in ins)}); hwflow joins codes of one type: "
+                "quantize every input with one shared quantizer (Brevitas: the same QuantIdentity/QuantReLU)")
+        out = node.outputs[0]
+        t0 = ins[0]
+        self.tensors[out] = QTensor(out, self.g.shape(out), t0.bits, t0.scale, t0.zero_point)
+        lo, hi = t0.range
+        self.layers.append(QLayer(node.name, "concat", [t.name for t in ins], out, lo=lo, hi=hi,
+                                  attrs={"scheme": "qonnx", "nodes": [node.name]}))
+
+    def _op_Tanh(self, node: Node) -> None:
+        src = self.canon(node.inputs[0])
+        if src in self.pending:
+            raise UnsupportedOpError(
+                f"node {node.name!r} ({node.op}) reads a layer's output that no Quant follows; hwflow meets a "
+                f"{node.op} exactly as a table on codes: quantize its input (Brevitas: a QuantIdentity before the "
+                f"Quant{node.op})")
+        self._quantized(src, node)
+        self.tables[node.outputs[0]] = (src, node)
+
+    _op_Sigmoid = _op_LeakyRelu = _op_Tanh
 
     def _op_Sub(self, node: Node) -> None:
         p, c = self._affine_const(node)
@@ -437,8 +552,9 @@ class _Builder:
             lo = -math.inf if act.get("min") is None else float(act["min"])
             hi = math.inf if act.get("max") is None else float(act["max"])
         else:
-            raise UnsupportedOpError(f"node {node.name!r}: activation {act['op']} before a quantizer; hwflow meets "
-                                     "Relu and Clip exactly")
+            raise UnsupportedOpError(f"node {node.name!r}: activation {act['op']} on a layer's output before a "
+                                     "quantizer; hwflow meets Relu and Clip exactly there, and Tanh/Sigmoid/LeakyRelu "
+                                     "as a table on codes: quantize its input (Brevitas: a QuantIdentity before it)")
         p.lo, p.hi = max(p.lo, lo), min(p.hi, hi)
         p.nodes.append(node.name)
 
@@ -463,11 +579,15 @@ class _Builder:
     _op_Flatten = _op_Reshape = _op_Identity = _op_Dropout = _layout_op
 
     # ---- the requantizers -----------------------------------------------------------------------
-    def _weights_for(self, p: _Pending, negate: np.ndarray) -> tuple[np.ndarray | None, int]:
+    def _weights_for(self, p: _Pending, negate: np.ndarray) -> tuple[np.ndarray | None, dict]:
+        """The layer's weights (channels with a negative scale negated) and their ``wbits``
+        and ``wformat``: binary weights (``BipolarQuant``, 1-bit ``Quant``) stay ``binary``."""
         if p.weight is None:
-            return None, 0
+            return None, {"wbits": 0}
         w = p.weight * np.where(negate, -1, 1).reshape((-1,) + (1,) * (p.weight.ndim - 1))
-        return w, max(p.wbits, bits_for_range(min(0, int(w.min())), max(0, int(w.max()))), 2)
+        if p.wbits == 1:
+            return w, {"wbits": 1, "wformat": "binary"}
+        return w, {"wbits": max(p.wbits, bits_for_range(min(0, int(w.min())), max(0, int(w.max()))), 2)}
 
     def _acc_range(self, p: _Pending, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Per channel, the range of ``sum (q_in - z_in) * w`` (of the window sum for a pool)."""
@@ -490,14 +610,9 @@ class _Builder:
         s = out.scale
         rho, offs = p.R / s, p.O / s  # the quantizer's input, in output steps: rho*(acc + beta) + offs
         negate = rho < 0
-        w, wbits = self._weights_for(p, negate)
+        w, wf = self._weights_for(p, negate)
         rho, beta = np.abs(rho), np.where(negate, -p.beta, p.beta)
-        lo, hi = qrange
-        for bound, pick in ((p.lo, max), (p.hi, min)):  # quant(clamp(y)) = clamp(quant(y)): quant is monotone
-            if np.isfinite(bound):
-                v = int(np.clip(np.round(np.float32(bound) / np.float32(s)) + out.zero_point, *qrange))
-                lo, hi = (pick(lo, v), hi) if pick is max else (lo, pick(hi, v))
-        hi = max(lo, hi)
+        lo, hi = self._clamp_range(p, out, qrange)
         alo, ahi = self._acc_range(p, w)
         fold = self._fold(p, w)
         exact_offset = np.all(offs == 0)
@@ -516,6 +631,7 @@ class _Builder:
             bias = np.where(zero, np.round(offs).astype(np.int64) * scale_f, bias)
             if w is not None:
                 w = np.where(zero.reshape((-1,) + (1,) * (w.ndim - 1)), 0, w)
+                wf = {"wbits": max(wf["wbits"], 2)}  # a zero is no binary weight
         vmax = int(max(np.abs(alo).max(), np.abs(ahi).max()) * scale_f + np.abs(bias).max())
         mbits_cap = min(MAX_MBITS, _PRODUCT_BITS - bits_for_range(-vmax, vmax))
         if mbits_cap < 16:
@@ -541,11 +657,131 @@ class _Builder:
         mbits = max(1, int(m.max()).bit_length()) if int(m.max()) > 1 else 1
         self.tensors[out.name] = out
         layer = QLayer(**p.layer, output=out.name, weight=w, bias=bias if (w is not None or p.layer["op"] == "avgpool")
-                       else None, m=m, n=n, mbits=mbits, lo=lo, hi=hi, wbits=wbits, rounding="half_even",
+                       else None, m=m, n=n, mbits=mbits, lo=lo, hi=hi, **wf, rounding="half_even",
                        acc_shift=f if w is not None else 0,
                        attrs={"scheme": "qonnx", "nodes": p.nodes + [node.name],
                               "requant": "exact" if exact else f"{mbits}-bit multiplier"})
         self.layers.append(layer)
+
+    def _requantize(self, tin: QTensor, out: QTensor, qrange: tuple[int, int], node: Node) -> None:
+        """``Quant`` of an already quantized tensor: nothing if it keeps every code, else a
+        requantizing 1 x 1 AveragePool (``acc = q - z``, times ``s_in / s_out``)."""
+        if (out.scale, out.zero_point) == (tin.scale, tin.zero_point) and qrange[0] <= tin.range[0] \
+                and tin.range[1] <= qrange[1]:
+            self.alias[out.name] = tin.name
+            return
+        if len(tin.shape) != 4:
+            raise UnsupportedOpError(f"Quant {node.name!r} re-quantizes the flat tensor {tin.name!r} to another "
+                                     "type; hwflow re-quantizes NCHW tensors only")
+        c = tin.shape[1]
+        p = _Pending(dict(name=node.name, op="avgpool", inputs=[tin.name], kernel=(1, 1), strides=(1, 1),
+                          pads=(0, 0, 0, 0)), None, 0, tin, np.full(c, tin.scale), np.zeros(c, np.int64),
+                     np.zeros(c), nodes=[])
+        self._finish(p, out, qrange, node)
+
+    def _table(self, src: str, out: QTensor, node: Node) -> None:
+        """``Quant(Tanh(x))`` (Sigmoid, LeakyRelu) of a quantized ``x``: a table from every code of
+        ``x`` to the output code, computed as qonnx computes it (float32). The table joins the
+        layer that writes ``x`` when nothing else reads ``x``; else it is a ``lut`` layer."""
+        tin_name, act = self.tables.pop(src)
+        tin = self.tensors[tin_name]
+        lo, hi = tin.range
+        q = np.arange(lo, hi + 1)
+        x = ((q - tin.zero_point).astype(np.float32) * np.float32(tin.scale)).astype(np.float32)
+        if act.op == "Tanh":
+            y = np.tanh(x)
+        elif act.op == "Sigmoid":
+            y = 1 / (1 + np.exp(-x))
+        else:  # LeakyRelu
+            y = np.where(x >= 0, x, x * np.float32(act.attrs.get("alpha", 0.01)))
+        table = self._codes(node, y.astype(np.float32), out)
+        self.tensors[out.name] = out
+        nodes = [act.name, node.name]
+        prod = next((l for l in self.layers if l.output == tin_name), None)
+        readers = [n for n in self.g.nodes if any(self.canon(t) == tin_name for t in n.inputs if t)]
+        if prod is not None and prod.has_requant and prod.lut is None and len(readers) == 1 \
+                and tin_name != self.input and tin_name != self.canon(self.g.outputs[0]):
+            prod.output, prod.lut, prod.lut_zero_point = out.name, table[prod.lo - lo:prod.hi - lo + 1], tin.zero_point
+            prod.attrs.update(activation=act.op, lut_scale=tin.scale, nodes=prod.attrs["nodes"] + nodes)
+            del self.tensors[tin_name]
+            return
+        self.layers.append(QLayer(act.name, "lut", [tin_name], out.name, m=[1], n=[0], lo=lo, hi=hi, lut=table,
+                                  lut_zero_point=0, attrs={"scheme": "qonnx", "nodes": nodes,
+                                                           "activation": act.op}))
+
+    def _codes(self, node: Node, y: np.ndarray, out: QTensor) -> np.ndarray:
+        """hwflow's codes of ``Quant`` ``node`` applied to float32 ``y``, as qonnx rounds them."""
+        g = self.g
+        s = np.float32(_scalar(g, node.inputs[1], node, "scale").reshape(-1)[0])
+        z = np.float32(_scalar(g, node.inputs[2], node, "zero point").reshape(-1)[0])
+        bits = int(float(_scalar(g, node.inputs[3], node, "bit width").reshape(-1)[0]))
+        signed, narrow = bool(node.attrs.get("signed", 1)), bool(node.attrs.get("narrow", 0))
+        qlo, qhi = qonnx_int_range(bits, signed, narrow)
+        v = np.round(np.clip(y / s + z, qlo, qhi)).astype(np.int64)
+        return v - (0 if signed else 1 << (bits - 1))
+
+    def _clamp_range(self, p: _Pending, out: QTensor, qrange: tuple[int, int]) -> tuple[int, int]:
+        """The code range of ``Quant(clamp(y, p.lo, p.hi))``: quant is monotone, so it commutes with the clamp."""
+        lo, hi = qrange
+        for bound, pick in ((p.lo, max), (p.hi, min)):
+            if np.isfinite(bound):
+                v = int(np.clip(np.round(np.float32(bound) / np.float32(out.scale)) + out.zero_point, *qrange))
+                lo, hi = (pick(lo, v), hi) if pick is max else (lo, pick(hi, v))
+        return lo, max(lo, hi)
+
+    def _finish_add(self, p: _Pending, out: QTensor, qrange: tuple[int, int], node: Node) -> None:
+        """``Quant`` of a residual Add: ``q = clamp(round((ma (qa - za) + mb (qb - zb)) * m / 2**n) + z)``.
+
+        Equal input scales (one shared quantizer) give ``ma = mb = 1`` and the requantizer's
+        multiplier does the rest, as for a layer. Otherwise ``ma / 2**n`` and ``mb / 2**n`` are
+        the two scale ratios themselves (``m = 1``), exact when they are short binary fractions,
+        else to ``2**-24`` of an output step, far inside qonnx's float32 noise.
+        """
+        ta, tb = p.tin, p.tin2
+        rho = p.R / out.scale
+        if np.any(p.O) or np.any(rho <= 0):
+            raise UnsupportedOpError(f"node {node.name!r}: an offset or a non-positive factor between an Add and "
+                                     "its Quant; hwflow cannot meet it exactly")
+        k = tb.scale / ta.scale
+        lo, hi = self._clamp_range(p, out, qrange)
+        xa, xb = (max(abs(r - t.zero_point) for r in t.range) for t in (ta, tb))
+        exact, note = True, "exact"
+        if k == 1 or (1 / k == int(1 / k) and 1 / k < 256) or (k == int(k) and k < 256):
+            ma, mb = (1, int(k)) if k >= 1 else (int(1 / k), 1)
+            rho = rho / ma
+            amax = xa * ma + xb * mb
+            mbits_cap = min(MAX_MBITS, _PRODUCT_BITS - bits_for_range(-amax, amax))
+            m, n = np.ones(len(rho), np.int64), np.zeros(len(rho), np.int64)
+            for c, r in enumerate(rho):
+                d = _dyadic(float(r), mbits_cap)
+                if d is None:
+                    exact = False
+                    _, e = math.frexp(r)
+                    n[c], m[c] = mbits_cap - e, round(math.ldexp(r, int(mbits_cap - e)))
+                else:
+                    m[c], n[c] = d
+            mbits = max(1, int(m.max()).bit_length())
+            if not exact:
+                note = f"{mbits}-bit multiplier"
+        else:
+            if np.ptp(rho):
+                raise UnsupportedOpError(f"node {node.name!r}: a per-channel factor after an Add of two scales; "
+                                         "hwflow cannot meet it exactly")
+            ra, rb = float(rho[0]), float(rho[0]) * k
+            # error per output < (xa + xb) * 2**-(n+1) steps: n so that it is < 2**-24
+            n0 = max(0, math.ceil(math.log2(xa + xb)) + 24)
+            da, db = _dyadic(ra, 40), _dyadic(rb, 40)
+            if da and db and max(da[1], db[1]) <= n0:
+                n0 = max(da[1], db[1])
+            else:
+                exact = False
+            ma, mb = round(math.ldexp(ra, n0)), round(math.ldexp(rb, n0))
+            m, n, mbits = np.ones(1, np.int64), np.full(1, n0, np.int64), 1
+            note = "exact" if exact else f"{max(ma, mb).bit_length()}-bit input multipliers"
+        self.tensors[out.name] = out
+        self.layers.append(QLayer(p.layer["name"], "add", p.layer["inputs"], out.name, m=m, n=n, mbits=mbits,
+                                  lo=lo, hi=hi, add_m=(int(ma), int(mb)), rounding="half_even",
+                                  attrs={"scheme": "qonnx", "nodes": p.nodes + [node.name], "requant": note}))
 
     def _threshold(self, p: _Pending, out: QTensor, node: Node) -> None:
         """``BipolarQuant`` of a layer's output: ``acc >= T[c]`` per channel, then -1 / +1."""
@@ -553,7 +789,7 @@ class _Builder:
             raise UnsupportedOpError(f"BipolarQuant {node.name!r} after an AveragePool is not supported")
         R = p.R
         negate = R < 0
-        w, wbits = self._weights_for(p, negate)
+        w, wf = self._weights_for(p, negate)
         beta = np.where(negate, -p.beta, p.beta)
         zero = R == 0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -566,9 +802,10 @@ class _Builder:
         if zero.any():
             bias = np.where(zero, np.where(p.O >= 0, 0, -1), bias)
             w = np.where(zero.reshape((-1,) + (1,) * (w.ndim - 1)), 0, w)
+            wf = {"wbits": max(wf["wbits"], 2)}  # a zero is no binary weight
         self.tensors[out.name] = out
         self.layers.append(QLayer(**p.layer, output=out.name, weight=w, bias=bias, m=[1], n=[0], lo=-1, hi=0,
-                                  wbits=wbits, lut=np.array([-1, 1]), lut_zero_point=0,
+                                  **wf, lut=np.array([-1, 1]), lut_zero_point=0,
                                   attrs={"scheme": "qonnx", "nodes": p.nodes + [node.name], "requant": "threshold"}))
 
     # ---- the network's output ------------------------------------------------------------------
@@ -597,7 +834,8 @@ class _Builder:
         name = src if one_scale else f"{src}::int"
         self.tensors[name] = QTensor(name, self.g.shape(src), bits, float(p.R[0]) if one_scale else 1.0, 0)
         self.layers.append(QLayer(**p.layer, output=name, weight=w, bias=bias, m=[1], n=[0], lo=lo, hi=hi,
-                                  wbits=max(p.wbits, 2), attrs={"scheme": "qonnx", "nodes": p.nodes,
+                                  **self._weights_for(p, np.zeros(p.channels, bool))[1],
+                                  attrs={"scheme": "qonnx", "nodes": p.nodes,
                                                                 "requant": "exact integer output"}))
         if one_scale:
             return name, tail

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._feval import linear
+from ..ir import kernels
 from ._lower import FLayer, Plan
 
 __all__ = ["clamp_weights", "equalize", "equalization_pairs", "bias_correction"]
@@ -76,11 +76,35 @@ def bias_correction(fl: FLayer, w_deq: np.ndarray, x: np.ndarray, x_hat: np.ndar
     clipped or rounded activations upstream. Analytical (no data): ``x`` is the
     expected input (from BatchNorm statistics or propagated moments) and
     ``E[(Wq - W)·x] = (Wq - W)·E[x]``.
+
+    Conv and Gemm are linear, so the mean of ``W·x`` over samples and output positions
+    is ``W`` times the mean input patch: one sum over the data, no convolution.
     """
-    x = np.asarray(x, dtype=np.float64)
+    p = mean_patch(fl, np.asarray(x, dtype=np.float64))
     if x_hat is None:
-        err = linear(fl, x, weight=w_deq - fl.weight, bias=False)
+        err = _apply(fl, w_deq - fl.weight, p)
     else:
-        err = linear(fl, np.asarray(x_hat, np.float64), weight=w_deq, bias=False) - linear(fl, x, bias=False)
-    axes = (0,) + tuple(range(2, err.ndim))
-    return fl.bias - err.mean(axis=axes)
+        err = _apply(fl, w_deq, mean_patch(fl, np.asarray(x_hat, np.float64))) - _apply(fl, fl.weight, p)
+    return fl.bias - err
+
+
+def mean_patch(fl: FLayer, x: np.ndarray) -> np.ndarray:
+    """The mean over samples and output positions of the input patch a Conv/Gemm output
+    reads (zero padding included): ``(C, *kernel)``, or ``(K,)`` for a Gemm."""
+    if fl.op == "gemm":
+        return x.reshape(len(x), -1).mean(axis=0)
+    win = fl.window(x.shape[2:])
+    r = len(win.kernel)
+    total = x.sum(axis=0, keepdims=True)  # summing the samples first: the windows see one map
+    v = kernels.windows(kernels.pad_windows(total, win, 0), win)  # 1, C, *out, *kernel
+    n_out = len(x) * int(np.prod(win.out, dtype=np.int64))
+    return v.sum(axis=(0, *range(2, 2 + r))) / n_out
+
+
+def _apply(fl: FLayer, w: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``w`` (the layer's weight layout) applied to mean patch ``p``: the mean output per channel."""
+    if fl.op == "gemm":
+        return w @ p
+    g = fl.groups
+    m = w.shape[0]
+    return np.matmul(w.reshape(g, m // g, -1), p.reshape(g, -1, 1)).reshape(m)

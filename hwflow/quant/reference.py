@@ -60,14 +60,21 @@ def _conv(x: np.ndarray, layer: QLayer) -> np.ndarray:
                 acc += win[..., ky, kx] * layer.weight[None, :, 0, ky, kx, None, None]
         return acc
     w = layer.weight.reshape(g, cout // g, cin_g * kh * kw)
+    k = cin_g * kh * kw
+    if k * int(np.abs(x).max(initial=0)) * int(np.abs(w).max(initial=0)) < _EXACT:
+        # Every partial sum is an integer below 2**53 (the bound of _matmul, taken over the
+        # whole input): build the patch matrix in float64 directly and let BLAS add.
+        dtype, w, mm = np.float64, w.astype(np.float64), np.matmul
+    else:
+        dtype, mm = np.int64, _matmul
     acc = np.empty((nb, g, cout // g, oh, ow), dtype=np.int64)
-    step = max(1, _BLOCK // max(1, oh * ow * cin_g * kh * kw))
+    step = max(1, _BLOCK // max(1, oh * ow * k))
     for b0 in range(0, nb, step):
-        blk = win[b0:b0 + step].reshape(-1, g, cin_g, oh, ow, kh, kw)
+        blk = _windows(x[b0:b0 + step].astype(dtype, copy=False), layer).reshape(-1, g, cin_g, oh, ow, kh, kw)
         for i in range(g):
-            cols = blk[:, i].transpose(0, 2, 3, 1, 4, 5).reshape(-1, cin_g * kh * kw)  # (n*oh*ow, K)
-            y = _matmul(cols, w[i].T).reshape(len(blk), oh, ow, cout // g)
-            acc[b0:b0 + step, i] = y.transpose(0, 3, 1, 2)
+            cols = blk[:, i].transpose(0, 2, 3, 1, 4, 5).reshape(-1, k)  # (n*oh*ow, K)
+            y = mm(cols, w[i].T).reshape(len(blk), oh, ow, cout // g)
+            acc[b0:b0 + step, i] = y.transpose(0, 3, 1, 2)  # exact integers either way
     return acc.reshape(nb, cout, oh, ow)
 
 

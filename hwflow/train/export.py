@@ -15,9 +15,8 @@ AveragePool, Add, Concat, Relu/Clip, Tanh/Sigmoid/LeakyRelu), and a ``Quant`` no
 Biases stay float (a real offset before the activation's Quant). The host tail (Softmax,
 ArgMax) follows the last Quant. Layer nodes keep the plan's names. ``compile`` reads the
 model with :func:`hwflow.quant.qonnx.quantize_qonnx`, which builds the integer network
-that computes exactly what qonnx's executor computes for it; that importer takes chains of
-Conv/Gemm, AveragePool and MaxPool with Relu/Clip, so :func:`hwflow.train.finetune`
-refuses networks with a residual Add, a Concat or a Tanh/Sigmoid/LeakyRelu table.
+that computes exactly what qonnx's executor computes for it: residual Adds, Concats and
+the tables (a Quant, the activation, a Quant) included.
 """
 
 from __future__ import annotations

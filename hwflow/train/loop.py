@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._files import atomic_write
-from ..errors import DataError, OptionError, UnsupportedOpError
+from ..errors import DataError, OptionError
 from ..quant.config import QuantConfig
 from .config import TrainConfig
 
@@ -218,11 +218,6 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
     graph = load_graph(model)
     plan = lower(graph)
     quant.check_layers([l.name for l in plan.layers])
-    for fl in plan.layers:  # what the QONNX output cannot carry to compile (hwflow.quant.qonnx)
-        if fl.op in ("add", "concat", "lut") or fl.lut is not None:
-            what = {"add": "an Add of two tensors", "concat": "a Concat"}.get(fl.op, f"a {fl.lut and fl.lut['op']} table")
-            raise UnsupportedOpError(f"layer {fl.name!r} is {what}: finetune's output (QONNX) compiles exactly only for "
-                                     "chains of Conv/Gemm/pools with Relu/Clip; not supported yet")
     shape = graph.shape(graph.inputs[0])
     classes = int(np.prod(plan.shapes[plan.output][1:]))
 

@@ -74,3 +74,32 @@ def test_unfused_pad_is_refused_by_the_quantizer_naming_it(kit, tmp_path):
     g = kit.graph(kit.model(nodes, [1, 2, 6, 6], inits=inits))
     with pytest.raises(HwflowError, match="Pad"):
         quantize(optimize(g))
+
+
+@pytest.mark.parametrize("value, relu", [(0.0, True), (float(np.finfo(np.float32).min), False)])
+def test_fuses_into_max_pool_where_the_pad_never_wins(kit, value, relu):
+    """A Pad before a MaxPool is its padding (which never wins) when the Pad never wins either:
+    0 after a Relu, or float32's lowest value."""
+    pad, inits = _pad(kit, [0, 0, 1, 0, 0, 0, 0, 1], value)
+    nodes = [pad, helper.make_node("MaxPool", ["p"], ["y"], kernel_shape=[2, 2], strides=[2, 2])]
+    if relu:
+        nodes.insert(0, helper.make_node("Relu", ["x"], ["r"]))
+        pad.input[0] = "r"
+    model = kit.model(nodes, [1, 2, 5, 5], inits=inits)
+    g = kit.graph(model, fold=False)
+    assert FusePad()(g).modified
+    assert g.ops()[-1] == "MaxPool" and g.count("Pad") == 0
+    assert list(g.nodes[-1].attrs["pads"]) == [1, 0, 0, 1]
+    kit.same_outputs(model, g)
+
+
+def test_leaves_a_pad_before_max_pool_that_could_win(kit):
+    """0 on a tensor that may be negative, or a pad as wide as the window (a window of padding only)."""
+    pad, inits = _pad(kit, [0, 0, 2, 0, 0, 0, 0, 0])
+    relu = helper.make_node("Relu", ["x"], ["r"])
+    pad.input[0] = "r"
+    nodes = [relu, pad, helper.make_node("MaxPool", ["p"], ["y"], kernel_shape=[2, 2], strides=[2, 2])]
+    model = kit.model(nodes, [1, 2, 6, 6], inits=inits)
+    g = kit.graph(model, fold=False)
+    assert not FusePad()(g).modified
+    kit.same_outputs(model, g)

@@ -114,14 +114,71 @@ def test_qonnx_quant_nodes_give_scales_and_bits(tmp_path):
     assert np.abs(codes - np.round(codes)).max() < 1e-3
 
 
-def test_qonnx_trunc_is_refused_naming_it(tmp_path):
-    """Trunc (a truncating average pool's quantizer) is not met yet: one line naming the node."""
-    node = helper.make_node("Trunc", ["x", "s", "z", "b_in", "b_out"], ["y"], domain=QONNX_DOMAIN, name="trunc0")
+@pytest.mark.parametrize("v2", [False, True])
+def test_qonnx_trunc_hwflow_cannot_meet_is_refused_naming_it(tmp_path, v2):
+    """Trunc v1 (5 inputs), or a Trunc that reads no layer's accumulator: one line naming the node.
+    (Brevitas' TruncAvgPool2d, which hwflow meets, is tests/fixtures' brevitas_cnn_truncavg.)"""
+    ins = ["x", "s", "z", "b_in", "s_out", "b_out"] if v2 else ["x", "s", "z", "b_in", "b_out"]
+    node = helper.make_node("Trunc", ins, ["y"], domain=QONNX_DOMAIN, name="trunc0", rounding_mode="ROUND")
     g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
                           [numpy_helper.from_array(np.float32(v), k) for k, v in
-                           (("s", 1), ("z", 0), ("b_in", 8), ("b_out", 4))])
+                           (("s", 1), ("z", 0), ("b_in", 8), ("s_out", 4), ("b_out", 4))])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(QONNX_DOMAIN, 1)])
     onnx.save(m, tmp_path / "t.onnx")
-    with pytest.raises(UnsupportedOpError, match="Trunc"):
-        load_graph(tmp_path / "t.onnx")
+    with pytest.raises(UnsupportedOpError, match="Trunc 'trunc0' " + ("reads no layer" if v2 else "has 5 inputs")):
+        quantize(load_graph(tmp_path / "t.onnx"), QuantConfig(), None)
+
+
+def _two_branches(tmp_path, join: str, second_scale: float, table: bool = False):
+    """Quant(x) -> two 1x1 Conv branches, each Relu + Quant (scales 1/16 and ``second_scale``),
+    joined by ``join`` (Add or Concat) and quantized; ``table``: a Tanh on the first branch's
+    Conv output without a Quant before it."""
+    rng = np.random.default_rng(1)
+    c = {"s_in": np.float32(1 / 64), "z0": np.float32(0), "b8": np.float32(8), "b4": np.float32(4),
+         "s_w": np.float32(0.125), "s_a": np.float32(1 / 16), "s_b": np.float32(second_scale),
+         "s_o": np.float32(1 / 8), "wa": rng.normal(0, 0.5, (2, 1, 1, 1)).astype(np.float32),
+         "wb": rng.normal(0, 0.5, (2, 1, 1, 1)).astype(np.float32)}
+    Q = lambda i, o, signed=1: helper.make_node("Quant", i, [o], domain=QONNX_DOMAIN, signed=signed, narrow=0,
+                                                rounding_mode="ROUND", name=f"q_{o}")
+    nodes = [Q(["x", "s_in", "z0", "b8"], "xq"), Q(["wa", "s_w", "z0", "b4"], "waq"), Q(["wb", "s_w", "z0", "b4"], "wbq"),
+             helper.make_node("Conv", ["xq", "waq"], ["ca"]), helper.make_node("Conv", ["xq", "wbq"], ["cb"]),
+             helper.make_node("Tanh" if table else "Relu", ["ca"], ["ra"], name="act_a"),
+             helper.make_node("Relu", ["cb"], ["rb"]),
+             Q(["ra", "s_a", "z0", "b4"], "aq", signed=0), Q(["rb", "s_b", "z0", "b4"], "bq", signed=0),
+             helper.make_node(join, ["aq", "bq"], ["j"], name="join", **({"axis": 1} if join == "Concat" else {})),
+             Q(["j", "s_o", "z0", "b8"], "y", signed=0)]
+    shape = [1, 4 if join == "Concat" else 2, 3, 3]
+    g = helper.make_graph(nodes, "branches", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 3, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+                          [numpy_helper.from_array(np.asarray(v), k) for k, v in c.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(QONNX_DOMAIN, 1)])
+    onnx.save(m, tmp_path / "b.onnx")
+    return load_graph(tmp_path / "b.onnx")
+
+
+@pytest.mark.parametrize("join, second_scale", [("Add", 1 / 16), ("Add", 0.09), ("Concat", 1 / 16)])
+def test_qonnx_add_and_concat_of_quantized_branches_are_qonnxs_integers(tmp_path, join, second_scale):
+    """A residual Add (one scale: ma = mb = 1; two scales: the ratios in add_m) and a Concat of one
+    type: hwflow's output codes are qonnx's on random inputs (float32 run as qonnx runs it)."""
+    from hwflow.ref.float import run_float
+
+    graph = _two_branches(tmp_path, join, second_scale)
+    qg = quantize(graph, QuantConfig(), None)
+    layer = next(l for l in qg.layers if l.op == join.lower())
+    if join == "Add":
+        assert layer.add_m == (1, 1) if second_scale == 1 / 16 else max(layer.add_m) > 1 << 20
+    x = np.random.default_rng(0).uniform(-2, 2, (200, 1, 3, 3)).astype(np.float32)
+    want = run_float(graph, x)
+    got = quant_logits(qg, x).reshape(want.shape)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("join, second_scale, table, match", [
+    ("Concat", 0.09, False, "Concat\\) joins tensors of different scales"),
+    ("Add", 1 / 16, True, "activation Tanh on a layer's output before a quantizer.*QuantIdentity before it"),
+])
+def test_qonnx_joins_and_tables_hwflow_cannot_meet_are_refused(tmp_path, join, second_scale, table, match):
+    graph = _two_branches(tmp_path, join, second_scale, table)
+    with pytest.raises(UnsupportedOpError, match=match):
+        quantize(graph, QuantConfig(), None)

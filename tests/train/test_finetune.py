@@ -119,13 +119,31 @@ def test_bad_input_one_line(data, capsys, tmp_path):
     assert "not supported yet" in _bad(capsys, data, out, "--data", data["train"], "--abits", "1")
 
 
-def test_residual_add_refused_one_line(examples_dir, capsys, tmp_path):
-    """The QONNX output could not carry a residual Add to compile (hwflow.quant.qonnx): refused up front."""
-    out = tmp_path / "out.onnx"
-    rc, _, err = _run(capsys, "finetune", examples_dir / "ic_resnet8.onnx", "--data",
-                      examples_dir / "ic_resnet8_calib.npz", "-o", out)
-    assert rc == 2 and err.count("\n") == 1 and "layer 'add1' is an Add of two tensors" in err, err
-    assert not out.exists()
+def test_residual_net_accuracy_is_eval_and_build_predict(capsys, tmp_path):
+    """A residual Add and a LeakyRelu table (torch_resdw_fold: the QONNX importer meets both
+    exactly): finetune's accuracy == `hwflow eval OUT.onnx` == Build.predict."""
+    from hwflow.flow import load_graph
+    from hwflow.ref.float import run_float
+
+    model = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "torch_resdw_fold.onnx"
+    x = np.random.default_rng(0).standard_normal((160, 3, 8, 8)).astype(np.float32)
+    y = np.asarray(run_float(load_graph(model), x)).reshape(len(x), -1).argmax(1)  # the float model's labels
+    np.savez(tmp_path / "train.npz", x=x[:112], y=y[:112])
+    np.savez(tmp_path / "val.npz", x=x[112:], y=y[112:])
+    out = tmp_path / "tuned.onnx"
+    rc, text, err = _run(capsys, "finetune", model, "--data", tmp_path / "train.npz", "--val", tmp_path / "val.npz",
+                         "--wbits", "3", "--abits", "4", "--epochs", "1", "--batch-size", "32", "--json", "-o", out)
+    assert rc == 0, err
+    res = json.loads(text)
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    assert "Add" in ops and "LeakyRelu" in ops
+    rc, text, err = _run(capsys, "eval", out, "--data", tmp_path / "val.npz", "--json")
+    assert rc == 0, err
+    assert json.loads(text)["quant_accuracy"] == res["accuracy"]
+    build = hwflow.compile(out, out=tmp_path / "b", target="generic")
+    assert [l.op for l in build.qgraph().layers].count("add") == 1
+    val = np.load(tmp_path / "val.npz")
+    assert _accuracy(build.predict(val["x"]), val["y"]) == res["accuracy"]
 
 
 def test_unsupported_op_one_line(capsys, tmp_path):
