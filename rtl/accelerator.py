@@ -62,14 +62,14 @@ from amaranth.lib.wiring import In, Out
 
 from ..schedule.descriptor import BACK_FIELDS, KIND_CODES, UNIT_FIELDS
 from ..schedule.estimate import act_banks
-from ..schedule.program import Program
+from ..schedule.program import READ_DATA_REGS, Program
 from ..schedule.widths import CYCLE_BITS, addr_bits, bias_bits
 from ._lanes import replicate
 from .act_buffer import ActBuffer
 from .argmax import ArgmaxUnit
 from .channel_rom import ChannelRom
 from .codebook import attach_codebook
-from .controller import Controller
+from .controller import Controller, _delay
 from .dw_array import DwArray
 from .lut import Lut
 from .mac_array import MacArray
@@ -159,7 +159,9 @@ class Accelerator(wiring.Component):
             da = nxt
         x = Signal(simd * p.abits)
         pv = replicate(da["pv"], simd, p.abits)
-        ram = Mux(ctrl.d_inrange, act.rd_data, pv)
+        # The RAM's data registers (READ_DATA_REGS; the controller's latency counts them): the
+        # block RAMs' clock-to-out and their output mux end at a register, not in a unit.
+        ram = Mux(ctrl.d_inrange, _delay(m, act.rd_data, READ_DATA_REGS, "act_q"), pv)
         if p.input_stream is not None:
             # The streamed first layer reads the input stream; its lanes in the padding take
             # the pad value.
@@ -191,14 +193,18 @@ class Accelerator(wiring.Component):
         if has_mac:
             m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits, dsp_mults=p.dsp_mults,
                                               lane=p.lane, cbits=p.cbits)
-            a, w = x, wrom.data
+            # The ROM's data registers, as the RAM's (READ_DATA_REGS): its multi-block output
+            # mux ends at a register.
+            wdata = _delay(m, wrom.data, READ_DATA_REGS, "wrom_q")
+            a, w = x, wdata
             ctl = [ctrl.d_valid & is_mac, ctrl.d_first, ctrl.d_last, ctrl.d_wfirst, ctrl.d_wlast]
             if p.ibits:  # weight sharing: ROM indices -> weights (rtl/codebook.py), the rest delayed to match
-                w, (a, *ctl) = attach_codebook(m, p, wrom.data, ctrl.w_addr, [x, *ctl])
+                w, (a, *ctl) = attach_codebook(m, p, wdata, _delay(m, ctrl.w_addr, READ_DATA_REGS, "cb_addr"),
+                                               [x, *ctl])
             assert mac.latency + lat.get("codebook", 0) == lat["mac"], (mac.latency, lat)
             waddr = ctrl.w_addr
             if p.w_pack > 1:
-                waddr, w = self._unpack(m, ctrl, wrom.data)
+                waddr, w = self._unpack(m, ctrl, wdata)
             m.d.comb += [
                 wrom.addr.eq(waddr),
                 mac.a.eq(a), mac.w.eq(w),
@@ -390,14 +396,14 @@ class Accelerator(wiring.Component):
     def _unpack(self, m, ctrl, data):
         """``(rom_address, weights)`` with packed depthwise words (``w_pack`` diagonals a word,
         :meth:`~hwflow.schedule.lower.RomImages.add_weights`): for a ``wpk`` step the ROM word
-        is the virtual address ``// w_pack`` and, a cycle later with the data, its slot
+        is the virtual address ``// w_pack`` and, later with the (registered) data, its slot
         ``% w_pack`` goes on the diagonal, zeros elsewhere; other steps pass through."""
         p = self._p
         pe, bits, lr = p.pe, p.stored_wbits, p.w_pack.bit_length() - 1
         addr = Mux(ctrl.w_pk, ctrl.w_addr >> lr, ctrl.w_addr)
-        slot = Signal(lr, name="w_slot", reset_less=True)
-        pk = Signal(name="w_pk_d", reset_less=True)
-        m.d.sync += [slot.eq(ctrl.w_addr[:lr]), pk.eq(ctrl.w_pk)]
+        # The slot and the flag meet the data: the ROM read, then its data registers.
+        slot = _delay(m, ctrl.w_addr[:lr], 1 + READ_DATA_REGS, "w_slot")
+        pk = _delay(m, ctrl.w_pk, 1 + READ_DATA_REGS, "w_pk_d")
         diag = Signal(pe * bits, name="w_diag")
         with m.Switch(slot):
             for i in range(p.w_pack):
@@ -465,3 +471,4 @@ def _convert(program, name: str, rom_file: str | None):
     elif top.wrom is not None:
         text = text.rstrip("\n") + "\n\n" + top.wrom.verilog()
     return compress_zero_init(text), top
+

@@ -35,8 +35,11 @@ grow with the number of layers. States::
 - OUTPUT reads the output tensor's words in address order, with valid/ready back-pressure.
 
 Timing: the address is registered twice after the counters (two partial sums, then the
-address itself, which drives the RAM), memory data arrives one cycle later, so the ``d_*``
-flags are delayed by :attr:`latency` = 3 cycles to line up with memory data.
+address itself, which drives the RAM), memory data arrives one cycle later and passes
+:data:`~hwflow.schedule.program.READ_DATA_REGS` data registers (in the accelerator; the
+weight ROM's data too, its address drives it in the same cycle), so the ``d_*`` flags and
+the stream beats are delayed by :attr:`latency` = :data:`~hwflow.schedule.program.ISSUE_CYCLES`
+cycles to line up with the data.
 The accelerator counts the cycles from the cycle ``start`` is sampled (0) to the cycle
 ``done`` is high (``busy`` and ``done`` say when).
 """
@@ -48,6 +51,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..schedule.descriptor import KIND_CODES, LOOPS, descriptor_fields, descriptor_values
+from ..schedule.program import ISSUE_CYCLES, READ_DATA_REGS
 from ..quant.arith import bits_for_range
 from ..schedule.widths import STEP_FLAGS, addr_bits, coord_bits
 
@@ -117,15 +121,16 @@ class Controller(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from a RUN step to its memory data (two address registers + synchronous read)."""
-        return 3
+        """Cycles from a RUN step to its data at the datapath (two address registers, the
+        synchronous read, the data registers): the schedule's ``latency["issue"]``."""
+        return ISSUE_CYCLES
 
     def _stream(self, m, st, in_lanes, running, s_act, ci, wiy, wix, d):
         """The streamed first layer (:class:`~hwflow.schedule.program.InputStream`).
 
         Its RUN steps that read take a beat instead (``in_ready``; a missing beat is a stall,
-        ``stall``: the accelerator holds the whole core); the beat travels three registers to meet its flags at the data
-        stage (``d_sdata``). The lanes outside the image are padding (``d_mask`` low): from
+        ``stall``: the accelerator holds the whole core); the beat travels :attr:`latency`
+        registers to meet its flags at the data stage (``d_sdata``). The lanes outside the image are padding (``d_mask`` low): from
         the window origin (the receptive field's output position ``cy, cx``) stage A forms
         the field's first input row and column, stage B compares each kernel row and column
         with the image, stage C picks the chunk's lanes (constants of the first layer).
@@ -134,7 +139,7 @@ class Controller(wiring.Component):
         m.d.comb += [self.in_ready.eq(running & d.stream & s_act), self.stall.eq(self.in_ready & ~self.in_valid)]
         rl = dict(reset_less=True)
         s_a, s_b = (Signal.like(self.d_sdata, name=n, **rl) for n in ("sdata_a", "sdata_b"))
-        m.d.sync += [s_a.eq(Cat(*in_lanes)), s_b.eq(s_a), self.d_sdata.eq(s_b)]
+        m.d.sync += [s_a.eq(Cat(*in_lanes)), s_b.eq(s_a), self.d_sdata.eq(_delay(m, s_b, READ_DATA_REGS, "sdata"))]
         cw = bits_for_range(-max(st.pt, st.pl) - 1, max(st.oh * st.sh, st.ow * st.sw) + max(st.kh, st.kw)) + 1
         a_y0, a_x0 = Signal(signed(cw), name="sy0", **rl), Signal(signed(cw), name="sx0", **rl)
         a_q, b_q = Signal.like(ci, name="sq_a", **rl), Signal.like(ci, name="sq_b", **rl)
@@ -144,10 +149,12 @@ class Controller(wiring.Component):
         m.d.sync += [row_ok.eq(Cat(*((a_y0 + ky >= 0) & (a_y0 + ky < st.h) for ky in range(st.kh)))),
                      col_ok.eq(Cat(*((a_x0 + kx >= 0) & (a_x0 + kx < st.w) for kx in range(st.kw))))]
         pos = st.tap_positions(simd)
+        mask = Signal.like(self.d_mask, name="smask", **rl)
+        m.d.comb += self.d_mask.eq(_delay(m, mask, READ_DATA_REGS, "smask"))
         with m.Switch(b_q):
             for q in range(st.chunks):
                 with m.Case(q):
-                    m.d.sync += self.d_mask.eq(Cat(*((row_ok[ky] & col_ok[kx]) if ch >= 0 else C(0, 1)
+                    m.d.sync += mask.eq(Cat(*((row_ok[ky] & col_ok[kx]) if ch >= 0 else C(0, 1)
                                                      for ch, ky, kx in pos[q].tolist())))
 
     def elaborate(self, platform):
@@ -263,12 +270,14 @@ class Controller(wiring.Component):
             a_flags.eq(Cat(active, s_first, s_klast, inrange, sel, w_first, wx_l & wy_l)),
             a_w.eq(wg + step),
         ]
+        # The weight address drives the ROM beside the RAM's; the accelerator registers the
+        # ROM's data as it does the RAM's.
         m.d.sync += [a_addr.eq(a_pix + a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
         if p.w_pack > 1:  # the weight word is packed (beside w_addr: the ROM address stage)
             m.d.sync += [a_pk.eq(d.wpk), self.w_pk.eq(a_pk)]
-        # Data stage: flags line up with the memory output.
+        # Data stage: flags line up with the memory output after its data registers.
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
-                        self.d_wfirst, self.d_wlast).eq(b_flags)
+                        self.d_wfirst, self.d_wlast).eq(_delay(m, b_flags, READ_DATA_REGS, "c_flags", reset_less=False))
         if istream is not None:
             self._stream(m, istream, in_lanes, running, s_act, ci, wiy, wix, d)
         else:
@@ -397,3 +406,12 @@ class Controller(wiring.Component):
         # (the accelerator's cycle counter reads them).
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")), self.done.eq(fsm.ongoing("DONE"))]
         return m
+
+
+def _delay(m: Module, v: Value, n: int, name: str, reset_less: bool = True) -> Value:
+    """``v`` through ``n`` registers (``v`` itself when ``n`` is 0)."""
+    for i in range(n):
+        r = Signal(len(v), name=f"{name}_{i}", reset_less=reset_less)
+        m.d.sync += r.eq(v)
+        v = r
+    return v

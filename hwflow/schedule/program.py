@@ -63,6 +63,16 @@ KINDS = ("mac", "max", "sum", "add", "dw")
 #: Cycles a layer spends loading its descriptor before its first tile.
 SETUP_CYCLES = 2
 
+#: Registers between the activation RAM's synchronous read and the datapath (pad
+#: substitution, MAC array, pool unit): they keep the block RAMs' clock-to-out and the
+#: output mux of a RAM built from several blocks off the datapath's paths. The controller
+#: delays its step flags, the weight address and the stream beats by as many cycles.
+READ_DATA_REGS = 1
+
+#: Cycles from a controller step to its data at the datapath (``latency["issue"]``): two
+#: address registers, the synchronous read, then :data:`READ_DATA_REGS`.
+ISSUE_CYCLES = 2 + 1 + READ_DATA_REGS
+
 
 @dataclass(frozen=True)
 class TensorMap:

@@ -48,7 +48,7 @@ from .budget import check_budget
 from .estimate import dsp_blocks, estimate, lane_costs, lut_mult_cost, place_weights, pot_lane_cost
 from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack
 from .memory import allocate, chunks
-from .program import SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
+from .program import ISSUE_CYCLES, SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
 from .widths import tree_levels
 
 __all__ = ["schedule", "arrange", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "ECP5_DSP_SHARE"]
@@ -61,7 +61,8 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     in front of the serializer, per-channel ROM read and bias add;
     ``merge``: max-merge of a fused MaxPool's window (every MAC result passes it);
     ``requant``: requantizer (one stage fewer without a multiplier); ``lut``: LUT ROM read;
-    ``issue``: controller state to memory data (address register, synchronous read);
+    ``issue``: controller state to memory data at the datapath (address registers, synchronous
+    read, data register: :data:`~hwflow.schedule.program.ISSUE_CYCLES`);
     ``dw``: the depthwise unit, a tap's operands to the accumulator holding it (operand
     registers, the LUT multipliers' first level, product, accumulator; rtl/dw_array.py).
     ``mac`` = input register + two multiplier stages + ``ceil(log2(simd))`` tree registers +
@@ -70,7 +71,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     trees register their first level: rtl/mac_array.py).
     """
     return {
-        "issue": 3,
+        "issue": ISSUE_CYCLES,
         "mac": 4 + tree_levels(simd),
         "merge": 1,
         "pool": 1,

@@ -96,8 +96,11 @@ def misses(report: dict) -> list[str]:
                        f"{_LABELS[key]} {r['used']} used, none available")
     if report["meets_timing"] is False:
         fmax, goal = report["fmax_mhz"], report["clock_mhz"]
+        path = report.get("critical_path")
+        via = (f"; critical path {path['from']} -> {path['to']}, {path['delay_ns']:.1f} ns"
+               if path else "")
         out.append(f"Fmax {fmax:.1f} MHz is below the {goal:g} MHz clock goal "
-                   f"(short by {goal - fmax:.1f} MHz, {100 * (goal - fmax) / goal:.0f}%)")
+                   f"(short by {goal - fmax:.1f} MHz, {100 * (goal - fmax) / goal:.0f}%){via}")
     return out
 
 

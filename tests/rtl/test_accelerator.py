@@ -1,6 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The Accelerator end to end in the Amaranth simulator: outputs equal run_int, cycles equal the schedule."""
 
+import re
+
 import numpy as np
 import pytest
 from amaranth import Shape, signed, unsigned
@@ -9,6 +11,7 @@ from hwflow.quant.reference import run_int
 from _support.accel_sim import simulate
 from _support.graphs import GraphBuilder, digits_cnn, dwnet, first_conv, resblock
 from hwflow.rtl.accelerator import Accelerator, to_verilog
+from hwflow.schedule.program import ISSUE_CYCLES, READ_DATA_REGS
 from hwflow.schedule import schedule
 
 
@@ -131,6 +134,22 @@ def test_verilog_is_small_and_independent_of_weights(pe, simd):
     assert "module digits_cnn_act(" in text and f"for (i = 0; i < {prog.act_words}; i = i + 1)" in text
     with pytest.raises(ValueError, match=r"Verilog identifier, not '1bad'"):
         to_verilog(prog, "1bad")
+
+
+def test_memory_data_is_registered_before_the_datapath():
+    """Both memories' read data pass READ_DATA_REGS registers (timing: block-RAM clock-to-out
+    and the multi-block output mux end at a register), and the schedule counts them."""
+    b = GraphBuilder(seed=2)
+    cnn(b)
+    prog = schedule(b.build(), "generic", pe=4, simd=4)
+    assert READ_DATA_REGS >= 1 and prog.latency["issue"] == ISSUE_CYCLES == 3 + READ_DATA_REGS
+    text = to_verilog(prog, "digits_cnn")
+    regs = set(re.findall(r"^  reg \[\d+:0\] (\S+) =", text, re.M))
+    for i in range(READ_DATA_REGS):
+        # Amaranth may name a register after its reader: follow one assign.
+        for name in (f"act_q_{i}", f"wrom_q_{i}"):
+            alias = re.search(rf"^  assign {name} = (\S+);", text, re.M)
+            assert name in regs or (alias is not None and alias.group(1) in regs), name
 
 
 @pytest.mark.sim

@@ -6,6 +6,7 @@ import pytest
 from _support.graphs import GraphBuilder
 from hwflow.rtl.controller import Controller
 from hwflow.schedule import schedule
+from hwflow.schedule.program import ISSUE_CYCLES, READ_DATA_REGS
 
 pytestmark = pytest.mark.sim
 
@@ -39,12 +40,13 @@ def test_controller_walks_the_loop_nest(run_sim, pe, simd, ones):
     else:
         assert any(l.qh * l.qw > 1 for l in prog.layers)
     dut = Controller(prog)
-    assert dut.latency == 3
+    # Two address registers, the synchronous read, the RAM's data registers.
+    assert dut.latency == ISSUE_CYCLES == 3 + READ_DATA_REGS == prog.latency["issue"]
     want = []
     for layer in prog.layers:
         want += [r for r in layer.reads() if r is not None]
     got = []
-    state = {"rd": None, "w": None}
+    state = {"rd": [None] * (1 + READ_DATA_REGS), "w": [None] * (1 + READ_DATA_REGS)}
 
     async def bench(ctx):
         ctx.set(dut.start, 1)
@@ -54,14 +56,15 @@ def test_controller_walks_the_loop_nest(run_sim, pe, simd, ones):
         ctx.set(dut.out_ready, 1)
         for cyc in range(1, prog.cycles + 2):
             if ctx.get(dut.d_valid):
-                addr = state["rd"] if ctx.get(dut.d_inrange) else None
-                got.append((addr, state["w"], bool(ctx.get(dut.d_first)), bool(ctx.get(dut.d_last)),
+                addr = state["rd"][0] if ctx.get(dut.d_inrange) else None
+                got.append((addr, state["w"][0], bool(ctx.get(dut.d_first)), bool(ctx.get(dut.d_last)),
                             bool(ctx.get(dut.d_sel)), bool(ctx.get(dut.d_wfirst)), bool(ctx.get(dut.d_wlast))))
             if ctx.get(dut.done):
                 assert cyc == prog.cycles
                 break
-            # The address register drives memory one cycle before its data (and flags) arrive.
-            state["rd"], state["w"] = ctx.get(dut.rd_addr), ctx.get(dut.w_addr)
+            # Both memories' addresses lead their flags by the read and the data registers.
+            state["rd"] = state["rd"][1:] + [ctx.get(dut.rd_addr)]
+            state["w"] = state["w"][1:] + [ctx.get(dut.w_addr)]
             await ctx.tick()
         else:
             raise AssertionError("no done")

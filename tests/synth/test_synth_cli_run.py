@@ -60,3 +60,7 @@ def test_synth_misses_timing_says_by_how_much(tmp_path, demo, capsys):
     err = capsys.readouterr().err
     assert err.startswith("hwflow: mac_demo does not meet timing on own: Fmax ")
     assert "MHz is below the 400 MHz clock goal (short by " in err
+    # One line, naming the failing path's endpoints; the BUILD keeps its report.
+    assert err.count("\n") == 1 and "; critical path " in err and " -> " in err
+    rep = json.loads((build / "synth.json").read_text())
+    assert rep["meets_timing"] is False and rep["critical_path"]["from"] in err
