@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _support.cli_sim import simulate_exact
 from _support.lowbit_models import sign_after_pool, sign_cnn, sign_mlp
 from hwflow.build import load_build
 from hwflow.cli import main
@@ -70,16 +71,6 @@ def _ids():
     return [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in BUILDS]
 
 
-def _simulate(capsys, build: Path, simulator: str, *extra: str) -> dict:
-    capsys.readouterr()
-    rc = main(["simulate", str(build), "--simulator", simulator, "--json", *extra])
-    res = json.loads(capsys.readouterr().out)
-    manifest = json.loads((build / "manifest.json").read_text())
-    assert res["first_mismatch"] == "" and (rc, res["passed"], res["mismatches"]) == (0, True, 0), res
-    assert res["cycles"] == res["predicted_cycles"] == manifest["cycles"]
-    return res
-
-
 @pytest.mark.parametrize("name", _ids())
 def test_build_holds_the_formats(build, name):
     qg = load_build(build(name)).qgraph()
@@ -95,14 +86,14 @@ def test_build_holds_the_formats(build, name):
 
 @pytest.mark.parametrize("name", _ids())
 def test_amaranth(build, name, capsys):
-    _simulate(capsys, build(name), "amaranth", "--limit", "2")
+    simulate_exact(capsys, build(name), "amaranth", "--limit", "2")
 
 
 @pytest.mark.slow
 @pytest.mark.tool("verilator")
 @pytest.mark.parametrize("name", list(BUILDS))
 def test_verilator(build, name, capsys):
-    res = _simulate(capsys, build(name), "verilator")
+    res = simulate_exact(capsys, build(name), "verilator")
     assert res["vectors"] == 8
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from _support.cli_sim import simulate_exact
 from _support.lowbit_models import sign_cnn, sign_mlp
 from hwflow.build import load_build
 from hwflow.cli import main
@@ -53,16 +54,6 @@ def build(request):
     return get
 
 
-def _simulate(capsys, build: Path, simulator: str, *extra: str) -> dict:
-    capsys.readouterr()
-    rc = main(["simulate", str(build), "--simulator", simulator, "--json", *extra])
-    res = json.loads(capsys.readouterr().out)
-    manifest = json.loads((build / "manifest.json").read_text())
-    assert res["first_mismatch"] == "" and (rc, res["passed"], res["mismatches"]) == (0, True, 0), res
-    assert res["cycles"] == res["predicted_cycles"] == manifest["cycles"]
-    return res
-
-
 @pytest.mark.parametrize("name", list(BUILDS))
 def test_lane_and_rom(build, name):
     b = load_build(build(name))
@@ -80,11 +71,11 @@ def test_lane_and_rom(build, name):
 
 @pytest.mark.parametrize("name", list(BUILDS))
 def test_amaranth(build, name, capsys):
-    _simulate(capsys, build(name), "amaranth", "--limit", "2")
+    simulate_exact(capsys, build(name), "amaranth", "--limit", "2")
 
 
 @pytest.mark.slow
 @pytest.mark.tool("verilator")
 @pytest.mark.parametrize("name", list(BUILDS))
 def test_verilator(build, name, capsys):
-    _simulate(capsys, build(name), "verilator", "--limit", "4")
+    simulate_exact(capsys, build(name), "verilator", "--limit", "4")

@@ -8,6 +8,33 @@ from hwflow.sim.beats import pack, unpack
 pytestmark = pytest.mark.sim
 
 
+def _check(run_sim, dut, schedule, expected, word, simd, abits):
+    """Drive ``dut`` with ``schedule`` (activations, weights, valid, first, last per cycle;
+    ``word`` packs the weights) and compare the accumulators with ``expected``, cycle for cycle."""
+    seen = []
+
+    async def bench(ctx):
+        for cyc in range(len(schedule) + dut.latency + 2):
+            if cyc < len(schedule):
+                a, w, v, f, l = schedule[cyc]
+                ctx.set(dut.a, pack(a, [range(simd)], abits)[0])
+                ctx.set(dut.w, word(w))
+                ctx.set(dut.valid, v)
+                ctx.set(dut.first, f)
+                ctx.set(dut.last, l)
+            else:
+                ctx.set(dut.valid, 0)
+            if ctx.get(dut.out_valid):
+                seen.append((cyc, ctx.get(dut.acc)))
+            await ctx.tick()
+
+    run_sim(dut, bench)
+    assert [c for c, _ in seen] == [c for c, _ in expected]
+    width = dut.acc.shape().width // len(expected[0][1]) if expected else 1
+    for (_, got), (_, want) in zip(seen, expected):
+        assert unpack([got], [range(len(want))], width) == list(want)
+
+
 def _tiles(rng, pe, simd, wbits, abits, n_tiles, extreme):
     """Random tiles: (k, a[k, simd], w[k, pe, simd], gap)."""
     alo, ahi = -(1 << (abits - 1)), (1 << (abits - 1)) - 1
@@ -48,27 +75,7 @@ def test_mac_array_matches_model(run_sim, pe, simd, wbits, abits, extreme, dsp):
         expected.append((t + k - 1 + dut.latency, (w * a[:, None, :]).sum(axis=(0, 2))))
         schedule += [(np.zeros(simd, int), np.zeros((pe, simd), int), 0, 0, 0)] * gap
         t += k + gap
-    seen = []
-
-    async def bench(ctx):
-        for cyc in range(len(schedule) + dut.latency + 2):
-            if cyc < len(schedule):
-                a, w, v, f, l = schedule[cyc]
-                ctx.set(dut.a, pack(a, [range(simd)], abits)[0])
-                ctx.set(dut.w, pack(w, [range(pe * simd)], wbits)[0])
-                ctx.set(dut.valid, v)
-                ctx.set(dut.first, f)
-                ctx.set(dut.last, l)
-            else:
-                ctx.set(dut.valid, 0)
-            if ctx.get(dut.out_valid):
-                seen.append((cyc, unpack([ctx.get(dut.acc)], [range(pe)], acc_bits)))
-            await ctx.tick()
-
-    run_sim(dut, bench)
-    assert [c for c, _ in seen] == [c for c, _ in expected]
-    for (_, got), (_, want) in zip(seen, expected):
-        assert got == list(want)
+    _check(run_sim, dut, schedule, expected, lambda w: pack(w, [range(pe * simd)], wbits)[0], simd, abits)
 
 
 def test_mac_array_rejects_bad_parameters():
@@ -108,24 +115,5 @@ def test_pot_lane_matches_model(run_sim, pe, simd, cbits, abits):
             schedule.append((a[j], codes[j], 1, int(j == 0), int(j == k - 1)))
         expected.append((t + k - 1 + dut.latency, (w * a[:, None, :]).sum(axis=(0, 2))))
         t += k
-    seen = []
-
-    async def bench(ctx):
-        for cyc in range(len(schedule) + dut.latency + 2):
-            if cyc < len(schedule):
-                a, c, v, f, l = schedule[cyc]
-                ctx.set(dut.a, pack(a, [range(simd)], abits)[0])
-                ctx.set(dut.w, sum(int(x) << (i * cbits) for i, x in enumerate(c.ravel())))
-                ctx.set(dut.valid, v)
-                ctx.set(dut.first, f)
-                ctx.set(dut.last, l)
-            else:
-                ctx.set(dut.valid, 0)
-            if ctx.get(dut.out_valid):
-                seen.append((cyc, unpack([ctx.get(dut.acc)], [range(pe)], acc_bits)))
-            await ctx.tick()
-
-    run_sim(dut, bench)
-    assert [c for c, _ in seen] == [c for c, _ in expected]
-    for (_, got), (_, want) in zip(seen, expected):
-        assert got == list(want)
+    _check(run_sim, dut, schedule, expected,
+           lambda c: sum(int(x) << (i * cbits) for i, x in enumerate(c.ravel())), simd, abits)
