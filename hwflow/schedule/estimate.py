@@ -99,14 +99,15 @@ def memory_blocks(depth: int, width: int, kind, lane: int | None = None) -> int:
     for d, w in kind.shapes:
         slices = math.ceil(depth / d)
         if lane is None:
-            bits, mux = width, 0.0
-        else:
+            bits, demux = width, 0.0
+        else:  # libmap's swizzle: every lane padded to whole bytes
             byte = kind.byte if 0 < kind.byte <= w else w
             lanes = math.ceil(width / lane)
-            bits = (lanes - 1) * math.ceil(lane / byte) * byte + math.ceil((width - (lanes - 1) * lane) / byte) * byte
-            mux = 0.5 * slices * lanes if slices > 1 else 0.0
+            last = width - (lanes - 1) * lane
+            bits = (lanes - 1) * math.ceil(lane / byte) * byte + math.ceil(last / byte) * byte
+            demux = 0.5 * slices * lanes if slices > 1 else 0.0
         blocks = math.ceil(slices * bits / w)
-        cost = kind.cost * blocks + 0.5 * (slices - 1) * width + mux
+        cost = kind.cost * blocks + 0.5 * (slices - 1) * width + demux
         if best is None or cost < best[0]:
             best = (cost, blocks)
     return best[1]
