@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 from hwflow.rtl.accelerator import Accelerator
 from hwflow.sim.beats import pack, unpack
 
-__all__ = ["simulate"]
+__all__ = ["assert_exact", "simulate"]
 
 
 def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = None, timeout: int | None = None,
@@ -92,3 +92,14 @@ def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = N
     else:
         sim.run()
     return results["out"], results["cycles"], results["measured"]
+
+
+def assert_exact(program, qgraph, inputs, msg: str = "") -> None:
+    """Run ``inputs`` through the accelerator (:func:`simulate`) and check every output equals
+    the integer reference's (``run_int``) and every inference takes ``program.cycles``."""
+    from hwflow.quant.reference import run_int
+
+    outs, cycles, measured = simulate(program, inputs)
+    for x, o in zip(inputs, outs):
+        np.testing.assert_array_equal(o, np.asarray(run_int(qgraph, x)).reshape(-1), err_msg=msg)
+    assert cycles == measured == [program.cycles] * len(inputs), msg
