@@ -125,7 +125,7 @@ class Controller(wiring.Component):
         synchronous read, the data registers): the schedule's ``latency["issue"]``."""
         return ISSUE_CYCLES
 
-    def _stream(self, m, st, in_lanes, running, s_act, ci, wiy, wix, d):
+    def _stream(self, m, st, in_lanes, ready_nx, ci, wiy, wix, d):
         """The streamed first layer (:class:`~hwflow.schedule.program.InputStream`).
 
         Its RUN steps that read take a beat instead (``in_ready``; a missing beat is a stall,
@@ -136,7 +136,11 @@ class Controller(wiring.Component):
         with the image, stage C picks the chunk's lanes (constants of the first layer).
         """
         simd = self._p.simd
-        m.d.comb += [self.in_ready.eq(running & d.stream & s_act), self.stall.eq(self.in_ready & ~self.in_valid)]
+        # ``in_ready`` is a register (its next value from the step's): the stall, which holds
+        # every register of the core, is then one gate from a register and ``in_valid``.
+        ready = Signal(name="in_ready_r")
+        m.d.sync += ready.eq(ready_nx)
+        m.d.comb += [self.in_ready.eq(ready), self.stall.eq(ready & ~self.in_valid)]
         rl = dict(reset_less=True)
         s_a, s_b = (Signal.like(self.d_sdata, name=n, **rl) for n in ("sdata_a", "sdata_b"))
         m.d.sync += [s_a.eq(Cat(*in_lanes)), s_b.eq(s_a), self.d_sdata.eq(_delay(m, s_b, READ_DATA_REGS, "sdata"))]
@@ -248,7 +252,8 @@ class Controller(wiring.Component):
         # kernel offset ``ka`` (with ci). Each moves by a descriptor step (``a_*``).
         p0, wa, ka = (Signal(self._aw, name=n, **rl) for n in ("p0", "wa", "ka"))
 
-        running = Signal()
+        running, running_nx = Signal(), Signal()
+        s_act_nx = Signal()
         m.d.comb += self.running.eq(running)
         active = running & s_act
         iy = Signal(signed(cw + 1))
@@ -279,7 +284,9 @@ class Controller(wiring.Component):
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
                         self.d_wfirst, self.d_wlast).eq(_delay(m, b_flags, READ_DATA_REGS, "c_flags", reset_less=False))
         if istream is not None:
-            self._stream(m, istream, in_lanes, running, s_act, ci, wiy, wix, d)
+            # RUN steps that read take a beat: ``running & stream & s_act``, a cycle ahead (the
+            # descriptor does not change while a layer runs, nor from SETUP0 on).
+            self._stream(m, istream, in_lanes, running_nx & d.stream & s_act_nx, ci, wiy, wix, d)
         else:
             m.d.comb += self.d_mask.eq(-1)
 
@@ -324,11 +331,15 @@ class Controller(wiring.Component):
             m.d.sync += [nwin.eq(nwin - 1), nwin_l.eq(nwin == 1)]
         # step: s_klast is set from k - 2 unless already set (a one-step kernel).
         with m.If(self.init | en_wx):
-            m.d.sync += [step.eq(0), s_last.eq(d.is1[LOOPS.index("t")]), s_act.eq(1),
+            m.d.sync += [step.eq(0), s_last.eq(d.is1[LOOPS.index("t")]),
                          s_klast.eq(d.is1[LOOPS.index("k")]), s_first.eq(1), s_one.eq(0)]
         with m.Elif(running):
-            m.d.sync += [step.eq(step + 1), s_last.eq(step == d.t_m2), s_act.eq(s_act & ~s_klast),
+            m.d.sync += [step.eq(step + 1), s_last.eq(step == d.t_m2),
                          s_klast.eq(~s_klast & (step == d.k_m2)), s_first.eq(0), s_one.eq(s_first)]
+        # ``running`` and ``s_act`` from their next values (the stream's ``in_ready`` reads them).
+        m.d.comb += [s_act_nx.eq(Mux(self.init | en_wx, 1, Mux(running, s_act & ~s_klast, s_act))),
+                     running_nx.eq(Mux(self.init, 1, Mux(run_last, 0, running)))]
+        m.d.sync += [s_act.eq(s_act_nx), running.eq(running_nx)]
         with m.If(en_ci):
             m.d.sync += ka.eq(Mux(en_ky & ky_l, 0, ka + Mux(ci_l, Mux(kx_l, d.a_krow, d.a_kx), 1)))
         # The window origin restarts from the pixel origin's next value.
@@ -344,14 +355,12 @@ class Controller(wiring.Component):
             m.d.sync += [wg.eq(Mux(g_l, d.w_base, wg + (d.wk if "wk" in self._fields else d.k))), cs.eq(Mux(g_l, 0, Mux(gi_l, cs + d.cis, cs)))]
         with m.If(en_ox):
             m.d.sync += [ix0.eq(ix0_next), p0.eq(p0_next)]
-        with m.If(run_last):
-            m.d.sync += running.eq(0)
         with m.If(en_oy):
             m.d.sync += iy0.eq(iy0 + d.sh)
         with m.If(self.init):  # after the advances: init wins
             m.d.sync += [
                 cs.eq(0), iy0.eq(d.pt_neg), ix0.eq(d.pl_neg), wg.eq(d.w_base), wiy.eq(d.pt_neg),
-                wix.eq(d.pl_neg), p0.eq(d.a_org), wa.eq(d.a_org), ka.eq(0), w_first.eq(1), running.eq(1),
+                wix.eq(d.pl_neg), p0.eq(d.a_org), wa.eq(d.a_org), ka.eq(0), w_first.eq(1),
             ]
 
         with m.FSM() as fsm:

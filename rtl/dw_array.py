@@ -16,10 +16,15 @@ and reuses each activation word across the kernel window (a ``dw`` step,
   left a tap (a rotation) and one row up after a kernel row, so output row ``r`` always
   reads ``cur[0][r*sh]``. The tap's ``simd`` weights come from the weight ROM at the same
   step (the controller's weight address runs over the chunk's taps).
+- Every input is registered first (``*_i``: data, flags, descriptor fields). The tap
+  control that drives the window copy's and the operands' enables (``tap_on``, a shift or a
+  rotation, the last tap) is then computed a cycle ahead from the unregistered inputs and
+  registered, so those wide enables are a register and the core's stall, not a chain of
+  compares (timing, issue 13).
 - Operands, the multipliers' first adder level (shift-add trees in LUTs,
   :func:`~hwflow.rtl.mac_array.lut_products`: the unit takes no DSPs), products, then
-  accumulators are registered (latency ``4`` from a tap to the accumulator holding it:
-  ``LATENCY``); a cycle after the last tap the accumulators
+  accumulators are registered (latency ``5`` from a tap's inputs to the accumulator holding
+  it, the input register included: ``LATENCY``); a cycle after the last tap the accumulators
   move to ``obuf``, which hands the group's rows to the back end one a cycle (``out_valid``;
   the last group of a chunk may have fewer rows, ``last_rows``), row 0 first.
 
@@ -38,8 +43,9 @@ from .mac_array import lut_products
 
 __all__ = ["DwArray"]
 
-#: Cycles from a tap's operands to the accumulator that holds its product.
-LATENCY = 4
+#: Cycles from a tap's inputs to the accumulator that holds its product: the input register,
+#: operands, the multipliers' first level, product, accumulator.
+LATENCY = 5
 
 
 class DwArray(wiring.Component):
@@ -103,92 +109,109 @@ class DwArray(wiring.Component):
         word = S * ab
         rl = dict(reset_less=True)
 
+        # ---- the input register: the unit runs a cycle behind its ports -----------------------
+        ports = ("x", "w", "valid", "first", "last", "chunk", "kh_m1", "kw_m1", "cols_m1", "groups_m1",
+                 "rows_n", "last_rows", "sh2", "sw2")
+        reg = {n: Signal.like(getattr(self, n), name=f"{n}_i", reset_less=n not in ("valid",)) for n in ports}
+        m.d.sync += [reg[n].eq(getattr(self, n)) for n in ports]
+        x, w, valid, first, last, chunk = (reg[n] for n in ("x", "w", "valid", "first", "last", "chunk"))
+        kh_m1, kw_m1, cols_m1, groups_m1 = (reg[n] for n in ("kh_m1", "kw_m1", "cols_m1", "groups_m1"))
+        rows_n, last_rows, sh2, sw2 = (reg[n] for n in ("rows_n", "last_rows", "sh2", "sw2"))
+
         # ---- the column coming in, the window, the tap copy --------------------------------
         col = [Signal(word, name=f"col_{i}", **rl) for i in range(H)]
         win = [[Signal(word, name=f"win_{c}_{i}", **rl) for i in range(H)] for c in range(KW)]
         cur = [[Signal(word, name=f"cur_{c}_{i}", **rl) for i in range(H)] for c in range(KW)]
         idx = Signal(range(H), **rl)  # the read's row in its column
-        at = Mux(self.first, 0, idx)
-        with m.If(self.valid):
+        at = Mux(first, 0, idx)
+        with m.If(valid):
             m.d.sync += idx.eq(at + 1)
             with m.Switch(at):
                 for i in range(H):
                     with m.Case(i):
-                        m.d.sync += col[i].eq(self.x)
+                        m.d.sync += col[i].eq(x)
         # The column with this cycle's word in place (the window takes it on the last read).
-        colv = [Mux(self.valid & (at == i), self.x, col[i]) for i in range(H)]
+        colv = [Mux(valid & (at == i), x, col[i]) for i in range(H)]
 
         # ---- sweep position: column in the group, group in the chunk --------------------------
-        cb = len(self.cols_m1)
+        cb = len(cols_m1)
         cx = Signal(cb, **rl)
         grp = Signal(cb, **rl)
         cx_now = Signal(cb)
         grp_now = Signal(cb)
-        with m.If(self.chunk):
+        with m.If(chunk):
             m.d.comb += [cx_now.eq(0), grp_now.eq(0)]
-        with m.Elif(cx == self.cols_m1):
+        with m.Elif(cx == cols_m1):
             m.d.comb += [cx_now.eq(0), grp_now.eq(grp + 1)]
         with m.Else():
             m.d.comb += [cx_now.eq(cx + 1), grp_now.eq(grp)]
-        with m.If(self.valid & self.first):
+        with m.If(valid & first):
             m.d.sync += [cx.eq(cx_now), grp.eq(grp_now)]
         # An output column's window is in after column kw-1, kw-1+sw, ... (not the extra one).
-        odd_ok = Mux(self.sw2, cx[0] == self.kw_m1[0], 1)
-        compute_col = (cx >= self.kw_m1) & (cx != self.cols_m1) & odd_ok
+        odd_ok = Mux(sw2, cx[0] == kw_m1[0], 1)
+        compute_col = (cx >= kw_m1) & (cx != cols_m1) & odd_ok
         pending = Signal()
-        prow = Signal.like(self.rows_n, **rl)
-        col_end = self.valid & self.last
+        prow = Signal.like(rows_n, **rl)
+        col_end = valid & last
         with m.If(col_end):
             for c in range(KW - 1):
                 m.d.sync += [win[c][i].eq(win[c + 1][i]) for i in range(H)]
             m.d.sync += [win[KW - 1][i].eq(colv[i]) for i in range(H)]
 
         # ---- taps ----------------------------------------------------------------------------
+        # The tap state's next values (``*_nx``) give the registered tap control a cycle ahead:
+        # ``tap_on``, ``kx_last``, ``tap_last`` and the copy's move (up a row / rotate) are
+        # registers, equal to what they would be as logic of this cycle's state.
         busy = Signal()
         kx = Signal(range(max(KW, 2)), **rl)
-        ky = Signal.like(self.kh_m1, **rl)
-        start = self.valid & self.first & pending
-        tap_on = start | busy
-        kx_last = kx == self.kw_m1
-        tap_last = tap_on & kx_last & (ky == self.kh_m1)
-        trow = Signal.like(self.rows_n, **rl)
+        ky = Signal.like(kh_m1, **rl)
+        tap_on, kx_last, tap_last, up, rot = (Signal(name=n) for n in ("tap_on", "kx_last", "tap_last", "up", "rot"))
+        start = valid & first & pending
+        trow = Signal.like(rows_n, **rl)
+        pending_nx, busy_nx = Signal(), Signal()
+        kx_nx, ky_nx = Signal.like(kx), Signal.like(ky)
+        m.d.comb += [
+            pending_nx.eq(Mux(col_end & compute_col, 1, pending & ~start)),
+            busy_nx.eq(Mux(tap_on, ~tap_last, busy)),
+            kx_nx.eq(Mux(tap_on, Mux(kx_last, 0, kx + 1), kx)),
+            ky_nx.eq(Mux(tap_on, Mux(tap_last, 0, Mux(kx_last, ky + 1, ky)), ky)),
+        ]
+        tap_nx = (self.valid & self.first & pending_nx) | busy_nx
+        kxl_nx = kx_nx == self.kw_m1
+        last_nx = tap_nx & kxl_nx & (ky_nx == self.kh_m1)
+        m.d.sync += [pending.eq(pending_nx), busy.eq(busy_nx), kx.eq(kx_nx), ky.eq(ky_nx),
+                     tap_on.eq(tap_nx), kx_last.eq(kxl_nx), tap_last.eq(last_nx),
+                     up.eq(tap_nx & kxl_nx & ~last_nx), rot.eq(tap_nx & ~kxl_nx & ~last_nx)]
         with m.If(start):
-            m.d.sync += [pending.eq(0), trow.eq(prow)]
+            m.d.sync += trow.eq(prow)
         with m.If(col_end & compute_col):
-            m.d.sync += [pending.eq(1), prow.eq(Mux(grp == self.groups_m1, self.last_rows, self.rows_n))]
+            m.d.sync += prow.eq(Mux(grp == groups_m1, last_rows, rows_n))
         src = [[Mux(busy, cur[c][i], win[c][i]) for i in range(H)] for c in range(KW)]
-        with m.If(tap_on):
-            with m.If(tap_last):
-                m.d.sync += [busy.eq(0), kx.eq(0), ky.eq(0)]
-            with m.Else():
-                m.d.sync += busy.eq(1)
-                with m.If(kx_last):
-                    m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
-                    # Next kernel row: one column left (back to kx = 0) and one row up.
-                    m.d.sync += [cur[c][i].eq(src[(c + 1) % KW][i + 1] if i + 1 < H else 0)
-                                 for c in range(KW) for i in range(H)]
-                with m.Else():
-                    m.d.sync += kx.eq(kx + 1)
-                    m.d.sync += [cur[c][i].eq(src[(c + 1) % KW][i]) for c in range(KW) for i in range(H)]
+        with m.If(up):
+            # Next kernel row: one column left (back to kx = 0) and one row up.
+            m.d.sync += [cur[c][i].eq(src[(c + 1) % KW][i + 1] if i + 1 < H else 0)
+                         for c in range(KW) for i in range(H)]
+        with m.Elif(rot):
+            m.d.sync += [cur[c][i].eq(src[(c + 1) % KW][i]) for c in range(KW) for i in range(H)]
 
         # Output row r reads row r*sh of the tap's column 0.
         def operand(r):
             opts = {s: src[0][r * s] if r * s < H else C(0, word) for s in self._strides}
             if len(opts) == 1:
                 return next(iter(opts.values()))
-            return Mux(self.sh2, opts[2], opts[1])
+            return Mux(sh2, opts[2], opts[1])
 
         # ---- operands, products, accumulators ------------------------------------------------
         a_r = [Signal(word, name=f"dw_a_{r}", **rl) for r in range(R)]
         w_r = Signal(S * wb, **rl)
         f1, f1b, f2, f3 = (Signal(3, name=f"dw_f{i}") for i in ("1", "1b", "2", "3"))
-        r1, r1b, r2, r3 = (Signal.like(self.rows_n, name=f"dw_rows{i}", **rl) for i in ("1", "1b", "2", "3"))
+        r1, r1b, r2, r3 = (Signal.like(rows_n, name=f"dw_rows{i}", **rl) for i in ("1", "1b", "2", "3"))
         trow_now = Mux(start, prow, trow)
         m.d.sync += [f1.eq(Cat(tap_on, start, tap_last)), f1b.eq(f1), f2.eq(f1b), f3.eq(f2), r1.eq(trow_now),
                      r1b.eq(r1), r2.eq(r1b), r3.eq(r2)]
         with m.If(tap_on):
             m.d.sync += [a_r[r].eq(operand(r)) for r in range(R)]
-            m.d.sync += w_r.eq(self.w)
+            m.d.sync += w_r.eq(w)
         pw = ab + wb
         prod = [Signal(S * pw, name=f"dw_prod_{r}", **rl) for r in range(R)]
         for r in range(R):

@@ -63,8 +63,8 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     ``requant``: requantizer (one stage fewer without a multiplier); ``lut``: LUT ROM read;
     ``issue``: controller state to memory data at the datapath (address registers, synchronous
     read, data register: :data:`~hwflow.schedule.program.ISSUE_CYCLES`);
-    ``dw``: the depthwise unit, a tap's operands to the accumulator holding it (operand
-    registers, the LUT multipliers' first level, product, accumulator; rtl/dw_array.py).
+    ``dw``: the depthwise unit, a tap's inputs to the accumulator holding it (input register,
+    operand registers, the LUT multipliers' first level, product, accumulator; rtl/dw_array.py).
     ``mac`` = input register + two multiplier stages + ``ceil(log2(simd))`` tree registers +
     accumulator (the input register keeps block-RAM clock-to-out away from the multiplier;
     the DSP lanes' second input register sits beside the DSP, the LUT lanes' shift-add
@@ -78,7 +78,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "pre": 3,
         "requant": 4 if mbits > 1 else 3,
         "lut": 1,
-        "dw": 4,
+        "dw": 5,
     }
 
 
