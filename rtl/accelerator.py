@@ -227,10 +227,13 @@ class Accelerator(wiring.Component):
                 wflags = nxt
             hold = [Signal(signed(p.acc_bits), name=f"hold_{i}", reset_less=True) for i in range(pe)]
             merged = Signal()
+            # Without a fused window (every MAC step 1 x 1) each result is a window's first: no
+            # comparator, which would be the slowest path of a small device.
+            pooled = any(l.kind == "mac" and l.qh * l.qw > 1 for l in p.layers)
             with m.If(mac.out_valid):
                 for i, h in enumerate(hold):
                     acc_i = mac.acc[i * p.acc_bits:(i + 1) * p.acc_bits].as_signed()
-                    with m.If(wflags[0] | (acc_i > h)):
+                    with m.If(wflags[0] | (acc_i > h) if pooled else 1):
                         m.d.sync += h.eq(acc_i)
             m.d.sync += merged.eq(mac.out_valid & wflags[1])
         if dws:

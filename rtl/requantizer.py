@@ -16,8 +16,12 @@ replaced by ``t >> 1`` when that is even, i.e. the carry-in ``1`` becomes ``~t[1
 ``(t + 1 - (tie & ~t[1])) >> 1``. Same latency; with ``"half_up"`` (the default) none of
 it is built.
 
-Stages: [multiply] -> shift -> round and add zero point -> clamp. A ``tag`` (the write
-address) travels alongside. Latency: :attr:`latency` cycles from ``valid`` in to ``valid`` out.
+Stages: [partial products -> their sum] -> shift -> round and add zero point -> clamp. The
+multiply is split into partial products of at most ``PIECE``-bit unsigned (the top piece of
+``v`` signed) operands, each one DSP, registered before their sum: a wide product would
+otherwise add the DSPs' outputs in fabric in the DSPs' own cycle (the slowest path of a
+design). A ``tag`` (the write address) travels alongside. Latency: :attr:`latency` cycles
+from ``valid`` in to ``valid`` out.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from amaranth.lib.wiring import In, Out
 from ..schedule.widths import shift_bits, shifter_widths
 
 __all__ = ["Requantizer"]
+
+#: Width of an unsigned piece of the multiply's operands: with a sign bit, one 18 x 18 DSP
+#: (ECP5 MULT18X18D) a partial product.
+PIECE = 17
 
 
 def rsh_of(n):
@@ -92,8 +100,9 @@ class Requantizer(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from input to output: 4 with the multiplier, 3 without."""
-        return 4 if self.has_multiplier else 3
+        """Cycles from input to output: 5 with the multiplier (partial products, their sum),
+        3 without."""
+        return 5 if self.has_multiplier else 3
 
     def elaborate(self, platform):
         m = Module()
@@ -106,9 +115,25 @@ class Requantizer(wiring.Component):
         right = Signal()
         decode = [lsh.eq(Mux(n <= 0, 1 - n, 0)), rsh.eq(Mux(n >= 1, n - 1, 0)), right.eq(n >= 1)]
         if self.has_multiplier:
+            # v = sum v_i 2**(PIECE*i) (unsigned pieces, the top one signed), likewise m
+            # (unsigned): every partial product is one DSP, registered; then their sum.
+            vs = [(o, self.v[o:o + PIECE] if o + PIECE < self._in_bits else self.v[o:].as_signed())
+                  for o in range(0, self._in_bits, PIECE)]
+            ms = [(o, self.m[o:o + PIECE]) for o in range(0, self._mbits, PIECE)]
+            parts = []
+            for i, (ov, pv) in enumerate(vs):
+                for j, (om, pm) in enumerate(ms):
+                    pp = Signal(signed(len(pv) + len(pm) + 1), name=f"pp_{i}_{j}")
+                    m.d.sync += pp.eq(pv * pm)
+                    parts.append((ov + om, pp))
             prod = Signal(signed(pw))
-            v1, t1 = Signal(), Signal.like(tag)
-            m.d.sync += [prod.eq(self.v * self.m), v1.eq(valid), t1.eq(tag)] + decode
+            v0, t0, v1, t1 = Signal(), Signal.like(tag), Signal(), Signal.like(tag)
+            n0 = Signal.like(n)
+            m.d.sync += [prod.eq(sum(pp << o for o, pp in parts)), v0.eq(valid), t0.eq(tag), n0.eq(n),
+                         v1.eq(v0), t1.eq(t0)]
+            n = n0
+            decode = [lsh.eq(Mux(n <= 0, 1 - n, 0)), rsh.eq(Mux(n >= 1, n - 1, 0)), right.eq(n >= 1)]
+            m.d.sync += decode
             valid, tag = v1, t1
         else:
             prod = self.v

@@ -126,7 +126,8 @@ def test_verilog_is_small_and_independent_of_weights(pe, simd):
     prog = schedule(b.build(), "generic", pe=pe, simd=simd)
     text = to_verilog(prog, "digits_cnn")
     assert "module digits_cnn(" in text
-    assert len(text.splitlines()) <= 6000  # every register carries the stall enable (issue 18)
+    # every register carries the stall enable (issue 18); 8 requantizers of split products
+    assert len(text.splitlines()) <= 6300
     # Weights are ROM contents (one line per word), not logic; the RAM's zero fill is a loop.
     assert "module digits_cnn_wrom(" in text
     words = [l for l in text.splitlines() if l.startswith("    mem[") and "'h" in l]

@@ -9,13 +9,14 @@ pytestmark = pytest.mark.sim
 
 
 @pytest.mark.parametrize("rounding", ["half_up", "half_even"])
-@pytest.mark.parametrize("mbits,n_min,n_max,out_bits", [(1, -3, 12, 8), (16, -2, 30, 8), (8, 0, 20, 4)])
+@pytest.mark.parametrize("mbits,n_min,n_max,out_bits", [(1, -3, 12, 8), (16, -2, 30, 8), (8, 0, 20, 4),
+                                                     (24, -2, 40, 8)])  # 24: two pieces of m (PIECE)
 def test_requantizer_matches_contract(run_sim, mbits, n_min, n_max, out_bits, rounding):
     rng = np.random.default_rng(mbits)
     in_bits = 24
     dut = Requantizer(in_bits, mbits, n_min, n_max, out_bits, tag_bits=8, rounding=rounding)
     assert dut.rounding == rounding
-    assert dut.latency == (4 if mbits > 1 else 3)
+    assert dut.latency == (5 if mbits > 1 else 3)
     assert dut.has_multiplier == (mbits > 1)
     olo, ohi = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
     n_vec = 200
