@@ -129,11 +129,18 @@ class Serializer(wiring.Component):
         lane = Signal.like(self.lane)
         dco = Signal(self._co_bits)  # depthwise: the current chunk's first channel
 
-        # cout - lanes and nt - 1 registered (layer constants, settled long before the first
-        # load): no subtractor in front of the compares.
-        cout_ml, nt_m1 = Signal(signed(self._co_bits + 1)), Signal.like(self.nt)
-        m.d.sync += [cout_ml.eq(self.cout - L), nt_m1.eq(self.nt - 1)]
-        live = (cnt != 0) & (co < self.cout)
+        # nt - 1 registered (a layer constant, settled long before the first load): no
+        # subtractor in front of the compare.
+        nt_m1 = Signal.like(self.nt)
+        m.d.sync += nt_m1.eq(self.nt - 1)
+        # ``live`` (a group goes out) and ``row_end`` (it is a pixel's last) are registers, from
+        # the counters' next values (``*_nx``): no compare between them and the address. The
+        # ports hold from a layer's first load to its last group, so ``cout`` now is ``cout``
+        # then.
+        cnt_nx, co_nx = Signal.like(cnt), Signal.like(co)
+        live, row_end = Signal(), Signal()
+        m.d.sync += [cnt.eq(cnt_nx), co.eq(co_nx), live.eq((cnt_nx != 0) & (co_nx < self.cout)),
+                     row_end.eq(Cat(co_nx, C(0, 1)).as_signed() >= self.cout - L)]
         m.d.comb += [
             self.valid.eq(live),
             self.mask.eq(Cat(*((cnt != 0) & (co + i < self.cout) for i in range(L)))),
@@ -148,20 +155,22 @@ class Serializer(wiring.Component):
         # Tile counters as this load sees them: zero for a layer's first load.
         tco = Mux(self.init, 0, tile_co)
         tcn = Mux(self.init, 0, tcount)
+        m.d.comb += [cnt_nx.eq(cnt), co_nx.eq(co)]
         with m.If(self.load):
             m.d.sync += sr_a.eq(self.va)
             if self._with_b:
                 m.d.sync += sr_b.eq(self.vb)
-            m.d.sync += [cnt.eq(self.ng), co.eq(Mux(self.dw, Mux(self.init, 0, dco), tco) if self._dw_rows else tco)]
+            m.d.comb += [cnt_nx.eq(self.ng), co_nx.eq(Mux(self.dw, Mux(self.init, 0, dco), tco) if self._dw_rows else tco)]
             # (nt_m1 is a cycle behind the ports: a layer's first load compares nt itself.)
             with m.If(Mux(self.init, self.nt == 1, tcount == nt_m1)):
                 m.d.sync += [tcount.eq(0), tile_co.eq(0)]
             with m.Else():
                 m.d.sync += [tcount.eq(tcn + 1), tile_co.eq(tco + (self.ng << shift))]
         with m.Elif(self.init):
-            m.d.sync += [tile_co.eq(0), tcount.eq(0), cnt.eq(0)]
+            m.d.sync += [tile_co.eq(0), tcount.eq(0)]
+            m.d.comb += cnt_nx.eq(0)
         with m.Elif(cnt != 0):
-            m.d.sync += [cnt.eq(cnt - 1), co.eq(co + L)]
+            m.d.comb += [cnt_nx.eq(cnt - 1), co_nx.eq(co + L)]
             m.d.sync += sr_a.eq(sr_a >> (L * ab))
             if self._with_b:
                 m.d.sync += sr_b.eq(sr_b >> (L * ab))
@@ -173,7 +182,7 @@ class Serializer(wiring.Component):
             normal = C(1)
         # Output address: advances once per valid group, in output order.
         with m.If(live & normal):
-            with m.If(Cat(co, C(0, 1)).as_signed() >= cout_ml):
+            with m.If(row_end):
                 m.d.sync += [pix_base.eq(pix_base + self.och), wa.eq(pix_base + self.och),
                              lane.eq(self.coff_lane)]
             with m.Elif(lane == self._simd - L):
