@@ -16,7 +16,8 @@ replaced by ``t >> 1`` when that is even, i.e. the carry-in ``1`` becomes ``~t[1
 ``(t + 1 - (tie & ~t[1])) >> 1``. Same latency; with ``"half_up"`` (the default) none of
 it is built.
 
-Stages: [partial products -> their sum] -> shift -> round and add zero point -> clamp. The
+Stages: [partial products -> their sum] -> coarse shift -> fine shift -> round and add zero
+point -> clamp. The
 multiply is split into partial products of at most ``PIECE``-bit unsigned (the top piece of
 ``v`` signed) operands, each one DSP, registered before their sum: a wide product would
 otherwise add the DSPs' outputs in fabric in the DSPs' own cycle (the slowest path of a
@@ -33,6 +34,9 @@ from amaranth.lib.wiring import In, Out
 from ..schedule.widths import shift_bits, shifter_widths
 
 __all__ = ["Requantizer"]
+
+#: Low bits of the shift amount the second shift stage takes.
+FINE = 2
 
 #: Width of an unsigned piece of the multiply's operands: with a sign bit, one 18 x 18 DSP
 #: (ECP5 MULT18X18D) a partial product.
@@ -100,9 +104,9 @@ class Requantizer(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from input to output: 5 with the multiplier (partial products, their sum),
-        3 without."""
-        return 5 if self.has_multiplier else 3
+        """Cycles from input to output: 6 with the multiplier (partial products, their sum),
+        4 without."""
+        return 6 if self.has_multiplier else 4
 
     def elaborate(self, platform):
         m = Module()
@@ -138,13 +142,23 @@ class Requantizer(wiring.Component):
         else:
             prod = self.v
             m.d.comb += decode
-        shifted = Signal(signed(tw))
-        v2, t2 = Signal(), Signal.like(tag)
+        # The shift in two stages, the amount's high bits (a multiple of 2**FINE) then its low
+        # bits: a barrel shifter of a few levels a cycle (floor shifts compose exactly).
+        coarse, shifted = Signal(signed(tw)), Signal(signed(tw))
+        lo = (1 << FINE) - 1
+        rl, ll, right_c = Signal(FINE), Signal(FINE), Signal()
+        vc, tc = Signal(), Signal.like(tag)
         with m.If(right):
-            m.d.sync += shifted.eq(prod >> rsh)
+            m.d.sync += coarse.eq(prod >> ((rsh >> FINE) << FINE))
         with m.Else():
-            m.d.sync += shifted.eq(prod << lsh)
-        m.d.sync += [v2.eq(valid), t2.eq(tag)]
+            m.d.sync += coarse.eq(prod << ((lsh >> FINE) << FINE))
+        m.d.sync += [rl.eq(rsh & lo), ll.eq(lsh & lo), right_c.eq(right), vc.eq(valid), tc.eq(tag)]
+        v2, t2 = Signal(), Signal.like(tag)
+        with m.If(right_c):
+            m.d.sync += shifted.eq(coarse >> rl)
+        with m.Else():
+            m.d.sync += shifted.eq(coarse << ll)
+        m.d.sync += [v2.eq(vc), t2.eq(tc)]
         # Round and add the zero point in one carry chain: ((s + 1) >> 1) + z == (s + 2z + 1) >> 1,
         # and 2z + 1 is just wiring. Then clamp (a separate stage: another carry chain).
         carry = C(1, 1)
@@ -157,8 +171,8 @@ class Requantizer(wiring.Component):
                 m.d.sync += decode_mask
             else:
                 m.d.comb += decode_mask
-            exact = Signal()
-            m.d.sync += exact.eq((prod & mask) == 0)
+            exact_c, exact = Signal(), Signal()
+            m.d.sync += [exact_c.eq((prod & mask) == 0), exact.eq(exact_c)]
             carry = ~(exact & shifted[0] & ~shifted[1])  # a tie with an even floor: no carry
         r = Signal(signed(tw + 1))
         v3, t3 = Signal(), Signal.like(tag)

@@ -60,8 +60,8 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     ``mac``: array input to accumulator; ``pool``: lane unit; ``pre``: the result vector's register
     in front of the serializer, per-channel ROM read and bias add;
     ``merge``: max-merge of a fused MaxPool's window (every MAC result passes it);
-    ``requant``: requantizer (partial products and their sum, or, without a multiplier, neither:
-    rtl/requantizer.py); ``lut``: LUT ROM read;
+    ``requant``: requantizer (partial products and their sum, or, without a multiplier, neither;
+    a coarse and a fine shift; round; clamp: rtl/requantizer.py); ``lut``: LUT ROM read;
     ``issue``: controller state to memory data at the datapath (address registers, synchronous
     read, data register: :data:`~hwflow.schedule.program.ISSUE_CYCLES`);
     ``dw``: the depthwise unit, a tap's inputs to the accumulator holding it (input register,
@@ -77,7 +77,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "merge": 1,
         "pool": 1,
         "pre": 3,
-        "requant": 5 if mbits > 1 else 3,
+        "requant": 6 if mbits > 1 else 4,
         "lut": 1,
         "dw": 5,
     }
