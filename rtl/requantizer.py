@@ -31,16 +31,11 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..schedule.program import RQ_FINE as FINE, RQ_PIECE as PIECE
 from ..schedule.widths import shift_bits, shifter_widths
 
 __all__ = ["Requantizer"]
 
-#: Low bits of the shift amount the second shift stage takes.
-FINE = 2
-
-#: Width of an unsigned piece of the multiply's operands: with a sign bit, one 18 x 18 DSP
-#: (ECP5 MULT18X18D) a partial product.
-PIECE = 17
 
 
 def rsh_of(n):

@@ -34,6 +34,7 @@ from importlib import resources
 import numpy as np
 
 from .descriptor import BACK_FIELDS, UNIT_FIELDS, descriptor_fields, descriptor_values
+from .program import RQ_FINE, RQ_PIECE
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
 
@@ -469,8 +470,8 @@ def block_features(prog, family: str) -> dict:
     f["ser"] = {"lut": {"one": 1, "shift": sr, "counters": counters + ch_bits},
                 "ff": {"one": 1, "regs": sr + counters}}
 
-    # Requantizers (rtl/requantizer.py), one per back-end lane: [multiplier (DSP; partial
-    # products summed in LUTs)], barrel shifter, round + zero point, clamp; lane 0's tag (write
+    # Requantizers (rtl/requantizer.py), one per back-end lane: [multiplier (DSPs; partial
+    # products registered, then summed in LUTs)], coarse and fine shift, round + zero point, clamp; lane 0's tag (write
     # address, first lane, valid mask) rides along every stage, the other lanes carry one bit.
     L = prog.rq_lanes
     nbits = shift_bits(prog.n_min, prog.n_max)
@@ -481,8 +482,15 @@ def block_features(prog, family: str) -> dict:
     tiles = math.ceil(post / w) * math.ceil((mbits + 1) / w) if has_mul else 1
     tag0 = tag + L  # lane 0's tag: write address, first lane and the group's mask
 
+    # partial products (RQ_PIECE-bit pieces of v and m), then their sum with the delayed
+    # shift amount; the coarse and the fine shift stage
+    pieces = [(min(RQ_PIECE, post - i), min(RQ_PIECE, mbits - j))
+              for i in range(0, post, RQ_PIECE) for j in range(0, mbits, RQ_PIECE)]
+    pp = sum(a + b + 1 for a, b in pieces)
+
     def rq_regs(tg):
-        return ((rpw + 2 + tg + nbits) if has_mul else 0) + tw + 1 + tg + tw + 2 + tg + code + 1 + tg
+        mul = pp + rpw + 1 + tg + nbits + 2 + tg + nbits if has_mul else 0
+        return mul + tw + 2 * RQ_FINE + 2 + tg + tw + 1 + tg + tw + 2 + tg + code + 1 + tg
 
     f["rq"] = {"lut": {"one": 1, "shifter": L * tw * (lw + rw), "adders": L * (tw + code),
                        "partials": L * rpw * (tiles - 1)},

@@ -73,6 +73,15 @@ READ_DATA_REGS = 1
 #: address registers, the synchronous read, then :data:`READ_DATA_REGS`.
 ISSUE_CYCLES = 2 + 1 + READ_DATA_REGS
 
+#: The requantizer's multiply is split into partial products of operands of at most this many
+#: unsigned bits (with a sign bit, one 18 x 18 ECP5 DSP each), registered before their sum
+#: (rtl/requantizer.py).
+RQ_PIECE = 17
+
+#: Low bits of the requantizer's shift amount that its second shift stage takes (the first
+#: shifts by the rest, a multiple of 2**RQ_FINE).
+RQ_FINE = 2
+
 
 @dataclass(frozen=True)
 class TensorMap:
