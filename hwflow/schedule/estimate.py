@@ -471,8 +471,9 @@ def block_features(prog, family: str) -> dict:
                 "ff": {"one": 1, "regs": sr + counters}}
 
     # Requantizers (rtl/requantizer.py), one per back-end lane: [multiplier (DSPs; partial
-    # products registered, then summed in LUTs)], coarse and fine shift, round + zero point, clamp; lane 0's tag (write
-    # address, first lane, valid mask) rides along every stage, the other lanes carry one bit.
+    # products registered, then summed in LUTs)], coarse and fine shift, round + zero point,
+    # clamp; lane 0's tag (write address, first lane, valid mask) rides along every stage, the
+    # other lanes carry one bit.
     L = prog.rq_lanes
     nbits = shift_bits(prog.n_min, prog.n_max)
     has_mul = prog.mbits > 1
