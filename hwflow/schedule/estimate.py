@@ -569,7 +569,7 @@ def estimate(prog, target) -> dict:
     if prog.mbits > 1:  # one requantizer a back-end lane; m is unsigned: one more bit
         dsps += prog.rq_lanes * dsp_blocks(prog.post_bits, prog.mbits + 1, family)
     if prog.addm_bits:  # the Add's a * ma + b * mb a back-end lane; ma, mb are signed
-        dsps += 2 * prog.rq_lanes * dsp_blocks(prog.acc_bits, prog.addm_bits + 1, family)
+        dsps += 2 * prog.rq_lanes * dsp_blocks(prog.add_bits, prog.addm_bits + 1, family)
     fam = family if family in _COEF else _COEF_FALLBACK
     per_block = block_estimates(prog, fam)
     pack = _coef(fam)["pack"]

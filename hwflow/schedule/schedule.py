@@ -539,8 +539,8 @@ def _share_ok(rlast: np.ndarray, wfirst: np.ndarray, d: int) -> bool:
 
 
 def _datapath_widths(lowered: list[Lowered], abits: int) -> dict[str, int]:
-    """``acc_bits``, ``post_bits``, ``n_min``, ``n_max``, ``addm_bits``: the shared datapath
-    sized for every lowered layer (each range widened to include 0)."""
+    """``acc_bits``, ``post_bits``, ``n_min``, ``n_max``, ``addm_bits``, ``add_bits``: the
+    shared datapath sized for every lowered layer (each range widened to include 0)."""
     def span(ranges):
         ranges = [r for r in ranges if r is not None]
         return min([0] + [r[0] for r in ranges]), max([0] + [r[1] for r in ranges])
@@ -549,13 +549,15 @@ def _datapath_widths(lowered: list[Lowered], abits: int) -> dict[str, int]:
     post_lo, post_hi = span(l.post for l in lowered)
     n_min, n_max = span(l.shift for l in lowered)
     acc_bits = max(bits_for_range(acc_lo, acc_hi), abits + 1)
-    has_add = any(s.kind == "add" for l in lowered for s in l.steps)
+    adds = [l for l in lowered if any(s.kind == "add" for s in l.steps)]
+    add_lo, add_hi = span(l.acc for l in adds)
     return {
         "acc_bits": acc_bits,
         "post_bits": max(bits_for_range(min(post_lo, acc_lo), max(post_hi, acc_hi)), acc_bits + 1),
         "n_min": n_min,
         "n_max": n_max,
-        "addm_bits": max([1] + [l.addm for l in lowered]).bit_length() if has_add else 0,
+        "addm_bits": max([1] + [l.addm for l in lowered]).bit_length() if adds else 0,
+        "add_bits": bits_for_range(add_lo, add_hi) if adds else 0,
     }
 
 
