@@ -45,7 +45,8 @@ from ..quant.qgraph import QGraph, QLayer
 from ..quant.wformat import WeightFormat
 from ..targets import load_target
 from .budget import check_budget
-from .estimate import dsp_blocks, estimate, lane_costs, lut_mult_cost, place_weights, pot_lane_cost
+from .estimate import (backend_lane_dsps, dsp_blocks, estimate, lane_costs, lut_mult_cost, place_weights,
+                       pot_lane_cost)
 from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack
 from .memory import allocate, chunks
 from .program import ISSUE_CYCLES, SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
@@ -703,8 +704,15 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]
+    widths = _datapath_widths(lowered, abits)
     # The depthwise unit's loads are a word each: it takes a lane per channel of a word.
-    lanes = lanes_max if any(l.kind == "dw" for l in layers) else _choose_lanes(layers, lanes_max)
+    if any(l.kind == "dw" for l in layers):
+        lanes = lanes_max
+    else:  # MAC lanes can multiply in LUTs (mac_dsp_lanes), back-end lanes cannot: fewer of them
+        lanes = _choose_lanes(layers, lanes_max)
+        per = backend_lane_dsps({**widths, "mbits": mbits}, getattr(tgt, "family", "generic"))
+        while lanes > 1 and tgt.dsps is not None and lanes * per > tgt.dsps:
+            lanes //= 2
     for lp in layers:
         _set_lanes(lp, lanes)
         lp.drain = drain_cycles(lat, lp.kind, lp.ng, lp.t, lp.k)
@@ -720,7 +728,7 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
 
     prog = Program(
         name=qgraph.name, pe=pe, simd=simd, abits=abits, wbits=wbits, mbits=mbits,
-        **_datapath_widths(lowered, abits), **roms.images(pe, simd),
+        **widths, **roms.images(pe, simd),
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
         latency=lat, host_tail=qgraph.host_tail.ops, target=tgt.name, ibits=roms.ibits,
         lane=("pot" if code.name == "pot" else "addsub") if code is not None else "mul", cbits=code.wbits if code is not None else 0,
