@@ -6,9 +6,13 @@ that computes the same integers as qonnx's own executor
 (``qonnx.core.onnx_exec.execute_onnx``), the reference for what a QAT model means:
 
 - a ``Quant`` of the graph input is the input type (rounding half to even, as
-  ``numpy.round``); ``Quant``/``BipolarQuant`` of a constant are the integer weights and
-  their scale (per tensor or per output channel); a bias ``Quant`` at the accumulator's
-  scale (Brevitas' ``Int32Bias``) is an integer bias, any other bias a real offset;
+  ``numpy.round``; ``narrow`` leaves out the lowest code); when its only reader flattens it,
+  the input streams as ``(1, F)`` (the user's array keeps its shape: ``input_layout``), so
+  the first layer's weights are not padded per pixel. ``Quant``/``BipolarQuant`` of a
+  constant are the integer weights and their scale (per tensor or per output channel), a
+  Transpose of them the same codes permuted (older Brevitas: ``Quant -> Transpose ->
+  MatMul``); a bias ``Quant`` at the accumulator's scale (Brevitas' ``Int32Bias``) is an
+  integer bias, any other bias a real offset;
 - between a layer (Conv, Gemm, MatMul; or an AveragePool) and the activation quantizer
   after it, the float ops must be per-channel affine (bias, BatchNormalization, Mul/Add
   by a constant) and Relu/Clip. So the quantizer's input is ``R[c]·acc + O[c]`` for the
