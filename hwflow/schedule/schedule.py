@@ -27,7 +27,8 @@ Each tile takes exactly ``t = max(k, ceil(nb / (lanes*qh*qw)))`` cycles (``nb`` 
 pixel's ``nb`` results are serialized through ``rq_lanes`` requantizers while the next tile
 accumulates, so nothing ever stalls and the cycle count is a closed form
 (:attr:`Program.cycles`). The scheduler picks the fewest lanes within 1 % of the most's
-cycles: each lane costs a requantizer's DSPs.
+cycles: each lane costs a requantizer's DSPs. Where those overflow the target's DSPs (a
+QONNX model's wide exact requantizers and two-scale Adds) it halves the lanes until they fit.
 
 The weight memory goes in the first of the target's memory kinds where the design fits
 (:func:`~hwflow.schedule.estimate.place_weights`): the block RAM as a ROM, else (iCE40
