@@ -688,7 +688,9 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
         mbits = max(mbits, 2)
     lat = latencies(simd, mbits)
     ibits = codebook_bits(qgraph)  # weight sharing: the ROM holds codebook indices
-    roms = RomImages(ibits, lanes_max, weight_pack(pe, simd, ibits), code=code)
+    # Each layer's weights at their own width, packed into the ROM's lanes (not pot codes).
+    narrow = 0 if ibits or code is not None and code.name == "pot" else (code.wbits if code is not None else wbits)
+    roms = RomImages(ibits, lanes_max, weight_pack(pe, simd, ibits), code=code, narrow=narrow)
     if roms.ibits:
         lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
         lat["mac"] += lat["codebook"]
