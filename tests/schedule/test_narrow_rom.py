@@ -1,0 +1,65 @@
+"""Per-layer weight widths in the ROM (:meth:`RomImages.narrow_lr`, ``_narrowed``): which width
+a layer's words take, and that the packed image decodes back to them as the accelerator's
+``_narrow`` reads it (slot ``% 2**lr`` of ROM word ``>> lr``, sign-extended; 1 bit: ±1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwflow.quant.wformat import WeightFormat
+from hwflow.rtl.weight_rom import pack_words
+from hwflow.schedule.lower import RomImages
+
+
+def _decode(image: np.ndarray, big: int, lr: int, n: int) -> np.ndarray:
+    """Virtual words ``0 .. n-1`` of a narrow part, read as the hardware does."""
+    pe, simd = image.shape[1:]
+    lanes, b = pe * simd, big >> lr
+    words = pack_words(image, big)
+    out = np.zeros((n, lanes), np.int64)
+    for v in range(n):
+        slot = (words[v >> lr] >> ((v % (1 << lr)) * lanes * b)) & ((1 << (lanes * b)) - 1)
+        for i in range(lanes):
+            c = (slot >> (i * b)) & ((1 << b) - 1)
+            out[v, i] = (-1 if c else 1) if b == 1 else c - ((c >> (b - 1)) << b)
+    return out.reshape(n, pe, simd)
+
+
+@pytest.mark.parametrize("values, lr", [
+    ([-8, 7, 0], 1),  # 4 bits
+    ([-2, 1, 0], 2),  # 2 bits
+    ([-1, 1, 1], 3),  # binary: the sign
+    ([-1, 1, 0], 2),  # a padding zero keeps 2 bits
+    ([-128, 5], 0),
+    ([9, -3], 0),  # 5 bits: no narrower power-of-two fraction of 8 holds it
+])
+def test_narrow_lr_is_the_smallest_width_that_holds_every_value(values, lr):
+    roms = RomImages(narrow=8)
+    assert roms.narrow_lr(np.array(values).reshape(-1, 1, 1)) == lr
+
+
+def test_no_narrowing_of_pot_codes_indices_or_when_off():
+    w = np.ones((4, 2, 2), np.int64)
+    assert RomImages().narrow_lr(w) == 0
+    assert RomImages(ibits=3, narrow=8).narrow_lr(w) == 0
+    assert RomImages(code=WeightFormat("pot", 4), narrow=4).narrow_lr(w) == 0
+    # add/subtract lanes: ternary codes (2 bits), binary layers at 1
+    assert RomImages(code=WeightFormat("ternary", 2), narrow=2).narrow_lr(w) == 1
+
+
+@pytest.mark.parametrize("lr, lo, hi", [(1, -8, 8), (2, -2, 2), (3, -1, 2)])
+def test_packed_words_decode_back(lr, lo, hi):
+    rng = np.random.default_rng(lr)
+    pe, simd, n = 2, 4, 11  # n not a multiple of the slots: the last ROM word is part empty
+    words = rng.integers(lo, hi, (n, pe, simd))
+    if lr == 3:
+        words = np.where(words == 0, -1, words)
+    roms = RomImages(narrow=8)
+    roms.add_weights(np.full((3, pe, simd), 100, np.int64))  # a full-width layer first
+    assert roms.narrow_lr(words) == lr
+    base = roms.add_weights(words, lr=lr)
+    assert base == 3 << lr  # virtual words of its first ROM word
+    image = roms.images(pe, simd)["weights"]
+    assert image.shape[0] == 3 + -(-n // (1 << lr))  # ROM bits: n * pe * simd * (8 >> lr), rounded up a word
+    np.testing.assert_array_equal(_decode(image[3:], 8, lr, n), words)
