@@ -90,22 +90,22 @@ class RomImages:
         (zero words after the last layer's, only if it is short)."""
         self._reach = max(self._reach, end)
 
-    def narrow_lr(self, words: np.ndarray) -> int:
-        """``lr``: ``words`` (values, or ternary codes on an ``addsub`` lane, which equal them)
-        are stored ``2**lr`` to a ROM word at ``b = narrow >> lr`` bits a weight, the smallest
-        such ``b`` that holds every value: two's complement, or at ``b = 1`` the sign of a
-        binary weight (every value, padding included, ±1; padding zeros keep 2 bits).
-        0 without ``narrow`` (pot codes, codebook indices: one width)."""
+    def narrow_lr(self, words: np.ndarray, bits: int) -> int:
+        """``lr``: a layer's ``words`` (values, or ternary codes on an ``addsub`` lane, which
+        equal them) of code width ``bits`` (``QLayer.wbits``; binary: 1) are stored ``2**lr`` to
+        a ROM word at ``b = narrow >> lr`` bits a weight, the smallest such ``b >= bits``;
+        ``b = 1`` holds the sign of a binary weight only if every value, padding included, is
+        ±1 (padding zeros keep 2 bits). 0 without ``narrow`` (pot codes, codebook indices)."""
         if not self.narrow or self.ibits or self.code is not None and self.code.name == "pot":
             return 0
-        lo, hi = (int(words.min()), int(words.max())) if words.size else (0, 0)
         lr, b = 0, self.narrow
-        while b > 1 and b % 2 == 0:
+        while b % 2 == 0 and b // 2 >= max(bits, 1):
             h = b // 2
-            fits = np.isin(words, (-1, 1)).all() if h == 1 else -(1 << (h - 1)) <= lo and hi < 1 << (h - 1)
-            if not fits:
+            if h == 1 and not np.isin(words, (-1, 1)).all():
                 break
             lr, b = lr + 1, h
+        lo, hi = (int(words.min()), int(words.max())) if words.size else (0, 0)
+        assert b == 1 or -(1 << (b - 1)) <= lo and hi < 1 << (b - 1), (bits, b, lo, hi)
         return lr
 
     def _narrowed(self, words: np.ndarray, lr: int) -> np.ndarray:
@@ -417,7 +417,7 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     plan = dw_plan(layer, x, pe, simd, ctx.dw_kw) if packed and pool is None else None
     if plan is not None and plan[0] < common["oh"] * common["ow"] * nt * k:  # faster than the array
         return _lower_dw(layer, ctx, x, common, geo, dense, plan[1])
-    lr = 0 if packed else ctx.roms.narrow_lr(words)
+    lr = 0 if packed else ctx.roms.narrow_lr(words, 1 if layer.wformat == "binary" else layer.mul_wbits)
     w_base = ctx.roms.add_weights(words, layer.attrs.get("codebook"), diagonal=packed, lr=lr)
     conv_hw = int(np.prod(ctx.qgraph.tensors[layer.output].shape[2:]))
     step = LayerProgram(**common, kind="mac", kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
