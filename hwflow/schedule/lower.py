@@ -95,7 +95,8 @@ class RomImages:
         equal them) of code width ``bits`` (``QLayer.wbits``; binary: 1) are stored ``2**lr`` to
         a ROM word at ``b = narrow >> lr`` bits a weight, the smallest such ``b >= bits``;
         ``b = 1`` holds the sign of a binary weight only if every value, padding included, is
-        ±1 (padding zeros keep 2 bits). 0 without ``narrow`` (pot codes, codebook indices)."""
+        ±1 (:func:`lower_mac` puts +1 in the rows past ``cout``, whose results are never
+        written; zeros padding the input channels keep 2 bits). 0 without ``narrow`` (pot codes, codebook indices)."""
         if not self.narrow or self.ibits or self.code is not None and self.code.name == "pot":
             return 0
         lr, b = 0, self.narrow
@@ -417,6 +418,10 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     plan = dw_plan(layer, x, pe, simd, ctx.dw_kw) if packed and pool is None else None
     if plan is not None and plan[0] < common["oh"] * common["ow"] * nt * k:  # faster than the array
         return _lower_dw(layer, ctx, x, common, geo, dense, plan[1])
+    if layer.wformat == "binary" and not packed:
+        # Rows past cout are never written out: +1 there lets the layer keep 1-bit signs.
+        pad = (np.arange(nt)[:, None] * pe + np.arange(pe)[None, :]) >= cout  # (nt, pe)
+        words.reshape(nt, k, pe, simd)[np.broadcast_to(pad[:, None, :, None], (nt, k, pe, simd))] = 1
     lr = 0 if packed else ctx.roms.narrow_lr(words, 1 if layer.wformat == "binary" else layer.mul_wbits)
     w_base = ctx.roms.add_weights(words, layer.attrs.get("codebook"), diagonal=packed, lr=lr)
     conv_hw = int(np.prod(ctx.qgraph.tensors[layer.output].shape[2:]))

@@ -585,8 +585,9 @@ def _lane_code(qgraph: QGraph) -> WeightFormat | None:
     """The code format the array's lanes decode, or None (multiplying lanes).
 
     ``pot`` when every MAC layer has pot weights of one code width (shift lanes); ternary
-    when every MAC layer has binary or ternary weights (add/subtract lanes; a binary
-    weight is stored as its 2-bit ternary code, since padding needs a zero). One lane type
+    when every MAC layer has binary or ternary weights (add/subtract lanes, 2-bit ternary
+    codes; a binary layer without input padding is stored as its signs, 1 bit a weight:
+    :meth:`~.lower.RomImages.narrow_lr`). One lane type
     for the whole array, not one a layer: an array switching datapath per step would pay
     for both. With weight sharing the ROM holds codebook indices: multipliers.
     """
