@@ -88,3 +88,20 @@ def test_sfc_w1a1_rom_holds_each_layer_at_its_width():
     own = sum(l.weight.size * (1 if l.wformat == "binary" else l.wbits) for l in qg.layers if l.weight is not None)
     assert {l.name: prog.stored_wbits >> l.wlr for l in prog.layers} == {"fc0": 4, "fc1": 1, "fc2": 1, "fc3": 8}
     assert report.weight_bits[0] <= prog.weight_rom_bits <= 1.05 * own
+
+
+def test_brevitas_w1a1_is_stored_as_signs_padded_rows_included():
+    """Brevitas' BipolarQuant MLP (every layer binary: add/subtract lanes, 2-bit codes): every
+    layer at 1 bit, the last one's 10 rows padded to PE with +1 (never written out); its
+    exactness against the reference is the fixture's simulate test."""
+    from hwflow.config import QuantConfig
+    from hwflow.flow import load_graph, quantize_graph
+    from hwflow.schedule import schedule
+
+    root = Path(__file__).resolve().parents[1] / "fixtures" / "digits"
+    qg = quantize_graph(load_graph(root / "brevitas_mlp_w1a1.onnx"), None, QuantConfig(calibration="none")).qgraph
+    prog = schedule(qg, "fpga-small")
+    assert prog.lane == "addsub" and prog.layers[-1].cout % prog.pe
+    assert all(prog.stored_wbits >> l.wlr == 1 for l in prog.layers if l.kind == "mac")
+    own = sum(l.weight.size for l in qg.layers if l.weight is not None)
+    assert prog.weight_rom_bits <= 1.02 * own
