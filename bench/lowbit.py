@@ -166,7 +166,7 @@ HW_ROWS = [
     ("digits_cnn", "digits_cnn_calib", "fpga-small", "--scheme pow2 --weights pot --wbits 4"),
     ("digits_cnn", "digits_cnn_calib", "fpga-small", "--weights ternary --weights conv1=ternary --weights fc=ternary"),
     ("digits784_sfc", "digits784_tanh_mlp_calib", "fpga-tiny", "--weights binary --abits 1"),
-    ("digits784_sfc", "digits784_tanh_mlp_calib", "fpga-tiny", "--weights binary --abits 1 --bits fc0=4/8"),
+    ("digits784_sfc", "digits784_tanh_mlp_calib", "fpga-tiny", "--weights binary --abits 1 --bits fc0=4/1"),
     ("digits784_sfc", "digits784_tanh_mlp_calib", "fpga-medium", "--weights binary --abits 1"),
 ]
 

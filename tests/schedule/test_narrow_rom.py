@@ -80,7 +80,7 @@ def test_sfc_w1a1_rom_holds_each_layer_at_its_width():
 
     models = Path(__file__).resolve().parents[2] / "examples" / "models"
     graph = load_graph(models / "digits784_sfc.onnx")
-    quant = QuantConfig(calibration="none", weights="binary", abits=1, layer_bits={"fc0": (4, 8)})
+    quant = QuantConfig(calibration="none", weights="binary", abits=1, layer_bits={"fc0": (4, 1)})
     report = fit_check(graph, "fpga-tiny", quant, None, ScheduleConfig())
     assert report.verdict != "too big", report.message()
     qg = quantize_graph(graph, None, quant).qgraph
