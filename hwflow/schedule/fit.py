@@ -339,11 +339,20 @@ def _alternatives(graph, target, quant, prune, pe: int, simd: int, fuse: str):
             tries.append({**small, "pe": shape[0], "simd": shape[1]})
     smallest = None
     cache: dict = {}
+    if quant.weights in ("binary", "ternary"):
+        # Its int8 first layer (kept at 8 bits unless the user says otherwise) is most of the
+        # weights in an MLP on images: 4-bit weights there, its output width kept.
+        sk = skeleton(graph, quant, prune)
+        first = next((l for l in sk.layers if l.op in ("conv", "gemm")), None)
+        if first is not None and first.wformat == "int" and first.wbits > 4 and first.name not in quant.layer_bits:
+            tries.insert(0, {"bits": f"{first.name}=4/{sk.tensors[first.output].bits}",
+                             "layer_bits": {**quant.layer_bits, first.name: (4, sk.tensors[first.output].bits)}})
     for ch in tries:
         if quant.weights != "int":  # a low-bit format keeps its code width; only int weights narrow
             ch = {k: v for k, v in ch.items() if k != "wbits"}
-        q = quant.with_(wbits=ch.get("wbits", quant.wbits), abits=ch.get("abits", quant.abits), layer_bits={})
-        key = (q.wbits, q.abits)
+        lb = ch.pop("layer_bits", {}) if "layer_bits" in ch else {}
+        q = quant.with_(wbits=ch.get("wbits", quant.wbits), abits=ch.get("abits", quant.abits), layer_bits=lb)
+        key = (q.wbits, q.abits, tuple(sorted(lb.items())))
         if key not in cache:
             cache[key] = skeleton(graph, q, prune)
         n = _needs(cache[key], target, ch.get("pe", pe), ch.get("simd", simd), fuse)

@@ -105,3 +105,16 @@ def test_brevitas_w1a1_is_stored_as_signs_padded_rows_included():
     assert all(prog.stored_wbits >> l.wlr == 1 for l in prog.layers if l.kind == "mac")
     own = sum(l.weight.size for l in qg.layers if l.weight is not None)
     assert prog.weight_rom_bits <= 1.02 * own
+
+
+def test_sfc_w1a1_int8_first_layer_on_fpga_tiny_names_the_fix(tmp_path, capsys):
+    """784 x 256 int8 weights (1.6 Mbit) do not fit the UP5K's 1.15 Mbit: one line, exit 2,
+    naming the flag that makes it fit (the first layer at 4 bits, its sign output kept)."""
+    from hwflow.cli import main
+
+    model = Path(__file__).resolve().parents[2] / "examples" / "models" / "digits784_sfc.onnx"
+    assert main(["compile", str(model), "--target", "fpga-tiny", "--weights", "binary", "--abits", "1",
+                 "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not fit" in err[0] and "--bits fc0=4/1 may fit" in err[0], err
+    assert not (tmp_path / "b").exists()
