@@ -20,13 +20,15 @@ calibration, CLE, bias correction, GPTQ rounding):
 
 4. Hardware (the issue's hardware half): each configuration compiled (``hwflow compile``
    with the flags shown) and, with ``--synth``, synthesised (``hwflow synth``: Yosys and
-   nextpnr); the lane type the array runs, its shape, the cycles per inference, LUTs and
-   DSPs (estimate, and placed with ``--synth``), the binary MACs per cycle where the
-   hidden layers are binary. The LUT cost of one lane by type: ``bench/lanes.py``.
+   nextpnr); the lane type the array runs, its shape, the cycles per inference and the
+   latency (at the placed Fmax with ``--synth``, else the target's clock goal), the weight
+   ROM's bits and their ratio to the layers' own bits (each weight at its code width,
+   binary 1), LUTs and DSPs (estimate, and placed with ``--synth``), the binary MACs per
+   cycle where the hidden layers are binary. The LUT cost of one lane by type: ``bench/lanes.py``.
 
 Every row's configuration column is the ``hwflow eval`` flags that reproduce it.
 
-    python bench/lowbit.py [--tables 1,2,3,4] [--synth]
+    python bench/lowbit.py [--tables 1,2,3,4] [--synth] [--models digits784_sfc]
 """
 
 from __future__ import annotations
