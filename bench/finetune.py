@@ -139,7 +139,8 @@ def main(argv=None) -> int:
                          f"| ≤ {goal:.1f} pp below: {'met' if fl - fa <= goal else 'MISSED'} | {ft['best_epoch']}/"
                          f"{args.epochs} | {seconds:.0f} ({cpu:.0f}) | {'equal' if equal else 'DIFFERENT'} |")
             print(lines[-1], flush=True)
-    sub = f" --train-samples {args.train_samples}" if args.train_samples else ""
+    sub = f" --lr {args.lr:g}" if args.lr != 3e-2 else ""
+    sub += f" --train-samples {args.train_samples}" if args.train_samples else ""
     sub += f" --train-opts {shlex.quote(args.train_opts)}" if args.train_opts else ""
     head = [f"# Produced by: python bench/finetune.py --epochs {args.epochs} --rows {args.rows}{sub}   "
             f"({time.strftime('%Y-%m-%d')}, {time.monotonic() - t_all:.0f} s)",
