@@ -75,7 +75,7 @@ def _factor(h: np.ndarray, damp: float):
 #: factor and ``candidates x Cout x K**2`` to apply: ``params x K``, faster than the
 #: parameters grow (a 3x3 Conv's K is 9 x its input channels). On blocks it is
 #: ``params x MAX_COLUMNS``: linear in the parameters.
-MAX_COLUMNS = 256
+MAX_COLUMNS = 512
 
 #: Columns per lazy batch: the rank-1 updates stay inside the block, the rest of the
 #: weights get the block's updates in one matrix product (Frantar et al.'s lazy batching).
@@ -154,7 +154,7 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int | WeightFormat, x
         qs = np.empty((len(scales), per, xg.shape[1]))
         err = np.zeros((len(scales), per))
         k = xg.shape[1]
-        width = -(-k // -(-k // MAX_COLUMNS))  # equal blocks: K = 288 is 144 + 144, not 256 + 32
+        width = -(-k // -(-k // MAX_COLUMNS))  # equal blocks: K = 784 is 392 + 392, not 512 + 272
         for c0 in range(0, k, width):
             c = slice(c0, c0 + width)
             h = _hessian(xg[:, c])
