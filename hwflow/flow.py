@@ -68,7 +68,7 @@ def _is_prequantized(path: Path) -> bool:
         return False
 
 
-def load_graph(model: str | Path):
+def load_graph(model: str | Path, optimized: bool = True):
     """Import an ONNX model and run the default optimization pipeline.
 
     A pre-quantized model (onnxruntime QDQ, or QONNX ``Quant`` nodes) loses its
@@ -79,6 +79,8 @@ def load_graph(model: str | Path):
     ----------
     model : str or Path
         The ``.onnx`` file.
+    optimized : bool
+        Run the optimization passes (``False``: the graph as imported, for ``inspect --raw``).
 
     Returns
     -------
@@ -96,9 +98,12 @@ def load_graph(model: str | Path):
     from .quant.qdq_import import follow_fusion, strip_quantization
 
     if not _is_prequantized(Path(model)):
-        return optimize(load_model(model))
+        graph = load_model(model)
+        return optimize(graph) if optimized else graph
     float_model, params = strip_quantization(onnx.load(str(model)))
     graph = from_onnx(float_model, name=Path(model).stem)
+    if not optimized:
+        return graph
     params = follow_fusion(graph, params)
     graph = optimize(graph)
     graph.meta["fixed_qparams"] = params

@@ -334,8 +334,8 @@ class Accelerator(wiring.Component):
             m2, n2 = Signal(mbits, name=f"m_{i}"), Signal(signed(nbits), name=f"n_{i}")
             # the accumulator with the program's fixed fractional bias bits (wiring; none by default)
             acc_i = Cat(C(0, p.acc_shift), ai).as_signed() if p.acc_shift else ai
-            if has_add:
-                sum_ab = ai * bd["ma"] + bi * bd["mb"]
+            if has_add:  # an Add's operands are codes less zero points: p.add_bits wide
+                sum_ab = ai[:p.add_bits].as_signed() * bd["ma"] + bi[:p.add_bits].as_signed() * bd["mb"]
                 m.d.sync += v2.eq(Mux(bd["kind"] == KIND_CODES["add"], sum_ab, acc_i + ch.bias))
             else:
                 m.d.sync += v2.eq(acc_i + ch.bias)

@@ -23,8 +23,9 @@ def run_vectors(program, inputs, simulator: str = "verilator", *, expected=None,
 
     For benchmarks and tests that hold a :class:`~hwflow.schedule.Program`. Icarus and
     Verilator builds are cached under ``build_dir`` (default: a per-design directory in
-    ``$XDG_CACHE_HOME/hwflow/sim``, keyed by the Verilog's hash), so only the first run
-    of a design pays for the build.
+    ``$XDG_CACHE_HOME/hwflow/sim``, keyed by the Verilog's hash and the Python
+    environment, whose cocotb and Verilator the build's makefiles name), so only the
+    first run of a design pays for the build.
 
     Parameters
     ----------
@@ -44,6 +45,7 @@ def run_vectors(program, inputs, simulator: str = "verilator", *, expected=None,
     """
     import hashlib
     import os
+    import sys
     from pathlib import Path
 
     import numpy as np
@@ -67,7 +69,8 @@ def run_vectors(program, inputs, simulator: str = "verilator", *, expected=None,
     text = to_verilog(program, top)
     if build_dir is None:
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwflow" / "sim"
-        build_dir = cache / hashlib.sha256(text.encode()).hexdigest()[:16]
+        # a build made from another venv names that venv's cocotb/Verilator files
+        build_dir = cache / hashlib.sha256(f"{sys.prefix}\0{text}".encode()).hexdigest()[:16]
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     vfile = build_dir / f"{top}.v"

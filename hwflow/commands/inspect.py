@@ -37,10 +37,12 @@ def _macs(graph: Graph, node: Node) -> int:
 
 def _param(graph: Graph, t: str) -> int:
     """Elements of ``t`` if it is a float constant, or a QONNX quantizer of one (the
-    weights of a QAT model); else 0."""
+    weights of a QAT model; older Brevitas transposes them after the quantizer); else 0."""
     if not t:
         return 0
     src = graph.producer(t)
+    if src is not None and src.op == "Transpose" and src.inputs[0]:
+        t, src = src.inputs[0], graph.producer(src.inputs[0])
     if src is not None and src.op in QONNX_OPS and graph.tensors[src.inputs[0]].is_const:
         t = src.inputs[0]
     tensor = graph.tensors[t]
@@ -138,14 +140,11 @@ def inspect_cmd(model: str, as_json: bool, raw: bool, target: str | None, pe, si
       hwflow inspect model.onnx --raw --json
       hwflow inspect big.onnx --target fpga-medium --wbits 4
     """
-    from ..ir import load_model
-    from ..passes import optimize
+    from ..flow import load_graph
 
     if raw and target is not None:
         raise OptionError("--target sizes the optimized graph; drop --raw")
-    graph = load_model(model)
-    if not raw:
-        graph = optimize(graph)
+    graph = load_graph(model, optimized=not raw)
     rows = layer_stats(graph)
     fit = None
     if target is not None:

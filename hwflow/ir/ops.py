@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from .graph import Graph, Node
 
 __all__ = [
-    "OpDef", "OPS", "SUPPORTED_OPS", "HOST_OPS", "CONST_ONLY_OPS", "ACTIVATIONS", "QONNX_OPS", "QONNX_DOMAIN",
+    "OpDef", "OPS", "SUPPORTED_OPS", "HOST_OPS", "CONST_ONLY_OPS", "ACTIVATIONS", "WEIGHTED_OPS", "QONNX_OPS",
+    "QONNX_DOMAIN",
     "infer_node_shapes", "check_shapes", "run_node",
 ]  # fmt: skip
 
@@ -77,6 +78,10 @@ class OpDef:
     params : bool
         Its constant float inputs are learned parameters (``hwflow inspect`` counts
         them; a Reshape's target shape is not one).
+    weighted : bool
+        A layer with its weight in input 1 and an optional bias in input 2: the passes fold
+        per-channel affine ops, BatchNormalization and activations into it, and the pruner
+        prunes it.
     shape_only : bool
         Its value depends only on its input's static shape (Shape folds on any input).
     domain : str
@@ -96,6 +101,7 @@ class OpDef:
     host_tail: bool = False
     per_channel: bool = False
     params: bool = False
+    weighted: bool = False
     shape_only: bool = False
     domain: str = ""
     fold: bool = True
@@ -121,8 +127,8 @@ class OpDef:
 
 #: ONNX op type -> :class:`OpDef`. The order is the one of the supported list in messages.
 OPS: dict[str, OpDef] = {
-    "Conv": OpDef(s.conv, k.op_conv, quant="conv", operands="first", params=True),
-    "Gemm": OpDef(s.gemm, k.op_gemm, quant="gemm", operands="first", params=True),
+    "Conv": OpDef(s.conv, k.op_conv, quant="conv", operands="first", params=True, weighted=True),
+    "Gemm": OpDef(s.gemm, k.op_gemm, quant="gemm", operands="first", params=True, weighted=True),
     "MatMul": OpDef(s.matmul, k.op_matmul, quant="gemm", operands="one", params=True),
     "Add": OpDef(s.broadcast, k.op_add, quant="add", params=True),
     # Sub/Mul/Div by a constant: the passes fold them into a neighbouring layer
@@ -180,6 +186,8 @@ HOST_OPS = tuple(op for op, d in OPS.items() if d.host)
 CONST_ONLY_OPS = tuple(op for op, d in OPS.items() if d.accept == "const")
 #: Elementwise activations the optimizer fuses into a Conv/Gemm.
 ACTIVATIONS = tuple(op for op, d in OPS.items() if d.activation)
+#: Layers with weights (and a bias slot) that the passes fold into and the pruner prunes.
+WEIGHTED_OPS = tuple(op for op, d in OPS.items() if d.weighted)
 
 
 def infer_node_shapes(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph, Node
+from ..ir.ops import WEIGHTED_OPS
 from ._util import absorb, channel_vector, sole_consumer
 from .base import Pass, PassResult
 from .fold_batchnorm import scale_output_channels
@@ -29,7 +30,7 @@ def _match(graph: Graph, node: Node) -> tuple[Node, np.ndarray] | None:
     if const is None and node.op in ("Mul", "Add"):  # commutative: constant may come first
         a, c = c, a
         layer, const = graph.producer(a), graph.const(c)
-    if layer is None or const is None or layer.op not in ("Conv", "Gemm"):
+    if layer is None or const is None or layer.op not in WEIGHTED_OPS:
         return None
     if sole_consumer(graph, a) is not node:
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph, Node
+from ..ir.ops import WEIGHTED_OPS
 from ._util import absorb, fits, sole_consumer
 from .base import Pass, PassResult
 
@@ -70,7 +71,7 @@ class FoldBatchNorm(Pass):
             if bn.op != "BatchNormalization":
                 continue
             layer = graph.producer(bn.inputs[0])
-            if layer is None or layer.op not in ("Conv", "Gemm") or sole_consumer(graph, bn.inputs[0]) is not bn:
+            if layer is None or layer.op not in WEIGHTED_OPS or sole_consumer(graph, bn.inputs[0]) is not bn:
                 continue
             params = [graph.const(t) for t in bn.inputs[1:5]]
             if any(p is None for p in params):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir.graph import Graph, Node
-from ..ir.ops import ACTIVATIONS
+from ..ir.ops import ACTIVATIONS, WEIGHTED_OPS
 from ._util import absorb, sole_consumer
 from .base import Pass, PassResult
 
@@ -41,7 +41,7 @@ class FuseActivation(Pass):
             if act.op not in ACTIVATIONS or len(act.inputs) != 1:
                 continue
             layer = graph.producer(act.inputs[0])
-            if layer is None or layer.op not in ("Conv", "Gemm") or "activation" in layer.attrs:
+            if layer is None or layer.op not in WEIGHTED_OPS or "activation" in layer.attrs:
                 continue
             if sole_consumer(graph, act.inputs[0]) is not act:
                 continue

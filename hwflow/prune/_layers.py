@@ -7,6 +7,7 @@ import numpy as np
 from ..ir import kernels
 from ..ir._geometry import window
 from ..ir.graph import Graph, Node
+from ..ir.ops import WEIGHTED_OPS
 
 __all__ = ["weight_nodes", "get_weight", "set_weight", "get_bias", "set_bias", "linear"]
 
@@ -15,7 +16,7 @@ def weight_nodes(graph: Graph) -> list[Node]:
     """Conv/Gemm nodes whose weight is a constant, in topological order."""
     out = []
     for node in graph.nodes:
-        if node.op in ("Conv", "Gemm") and len(node.inputs) > 1 and graph.const(node.inputs[1]) is not None:
+        if node.op in WEIGHTED_OPS and len(node.inputs) > 1 and graph.const(node.inputs[1]) is not None:
             if node.op == "Gemm" and node.attrs.get("transA", 0):
                 continue
             out.append(node)

@@ -118,6 +118,11 @@ class QTensor:
     rounding : {"half_up", "half_even"}
         How :meth:`quantize` rounds a tie: away from zero (hwflow's own quantizer), or to
         the even code (a QONNX model's input ``Quant``).
+    narrow : bool
+        The lowest code is never used (a QONNX ``Quant`` with ``narrow=1``: signed codes
+        ``-(2**(bits-1) - 1) .. 2**(bits-1) - 1``); :attr:`range` and :meth:`quantize`'s
+        clamp leave it out. The zero point may still be that code (an unsigned narrow
+        quantizer's real zero).
     """
 
     name: str
@@ -126,6 +131,7 @@ class QTensor:
     scale: float
     zero_point: int = 0
     rounding: str = "half_up"
+    narrow: bool = False
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(d) for d in self.shape)
@@ -137,7 +143,9 @@ class QTensor:
             raise ValueError(f"tensor {self.name!r}: rounding must be one of {ROUNDING!r}, not {self.rounding!r}")
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"tensor {self.name!r}: scale must be finite and > 0, not {self.scale!r}")
-        lo, hi = self.range
+        if self.narrow and self.bits == 1:
+            raise ValueError(f"tensor {self.name!r}: a bipolar (1-bit) tensor cannot be narrow")
+        lo, hi = int_range(self.bits) if self.bits > 1 else self.range
         if not lo <= self.zero_point <= hi:
             raise ValueError(
                 f"tensor {self.name!r}: zero point {self.zero_point!r} outside [{lo}, {hi}]"
@@ -147,8 +155,12 @@ class QTensor:
 
     @property
     def range(self) -> tuple[int, int]:
-        """The representable code range ``(lo, hi)`` (``(-1, 1)`` for bipolar, without 0)."""
-        return (-1, 1) if self.bits == 1 else int_range(self.bits)
+        """The code range ``(lo, hi)`` (``(-1, 1)`` for bipolar, without 0; without the
+        lowest code when :attr:`narrow`)."""
+        if self.bits == 1:
+            return -1, 1
+        lo, hi = int_range(self.bits)
+        return lo + self.narrow, hi
 
     @property
     def value_bits(self) -> int:

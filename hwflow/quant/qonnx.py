@@ -6,9 +6,13 @@ that computes the same integers as qonnx's own executor
 (``qonnx.core.onnx_exec.execute_onnx``), the reference for what a QAT model means:
 
 - a ``Quant`` of the graph input is the input type (rounding half to even, as
-  ``numpy.round``); ``Quant``/``BipolarQuant`` of a constant are the integer weights and
-  their scale (per tensor or per output channel); a bias ``Quant`` at the accumulator's
-  scale (Brevitas' ``Int32Bias``) is an integer bias, any other bias a real offset;
+  ``numpy.round``; ``narrow`` leaves out the lowest code); when its only reader flattens it,
+  the input streams as ``(1, F)`` (the user's array keeps its shape: ``input_layout``), so
+  the first layer's weights are not padded per pixel. ``Quant``/``BipolarQuant`` of a
+  constant are the integer weights and their scale (per tensor or per output channel), a
+  Transpose of them the same codes permuted (older Brevitas: ``Quant -> Transpose ->
+  MatMul``); a bias ``Quant`` at the accumulator's scale (Brevitas' ``Int32Bias``) is an
+  integer bias, any other bias a real offset;
 - between a layer (Conv, Gemm, MatMul; or an AveragePool) and the activation quantizer
   after it, the float ops must be per-channel affine (bias, BatchNormalization, Mul/Add
   by a constant) and Relu/Clip. So the quantizer's input is ``R[c]·acc + O[c]`` for the
@@ -183,7 +187,7 @@ class _Builder:
     def run(self) -> QGraph:
         g = self.g
         tail = host_tail(g)
-        x, layout, skip = _input_layout(g)
+        x, self.layout, skip = _input_layout(g)
         self.graph_input = x
         for node in g.nodes:
             if node.attrs.get("host") or node.name in skip:
@@ -192,7 +196,8 @@ class _Builder:
             if handler is None:
                 raise UnsupportedOpError(
                     f"node {node.name!r} ({node.op}) is not supported in a QONNX model; hwflow meets exactly "
-                    "Quant, BipolarQuant, Trunc, Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, MaxPool, "
+                    "Quant, BipolarQuant, Trunc, Conv, Gemm, MatMul, a Transpose of quantized weights, "
+                    "BatchNormalization, Relu, Clip, MaxPool, "
                     "AveragePool, Flatten, Reshape, per-channel Add/Mul of constants, Add and Concat of quantized "
                     "tensors, and Tanh/Sigmoid/LeakyRelu of a quantized tensor"
                 )
@@ -202,7 +207,7 @@ class _Builder:
                                      "(Brevitas: QuantIdentity) on the input")
         out, tail = self._output(tail)
         qg = QGraph(g.name, self.tensors, canonical_order(self.layers, self.input), self.input, out, tail,
-                    input_layout=layout)
+                    input_layout=self.layout)
         qg.attrs.update(scheme="qonnx", calibration="imported (QONNX)", per_channel=any(
             l.m.size > 1 for l in self.layers), layers={l.name: {"op": l.op} for l in self.layers})
         return qg
@@ -263,10 +268,7 @@ class _Builder:
         t = QTensor(out, g.shape(src), bits, float(s.reshape(-1)[0]), int(zf) - shift)
         src_c = self.canon(src)
         if src_c == self.graph_input:
-            if narrow:
-                raise UnsupportedOpError(f"Quant {node.name!r} quantizes the input to a narrow range; hwflow's input "
-                                         "codes span the full range: export the input quantizer with narrow_range=False")
-            t.rounding = "half_even"
+            t.rounding, t.narrow = "half_even", narrow
             self.tensors[out] = t
             self.input = out
             return
@@ -389,6 +391,17 @@ class _Builder:
         act = node.attrs.get("activation")
         if act:
             self._clamp(self.pending[node.outputs[0]], act, node)
+
+    def _op_Transpose(self, node: Node) -> None:
+        """A Transpose of quantized weights (older Brevitas exports write ``Quant -> Transpose
+        -> MatMul`` for a QuantLinear): the codes and their scales, permuted."""
+        w = self.weights.get(node.inputs[0])
+        if w is None:
+            raise UnsupportedOpError(f"node {node.name!r} (Transpose) transposes an activation; in a QONNX model "
+                                     "hwflow takes a Transpose only of quantized weights or of the input's layout")
+        perm = node.attrs.get("perm") or list(range(w.codes.ndim))[::-1]
+        self.weights[node.outputs[0]] = _Weight(np.transpose(w.codes, perm), np.transpose(w.scale, perm), w.bits,
+                                                w.node)
 
     def _op_Conv(self, node: Node) -> None:
         tin = self._quantized(node.inputs[0], node)
@@ -574,6 +587,14 @@ class _Builder:
         if src not in self.tensors or not (ish == osh or (len(osh) == 2 and osh[0] == ish[0])):
             raise UnsupportedOpError(f"node {node.name!r} ({node.op}) reshapes {ish} to {osh}; in a QONNX model hwflow "
                                      "supports flattening a quantized tensor to (1, F)")
+        if src == self.input == node.inputs[0] and ish != osh and len(self.g.consumers(src)) == 1:
+            # The quantized input's only reader flattens it: the input stream is (1, F), as
+            # in a float model (_input_layout), so the first layer's weights are not padded
+            # to whole words per pixel.
+            t = self.tensors[src]
+            self.layout = self.layout or {"shape": tuple(self.g.shape(self.graph_input)),
+                                          "perm": tuple(range(len(ish)))}
+            t.shape = tuple(osh)
         self.alias[node.outputs[0]] = src
 
     _op_Flatten = _op_Reshape = _op_Identity = _op_Dropout = _layout_op

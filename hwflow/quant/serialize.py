@@ -19,6 +19,8 @@ def _tensor(t: QTensor) -> dict:
     d = {"shape": list(t.shape), "bits": t.bits, "scale": t.scale, "zero_point": t.zero_point}
     if t.rounding != "half_up":
         d["rounding"] = t.rounding
+    if t.narrow:
+        d["narrow"] = True
     return d
 
 
@@ -40,7 +42,8 @@ def qgraph_to_dict(qg: QGraph) -> dict:
 
 def qgraph_from_dict(d: dict) -> QGraph:
     """The inverse of :func:`qgraph_to_dict`."""
-    tensors = {n: QTensor(n, tuple(t["shape"]), t["bits"], t["scale"], t["zero_point"], t.get("rounding", "half_up"))
+    tensors = {n: QTensor(n, tuple(t["shape"]), t["bits"], t["scale"], t["zero_point"], t.get("rounding", "half_up"),
+                          t.get("narrow", False))
                for n, t in d["tensors"].items()}
     layers = []
     for l in d["layers"]:

@@ -231,6 +231,17 @@ def dsp_blocks(a: int, b: int, family: str, y: int | None = None) -> int:
                if min(ta, tb) >= 2 and (family != "ice40" or min(ta + tb, y or ta + tb) >= 11))
 
 
+def backend_lane_dsps(widths: dict, family: str) -> int:
+    """Hard multipliers of one back-end lane for the datapath ``widths`` (the Program's
+    ``post_bits``, ``mbits``, ``add_bits``, ``addm_bits``): the requantizer's ``v * m``
+    (``m`` unsigned: one more bit; none under power-of-2 scales) and an Add's ``a * ma``
+    and ``b * mb`` (signed)."""
+    n = dsp_blocks(widths["post_bits"], widths["mbits"] + 1, family) if widths["mbits"] > 1 else 0
+    if widths["addm_bits"]:
+        n += 2 * dsp_blocks(widths["add_bits"], widths["addm_bits"] + 1, family)
+    return n
+
+
 def lut_mult_cost(wbits: int, abits: int, family: str) -> tuple[int, int]:
     """Extra ``(luts, ffs)`` of a MAC lane multiplying in LUTs instead of on a DSP.
 
@@ -565,11 +576,7 @@ def estimate(prog, target) -> dict:
     nmul = pe * simd
     mac_dsp = dsp_blocks(prog.wbits, prog.abits, family) if prog.lane == "mul" else 0
     ndsp = nmul if prog.dsp_mults is None else min(prog.dsp_mults, nmul)
-    dsps = ndsp * mac_dsp
-    if prog.mbits > 1:  # one requantizer a back-end lane; m is unsigned: one more bit
-        dsps += prog.rq_lanes * dsp_blocks(prog.post_bits, prog.mbits + 1, family)
-    if prog.addm_bits:  # the Add's a * ma + b * mb a back-end lane; ma, mb are signed
-        dsps += 2 * prog.rq_lanes * dsp_blocks(prog.acc_bits, prog.addm_bits + 1, family)
+    dsps = ndsp * mac_dsp + prog.rq_lanes * backend_lane_dsps(vars(prog), family)
     fam = family if family in _COEF else _COEF_FALLBACK
     per_block = block_estimates(prog, fam)
     pack = _coef(fam)["pack"]

@@ -367,6 +367,10 @@ class Program:
         Range of the requantizer shifts.
     addm_bits : int
         Width of the Add input multipliers (0 when there is no Add).
+    add_bits : int
+        Width of the Add's operands (input codes less their zero points, signed; 0 when
+        there is no Add): the multipliers take these low bits of the accumulator words, so
+        they are activation-wide, not accumulator-wide, products.
     layers : list of LayerProgram
     tensors : dict of str to TensorMap
     input, output : str
@@ -424,6 +428,7 @@ class Program:
     n_min: int
     n_max: int
     addm_bits: int
+    add_bits: int
     layers: list[LayerProgram]
     tensors: dict[str, TensorMap]
     input: str
@@ -617,6 +622,7 @@ class Program:
                 "acc_bits": self.acc_bits,
                 "post_bits": self.post_bits, "mbits": self.mbits, "n_min": self.n_min,
                 "n_max": self.n_max, "addm_bits": self.addm_bits,
+                "add_bits": self.add_bits,
                 **({"rounding": self.rounding} if self.rounding != "half_up" else {}),
                 **({"acc_shift": self.acc_shift} if self.acc_shift else {}),
             },

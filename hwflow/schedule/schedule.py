@@ -27,7 +27,8 @@ Each tile takes exactly ``t = max(k, ceil(nb / (lanes*qh*qw)))`` cycles (``nb`` 
 pixel's ``nb`` results are serialized through ``rq_lanes`` requantizers while the next tile
 accumulates, so nothing ever stalls and the cycle count is a closed form
 (:attr:`Program.cycles`). The scheduler picks the fewest lanes within 1 % of the most's
-cycles: each lane costs a requantizer's DSPs.
+cycles: each lane costs a requantizer's DSPs. Where those overflow the target's DSPs (a
+QONNX model's wide exact requantizers and two-scale Adds) it halves the lanes until they fit.
 
 The weight memory goes in the first of the target's memory kinds where the design fits
 (:func:`~hwflow.schedule.estimate.place_weights`): the block RAM as a ROM, else (iCE40
@@ -45,7 +46,8 @@ from ..quant.qgraph import QGraph, QLayer
 from ..quant.wformat import WeightFormat
 from ..targets import load_target
 from .budget import check_budget
-from .estimate import dsp_blocks, estimate, lane_costs, lut_mult_cost, place_weights, pot_lane_cost
+from .estimate import (backend_lane_dsps, dsp_blocks, estimate, lane_costs, lut_mult_cost, place_weights,
+                       pot_lane_cost)
 from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack
 from .memory import allocate, chunks
 from .program import ISSUE_CYCLES, SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
@@ -539,8 +541,8 @@ def _share_ok(rlast: np.ndarray, wfirst: np.ndarray, d: int) -> bool:
 
 
 def _datapath_widths(lowered: list[Lowered], abits: int) -> dict[str, int]:
-    """``acc_bits``, ``post_bits``, ``n_min``, ``n_max``, ``addm_bits``: the shared datapath
-    sized for every lowered layer (each range widened to include 0)."""
+    """``acc_bits``, ``post_bits``, ``n_min``, ``n_max``, ``addm_bits``, ``add_bits``: the
+    shared datapath sized for every lowered layer (each range widened to include 0)."""
     def span(ranges):
         ranges = [r for r in ranges if r is not None]
         return min([0] + [r[0] for r in ranges]), max([0] + [r[1] for r in ranges])
@@ -549,13 +551,15 @@ def _datapath_widths(lowered: list[Lowered], abits: int) -> dict[str, int]:
     post_lo, post_hi = span(l.post for l in lowered)
     n_min, n_max = span(l.shift for l in lowered)
     acc_bits = max(bits_for_range(acc_lo, acc_hi), abits + 1)
-    has_add = any(s.kind == "add" for l in lowered for s in l.steps)
+    adds = [l for l in lowered if any(s.kind == "add" for s in l.steps)]
+    add_lo, add_hi = span(l.acc for l in adds)
     return {
         "acc_bits": acc_bits,
         "post_bits": max(bits_for_range(min(post_lo, acc_lo), max(post_hi, acc_hi)), acc_bits + 1),
         "n_min": n_min,
         "n_max": n_max,
-        "addm_bits": max([1] + [l.addm for l in lowered]).bit_length() if has_add else 0,
+        "addm_bits": max([1] + [l.addm for l in lowered]).bit_length() if adds else 0,
+        "add_bits": bits_for_range(add_lo, add_hi) if adds else 0,
     }
 
 
@@ -701,8 +705,15 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]
+    widths = _datapath_widths(lowered, abits)
     # The depthwise unit's loads are a word each: it takes a lane per channel of a word.
-    lanes = lanes_max if any(l.kind == "dw" for l in layers) else _choose_lanes(layers, lanes_max)
+    if any(l.kind == "dw" for l in layers):
+        lanes = lanes_max
+    else:  # MAC lanes can multiply in LUTs (mac_dsp_lanes), back-end lanes cannot: fewer of them
+        lanes = _choose_lanes(layers, lanes_max)
+        per = backend_lane_dsps({**widths, "mbits": mbits}, getattr(tgt, "family", "generic"))
+        while lanes > 1 and tgt.dsps is not None and lanes * per > tgt.dsps:
+            lanes //= 2
     for lp in layers:
         _set_lanes(lp, lanes)
         lp.drain = drain_cycles(lat, lp.kind, lp.ng, lp.t, lp.k)
@@ -718,7 +729,7 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
 
     prog = Program(
         name=qgraph.name, pe=pe, simd=simd, abits=abits, wbits=wbits, mbits=mbits,
-        **_datapath_widths(lowered, abits), **roms.images(pe, simd),
+        **widths, **roms.images(pe, simd),
         layers=layers, tensors=tensors, input=qgraph.input, output=qgraph.output, act_words=act_words,
         latency=lat, host_tail=qgraph.host_tail.ops, target=tgt.name, ibits=roms.ibits,
         lane=("pot" if code.name == "pot" else "addsub") if code is not None else "mul", cbits=code.wbits if code is not None else 0,

@@ -91,3 +91,22 @@ def test_zipmap_is_refused_with_the_fix(capsys):
     assert main(["inspect", str(FIXTURES / "digits" / "skl_digits_mlp_zipmap.onnx")]) == 2
     out, err = capsys.readouterr()
     assert out == "" and len(err.splitlines()) == 1 and "options={'zipmap': False}" in err
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_weight_only_dequantize_model(capsys, tmp_path, raw):
+    """TFLite's "float" models keep some weights int8 behind a DequantizeLinear (tf2onnx
+    writes it so): inspect reads them as compile does, with the weights counted."""
+    from onnx import TensorProto, helper, numpy_helper
+    import numpy as np
+
+    w = numpy_helper.from_array(np.arange(-6, 6, dtype=np.int8).reshape(3, 4), "wq")
+    s, z = numpy_helper.from_array(np.float32(0.5), "s"), numpy_helper.from_array(np.int8(0), "z")
+    nodes = [helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["w"]),
+             helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)]
+    g = helper.make_graph(nodes, "dq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [w, s, z])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "dq.onnx")
+    assert main(["inspect", str(tmp_path / "dq.onnx"), "--json", *(["--raw"] if raw else [])]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["op"] for r in doc["layers"]] == ["Gemm"] and doc["totals"]["params"] == 12

@@ -114,6 +114,20 @@ def test_qonnx_quant_nodes_give_scales_and_bits(tmp_path):
     assert np.abs(codes - np.round(codes)).max() < 1e-3
 
 
+def test_qonnx_transpose_of_an_activation_is_refused_naming_it(tmp_path):
+    """A Transpose of quantized weights is taken (tests/fixtures/finn: FINN's KWS MLP); of an
+    activation, one line naming the node."""
+    model, _ = _qonnx_model()
+    nodes = list(model.graph.node)
+    nodes.insert(5, helper.make_node("Transpose", ["rq"], ["rt"], name="tr0", perm=[0, 1, 3, 2]))
+    nodes[6].input[0] = "rt"  # the Flatten reads the transposed activation
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, tmp_path / "t.onnx")
+    with pytest.raises(UnsupportedOpError, match="node 'tr0' \\(Transpose\\) transposes an activation"):
+        quantize(load_graph(tmp_path / "t.onnx"), QuantConfig(), None)
+
+
 @pytest.mark.parametrize("v2", [False, True])
 def test_qonnx_trunc_hwflow_cannot_meet_is_refused_naming_it(tmp_path, v2):
     """Trunc v1 (5 inputs), or a Trunc that reads no layer's accumulator: one line naming the node.
