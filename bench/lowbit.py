@@ -20,13 +20,15 @@ calibration, CLE, bias correction, GPTQ rounding):
 
 4. Hardware (the issue's hardware half): each configuration compiled (``hwflow compile``
    with the flags shown) and, with ``--synth``, synthesised (``hwflow synth``: Yosys and
-   nextpnr); the lane type the array runs, its shape, the cycles per inference, LUTs and
-   DSPs (estimate, and placed with ``--synth``), the binary MACs per cycle where the
-   hidden layers are binary. The LUT cost of one lane by type: ``bench/lanes.py``.
+   nextpnr); the lane type the array runs, its shape, the cycles per inference and the
+   latency (at the placed Fmax with ``--synth``, else the target's clock goal), the weight
+   ROM's bits and their ratio to the layers' own bits (each weight at its code width,
+   binary 1), LUTs and DSPs (estimate, and placed with ``--synth``), the binary MACs per
+   cycle where the hidden layers are binary. The LUT cost of one lane by type: ``bench/lanes.py``.
 
 Every row's configuration column is the ``hwflow eval`` flags that reproduce it.
 
-    python bench/lowbit.py [--tables 1,2,3,4] [--synth]
+    python bench/lowbit.py [--tables 1,2,3,4] [--synth] [--models digits784_sfc]
 """
 
 from __future__ import annotations
@@ -166,26 +168,32 @@ HW_ROWS = [
     ("digits_cnn", "digits_cnn_calib", "fpga-small", "--scheme pow2 --weights pot --wbits 4"),
     ("digits_cnn", "digits_cnn_calib", "fpga-small", "--weights ternary --weights conv1=ternary --weights fc=ternary"),
     ("digits784_sfc", "digits784_tanh_mlp_calib", "fpga-tiny", "--weights binary --abits 1"),
+    ("digits784_sfc", "digits784_tanh_mlp_calib", "fpga-tiny", "--weights binary --abits 1 --bits fc0=4/1"),
     ("digits784_sfc", "digits784_tanh_mlp_calib", "fpga-medium", "--weights binary --abits 1"),
 ]
 
 
-def table_hw(synth: bool = False) -> None:
+def table_hw(synth: bool = False, models: str = "") -> None:
     import json
     import tempfile
 
+    from hwflow.build import load_build
     from hwflow.cli import main as cli
+    from hwflow.targets import load_target
 
     print("\n## 4. Hardware: lane type, cycles, LUTs and DSPs" + (" (placed: hwflow synth)" if synth else "") + "\n")
-    print("| model | target | flags | lane | PE x SIMD | cycles | est. LUT | est. DSP | LUT | DSP | Fmax MHz |")
-    print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| model | target | flags | lane | PE x SIMD | bin MACs/cyc | cycles | us | ROM bits | / own | "
+          "est. LUT | est. DSP | LUT | DSP | Fmax MHz |")
+    print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for i, (model, calib, target, flags) in enumerate(HW_ROWS):
+            if models and model not in models.split(","):
+                continue
             out = Path(tmp) / f"b{i}"
             rc = cli(["compile", str(MODELS / f"{model}.onnx"), "--calib", str(MODELS / f"{calib}.npz"),
                       "--target", target, "-o", str(out), *shlex.split(flags)])
             if rc != 0:
-                print(f"| {model} | {target} | `{flags}` | compile failed (exit {rc}) | | | | | | | |")
+                print(f"| {model} | {target} | `{flags}` | compile failed (exit {rc}) |" + " |" * 11)
                 continue
             sch = json.loads((out / "schedule.json").read_text())
             est = sch["estimate"]
@@ -200,7 +208,15 @@ def table_hw(synth: bool = False) -> None:
                     placed = [str(res.get("lut", {}).get("used", "")) if isinstance(res.get("lut"), dict) else "",
                               str(res.get("dsp", {}).get("used", "")) if isinstance(res.get("dsp"), dict) else "",
                               f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else ""]
-            print(f"| {model} | {target} | `{flags}` | {lane} | {sch['pe']} x {sch['simd']} | {sch['cycles']:,} | "
+            # The ROM against each layer's weights at its own code width (binary: 1 bit).
+            b = load_build(out)
+            prog, qg = b.program(), b.qgraph()
+            own = sum(l.weight.size * (1 if l.wformat == "binary" else l.wbits) for l in qg.layers if l.weight is not None)
+            binary = any(l.wformat == "binary" for l in qg.layers if l.weight is not None)
+            mhz = float(placed[2]) if placed[2] else load_target(target).clock_mhz
+            print(f"| {model} | {target} | `{flags}` | {lane} | {sch['pe']} x {sch['simd']} | "
+                  f"{sch['pe'] * sch['simd'] if binary else '-'} | {sch['cycles']:,} | {sch['cycles'] / mhz:,.1f} | "
+                  f"{prog.weight_rom_bits:,} | {prog.weight_rom_bits / own:.3f} | "
                   f"{est['luts']} | {est['dsps']} | {' | '.join(placed)} |")
 
 
@@ -212,13 +228,14 @@ def main(argv=None) -> int:
     ap.add_argument("--tables", default="1,2,3,4",
                     help="which tables (1: pot4, 2: ternary/binary CNN, 3: SFC, 4: hardware)")
     ap.add_argument("--synth", action="store_true", help="table 4: synthesise each build (Yosys and nextpnr)")
+    ap.add_argument("--models", default="", help="table 4: only these models (comma-separated)")
     args = ap.parse_args(argv)
     t0 = time.time()
     cmd = ("python bench/lowbit.py" + (f" --tables {args.tables}" if args.tables != "1,2,3,4" else "")
-           + (" --synth" if args.synth else ""))
+           + (" --synth" if args.synth else "") + (f" --models {args.models}" if args.models else ""))
     print(f"# Produced by: {cmd}")
     for t in args.tables.split(","):
-        TABLES[t.strip()](args.synth) if t.strip() == "4" else TABLES[t.strip()]()
+        TABLES[t.strip()](args.synth, args.models) if t.strip() == "4" else TABLES[t.strip()]()
     print(f"\ncommand: {cmd}   ({time.time() - t0:.0f} s)")
     return 0
 

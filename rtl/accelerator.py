@@ -205,6 +205,8 @@ class Accelerator(wiring.Component):
             waddr = ctrl.w_addr
             if p.w_pack > 1:
                 waddr, w = self._unpack(m, ctrl, wdata)
+            if p.narrow_lrs:
+                waddr, w = self._narrow(m, ctrl, waddr, w)
             m.d.comb += [
                 wrom.addr.eq(waddr),
                 mac.a.eq(a), mac.w.eq(w),
@@ -412,6 +414,33 @@ class Accelerator(wiring.Component):
         lanes = [Mux(pk, diag.word_select(r, bits) if r == c else C(0, bits), data.word_select(r * p.simd + c, bits))
                  for r in range(pe) for c in range(p.simd)]
         return addr, Cat(*lanes)
+
+    def _narrow(self, m, ctrl, addr, data):
+        """``(rom_address, weights)`` with narrow steps (``wlr > 0``: ``2**wlr`` words a ROM word
+        at ``b = stored_wbits >> wlr`` bits, :meth:`~hwflow.schedule.lower.RomImages.narrow_lr`):
+        the ROM word is the address ``>> wlr``; later, with the registered data, slot ``% 2**wlr``
+        is sign-extended to the lanes' width (``b = 1``: the sign of ±1, ``{sign, 1}``); other
+        steps (``wlr = 0``, a packed depthwise step too) pass through."""
+        p = self._p
+        n, big, lrs = p.pe * p.simd, p.stored_wbits, p.narrow_lrs
+        rom = addr
+        for lr in lrs:
+            rom = Mux(ctrl.w_lr == lr, addr >> lr, rom)
+        # The slot and the class meet the data: the ROM read, then its data registers.
+        slot = _delay(m, ctrl.w_addr[:max(lrs)], 1 + READ_DATA_REGS, "w_nslot")
+        lr_d = _delay(m, ctrl.w_lr, 1 + READ_DATA_REGS, "w_lr_d")
+        out = Signal(n * big, name="w_narrow")
+        m.d.comb += out.eq(data)
+        with m.Switch(lr_d):
+            for lr in lrs:
+                b = big >> lr
+                with m.Case(lr):
+                    part = data.word_select(slot[:lr], n * b)
+                    lanes = [Cat(C(1, 1), part[i].replicate(big - 1)) if b == 1 else
+                             Cat(part[i * b:(i + 1) * b], part[(i + 1) * b - 1].replicate(big - b))
+                             for i in range(n)]
+                    m.d.comb += out.eq(Cat(*lanes))
+        return rom, out
 
     def _argmax(self, m, ctrl, first, lut, waddr, wlane) -> None:
         """``--argmax``: a comparator on the last step's writes; the output word is its index.

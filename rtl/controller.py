@@ -108,6 +108,7 @@ class Controller(wiring.Component):
             "d_mask": Out(simd),
             "d_sdata": Out(word),
             "w_pk": Out(1),
+            "w_lr": Out(max(1, max(program.narrow_lrs, default=0).bit_length())),
             "desc": Out(self._desc),
             "init": Out(1),
             "running": Out(1),
@@ -275,6 +276,9 @@ class Controller(wiring.Component):
         m.d.sync += [a_addr.eq(a_pix + a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
         if p.w_pack > 1:  # the weight word is packed (beside w_addr: the ROM address stage)
             m.d.sync += [a_pk.eq(d.wpk), self.w_pk.eq(a_pk)]
+        if p.narrow_lrs:  # the step's weights are stored narrow (beside w_addr, as w_pk)
+            a_lr = Signal.like(self.w_lr, **rl)
+            m.d.sync += [a_lr.eq(d.wlr), self.w_lr.eq(a_lr)]
         # Data stage: flags line up with the memory output after its data registers.
         m.d.sync += Cat(self.d_valid, self.d_first, self.d_last, self.d_inrange, self.d_sel,
                         self.d_wfirst, self.d_wlast).eq(_delay(m, b_flags, READ_DATA_REGS, "c_flags", reset_less=False))

@@ -2,7 +2,9 @@
 
 Word ``i`` holds ``pe x simd`` signed weights (``pe`` rows of ``simd``), in the order the
 controller reads them (see :func:`hwflow.schedule.memory.weight_words`); layers follow each
-other, the descriptor gives each layer's base. The weights are initialisation data, not
+other, the descriptor gives each layer's base. A layer stored narrower than the lanes packs
+``2**wlr`` of its words into one (:meth:`hwflow.schedule.lower.RomImages.narrow_lr`; the
+accelerator unpacks them), so to this block every word is ``pe x simd`` lanes alike. The weights are initialisation data, not
 logic: in a BUILD a ``$readmemh`` file beside the Verilog (one hex word a line), else one
 Verilog line per word. Synchronous read: infers block RAM. Latency 1.
 """

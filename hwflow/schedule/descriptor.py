@@ -21,7 +21,7 @@ _UNSIGNED = ("kind", "ih", "iw", "ich", "oh", "ow", "och", "kh", "kw", "sh", "sw
              "k", "t", "ng", "cout", "coff_chunk", "coff_lane", "in_base", "in2_base", "out_base",
              "w_base", "ch_word", "lut_base", "lut_en", "drain", "qh", "qw", "wsh", "wsw",
              "a_org", "a_sw", "a_orow", "a_wsw", "a_wrow", "a_kx", "a_krow", "nwin_m1",
-             "loads_m1", "stream", "wpk", "wk", "dw_rows", "dw_last_rows", "dw_ow", "dw_groups",
+             "loads_m1", "stream", "wpk", "wlr", "wk", "dw_rows", "dw_last_rows", "dw_ow", "dw_groups",
              "dw_row_step", "dw_grp_step", "dw_kh_m1", "dw_kw_m1", "dw_cols_m1", "dw_groups_m1",
              "dw_sh2", "dw_sw2")
 #: Fields also stored minus one, so loop-end tests are plain equalities (no subtractor in
@@ -67,7 +67,7 @@ def descriptor_values(program) -> list[dict]:
             "pt_neg": -l.pt, "pl_neg": -l.pl,
             "pv": l.pv, "za": l.za, "zb": l.zb, "ma": l.ma, "mb": l.mb, "z_out": l.z_out,
             "lo": l.lo, "hi": l.hi, "loads_m1": l.oh * l.ow * l.nt - 1, "stream": l.stream,
-            "wpk": l.wpk, "wk": l.wk or l.k,
+            "wpk": l.wpk, "wlr": l.wlr, "wk": l.wk or l.k,
         })
         # The depthwise unit's and the serializer's sweep (zeros for other steps).
         dw = l.kind == "dw"
@@ -96,6 +96,9 @@ def descriptor_values(program) -> list[dict]:
             ("a_krow", (iw - (l.kw - 1)) * ich - (cis - 1)))})
         out[-1].update({f"{f}_m2": max(0, out[-1][f] - 2) for f in _MINUS_TWO})
         out[-1]["is1"] = sum(1 << i for i, f in enumerate(LOOPS) if out[-1][f] == 1)
+    if not program.narrow_lrs:  # every weight at the ROM's width: no field for it
+        for v in out:
+            del v["wlr"]
     if not any(l.kind == "dw" for l in program.layers):  # no depthwise unit: no fields for it
         for v in out:
             for f in DW_FIELDS:

@@ -34,6 +34,7 @@ from importlib import resources
 import numpy as np
 
 from .descriptor import BACK_FIELDS, UNIT_FIELDS, descriptor_fields, descriptor_values
+from .program import READ_DATA_REGS
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
 
@@ -426,6 +427,13 @@ def block_features(prog, family: str) -> dict:
     if has_mac and prog.w_pack > 1:
         wpack_lut = pe * (prog.stored_wbits) * (prog.w_pack - 1) + wwidth + ww
         wpack_ff = prog.w_pack.bit_length() + 2
+    # Narrow weights (rtl/accelerator.py ``_narrow``), counted, not fitted: per class ``lr``
+    # a ``2**lr``-to-1 slot mux per stored bit (about half a LUT4 per 2-to-1), the class mux
+    # per lane bit and the ROM address's shift mux; the slot and the class delayed in FFs.
+    if has_mac and prog.narrow_lrs:
+        lrs, big = prog.narrow_lrs, prog.stored_wbits
+        wpack_lut += nmul * sum((big >> lr) * ((1 << lr) - 1) for lr in lrs) // 2 + wwidth * len(lrs) + ww * len(lrs)
+        wpack_ff += (1 + READ_DATA_REGS) * (max(lrs) + max(lrs).bit_length()) + 2 * max(lrs).bit_length()
     if has_mac:
         prod = wb + ab
         tadd, tregs, levels = _tree(pe, simd, prod)

@@ -209,6 +209,8 @@ def skeleton(graph, quant=None, prune=None) -> QGraph:
             wfmt, wbits = ("ternary", 2) if spec.wformat == "binary" else (spec.wformat, spec.wbits)
             if wfix is not None:
                 wfmt, wbits = "int", int(wfix["bits"])
+            if spec.wformat == "binary" and wfix is None:
+                attrs.update(binary=True)  # the ROM may hold its sign alone (RomImages.narrow_lr)
             if prune is not None and prune.share:
                 attrs.update(share_bits=prune.share)
             layers.append(QLayer(op=fl.op, weight=_zeros(fl.weight.shape), bias=np.zeros(fl.weight.shape[0], np.int64),
@@ -245,7 +247,14 @@ def _needs(qg: QGraph, target, pe: int, simd: int, fuse: str) -> dict[str, Any]:
     # Indices replace weights only if every layer is shared and every codebook holds 0.
     ibits = max(share) if macs and all(share) else 0
     pack = weight_pack(pe, simd, ibits)
-    words = sum(mac_geometry(l, tensors[l.inputs[0]], pe, simd, stream)[0].rom_words(pack) for l in macs) or 1
+    geos = [mac_geometry(l, tensors[l.inputs[0]], pe, simd, stream)[0] for l in macs]
+    words = sum(g.rom_words(pack) for g in geos) or 1
+    # Lower bound: each layer at its own width, packed into the widest's lanes
+    # (:meth:`~hwflow.schedule.lower.RomImages.narrow_lr`; not pot codes or indices).
+    narrow = not ibits and not all(l.wformat == "pot" for l in macs)
+    words_lo = sum(-(-g.rom_words(pack) // (_slots(wbits, 1 if l.attrs.get("binary") else l.mul_wbits)
+                                            if narrow and not g.diagonal else 1))
+                   for l, g in zip(macs, geos)) or 1
     widths = sorted({wbits, ibits or wbits})
     books = sum(1 << b for b in share) * wbits if ibits else 0  # the codebooks, at most 2**share each
     skip = {i + 1 for i in fused}
@@ -259,7 +268,7 @@ def _needs(qg: QGraph, target, pe: int, simd: int, fuse: str) -> dict[str, Any]:
     mbits = int(qg.attrs.get("mbits", 1))
     cw = (chan_width(1, 1, 1), chan_width(_BIAS_BITS_MAX, mbits, _N_BITS_MAX))
 
-    def use(wb: int, c: int, nl: int, aw: int, lanes: int = 1) -> dict[str, int]:
+    def use(wb: int, c: int, nl: int, aw: int, lanes: int = 1, words: int = words) -> dict[str, int]:
         # With ``lanes`` back-end lanes the channel ROM holds a group of ``lanes`` channels a
         # word, each step's channels padded to a whole group.
         entries = -(-(chan + (len(qg.layers) + 1) * (lanes - 1)) // lanes)
@@ -268,7 +277,7 @@ def _needs(qg: QGraph, target, pe: int, simd: int, fuse: str) -> dict[str, Any]:
         return place_memories(mems, target)[1]
 
     family = target.family
-    use_lo = use(widths[0], cw[0], lut[0], act_lo)
+    use_lo = use(widths[0], cw[0], lut[0], act_lo, words=words_lo)
     # The scheduler picks 1 .. lanes_max back-end lanes (lanes_max with a depthwise unit).
     hi = [use(widths[-1], cw[1], lut[1], act_words, lanes) for lanes in {1, _max_lanes(qg, pe, simd)}]
     use_hi = {k: max(u[k] for u in hi) for k in hi[0]}
@@ -281,7 +290,7 @@ def _needs(qg: QGraph, target, pe: int, simd: int, fuse: str) -> dict[str, Any]:
         "pe": pe, "simd": simd, "wbits": wbits, "abits": abits, "ibits": ibits,
         "weight_words": words, "act_words": act_words, "act_words_lo": act_lo, "chan_entries": chan,
         "lut_entries": lut,
-        "weight_bits": (words * pe * simd * widths[0] + (books if ibits and widths[0] == ibits else 0),
+        "weight_bits": (words_lo * pe * simd * widths[0] + (books if ibits and widths[0] == ibits else 0),
                         words * pe * simd * widths[-1] + books),
         "act_bits": act_words * simd * abits,
         "other_bits": (chan * cw[0] + lut[0] * abits, chan * cw[1] + lut[1] * abits),
@@ -289,6 +298,14 @@ def _needs(qg: QGraph, target, pe: int, simd: int, fuse: str) -> dict[str, Any]:
         "use": (use_lo, use_hi),
         "dsps": (2 * has_add, 2 * has_add + rq_hi),
     }
+
+
+def _slots(big: int, b: int) -> int:
+    """Weight words of ``b`` bits a ROM word of ``big``-bit lanes holds (``big >> lr >= b``)."""
+    r = 1
+    while big % (2 * r) == 0 and big // (2 * r) >= b:
+        r *= 2
+    return r
 
 
 def _verdict(n: dict, target) -> str:
@@ -322,11 +339,20 @@ def _alternatives(graph, target, quant, prune, pe: int, simd: int, fuse: str):
             tries.append({**small, "pe": shape[0], "simd": shape[1]})
     smallest = None
     cache: dict = {}
+    if quant.weights in ("binary", "ternary"):
+        # Its int8 first layer (kept at 8 bits unless the user says otherwise) is most of the
+        # weights in an MLP on images: 4-bit weights there, its output width kept.
+        sk = skeleton(graph, quant, prune)
+        first = next((l for l in sk.layers if l.op in ("conv", "gemm")), None)
+        if first is not None and first.wformat == "int" and first.wbits > 4 and first.name not in quant.layer_bits:
+            tries.insert(0, {"bits": f"{first.name}=4/{sk.tensors[first.output].bits}",
+                             "layer_bits": {**quant.layer_bits, first.name: (4, sk.tensors[first.output].bits)}})
     for ch in tries:
         if quant.weights != "int":  # a low-bit format keeps its code width; only int weights narrow
             ch = {k: v for k, v in ch.items() if k != "wbits"}
-        q = quant.with_(wbits=ch.get("wbits", quant.wbits), abits=ch.get("abits", quant.abits), layer_bits={})
-        key = (q.wbits, q.abits)
+        lb = ch.pop("layer_bits", {}) if "layer_bits" in ch else {}
+        q = quant.with_(wbits=ch.get("wbits", quant.wbits), abits=ch.get("abits", quant.abits), layer_bits=lb)
+        key = (q.wbits, q.abits, tuple(sorted(lb.items())))
         if key not in cache:
             cache[key] = skeleton(graph, q, prune)
         n = _needs(cache[key], target, ch.get("pe", pe), ch.get("simd", simd), fuse)

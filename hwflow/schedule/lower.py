@@ -63,11 +63,16 @@ class RomImages:
     code : WeightFormat, optional
         A ``pot`` lane (:attr:`~hwflow.schedule.program.Program.lane`): the ROM holds each
         weight's code in this format (zero padding is code 0) instead of its value.
+    narrow : int, optional
+        The ROM's lane width (:attr:`~hwflow.schedule.program.Program.stored_wbits`) when a
+        layer's weights may be stored narrower (:meth:`narrow_lr`); 0: every layer at the
+        ROM's width.
     """
 
-    def __init__(self, ibits: int = 0, lanes: int = 1, pack: int = 1, code=None):
+    def __init__(self, ibits: int = 0, lanes: int = 1, pack: int = 1, code=None, narrow: int = 0):
         self.ibits = ibits
         self.code = code
+        self.narrow = narrow
         self.lanes = lanes
         self.pack = pack
         self._weights: list[np.ndarray] = []
@@ -85,8 +90,48 @@ class RomImages:
         (zero words after the last layer's, only if it is short)."""
         self._reach = max(self._reach, end)
 
-    def add_weights(self, words: np.ndarray, codebook=None, diagonal: bool = False) -> int:
+    def narrow_lr(self, words: np.ndarray, bits: int) -> int:
+        """``lr``: a layer's ``words`` (values, or ternary codes on an ``addsub`` lane, which
+        equal them) of code width ``bits`` (``QLayer.wbits``; binary: 1) are stored ``2**lr`` to
+        a ROM word at ``b = narrow >> lr`` bits a weight, the smallest such ``b >= bits``;
+        ``b = 1`` holds the sign of a binary weight only if every value, padding included, is
+        ±1 (:func:`lower_mac` puts +1 in the rows past ``cout``, whose results are never
+        written; zeros padding the input channels keep 2 bits). 0 without ``narrow`` (pot codes, codebook indices)."""
+        if not self.narrow or self.ibits or self.code is not None and self.code.name == "pot":
+            return 0
+        lr, b = 0, self.narrow
+        while b % 2 == 0 and b // 2 >= max(bits, 1):
+            h = b // 2
+            if h == 1 and not np.isin(words, (-1, 1)).all():
+                break
+            lr, b = lr + 1, h
+        lo, hi = (int(words.min()), int(words.max())) if words.size else (0, 0)
+        assert b == 1 or -(1 << (b - 1)) <= lo and hi < 1 << (b - 1), (bits, b, lo, hi)
+        return lr
+
+    def _narrowed(self, words: np.ndarray, lr: int) -> np.ndarray:
+        """``(n, pe, simd)`` words as ``ceil(n / 2**lr)`` ROM words of ``(pe, simd)`` lanes of
+        ``narrow`` bits: virtual word ``j`` of ROM word ``r`` (``r*2**lr + j``) is slot ``j``,
+        bits ``[j*N*b, (j+1)*N*b)`` (``N = pe*simd``, ``b = narrow >> lr``), its weight ``i``
+        at ``j*N*b + i*b`` (``b = 1``: the sign bit, 1 for -1); the lanes are read back as
+        signed ``narrow``-bit values, as :func:`~hwflow.rtl.weight_rom.pack_words` packs them."""
+        n, pe, simd = words.shape
+        s, b, big = 1 << lr, self.narrow >> lr, self.narrow
+        rom = -(-n // s)
+        v = np.zeros((rom * s, pe * simd), np.int64)
+        v[:n] = words.reshape(n, -1)
+        code = (v < 0).astype(np.int64) if b == 1 else v & ((1 << b) - 1)
+        bits = (code[..., None] >> np.arange(b)) & 1  # (rom*s, N, b)
+        bits = bits.reshape(rom, s * pe * simd * b).reshape(rom, pe * simd, big)
+        lanes = (bits << np.arange(big)).sum(axis=-1)
+        lanes = np.where(lanes >= 1 << (big - 1), lanes - (1 << big), lanes)
+        return lanes.reshape(rom, pe, simd)
+
+    def add_weights(self, words: np.ndarray, codebook=None, diagonal: bool = False, lr: int = 0) -> int:
         """Append ``(n, pe, simd)`` weight words (with ``ibits``: their indices in ``codebook``).
+
+        ``lr`` (:meth:`narrow_lr`): stored ``2**lr`` to a ROM word (:meth:`_narrowed`); the
+        returned base is then in virtual words, ``2**lr`` times the first ROM word.
 
         ``diagonal`` (a depthwise step, ``pe == simd``, every weight on the diagonal): pack
         ``pack`` words' diagonals into one ROM word, slot ``i`` in lanes ``i*pe .. i*pe + pe - 1``
@@ -106,6 +151,14 @@ class RomImages:
                 packed = self._codes(packed)
             base = self._w_next * self.pack
             self._weights.append(packed.reshape(-1, pe, simd))
+            self._w_next += packed.shape[0]
+            return base
+        if lr:
+            if self.code is not None:
+                words = self._codes(words)
+            packed = self._narrowed(words, lr)
+            self._weights.append(packed)
+            base = self._w_next << lr
             self._w_next += packed.shape[0]
             return base
         base = self._w_next
@@ -365,12 +418,17 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     plan = dw_plan(layer, x, pe, simd, ctx.dw_kw) if packed and pool is None else None
     if plan is not None and plan[0] < common["oh"] * common["ow"] * nt * k:  # faster than the array
         return _lower_dw(layer, ctx, x, common, geo, dense, plan[1])
-    w_base = ctx.roms.add_weights(words, layer.attrs.get("codebook"), diagonal=packed)
+    if layer.wformat == "binary" and not packed:
+        # Rows past cout are never written out: +1 there lets the layer keep 1-bit signs.
+        pad = (np.arange(nt)[:, None] * pe + np.arange(pe)[None, :]) >= cout  # (nt, pe)
+        words.reshape(nt, k, pe, simd)[np.broadcast_to(pad[:, None, :, None], (nt, k, pe, simd))] = 1
+    lr = 0 if packed else ctx.roms.narrow_lr(words, 1 if layer.wformat == "binary" else layer.mul_wbits)
+    w_base = ctx.roms.add_weights(words, layer.attrs.get("codebook"), diagonal=packed, lr=lr)
     conv_hw = int(np.prod(ctx.qgraph.tensors[layer.output].shape[2:]))
     step = LayerProgram(**common, kind="mac", kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
                         qh=qh, qw=qw, wsh=wsh, wsw=wsw,
                         nt=nt, cis=cis, tpg=tpg, k=k, t=max(k, -(-pe // (qh * qw))), nb=pe, cout=cout,
-                        w_base=w_base, w_words=words.shape[0], wpk=int(packed),
+                        w_base=w_base, w_words=words.shape[0], wpk=int(packed), wlr=lr,
                         ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout, ctx.shift(layer)),
                         pv=x.zero_point, macs=int(layer.weight.size) * conv_hw, stream=int(not x.in_ram))
     return _lowered(layer, ctx, [step], _mac_acc(layer, ctx))

@@ -186,7 +186,9 @@ class LayerProgram:
     accumulators are max-merged over the window first (exact: the requantizer is
     monotonic, ``m >= 0``). Step ``j`` of tile ``g`` reads weight word ``w_base + g*k + j``;
     with ``wpk`` (a depthwise step) that is a virtual word: ROM word ``// w_pack``, diagonal
-    slot ``% w_pack`` (:meth:`~hwflow.schedule.lower.RomImages.add_weights`). ``wk`` (0: ``k``)
+    slot ``% w_pack`` (:meth:`~hwflow.schedule.lower.RomImages.add_weights`); with ``wlr > 0``
+    (weights stored narrower than the ROM's lanes) it is ROM word ``>> wlr``, slot
+    ``% 2**wlr`` (:meth:`~hwflow.schedule.lower.RomImages.narrow_lr`). ``wk`` (0: ``k``)
     is the weight words a tile advances by when it differs from its reads.
 
     A ``dw`` step (a depthwise convolution on the depthwise unit, :mod:`hwflow.rtl.dw_array`)
@@ -248,6 +250,7 @@ class LayerProgram:
     macs: int = 0
     stream: int = 0
     wpk: int = 0
+    wlr: int = 0
     wk: int = 0
     dwr: int = 0
     dkh: int = 1
@@ -476,6 +479,12 @@ class Program:
         luts, dsps = sum(c["luts"] for c in lanes), sum(c["dsps"] for c in lanes)
         return [{"layer": name, "weights": fmt, "lane": kind, "luts": luts, "dsps": dsps}
                 for name, fmt in self.formats.items()]
+
+    @property
+    def narrow_lrs(self) -> tuple[int, ...]:
+        """The ``wlr > 0`` of the steps whose weights are stored narrower than the ROM's lanes
+        (``stored_wbits >> wlr`` bits, ``2**wlr`` words a ROM word; 1 bit: a binary weight's sign)."""
+        return tuple(sorted({l.wlr for l in self.layers if l.wlr}))
 
     @property
     def stored_wbits(self) -> int:

@@ -589,8 +589,9 @@ def _lane_code(qgraph: QGraph) -> WeightFormat | None:
     """The code format the array's lanes decode, or None (multiplying lanes).
 
     ``pot`` when every MAC layer has pot weights of one code width (shift lanes); ternary
-    when every MAC layer has binary or ternary weights (add/subtract lanes; a binary
-    weight is stored as its 2-bit ternary code, since padding needs a zero). One lane type
+    when every MAC layer has binary or ternary weights (add/subtract lanes, 2-bit ternary
+    codes; a binary layer without input padding is stored as its signs, 1 bit a weight:
+    :meth:`~.lower.RomImages.narrow_lr`). One lane type
     for the whole array, not one a layer: an array switching datapath per step would pay
     for both. With weight sharing the ROM holds codebook indices: multipliers.
     """
@@ -692,7 +693,9 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
         mbits = max(mbits, 2)
     lat = latencies(simd, mbits)
     ibits = codebook_bits(qgraph)  # weight sharing: the ROM holds codebook indices
-    roms = RomImages(ibits, lanes_max, weight_pack(pe, simd, ibits), code=code)
+    # Each layer's weights at their own width, packed into the ROM's lanes (not pot codes).
+    narrow = 0 if ibits or code is not None and code.name == "pot" else (code.wbits if code is not None else wbits)
+    roms = RomImages(ibits, lanes_max, weight_pack(pe, simd, ibits), code=code, narrow=narrow)
     if roms.ibits:
         lat["codebook"] = 1  # rtl/codebook.py: registered lookup between ROM and MAC array
         lat["mac"] += lat["codebook"]

@@ -67,6 +67,11 @@ def test_lane_and_rom(build, name):
     layers = {l.name: f"{l.wformat}{l.wbits}" for l in b.qgraph().layers if l.weight is not None}
     assert {l["layer"]: l["weights"] for l in sched["lanes"]} == layers
     assert all(l["lane"].endswith(lane if lane != "mul" else "mul-dsp") for l in sched["lanes"])
+    # Each layer's weights at their own width: binary ones (no padding here) at 1 bit, the
+    # ROM's lanes only as wide as the widest layer's.
+    for step in p.layers:
+        if step.kind == "mac" and layers[step.name] == "binary1" and lane != "pot":
+            assert p.stored_wbits >> step.wlr == 1, step.name
 
 
 @pytest.mark.parametrize("name", list(BUILDS))
