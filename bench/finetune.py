@@ -17,7 +17,8 @@ with 8-bit logits. The pot4 and w1a1 rows of the issue need the low-bit weight f
 (issue 15) and are not here. The last column compares finetune's figure with ``hwflow
 eval OUT.onnx`` and with the compiled BUILD's ``Build.predict`` on the validation data.
 
-    python bench/finetune.py [--epochs 3] [--rows w2a4,w2a2] [--train-samples N] [--out bench/results/finetune.txt]
+    python bench/finetune.py [--epochs 3] [--rows w2a4,w2a2] [--train-samples N] [--train-opts "--distill 0.5 ..."]
+                             [--out bench/results/finetune.txt]
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=3e-2)
     ap.add_argument("--train-samples", type=int, default=None,
                     help="train on this many of the training split (default all 1,024 not held out)")
+    ap.add_argument("--train-opts", default="", help="more finetune options, e.g. '--warmup 0.1 --distill 0.5'")
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = ap.parse_args(argv)
     t_all = time.monotonic()
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
             ptq = _hwflow(["eval", model, "--data", test, "--calib", calib, *qopts, "--json"])
             out = tmp / f"{stem}_{row}.onnx"
             cmd = ["finetune", model, "--data", train, "--val", val, "--calib", calib, *qopts, "--epochs", args.epochs,
-                   "--lr", args.lr, "--json", "-o", out]
+                   "--lr", args.lr, *shlex.split(args.train_opts), "--json", "-o", out]
             t0, c0 = time.monotonic(), _child_cpu()
             ft = _hwflow(cmd)
             seconds, cpu = time.monotonic() - t0, _child_cpu() - c0
@@ -137,7 +139,9 @@ def main(argv=None) -> int:
                          f"| ≤ {goal:.1f} pp below: {'met' if fl - fa <= goal else 'MISSED'} | {ft['best_epoch']}/"
                          f"{args.epochs} | {seconds:.0f} ({cpu:.0f}) | {'equal' if equal else 'DIFFERENT'} |")
             print(lines[-1], flush=True)
-    sub = f" --train-samples {args.train_samples}" if args.train_samples else ""
+    sub = f" --lr {args.lr:g}" if args.lr != 3e-2 else ""
+    sub += f" --train-samples {args.train_samples}" if args.train_samples else ""
+    sub += f" --train-opts {shlex.quote(args.train_opts)}" if args.train_opts else ""
     head = [f"# Produced by: python bench/finetune.py --epochs {args.epochs} --rows {args.rows}{sub}   "
             f"({time.strftime('%Y-%m-%d')}, {time.monotonic() - t_all:.0f} s)",
             "",

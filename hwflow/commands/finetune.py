@@ -37,14 +37,22 @@ def _pct(v: float | None) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds shuffling and the validation split.")
 @click.option("--ranges", default="learned", show_default=True, metavar="fixed|learned",
               help="learned: the scales (clipping ranges) train too, LSQ-style; fixed: they stay the calibration's.")
+@click.option("--scale-lr", type=float, default=0.1, show_default=True,
+              help="The learned scales' learning rate, relative to --lr (their own parameter group).")
+@click.option("--warmup", type=float, default=0.0, show_default=True,
+              help="Share of the steps over which the learning rate ramps up linearly before the cosine.")
+@click.option("--distill", type=float, default=0.0, show_default=True,
+              help="Weight in [0, 1] of distillation from the float model's logits (temperature 2).")
+@click.option("--epoch-samples", type=int, default=None,
+              help="Training samples per epoch (a fresh draw each epoch; default all).")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
               help="Without --val, the share of --data held out for validation.")
 @click.option("--calib-samples", type=int, default=256, show_default=True,
               help="Without --calib, how many training samples calibrate the start.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @quant_options
-def finetune_cmd(model, data, val, calib, output, epochs, lr, batch_size, seed, ranges, val_fraction,
-                 calib_samples, as_json, **kwargs):
+def finetune_cmd(model, data, val, calib, output, epochs, lr, batch_size, seed, ranges, scale_lr, warmup, distill,
+                 epoch_samples, val_fraction, calib_samples, as_json, **kwargs):
     """Fine-tune MODEL under the quantization `compile` builds; write the best epoch to -o.
 
     \b
@@ -67,6 +75,7 @@ def finetune_cmd(model, data, val, calib, output, epochs, lr, batch_size, seed, 
         raise OptionError("--auto-bits is not supported by finetune: choose the widths with --wbits/--abits/--bits")
     quant = quant_config(calib if calib is not None else data, **kwargs)
     train = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, ranges=ranges,
+                        scale_lr=scale_lr, warmup=warmup, distill=distill, epoch_samples=epoch_samples,
                         val_fraction=val_fraction, calib_samples=calib_samples)
     tty = sys.stderr.isatty()
 

@@ -38,7 +38,7 @@ class TrainConfig:
         train in units of their starting quantization step (per output channel) and
         biases in units of their layer's output scale, so the rate means the same at
         every layer and width: 0.03 moves a weight by up to 3 % of a step per step.
-        Learned scales (log2) train at a tenth of it.
+        Learned scales (log2) train at ``scale_lr`` times it.
     batch_size : int
         Samples per step (>= 1).
     seed : int
@@ -49,6 +49,23 @@ class TrainConfig:
         weights and biases train); ``learned``: the scales train too, LSQ-style (Esser
         et al., 2020: straight-through rounding, gradient scaled by
         ``1/sqrt(n·qmax)``), in log2 steps for the ``pow2`` scheme. Zero points stay.
+    scale_lr : float
+        The learned scales' (log2) learning rate relative to ``lr`` (> 0): their own
+        parameter group, since a log2 step moves every code of a tensor at once.
+    warmup : float
+        The share of the steps, in [0, 0.5], over which the learning rate ramps up
+        linearly from 0 before its cosine decay: the first steps' gradients, through
+        the post-training quantization's clamped codes, are the noisiest.
+    distill : float
+        Weight in [0, 1] of distillation from the float model (Hinton et al., 2015): the
+        loss is ``(1 - distill) * CE(labels) + distill * T² KL(float || quantized)`` at
+        temperature ``T = 2``, the float model's logits computed once before training.
+        The float logits carry the classes' similarities, which a low-bit network
+        learns from faster than from the labels alone.
+    epoch_samples : int or None
+        Training samples per epoch (a fresh seeded draw each epoch, without
+        replacement); None: all. Fewer samples per epoch means more epochs, so more
+        chances to keep the best, in the same time.
     val_fraction : float
         Without validation data, the share of the training data held out for it, in
         (0, 0.5].
@@ -61,6 +78,10 @@ class TrainConfig:
     batch_size: int = 32
     seed: int = 0
     ranges: str = "learned"
+    scale_lr: float = 0.1
+    warmup: float = 0.0
+    distill: float = 0.0
+    epoch_samples: int | None = None
     val_fraction: float = 0.1
     calib_samples: int = 256
 
@@ -74,6 +95,14 @@ class TrainConfig:
         if not 0.0 < lr < float("inf"):
             raise OptionError(f"learning rate must be > 0, not {self.lr!r}")
         object.__setattr__(self, "lr", lr)
+        for name, lo, hi in (("scale_lr", 0.0, float("inf")), ("warmup", 0.0, 0.5), ("distill", 0.0, 1.0)):
+            v = _number(getattr(self, name), name.replace("_", " "))
+            if not (lo < v < hi if name == "scale_lr" else lo <= v <= hi):
+                raise OptionError(f"{name.replace('_', ' ')} must be in "
+                                  f"{'(0, inf)' if name == 'scale_lr' else f'[{lo:g}, {hi:g}]'}, not {v!r}")
+            object.__setattr__(self, name, v)
+        if self.epoch_samples is not None:
+            _positive_int(self.epoch_samples, "epoch samples")
         vf = _number(self.val_fraction, "validation fraction")
         if not 0.0 < vf <= 0.5:
             raise OptionError(f"validation fraction must be in (0, 0.5], not {self.val_fraction!r}")

@@ -10,8 +10,9 @@ Steps:
    (:class:`~hwflow.train.net.QuantNet`), its weights and biases those of the QGraph
    (rounding and bias correction included), so training starts from the
    post-training quantization;
-3. train: Adam, cosine learning rate, cross-entropy on the logits, straight-through
-   rounding; the scales too with ``ranges="learned"``;
+3. train: Adam, cosine learning rate (after an optional linear warmup), cross-entropy on
+   the logits (optionally distilled from the float model's), straight-through rounding;
+   the scales too with ``ranges="learned"``, in their own parameter group;
 4. after every epoch (and before the first: epoch 0), export the network as QONNX
    (:func:`~hwflow.train.export.to_qonnx`), import that model again exactly as
    ``compile`` does (:func:`~hwflow.flow.load_graph`, :func:`~hwflow.flow.quantize_graph`)
@@ -29,6 +30,7 @@ still writes the best model so far.
 from __future__ import annotations
 
 import contextlib
+import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,8 +46,8 @@ from .config import TrainConfig
 
 __all__ = ["finetune", "FinetuneResult"]
 
-#: The scales' (log2) learning rate, relative to the weights' (in quantization steps).
-SCALE_LR = 0.1
+#: The distillation temperature (TrainConfig.distill).
+DISTILL_T = 2.0
 
 
 @dataclass
@@ -145,6 +147,21 @@ def integer_accuracy(model, quant: QuantConfig, x: np.ndarray, y: np.ndarray) ->
         onnx.save(model, str(path))
         qg = quantize_graph(load_graph(path), None, quant).qgraph
     return _accuracy(quant_logits(qg, x), y)
+
+
+def _lr_factor(step: int, warm: int, steps: int) -> float:
+    """The learning rate's factor at ``step``: linear from 0 over ``warm`` steps, then a cosine to 0."""
+    if step < warm:
+        return (step + 1) / (warm + 1)
+    return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+
+
+def _distill_loss(torch, logits, teacher):
+    """``T² KL(softmax(teacher/T) || softmax(logits/T))``, batch mean."""
+    f = torch.nn.functional
+    t = DISTILL_T
+    return f.kl_div(f.log_softmax(logits / t, 1), f.log_softmax(teacher / t, 1), log_target=True,
+                    reduction="batchmean") * t * t
 
 
 @contextlib.contextmanager
@@ -254,6 +271,13 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
         return _accuracy(logits.numpy(), yv)
 
     float_acc = evaluate_float()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    teacher = None
+    if train.distill > 0:  # the float model's logits, once, before the weights start from the codes
+        net.quantize = False
+        with torch.no_grad():
+            teacher = torch.cat([net(xt[i:i + 256]) for i in range(0, len(x), 256)])
+        net.quantize = True
     net.start_from_codes()
 
     def snapshot(epoch: int):
@@ -277,22 +301,26 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
     interrupted = False
     scales = [p for n, p in net.named_parameters() if n.endswith("scale.value")]
     others = [p for n, p in net.named_parameters() if not n.endswith("scale.value")]
-    steps = train.epochs * -(-len(x) // train.batch_size)
-    opt = torch.optim.Adam([{"params": others}, {"params": scales, "lr": train.lr * SCALE_LR}], lr=train.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    per_epoch = len(x) if train.epoch_samples is None else min(train.epoch_samples, len(x))
+    steps = train.epochs * -(-per_epoch // train.batch_size)
+    warm = int(round(train.warmup * steps))
+    opt = torch.optim.Adam([{"params": others}, {"params": scales, "lr": train.lr * train.scale_lr}], lr=train.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: _lr_factor(k, warm, steps))
     gen = torch.Generator().manual_seed(train.seed)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     try:
         with _deterministic(torch):
             finish_epoch(0, None, time.monotonic())
             for epoch in range(1, train.epochs + 1):
                 t_start = time.monotonic()
                 net.train()
-                order = torch.randperm(len(x), generator=gen)
+                order = torch.randperm(len(x), generator=gen)[:per_epoch]
                 total, count = 0.0, 0
-                for k, s in enumerate(range(0, len(x), train.batch_size)):
+                for k, s in enumerate(range(0, per_epoch, train.batch_size)):
                     idx = order[s:s + train.batch_size]
-                    loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx])
+                    logits = net(xt[idx])
+                    loss = torch.nn.functional.cross_entropy(logits, yt[idx])
+                    if teacher is not None:
+                        loss = (1 - train.distill) * loss + train.distill * _distill_loss(torch, logits, teacher[idx])
                     opt.zero_grad()
                     loss.backward()
                     opt.step()

@@ -16,6 +16,8 @@ from hwflow.cli import main
 pytestmark = pytest.mark.tool("torch")
 
 QUANT = ["--wbits", "3", "--abits", "4", "--scheme", "asymmetric"]
+#: warmup, distillation, the scales' own rate and part-epochs: the exactness holds with them too
+TRAIN = ["--warmup", "0.2", "--distill", "0.5", "--scale-lr", "0.3", "--epoch-samples", "256"]
 
 
 def _run(capsys, *args):
@@ -39,7 +41,7 @@ def tuned(data):
     out = data["dir"] / "tuned.onnx"
     rc = main(["finetune", str(data["model"]), "--data", str(data["train"]), "--val", str(data["val"]),
                "--calib", str(data["train"]), *QUANT, "--epochs", "2", "--batch-size", "64",
-               "--json", "-o", str(out)])
+               *TRAIN, "--json", "-o", str(out)])
     assert rc == 0
     return out
 
@@ -55,7 +57,8 @@ def test_reported_accuracy_is_eval_and_build_predict(data, tuned, capsys, tmp_pa
     # the kept epoch's figure, recomputed from scratch by eval and by the compiled BUILD
     res = hwflow.finetune(data["model"], data["train"], val=data["val"], calib=data["train"],
                           quant=hwflow.QuantConfig(wbits=3, abits=4),
-                          train=hwflow.TrainConfig(epochs=2, batch_size=64))
+                          train=hwflow.TrainConfig(epochs=2, batch_size=64, warmup=0.2, distill=0.5, scale_lr=0.3,
+                                                   epoch_samples=256))
     assert onnx.load(str(tuned)).SerializeToString() == res.model.SerializeToString()  # deterministic
     assert len(res.history) == 3 and res.history[res.best_epoch]["accuracy"] == res.accuracy
     assert res.accuracy == max(h["accuracy"] for h in res.history)
@@ -159,3 +162,17 @@ def test_unsupported_op_one_line(capsys, tmp_path):
     rc, _, err = _run(capsys, "finetune", model, "--data", tmp_path / "d.npz", "-o", out)
     assert rc == 2 and err.count("\n") == 1 and "Sin" in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kw", [{"warmup": 0.6}, {"distill": 1.5}, {"scale_lr": 0.0}, {"epoch_samples": 0}])
+def test_train_config_checked(kw):
+    with pytest.raises(hwflow.errors.OptionError, match=next(iter(kw)).replace("_", " ")):
+        hwflow.TrainConfig(**kw)
+
+
+def test_lr_warmup_then_cosine():
+    from hwflow.train.loop import _lr_factor
+
+    f = [_lr_factor(k, 4, 20) for k in range(20)]
+    assert f[:4] == [0.2, 0.4, 0.6, 0.8] and f[4] == 1.0
+    assert all(a > b for a, b in zip(f[4:], f[5:])) and f[-1] > 0
