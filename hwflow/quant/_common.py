@@ -25,6 +25,9 @@ def weight_mse(rows: np.ndarray, scale: np.ndarray, bits: int) -> np.ndarray:
     return ((fake_quant(rows, scale[:, None], 0, bits) - rows) ** 2).mean(axis=1)
 
 
+_SEARCH_ELEMENTS = 1 << 17
+
+
 def symmetric_weight_scale(w: np.ndarray, bits: int, per_channel: bool, search: bool = True) -> np.ndarray:
     """Symmetric weight scale, per row or per tensor (shape ``(Cout,)`` or ``(1,)``).
 
@@ -42,11 +45,17 @@ def symmetric_weight_scale(w: np.ndarray, bits: int, per_channel: bool, search: 
     if not search:
         return amax / qmax
     ratios = np.concatenate([[1.0], np.linspace(0.3, 0.99, 70)])
-    errs = []
-    for chunk in np.array_split(ratios, max(1, rows_eval.size * ratios.size // 4_000_000)):
-        s = (amax[None, :] * chunk[:, None] / qmax)[:, :, None]  # (R, C, 1)
-        v = rows_eval[None] / s
-        q = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5), lo, qmax)
-        errs.append(((q * s - rows_eval[None]) ** 2).mean(axis=2))
-    best = np.argmin(np.concatenate(errs), axis=0)  # first minimum: ties keep the widest
+    errs = np.empty((ratios.size, len(rows_eval)))
+    # Blocks of rows x ratios of about _SEARCH_ELEMENTS: temporaries that small are
+    # reused by the allocator, where larger ones cost a page fault per 4 KiB each time.
+    step = max(1, _SEARCH_ELEMENTS // rows_eval.shape[1])
+    for r0 in range(0, len(rows_eval), step):
+        rows = rows_eval[r0:r0 + step]
+        per = max(1, _SEARCH_ELEMENTS // rows.size)
+        for c0 in range(0, ratios.size, per):
+            s = (amax[None, r0:r0 + step] * ratios[c0:c0 + per, None] / qmax)[:, :, None]  # (R, C, 1)
+            v = rows[None] / s
+            q = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5), lo, qmax)
+            errs[c0:c0 + per, r0:r0 + step] = ((q * s - rows[None]) ** 2).mean(axis=2)
+    best = np.argmin(errs, axis=0)  # first minimum: ties keep the widest
     return amax * ratios[best] / qmax

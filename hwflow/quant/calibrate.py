@@ -13,8 +13,9 @@ from ._common import fake_quant
 
 __all__ = ["calibrate_range", "entropy_threshold", "minmax_range", "percentile_range", "mse_range"]
 
-#: values kept per tensor for calibration (a uniform subsample beyond this)
-MAX_VALUES = 1 << 20
+#: values kept per tensor for calibration (a uniform subsample beyond this; the streamed
+#: float pass, :func:`hwflow.quant._feval.calibration_pass`, keeps its exact extremes)
+MAX_VALUES = 1 << 18
 
 
 def subsample(values: np.ndarray, limit: int = MAX_VALUES, seed: int = 0) -> np.ndarray:

@@ -69,11 +69,13 @@ def _factor(h: np.ndarray, damp: float):
     return order, np.argsort(order), dead, u
 
 
-#: Input columns GPTQ compensates across. A wider layer runs GPTQ on blocks of this many
-#: columns, each with its diagonal block of ``H``: its cost then grows linearly with the
-#: width, where the whole ``H`` costs ``rows x K**2`` to form and ``K**3`` to factor (an
-#: 8192-wide Gemm took 20 s and 3 GB); errors are not carried from one block to the next.
-MAX_COLUMNS = 1024
+#: Input columns GPTQ compensates across. A wider layer runs GPTQ on equal blocks of at
+#: most this many columns, each with its diagonal block of ``H``; errors are not carried
+#: from one block to the next. The whole ``H`` costs ``rows x K**2`` to form, ``K**3`` to
+#: factor and ``candidates x Cout x K**2`` to apply: ``params x K``, faster than the
+#: parameters grow (a 3x3 Conv's K is 9 x its input channels). On blocks it is
+#: ``params x MAX_COLUMNS``: linear in the parameters.
+MAX_COLUMNS = 512
 
 #: Columns per lazy batch: the rank-1 updates stay inside the block, the rest of the
 #: weights get the block's updates in one matrix product (Frantar et al.'s lazy batching).
@@ -151,8 +153,10 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int | WeightFormat, x
         cand = np.stack([s[rows] for s in scales])
         qs = np.empty((len(scales), per, xg.shape[1]))
         err = np.zeros((len(scales), per))
-        for c0 in range(0, xg.shape[1], MAX_COLUMNS):  # one block unless the layer is very wide
-            c = slice(c0, c0 + MAX_COLUMNS)
+        k = xg.shape[1]
+        width = -(-k // -(-k // MAX_COLUMNS))  # equal blocks: K = 784 is 392 + 392, not 512 + 272
+        for c0 in range(0, k, width):
+            c = slice(c0, c0 + width)
             h = _hessian(xg[:, c])
             qs[:, :, c] = _gptq_rows(w[rows, c], cand, _factor(h, damp), fmt)
             err += [_row_error(w[rows, c], q[:, c], sc, h) for sc, q in zip(cand, qs)]

@@ -5,6 +5,11 @@ cross-layer equalization, find every activation's real range (calibration data, 
 propagation without data), give each tensor its scale and zero point (tensors that
 must share them — MaxPool in/out, Concat inputs/output — are unified), then emit one
 QLayer per float layer following the contract in :mod:`hwflow.quant.qgraph`.
+
+With data, one streamed float pass over every calibration sample gives the ranges
+(a bounded subsample of each tensor's values, :func:`._feval.calibration_pass`); GPTQ
+and bias correction use the integer network on the first :func:`statistics_samples`
+samples only, so the cost and memory stay bounded however much data is given.
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ import numpy as np
 from ..errors import DataError, OptionError
 from ..ir.graph import Graph
 from .reference import acc_bounds, run_layer
-from ._feval import run_plan
+from ._feval import calibration_pass
 from ._lower import FLayer, Plan, act_fn, lower
 from ._schemes import make_scheme
 from ._scheme import fixed_point, symmetric_act_scale
 from .arith import int_range
-from .calibrate import calibrate_range, subsample
+from .calibrate import MAX_VALUES, calibrate_range, subsample
 from .calibrate_none import propagate_moments, propagate_ranges
 from .config import EDGE_BITS, LayerSpec, QuantConfig
 from .gptq import gptq_codes
@@ -28,9 +33,30 @@ from .qonnx import is_qonnx, quantize_qonnx
 from .recover import bias_correction, clamp_weights, equalize
 from .wformat import WeightFormat, choose_scale, scale_candidates
 
-__all__ = ["quantize", "quantize_plan", "layer_names"]
+__all__ = ["quantize", "quantize_plan", "layer_names", "statistics_samples"]
 
 _INT64_MAX = (1 << 63) - 1
+
+#: The statistics GPTQ and bias correction use (Hessians, mean input patches) come from
+#: the network quantized so far, run on the first calibration samples: enough samples for
+#: about this many multiply-accumulates, at least :data:`MIN_STAT_SAMPLES` and at most
+#: :data:`MAX_STAT_SAMPLES`. Activation ranges still see every sample.
+STAT_MACS = 1 << 30
+MIN_STAT_SAMPLES = 64
+MAX_STAT_SAMPLES = 1024
+
+
+def statistics_samples(plan: Plan, n: int) -> int:
+    """How many of ``n`` calibration samples the statistics use (see :data:`STAT_MACS`).
+
+    The integer network over them costs in proportion to samples x MACs; a small model
+    keeps them all (up to :data:`MAX_STAT_SAMPLES`), a large one at least
+    :data:`MIN_STAT_SAMPLES`, which a Conv's many output positions per sample make rows
+    enough for its Hessian.
+    """
+    macs = sum(fl.weight.size * int(np.prod(plan.shapes[fl.output][2:], dtype=np.int64))
+               for fl in plan.layers if fl.has_weight)
+    return int(min(n, MAX_STAT_SAMPLES, max(MIN_STAT_SAMPLES, STAT_MACS // max(macs, 1))))
 
 
 def layer_names(graph: Graph) -> list[str]:
@@ -121,13 +147,15 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
     if config.cle:
         equalize(plan)
     method = config.calibration if calib is not None else "none"
-    env = None
+    values = first = None
     if calib is not None:
         calib = np.asarray(calib, dtype=np.float64)
         want = plan.shapes[plan.input][1:]
         if calib.ndim < 1 or calib.shape[0] == 0 or int(np.prod(calib.shape[1:])) != int(np.prod(want)):
             raise DataError(f"calibration data has shape {calib.shape!r}, the model expects (N, {', '.join(map(str, want))})")
-        env = run_plan(plan, calib)
+        weight_inputs = {fl.inputs[0] for fl in plan.layers if fl.has_weight}
+        values, first = calibration_pass(plan, calib, MAX_VALUES, statistics_samples(plan, len(calib)),
+                                         weight_inputs | {plan.input})
     producer = {l.output: l for l in plan.layers}
     specs = config.resolve([l.name for l in plan.layers], [l.name for l in plan.layers if l.has_weight])
     abits = {t: specs[producer[t].name].abits if t in producer else (config.abits if config.abits > 1 else EDGE_BITS)
@@ -136,7 +164,7 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
     input_range = config.input_range or (-1.0, 1.0)
     if method == "none":
         none_ranges = propagate_ranges(plan, input_range)
-    moments = propagate_moments(plan, input_range) if config.bias_correction and env is None else None
+    moments = propagate_moments(plan, input_range) if config.bias_correction and values is None else None
 
     def tensor_range(names: list[str], bits: int) -> tuple[tuple[float, float], np.ndarray | None]:
         key = (method, tuple(names), bits)
@@ -152,12 +180,12 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
             lo = min(none_ranges[t][0] for t in names)
             hi = max(none_ranges[t][1] for t in names)
             return (lo, hi), None
-        values = np.concatenate([subsample(env[t]) for t in names])
+        vals = np.concatenate([values[t] for t in names])
         # The network input keeps its full observed range: it is quantized on the host
         # from data with a known range, often discrete (pixels), where clipping-based
         # methods find spurious optima.
         how = "minmax" if plan.input in names else method
-        return calibrate_range(how, values, bits, scheme.act_params, config.percentile), subsample(values, 1 << 16)
+        return calibrate_range(how, vals, bits, scheme.act_params, config.percentile), subsample(vals, 1 << 16)
 
     # scales and zero points, one per group of tensors that must agree
     rep = _union_groups(plan)
@@ -183,12 +211,12 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
         for t in members:
             tensors[t] = QTensor(t, plan.shapes[t], bits, scale, zp)
 
-    # Codes of the network quantized so far, on (up to 1024) calibration samples: the
-    # inputs that GPTQ and bias correction see are the ones the integer network sees.
+    # Codes of the network quantized so far, on the statistics samples: the inputs that
+    # GPTQ and bias correction see are the ones the integer network sees.
     qenv = None
-    if env is not None:
-        nq = min(len(calib), 1024)
-        qenv = {plan.input: tensors[plan.input].quantize(env[plan.input][:nq])}
+    if first is not None:
+        qenv = {plan.input: tensors[plan.input].quantize(first[plan.input])}
+        last_use = {t: i for i, fl in enumerate(plan.layers) for t in fl.inputs}
     layers: list[QLayer] = []
     details: dict[str, dict] = {}
     for fl in plan.layers:
@@ -209,7 +237,7 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
             x_hat = ins[0].dequantize(qenv[fl.inputs[0]])
         bc = None
         if config.bias_correction and fl.has_weight:  # empirical with data, else analytical
-            bc = (env[fl.inputs[0]][: len(x_hat)], x_hat) if env is not None else (moments[fl.inputs[0]][0], None)
+            bc = (first[fl.inputs[0]], x_hat) if first is not None else (moments[fl.inputs[0]][0], None)
         wfix = _fixed_weight(fl, fixed["weights"])
         gx = None  # imported weights keep their codes; without data there is no H
         if config.rounding == "gptq" and x_hat is not None and wfix is None:
@@ -225,6 +253,9 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
         details[fl.name] = info
         if qenv is not None:
             qenv[fl.output] = run_layer(ql, [qenv[t] for t in fl.inputs], ins, out)
+            for t in fl.inputs:  # codes no later layer reads
+                if last_use[t] == len(layers) - 1:
+                    qenv.pop(t, None)
     tail_inputs = plan.output
     qg = QGraph(plan.name, tensors, layers, plan.input, tail_inputs, plan.host_tail, input_layout=plan.input_layout)
     qg.attrs.update(scheme=config.scheme, calibration=f"imported (+{method})" if fixed["tensors"] else method,
