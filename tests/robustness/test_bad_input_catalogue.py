@@ -364,7 +364,8 @@ def _interrupt_compile(out: Path) -> subprocess.CompletedProcess:
             proc.kill()
             pytest.fail(f"compile ended (exit {proc.returncode}) before its temporary BUILD appeared")
         time.sleep(0.01)
-    time.sleep(0.2)  # well inside the flow
+    # at once: the whole flow runs inside the temporary BUILD, and a fast compile (the
+    # digits CNN takes well under a second) may otherwise finish before the signal
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
