@@ -234,10 +234,14 @@ def dsp_blocks(a: int, b: int, family: str, y: int | None = None) -> int:
 
 def backend_lane_dsps(widths: dict, family: str) -> int:
     """Hard multipliers of one back-end lane for the datapath ``widths`` (the Program's
-    ``post_bits``, ``mbits``, ``add_bits``, ``addm_bits``): the requantizer's ``v * m``
-    (``m`` unsigned: one more bit; none under power-of-2 scales) and an Add's ``a * ma``
-    and ``b * mb`` (signed)."""
-    n = dsp_blocks(widths["post_bits"], widths["mbits"] + 1, family) if widths["mbits"] > 1 else 0
+    ``post_bits``, ``mbits``, ``add_bits``, ``addm_bits``): the requantizer's ``v * m`` as
+    rtl/requantizer.py splits it, one product per pair of ``RQ_PIECE``-bit pieces (none under
+    power-of-2 scales), and an Add's ``a * ma`` and ``b * mb`` (signed)."""
+    def pieces(n: int) -> list[int]:
+        return [min(RQ_PIECE, n - i) for i in range(0, n, RQ_PIECE)]
+
+    n = sum(dsp_blocks(a, b, family) for a in pieces(widths["post_bits"]) for b in pieces(widths["mbits"])) \
+        if widths["mbits"] > 1 else 0
     if widths["addm_bits"]:
         n += 2 * dsp_blocks(widths["add_bits"], widths["addm_bits"] + 1, family)
     return n
