@@ -38,8 +38,8 @@ from .program import READ_DATA_REGS, RQ_FINE, RQ_PIECE
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
 
-__all__ = ["act_banks", "estimate", "block_features", "block_estimates", "chan_width", "dsp_blocks", "lut_mult_cost",
-           "pot_lane_cost", "lane_costs",
+__all__ = ["act_banks", "estimate", "block_features", "block_estimates", "backend_lane_dsps", "chan_width",
+           "dsp_blocks", "lut_mult_cost", "pot_lane_cost", "lane_costs", "rq_pieces",
            "memories", "memory_blocks", "memory_shapes", "memory_style", "memory_use", "place_memories",
            "place_weights"]
 
@@ -232,15 +232,21 @@ def dsp_blocks(a: int, b: int, family: str, y: int | None = None) -> int:
                if min(ta, tb) >= 2 and (family != "ice40" or min(ta + tb, y or ta + tb) >= 11))
 
 
-def backend_lane_dsps(widths: dict, family: str) -> int:
-    """Hard multipliers of one back-end lane for the datapath ``widths`` (the Program's
-    ``post_bits``, ``mbits``, ``add_bits``, ``addm_bits``): the requantizer's ``v * m`` as
-    rtl/requantizer.py splits it, one product per pair of ``RQ_PIECE``-bit pieces (none under
-    power-of-2 scales), and an Add's ``a * ma`` and ``b * mb`` (signed)."""
+def rq_pieces(post_bits: int, mbits: int) -> list[tuple[int, int]]:
+    """The requantizer's partial products ``v_i * m_j`` as rtl/requantizer.py splits
+    ``v * m``: the widths of every pair of ``RQ_PIECE``-bit pieces of ``v`` and ``m``."""
     def pieces(n: int) -> list[int]:
         return [min(RQ_PIECE, n - i) for i in range(0, n, RQ_PIECE)]
 
-    n = sum(dsp_blocks(a, b, family) for a in pieces(widths["post_bits"]) for b in pieces(widths["mbits"])) \
+    return [(a, b) for a in pieces(post_bits) for b in pieces(mbits)]
+
+
+def backend_lane_dsps(widths: dict, family: str) -> int:
+    """Hard multipliers of one back-end lane for the datapath ``widths`` (the Program's
+    ``post_bits``, ``mbits``, ``add_bits``, ``addm_bits``): the requantizer's partial
+    products (:func:`rq_pieces`; none under power-of-2 scales) and an Add's ``a * ma`` and
+    ``b * mb`` (signed)."""
+    n = sum(dsp_blocks(a, b, family) for a, b in rq_pieces(widths["post_bits"], widths["mbits"])) \
         if widths["mbits"] > 1 else 0
     if widths["addm_bits"]:
         n += 2 * dsp_blocks(widths["add_bits"], widths["addm_bits"] + 1, family)
@@ -507,9 +513,7 @@ def block_features(prog, family: str) -> dict:
 
     # partial products (RQ_PIECE-bit pieces of v and m), then their sum with the delayed
     # shift amount; the coarse and the fine shift stage
-    pieces = [(min(RQ_PIECE, post - i), min(RQ_PIECE, mbits - j))
-              for i in range(0, post, RQ_PIECE) for j in range(0, mbits, RQ_PIECE)]
-    pp = sum(a + b + 1 for a, b in pieces)
+    pp = sum(a + b + 1 for a, b in rq_pieces(post, mbits))
 
     def rq_regs(tg):
         mul = pp + rpw + 1 + tg + nbits + 2 + tg + nbits if has_mul else 0
