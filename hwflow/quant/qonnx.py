@@ -9,9 +9,12 @@ that computes the same integers as qonnx's own executor
   ``numpy.round``; ``narrow`` leaves out the lowest code); when its only reader flattens it,
   the input streams as ``(1, F)`` (the user's array keeps its shape: ``input_layout``), so
   the first layer's weights are not padded per pixel. ``Quant``/``BipolarQuant`` of a
-  constant are the integer weights and their scale (per tensor or per output channel), a
-  Transpose of them the same codes permuted (older Brevitas: ``Quant -> Transpose ->
-  MatMul``); a bias ``Quant`` at the accumulator's scale (Brevitas' ``Int32Bias``) is an
+  constant are the integer weights and their scale (per tensor or per output channel):
+  ``binary`` for a ``BipolarQuant`` or a signed 1-bit ``Quant``, ``pot`` for a ``Quant`` as
+  wide as pot3/4/5's values (4, 8, 16 bits) whose codes are all ``0`` or ``±2**k`` within
+  that pot format's window (QONNX has no pot quantizer: ``hwflow finetune`` writes pot
+  weights so), else ``int``; a Transpose of them the same codes permuted (older Brevitas:
+  ``Quant -> Transpose -> MatMul``); a bias ``Quant`` at the accumulator's scale (Brevitas' ``Int32Bias``) is an
   integer bias, any other bias a real offset;
 - between a layer (Conv, Gemm, MatMul; or an AveragePool) and the activation quantizer
   after it, the float ops must be per-channel affine (bias, BatchNormalization, Mul/Add
@@ -63,6 +66,7 @@ from ._lower import _input_layout, _window2d, canonical_order, host_tail
 from .arith import bits_for_range, int_range
 from .host_tail import HostTail
 from .qgraph import MAX_BITS, QGraph, QLayer, QTensor
+from .wformat import WeightFormat
 
 __all__ = ["is_qonnx", "quantize_qonnx", "MAX_MBITS"]
 
@@ -87,6 +91,7 @@ class _Weight:
     scale: np.ndarray
     bits: int  # signed width holding the codes; 1: binary (codes -1 / +1, the ``binary`` weight format)
     node: str
+    pot: int = 0  # the pot format's code width when the codes are pot values (see _pot_width), else 0
 
 
 @dataclass
@@ -105,6 +110,7 @@ class _Pending:
     hi: float = math.inf
     nodes: list[str] = field(default_factory=list)
     tin2: QTensor | None = None  # an Add's second input: acc = (qa - za) + (sb / sa) * (qb - zb)
+    pot: int = 0  # the weights' _Weight.pot
 
     @property
     def channels(self) -> int:
@@ -154,6 +160,16 @@ def _channel_vector(v: np.ndarray, shape: tuple[int, ...], axis: int, node: Node
     if moved.size and np.any(moved != moved[:, :1]):
         raise UnsupportedOpError(f"node {node.name!r} ({node.op}): its {what} varies along more than the channels")
     return moved[:, 0].copy() if moved.size else np.zeros(shape[axis])
+
+
+def _pot_width(codes: np.ndarray, bits: int) -> int:
+    """The pot format's code width (3..5) if ``bits`` is its value width (4, 8, 16) and every
+    code is one of its values (``0``, ``±2**k``), else 0: such a ``Quant`` is pot weights."""
+    for w in (3, 4, 5):
+        fmt = WeightFormat("pot", w)
+        if fmt.value_bits == bits and fmt.contains(codes):
+            return w
+    return 0
 
 
 def _dyadic(r: float, mbits: int, max_shift: int = 62) -> tuple[int, int] | None:
@@ -250,7 +266,7 @@ class _Builder:
             codes = codes.astype(np.int64)
             wbits = 1 if bits == 1 and signed else bits_for_range(min(0, int(codes.min())), max(0, int(codes.max())))
             self.weights[node.outputs[0]] = _Weight(codes, np.broadcast_to(s, w.shape).astype(np.float64), wbits,
-                                                    node.name)
+                                                    node.name, _pot_width(codes, bits) if signed else 0)
             return
         if mode not in ("ROUND", "HALF_EVEN"):
             raise UnsupportedOpError(f"Quant {node.name!r}: activations rounded {mode!r}; hwflow meets ROUND "
@@ -384,7 +400,7 @@ class _Builder:
                 O = np.broadcast_to(np.asarray(c, np.float64).reshape(-1), (cout,)).copy()
         self.pending[node.outputs[0]] = _Pending(
             dict(name=node.name, op=op, inputs=[self.canon(node.inputs[0])], **geometry), wmat, w.bits, tin,
-            R, beta, O, nodes=[node.name])
+            R, beta, O, nodes=[node.name], pot=w.pot)
         self._activation(node)
 
     def _activation(self, node: Node) -> None:
@@ -401,7 +417,7 @@ class _Builder:
                                      "hwflow takes a Transpose only of quantized weights or of the input's layout")
         perm = node.attrs.get("perm") or list(range(w.codes.ndim))[::-1]
         self.weights[node.outputs[0]] = _Weight(np.transpose(w.codes, perm), np.transpose(w.scale, perm), w.bits,
-                                                w.node)
+                                                w.node, w.pot)
 
     def _op_Conv(self, node: Node) -> None:
         tin = self._quantized(node.inputs[0], node)
@@ -608,6 +624,8 @@ class _Builder:
         w = p.weight * np.where(negate, -1, 1).reshape((-1,) + (1,) * (p.weight.ndim - 1))
         if p.wbits == 1:
             return w, {"wbits": 1, "wformat": "binary"}
+        if p.pot:  # negated channels keep pot values
+            return w, {"wbits": p.pot, "wformat": "pot"}
         return w, {"wbits": max(p.wbits, bits_for_range(min(0, int(w.min())), max(0, int(w.max()))), 2)}
 
     def _acc_range(self, p: _Pending, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -652,7 +670,7 @@ class _Builder:
             bias = np.where(zero, np.round(offs).astype(np.int64) * scale_f, bias)
             if w is not None:
                 w = np.where(zero.reshape((-1,) + (1,) * (w.ndim - 1)), 0, w)
-                wf = {"wbits": max(wf["wbits"], 2)}  # a zero is no binary weight
+                wf = {"wbits": 2} if wf.get("wformat") == "binary" else wf  # a zero is no binary weight
         vmax = int(max(np.abs(alo).max(), np.abs(ahi).max()) * scale_f + np.abs(bias).max())
         mbits_cap = min(MAX_MBITS, _PRODUCT_BITS - bits_for_range(-vmax, vmax))
         if mbits_cap < 16:
@@ -823,7 +841,7 @@ class _Builder:
         if zero.any():
             bias = np.where(zero, np.where(p.O >= 0, 0, -1), bias)
             w = np.where(zero.reshape((-1,) + (1,) * (w.ndim - 1)), 0, w)
-            wf = {"wbits": max(wf["wbits"], 2)}  # a zero is no binary weight
+            wf = {"wbits": 2} if wf.get("wformat") == "binary" else wf  # a zero is no binary weight
         self.tensors[out.name] = out
         self.layers.append(QLayer(**p.layer, output=out.name, weight=w, bias=bias, m=[1], n=[0], lo=-1, hi=0,
                                   **wf, lut=np.array([-1, 1]), lut_zero_point=0,

@@ -10,7 +10,12 @@ AveragePool, Add, Concat, Relu/Clip, Tanh/Sigmoid/LeakyRelu), and a ``Quant`` no
 - on every weight, per output channel (scale shaped ``(C, 1, 1, 1)`` or ``(C, 1)``) or
   per tensor. The weight initializers hold the codes times the scale, exactly on the
   grid, so every reader (QONNX's half-to-even ``ROUND``, hwflow's half-away-from-zero)
-  gets the same codes.
+  gets the same codes. Binary weights are a ``BipolarQuant``; ternary a 2-bit ``Quant``
+  with ``narrow=1`` (codes -1, 0, +1); pot weights, which QONNX has no quantizer for, an
+  integer ``Quant`` as wide as their values (8 bits for pot4) holding only ``0`` and
+  ``±2**k``, which the importer takes back as the pot format (:mod:`hwflow.quant.qonnx`);
+- a 1-bit activation (a Sign under ``--abits 1``) is a ``BipolarQuant`` of the layer's
+  output, in place of the Sign: ``+scale`` where it is ``>= 0``, as the threshold layer.
 
 Biases stay float (a real offset before the activation's Quant). The host tail (Softmax,
 ArgMax) follows the last Quant. Layer nodes keep the plan's names. ``compile`` reads the
@@ -49,14 +54,18 @@ class _Builder(OnnxBuilder):
         self.nodes.append(helper.make_node(op, ins, [out], name=name, domain=domain, **attrs))
         return out
 
-    def quant(self, x: str, scale, zero_point: int, bits: int, out: str) -> str:
-        """``Quant(x)``; ``scale`` a scalar or an array shaped to broadcast against ``x``."""
-        ins = [x,
-               self.const(f"{out}_scale", np.asarray(scale, np.float32)),
+    def quant(self, x: str, scale, zero_point: int, bits: int, out: str, narrow: bool = False) -> str:
+        """``Quant(x)``; ``scale`` a scalar or an array shaped to broadcast against ``x``.
+        ``bits == 1``: ``BipolarQuant(x)`` (``±scale``, the sign; no zero point)."""
+        scale = self.const(f"{out}_scale", np.asarray(scale, np.float32))
+        if bits == 1:
+            return self.node("BipolarQuant", [x, scale], self.fresh(out), name=f"BipolarQuant_{out}",
+                             domain=QONNX_DOMAIN)
+        ins = [x, scale,
                self.const(f"{out}_zeropt", np.float32(zero_point)),
                self.const(f"{out}_bitwidth", np.float32(bits))]
         return self.node("Quant", ins, self.fresh(out), name=f"Quant_{out}", domain=QONNX_DOMAIN,
-                         signed=1, narrow=0, rounding_mode="ROUND")
+                         signed=1, narrow=int(narrow), rounding_mode="ROUND")
 
 
 def to_qonnx(net: QuantNet, graph: Graph, record: dict | None = None) -> onnx.ModelProto:
@@ -95,7 +104,9 @@ def to_qonnx(net: QuantNet, graph: Graph, record: dict | None = None) -> onnx.Mo
             s = wq.scale.numpy()
             s = s.reshape(-1, *([1] * (codes.ndim - 1))) if s.size > 1 else s.reshape(())
             w_name = b.const(f"{fl.name}.weight", (codes * s).astype(np.float32))
-            w_q = b.quant(w_name, s, 0, wq.bits, f"{fl.name}.weight_q")
+            # binary: BipolarQuant; ternary: Quant(2, narrow); pot: an integer Quant as wide as its values
+            w_q = b.quant(w_name, s, 0, 1 if wq.fmt.name == "binary" else wq.fmt.value_bits,
+                          f"{fl.name}.weight_q", narrow=wq.fmt.name == "ternary")
             b_name = b.const(f"{fl.name}.bias", bias.detach().numpy().astype(np.float32))
             if fl.op == "conv":
                 b.node("Conv", [x[0], w_q, b_name], y, name=fl.name, group=fl.groups, **geo)
@@ -116,7 +127,9 @@ def to_qonnx(net: QuantNet, graph: Graph, record: dict | None = None) -> onnx.Mo
             y = x[0]
         if fl.clamp is not None:
             y = _activation(b, fl.clamp, y, fl.name)
-        if fl.lut is not None:
+        if fl.lut is not None and net.act(fl.output).bits == 1:  # a Sign at 1 bit: the BipolarQuant below
+            pass
+        elif fl.lut is not None:
             if fl.op != "lut":
                 space = net.space(i)
                 y = b.quant(y, space.scale.numpy()[0], space.zero_point, space.bits, f"{fl.output}_pre_q")

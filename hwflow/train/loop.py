@@ -229,9 +229,6 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
     t0 = time.monotonic()
     quant = QuantConfig() if quant is None else quant
     train = TrainConfig() if train is None else train
-    if not quant.int_only:  # the training network models int weights and >= 2-bit activations only
-        raise OptionError("finetune trains int weights and activations of 2 bits or more; pot/binary/ternary "
-                          "weights (--weights) and 1-bit activations (--abits 1) are not supported yet")
     graph = load_graph(model)
     plan = lower(graph)
     quant.check_layers([l.name for l in plan.layers])

@@ -13,13 +13,22 @@ the QGraph that :func:`hwflow.quant.quantize_plan` built on the same plan (the o
   contract makes share a scale (MaxPool's input and output, Concat's) share one quantizer;
 - a layer with a table activation is quantized twice, into the table's input code space
   and after the activation into its output, as the integer layer's LUT does;
-- weights are fake-quantized per output channel (or per tensor) with the QGraph's scales
-  and widths, symmetric, zero point 0.
+- weights are fake-quantized per output channel (or per tensor) with the QGraph's scales,
+  widths and weight formats (:mod:`hwflow.quant.wformat`: ``int``; ``pot``, rounded in the
+  log domain into the exponent window the scale places; ``binary``; ``ternary``),
+  symmetric, zero point 0;
+- a 1-bit (bipolar) tensor, written by a layer with a fused Sign under ``--abits 1``, is
+  ``±scale``: ``+`` exactly where the layer's real output is ``>= 0``, as the threshold
+  layer decides on its integer accumulator (the bias floored, :mod:`hwflow.quant.quantize`).
 
 Weights train in units of their starting quantization step (per output channel), biases
 in units of their layer's output scale, so one learning rate suits every layer and width.
 Rounding is straight-through (the gradient of ``round`` taken as 1, and 0 where the
-clamp cuts). With ``learn=True`` the scales train too, LSQ-style; power-of-two scales
+clamp cuts: beyond the top level plus half a step, for pot beyond ``top·√2``, where it
+rounds to the top); a sign's gradient passes where ``|x| <= 1`` (the hard-tanh estimator
+of binarized networks, Hubara et al., 2016). A weight of another format than ``int``
+starts from its float value where that rounds to the QGraph's value (else from the
+value), so the latent weights keep how far each is from a decision boundary. With ``learn=True`` the scales train too, LSQ-style; power-of-two scales
 train as log2 values rounded straight-through, so they stay powers of two. Zero points,
 widths and the network input's quantizer stay fixed.
 
@@ -43,6 +52,7 @@ from ..quant._lower import FLayer, Plan
 from ..quant.arith import int_range
 from ..quant.qgraph import QGraph, QLayer, QTensor
 from ..quant.quantize import _clamp_codes, _union_groups
+from ..quant.wformat import WeightFormat
 
 __all__ = ["QuantNet"]
 
@@ -65,6 +75,20 @@ def _clip(x: torch.Tensor, act: dict) -> torch.Tensor:
 def round_ste(v: torch.Tensor) -> torch.Tensor:
     """``round(v)`` forward, identity backward (straight-through)."""
     return v + (torch.round(v) - v).detach()
+
+
+class _Sign(torch.autograd.Function):
+    """``+1`` where ``x >= 0``, else ``-1`` (the contract's sign), gradient passed where ``|x| <= 1``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x.abs() <= 1)
+        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inside,) = ctx.saved_tensors
+        return grad * inside
 
 
 def _grad_scale(v: torch.Tensor, g: float) -> torch.Tensor:
@@ -108,6 +132,45 @@ class _FakeQuant(torch.autograd.Function):
 def fake_quant(x: torch.Tensor, s: torch.Tensor, z: int, lo: int, hi: int) -> torch.Tensor:
     """Fake quantization with straight-through gradients (``s`` broadcast against ``x``)."""
     return _FakeQuant.apply(x, s, z, lo, hi)
+
+
+def format_round(v: torch.Tensor, fmt: WeightFormat) -> torch.Tensor:
+    """:meth:`WeightFormat.round` in torch: the value each ``v`` (weight over scale) rounds to."""
+    a = v.abs()
+    if fmt.name == "binary":
+        return torch.where(v >= 0, 1.0, -1.0).to(v.dtype)
+    if fmt.name == "ternary":
+        return torch.where(a >= 0.5, torch.sign(v), torch.zeros_like(v))
+    if fmt.name == "pot":
+        k = torch.clamp(torch.floor(torch.log2(torch.where(a > 0, a, torch.ones_like(a))) + 0.5), 0,
+                        fmt.exponents - 1)
+        return torch.where(a >= 0.5, torch.sign(v) * torch.exp2(k), torch.zeros_like(v))
+    lo, hi = int_range(fmt.wbits)
+    return torch.clamp(torch.sign(v) * torch.floor(a + 0.5), lo, hi)
+
+
+class _FormatQuant(torch.autograd.Function):
+    """``round_fmt(w/s) * s`` for a weight format (pot, binary, ternary), LSQ's gradients:
+    ``w`` receives the gradient where ``|w/s| <= bound`` (not clamped), ``s`` (one value or
+    one per channel along axis 0) ``q - w/s`` there and ``q`` beyond."""
+
+    @staticmethod
+    def forward(ctx, w, s, fmt: WeightFormat, bound: float):
+        v = w / s
+        q = format_round(v, fmt)
+        inside = v.abs() <= bound
+        ctx.save_for_backward(inside, torch.where(inside, q - v, q))
+        ctx.s_shape = s.shape
+        return q * s
+
+    @staticmethod
+    def backward(ctx, grad):
+        inside, ds = ctx.saved_tensors
+        gs = None
+        if ctx.needs_input_grad[1]:
+            g = grad * ds
+            gs = (g.sum() if ctx.s_shape.numel() == 1 else g.sum(dim=tuple(range(1, g.dim())))).reshape(ctx.s_shape)
+        return grad * inside, gs, None, None
 
 
 class Scale(nn.Module):
@@ -159,26 +222,53 @@ class ActQuant(nn.Module):
         return fake_quant(x, self.scale(), self.zero_point, lo, hi)
 
 
-class WeightQuant(nn.Module):
-    """Symmetric fake quantization of a weight, one scale per output channel or per tensor."""
+class BipolarQuant(nn.Module):
+    """A 1-bit tensor: ``±scale``, the sign of ``x`` (``+`` for ``x >= 0``); the scale stays
+    the QGraph's (the next layer's weights carry any other)."""
 
-    def __init__(self, scale, bits: int, size: int, learn: bool, pow2: bool):
+    def __init__(self, tensor: QTensor):
         super().__init__()
-        self.bits = bits
-        self.scale = Scale(scale, learn, pow2, 1.0 / math.sqrt(size * int_range(bits)[1]))
+        self.bits, self.zero_point = 1, 0
+        self.scale = Scale([tensor.scale], False, False, 1.0)
+
+    def qtensor(self, name: str, shape) -> QTensor:
+        return QTensor(name, shape, 1, float(self.scale.numpy()[0]), 0)
+
+    def forward(self, x: torch.Tensor, lo: int = -1, hi: int = 1) -> torch.Tensor:
+        return _Sign.apply(x) * self.scale()
+
+
+class WeightQuant(nn.Module):
+    """Symmetric fake quantization of a weight in its format, one scale per output channel or per tensor."""
+
+    def __init__(self, scale, fmt: WeightFormat, size: int, learn: bool, pow2: bool):
+        super().__init__()
+        self.fmt, self.bits = fmt, fmt.wbits
+        self.scale = Scale(scale, learn, pow2, 1.0 / math.sqrt(size * fmt.top))
+        # where rounding stops following the value: the top level plus half a step, for pot
+        # the log-domain midpoint above the top (it rounds to the top up to there)
+        self.bound = fmt.top * math.sqrt(2) if fmt.name == "pot" else fmt.top + 0.5
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return fake_quant(w, self.scale().reshape(-1, *([1] * (w.dim() - 1))), 0, *int_range(self.bits))
+        s = self.scale().reshape(-1, *([1] * (w.dim() - 1)))
+        if self.fmt.name == "int":
+            return fake_quant(w, s, 0, *int_range(self.bits))
+        return _FormatQuant.apply(w, s, self.fmt, self.bound)
 
     def codes(self, w: torch.Tensor) -> np.ndarray:
-        """The integer codes of ``w``."""
+        """The integer weight values of ``w`` (for pot, ``0`` and ``±2**k``; binary ``±1``)."""
         with torch.no_grad():
             s = self.scale().reshape(-1, *([1] * (w.dim() - 1)))
-            lo, hi = int_range(self.bits)
-            return torch.clamp(torch.round(w / s), lo, hi).double().numpy().astype(np.int64)
+            if self.fmt.name == "int":
+                lo, hi = int_range(self.bits)
+                return torch.clamp(torch.round(w / s), lo, hi).double().numpy().astype(np.int64)
+            return format_round(w / s, self.fmt).double().numpy().astype(np.int64)
 
 
 def _table(act: dict):
+    if act["op"] == "Sign":
+        raise UnsupportedOpError("a Sign activation fine-tunes only as a 1-bit activation: use --abits 1 "
+                                 "(or --bits LAYER=W/1 for its layer)")
     fn = _TABLES.get(act["op"])
     if fn is None:
         raise UnsupportedOpError(f"activation {act['op']!r} cannot be fine-tuned; "
@@ -217,7 +307,7 @@ class QuantNet(nn.Module):
         self.plan, self.qg, self.quantize = plan, qg, True
         pow2 = qg.attrs.get("scheme") == "pow2"
         for fl in plan.layers:
-            if fl.lut is not None:
+            if fl.lut is not None and qg.tensors[fl.output].bits > 1:
                 _table(fl.lut)
         groups = _union_groups(plan)
         self.acts = nn.ModuleDict()
@@ -228,7 +318,8 @@ class QuantNet(nn.Module):
                 self._act[t] = self._act[groups[t]]
                 continue
             # the input keeps the range of the data (it is quantized on the host)
-            self.acts[key] = ActQuant(qg.tensors[t], learn and t != plan.input, pow2)
+            tq = qg.tensors[t]
+            self.acts[key] = BipolarQuant(tq) if tq.bits == 1 else ActQuant(tq, learn and t != plan.input, pow2)
             self._act[t] = self._act[groups[t]] = key
         self.pre = nn.ModuleDict()
         self.weights = nn.ParameterList()
@@ -237,7 +328,7 @@ class QuantNet(nn.Module):
         self._param: dict[int, int] = {}
         self._units: list[tuple[torch.Tensor, torch.Tensor]] = []
         for i, (fl, ql) in enumerate(zip(plan.layers, qg.layers)):
-            if fl.lut is not None and fl.op != "lut":
+            if self._has_pre(fl):
                 space = QTensor(f"{fl.output}::pre", qg.tensors[fl.output].shape, qg.tensors[fl.output].bits,
                                 float(ql.attrs["lut_scale"]), ql.lut_zero_point)
                 self.pre[f"l{i}"] = ActQuant(space, learn, pow2)
@@ -250,7 +341,12 @@ class QuantNet(nn.Module):
                 self._units.append(tuple(torch.tensor(u, dtype=torch.float32) for u in unit))
                 self.weights.append(nn.Parameter(torch.tensor(fl.weight / unit[0], dtype=torch.float32)))
                 self.biases.append(nn.Parameter(torch.tensor(fl.bias / unit[1], dtype=torch.float32)))
-                self.wquant.append(WeightQuant(ql.attrs["w_scale"], ql.wbits, int(fl.weight.size), learn, pow2))
+                self.wquant.append(WeightQuant(ql.attrs["w_scale"], ql.weight_format, int(fl.weight.size), learn,
+                                               pow2))
+
+    def _has_pre(self, fl: FLayer) -> bool:
+        """Whether layer ``fl`` requantizes into a table's input space (a table activation, not 1-bit)."""
+        return fl.lut is not None and fl.op != "lut" and self.qg.tensors[fl.output].bits > 1
 
     def act(self, tensor: str) -> ActQuant:
         """The quantizer of a plan tensor."""
@@ -258,14 +354,20 @@ class QuantNet(nn.Module):
 
     def start_from_codes(self) -> None:
         """Set each weight to its QGraph codes times their scale and each bias to the QGraph's
-        (bias correction included): the network starts as the post-training quantization."""
+        (bias correction included): the network starts as the post-training quantization.
+        A weight of another format than ``int`` keeps its float value where that rounds to
+        the same code (its distance from the decision boundaries)."""
         with torch.no_grad():
             for i, j in self._param.items():
                 ql = self.qg.layers[i]
                 s_w = np.broadcast_to(np.asarray(ql.attrs["w_scale"], np.float64), (ql.out_channels,))
                 tin = self.qg.tensors[ql.inputs[0]]
                 fold = tin.zero_point * ql.weight.reshape(ql.out_channels, -1).sum(axis=1)
-                self.weights[j].copy_(torch.tensor(ql.weight, dtype=torch.float32))  # unit: the codes' scale
+                start = ql.weight.astype(np.float64)  # unit: the codes' scale
+                if ql.wformat != "int":
+                    v = self.plan.layers[i].weight / self._units[j][0].double().numpy()
+                    start = np.where(ql.weight_format.round(v) == ql.weight, v, start)
+                self.weights[j].copy_(torch.tensor(start, dtype=torch.float32))
                 bias = (ql.bias + fold) * tin.scale * s_w / self._units[j][1].item()
                 self.biases[j].copy_(torch.tensor(bias, dtype=torch.float32))
 
@@ -278,7 +380,7 @@ class QuantNet(nn.Module):
     def space(self, i: int) -> ActQuant:
         """The quantizer of the code space layer ``i``'s requantizer writes."""
         fl = self.plan.layers[i]
-        return self.pre[f"l{i}"] if fl.lut is not None and fl.op != "lut" else self.act(fl.output)
+        return self.pre[f"l{i}"] if self._has_pre(fl) else self.act(fl.output)
 
     def bounds(self, i: int) -> tuple[int, int]:
         """``(lo, hi)`` of layer ``i``'s requantized code, for the current scale."""
@@ -321,10 +423,12 @@ class QuantNet(nn.Module):
             raise UnsupportedOpError(f"layer {fl.name!r}: op {fl.op!r} cannot be fine-tuned")
         if fl.clamp is not None:
             y = _clip(y, fl.clamp)
+        out = self.qg.tensors[fl.output]
+        if fl.lut is not None and fl.lut["op"] == "Sign":  # 1-bit (QuantNet checked): a threshold
+            return self.act(fl.output)(y) if self.quantize else torch.sign(y)  # the float model's Sign
         table = _table(fl.lut) if fl.lut is not None else None
         if not self.quantize:
             return table(y) if table is not None else y
-        out = self.qg.tensors[fl.output]
         if fl.op == "lut":  # a table on codes already in their space
             return self.act(fl.output)(table(y), *out.range)
         y = self.space(i)(y, *self.bounds(i))
