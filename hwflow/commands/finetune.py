@@ -85,7 +85,8 @@ def finetune_cmd(model, data, val, calib, output, epochs, lr, batch_size, seed, 
 
     def on_epoch(rec: dict) -> None:
         loss = "-" if rec["loss"] is None else f"{rec['loss']:.4f}"
-        line = (f"epoch {rec['epoch']}/{rec['epochs']}  loss {loss}  val acc {_pct(rec['accuracy'])} (integer)  "
+        line = (f"epoch {rec['epoch']}/{rec['epochs']}  loss {loss}  val acc {_pct(rec['accuracy'])} "
+                f"loss {rec['val_loss']:.4f} (integer)  "
                 f"best {_pct(rec['best_accuracy'])} @ {rec['best_epoch']}  {rec['seconds']:.1f} s")
         click.echo(("\r\033[K" if tty else "") + line, err=True)
 

@@ -17,8 +17,9 @@ Steps:
    (:func:`~hwflow.train.export.to_qonnx`), import that model again exactly as
    ``compile`` does (:func:`~hwflow.flow.load_graph`, :func:`~hwflow.flow.quantize_graph`)
    and measure the integer reference's accuracy on the validation data;
-5. keep the epoch with the best such accuracy (the earliest on ties) and write its
-   model atomically.
+5. keep the epoch with the best such accuracy (on ties, the lowest cross-entropy of that
+   integer network's logits on the validation data, then the earliest: a small
+   validation split is often all correct) and write its model atomically.
 
 So the accuracy reported is that of the integer network ``hwflow compile OUT.onnx``
 builds with the same quantization options (scheme and ``mbits`` decide the
@@ -68,7 +69,8 @@ class FinetuneResult:
         The float model's and the post-training quantization's accuracy on the same data.
     history : list of dict
         Per epoch: ``epoch``, ``loss`` (mean training loss; None for epoch 0),
-        ``accuracy``, ``seconds``.
+        ``accuracy``, ``val_loss`` (the integer network's cross-entropy on the validation
+        data), ``seconds``.
     interrupted : bool
         Training stopped early (Ctrl-C); the best epoch so far was kept.
     samples : dict
@@ -130,8 +132,9 @@ def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float((np.asarray(logits).reshape(len(y), -1).argmax(1) == y).mean())
 
 
-def integer_accuracy(model, quant: QuantConfig, x: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy of the integer network ``compile`` builds from the ONNX ``model`` on ``(x, y)``.
+def integer_accuracy(model, quant: QuantConfig, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of the integer network ``compile`` builds from the
+    ONNX ``model`` on ``(x, y)`` (its dequantized logits).
 
     The model is saved and read back through :func:`hwflow.flow.load_graph` and
     :func:`hwflow.flow.quantize_graph` (as ``compile`` and ``eval`` read it), then run by
@@ -146,7 +149,10 @@ def integer_accuracy(model, quant: QuantConfig, x: np.ndarray, y: np.ndarray) ->
         path = Path(tmp) / "model.onnx"
         onnx.save(model, str(path))
         qg = quantize_graph(load_graph(path), None, quant).qgraph
-    return _accuracy(quant_logits(qg, x), y)
+    logits = quant_logits(qg, x)
+    z = logits - logits.max(axis=1, keepdims=True)
+    ce = float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
+    return _accuracy(logits, y), ce
 
 
 def _lr_factor(step: int, warm: int, steps: int) -> float:
@@ -279,18 +285,18 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
 
     def snapshot(epoch: int):
         m = to_qonnx(net, graph, {**record, "epoch": epoch})
-        return m, integer_accuracy(m, quant, xv, yv)
+        return (m, *integer_accuracy(m, quant, xv, yv))
 
     history: list[dict] = []
     best = None
 
     def finish_epoch(epoch: int, loss: float | None, t_start: float) -> None:
         nonlocal best
-        m, acc = snapshot(epoch)
-        if best is None or acc > best[2]:
-            best = (epoch, m, acc)
-        rec = {"epoch": epoch, "loss": loss, "accuracy": acc, "seconds": time.monotonic() - t_start,
-               "best_epoch": best[0], "best_accuracy": best[2]}
+        m, acc, val_loss = snapshot(epoch)
+        if best is None or (acc, -val_loss) > (best[2], -best[3]):
+            best = (epoch, m, acc, val_loss)
+        rec = {"epoch": epoch, "loss": loss, "accuracy": acc, "val_loss": val_loss,
+               "seconds": time.monotonic() - t_start, "best_epoch": best[0], "best_accuracy": best[2]}
         history.append(rec)
         if on_epoch is not None:
             on_epoch(dict(rec, epochs=train.epochs))
@@ -332,7 +338,7 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
         interrupted = True
         if best is None:
             raise
-    epoch, kept, acc = best
+    epoch, kept, acc, _ = best
     path = None
     if out is not None:
         path = Path(out)
