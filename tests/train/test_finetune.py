@@ -118,8 +118,6 @@ def test_bad_input_one_line(data, capsys, tmp_path):
     assert "--auto-bits" in _bad(capsys, data, out, "--data", data["train"], "--auto-bits", "--budget-kbit", "4")
     assert "ranges" in _bad(capsys, data, out, "--data", data["train"], "--ranges", "pact")
     assert "epochs" in _bad(capsys, data, out, "--data", data["train"], "--epochs", "0")
-    assert "not supported yet" in _bad(capsys, data, out, "--data", data["train"], "--weights", "pot")
-    assert "not supported yet" in _bad(capsys, data, out, "--data", data["train"], "--abits", "1")
 
 
 def test_residual_net_accuracy_is_eval_and_build_predict(capsys, tmp_path):
