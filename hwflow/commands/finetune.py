@@ -60,7 +60,8 @@ def finetune_cmd(model, data, val, calib, output, epochs, lr, batch_size, seed, 
     (straight-through rounding), measures every epoch on that integer network, and
     keeps the best. Compile the result with the same --scheme and --mbits: its
     accuracy is the one reported here. Ctrl-C stops and keeps the best model so far.
-    Needs PyTorch: pip install 'hwflow[train]'.
+    pot, binary and ternary weights (--weights, per layer too) and sign activations
+    (--abits 1) train as compile builds them. Needs PyTorch: pip install 'hwflow[train]'.
 
     \b
     Example:
@@ -68,6 +69,8 @@ def finetune_cmd(model, data, val, calib, output, epochs, lr, batch_size, seed, 
           --val examples/models/ic_resnet8_test.npz --calib examples/models/ic_resnet8_calib.npz \\
           --wbits 2 --abits 4 --epochs 8 -o r8_w2a4.onnx
       hwflow compile r8_w2a4.onnx --calib examples/models/ic_resnet8_calib.npz
+      hwflow finetune examples/models/digits784_sfc.onnx --data train28.npz \\
+          --weights binary --abits 1 --epochs 6 -o sfc_w1a1.onnx
     """
     from ..train import TrainConfig, finetune
 
