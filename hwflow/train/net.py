@@ -28,9 +28,10 @@ clamp cuts: beyond the top level plus half a step, for pot beyond ``top·√2``,
 rounds to the top); a sign's gradient passes where ``|x| <= 1`` (the hard-tanh estimator
 of binarized networks, Hubara et al., 2016). A weight of another format than ``int``
 starts from its float value where that rounds to the QGraph's value (else from the
-value), so the latent weights keep how far each is from a decision boundary. With ``learn=True`` the scales train too, LSQ-style; power-of-two scales
-train as log2 values rounded straight-through, so they stay powers of two. Zero points,
-widths and the network input's quantizer stay fixed.
+value), so the latent weights keep how far each is from a decision boundary. With
+``learn=True`` the scales train too, LSQ-style; power-of-two scales train as log2 values
+rounded straight-through, so they stay powers of two. Zero points, widths, the network
+input's quantizer and the 1-bit tensors' scales stay fixed.
 
 What trains here is an approximation of the integer network (float rounding of the
 products, the requantizer's ``M / 2**n`` and half-up rounding are not modelled); what
@@ -232,6 +233,7 @@ class BipolarQuant(nn.Module):
         self.scale = Scale([tensor.scale], False, False, 1.0)
 
     def qtensor(self, name: str, shape) -> QTensor:
+        """The tensor type this quantizer stands for."""
         return QTensor(name, shape, 1, float(self.scale.numpy()[0]), 0)
 
     def forward(self, x: torch.Tensor, lo: int = -1, hi: int = 1) -> torch.Tensor:
