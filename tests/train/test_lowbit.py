@@ -15,23 +15,29 @@ import pytest
 import hwflow
 from hwflow.cli import main
 
+from hwflow.flow import load_graph
+from hwflow.quant import QuantConfig
+from hwflow.quant._lower import lower
+from hwflow.quant.qonnx import quantize_qonnx
+from hwflow.quant.quantize import quantize_plan
+from hwflow.quant.wformat import WeightFormat
+
 pytestmark = pytest.mark.tool("torch")
-
-torch = pytest.importorskip("torch")
-
-from hwflow.flow import load_graph  # noqa: E402
-from hwflow.quant import QuantConfig  # noqa: E402
-from hwflow.quant._lower import lower  # noqa: E402
-from hwflow.quant.qonnx import quantize_qonnx  # noqa: E402
-from hwflow.quant.quantize import quantize_plan  # noqa: E402
-from hwflow.quant.wformat import WeightFormat  # noqa: E402
-from hwflow.train.export import to_qonnx  # noqa: E402
-from hwflow.train.net import QuantNet, format_round  # noqa: E402
 
 SFC_DATA = "digits784_tanh_mlp"  # the SFC shares the 784-input MLP's data files
 
 
+@pytest.fixture
+def torch():
+    """torch, imported once the tool marker has checked that it is installed."""
+    import torch
+
+    return torch
+
+
 def _net(model, quant: QuantConfig, calib, learn=True):
+    from hwflow.train.net import QuantNet
+
     graph = load_graph(model)
     plan = lower(graph)
     net = QuantNet(plan, quantize_plan(plan, quant, calib, graph.meta.get("fixed_qparams")), learn=learn)
@@ -41,19 +47,21 @@ def _net(model, quant: QuantConfig, calib, learn=True):
 
 @pytest.mark.parametrize("fmt", [WeightFormat("pot", 3), WeightFormat("pot", 4), WeightFormat("pot", 5),
                                  WeightFormat("binary", 1), WeightFormat("ternary", 2), WeightFormat("int", 4)])
-def test_torch_rounding_is_the_formats(fmt):
+def test_torch_rounding_is_the_formats(torch, fmt):
     """The training network rounds a weight as the quantizer does, decision boundaries included."""
     rng = np.random.default_rng(0)
     top = fmt.top
     v = np.concatenate([rng.uniform(-1.6 * top, 1.6 * top, 4000), rng.uniform(-2, 2, 1000),
                         [0.0, 0.5, -0.5, 0.49, 2 ** 0.5 * 0.99, top * 2 ** 0.5 * 1.01, -top * 3]])
     v = v.astype(np.float32).astype(np.float64)  # values torch holds exactly
+    from hwflow.train.net import format_round
+
     got = format_round(torch.tensor(v, dtype=torch.float32), fmt).double().numpy()
     assert np.array_equal(got, fmt.round(v))
 
 
 @pytest.mark.parametrize("weights", ["pot", "binary", "ternary"])
-def test_each_format_trains_a_step(examples_dir, weights):
+def test_each_format_trains_a_step(torch, examples_dir, weights):
     """One step: every weight and every learned weight scale gets a finite, non-zero gradient,
     and after it every weight is still a value of its format."""
     calib = np.load(examples_dir / "digits_cnn_calib.npz")
@@ -76,7 +84,7 @@ def test_each_format_trains_a_step(examples_dir, weights):
         assert wq.fmt.contains(wq.codes(w))
 
 
-def test_sign_activations_train_and_stay_bipolar(examples_dir):
+def test_sign_activations_train_and_stay_bipolar(torch, examples_dir):
     """w1a1 SFC: the hidden layers' outputs are ±1 (times the scale 1), and the gradient reaches
     the first layer through the three signs (straight-through where |x| <= 1)."""
     calib = np.load(examples_dir / f"{SFC_DATA}_calib.npz")
@@ -99,7 +107,7 @@ def test_sign_activations_train_and_stay_bipolar(examples_dir):
     ("digits_cnn", QuantConfig(weights="ternary"), ["int8", "int2", "int8"]),
     ("digits784_sfc", QuantConfig(weights="binary", abits=1), ["int8", "binary1", "binary1", "int8"]),
 ])
-def test_export_reads_back_the_trained_weights(examples_dir, tmp_path, model, quant, formats):
+def test_export_reads_back_the_trained_weights(torch, examples_dir, tmp_path, model, quant, formats):
     """After a training step the exported model imports with exactly the trained integer
     weights: pot as pot (shift lanes, not multipliers), binary as binary, ternary as 2-bit
     integers -1/0/+1; 1-bit activations as thresholds writing -1/+1."""
@@ -110,6 +118,8 @@ def test_export_reads_back_the_trained_weights(examples_dir, tmp_path, model, qu
     loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(calib["x"][:64])), torch.from_numpy(calib["y"][:64]))
     loss.backward()
     opt.step()
+    from hwflow.train.export import to_qonnx
+
     m = to_qonnx(net, graph)
     ops = [n.op_type for n in m.graph.node]
     if quant.weights == "binary":
