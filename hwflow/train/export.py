@@ -127,9 +127,7 @@ def to_qonnx(net: QuantNet, graph: Graph, record: dict | None = None) -> onnx.Mo
             y = x[0]
         if fl.clamp is not None:
             y = _activation(b, fl.clamp, y, fl.name)
-        if fl.lut is not None and net.act(fl.output).bits == 1:  # a Sign at 1 bit: the BipolarQuant below
-            pass
-        elif fl.lut is not None:
+        if fl.lut is not None and net.act(fl.output).bits > 1:  # (a 1-bit Sign is the BipolarQuant below)
             if fl.op != "lut":
                 space = net.space(i)
                 y = b.quant(y, space.scale.numpy()[0], space.zero_point, space.bits, f"{fl.output}_pre_q")

@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._files import atomic_write
-from ..errors import DataError, OptionError
+from ..errors import DataError
 from ..quant.config import QuantConfig
 from .config import TrainConfig
 
@@ -132,7 +132,7 @@ def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float((np.asarray(logits).reshape(len(y), -1).argmax(1) == y).mean())
 
 
-def integer_accuracy(model, quant: QuantConfig, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def integer_metrics(model, quant: QuantConfig, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of the integer network ``compile`` builds from the
     ONNX ``model`` on ``(x, y)`` (its dequantized logits).
 
@@ -285,7 +285,7 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
 
     def snapshot(epoch: int):
         m = to_qonnx(net, graph, {**record, "epoch": epoch})
-        return (m, *integer_accuracy(m, quant, xv, yv))
+        return (m, *integer_metrics(m, quant, xv, yv))
 
     history: list[dict] = []
     best = None
