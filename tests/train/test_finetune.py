@@ -149,6 +149,28 @@ def test_residual_net_accuracy_is_eval_and_build_predict(capsys, tmp_path):
     assert _accuracy(build.predict(val["x"]), val["y"]) == res["accuracy"]
 
 
+def test_keras_nhwc_input_keeps_the_users_layout(capsys, tmp_path):
+    """tf2onnx's Keras ResNet-8 reads NHWC through a Transpose (the plan's input layout): the
+    net trains on the user's arrays, the output model takes them too, and finetune's accuracy
+    == `hwflow eval OUT.onnx` == Build.predict."""
+    fx = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "digits"
+    test = np.load(fx / "keras_resnet8.npz")
+    np.savez(tmp_path / "val.npz", x=test["x"][:60], y=test["y"][:60])
+    out = tmp_path / "tuned.onnx"
+    rc, text, err = _run(capsys, "finetune", fx / "keras_resnet8.onnx", "--data", fx / "keras_resnet8_calib.npz",
+                         "--val", tmp_path / "val.npz", "--wbits", "4", "--abits", "4", "--epochs", "1",
+                         "--epoch-samples", "32", "--json", "-o", out)
+    assert rc == 0, err
+    res = json.loads(text)
+    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[1:]] == [32, 32, 3]
+    rc, text, err = _run(capsys, "eval", out, "--data", tmp_path / "val.npz", "--json")
+    assert rc == 0, err
+    assert json.loads(text)["quant_accuracy"] == res["accuracy"]
+    build = hwflow.compile(out, out=tmp_path / "b", target="generic")
+    assert _accuracy(build.predict(test["x"][:60]), test["y"][:60]) == res["accuracy"]
+
+
 def test_unsupported_op_one_line(capsys, tmp_path):
     from onnx import TensorProto, helper
 
