@@ -171,6 +171,24 @@ def test_keras_nhwc_input_keeps_the_users_layout(capsys, tmp_path):
     assert _accuracy(build.predict(test["x"][:60]), test["y"][:60]) == res["accuracy"]
 
 
+def test_sklearn_classifier_keeps_its_label_output(capsys, tmp_path):
+    """skl2onnx's MLPClassifier ends in a host tail with constants of its own (the class
+    labels of ArrayFeatureExtractor, a Reshape's shape): the output model keeps them and
+    its int64 label output, and `hwflow eval OUT.onnx` scores it as finetune did."""
+    fx = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "digits"
+    out = tmp_path / "tuned.onnx"
+    rc, text, err = _run(capsys, "finetune", fx / "skl_digits_mlp.onnx", "--data", fx / "skl_digits_mlp_calib.npz",
+                         "--val", fx / "skl_digits_mlp.npz", "--wbits", "4", "--abits", "4", "--epochs", "1",
+                         "--json", "-o", out)
+    assert rc == 0, err
+    model = onnx.load(str(out))
+    outputs = {o.name: o.type.tensor_type.elem_type for o in model.graph.output}
+    assert outputs["label"] == onnx.TensorProto.INT64
+    rc, text2, err = _run(capsys, "eval", out, "--data", fx / "skl_digits_mlp.npz", "--json")
+    assert rc == 0, err
+    assert json.loads(text2)["quant_accuracy"] == json.loads(text)["accuracy"]
+
+
 def test_unsupported_op_one_line(capsys, tmp_path):
     from onnx import TensorProto, helper
 
