@@ -120,6 +120,8 @@ def test_bad_input_one_line(data, capsys, tmp_path):
     assert "epochs" in _bad(capsys, data, out, "--data", data["train"], "--epochs", "0")
     assert "not supported yet" in _bad(capsys, data, out, "--data", data["train"], "--weights", "pot")
     assert "not supported yet" in _bad(capsys, data, out, "--data", data["train"], "--abits", "1")
+    brevitas = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "digits" / "brevitas_cnn_w2a2.onnx"
+    assert "is a QONNX model" in _bad(capsys, dict(data, model=brevitas), out, "--data", data["train"])
 
 
 def test_residual_net_accuracy_is_eval_and_build_predict(capsys, tmp_path):
