@@ -190,6 +190,13 @@ def op_avgpool(node: Node, ins: list) -> list:
     return [avg_pool(x, win, bool(int(_attr(node, "count_include_pad", 0))))]
 
 
+def op_reduce_mean(node: Node, ins: list) -> list:
+    x = ins[0]
+    axes = node.attrs.get("axes") if len(ins) < 2 or ins[1] is None else np.asarray(ins[1]).reshape(-1)
+    axes = None if axes is None else tuple(int(a) for a in axes)
+    return [np.mean(x, axis=axes, keepdims=bool(int(node.attrs.get("keepdims", 1)))).astype(x.dtype)]
+
+
 def op_global_avgpool(node: Node, ins: list) -> list:
     x = ins[0]
     return [avg_pool(x, window(x.shape[2:], x.shape[2:], {}))]

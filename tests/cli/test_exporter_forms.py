@@ -168,3 +168,16 @@ def test_a_batchnorm_exported_as_mul_add_after_an_activation_compiles(tmp_path, 
     want = np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
     got = b.predict(x, dequantize=True).reshape(want.shape)
     assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
+
+
+def test_a_1d_op_hwflow_cannot_lift_is_refused_naming_it(tmp_path, capsys):
+    """A mean over the channels of a 1-D signal is no global average pool: one line, naming it."""
+    rng = np.random.default_rng(0)
+    model = _save(tmp_path / "mean_c.onnx", [
+        helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1]),
+        helper.make_node("ReduceMean", ["c"], ["y"], axes=[1], keepdims=1, name="mean_over_c")],
+        [_w(rng, "w1", 4, 2, 3)], [1, 2, 16], {"y": [1, 1, 16]})
+    assert main(["compile", str(model), "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'mean_over_c' (ReduceMean) averages over axes [1]" in err
+    assert not (tmp_path / "b").exists()
