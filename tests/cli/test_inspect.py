@@ -83,6 +83,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 # every fixture (the digits ones as their exporters wrote them) and example, but the ZipMap
 # classifier, which inspect refuses with the fix (test_zipmap_is_refused_with_the_fix)
 MODELS = (sorted(FIXTURES.glob("*.onnx")) + sorted(p for p in (FIXTURES / "digits").glob("*.onnx") if "zipmap" not in p.name)
+          + sorted((FIXTURES / "conv1d").glob("*.onnx"))
           + sorted((ROOT / "examples" / "models").glob("*.onnx")))
 
 
