@@ -148,8 +148,11 @@ OPS: dict[str, OpDef] = {
     "MaxPool": OpDef(s.pool, k.op_maxpool, quant="maxpool", per_channel=True),
     "AveragePool": OpDef(s.pool, k.op_avgpool, quant="avgpool", per_channel=True),
     "GlobalAveragePool": OpDef(s.global_pool, k.op_global_avgpool, quant="avgpool", per_channel=True),
-    # a mean over every spatial axis (torch's AdaptiveAvgPool to 1, as its dynamo exporter writes it)
+    # a mean or maximum over every spatial axis (torch's AdaptiveAvgPool to 1 as its dynamo exporter
+    # writes it; Keras' GlobalMaxPooling): rewritten on import into a window over the whole map
     "ReduceMean": OpDef(s.reduce, k.op_reduce_mean, accept="rewrite"),
+    "ReduceMax": OpDef(s.reduce, k.op_reduce_max, accept="rewrite"),
+    "GlobalMaxPool": OpDef(s.global_pool, k.op_global_maxpool, accept="rewrite"),
     "Flatten": OpDef(s.flatten, k.op_flatten, quant="layout", host_tail=True),
     "Reshape": OpDef(s.reshape, k.op_reshape, quant="layout", host_tail=True),
     "Transpose": OpDef(s.transpose, k.op_transpose, host_tail=True),

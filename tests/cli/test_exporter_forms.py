@@ -179,5 +179,44 @@ def test_a_1d_op_hwflow_cannot_lift_is_refused_naming_it(tmp_path, capsys):
         [_w(rng, "w1", 4, 2, 3)], [1, 2, 16], {"y": [1, 1, 16]})
     assert main(["compile", str(model), "-o", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "'mean_over_c' (ReduceMean) averages over axes [1]" in err
+    assert len(err.splitlines()) == 1 and "'mean_over_c' (ReduceMean) reduces axes [1]" in err
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("form", ["GlobalMaxPool", "ReduceMax", "ReduceMean", "GlobalMaxPool-1d"])
+def test_global_pools_as_exporters_write_them(form, tmp_path, capsys):
+    """Keras' GlobalMaxPooling (GlobalMaxPool or ReduceMax), torch's AdaptiveAvgPool (ReduceMean),
+    on 2-D and 1-D maps: a window over the whole map, exact in simulation, as onnxruntime computes."""
+    rng = np.random.default_rng(5)
+    one_d = form.endswith("-1d")
+    op = form.removesuffix("-1d")
+    spatial = [12] if one_d else [6, 6]
+    axes = list(range(2, 2 + len(spatial)))
+    pool = (helper.make_node(op, ["r"], ["p"]) if op == "GlobalMaxPool" else
+            helper.make_node(op, ["r", "axes"], ["p"], keepdims=0) if op == "ReduceMax" else
+            helper.make_node(op, ["r"], ["p"], axes=axes, keepdims=0))
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1] * 2 * len(spatial)),
+             helper.make_node("Relu", ["c"], ["r"]), pool]
+    inits = [_w(rng, "w1", 4, 2, *([3] * len(spatial))), _w(rng, "wf", 4, 3),
+             numpy_helper.from_array(np.array(axes, np.int64), "axes")]
+    if op == "GlobalMaxPool":
+        nodes.append(helper.make_node("Flatten", ["p"], ["f"]))
+    nodes.append(helper.make_node("MatMul", ["f" if op == "GlobalMaxPool" else "p", "wf"], ["y"]))
+    path = tmp_path / f"{form}.onnx"
+    g = helper.make_graph(nodes, form, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, *spatial])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18 if op == "ReduceMax" else 13)])
+    m.ir_version = 8
+    onnx.save(m, path)
+    x = rng.uniform(0, 1, (24, 2, *spatial)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    out = tmp_path / "build"
+    assert main(["compile", str(path), "--target", "generic", "-o", str(out), "--calib", str(tmp_path / "x.npz"),
+                 "--vectors", "2"]) == 0, capsys.readouterr().err
+    rc, res = _simulate(capsys, out)
+    assert (rc, res["passed"], res["mismatches"]) == (0, True, 0), res
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    want = np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
+    got = load(out).predict(x, dequantize=True)
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
