@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._files import atomic_write
-from ..errors import DataError
+from ..errors import DataError, ModelError
 from ..quant.config import QuantConfig
 from .config import TrainConfig
 
@@ -228,6 +228,7 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
     torch = require_torch()
     from ..flow import load_graph
     from ..quant._lower import lower
+    from ..quant.qonnx import is_qonnx
     from ..quant.quantize import quantize_plan
     from .export import to_qonnx
     from .net import QuantNet
@@ -236,6 +237,9 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
     quant = QuantConfig() if quant is None else quant
     train = TrainConfig() if train is None else train
     graph = load_graph(model)
+    if is_qonnx(graph):
+        raise ModelError(f"{Path(model).name} is a QONNX model, trained with its quantization already; finetune "
+                         "trains a float model (or a QDQ one): give the model before its QAT export")
     plan = lower(graph)
     quant.check_layers([l.name for l in plan.layers])
     shape = graph.shape(graph.inputs[0])
