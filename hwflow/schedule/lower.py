@@ -416,7 +416,7 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     pool = ctx.pools.get(layer.output)
     x = ctx.tensors[layer.inputs[0]]
     common = _step_fields(layer, ctx, x, ctx.tensors[pool.output if pool else layer.output])
-    if ctx.xrows and pool is None and xnor_ok(layer, ctx.qgraph, x, simd):
+    if ctx.xrows and pool is None and x.in_ram and xnor_ok(layer, ctx.qgraph, simd):
         return _lower_xnor(layer, ctx, x, common)
     geo, dense = mac_geometry(layer, x, pe, simd, ctx.stream)
     if not x.in_ram:  # the receptive fields: a 1 x 1 convolution over the output grid
@@ -453,13 +453,17 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     return _lowered(layer, ctx, [step], _mac_acc(layer, ctx))
 
 
-def xnor_ok(layer: QLayer, qgraph: QGraph, x: TensorMap, simd: int) -> bool:
-    """Whether the XNOR-popcount unit (:mod:`hwflow.rtl.xnor_array`) can run ``layer`` on input
-    ``x``: a Gemm with binary weights on a bipolar input (codes ±1, ``bits == 1``) stored in
-    the RAM, whose channels fill every word it reads (``c % simd == 0``: the unit counts every
-    lane; a Gemm has no padding)."""
-    return (layer.op == "gemm" and layer.wformat == "binary" and x.in_ram and x.c % simd == 0
-            and qgraph.tensors[layer.inputs[0]].bits == 1)
+def xnor_ok(layer: QLayer, qgraph: QGraph, simd: int) -> bool:
+    """Whether the XNOR-popcount unit (:mod:`hwflow.rtl.xnor_array`) can run ``layer``: a Gemm
+    with weights ±1 on an input of codes ±1 (a bipolar tensor, or one a threshold layer writes:
+    a QONNX import types those 2-bit), whose channels fill every word it reads
+    (``c % simd == 0``: the unit counts every lane; a Gemm has no padding)."""
+    if layer.op != "gemm" or layer.wformat != "binary" or not np.isin(layer.weight, (-1, 1)).all():
+        return False
+    x = qgraph.tensors[layer.inputs[0]]
+    src = next((l for l in qgraph.layers if l.output == x.name), None)
+    bipolar = x.bits == 1 or src is not None and src.is_threshold
+    return bipolar and x.shape[1] % simd == 0
 
 
 def _lower_xnor(layer: QLayer, ctx: LowerContext, x: TensorMap, common: dict) -> Lowered:

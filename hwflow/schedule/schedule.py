@@ -48,7 +48,7 @@ from ..targets import load_target
 from .budget import check_budget
 from .estimate import (backend_lane_dsps, dsp_blocks, estimate, lane_costs, lut_mult_cost, place_weights,
                        pot_lane_cost)
-from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack
+from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack, xnor_ok
 from .memory import allocate, chunks
 from .program import ISSUE_CYCLES, SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
 from .widths import tree_levels
@@ -691,12 +691,9 @@ def xnor_widths(qgraph: QGraph, target, pe: int | None = None, simd: int | None 
     best = 0
     lanes = _max_lanes(qgraph, pe, simd)
     for l in qgraph.layers:
-        x = qgraph.tensors[l.inputs[0]] if l.inputs else None
-        if x is None or l.op != "gemm" or l.wformat != "binary" or x.bits != 1:
+        if not xnor_ok(l, qgraph, simd):
             continue
-        c, h, w = _chw(x.shape)
-        if c % simd:
-            continue
+        c, h, w = _chw(qgraph.tensors[l.inputs[0]].shape)
         k = h * w * (c // simd)
         best = max(best, min(1 << (l.out_channels - 1).bit_length(), k * lanes))
     out = []
