@@ -240,7 +240,8 @@ class LowerContext:
     is the streamed network input's geometry (None: the input is stored). ``dw_kw``: the
     kernel width of the depthwise unit (:func:`dw_plan`; 0: no unit, every depthwise
     convolution runs on the array). ``xrows``: output channels a cycle of the XNOR-popcount
-    unit (0: no unit, binary layers run on the array).
+    unit (0: no unit, binary layers run on the array); ``xnames``: the layers it runs
+    (``None``: every one :func:`xnor_ok` accepts).
     """
 
     qgraph: QGraph
@@ -253,6 +254,7 @@ class LowerContext:
     stream: InputStream | None = None
     dw_kw: int = 0
     xrows: int = 0
+    xnames: frozenset | None = None
 
     def shift(self, layer: QLayer) -> int:
         """Bits the pre-stage's fixed left shift (``acc_shift``, the largest of any layer) adds to
@@ -416,7 +418,8 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     pool = ctx.pools.get(layer.output)
     x = ctx.tensors[layer.inputs[0]]
     common = _step_fields(layer, ctx, x, ctx.tensors[pool.output if pool else layer.output])
-    if ctx.xrows and pool is None and x.in_ram and xnor_ok(layer, ctx.qgraph, simd):
+    if ctx.xrows and pool is None and x.in_ram and (ctx.xnames is None or layer.name in ctx.xnames) \
+            and xnor_ok(layer, ctx.qgraph, simd):
         return _lower_xnor(layer, ctx, x, common)
     geo, dense = mac_geometry(layer, x, pe, simd, ctx.stream)
     if not x.in_ram:  # the receptive fields: a 1 x 1 convolution over the output grid

@@ -666,13 +666,17 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         The design exceeds the target's resources (see :func:`~hwflow.schedule.budget.check_budget`).
     """
     tgt = load_target(target if target is not None else "generic")
-    for xrows in xnor_widths(qgraph, tgt, pe, simd) if xnor else ():
-        try:
-            prog = _schedule_dw(qgraph, tgt, pe, simd, fuse, dw, xrows)
-        except FitError:  # too wide for the target's memory or logic: narrower
-            continue
-        if tgt.luts is None or prog.estimate["luts"] <= XNOR_LUT_SHARE * tgt.luts:
-            return prog
+    names = [l.name for l in qgraph.layers if xnor_ok(l, qgraph, simd or tgt.simd)] if xnor else []
+    # All the layers the unit can run, as wide as fits; else the first n of them (its ROM holds
+    # fewer weights: a small part's block RAM may take one hidden layer, not two).
+    for n in range(len(names), 0, -1):
+        for xrows in xnor_widths(qgraph, tgt, pe, simd, names[:n]):
+            try:
+                prog = _schedule_dw(qgraph, tgt, pe, simd, fuse, dw, xrows, frozenset(names[:n]))
+            except FitError:  # too wide for the target's memory or logic: narrower
+                continue
+            if tgt.luts is None or prog.estimate["luts"] <= XNOR_LUT_SHARE * tgt.luts:
+                return prog
     return _schedule_dw(qgraph, tgt, pe, simd, fuse, dw, 0)
 
 
@@ -681,17 +685,19 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
 XNOR_LUT_SHARE = 0.75
 
 
-def xnor_widths(qgraph: QGraph, target, pe: int | None = None, simd: int | None = None) -> list[int]:
+def xnor_widths(qgraph: QGraph, target, pe: int | None = None, simd: int | None = None,
+                names=None) -> list[int]:
     """The XNOR unit's widths to try, widest first: ``xrows`` output channels a cycle, powers of
     two from the widest that can pay (the most output channels of a layer it runs, and
     ``k * lanes``: a tile's reads ``k`` while its ``xrows`` results leave the back end at most
     ``lanes`` a cycle) down to 2. Empty when no layer qualifies
-    (:func:`~hwflow.schedule.lower.xnor_ok`: binary weights, bipolar input, whole words)."""
+    (:func:`~hwflow.schedule.lower.xnor_ok`: binary weights, bipolar input, whole words);
+    ``names``: only these layers (default: all)."""
     pe, simd = pe or target.pe, simd or target.simd
     best = 0
     lanes = _max_lanes(qgraph, pe, simd)
     for l in qgraph.layers:
-        if not xnor_ok(l, qgraph, simd):
+        if names is not None and l.name not in names or not xnor_ok(l, qgraph, simd):
             continue
         c, h, w = _chw(qgraph.tensors[l.inputs[0]].shape)
         k = h * w * (c // simd)
@@ -703,14 +709,14 @@ def xnor_widths(qgraph: QGraph, target, pe: int | None = None, simd: int | None 
     return out
 
 
-def _schedule_dw(qgraph: QGraph, tgt, pe, simd, fuse: str, dw: bool, xrows: int) -> Program:
+def _schedule_dw(qgraph: QGraph, tgt, pe, simd, fuse: str, dw: bool, xrows: int, xnames=None) -> Program:
     """:func:`_schedule` with the depthwise unit where it fits (else without it)."""
     if dw and _wants_dw(qgraph):
         try:
-            return _schedule(qgraph, tgt, pe, simd, fuse, True, xrows)
+            return _schedule(qgraph, tgt, pe, simd, fuse, True, xrows, xnames)
         except FitError:  # the unit's logic does not fit: the array runs the depthwise layers
             pass
-    return _schedule(qgraph, tgt, pe, simd, fuse, False, xrows)
+    return _schedule(qgraph, tgt, pe, simd, fuse, False, xrows, xnames)
 
 
 def _wants_dw(qgraph: QGraph) -> bool:
@@ -719,9 +725,9 @@ def _wants_dw(qgraph: QGraph) -> bool:
                for l in qgraph.layers)
 
 
-def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool, xrows: int = 0) -> Program:
+def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool, xrows: int = 0, xnames=None) -> Program:
     """:func:`schedule` with the depthwise unit allowed or not, and the XNOR unit ``xrows`` wide
-    (0: none)."""
+    (0: none) for the layers ``xnames`` (``None``: every one it can run)."""
     tgt = load_target(target if target is not None else "generic")
     if fuse not in ("auto", "always", "never"):
         raise OptionError(f"fuse must be 'auto', 'always' or 'never', not {fuse!r}")
@@ -756,7 +762,7 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool, xrows: int 
     # The depthwise unit multiplies weight values: only beside multiplying lanes.
     dw_kw = _dw_kw(qgraph, pe, simd, lanes_max, roms.pack) if dw and code is None else 0
     ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()},
-                       acc_shift, stream, dw_kw, xrows)
+                       acc_shift, stream, dw_kw, xrows, xnames)
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]

@@ -91,16 +91,17 @@ def test_sfc_w1a1_rom_holds_each_layer_at_its_width():
 
 
 def test_brevitas_w1a1_is_stored_as_signs_padded_rows_included():
-    """Brevitas' BipolarQuant MLP (every layer binary: add/subtract lanes, 2-bit codes): every
-    layer at 1 bit, the last one's 10 rows padded to PE with +1 (never written out); its
-    exactness against the reference is the fixture's simulate test."""
+    """Brevitas' BipolarQuant MLP (every layer binary: add/subtract lanes, 2-bit codes) on the
+    array (without the XNOR unit, which takes its hidden and last layers by default,
+    tests/schedule/test_xnor.py): every layer at 1 bit, the last one's 10 rows padded to PE with
+    +1 (never written out); its exactness against the reference is the fixture's simulate test."""
     from hwflow.config import QuantConfig
     from hwflow.flow import load_graph, quantize_graph
     from hwflow.schedule import schedule
 
     root = Path(__file__).resolve().parents[1] / "fixtures" / "digits"
     qg = quantize_graph(load_graph(root / "brevitas_mlp_w1a1.onnx"), None, QuantConfig(calibration="none")).qgraph
-    prog = schedule(qg, "fpga-small")
+    prog = schedule(qg, "fpga-small", xnor=False)
     assert prog.lane == "addsub" and prog.layers[-1].cout % prog.pe
     assert all(prog.stored_wbits >> l.wlr == 1 for l in prog.layers if l.kind == "mac")
     own = sum(l.weight.size for l in qg.layers if l.weight is not None)
