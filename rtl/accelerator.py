@@ -23,7 +23,8 @@ has ``rq_lanes == simd`` then). An ``xnor`` step runs on the XNOR-popcount unit
 (:mod:`hwflow.rtl.xnor_array`) beside the array: it takes the same memory words and a word
 of its own weight ROM (``xrows x simd`` sign bits, addressed by the controller's weight
 address, its data registered as the weight ROM's), and hands the back end its ``xrows``
-accumulators as one result vector (the serializer is ``max(pe, simd, xrows)`` entries wide).
+accumulators in chunks of the serializer's ``max(pe, simd)`` entries, one every
+``entries / rq_lanes`` cycles (the back end counts each as a tile).
 
 Layers overlap: the controller starts the next layer while the previous one's results
 are still in flight. Every stage therefore takes its layer's fields from where its data
@@ -178,7 +179,7 @@ class Accelerator(wiring.Component):
         else:
             m.d.comb += x.eq(ram)
 
-        vec = max(pe, simd, p.xrows)
+        vec = max(pe, simd)
         va = Signal(vec * p.acc_bits)
         vb = Signal(vec * p.acc_bits)
         load = Signal()
@@ -264,7 +265,9 @@ class Accelerator(wiring.Component):
             # registered as the weight ROM is.
             m.submodules.xrom = xrom = WeightRom(p.xweights, 1, verilog_module=self._xrom_module)
             self.xrom = xrom
-            m.submodules.xnor = xnor = XnorArray(p.xrows, simd, p.abits, p.xacc_bits)
+            xch = next(l.xch for l in p.layers if l.kind == "xnor")
+            m.submodules.xnor = xnor = XnorArray(p.xrows, simd, p.abits, p.xacc_bits, entries=xch,
+                                                 gap=xch // p.rq_lanes)
             assert xnor.latency == lat["xnor"], lat
             m.d.comb += [
                 xrom.addr.eq(ctrl.w_addr),
@@ -283,7 +286,7 @@ class Accelerator(wiring.Component):
         if p.xrows:
             with m.If(xnor.out_valid):  # each accumulator sign-extended to an entry
                 xb = p.xacc_bits  # <= acc_bits: the accumulator range counts the xnor steps
-                rows = [xnor.acc.word_select(r, xb) for r in range(p.xrows)]
+                rows = [xnor.out.word_select(r, xb) for r in range(xch)]
                 m.d.comb += va.eq(Cat(*(Cat(v, v[-1].replicate(p.acc_bits - xb)) for v in rows)))
         m.d.comb += load.eq(pool.out_valid | (merged if has_mac else 0) | (dw.out_valid if dws else 0)
                             | (xnor.out_valid if p.xrows else 0))
@@ -326,7 +329,8 @@ class Accelerator(wiring.Component):
         L = p.rq_lanes
         dw_bits = max([len(bd[f]) for f in ("dw_ow", "dw_groups") if f in bd] + [1])
         m.submodules.ser = ser = Serializer(vec, simd, L, p.acc_bits, aw, addr_bits(p.bias.shape[0] // L),
-                                            max(l.cout for l in p.layers), with_b=has_add,
+                                            max(l.nt * l.nb if l.kind == "xnor" else l.cout for l in p.layers),
+                                            with_b=has_add,
                                             dw_rows=max([l.dwr for l in dws] + [0]), dw_bits=dw_bits)
         if dws:
             m.d.comb += [

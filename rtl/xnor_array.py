@@ -15,13 +15,19 @@ Stages (every one a register; :attr:`XnorArray.latency` from the ports to ``acc`
 - input registers: the word's ``simd`` sign bits, the weight word, the step flags;
 - per row, ``popcount(s ^ v)`` (``simd`` bits, an adder tree in LUTs), registered;
 - accumulator: ``acc[r] = c`` on ``first``, else ``acc[r] + c``, with ``c = simd - 2*popcount``
-  (only when ``valid``).
+  (only when ``valid``);
+- output buffer: the cycle after a tile's last accumulation (``acc`` holds its ``rows`` dot
+  products, ``done``) they move to ``obuf``, which hands them to the back end ``entries`` at a
+  time, one chunk every ``gap`` cycles from the next cycle (``out_valid``, ``out``: rows
+  ``c*entries ..`` of chunk ``c``): the serializer takes one result vector of ``entries``
+  every ``gap = entries / lanes`` cycles, and the tile's ``rows / entries`` chunks leave
+  within ``rows / lanes`` cycles, before the next tile's results (a tile is at least that
+  long, :func:`~hwflow.schedule.schedule._set_lanes`).
 
-``out_valid`` is high in the cycle ``acc`` holds a finished dot product (as
-:class:`~hwflow.rtl.mac_array.MacArray`'s). Every lane of every word read is a real input
-(the scheduler sends a layer here only when its input channels fill the words): the result
-equals ``sum(q_in * w)`` of the integer contract, exactly. The accumulators are
-``acc_bits`` wide, signed (``bits_for_range(-ich, ich)`` suffices).
+Every lane of every word read is a real input (the scheduler sends a layer here only when
+its input channels fill the words): the result equals ``sum(q_in * w)`` of the integer
+contract, exactly. The accumulators are ``acc_bits`` wide, signed (``bits_for_range(-ich,
+ich)`` suffices).
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = ["XnorArray", "LATENCY"]
 
-#: Cycles from the ports to the accumulator: input register, popcount, accumulator.
-LATENCY = 3
+#: Cycles from the ports to a tile's first result chunk: input register, popcount,
+#: accumulator, output buffer.
+LATENCY = 4
 
 
 def popcount(v: Value) -> Value:
@@ -55,22 +62,29 @@ class XnorArray(wiring.Component):
         Width of an activation lane (the unit reads its sign bit).
     acc_bits : int
         Signed accumulator width.
+    entries, gap : int
+        Results a chunk (dividing ``rows``) and cycles between chunks.
     """
 
-    def __init__(self, rows: int, simd: int, abits: int, acc_bits: int):
-        for name, v in (("rows", rows), ("simd", simd), ("abits", abits), ("acc_bits", acc_bits)):
+    def __init__(self, rows: int, simd: int, abits: int, acc_bits: int, entries: int | None = None, gap: int = 1):
+        entries = rows if entries is None else entries
+        for name, v in (("rows", rows), ("simd", simd), ("abits", abits), ("acc_bits", acc_bits),
+                        ("entries", entries), ("gap", gap)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         if acc_bits < (simd.bit_length() + 1):
             raise ValueError(f"acc_bits {acc_bits!r} cannot hold a word's sum of {simd!r} products")
+        if rows % entries:
+            raise ValueError(f"entries {entries!r} must divide rows {rows!r}")
         self._rows, self._simd, self._abits, self._acc_bits = rows, simd, abits, acc_bits
+        self._entries, self._gap = entries, gap
         super().__init__({
             "a": In(simd * abits),     # the activation word (bipolar codes, signed lanes)
             "w": In(rows * simd),      # the weight signs (1: -1), row r in bits [r*simd, (r+1)*simd)
             "valid": In(1),
             "first": In(1),
             "last": In(1),
-            "acc": Out(rows * acc_bits),
+            "out": Out(entries * acc_bits),  # a chunk of results, row c*entries in the low bits
             "out_valid": Out(1),
         })
 
@@ -96,6 +110,20 @@ class XnorArray(wiring.Component):
             c = C(S, pw + 2).as_signed() - Cat(C(0, 1), pcs.word_select(r, pw), C(0, 1)).as_signed()
             with m.If(valid):
                 m.d.sync += acc.eq(Mux(first, 0, acc) + c)
-        m.d.comb += self.acc.eq(Cat(*accs))
-        m.d.sync += self.out_valid.eq(valid & last)
+        done = Signal(name="x_done")
+        m.d.sync += done.eq(valid & last)
+
+        # ---- output buffer: ``entries`` results a chunk, a chunk every ``gap`` cycles ---------
+        E, ch, xb = self._entries, R // self._entries, self._acc_bits
+        obuf = Signal(R * xb, name="x_obuf", **rl)
+        left = Signal(range(ch + 1), name="x_left")
+        wait = Signal(range(self._gap), name="x_wait")
+        go = (left != 0) & (wait == 0)
+        with m.If(done):
+            m.d.sync += [obuf.eq(Cat(*accs)), left.eq(ch), wait.eq(0)]
+        with m.Elif(go):
+            m.d.sync += [obuf.eq(obuf >> (E * xb)), left.eq(left - 1), wait.eq(self._gap - 1)]
+        with m.Elif(wait != 0):
+            m.d.sync += wait.eq(wait - 1)
+        m.d.comb += [self.out_valid.eq(go), self.out.eq(obuf[:E * xb])]
         return m

@@ -386,8 +386,7 @@ def block_features(prog, family: str) -> dict:
     fitted by ``bench/calibrate_estimate.py``.
     """
     pe, simd, ab, wb = prog.pe, prog.simd, prog.abits, prog.wbits
-    nmul, vec = pe * simd, max(pe, simd, prog.xrows)
-    rows_out = max(pe, prog.xrows)  # result vector entries the array or the XNOR unit fill
+    nmul, vec = pe * simd, max(pe, simd)
     kinds = {l.kind for l in prog.layers}
     has_add, has_mac = "add" in kinds, bool(kinds & {"mac", "dw"})  # a dw step reads the weight ROM too
     aw = addr_bits(prog.act_words)
@@ -513,8 +512,9 @@ def block_features(prog, family: str) -> dict:
 
     # XNOR-popcount unit (rtl/xnor_array.py), counted, not fitted: per lane its XOR, popcount
     # share, weight bit and popcount register (xnor_lane_cost); per row the accumulator (an
-    # adder and a register); the input signs and flags. Its ROM in logic when shallow (a LUT4
-    # per 16 words per varying column, a register per column), else a block-RAM read mux.
+    # adder and a register) and the output buffer (a register and its load/shift mux); the
+    # input signs, flags and chunk counters. Its ROM in logic when shallow (a LUT4 per 16 words
+    # per varying column, a register per column), else a block-RAM read mux.
     if prog.xrows:
         R, xn = prog.xrows, prog.xrows * simd
         xwords, xwidth = prog.xweights.shape[0], xn
@@ -524,17 +524,18 @@ def block_features(prog, family: str) -> dict:
             xrom_lut, xrom_ff = _rom_logic(xwords, xcols), xcols
         else:
             xrom_lut, xrom_ff = xwidth * (math.ceil(xwords / (256 if family == "ice40" else 1024)) - 1), 0
-        f["xnor"] = {"lut": {"lanes": round(xn * xl), "acc": R * prog.xacc_bits, "rom": xrom_lut},
-                     "ff": {"lanes": round(xn * xf), "acc": R * prog.xacc_bits, "rom": xrom_ff + READ_DATA_REGS * xcols,
-                            "inputs": simd + 7}}
+        f["xnor"] = {"lut": {"lanes": round(xn * xl), "acc": 2 * R * prog.xacc_bits, "rom": xrom_lut,
+                             "counters": 2 * ubits(R) + 4},
+                     "ff": {"lanes": round(xn * xf), "acc": 2 * R * prog.xacc_bits, "rom": xrom_ff + READ_DATA_REGS * xcols,
+                            "inputs": simd + 7 + 2 * ubits(R)}}
 
     # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters
     # (as fitted: without the registered ``cout - 1`` and ``nt - 1``, 2 x ``co_bits``).
-    co_bits = count_bits(max(l.cout for l in prog.layers), vec)
+    co_bits = count_bits(max(l.nt * l.nb if l.kind == "xnor" else l.cout for l in prog.layers), vec)
     ch_bits = addr_bits(prog.bias.shape[0])
     # Lanes past ``pe`` only carry the pool unit's results: constant (removed) without it.
     pooled = bool(kinds & {"max", "sum", "add"})
-    sr = (vec if pooled else rows_out) * acc * (2 if has_add else 1)
+    sr = (vec if pooled else pe) * acc * (2 if has_add else 1)
     counters = ubits(vec) + 3 * co_bits + 2 * aw + lanes
     f["ser"] = {"lut": {"one": 1, "shift": sr, "counters": counters + ch_bits},
                 "ff": {"one": 1, "regs": sr + counters}}
@@ -601,7 +602,7 @@ def block_features(prog, family: str) -> dict:
     # over the layers are constants after synthesis.
     overlap = (2 * sum(var.get(n, 0) for n in BACK_FIELDS)
                + prog.latency["issue"] * sum(var.get(n, 0) for n in UNIT_FIELDS)
-               + (vec if pooled else rows_out) * acc * (2 if has_add else 1))
+               + (vec if pooled else pe) * acc * (2 if has_add else 1))
     f["top"] = {"lut": {"one": 1, "pad": word, "hold": hold, "select": vec * acc if pooled else 0,
                         "pre": L * post + aw + tag0},
                 "ff": {"one": 1, "regs": 2 * mac_lat + hold + L * (acc * (2 if has_add else 1) + post + mbits + nbits)

@@ -480,7 +480,8 @@ def _lower_xnor(layer: QLayer, ctx: LowerContext, x: TensorMap, common: dict) ->
     pad = (np.arange(nt)[:, None] * rows + np.arange(rows)[None, :]) >= cout  # (nt, rows)
     words.reshape(nt, k, rows, simd)[np.broadcast_to(pad[:, None, :, None], (nt, k, rows, simd))] = 1
     step = LayerProgram(**common, kind="xnor", kh=geo.kh, kw=geo.kw, nt=nt, cis=geo.cis, tpg=geo.tpg, k=k,
-                        t=k, nb=rows, cout=cout, w_base=ctx.roms.add_xnor(words), w_words=words.shape[0],
+                        t=k, nb=rows, xch=min(rows, max(ctx.pe, simd)), cout=cout,
+                        w_base=ctx.roms.add_xnor(words), w_words=words.shape[0],
                         ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout, ctx.shift(layer)),
                         pv=x.zero_point, macs=int(layer.weight.size))
     return _lowered(layer, ctx, [step], _mac_acc(layer, ctx))

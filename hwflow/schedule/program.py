@@ -214,6 +214,10 @@ class LayerProgram:
     :mod:`hwflow.rtl.xnor_array`) walks a ``mac`` step's loop nest with ``nb = xrows`` output
     channels a tile (:attr:`Program.xrows`) and reads its weight words from the unit's own ROM
     (:attr:`Program.xweights`, one sign bit a weight): ``xrows x simd`` binary MACs a cycle.
+    A tile's ``nb = xrows`` results reach the back end in ``nb / xch`` chunks of ``xch`` (the
+    serializer's entries), one every ``xch / lanes`` cycles; the back end counts each chunk as
+    a tile of ``xch`` outputs (its descriptor's ``ng`` and ``nt`` say so,
+    :func:`~hwflow.schedule.descriptor.descriptor_values`).
     """
 
     name: str
@@ -273,6 +277,7 @@ class LayerProgram:
     dsw: int = 1
     doh: int = 1
     dow: int = 1
+    xch: int = 0
     inputs: tuple[str, ...] = ()
     output: str = ""
 

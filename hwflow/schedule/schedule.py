@@ -68,8 +68,8 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     read, data register: :data:`~hwflow.schedule.program.ISSUE_CYCLES`);
     ``dw``: the depthwise unit, a tap's inputs to the accumulator holding it (input register,
     operand registers, the LUT multipliers' first level, product, accumulator; rtl/dw_array.py).
-    ``xnor``: the XNOR-popcount unit, its inputs to the accumulator (input register, popcount,
-    accumulator; rtl/xnor_array.py).
+    ``xnor``: the XNOR-popcount unit, its inputs to a tile's first result chunk (input
+    register, popcount, accumulator, output buffer; rtl/xnor_array.py).
     ``mac`` = input register + two multiplier stages + ``ceil(log2(simd))`` tree registers +
     accumulator (the input register keeps block-RAM clock-to-out away from the multiplier;
     the DSP lanes' second input register sits beside the DSP, the LUT lanes' shift-add
@@ -84,7 +84,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "requant": 6 if mbits > 1 else 4,
         "lut": 1,
         "dw": 5,
-        "xnor": 3,
+        "xnor": 4,
     }
 
 
@@ -163,7 +163,11 @@ def _load_times(lat: dict[str, int], l: LayerProgram) -> np.ndarray:
         return _dw_loads(lat, l)[0]
     win = l.qh * l.qw
     last_read = (np.arange(l.oh * l.ow * l.nt) * win + win - 1) * l.t + l.k - 1
-    return last_read + lat["issue"] + _unit_latency(lat, l.kind)
+    done = last_read + lat["issue"] + _unit_latency(lat, l.kind)
+    if l.kind == "xnor":  # a tile's chunks, ``xch / lanes`` (= ng * xch / nb) cycles apart
+        gap = l.ng * l.xch // l.nb
+        return (done[:, None] + np.arange(l.nb // l.xch)[None, :] * gap).reshape(-1)
+    return done
 
 
 def _write_trace(lat: dict[str, int], l: LayerProgram, simd: int, lanes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,11 +180,13 @@ def _write_trace(lat: dict[str, int], l: LayerProgram, simd: int, lanes: int) ->
         return when + back, addr
     t_load = _load_times(lat, l)
     loads = len(t_load)
-    co = (np.arange(loads) % l.nt)[:, None] * l.nb + np.arange(l.nb)[None, :]
-    pix = (np.arange(loads) // l.nt)[:, None]
+    ne = l.xch if l.kind == "xnor" else l.nb  # results a load (an XNOR tile's in chunks)
+    per_pix = l.nt * (l.nb // ne)
+    co = (np.arange(loads) % per_pix)[:, None] * ne + np.arange(ne)[None, :]
+    pix = (np.arange(loads) // per_pix)[:, None]
     ok = co < l.cout
     addr = (l.out_base + pix * l.och + (l.coff + co) // simd)[ok]
-    when = (t_load[:, None] + back + (np.arange(l.nb) // lanes)[None, :])[ok]
+    when = (t_load[:, None] + back + (np.arange(ne) // lanes)[None, :])[ok]
     return when, addr
 
 
@@ -778,7 +784,7 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool, xrows: int 
     for lp in layers:
         _set_lanes(lp, lanes)
         lp.drain = drain_cycles(lat, lp.kind, lp.ng, lp.t, lp.k)
-        if lp.kind == "dw":  # two cycles after the last write, as drain_cycles counts it
+        if lp.kind in ("dw", "xnor"):  # two cycles after the last write, as drain_cycles counts it
             lp.drain = int(_write_trace(lat, lp, simd, lanes)[0].max()) - lp.tiles * lp.t + 2
     shares = _shares(layers, tensors, _share_candidates(qgraph, fused, tensors), lat, simd, lanes, ctx.pools)
     if shares:
