@@ -12,7 +12,13 @@ control, so ``(LUTs - baseline LUTs) / lanes`` is what one lane's product costs 
 
 The ``lane/mul`` column is a lane's cost over the LUT multiplier's (goal: <= 40 %).
 
-    python bench/lanes.py [--family ecp5,ice40] [--pe 4 --simd 4]
+A second table synthesises the XNOR-popcount unit alone (``rtl/xnor_array.py``, ``--xrows``
+rows of ``--simd`` binary MACs, 2-bit bipolar input lanes, accumulators for a 256-input
+layer, one chunk a tile) against the estimator's count of the same unit
+(``estimate.block_features``' ``xnor`` block without its ROM): the LUTs and FFs one binary
+MAC costs with its share of the accumulators and output buffer.
+
+    python bench/lanes.py [--family ecp5,ice40] [--pe 4 --simd 4] [--xrows 16,64]
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ from amaranth.back import verilog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hwflow.quant.arith import bits_for_range  # noqa: E402
 from hwflow.rtl.mac_array import MacArray  # noqa: E402
+from hwflow.rtl.xnor_array import XnorArray  # noqa: E402
+from hwflow.schedule.estimate import xnor_lane_cost  # noqa: E402
 from hwflow.synth.yosys import find_yosys, parse_stat  # noqa: E402
 
 SYNTH = {"ecp5": "synth_ecp5 -abc9", "ice40": "synth_ice40 -dsp"}
@@ -37,7 +46,8 @@ SYNTH = {"ecp5": "synth_ecp5 -abc9", "ice40": "synth_ice40 -dsp"}
 def synth(dut, family: str) -> dict:
     """Yosys resource counts of ``dut`` (an Amaranth component) for ``family``."""
     with tempfile.TemporaryDirectory() as d:
-        ports = [p for p in (dut.a, dut.w, dut.valid, dut.first, dut.last, dut.acc, dut.out_valid)]
+        out = dut.out if isinstance(dut, XnorArray) else dut.acc
+        ports = [p for p in (dut.a, dut.w, dut.valid, dut.first, dut.last, out, dut.out_valid)]
         Path(d, "mac.v").write_text(verilog.convert(dut, name="mac", ports=ports))
         Path(d, "s.ys").write_text(f"read_verilog mac.v\n{SYNTH[family]} -top mac\nstat -json\ntee -o stat.json stat -json\n")
         subprocess.run([*find_yosys(), "-q", "-s", "s.ys"], cwd=d, check=True, capture_output=True)
@@ -49,11 +59,12 @@ def main(argv=None) -> int:
     ap.add_argument("--family", default="ecp5,ice40")
     ap.add_argument("--pe", type=int, default=4)
     ap.add_argument("--simd", type=int, default=4)
+    ap.add_argument("--xrows", default="16,64")
     args = ap.parse_args(argv)
     pe, simd, ab = args.pe, args.simd, 8
     n = pe * simd
     acc = 8 + ab + 8
-    print(f"# python bench/lanes.py --family {args.family} --pe {pe} --simd {simd}")
+    print(f"# python bench/lanes.py --family {args.family} --pe {pe} --simd {simd} --xrows {args.xrows}")
     print(f"# MacArray PE {pe} x SIMD {simd}, {ab}-bit activations, {acc}-bit accumulators; LUT4s")
     print(f"{'family':7} {'lane':8} {'LUTs':>6} {'FFs':>6} {'DSPs':>5} {'LUTs/lane':>10} {'lane/mul':>9}")
     for fam in args.family.split(","):
@@ -66,6 +77,20 @@ def main(argv=None) -> int:
             per = (r["lut"] - base["lut"]) / n
             print(f"{fam:7} {name:8} {r['lut']:6d} {r['ff']:6d} {r['dsp']:5d} {per:10.1f} "
                   f"{per / mul:9.0%}")
+    xb = bits_for_range(-256, 256)
+    print(f"\n# XnorArray rows x SIMD {simd}, 2-bit input lanes, {xb}-bit accumulators; LUT4s; "
+          "est.: the estimator's xnor block without its ROM")
+    print(f"{'family':7} {'rows':>5} {'MACs':>5} {'LUTs':>6} {'FFs':>6} {'LUTs/MAC':>9} {'FFs/MAC':>8} "
+          f"{'est. LUTs':>9} {'est. FFs':>8}")
+    for fam in args.family.split(","):
+        for rows in (int(r) for r in args.xrows.split(",")):
+            r = synth(XnorArray(rows, simd, 2, xb), fam)
+            xn = rows * simd
+            lane_l, lane_f = xnor_lane_cost(simd, fam)
+            est_l = xn * lane_l + 2 * rows * xb + 2 * rows.bit_length() + 4
+            est_f = xn * lane_f + 2 * rows * xb + simd + 7 + 2 * rows.bit_length()
+            print(f"{fam:7} {rows:5d} {xn:5d} {r['lut']:6d} {r['ff']:6d} {r['lut'] / xn:9.2f} {r['ff'] / xn:8.2f} "
+                  f"{est_l:9.0f} {est_f:8.0f}")
     return 0
 
 

@@ -24,7 +24,8 @@ calibration, CLE, bias correction, GPTQ rounding):
    latency (at the placed Fmax with ``--synth``, else the target's clock goal), the weight
    ROM's bits and their ratio to the layers' own bits (each weight at its code width,
    binary 1), LUTs and DSPs (estimate, and placed with ``--synth``), the binary MACs per
-   cycle where the hidden layers are binary. The LUT cost of one lane by type: ``bench/lanes.py``.
+   cycle where the hidden layers are binary (the XNOR-popcount unit's ``xrows x simd`` when it
+   runs them, rtl/xnor_array.py; else the array's PE x SIMD). The LUT cost of one lane by type: ``bench/lanes.py``.
 
 Every row's configuration column is the ``hwflow eval`` flags that reproduce it.
 
@@ -197,7 +198,8 @@ def table_hw(synth: bool = False, models: str = "") -> None:
                 continue
             sch = json.loads((out / "schedule.json").read_text())
             est = sch["estimate"]
-            lane = sch["lanes"][0]["lane"] if sch.get("lanes") else sch["lane"]
+            # the array's lane type, and the XNOR unit's when it runs some layers
+            lane = " / ".join(dict.fromkeys(d["lane"] for d in sch["lanes"])) if sch.get("lanes") else sch["lane"]
             placed = ["", "", ""]
             if synth:
                 rep = out / "synth.json"
@@ -214,8 +216,10 @@ def table_hw(synth: bool = False, models: str = "") -> None:
             own = sum(l.weight.size * (1 if l.wformat == "binary" else l.wbits) for l in qg.layers if l.weight is not None)
             binary = any(l.wformat == "binary" for l in qg.layers if l.weight is not None)
             mhz = float(placed[2]) if placed[2] else load_target(target).clock_mhz
+            # binary MACs a cycle: the XNOR unit's when it runs the binary layers, else the array's
+            bin_macs = sch["xnor"]["binary_macs"] if sch.get("xnor") else sch["pe"] * sch["simd"]
             print(f"| {model} | {target} | `{flags}` | {lane} | {sch['pe']} x {sch['simd']} | "
-                  f"{sch['pe'] * sch['simd'] if binary else '-'} | {sch['cycles']:,} | {sch['cycles'] / mhz:,.1f} | "
+                  f"{bin_macs if binary else '-'} | {sch['cycles']:,} | {sch['cycles'] / mhz:,.1f} | "
                   f"{prog.weight_rom_bits:,} | {prog.weight_rom_bits / own:.3f} | "
                   f"{est['luts']} | {est['dsps']} | {' | '.join(placed)} |")
 

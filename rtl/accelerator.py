@@ -19,7 +19,12 @@ array (:meth:`Accelerator._unpack`). A depthwise ``dw`` step runs on the depthwi
 (:mod:`hwflow.rtl.dw_array`) beside the array: it takes the same memory words and the
 unpacked diagonal (one tap's weights, lane ``s`` for channel ``s``), and hands the back end
 one output pixel's ``simd`` channels a load (the serializer's depthwise order; the back end
-has ``rq_lanes == simd`` then).
+has ``rq_lanes == simd`` then). An ``xnor`` step runs on the XNOR-popcount unit
+(:mod:`hwflow.rtl.xnor_array`) beside the array: it takes the same memory words and a word
+of its own weight ROM (``xrows x simd`` sign bits, addressed by the controller's weight
+address, its data registered as the weight ROM's), and hands the back end its ``xrows``
+accumulators in chunks of the serializer's ``max(pe, simd)`` entries, one every
+``entries / rq_lanes`` cycles (the back end counts each as a tile).
 
 Layers overlap: the controller starts the next layer while the previous one's results
 are still in flight. Every stage therefore takes its layer's fields from where its data
@@ -79,6 +84,7 @@ from .serializer import Serializer
 from ._verilog_text import compress_zero_init
 from .weight_ram import WeightRam
 from .weight_rom import WeightRom
+from .xnor_array import XnorArray
 
 __all__ = ["Accelerator", "to_verilog", "verilog_files"]
 
@@ -89,19 +95,21 @@ class Accelerator(wiring.Component):
     Parameters
     ----------
     program : hwflow.schedule.Program
-    rom_module, act_module : str, optional
-        Only for :func:`to_verilog`: the weight ROM (or loaded weight RAM) and the activation
-        RAM become instances of these Verilog modules (see
+    rom_module, act_module, xrom_module : str, optional
+        Only for :func:`to_verilog`: the weight ROM (or loaded weight RAM), the activation
+        RAM and the XNOR unit's ROM become instances of these Verilog modules (see
         :class:`~hwflow.rtl.weight_rom.WeightRom`, :class:`~hwflow.rtl.act_buffer.ActBuffer`).
     """
 
-    def __init__(self, program, *, rom_module: str | None = None, act_module: str | None = None):
+    def __init__(self, program, *, rom_module: str | None = None, act_module: str | None = None,
+                 xrom_module: str | None = None):
         if not isinstance(program, Program):
             raise TypeError(f"Accelerator needs a hwflow.schedule.Program, not {program!r}")
         self._p = program
         self._rom_module = rom_module
         self._act_module = act_module
-        self.wrom = self.act = None
+        self._xrom_module = xrom_module
+        self.wrom = self.act = self.xrom = None
         load = {"wload_valid": In(1), "wload_ready": Out(1), "wload_data": In(program.weight_word_bits),
                 "loaded": Out(1)} if program.weight_load else {}
         super().__init__({
@@ -177,6 +185,7 @@ class Accelerator(wiring.Component):
         load = Signal()
         is_mac = da["kind"] == KIND_CODES["mac"]
         is_dw = da["kind"] == KIND_CODES["dw"]
+        is_xnor = da["kind"] == KIND_CODES["xnor"]
 
         if p.weight_load:
             # Weights in a memory the bitstream cannot initialise: loaded first, start waits for it.
@@ -216,7 +225,7 @@ class Accelerator(wiring.Component):
         assert pool.latency == lat["pool"]
         m.d.comb += [
             pool.x.eq(x), pool.kind.eq(da["kind"]), pool.za.eq(da["za"]), pool.zb.eq(da["zb"]),
-            pool.valid.eq(ctrl.d_valid & ~is_mac & ~is_dw), pool.first.eq(ctrl.d_first), pool.last.eq(ctrl.d_last),
+            pool.valid.eq(ctrl.d_valid & ~is_mac & ~is_dw & ~is_xnor), pool.first.eq(ctrl.d_first), pool.last.eq(ctrl.d_last),
             pool.sel.eq(ctrl.d_sel),
         ]
         if has_mac:
@@ -251,7 +260,22 @@ class Accelerator(wiring.Component):
                 dw.cols_m1.eq(da["dw_cols_m1"]), dw.groups_m1.eq(da["dw_groups_m1"]), dw.rows_n.eq(da["dw_rows"]),
                 dw.last_rows.eq(da["dw_last_rows"]), dw.sh2.eq(da["dw_sh2"]), dw.sw2.eq(da["dw_sw2"]),
             ]
-        # A result vector comes from the array, the depthwise unit or the pool unit (one at a time).
+        if p.xrows:
+            # The XNOR-popcount unit (rtl/xnor_array.py) and its own ROM, addressed and
+            # registered as the weight ROM is.
+            m.submodules.xrom = xrom = WeightRom(p.xweights, 1, verilog_module=self._xrom_module)
+            self.xrom = xrom
+            xch = next(l.xch for l in p.layers if l.kind == "xnor")
+            m.submodules.xnor = xnor = XnorArray(p.xrows, simd, p.abits, p.xacc_bits, entries=xch,
+                                                 gap=xch // p.rq_lanes)
+            assert xnor.latency == lat["xnor"], lat
+            m.d.comb += [
+                xrom.addr.eq(ctrl.w_addr),
+                xnor.a.eq(x), xnor.w.eq(_delay(m, xrom.data, READ_DATA_REGS, "xrom_q")),
+                xnor.valid.eq(ctrl.d_valid & is_xnor), xnor.first.eq(ctrl.d_first), xnor.last.eq(ctrl.d_last),
+            ]
+        # A result vector comes from the array, the depthwise unit, the XNOR unit or the pool
+        # unit (one at a time).
         if has_mac:
             m.d.comb += va.eq(Mux(merged, Cat(*hold), pool.a))
         else:
@@ -259,7 +283,13 @@ class Accelerator(wiring.Component):
         if dws:
             with m.If(dw.out_valid):
                 m.d.comb += va.eq(dw.out)
-        m.d.comb += load.eq(pool.out_valid | (merged if has_mac else 0) | (dw.out_valid if dws else 0))
+        if p.xrows:
+            with m.If(xnor.out_valid):  # each accumulator sign-extended to an entry
+                xb = p.xacc_bits  # <= acc_bits: the accumulator range counts the xnor steps
+                rows = [xnor.out.word_select(r, xb) for r in range(xch)]
+                m.d.comb += va.eq(Cat(*(Cat(v, v[-1].replicate(p.acc_bits - xb)) for v in rows)))
+        m.d.comb += load.eq(pool.out_valid | (merged if has_mac else 0) | (dw.out_valid if dws else 0)
+                            | (xnor.out_valid if p.xrows else 0))
         if has_add:
             m.d.comb += vb.eq(pool.b)
 
@@ -299,7 +329,8 @@ class Accelerator(wiring.Component):
         L = p.rq_lanes
         dw_bits = max([len(bd[f]) for f in ("dw_ow", "dw_groups") if f in bd] + [1])
         m.submodules.ser = ser = Serializer(vec, simd, L, p.acc_bits, aw, addr_bits(p.bias.shape[0] // L),
-                                            max(l.cout for l in p.layers), with_b=has_add,
+                                            max(l.nt * l.nb if l.kind == "xnor" else l.cout for l in p.layers),
+                                            with_b=has_add,
                                             dw_rows=max([l.dwr for l in dws] + [0]), dw_bits=dw_bits)
         if dws:
             m.d.comb += [
@@ -383,6 +414,8 @@ class Accelerator(wiring.Component):
         m.d.comb += act.en.eq(~ctrl.stall)
         if self.wrom is not None:
             m.d.comb += self.wrom.en.eq(~ctrl.stall)
+        if self.xrom is not None:
+            m.d.comb += self.xrom.en.eq(~ctrl.stall)
         # Its own run flag, not the core's ``busy``: a simulator's unknown core state before the
         # first start must not keep the count from starting.
         counter = Signal(CYCLE_BITS)
@@ -487,6 +520,8 @@ def verilog_files(program, name: str = "hwflow_top") -> dict[str, str]:
     files = {f"{name}.v": text}
     if isinstance(top.wrom, WeightRom):  # a loaded weight RAM has no contents
         files[rom_file] = top.wrom.hex()
+    if top.xrom is not None:
+        files[f"{name}_xrom.hex"] = top.xrom.hex()
     return files
 
 
@@ -495,12 +530,14 @@ def _convert(program, name: str, rom_file: str | None):
         raise ValueError(f"module name must be a Verilog identifier, not {name!r}")
     # The weight ROM and the activation RAM are emitted as their own small Verilog modules
     # (Amaranth would take seconds to turn a large memory's contents into netlist constants).
-    top = Accelerator(program, rom_module=f"{name}_wrom", act_module=f"{name}_act")
+    top = Accelerator(program, rom_module=f"{name}_wrom", act_module=f"{name}_act", xrom_module=f"{name}_xrom")
     text = verilog.convert(top, name=name, emit_src=False)
     text = text.rstrip("\n") + "\n\n" + top.act.verilog()
     if isinstance(top.wrom, WeightRom):
         text = text.rstrip("\n") + "\n\n" + top.wrom.verilog(rom_file)
     elif top.wrom is not None:
         text = text.rstrip("\n") + "\n\n" + top.wrom.verilog()
+    if top.xrom is not None:
+        text = text.rstrip("\n") + "\n\n" + top.xrom.verilog(rom_file and f"{name}_xrom.hex")
     return compress_zero_init(text), top
 

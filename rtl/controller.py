@@ -80,8 +80,9 @@ class Controller(wiring.Component):
         simd = program.simd
         self._aw = addr_bits(program.act_words)
         # Weight addresses are virtual words: a packed depthwise step's are ``w_pack`` a ROM word.
+        # (An ``xnor`` step's are words of the XNOR unit's own ROM.)
         self._ww = addr_bits(max([program.weights.shape[0]]
-                                 + [l.w_base + l.w_words for l in program.layers if l.kind in ("mac", "dw")]))
+                                 + [l.w_base + l.w_words for l in program.layers if l.kind in ("mac", "dw", "xnor")]))
         word = simd * program.abits  # packed lanes
         super().__init__({
             "start": In(1),

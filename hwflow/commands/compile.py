@@ -41,9 +41,14 @@ def summary(m: dict) -> str:
     if est_text:
         lines.append(f"  estimate  {est_text}")
     if m.get("lanes"):
-        ln = m["lanes"]
-        fmts = ", ".join(f"{l['layer']} {l['weights']}" for l in ln)
-        lines.append(f"  lanes     {ln[0]['lane']} ({ln[0]['luts']} LUTs, {ln[0]['dsps']} DSPs) for every layer: {fmts}")
+        groups: dict = {}  # the array's lanes, and the XNOR unit's (rtl/xnor_array.py) if any
+        for l in m["lanes"]:
+            groups.setdefault(l["lane"], []).append(l)
+        for i, ln in enumerate(groups.values()):
+            fmts = ", ".join(f"{l['layer']} {l['weights']}" for l in ln)
+            which = "for every layer" if len(groups) == 1 else "for"
+            lines.append(f"  {'lanes' if i == 0 else '':<9} {ln[0]['lane']} ({ln[0]['luts']} LUTs, {ln[0]['dsps']} DSPs) "
+                         f"{which}: {fmts}")
     if m.get("load"):
         ld = m["load"]
         lines.append(f"  weights   in {ld['memory']} (not set by the bitstream): load {ld['file']} through "

@@ -96,6 +96,12 @@ def descriptor_values(program) -> list[dict]:
             ("a_krow", (iw - (l.kw - 1)) * ich - (cis - 1)))})
         out[-1].update({f"{f}_m2": max(0, out[-1][f] - 2) for f in _MINUS_TWO})
         out[-1]["is1"] = sum(1 << i for i, f in enumerate(LOOPS) if out[-1][f] == 1)
+        if l.kind == "xnor":
+            # The XNOR unit hands a tile's results to the back end ``xch`` a chunk
+            # (rtl/xnor_array.py): the serializer counts each chunk as a tile of its own
+            # (the controller's loop keeps ``nt_m1``, set above).
+            chunks = l.nb // l.xch
+            out[-1].update(ng=l.xch // program.rq_lanes, nt=l.nt * chunks, loads_m1=l.nt * chunks - 1)
     if not program.narrow_lrs:  # every weight at the ROM's width: no field for it
         for v in out:
             del v["wlr"]

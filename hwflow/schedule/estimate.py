@@ -39,7 +39,7 @@ from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, c
                      shift_bits, shifter_widths, tree_levels, ubits)
 
 __all__ = ["act_banks", "estimate", "block_features", "block_estimates", "backend_lane_dsps", "chan_width",
-           "dsp_blocks", "lut_mult_cost", "pot_lane_cost", "lane_costs", "rq_pieces",
+           "dsp_blocks", "lut_mult_cost", "pot_lane_cost", "xnor_lane_cost", "lane_costs", "rq_pieces",
            "memories", "memory_blocks", "memory_shapes", "memory_style", "memory_use", "place_memories",
            "place_weights"]
 
@@ -149,7 +149,12 @@ def memories(prog) -> list[tuple[str, int, int, int | None, int]]:
     bb, mb, nb = bias_bits(prog.bias), max(prog.mbits, 1), shift_bits(prog.n_min, prog.n_max)
     code = descriptor_fields(prog, descriptor_values(prog))["lo"][0]
     lanes = prog.rq_lanes  # the channel ROM holds one back-end lane group a word
-    return [
+    xnor = []
+    if prog.xrows:  # the XNOR unit's own ROM (rtl/xnor_array.py), one bit a weight
+        xflat = prog.xweights.reshape(prog.xweights.shape[0], -1)
+        xnor = [("xweights", int(xflat.shape[0]), int(xflat.shape[1]), None,
+                 sum(_varying_columns(xflat[:, i], 1) for i in range(xflat.shape[1])))]
+    return xnor + [
         ("act", prog.act_words, prog.simd * prog.abits, prog.abits, prog.simd * prog.abits),
         ("weights", prog.weight_words, width, None, wcols),
         ("chan", int(prog.bias.shape[0]) // lanes, lanes * chan_width(bb, mb, nb), None,
@@ -296,9 +301,27 @@ def lane_costs(prog, family: str) -> list[dict]:
     ``dsps`` for all ``count`` lanes, beyond the adder trees every lane type shares).
 
     Types: ``pot`` (shift lanes, :func:`pot_lane_cost`), ``addsub`` (its ``cbits = 2`` case), ``mul-dsp`` (a multiplier on DSPs,
-    :func:`dsp_blocks` each), ``mul-lut`` (a shift-add multiplier in LUTs, :func:`lut_mult_cost`).
+    :func:`dsp_blocks` each), ``mul-lut`` (a shift-add multiplier in LUTs, :func:`lut_mult_cost`);
+    and the XNOR-popcount unit's (``xnor``, :func:`xnor_lane_cost`) when the program has one.
     """
     n = prog.pe * prog.simd
+    if prog.xrows:
+        xn = prog.xrows * prog.simd
+        xnor = [{"lane": "xnor", "count": xn, "luts": round(xn * xnor_lane_cost(prog.simd, family)[0]), "dsps": 0}]
+        return _array_lanes(prog, family, n) + xnor
+    return _array_lanes(prog, family, n)
+
+
+def xnor_lane_cost(simd: int, family: str) -> tuple[float, float]:
+    """``(LUTs, FFs)`` of one XNOR-popcount lane (rtl/xnor_array.py), beyond the accumulators:
+    the XOR and its share of the row's popcount tree (a ``simd``-input adder tree, about a LUT
+    per input bit: the XOR merges into its first level), and the registered weight bit and
+    popcount bits."""
+    return 1.0 + (simd.bit_length() - 1) / max(simd, 1), 1.0 + simd.bit_length() / max(simd, 1)
+
+
+def _array_lanes(prog, family: str, n: int) -> list[dict]:
+    """:func:`lane_costs` of the MAC array's ``n`` lanes."""
     if prog.lane != "mul":
         return [{"lane": prog.lane, "count": n, "luts": n * pot_lane_cost(prog.cbits, prog.abits, family)[0], "dsps": 0}]
     per = dsp_blocks(prog.wbits, prog.abits, family)
@@ -487,9 +510,28 @@ def block_features(prog, family: str) -> dict:
                    "ff": {"window": (2 * KW + 1) * H * word, "pipe": R * word + simd * wb + n * lane_ffs
                           + n * (wb + ab) + 2 * n * acc, "counters": 2 * cb + 2 * ubits(R) * 6 + 24}}
 
+    # XNOR-popcount unit (rtl/xnor_array.py), counted, not fitted: per lane its XOR, popcount
+    # share, weight bit and popcount register (xnor_lane_cost); per row the accumulator (an
+    # adder and a register) and the output buffer (a register and its load/shift mux); the
+    # input signs, flags and chunk counters. Its ROM in logic when shallow (a LUT4 per 16 words
+    # per varying column, a register per column), else a block-RAM read mux.
+    if prog.xrows:
+        R, xn = prog.xrows, prog.xrows * simd
+        xwords, xwidth = prog.xweights.shape[0], xn
+        xl, xf = xnor_lane_cost(simd, family)
+        xcols = next(c for n_, _, _, _, c in memories(prog) if n_ == "xweights")
+        if memory_style(xwords, xwidth) == "logic":
+            xrom_lut, xrom_ff = _rom_logic(xwords, xcols), xcols
+        else:
+            xrom_lut, xrom_ff = xwidth * (math.ceil(xwords / (256 if family == "ice40" else 1024)) - 1), 0
+        f["xnor"] = {"lut": {"lanes": round(xn * xl), "acc": 2 * R * prog.xacc_bits, "rom": xrom_lut,
+                             "counters": 2 * ubits(R) + 4},
+                     "ff": {"lanes": round(xn * xf), "acc": 2 * R * prog.xacc_bits, "rom": xrom_ff + READ_DATA_REGS * xcols,
+                            "inputs": simd + 7 + 2 * ubits(R)}}
+
     # Serializer (rtl/serializer.py): the shift register(s) and the channel/address counters
     # (as fitted: without the registered ``cout - 1`` and ``nt - 1``, 2 x ``co_bits``).
-    co_bits = count_bits(max(l.cout for l in prog.layers), vec)
+    co_bits = count_bits(max(l.nt * l.nb if l.kind == "xnor" else l.cout for l in prog.layers), vec)
     ch_bits = addr_bits(prog.bias.shape[0])
     # Lanes past ``pe`` only carry the pool unit's results: constant (removed) without it.
     pooled = bool(kinds & {"max", "sum", "add"})
@@ -569,7 +611,7 @@ def block_features(prog, family: str) -> dict:
 
 
 #: Blocks whose features are counted LUTs and FFs, not fitted (rtl/dw_array.py).
-_COUNTED = ("dw",)
+_COUNTED = ("dw", "xnor")
 
 
 def _coef(family: str) -> dict:

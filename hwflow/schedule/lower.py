@@ -11,7 +11,9 @@
   extreme case, one useful multiplier per row, its diagonal packed ``w_pack`` words to a ROM
   word on a square array (:meth:`RomImages.add_weights`). Where it is faster, a depthwise
   conv goes to the depthwise unit instead: one ``dw`` step (:func:`_lower_dw`, lanes across
-  channels, up to PE output rows at once, the kernel taps in time; :func:`dw_plan`). A MaxPool the scheduler fused into the convolution becomes the step's
+  channels, up to PE output rows at once, the kernel taps in time; :func:`dw_plan`). A layer
+  with binary weights on a bipolar input goes to the XNOR-popcount unit when the program has
+  one: one ``xnor`` step (:func:`xnor_ok`, :func:`_lower_xnor`). A MaxPool the scheduler fused into the convolution becomes the step's
   ``qh x qw`` window; a streamed input (:class:`~hwflow.schedule.program.InputStream`)
   makes the first convolution a 1 x 1 one over its receptive fields.
 - ``maxpool`` -> ``max``; ``avgpool`` -> ``sum`` (bias ``-k*z_in`` and ``m``/``n`` requantize);
@@ -41,7 +43,7 @@ from .memory import chunks, weight_words
 from .program import InputStream, LayerProgram, TensorMap
 
 __all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "MacGeometry", "mac_geometry", "weight_pack",
-           "dw_cycles", "dw_plan",
+           "dw_cycles", "dw_plan", "xnor_ok",
            "lower_mac", "lower_window", "lower_add", "lower_concat"]
 
 
@@ -84,6 +86,8 @@ class RomImages:
         self._luts: list[np.ndarray] = []
         self._lut_next = 0
         self._reach = 0  # virtual weight words some step reads (past its own: a dw step)
+        self._xnor: list[np.ndarray] = []
+        self._x_next = 0
 
     def reserve(self, end: int) -> None:
         """A step reads virtual weight words up to ``end`` (exclusive): the image reaches that far
@@ -177,6 +181,16 @@ class RomImages:
         c, b = self.code.encode(values), self.code.wbits
         return np.where(c >= 1 << (b - 1), c - (1 << b), c)
 
+    def add_xnor(self, words: np.ndarray) -> int:
+        """Append ``(n, rows, simd)`` binary weight words (values ±1) to the XNOR unit's ROM,
+        stored as their signs (``-1``: bit 1, the weight is ``-1``; ``0``: ``+1``); returns
+        the first word."""
+        assert np.isin(words, (-1, 1)).all()
+        base = self._x_next
+        self._xnor.append(-(words < 0).astype(np.int64))
+        self._x_next += words.shape[0]
+        return base
+
     def add_channels(self, bias, m, n, c: int, shift: int = 0) -> int:
         """Append ``c`` channels' ``(bias, m, n)`` (each a scalar or one value per channel),
         padded to a multiple of ``lanes`` entries.
@@ -214,6 +228,7 @@ class RomImages:
             "lut": cat(self._luts, np.zeros(1, np.int64)),
             "codebooks": self.codebooks,
             "cb_bases": self.cb_bases,
+            "xweights": np.concatenate(self._xnor) if self._xnor else None,
         }
 
 
@@ -224,7 +239,9 @@ class LowerContext:
     ``pools`` maps a convolution's output tensor to the MaxPool fused into it; ``stream``
     is the streamed network input's geometry (None: the input is stored). ``dw_kw``: the
     kernel width of the depthwise unit (:func:`dw_plan`; 0: no unit, every depthwise
-    convolution runs on the array).
+    convolution runs on the array). ``xrows``: output channels a cycle of the XNOR-popcount
+    unit (0: no unit, binary layers run on the array); ``xnames``: the layers it runs
+    (``None``: every one :func:`xnor_ok` accepts).
     """
 
     qgraph: QGraph
@@ -236,6 +253,8 @@ class LowerContext:
     acc_shift: int = 0
     stream: InputStream | None = None
     dw_kw: int = 0
+    xrows: int = 0
+    xnames: frozenset | None = None
 
     def shift(self, layer: QLayer) -> int:
         """Bits the pre-stage's fixed left shift (``acc_shift``, the largest of any layer) adds to
@@ -399,6 +418,9 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     pool = ctx.pools.get(layer.output)
     x = ctx.tensors[layer.inputs[0]]
     common = _step_fields(layer, ctx, x, ctx.tensors[pool.output if pool else layer.output])
+    if ctx.xrows and pool is None and x.in_ram and (ctx.xnames is None or layer.name in ctx.xnames) \
+            and xnor_ok(layer, ctx.qgraph, simd):
+        return _lower_xnor(layer, ctx, x, common)
     geo, dense = mac_geometry(layer, x, pe, simd, ctx.stream)
     if not x.in_ram:  # the receptive fields: a 1 x 1 convolution over the output grid
         st = ctx.stream
@@ -431,6 +453,37 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
                         w_base=w_base, w_words=words.shape[0], wpk=int(packed), wlr=lr,
                         ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout, ctx.shift(layer)),
                         pv=x.zero_point, macs=int(layer.weight.size) * conv_hw, stream=int(not x.in_ram))
+    return _lowered(layer, ctx, [step], _mac_acc(layer, ctx))
+
+
+def xnor_ok(layer: QLayer, qgraph: QGraph, simd: int) -> bool:
+    """Whether the XNOR-popcount unit (:mod:`hwflow.rtl.xnor_array`) can run ``layer``: a Gemm
+    with weights ±1 on an input of codes ±1 (a bipolar tensor, or one a threshold layer writes:
+    a QONNX import types those 2-bit), whose channels fill every word it reads
+    (``c % simd == 0``: the unit counts every lane; a Gemm has no padding)."""
+    if layer.op != "gemm" or layer.wformat != "binary" or not np.isin(layer.weight, (-1, 1)).all():
+        return False
+    x = qgraph.tensors[layer.inputs[0]]
+    src = next((l for l in qgraph.layers if l.output == x.name), None)
+    bipolar = x.bits == 1 or src is not None and src.is_threshold
+    return bipolar and x.shape[1] % simd == 0
+
+
+def _lower_xnor(layer: QLayer, ctx: LowerContext, x: TensorMap, common: dict) -> Lowered:
+    """A binary Gemm on a bipolar input as one ``xnor`` step: a ``mac`` step's loop nest with
+    ``xrows`` output channels a tile, its weights (one sign a weight) in the XNOR unit's ROM
+    (:meth:`RomImages.add_xnor`). Rows past ``cout`` hold +1 (never written out)."""
+    rows, simd = ctx.xrows, ctx.simd
+    geo, dense = mac_geometry(layer, x, rows, simd)
+    nt, k, cout = geo.nt, geo.k, layer.out_channels
+    words = weight_words(dense(), rows, simd, geo.nt, geo.cis, geo.tpg)
+    pad = (np.arange(nt)[:, None] * rows + np.arange(rows)[None, :]) >= cout  # (nt, rows)
+    words.reshape(nt, k, rows, simd)[np.broadcast_to(pad[:, None, :, None], (nt, k, rows, simd))] = 1
+    step = LayerProgram(**common, kind="xnor", kh=geo.kh, kw=geo.kw, nt=nt, cis=geo.cis, tpg=geo.tpg, k=k,
+                        t=k, nb=rows, xch=min(rows, max(ctx.pe, simd)), cout=cout,
+                        w_base=ctx.roms.add_xnor(words), w_words=words.shape[0],
+                        ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout, ctx.shift(layer)),
+                        pv=x.zero_point, macs=int(layer.weight.size))
     return _lowered(layer, ctx, [step], _mac_acc(layer, ctx))
 
 

@@ -58,7 +58,7 @@ import numpy as np
 __all__ = ["KINDS", "SETUP_CYCLES", "TensorMap", "LayerProgram", "Program"]
 
 #: Hardware step kinds (the order is the code in the descriptor ROM).
-KINDS = ("mac", "max", "sum", "add", "dw")
+KINDS = ("mac", "max", "sum", "add", "dw", "xnor")
 
 #: Cycles a layer spends loading its descriptor before its first tile.
 SETUP_CYCLES = 2
@@ -209,6 +209,15 @@ class LayerProgram:
     in that column. ``dkh x dkw``, ``dsh x dsw`` and ``doh x dow`` are the convolution's
     kernel, strides and output; ``wk = dkh*dkw`` weight words a chunk (one tap each, read
     while the unit computes: word ``w_base + g*wk + j`` at step ``j``).
+
+    An ``xnor`` step (a binary-weight layer on a bipolar input, on the XNOR-popcount unit,
+    :mod:`hwflow.rtl.xnor_array`) walks a ``mac`` step's loop nest with ``nb = xrows`` output
+    channels a tile (:attr:`Program.xrows`) and reads its weight words from the unit's own ROM
+    (:attr:`Program.xweights`, one sign bit a weight): ``xrows x simd`` binary MACs a cycle.
+    A tile's ``nb = xrows`` results reach the back end in ``nb / xch`` chunks of ``xch`` (the
+    serializer's entries), one every ``xch / lanes`` cycles; the back end counts each chunk as
+    a tile of ``xch`` outputs (its descriptor's ``ng`` and ``nt`` say so,
+    :func:`~hwflow.schedule.descriptor.descriptor_values`).
     """
 
     name: str
@@ -268,6 +277,7 @@ class LayerProgram:
     dsw: int = 1
     doh: int = 1
     dow: int = 1
+    xch: int = 0
     inputs: tuple[str, ...] = ()
     output: str = ""
 
@@ -293,7 +303,7 @@ class LayerProgram:
             if j >= self.k:
                 yield None
                 continue
-            cs = (g // self.tpg) * self.cis if self.kind == "mac" else g
+            cs = (g // self.tpg) * self.cis if self.kind in ("mac", "xnor") else g
             if self.kind == "add":
                 ky = kx = ci = 0
             else:
@@ -322,7 +332,7 @@ class LayerProgram:
         else:
             ci, kx, ky = j % self.cis, (j // self.cis) % self.kw, j // (self.cis * self.kw)
         g = np.arange(self.nt)
-        cs = (g // self.tpg) * self.cis if self.kind == "mac" else g
+        cs = (g // self.tpg) * self.cis if self.kind in ("mac", "xnor") else g
         oy, ox = np.arange(self.oh), np.arange(self.ow)
         wy, wx = np.arange(self.qh), np.arange(self.qw)
         # Axes: oy, ox, g, wy, wx, j.
@@ -427,6 +437,12 @@ class Program:
     act_kind : hwflow.targets.MemoryKind or None
         The memory kind holding the activation RAM (the target's block RAM), which sets
         its banks (:func:`~hwflow.schedule.estimate.act_banks`).
+    xrows : int
+        Output channels a cycle of the XNOR-popcount unit (:mod:`hwflow.rtl.xnor_array`) that
+        runs the ``xnor`` steps, ``xrows x simd`` binary MACs a cycle; 0: no unit.
+    xweights : numpy.ndarray or None
+        ``(words, xrows, simd)`` image of the unit's own weight ROM, one bit a weight: ``-1``
+        (bit 1) where the weight is ``-1``, ``0`` where it is ``+1`` (``None``: no unit).
     """
 
     name: str
@@ -473,6 +489,8 @@ class Program:
     argmax: bool = False
     weight_kind: Any = None
     act_kind: Any = None
+    xrows: int = 0
+    xweights: np.ndarray | None = None
 
     @property
     def weight_load(self) -> bool:
@@ -481,13 +499,19 @@ class Program:
 
     def layer_lanes(self) -> list[dict]:
         """Per MAC layer: its weight format, the lane type it runs on and those lanes' LUT and
-        DSP cost (:func:`~hwflow.schedule.estimate.lane_costs`; one lane type a build: every
-        layer runs on the whole array, so the costs are the array's)."""
-        lanes = self.lane_costs
-        kind = " + ".join(f"{c['count']} {c['lane']}" for c in lanes)
-        luts, dsps = sum(c["luts"] for c in lanes), sum(c["dsps"] for c in lanes)
-        return [{"layer": name, "weights": fmt, "lane": kind, "luts": luts, "dsps": dsps}
-                for name, fmt in self.formats.items()]
+        DSP cost (:func:`~hwflow.schedule.estimate.lane_costs`; one lane type for the array:
+        every layer on it runs on the whole array, so the costs are the array's; the ``xnor``
+        steps' layers run on the XNOR-popcount unit's lanes)."""
+        xnor = {l.name for l in self.layers if l.kind == "xnor"}
+        out = []
+        for on_x in (False, True):
+            lanes = [c for c in self.lane_costs if (c["lane"] == "xnor") == on_x]
+            kind = " + ".join(f"{c['count']} {c['lane']}" for c in lanes)
+            luts, dsps = sum(c["luts"] for c in lanes), sum(c["dsps"] for c in lanes)
+            out += [{"layer": name, "weights": fmt, "lane": kind, "luts": luts, "dsps": dsps}
+                    for name, fmt in self.formats.items() if (name in xnor) == on_x]
+        order = list(self.formats)
+        return sorted(out, key=lambda d: order.index(d["layer"]))
 
     @property
     def narrow_lrs(self) -> tuple[int, ...]:
@@ -586,8 +610,9 @@ class Program:
 
     @property
     def ideal_cycles(self) -> float:
-        """``macs / (pe * simd)``: the array's lower bound."""
-        return self.macs / (self.pe * self.simd)
+        """``macs / (pe * simd)``: the array's lower bound (an ``xnor`` step's MACs over the
+        XNOR unit's ``xrows * simd``)."""
+        return sum(l.macs / ((self.xrows if l.kind == "xnor" else self.pe) * self.simd) for l in self.layers)
 
     @property
     def act_bits(self) -> int:
@@ -596,9 +621,23 @@ class Program:
 
     @property
     def weight_rom_bits(self) -> int:
-        """Bits of the weight ROM (``words x pe x simd x stored_wbits``, plus the codebooks)."""
+        """Bits of the weight ROM (``words x pe x simd x stored_wbits``, plus the codebooks),
+        and of the XNOR unit's ROM (:attr:`xnor_rom_bits`)."""
         books = sum(len(b) for b in self.codebooks) * self.wbits
-        return int(self.weights.shape[0]) * self.pe * self.simd * self.stored_wbits + books
+        return int(self.weights.shape[0]) * self.pe * self.simd * self.stored_wbits + books + self.xnor_rom_bits
+
+    @property
+    def xacc_bits(self) -> int:
+        """Signed width of the XNOR unit's accumulators: a sum of ``k * simd`` products ±1."""
+        from ..quant.arith import bits_for_range
+
+        n = max([l.k * self.simd for l in self.layers if l.kind == "xnor"], default=1)
+        return bits_for_range(-n, n)
+
+    @property
+    def xnor_rom_bits(self) -> int:
+        """Bits of the XNOR-popcount unit's weight ROM (``words x xrows x simd``, 1 bit each)."""
+        return int(self.xweights.size) if self.xweights is not None else 0
 
     @property
     def chan_rom_bits(self) -> int:
@@ -635,6 +674,8 @@ class Program:
             "w_pack": self.w_pack,
             "lane": self.lane,
             "lanes": self.layer_lanes(),
+            **({"xnor": {"rows": self.xrows, "binary_macs": self.xrows * self.simd,
+                         "words": int(self.xweights.shape[0]), "bits": self.xnor_rom_bits}} if self.xrows else {}),
             "widths": {
                 "abits": self.abits, "wbits": self.wbits, **({"cbits": self.cbits} if self.cbits else {}),
                 "acc_bits": self.acc_bits,

@@ -48,7 +48,7 @@ from ..targets import load_target
 from .budget import check_budget
 from .estimate import (backend_lane_dsps, dsp_blocks, estimate, lane_costs, lut_mult_cost, place_weights,
                        pot_lane_cost)
-from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack
+from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack, xnor_ok
 from .memory import allocate, chunks
 from .program import ISSUE_CYCLES, SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
 from .widths import tree_levels
@@ -68,6 +68,8 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     read, data register: :data:`~hwflow.schedule.program.ISSUE_CYCLES`);
     ``dw``: the depthwise unit, a tap's inputs to the accumulator holding it (input register,
     operand registers, the LUT multipliers' first level, product, accumulator; rtl/dw_array.py).
+    ``xnor``: the XNOR-popcount unit, its inputs to a tile's first result chunk (input
+    register, popcount, accumulator, output buffer; rtl/xnor_array.py).
     ``mac`` = input register + two multiplier stages + ``ceil(log2(simd))`` tree registers +
     accumulator (the input register keeps block-RAM clock-to-out away from the multiplier;
     the DSP lanes' second input register sits beside the DSP, the LUT lanes' shift-add
@@ -82,6 +84,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "requant": 6 if mbits > 1 else 4,
         "lut": 1,
         "dw": 5,
+        "xnor": 4,
     }
 
 
@@ -128,7 +131,10 @@ def drain_cycles(lat: dict[str, int], kind: str, ng: int, t: int, k: int) -> int
 
 
 def _unit_latency(lat: dict[str, int], kind: str) -> int:
-    """Cycles from memory data to a result vector: the array and max-merge, or the pool unit."""
+    """Cycles from memory data to a result vector: the array and max-merge, the XNOR unit, or
+    the pool unit."""
+    if kind == "xnor":
+        return lat["xnor"]
     return lat["mac"] + lat["merge"] if kind == "mac" else lat["pool"]
 
 
@@ -157,7 +163,11 @@ def _load_times(lat: dict[str, int], l: LayerProgram) -> np.ndarray:
         return _dw_loads(lat, l)[0]
     win = l.qh * l.qw
     last_read = (np.arange(l.oh * l.ow * l.nt) * win + win - 1) * l.t + l.k - 1
-    return last_read + lat["issue"] + _unit_latency(lat, l.kind)
+    done = last_read + lat["issue"] + _unit_latency(lat, l.kind)
+    if l.kind == "xnor":  # a tile's chunks, ``xch / lanes`` (= ng * xch / nb) cycles apart
+        gap = l.ng * l.xch // l.nb
+        return (done[:, None] + np.arange(l.nb // l.xch)[None, :] * gap).reshape(-1)
+    return done
 
 
 def _write_trace(lat: dict[str, int], l: LayerProgram, simd: int, lanes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,11 +180,13 @@ def _write_trace(lat: dict[str, int], l: LayerProgram, simd: int, lanes: int) ->
         return when + back, addr
     t_load = _load_times(lat, l)
     loads = len(t_load)
-    co = (np.arange(loads) % l.nt)[:, None] * l.nb + np.arange(l.nb)[None, :]
-    pix = (np.arange(loads) // l.nt)[:, None]
+    ne = l.xch if l.kind == "xnor" else l.nb  # results a load (an XNOR tile's in chunks)
+    per_pix = l.nt * (l.nb // ne)
+    co = (np.arange(loads) % per_pix)[:, None] * ne + np.arange(ne)[None, :]
+    pix = (np.arange(loads) // per_pix)[:, None]
     ok = co < l.cout
     addr = (l.out_base + pix * l.och + (l.coff + co) // simd)[ok]
-    when = (t_load[:, None] + back + (np.arange(l.nb) // lanes)[None, :])[ok]
+    when = (t_load[:, None] + back + (np.arange(ne) // lanes)[None, :])[ok]
     return when, addr
 
 
@@ -623,7 +635,7 @@ def _pot_shape(qgraph: QGraph, tgt, code: WeightFormat) -> tuple[int, int]:
 
 
 def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | None = None, *,
-             fuse: str = "auto", dw: bool = True) -> Program:
+             fuse: str = "auto", dw: bool = True, xnor: bool = True) -> Program:
     """Schedule ``qgraph`` onto the target's MAC array.
 
     Parameters
@@ -643,6 +655,10 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
         Run depthwise convolutions on the depthwise unit where that is faster
         (:func:`~hwflow.schedule.lower.dw_plan`) and the unit fits the target (else as
         with False); False: all on the array.
+    xnor : bool
+        Run binary-weight layers on a bipolar input on the XNOR-popcount unit
+        (:func:`~hwflow.schedule.lower.xnor_ok`), as wide as the target allows
+        (:func:`xnor_widths`); False, or when no width fits: on the array.
 
     Returns
     -------
@@ -655,12 +671,58 @@ def schedule(qgraph: QGraph, target=None, pe: int | None = None, simd: int | Non
     FitError
         The design exceeds the target's resources (see :func:`~hwflow.schedule.budget.check_budget`).
     """
+    tgt = load_target(target if target is not None else "generic")
+    names = [l.name for l in qgraph.layers if xnor_ok(l, qgraph, simd or tgt.simd)] if xnor else []
+    # All the layers the unit can run, as wide as fits; else the first n of them (its ROM holds
+    # fewer weights: a small part's block RAM may take one hidden layer, not two).
+    for n in range(len(names), 0, -1):
+        for xrows in xnor_widths(qgraph, tgt, pe, simd, names[:n]):
+            try:
+                prog = _schedule_dw(qgraph, tgt, pe, simd, fuse, dw, xrows, frozenset(names[:n]))
+            except FitError:  # too wide for the target's memory or logic: narrower
+                continue
+            if tgt.luts is None or prog.estimate["luts"] <= XNOR_LUT_SHARE * tgt.luts:
+                return prog
+    return _schedule_dw(qgraph, tgt, pe, simd, fuse, dw, 0)
+
+
+#: The share of the target's LUTs a design with the XNOR unit may take (the scheduler narrows
+#: the unit past it): the rest is routing headroom.
+XNOR_LUT_SHARE = 0.75
+
+
+def xnor_widths(qgraph: QGraph, target, pe: int | None = None, simd: int | None = None,
+                names=None) -> list[int]:
+    """The XNOR unit's widths to try, widest first: ``xrows`` output channels a cycle, powers of
+    two from the widest that can pay (the most output channels of a layer it runs, and
+    ``k * lanes``: a tile's reads ``k`` while its ``xrows`` results leave the back end at most
+    ``lanes`` a cycle) down to 2. Empty when no layer qualifies
+    (:func:`~hwflow.schedule.lower.xnor_ok`: binary weights, bipolar input, whole words);
+    ``names``: only these layers (default: all)."""
+    pe, simd = pe or target.pe, simd or target.simd
+    best = 0
+    lanes = _max_lanes(qgraph, pe, simd)
+    for l in qgraph.layers:
+        if names is not None and l.name not in names or not xnor_ok(l, qgraph, simd):
+            continue
+        c, h, w = _chw(qgraph.tensors[l.inputs[0]].shape)
+        k = h * w * (c // simd)
+        best = max(best, min(1 << (l.out_channels - 1).bit_length(), k * lanes))
+    out = []
+    while best >= 2:
+        out.append(best)
+        best //= 2
+    return out
+
+
+def _schedule_dw(qgraph: QGraph, tgt, pe, simd, fuse: str, dw: bool, xrows: int, xnames=None) -> Program:
+    """:func:`_schedule` with the depthwise unit where it fits (else without it)."""
     if dw and _wants_dw(qgraph):
         try:
-            return _schedule(qgraph, target, pe, simd, fuse, True)
+            return _schedule(qgraph, tgt, pe, simd, fuse, True, xrows, xnames)
         except FitError:  # the unit's logic does not fit: the array runs the depthwise layers
             pass
-    return _schedule(qgraph, target, pe, simd, fuse, False)
+    return _schedule(qgraph, tgt, pe, simd, fuse, False, xrows, xnames)
 
 
 def _wants_dw(qgraph: QGraph) -> bool:
@@ -669,8 +731,9 @@ def _wants_dw(qgraph: QGraph) -> bool:
                for l in qgraph.layers)
 
 
-def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
-    """:func:`schedule` with the depthwise unit allowed or not."""
+def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool, xrows: int = 0, xnames=None) -> Program:
+    """:func:`schedule` with the depthwise unit allowed or not, and the XNOR unit ``xrows`` wide
+    (0: none) for the layers ``xnames`` (``None``: every one it can run)."""
     tgt = load_target(target if target is not None else "generic")
     if fuse not in ("auto", "always", "never"):
         raise OptionError(f"fuse must be 'auto', 'always' or 'never', not {fuse!r}")
@@ -679,7 +742,7 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
         wide = _pot_shape(qgraph, tgt, code)
         if wide != (tgt.pe, tgt.simd):
             try:
-                return schedule(qgraph, tgt, *wide, fuse=fuse)
+                return schedule(qgraph, tgt, *wide, fuse=fuse, dw=dw, xnor=bool(xrows))
             except FitError:
                 pass  # the wider array does not fit this part: the target's own shape
     pe = _check_int("pe", pe) or tgt.pe
@@ -705,7 +768,7 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
     # The depthwise unit multiplies weight values: only beside multiplying lanes.
     dw_kw = _dw_kw(qgraph, pe, simd, lanes_max, roms.pack) if dw and code is None else 0
     ctx = LowerContext(qgraph, tensors, pe, simd, roms, {qgraph.layers[i].output: p for i, p in fused.items()},
-                       acc_shift, stream, dw_kw)
+                       acc_shift, stream, dw_kw, xrows, xnames)
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]
@@ -721,7 +784,7 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
     for lp in layers:
         _set_lanes(lp, lanes)
         lp.drain = drain_cycles(lat, lp.kind, lp.ng, lp.t, lp.k)
-        if lp.kind == "dw":  # two cycles after the last write, as drain_cycles counts it
+        if lp.kind in ("dw", "xnor"):  # two cycles after the last write, as drain_cycles counts it
             lp.drain = int(_write_trace(lat, lp, simd, lanes)[0].max()) - lp.tiles * lp.t + 2
     shares = _shares(layers, tensors, _share_candidates(qgraph, fused, tensors), lat, simd, lanes, ctx.pools)
     if shares:
@@ -742,6 +805,7 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool) -> Program:
         w_pack=roms.pack if any(l.wpk for l in layers) else 1,
         input_index=qgraph.input_index() if qgraph.input_layout is not None else None,
         rounding=_rounding(qgraph), acc_shift=acc_shift, argmax=qgraph.argmax,
+        xrows=xrows if any(l.kind == "xnor" for l in layers) else 0,
     )
     prog.weight_kind, prog.act_kind = place_weights(prog, tgt), tgt.block_ram
     prog.estimate = estimate(prog, tgt)
