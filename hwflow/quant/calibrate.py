@@ -108,14 +108,14 @@ def _sketch(values) -> RangeSketch:
     return values if isinstance(values, RangeSketch) else RangeSketch.of(values)
 
 
-def quant_mse(values, scale: float, zero_point: int, bits: int) -> float:
+def quant_mse(values, scale, zero_point, bits: int):
     """Mean squared error of quantizing ``values`` (array or :class:`RangeSketch`) with
     ``scale`` and ``zero_point`` to ``bits``-bit codes and back.
 
-    For a sketch each bin's error is integrated over the bin with its values spread
-    uniformly (in closed form: the rounding error's square has a known integral over a
-    code step, and the clipped tails are quadratics), so a bin wider than a code step
-    costs no accuracy.
+    For a sketch, ``scale`` and ``zero_point`` may be arrays (one error per pair), and
+    each bin's error is integrated over the bin with its values spread uniformly (in
+    closed form: the rounding error's square has a known integral over a code step, and
+    the clipped tails are quadratics), so a bin wider than a code step costs no accuracy.
     """
     if not isinstance(values, RangeSketch):
         from ._common import fake_quant
@@ -124,22 +124,25 @@ def quant_mse(values, scale: float, zero_point: int, bits: int) -> float:
         return float(np.mean((fake_quant(v, scale, zero_point, bits) - v) ** 2))
     qlo, qhi = int_range(bits)
     u, v, n = values.bins()
-    tu, tv = u / scale + zero_point, v / scale + zero_point  # the code axis
+    scale = np.asarray(scale, dtype=np.float64)[..., None]
+    zp = np.asarray(zero_point, dtype=np.float64)[..., None]
+    tu, tv = u / scale + zp, v / scale + zp  # the code axis
 
     def prim(t):  # the integral of (t - clip(round(t)))**2 from qlo - 1/2 to t
-        k = np.floor(t + 0.5)
-        r = t - k
-        mid = (k - qlo) / 12.0 + (r ** 3 + 0.125) / 3.0
-        below = ((t - qlo) ** 3 + 0.125) / 3.0
-        above = (qhi - qlo + 1) / 12.0 + ((t - qhi) ** 3 - 0.125) / 3.0
-        return np.where(t < qlo - 0.5, below, np.where(t > qhi + 0.5, above, mid))
+        c = np.clip(t, qlo - 0.5, qhi + 0.5)
+        k = np.floor(c + 0.5)
+        r = c - k
+        inside = (k - qlo) / 12.0 + (r ** 3 + 0.125) / 3.0
+        # beyond an end the error grows as (t - end); both pieces vanish inside
+        return inside + (np.minimum(t - qlo, -0.5) ** 3 + 0.125) / 3.0 + (np.maximum(t - qhi, 0.5) ** 3 - 0.125) / 3.0
 
     width = tv - tu
     wide = width > 1e-4
     tm = 0.5 * (tu + tv)
     point = (tm - np.clip(np.sign(tm) * np.floor(np.abs(tm) + 0.5), qlo, qhi)) ** 2  # narrow bins: the middle
     mean_sq = np.where(wide, (prim(tv) - prim(tu)) / np.where(wide, width, 1.0), point)
-    return float(scale * scale * np.dot(n, mean_sq) / max(values.count, 1))
+    err = scale[..., 0] ** 2 * (mean_sq @ n) / max(values.count, 1)
+    return float(err) if err.ndim == 0 else err
 
 
 def minmax_range(values) -> tuple[float, float]:
@@ -250,23 +253,25 @@ def mse_range(values, act_params, bits: int, steps: int = 60) -> tuple[float, fl
     if lo == hi:
         return lo, hi
 
-    def err(a: float, b: float) -> float:
-        return quant_mse(sketch, *act_params(a, b, bits), bits)
+    def errs(cands: list[tuple[float, float]]) -> np.ndarray:
+        sz = np.array([act_params(a, b, bits) for a, b in cands], dtype=np.float64)
+        return quant_mse(sketch, sz[:, 0], sz[:, 1], bits)
 
     fs = np.linspace(1.0, 0.2, steps)
-    errs = [err(lo * f, hi * f) for f in fs]
-    f = fs[int(np.argmin(errs))]
-    best, best_err = (lo * f, hi * f), min(errs)
+    e = errs([(lo * f, hi * f) for f in fs])
+    i = int(np.argmin(e))
+    best, best_err = (lo * fs[i], hi * fs[i]), e[i]
     if lo < 0 < hi:
         for _ in range(2):
-            for end in (0, 1):
-                for g in np.linspace(1.3, 0.5, 33):
-                    cand = list(best)
-                    cand[end] = min(max(best[end] * g, lo), hi) if end == 1 else max(min(best[end] * g, hi), lo)
-                    e = err(*cand)
-                    if e < best_err:
-                        best, best_err = (cand[0], cand[1]), e
-    return best
+            for end in (0, 1):  # one end moves, the other stays
+                gs = np.linspace(1.3, 0.5, 33)
+                moved = np.clip(best[end] * gs, lo, hi)
+                cands = [(m, best[1]) if end == 0 else (best[0], m) for m in moved]
+                e = errs(cands)
+                i = int(np.argmin(e))
+                if e[i] < best_err:
+                    best, best_err = cands[i], e[i]
+    return float(best[0]), float(best[1])
 
 
 def calibrate_range(method: str, values, bits: int, act_params, percentile: float = 99.99) -> tuple[float, float]:
