@@ -132,9 +132,9 @@ def quant_mse(values, scale, zero_point, bits: int):
         c = np.clip(t, qlo - 0.5, qhi + 0.5)
         k = np.floor(c + 0.5)
         r = c - k
-        inside = (k - qlo) / 12.0 + (r ** 3 + 0.125) / 3.0
-        # beyond an end the error grows as (t - end); both pieces vanish inside
-        return inside + (np.minimum(t - qlo, -0.5) ** 3 + 0.125) / 3.0 + (np.maximum(t - qhi, 0.5) ** 3 - 0.125) / 3.0
+        below, above = np.minimum(t - qlo, -0.5), np.maximum(t - qhi, 0.5)
+        # inside, whole steps and the last part; beyond an end the error grows as (t - end)
+        return (k - qlo) / 12.0 + (r * r * r + below * below * below + above * above * above + 0.125) / 3.0
 
     width = tv - tu
     wide = width > 1e-4

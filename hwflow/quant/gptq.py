@@ -20,7 +20,7 @@ from ..ir import kernels
 from ._lower import FLayer
 from .wformat import WeightFormat
 
-__all__ = ["gptq_codes", "layer_inputs"]
+__all__ = ["gptq_codes", "layer_inputs", "depthwise_inputs"]
 
 
 def layer_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0) -> list[np.ndarray]:
@@ -46,6 +46,26 @@ def layer_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0
         i, y, xx = pick // (oh * ow), (pick // ow) % oh, pick % ow
         out.append(cols[i, g, :, y, xx].reshape(len(pick), cg * kh * kw))  # (rows, cg, kh, kw)
     return out
+
+
+def depthwise_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0) -> np.ndarray:
+    """A depthwise Conv's rows for every channel at once: ``(C, rows, K)`` float64, the
+    same pixels for every channel (drawn as :func:`layer_inputs` draws one group's)."""
+    x = np.asarray(x, dtype=np.float64)
+    win = fl.window(x.shape[2:])
+    xp = kernels.pad_windows(x, win, 0.0)
+    n, c, oh, ow = xp.shape[:2] + tuple(win.out)
+    xt = np.ascontiguousarray(xp.transpose(0, 2, 3, 1))  # N, H, W, C: a pixel's channels side by side
+    rows = n * oh * ow
+    pick = np.random.default_rng(seed).choice(rows, max_rows, replace=False) if rows > max_rows else np.arange(rows)
+    i, y, xx = pick // (oh * ow), (pick // ow) % oh, pick % ow
+    (sh, sw), (dh, dw) = win.strides, win.dilations
+    kh, kw = win.kernel
+    taps = np.empty((kh * kw, len(pick), c))
+    for ky in range(kh):
+        for kx in range(kw):
+            taps[ky * kw + kx] = xt[i, y * sh + ky * dh, xx * sw + kx * dw]
+    return np.ascontiguousarray(taps.transpose(2, 1, 0))
 
 
 def _hessian(x: np.ndarray) -> np.ndarray:
@@ -115,6 +135,41 @@ def _row_error(w: np.ndarray, q: np.ndarray, s: np.ndarray, h: np.ndarray) -> np
     return ((d @ h) * d).sum(axis=1)
 
 
+def _gptq_depthwise(w: np.ndarray, cand: np.ndarray, x: np.ndarray, fmt: WeightFormat,
+                    damp: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """GPTQ of a depthwise layer, every channel at once: ``w`` (C, K), candidate scales
+    ``cand`` (S, C), rows ``x`` (rows, C, K). Returns the codes (S, C, K) and their output
+    errors (S, C), as the per-group path computes them; None if a channel's ``H`` is
+    singular (that path then handles the layer)."""
+    h = np.matmul(x.transpose(0, 2, 1), x) / max(x.shape[1], 1)  # (C, K, K)
+    diag = np.diagonal(h, axis1=1, axis2=2)
+    dead = diag == 0
+    hd = h.copy()
+    c_idx, k_idx = np.nonzero(dead)
+    hd[c_idx, k_idx, k_idx] = 1.0
+    order = np.argsort(-np.diagonal(hd, axis1=1, axis2=2), axis=1, kind="stable")
+    hd = np.take_along_axis(np.take_along_axis(hd, order[:, :, None], axis=1), order[:, None, :], axis=2)
+    d = np.diagonal(hd, axis1=1, axis2=2)
+    hd = hd + np.eye(hd.shape[1])[None] * (damp * d.mean(axis=1))[:, None, None]
+    try:
+        u = np.swapaxes(np.linalg.cholesky(np.linalg.inv(hd)), 1, 2)  # (C, K, K) upper
+    except np.linalg.LinAlgError:
+        return None
+    wz = np.where(dead, 0.0, w)
+    wp = np.repeat(np.take_along_axis(wz, order, axis=1)[None], len(cand), axis=0)  # (S, C, K)
+    q = np.empty_like(wp)
+    k = wp.shape[2]
+    for i in range(k):
+        col = wp[:, :, i]
+        code = fmt.round(col / cand)
+        q[:, :, i] = code
+        err = (col - code * cand) / u[None, :, i, i]
+        wp[:, :, i + 1:] -= err[:, :, None] * u[None, :, i, i + 1:]
+    q = np.take_along_axis(q, np.argsort(order, axis=1)[None], axis=2)
+    dw = w[None] - q * cand[:, :, None]
+    return q, np.einsum("sck,ckl,scl->sc", dw, h, dw)
+
+
 def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int | WeightFormat, x: np.ndarray, per_channel: bool = True,
                damp: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
     """Integer weight codes of ``fl`` and the scales they use.
@@ -148,6 +203,14 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int | WeightFormat, x
     best_q = np.empty_like(w)
     best_s = np.empty(cout)
     results = []
+    if fl.op == "conv" and fl.groups == cout and w.shape[1] <= _BLOCK:  # depthwise: all channels at once
+        cand = np.stack(scales)
+        got = _gptq_depthwise(w, cand, depthwise_inputs(fl, x), fmt, damp)
+        if got is not None:
+            qs, errs = got
+            choice = np.argmin(errs, axis=0) if per_channel else np.full(cout, np.argmin(errs.sum(axis=1)))
+            rows = np.arange(cout)
+            return qs[choice, rows].reshape(fl.weight.shape).astype(np.int64), cand[choice, rows]
     for g, xg in enumerate(layer_inputs(fl, x)):
         rows = slice(g * per, (g + 1) * per)
         cand = np.stack([s[rows] for s in scales])
