@@ -20,7 +20,7 @@ from ..ir import kernels
 from ._lower import FLayer
 from .wformat import WeightFormat
 
-__all__ = ["gptq_codes", "layer_inputs", "depthwise_inputs"]
+__all__ = ["gptq_codes", "layer_inputs", "depthwise_hessians"]
 
 
 def layer_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0) -> list[np.ndarray]:
@@ -48,24 +48,22 @@ def layer_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0
     return out
 
 
-def depthwise_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0) -> np.ndarray:
-    """A depthwise Conv's rows for every channel at once: ``(C, rows, K)`` float64, the
-    same pixels for every channel (drawn as :func:`layer_inputs` draws one group's)."""
+def depthwise_hessians(fl: FLayer, x: np.ndarray) -> np.ndarray:
+    """A depthwise Conv's ``H = XᵀX / rows`` for every channel at once: ``(C, K, K)``.
+
+    Its rows are every output pixel of ``x`` (not a draw of them, as :func:`layer_inputs`
+    makes for a wide layer): with K <= 25 taps, summing the tap products over the padded
+    input's windows costs less than copying out a subset.
+    """
     x = np.asarray(x, dtype=np.float64)
     win = fl.window(x.shape[2:])
-    xp = kernels.pad_windows(x, win, 0.0)
-    n, c, oh, ow = xp.shape[:2] + tuple(win.out)
-    xt = np.ascontiguousarray(xp.transpose(0, 2, 3, 1))  # N, H, W, C: a pixel's channels side by side
-    rows = n * oh * ow
-    pick = np.random.default_rng(seed).choice(rows, max_rows, replace=False) if rows > max_rows else np.arange(rows)
-    i, y, xx = pick // (oh * ow), (pick // ow) % oh, pick % ow
-    (sh, sw), (dh, dw) = win.strides, win.dilations
-    kh, kw = win.kernel
-    taps = np.empty((kh * kw, len(pick), c))
-    for ky in range(kh):
-        for kx in range(kw):
-            taps[ky * kw + kx] = xt[i, y * sh + ky * dh, xx * sw + kx * dw]
-    return np.ascontiguousarray(taps.transpose(2, 1, 0))
+    v = kernels.windows(kernels.pad_windows(x, win, 0.0), win)  # N, C, OH, OW, kh, kw: a view
+    taps = [v[:, :, :, :, ky, kx] for ky in range(win.kernel[0]) for kx in range(win.kernel[1])]
+    h = np.empty((x.shape[1], len(taps), len(taps)))
+    for a in range(len(taps)):
+        for b in range(a + 1):
+            h[:, a, b] = h[:, b, a] = np.einsum("ncij,ncij->c", taps[a], taps[b])
+    return h / max(v.shape[0] * v.shape[2] * v.shape[3], 1)
 
 
 def _hessian(x: np.ndarray) -> np.ndarray:
@@ -135,13 +133,12 @@ def _row_error(w: np.ndarray, q: np.ndarray, s: np.ndarray, h: np.ndarray) -> np
     return ((d @ h) * d).sum(axis=1)
 
 
-def _gptq_depthwise(w: np.ndarray, cand: np.ndarray, x: np.ndarray, fmt: WeightFormat,
+def _gptq_depthwise(w: np.ndarray, cand: np.ndarray, h: np.ndarray, fmt: WeightFormat,
                     damp: float) -> tuple[np.ndarray, np.ndarray] | None:
     """GPTQ of a depthwise layer, every channel at once: ``w`` (C, K), candidate scales
     ``cand`` (S, C), rows ``x`` (rows, C, K). Returns the codes (S, C, K) and their output
     errors (S, C), as the per-group path computes them; None if a channel's ``H`` is
     singular (that path then handles the layer)."""
-    h = np.matmul(x.transpose(0, 2, 1), x) / max(x.shape[1], 1)  # (C, K, K)
     diag = np.diagonal(h, axis1=1, axis2=2)
     dead = diag == 0
     hd = h.copy()
@@ -205,7 +202,7 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int | WeightFormat, x
     results = []
     if fl.op == "conv" and fl.groups == cout and w.shape[1] <= _BLOCK:  # depthwise: all channels at once
         cand = np.stack(scales)
-        got = _gptq_depthwise(w, cand, depthwise_inputs(fl, x), fmt, damp)
+        got = _gptq_depthwise(w, cand, depthwise_hessians(fl, x), fmt, damp)
         if got is not None:
             qs, errs = got
             choice = np.argmin(errs, axis=0) if per_channel else np.full(cout, np.argmin(errs.sum(axis=1)))
