@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import __version__
 from ._files import atomic_directory, sha256_file, write_json
@@ -568,7 +569,10 @@ def compile_model(
         vectors=vectors,
         seed=seed,
     )
-    with atomic_directory(out, keep=("sim_build",)) as tmp:
+    # One BLAS thread: the compile's matrix products are small, and a second OpenBLAS thread
+    # that finds no free core spins; on a loaded 2-core machine it took 2.6x the CPU time
+    # and 2.4x the wall time of ResNet-8's quantization (bench/results/scale.txt).
+    with atomic_directory(out, keep=("sim_build",)) as tmp, threadpool_limits(limits=1, user_api="blas"):
         state.tmp = tmp
         for name, step in STEPS:
             t0 = time.perf_counter()
