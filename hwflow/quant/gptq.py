@@ -52,18 +52,20 @@ def depthwise_hessians(fl: FLayer, x: np.ndarray) -> np.ndarray:
     """A depthwise Conv's ``H = XᵀX / rows`` for every channel at once: ``(C, K, K)``.
 
     Its rows are every output pixel of ``x`` (not a draw of them, as :func:`layer_inputs`
-    makes for a wide layer): with K <= 25 taps, summing the tap products over the padded
-    input's windows costs less than copying out a subset.
+    makes for a wide layer): with K <= 25 taps, a channel's ``(K, pixels)`` patch matrix
+    is cheap, built for a block of samples at a time.
     """
     x = np.asarray(x, dtype=np.float64)
     win = fl.window(x.shape[2:])
-    v = kernels.windows(kernels.pad_windows(x, win, 0.0), win)  # N, C, OH, OW, kh, kw: a view
-    taps = [v[:, :, :, :, ky, kx] for ky in range(win.kernel[0]) for kx in range(win.kernel[1])]
-    h = np.empty((x.shape[1], len(taps), len(taps)))
-    for a in range(len(taps)):
-        for b in range(a + 1):
-            h[:, a, b] = h[:, b, a] = np.einsum("ncij,ncij->c", taps[a], taps[b])
-    return h / max(v.shape[0] * v.shape[2] * v.shape[3], 1)
+    n, c = x.shape[:2]
+    k, o = int(np.prod(win.kernel)), int(np.prod(win.out))
+    h = np.zeros((c, k, k))
+    step = max(1, (1 << 20) // max(c * k * o, 1))  # samples a block: about 2**20 patch values
+    for b0 in range(0, n, step):
+        v = kernels.windows(kernels.pad_windows(x[b0:b0 + step], win, 0.0), win)  # n, C, OH, OW, kh, kw: a view
+        t = v.transpose(1, 4, 5, 0, 2, 3).reshape(c, k, -1)  # (C, K, pixels)
+        h += np.matmul(t, t.transpose(0, 2, 1))
+    return h / max(n * o, 1)
 
 
 def _hessian(x: np.ndarray) -> np.ndarray:
