@@ -41,7 +41,7 @@ _INT64_MAX = (1 << 63) - 1
 #: the network quantized so far, run on the first calibration samples: enough samples for
 #: about this many multiply-accumulates, at least :data:`MIN_STAT_SAMPLES` and at most
 #: :data:`MAX_STAT_SAMPLES`. Activation ranges still see every sample.
-STAT_MACS = 1 << 30
+STAT_MACS = 1 << 28
 MIN_STAT_SAMPLES = 64
 MAX_STAT_SAMPLES = 1024
 
