@@ -64,13 +64,15 @@ def run_plan(plan: Plan, x: np.ndarray, keep: bool = True) -> dict[str, np.ndarr
 BATCH_VALUES = 1 << 22
 
 
-def calibration_pass(plan: Plan, x: np.ndarray, head: int = 0,
-                     head_tensors: set[str] | None = None) -> tuple[dict[str, RangeSketch], dict[str, np.ndarray]]:
+def calibration_pass(plan: Plan, x: np.ndarray, head: int = 0, head_tensors: set[str] | None = None,
+                     mean_tensors: set[str] = frozenset()) -> tuple[dict[str, RangeSketch], dict[str, np.ndarray]]:
     """Run the plan over calibration batch ``x`` in batches; keep what calibration needs.
 
     Returns ``(sketches, first)``: per tensor (``pre`` tensors of LUT layers included), the
     :class:`~hwflow.quant.calibrate.RangeSketch` of all its values over every sample, and
-    ``first``, the tensors ``head_tensors`` (default: all) on the first ``head`` samples.
+    ``first``: the tensors ``head_tensors`` (default: all) on the first ``head`` samples,
+    and the tensors ``mean_tensors`` (not in ``head_tensors``) as their mean over those
+    samples, ``(1, *shape)``.
 
     Peak memory is one batch's tensors (about :data:`BATCH_VALUES` floats) and a sketch
     per tensor, not the whole calibration set's values.
@@ -86,9 +88,14 @@ def calibration_pass(plan: Plan, x: np.ndarray, head: int = 0,
         env = run_plan(plan, x[b0:b1])
         for t, v in env.items():
             sketches.setdefault(t, RangeSketch()).add(v)
-            if b0 < head and (head_tensors is None or t in head_tensors):
+            if b0 >= head:
+                continue
+            if head_tensors is None or t in head_tensors:
                 if t not in first:
                     first[t] = np.empty((head,) + v.shape[1:])
                 first[t][b0:min(b1, head)] = v[: head - b0]
+            elif t in mean_tensors:
+                part = v[: head - b0].sum(axis=0, keepdims=True) / min(head, n)
+                first[t] = part if t not in first else first[t] + part
         del env
     return sketches, first

@@ -154,8 +154,10 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
         if calib.ndim < 1 or calib.shape[0] == 0 or int(np.prod(calib.shape[1:])) != int(np.prod(want)):
             raise DataError(f"calibration data has shape {calib.shape!r}, the model expects (N, {', '.join(map(str, want))})")
         weight_inputs = {fl.inputs[0] for fl in plan.layers if fl.has_weight}
-        values, first = calibration_pass(plan, calib, statistics_samples(plan, len(calib)),
-                                         weight_inputs | {plan.input})
+        # the integer network starts from the input; bias correction needs only the mean of
+        # each weight layer's float input (it is linear in it: recover.mean_patch)
+        values, first = calibration_pass(plan, calib, statistics_samples(plan, len(calib)), {plan.input},
+                                         weight_inputs if config.bias_correction else set())
     producer = {l.output: l for l in plan.layers}
     specs = config.resolve([l.name for l in plan.layers], [l.name for l in plan.layers if l.has_weight])
     abits = {t: specs[producer[t].name].abits if t in producer else (config.abits if config.abits > 1 else EDGE_BITS)
@@ -237,7 +239,7 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
             x_hat = ins[0].dequantize(qenv[fl.inputs[0]])
         bc = None
         if config.bias_correction and fl.has_weight:  # empirical with data, else analytical
-            bc = (first[fl.inputs[0]], x_hat) if first is not None else (moments[fl.inputs[0]][0], None)
+            bc = (first[fl.inputs[0]], x_hat) if first is not None else (moments[fl.inputs[0]][0], None)  # (mean, codes)
         wfix = _fixed_weight(fl, fixed["weights"])
         gx = None  # imported weights keep their codes; without data there is no H
         if config.rounding == "gptq" and x_hat is not None and wfix is None:
