@@ -239,7 +239,7 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
             x_hat = ins[0].dequantize(qenv[fl.inputs[0]])
         bc = None
         if config.bias_correction and fl.has_weight:  # empirical with data, else analytical
-            bc = (first[fl.inputs[0]], x_hat) if first is not None else (moments[fl.inputs[0]][0], None)  # (mean, codes)
+            bc = (first[fl.inputs[0]], x_hat) if first is not None else (moments[fl.inputs[0]][0], None)
         wfix = _fixed_weight(fl, fixed["weights"])
         gx = None  # imported weights keep their codes; without data there is no H
         if config.rounding == "gptq" and x_hat is not None and wfix is None:
