@@ -102,9 +102,23 @@ MAX_COLUMNS = 512
 _BLOCK = 128
 
 
+#: Candidate x row x column values GPTQ updates at once: rows are independent given ``H``,
+#: so a wide layer's rows go in chunks (its working copy stays ~32 MB).
+_CHUNK_VALUES = 1 << 22
+
+
 def _gptq_rows(w: np.ndarray, s: np.ndarray, factor, fmt: WeightFormat) -> np.ndarray:
     """Codes for ``w`` (C, K) with per-row scales ``s`` (S, C), one candidate per row of
-    ``s`` (``factor`` from :func:`_factor`): ``(S, C, K)``."""
+    ``s`` (``factor`` from :func:`_factor`): ``(S, C, K)`` int16 (every format's codes fit)."""
+    out = np.empty((len(s),) + w.shape, dtype=np.int16)
+    step = max(1, _CHUNK_VALUES // max(len(s) * w.shape[1], 1))
+    for r0 in range(0, w.shape[0], step):
+        out[:, r0:r0 + step] = _gptq_chunk(w[r0:r0 + step], s[:, r0:r0 + step], factor, fmt)
+    return out
+
+
+def _gptq_chunk(w: np.ndarray, s: np.ndarray, factor, fmt: WeightFormat) -> np.ndarray:
+    """:func:`_gptq_rows` on a chunk of rows (float64 codes)."""
     order, inv, dead, u = factor
     w = w.copy()
     w[:, dead] = 0.0
@@ -213,7 +227,7 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int | WeightFormat, x
     for g, xg in enumerate(layer_inputs(fl, x)):
         rows = slice(g * per, (g + 1) * per)
         cand = np.stack([s[rows] for s in scales])
-        qs = np.empty((len(scales), per, xg.shape[1]))
+        qs = np.empty((len(scales), per, xg.shape[1]), dtype=np.int16)
         err = np.zeros((len(scales), per))
         k = xg.shape[1]
         width = -(-k // -(-k // MAX_COLUMNS))  # equal blocks: K = 784 is 392 + 392, not 512 + 272
