@@ -168,8 +168,11 @@ def params_macs(model: Path) -> tuple[int, int]:
     return sum(r["params"] for r in rows), sum(r["macs"] for r in rows)
 
 
-def slope(xs, ys) -> float:
-    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x >= 1e5 and y > 0]
+def slope(xs, ys, params=None) -> float:
+    """The log-log slope of ``ys`` against ``xs`` over the points of >= 100 k parameters
+    (``params``, default ``xs``)."""
+    params = xs if params is None else params
+    pts = [(math.log(x), math.log(y)) for x, y, p in zip(xs, ys, params) if p >= 1e5 and y > 0]
     if len(pts) < 2:
         return float("nan")
     a = np.array(pts)
@@ -219,7 +222,9 @@ def main(argv=None) -> int:
         if len(pts) > 1:
             xs = [p[0] for p in pts]
             print(f"slope {fam:<8} (>= 100 k params): time {slope(xs, [p[1] for p in pts]):.2f}, "
-                  f"CPU time {slope(xs, [p[3] for p in pts]):.2f}, peak memory {slope(xs, [p[2] for p in pts]):.2f}")
+                  f"CPU time {slope(xs, [p[3] for p in pts]):.2f}, peak memory {slope(xs, [p[2] for p in pts]):.2f}; "
+                  f"MACs against params {slope(xs, [p[4] for p in pts]):.2f}, "
+                  f"CPU time against MACs {slope([p[4] for p in pts], [p[3] for p in pts], xs):.2f}")
     if "big" in fams:
         print("\nfit check only (hwflow inspect MODEL --target fpga-medium), and the refused compile:")
         for name in ("resnet50", "vgg19"):
@@ -238,7 +243,7 @@ def _row(rows, fam, name, params, macs, r) -> None:
     steps = r["steps"]
     print(f"{name:<22}{params:>11,}{macs:>14,}{r['seconds']:>9.2f}{r['cpu']:>8.2f}{r['peak_mb']:>9.0f}  "
           + "".join(f"{steps.get(s, 0):>9.2f}" for s in STEPS) + f"{r['verilog_mb']:>11.1f}", flush=True)
-    rows.setdefault(fam, []).append((params, r["seconds"], r["peak_mb"], r["cpu"]))
+    rows.setdefault(fam, []).append((params, r["seconds"], r["peak_mb"], r["cpu"], macs))
 
 
 if __name__ == "__main__":

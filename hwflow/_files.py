@@ -37,7 +37,7 @@ def jsonable(v: Any) -> Any:
     if isinstance(v, dict):
         return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        if type(v) is list and all(type(x) in _SCALARS for x in v):  # already plain (a weight row)
+        if type(v) is list and _plain(v):  # already plain (a weight tensor's nested rows): kept as is
             return v
         return [jsonable(x) for x in v]
     if v is None or isinstance(v, (bool, int, float, str)):
@@ -50,6 +50,14 @@ def jsonable(v: Any) -> Any:
 
 
 _SCALARS = frozenset((int, float, str, bool, type(None)))
+
+
+def _plain(v: list) -> bool:
+    """Whether list ``v`` holds only JSON scalars, or only lists that do (nested)."""
+    types = set(map(type, v))
+    if types <= _SCALARS:
+        return True
+    return types == {list} and all(map(_plain, v))
 
 
 def dumps(doc: Any, indent: int | None = 1) -> str:

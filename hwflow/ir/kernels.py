@@ -132,6 +132,17 @@ def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, win: Window, groups
     step = max(1, _PATCH_ELEMENTS // max(c * k * o, 1))
     if n > step:  # bound the patch matrix's memory
         return np.concatenate([conv(x[i:i + step], w, b, win, groups) for i in range(0, n, step)])
+    pointwise = k == 1 and groups == 1 and all(s == 1 for s in win.strides) and win.out == tuple(x.shape[2:])
+    if pointwise:  # 1x1, stride 1, no padding: (M, C) @ (C, out) per sample, no patch matrix
+        y = np.matmul(w.reshape(m, c).astype(x.dtype, copy=False), x.reshape(n, c, o)).reshape(n, m, *win.out)
+    elif cg == 1 and m == groups:  # depthwise: one product a tap, added tap by tap
+        v = windows(pad_windows(x, win, 0), win)
+        wt = w.reshape(m, k).astype(x.dtype, copy=False)
+        y = np.zeros((n, m, *win.out), dtype=x.dtype)
+        for t, tap in enumerate(np.ndindex(*win.kernel)):
+            y += v[(Ellipsis, *tap)] * wt[:, t].reshape((1, m) + (1,) * r)
+    if pointwise or (cg == 1 and m == groups):
+        return y if b is None else y + b.astype(x.dtype).reshape((1, m) + (1,) * r)
     v = windows(pad_windows(x, win, 0), win)  # N, C, *out, *kernel: a view
     v = v.reshape(n, groups, cg, *win.out, *win.kernel)
     # The patch matrix (im2col), then one matmul per group: (M/g, C/g*k) @ (C/g*k, N*out),

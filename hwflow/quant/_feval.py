@@ -10,6 +10,7 @@ import numpy as np
 
 from ..ir import kernels
 from ._lower import FLayer, Plan, act_fn
+from .calibrate import RangeSketch
 
 
 def linear(layer: FLayer, x: np.ndarray, weight: np.ndarray | None = None, bias: bool = True) -> np.ndarray:
@@ -59,61 +60,42 @@ def run_plan(plan: Plan, x: np.ndarray, keep: bool = True) -> dict[str, np.ndarr
     return env if keep else env[plan.output]
 
 
-#: Float values the streamed pass keeps per tensor (its batches hold about this many each).
+#: Float values a batch of the streamed pass holds (about; at least one sample).
 BATCH_VALUES = 1 << 22
 
 
-def calibration_pass(plan: Plan, x: np.ndarray, limit: int, head: int = 0,
-                     head_tensors: set[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def calibration_pass(plan: Plan, x: np.ndarray, head: int = 0, head_tensors: set[str] | None = None,
+                     mean_tensors: set[str] = frozenset()) -> tuple[dict[str, RangeSketch], dict[str, np.ndarray]]:
     """Run the plan over calibration batch ``x`` in batches; keep what calibration needs.
 
-    Returns ``(values, first)``: per tensor (``pre`` tensors of LUT layers included), a
-    flat float64 array of at most ``limit`` of its values, and ``first``, the tensors
-    ``head_tensors`` (default: all) on the first ``head`` samples. A tensor with more
-    than ``limit`` values keeps a uniform, deterministic subsample (each batch gives its
-    share, drawn without replacement) plus its exact minimum and maximum; a smaller one
-    keeps all its values, in the order :func:`run_plan` would give them.
+    Returns ``(sketches, first)``: per tensor (``pre`` tensors of LUT layers included), the
+    :class:`~hwflow.quant.calibrate.RangeSketch` of all its values over every sample, and
+    ``first``: the tensors ``head_tensors`` (default: all) on the first ``head`` samples,
+    and the tensors ``mean_tensors`` (not in ``head_tensors``) as their mean over those
+    samples, ``(1, *shape)``.
 
-    Peak memory is one batch's tensors (about :data:`BATCH_VALUES` floats), not the
-    whole calibration set's: the pass never holds every tensor for every sample.
+    Peak memory is one batch's tensors (about :data:`BATCH_VALUES` floats) and a sketch
+    per tensor, not the whole calibration set's values.
     """
     n = len(x)
     per_sample = sum(int(np.prod(plan.shapes[t][1:], dtype=np.int64))
                      for t in [plan.input] + [l.output for l in plan.layers])
     step = max(1, min(n, BATCH_VALUES // max(per_sample, 1)))
-    values: dict[str, np.ndarray] = {}  # filled in place, batch by batch
-    filled: dict[str, int] = {}
-    rngs: dict[str, np.random.Generator] = {}
+    sketches: dict[str, RangeSketch] = {}
     first: dict[str, np.ndarray] = {}
-
-    def keep(t: str, v: np.ndarray, b0: int, b1: int) -> None:
-        flat = v.reshape(-1)
-        per = flat.size // (b1 - b0)
-        whole = per * n <= limit
-        if t not in values:
-            values[t] = np.empty(per * n if whole else limit)
-            filled[t] = 0
-        if whole:
-            part = flat
-        else:
-            budget = limit - 2  # the last two places hold the extremes
-            k = budget * b1 // n - budget * b0 // n
-            rng = rngs.setdefault(t, np.random.default_rng(0))
-            part = flat[rng.choice(flat.size, k, replace=False)]
-            lo, hi = float(flat.min()), float(flat.max())
-            ext = values[t][-2:]
-            ext[:] = (lo, hi) if b0 == 0 else (min(ext[0], lo), max(ext[1], hi))
-        values[t][filled[t]:filled[t] + part.size] = part
-        filled[t] += part.size
-
     for b0 in range(0, n, step):
         b1 = min(n, b0 + step)
         env = run_plan(plan, x[b0:b1])
         for t, v in env.items():
-            keep(t, v, b0, b1)
-            if b0 < head and (head_tensors is None or t in head_tensors):
+            sketches.setdefault(t, RangeSketch()).add(v)
+            if b0 >= head:
+                continue
+            if head_tensors is None or t in head_tensors:
                 if t not in first:
                     first[t] = np.empty((head,) + v.shape[1:])
                 first[t][b0:min(b1, head)] = v[: head - b0]
+            elif t in mean_tensors:
+                part = v[: head - b0].sum(axis=0, keepdims=True) / min(head, n)
+                first[t] = part if t not in first else first[t] + part
         del env
-    return values, first
+    return sketches, first

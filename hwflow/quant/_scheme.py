@@ -34,8 +34,10 @@ class Scheme:
         qmax = int_range(bits)[1]
         return [amax * r / qmax for r in (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)]
 
-    def act_params(self, lo: float, hi: float, bits: int, values: np.ndarray | None = None) -> tuple[float, int]:
-        """``(scale, zero_point)`` of an activation tensor with real range ``[lo, hi]``."""
+    def act_params(self, lo: float, hi: float, bits: int, values=None) -> tuple[float, int]:
+        """``(scale, zero_point)`` of an activation tensor with real range ``[lo, hi]``;
+        ``values`` (an array or :class:`~hwflow.quant.calibrate.RangeSketch`), when given,
+        lets a scheme measure its error (:func:`~hwflow.quant.calibrate.quant_mse`)."""
         raise NotImplementedError
 
     def multiplier(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

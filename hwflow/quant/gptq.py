@@ -20,7 +20,7 @@ from ..ir import kernels
 from ._lower import FLayer
 from .wformat import WeightFormat
 
-__all__ = ["gptq_codes", "layer_inputs"]
+__all__ = ["gptq_codes", "layer_inputs", "depthwise_hessians"]
 
 
 def layer_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0) -> list[np.ndarray]:
@@ -46,6 +46,26 @@ def layer_inputs(fl: FLayer, x: np.ndarray, max_rows: int = 20000, seed: int = 0
         i, y, xx = pick // (oh * ow), (pick // ow) % oh, pick % ow
         out.append(cols[i, g, :, y, xx].reshape(len(pick), cg * kh * kw))  # (rows, cg, kh, kw)
     return out
+
+
+def depthwise_hessians(fl: FLayer, x: np.ndarray) -> np.ndarray:
+    """A depthwise Conv's ``H = XᵀX / rows`` for every channel at once: ``(C, K, K)``.
+
+    Its rows are every output pixel of ``x`` (not a draw of them, as :func:`layer_inputs`
+    makes for a wide layer): with K <= 25 taps, a channel's ``(K, pixels)`` patch matrix
+    is cheap, built for a block of samples at a time.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    win = fl.window(x.shape[2:])
+    n, c = x.shape[:2]
+    k, o = int(np.prod(win.kernel)), int(np.prod(win.out))
+    h = np.zeros((c, k, k))
+    step = max(1, (1 << 20) // max(c * k * o, 1))  # samples a block: about 2**20 patch values
+    for b0 in range(0, n, step):
+        v = kernels.windows(kernels.pad_windows(x[b0:b0 + step], win, 0.0), win)  # n, C, OH, OW, kh, kw: a view
+        t = v.transpose(1, 4, 5, 0, 2, 3).reshape(c, k, -1)  # (C, K, pixels)
+        h += np.matmul(t, t.transpose(0, 2, 1))
+    return h / max(n * o, 1)
 
 
 def _hessian(x: np.ndarray) -> np.ndarray:
@@ -82,9 +102,23 @@ MAX_COLUMNS = 512
 _BLOCK = 128
 
 
+#: Candidate x row x column values GPTQ updates at once: rows are independent given ``H``,
+#: so a wide layer's rows go in chunks (its working copy stays ~32 MB).
+_CHUNK_VALUES = 1 << 22
+
+
 def _gptq_rows(w: np.ndarray, s: np.ndarray, factor, fmt: WeightFormat) -> np.ndarray:
     """Codes for ``w`` (C, K) with per-row scales ``s`` (S, C), one candidate per row of
-    ``s`` (``factor`` from :func:`_factor`): ``(S, C, K)``."""
+    ``s`` (``factor`` from :func:`_factor`): ``(S, C, K)`` int16 (every format's codes fit)."""
+    out = np.empty((len(s),) + w.shape, dtype=np.int16)
+    step = max(1, _CHUNK_VALUES // max(len(s) * w.shape[1], 1))
+    for r0 in range(0, w.shape[0], step):
+        out[:, r0:r0 + step] = _gptq_chunk(w[r0:r0 + step], s[:, r0:r0 + step], factor, fmt)
+    return out
+
+
+def _gptq_chunk(w: np.ndarray, s: np.ndarray, factor, fmt: WeightFormat) -> np.ndarray:
+    """:func:`_gptq_rows` on a chunk of rows (float64 codes)."""
     order, inv, dead, u = factor
     w = w.copy()
     w[:, dead] = 0.0
@@ -113,6 +147,40 @@ def _row_error(w: np.ndarray, q: np.ndarray, s: np.ndarray, h: np.ndarray) -> np
     """Per row, the output error power ``(w - q·s) H (w - q·s)ᵀ``."""
     d = w - q * s[:, None]
     return ((d @ h) * d).sum(axis=1)
+
+
+def _gptq_depthwise(w: np.ndarray, cand: np.ndarray, h: np.ndarray, fmt: WeightFormat,
+                    damp: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """GPTQ of a depthwise layer, every channel at once: ``w`` (C, K), candidate scales
+    ``cand`` (S, C), rows ``x`` (rows, C, K). Returns the codes (S, C, K) and their output
+    errors (S, C), as the per-group path computes them; None if a channel's ``H`` is
+    singular (that path then handles the layer)."""
+    diag = np.diagonal(h, axis1=1, axis2=2)
+    dead = diag == 0
+    hd = h.copy()
+    c_idx, k_idx = np.nonzero(dead)
+    hd[c_idx, k_idx, k_idx] = 1.0
+    order = np.argsort(-np.diagonal(hd, axis1=1, axis2=2), axis=1, kind="stable")
+    hd = np.take_along_axis(np.take_along_axis(hd, order[:, :, None], axis=1), order[:, None, :], axis=2)
+    d = np.diagonal(hd, axis1=1, axis2=2)
+    hd = hd + np.eye(hd.shape[1])[None] * (damp * d.mean(axis=1))[:, None, None]
+    try:
+        u = np.swapaxes(np.linalg.cholesky(np.linalg.inv(hd)), 1, 2)  # (C, K, K) upper
+    except np.linalg.LinAlgError:
+        return None
+    wz = np.where(dead, 0.0, w)
+    wp = np.repeat(np.take_along_axis(wz, order, axis=1)[None], len(cand), axis=0)  # (S, C, K)
+    q = np.empty_like(wp)
+    k = wp.shape[2]
+    for i in range(k):
+        col = wp[:, :, i]
+        code = fmt.round(col / cand)
+        q[:, :, i] = code
+        err = (col - code * cand) / u[None, :, i, i]
+        wp[:, :, i + 1:] -= err[:, :, None] * u[None, :, i, i + 1:]
+    q = np.take_along_axis(q, np.argsort(order, axis=1)[None], axis=2)
+    dw = w[None] - q * cand[:, :, None]
+    return q, np.einsum("sck,ckl,scl->sc", dw, h, dw)
 
 
 def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int | WeightFormat, x: np.ndarray, per_channel: bool = True,
@@ -148,10 +216,18 @@ def gptq_codes(fl: FLayer, scales: list[np.ndarray], bits: int | WeightFormat, x
     best_q = np.empty_like(w)
     best_s = np.empty(cout)
     results = []
+    if fl.op == "conv" and fl.groups == cout and w.shape[1] <= _BLOCK:  # depthwise: all channels at once
+        cand = np.stack(scales)
+        got = _gptq_depthwise(w, cand, depthwise_hessians(fl, x), fmt, damp)
+        if got is not None:
+            qs, errs = got
+            choice = np.argmin(errs, axis=0) if per_channel else np.full(cout, np.argmin(errs.sum(axis=1)))
+            rows = np.arange(cout)
+            return qs[choice, rows].reshape(fl.weight.shape).astype(np.int64), cand[choice, rows]
     for g, xg in enumerate(layer_inputs(fl, x)):
         rows = slice(g * per, (g + 1) * per)
         cand = np.stack([s[rows] for s in scales])
-        qs = np.empty((len(scales), per, xg.shape[1]))
+        qs = np.empty((len(scales), per, xg.shape[1]), dtype=np.int16)
         err = np.zeros((len(scales), per))
         k = xg.shape[1]
         width = -(-k // -(-k // MAX_COLUMNS))  # equal blocks: K = 784 is 392 + 392, not 512 + 272

@@ -7,7 +7,7 @@ must share them — MaxPool in/out, Concat inputs/output — are unified), then 
 QLayer per float layer following the contract in :mod:`hwflow.quant.qgraph`.
 
 With data, one streamed float pass over every calibration sample gives the ranges
-(a bounded subsample of each tensor's values, :func:`._feval.calibration_pass`); GPTQ
+(a fixed-size sketch of all of each tensor's values, :func:`._feval.calibration_pass`); GPTQ
 and bias correction use the integer network on the first :func:`statistics_samples`
 samples only, so the cost and memory stay bounded however much data is given.
 """
@@ -24,7 +24,7 @@ from ._lower import FLayer, Plan, act_fn, lower
 from ._schemes import make_scheme
 from ._scheme import fixed_point, symmetric_act_scale
 from .arith import int_range
-from .calibrate import MAX_VALUES, calibrate_range, subsample
+from .calibrate import RangeSketch, calibrate_range
 from .calibrate_none import propagate_moments, propagate_ranges
 from .config import EDGE_BITS, LayerSpec, QuantConfig
 from .gptq import gptq_codes
@@ -41,7 +41,7 @@ _INT64_MAX = (1 << 63) - 1
 #: the network quantized so far, run on the first calibration samples: enough samples for
 #: about this many multiply-accumulates, at least :data:`MIN_STAT_SAMPLES` and at most
 #: :data:`MAX_STAT_SAMPLES`. Activation ranges still see every sample.
-STAT_MACS = 1 << 30
+STAT_MACS = 1 << 28
 MIN_STAT_SAMPLES = 64
 MAX_STAT_SAMPLES = 1024
 
@@ -154,8 +154,10 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
         if calib.ndim < 1 or calib.shape[0] == 0 or int(np.prod(calib.shape[1:])) != int(np.prod(want)):
             raise DataError(f"calibration data has shape {calib.shape!r}, the model expects (N, {', '.join(map(str, want))})")
         weight_inputs = {fl.inputs[0] for fl in plan.layers if fl.has_weight}
-        values, first = calibration_pass(plan, calib, MAX_VALUES, statistics_samples(plan, len(calib)),
-                                         weight_inputs | {plan.input})
+        # the integer network starts from the input; bias correction needs only the mean of
+        # each weight layer's float input (it is linear in it: recover.mean_patch)
+        values, first = calibration_pass(plan, calib, statistics_samples(plan, len(calib)), {plan.input},
+                                         weight_inputs if config.bias_correction else set())
     producer = {l.output: l for l in plan.layers}
     specs = config.resolve([l.name for l in plan.layers], [l.name for l in plan.layers if l.has_weight])
     abits = {t: specs[producer[t].name].abits if t in producer else (config.abits if config.abits > 1 else EDGE_BITS)
@@ -166,7 +168,7 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
         none_ranges = propagate_ranges(plan, input_range)
     moments = propagate_moments(plan, input_range) if config.bias_correction and values is None else None
 
-    def tensor_range(names: list[str], bits: int) -> tuple[tuple[float, float], np.ndarray | None]:
+    def tensor_range(names: list[str], bits: int) -> tuple[tuple[float, float], RangeSketch | None]:
         key = (method, tuple(names), bits)
         if range_cache is not None and key in range_cache:
             return range_cache[key]
@@ -175,17 +177,17 @@ def quantize_plan(plan: Plan, config: QuantConfig, calib: np.ndarray | None = No
             range_cache[key] = rv
         return rv
 
-    def _tensor_range(names: list[str], bits: int) -> tuple[tuple[float, float], np.ndarray | None]:
+    def _tensor_range(names: list[str], bits: int) -> tuple[tuple[float, float], RangeSketch | None]:
         if method == "none":
             lo = min(none_ranges[t][0] for t in names)
             hi = max(none_ranges[t][1] for t in names)
             return (lo, hi), None
-        vals = np.concatenate([values[t] for t in names])
+        vals = RangeSketch.merge([values[t] for t in names])
         # The network input keeps its full observed range: it is quantized on the host
         # from data with a known range, often discrete (pixels), where clipping-based
         # methods find spurious optima.
         how = "minmax" if plan.input in names else method
-        return calibrate_range(how, vals, bits, scheme.act_params, config.percentile), subsample(vals, 1 << 16)
+        return calibrate_range(how, vals, bits, scheme.act_params, config.percentile), vals
 
     # scales and zero points, one per group of tensors that must agree
     rep = _union_groups(plan)

@@ -61,6 +61,13 @@ def _conv(x: np.ndarray, layer: QLayer) -> np.ndarray:
         return acc
     w = layer.weight.reshape(g, cout // g, cin_g * kh * kw)
     k = cin_g * kh * kw
+    if k == cin_g and g == 1 and x.shape[2:] == (oh, ow):  # 1x1, stride 1: (Cout, Cin) @ (Cin, pixels), no patches
+        xs = x.reshape(nb, cin_g, oh * ow)
+        if k * int(np.abs(x).max(initial=0)) * int(np.abs(w).max(initial=0)) < _EXACT:
+            acc = np.matmul(w[0].astype(np.float64), xs.astype(np.float64)).astype(np.int64)
+        else:
+            acc = np.matmul(w[0], xs)
+        return acc.reshape(nb, cout, oh, ow)
     if k * int(np.abs(x).max(initial=0)) * int(np.abs(w).max(initial=0)) < _EXACT:
         # Every partial sum is an integer below 2**53 (the bound of _matmul, taken over the
         # whole input): build the patch matrix in float64 directly and let BLAS add.

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import channel_rows, fake_quant, weight_mse
+from ._common import channel_rows, weight_mse
 from ._scheme import Scheme
 from .arith import int_range
+from .calibrate import RangeSketch, quant_mse
 
 __all__ = ["Pow2Scheme"]
 
@@ -44,9 +45,9 @@ class Pow2Scheme(Scheme):
     def act_params(self, lo, hi, bits, values=None):
         amax = max(abs(float(lo)), abs(float(hi)))
         e_lo, e_hi = (float(e[0]) for e in _exponents(np.array([amax]), bits))
-        if values is None or values.size == 0:
+        if values is None or (values.count if isinstance(values, RangeSketch) else np.size(values)) == 0:
             return float(np.exp2(e_hi)), 0
-        errs = [((fake_quant(values, np.exp2(e), 0, bits) - values) ** 2).mean() for e in (e_lo, e_hi)]
+        errs = [quant_mse(values, float(np.exp2(e)), 0, bits) for e in (e_lo, e_hi)]
         return float(np.exp2(e_lo if errs[0] < errs[1] else e_hi)), 0
 
     def multiplier(self, r):

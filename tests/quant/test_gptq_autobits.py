@@ -68,3 +68,34 @@ def test_auto_bits_impossible_budget(small_models):
     graph, calib, _, _ = small_models["mlp_act"]
     with pytest.raises(OptionError, match="cannot be met"):
         auto_bits(graph, QuantConfig(rounding="nearest", cle=False, bias_correction=False), calib, budget_kbit=0.01)
+
+
+def test_depthwise_gptq_in_one_pass_equals_per_channel():
+    # the batched depthwise path gives every channel the codes and errors of the per-group path
+    from hwflow.ir._geometry import window
+    from hwflow.quant import gptq
+    from hwflow.quant.wformat import WeightFormat
+
+    class Depthwise:
+        op, groups = "conv", 8
+
+        def window(self, spatial):
+            return window(spatial, (3, 3), {"strides": (2, 1), "pads": (1, 1, 1, 1)})
+
+    rng = np.random.default_rng(0)
+    fl = Depthwise()
+    x = rng.normal(0, 1, (6, 8, 10, 9)) * rng.uniform(0.1, 2, (1, 8, 1, 1))  # no two taps see the same pixels
+    x[:, 3, :, 4] = 0.0  # a dead tap in channel 3 (column 4 is in its windows' middle)
+    w = rng.normal(0, 1, (8, 9))
+    cands = [np.abs(w).max(axis=1) / 7 * f for f in (1.0, 0.9, 0.8)]
+    fmt = WeightFormat("int", 4)
+    h = gptq.depthwise_hessians(fl, x)
+    q, e = gptq._gptq_depthwise(w, np.stack(cands), h, fmt, 0.01)
+    for c, rows in enumerate(gptq.layer_inputs(fl, x)):  # every pixel: no draw at this size
+        hc = gptq._hessian(rows)
+        np.testing.assert_allclose(h[c], hc, rtol=1e-12)
+        cand = np.stack([s[c:c + 1] for s in cands])
+        qs = gptq._gptq_rows(w[c:c + 1], cand, gptq._factor(hc, 0.01), fmt)
+        np.testing.assert_array_equal(qs[:, 0], q[:, c])
+        np.testing.assert_allclose([gptq._row_error(w[c:c + 1], qq, s, hc)[0] for s, qq in zip(cand, qs)], e[:, c],
+                                   rtol=1e-9)

@@ -25,7 +25,7 @@ EXAMPLES = ROOT / "examples" / "models"
 CASES = {
     # default flow: asymmetric, per-channel, mse calibration, device target (synthesis hand-off)
     "cnn-default": ["digits_cnn.onnx", "--calib", "digits_cnn_calib.npz"],
-    # data-driven rounding (GPTQ samples rows) and entropy calibration (subsamples values)
+    # data-driven rounding (GPTQ samples rows) and entropy calibration (a histogram of every value)
     "mlp-gptq-entropy": ["digits_mlp.onnx", "--calib", "digits_mlp_calib.npz", "--scheme", "symmetric",
                          "--rounding", "gptq", "--calibration", "entropy", "--target", "generic"],
     # no data: random test vectors from --seed
