@@ -160,8 +160,10 @@ class Accelerator(wiring.Component):
         x = Signal(simd * p.abits)
         pv = replicate(da["pv"], simd, p.abits)
         # The RAM's data registers (READ_DATA_REGS; the controller's latency counts them): the
-        # block RAMs' clock-to-out and their output mux end at a register, not in a unit.
-        ram = Mux(ctrl.d_inrange, _delay(m, act.rd_data, READ_DATA_REGS, "act_q"), pv)
+        # first is the RAM's rd_q, one per bank before its bank mux (rtl/act_buffer.py), so a
+        # block RAM's clock-to-out ends at a register, not in the mux or a unit.
+        assert READ_DATA_REGS >= 1, READ_DATA_REGS
+        ram = Mux(ctrl.d_inrange, _delay(m, act.rd_q, READ_DATA_REGS - 1, "act_q"), pv)
         if p.input_stream is not None:
             # The streamed first layer reads the input stream; its lanes in the padding take
             # the pad value.
