@@ -86,18 +86,24 @@ def test_pack_words_rejects_out_of_range():
 
 @pytest.mark.parametrize("lanes", [1, 2])
 def test_channel_rom(run_sim, lanes):
-    """Word ``i`` holds channels ``i*lanes .. i*lanes + lanes - 1``."""
+    """Word ``i`` holds channels ``i*lanes .. i*lanes + lanes - 1``; an address a cycle, its
+    word two cycles later (the read, then the data register)."""
     bias, m, n = [5, -7, 100000, 3], [1, 65535, 3, 9], [0, -2, 31, 4]
     dut = ChannelRom(bias, m, n, 20, 16, 7, lanes=lanes)
+    assert dut.latency == 2
+    words = 4 // lanes
+    addrs = [i % words for i in range(words * 2 + 1)][::-1]
 
     async def bench(ctx):
-        for i in range(4 // lanes):
-            ctx.set(dut.addr, i)
+        for t, a in enumerate(addrs + [0]):
+            ctx.set(dut.addr, a)
             await ctx.tick()
-            for l in range(lanes):
-                d = ctx.get(dut.data)[l]
-                c = i * lanes + l
-                assert (d.bias, d.m, d.n) == (bias[c], m[c], n[c])
+            if t >= 1:
+                i = addrs[t - 1]
+                for l in range(lanes):
+                    d = ctx.get(dut.data)[l]
+                    c = i * lanes + l
+                    assert (d.bias, d.m, d.n) == (bias[c], m[c], n[c])
 
     run_sim(dut, bench)
     with pytest.raises(ValueError, match=r"lanes must be a positive integer dividing the 4 channels, not 3"):
