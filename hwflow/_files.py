@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -70,12 +71,6 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` atomically (a temporary sibling, then ``os.replace``).
 
@@ -84,14 +79,19 @@ def atomic_write(path: str | Path, data: str | bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp: Path | None = path.parent / f".{path.name}.{secrets.token_hex(6)}"  # named first, as in atomic_directory
     try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a plain open's mode, less the umask
+        except FileExistsError:  # not ours
+            tmp = None
+            raise
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -113,9 +113,15 @@ def atomic_directory(out_dir: str | Path, *, keep: tuple[str, ...] = ()) -> Iter
     """
     out = Path(out_dir).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; outputs are meant to be shared
+    # named before it exists, so that an interrupt at any point after mkdir finds it to remove;
+    # mkdir's default mode (0o777 less the umask): outputs are meant to be shared
+    tmp: Path | None = out.parent / f".{out.name}.tmp-{secrets.token_hex(6)}"
     try:
+        try:
+            os.mkdir(tmp)
+        except FileExistsError:  # not ours
+            tmp = None
+            raise
         yield tmp
         old = None
         if out.exists():
@@ -135,5 +141,6 @@ def atomic_directory(out_dir: str | Path, *, keep: tuple[str, ...] = ()) -> Iter
                     os.rename(src, out / name)
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -160,11 +160,11 @@ class BuildDir:
         return tuple(self.manifest["input"]["shape"])
 
     def input_tensor(self):
-        """The network input's integer type (:class:`~hwflow.quant.qgraph.QTensor`)."""
-        from .quant.qgraph import QTensor
-
-        t = self.manifest["input"]
-        return QTensor(t["name"], tuple(t["shape"]), t["bits"], t["scale"], t["zero_point"])
+        """The network input's integer type (:class:`~hwflow.quant.qgraph.QTensor`, from
+        ``quant.json``: its rounding and narrow range too), shaped as the first layer reads it
+        (:meth:`input_shape` is the user's array)."""
+        qg = self.qgraph()
+        return qg.tensors[qg.input]
 
     def inputs(self) -> np.ndarray:
         """The stored test vectors' input codes, ``(vectors, *input_shape[1:])``."""

@@ -190,6 +190,26 @@ def op_avgpool(node: Node, ins: list) -> list:
     return [avg_pool(x, win, bool(int(_attr(node, "count_include_pad", 0))))]
 
 
+def _reduce(fn, node: Node, ins: list) -> list:
+    x = ins[0]
+    axes = node.attrs.get("axes") if len(ins) < 2 or ins[1] is None else np.asarray(ins[1]).reshape(-1)
+    axes = None if axes is None else tuple(int(a) for a in axes)
+    return [fn(x, axis=axes, keepdims=bool(int(node.attrs.get("keepdims", 1)))).astype(x.dtype)]
+
+
+def op_reduce_mean(node: Node, ins: list) -> list:
+    return _reduce(np.mean, node, ins)
+
+
+def op_reduce_max(node: Node, ins: list) -> list:
+    return _reduce(np.max, node, ins)
+
+
+def op_global_maxpool(node: Node, ins: list) -> list:
+    x = ins[0]
+    return [x.max(axis=tuple(range(2, x.ndim)), keepdims=True)]
+
+
 def op_global_avgpool(node: Node, ins: list) -> list:
     x = ins[0]
     return [avg_pool(x, window(x.shape[2:], x.shape[2:], {}))]

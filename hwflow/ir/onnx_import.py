@@ -363,7 +363,31 @@ class _Importer:
                 node.outputs = node.outputs[:1]
         if op == "Sum":
             return self._sum(node)
+        if op in ("ReduceMean", "ReduceMax", "GlobalMaxPool"):
+            return self._global_pool(node)
         return node
+
+    def _global_pool(self, node: Node) -> Node:
+        """A mean or maximum over every spatial axis of an ``(N, C, ...)`` tensor (ReduceMean,
+        ReduceMax, GlobalMaxPool) -> a GlobalAveragePool or a MaxPool over the whole map
+        (then a Flatten when the reduction drops its axes)."""
+        shape = self.graph.shape(node.inputs[0])
+        rank = len(shape)
+        if node.op == "GlobalMaxPool":
+            axes = list(range(2, rank))
+        else:
+            v = self._const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else node.attrs.get("axes")
+            axes = sorted(int(a) % rank for a in np.asarray(v).reshape(-1)) if v is not None else list(range(rank))
+        if rank < 3 or axes != list(range(2, rank)):
+            raise UnsupportedOpError(f"node {node.name!r} ({node.op}) reduces axes {axes}; hwflow takes a mean or "
+                                     f"maximum over every spatial axis only (a global pool)")
+        pool = (Node(node.name, "GlobalAveragePool", node.inputs[:1], node.outputs) if node.op == "ReduceMean" else
+                Node(node.name, "MaxPool", node.inputs[:1], node.outputs, {"kernel_shape": list(shape[2:])}))
+        if node.op == "GlobalMaxPool" or int(node.attrs.get("keepdims", 1)):
+            return pool
+        pool.name, pool.outputs = f"{node.name}__pool", [f"{node.outputs[0]}__pooled"]
+        self._add(pool)
+        return Node(node.name, "Flatten", pool.outputs, node.outputs, {"axis": 1})
 
     def _pad(self, node: Node) -> None:
         """Pad's operands (inputs since opset 11) as attributes: ``pads`` for every axis,

@@ -60,7 +60,8 @@ class OpDef:
         What the quantizer makes of it: the QLayer op it lowers to when it stands
         alone (one of :data:`hwflow.quant.qgraph.LAYER_OPS`), ``"layout"`` (no arithmetic: layers read through
         it), ``"const"`` (a constant), or None: it cannot be quantized (host ops are
-        left to the host; Sub/Mul/Div must be folded into a layer by the passes).
+        left to the host). A Sub/Mul/Div/Add of a per-channel constant folds into the layer before
+        it (the passes) or else becomes a depthwise 1x1 Conv.
         Some ops fuse into the layer before them instead: an ``activation``, an Add of
         a constant (the bias), a BatchNormalization after a Conv.
     activation : str or None
@@ -147,6 +148,11 @@ OPS: dict[str, OpDef] = {
     "MaxPool": OpDef(s.pool, k.op_maxpool, quant="maxpool", per_channel=True),
     "AveragePool": OpDef(s.pool, k.op_avgpool, quant="avgpool", per_channel=True),
     "GlobalAveragePool": OpDef(s.global_pool, k.op_global_avgpool, quant="avgpool", per_channel=True),
+    # a mean or maximum over every spatial axis (torch's AdaptiveAvgPool to 1 as its dynamo exporter
+    # writes it; Keras' GlobalMaxPooling): rewritten on import into a window over the whole map
+    "ReduceMean": OpDef(s.reduce, k.op_reduce_mean, accept="rewrite"),
+    "ReduceMax": OpDef(s.reduce, k.op_reduce_max, accept="rewrite"),
+    "GlobalMaxPool": OpDef(s.global_pool, k.op_global_maxpool, accept="rewrite"),
     "Flatten": OpDef(s.flatten, k.op_flatten, quant="layout", host_tail=True),
     "Reshape": OpDef(s.reshape, k.op_reshape, quant="layout", host_tail=True),
     "Transpose": OpDef(s.transpose, k.op_transpose, host_tail=True),
@@ -166,8 +172,8 @@ OPS: dict[str, OpDef] = {
     "ConstantOfShape": OpDef(s.constant_of_shape, k.op_constant_of_shape, accept="const"),
     "Shape": OpDef(s.shape, k.op_shape, accept="const", shape_only=True),
     "Gather": OpDef(s.gather, k.op_gather, accept="const"),
-    "Unsqueeze": OpDef(s.unsqueeze, k.op_unsqueeze, accept="const", quant="layout", host_tail=True),
-    "Squeeze": OpDef(s.squeeze, k.op_squeeze, accept="const", quant="layout", host_tail=True),
+    "Unsqueeze": OpDef(s.unsqueeze, k.op_unsqueeze, quant="layout", host_tail=True),
+    "Squeeze": OpDef(s.squeeze, k.op_squeeze, quant="layout", host_tail=True),
     "Sum": OpDef(s.broadcast, k.op_sum, accept="rewrite", quant="add"),
     # QONNX (Brevitas): pre-quantized models, quantized exactly by hwflow.quant.qonnx
     "Quant": OpDef(s.same, k.op_quant, domain=QONNX_DOMAIN, fold=False, params=True),

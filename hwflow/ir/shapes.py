@@ -87,6 +87,14 @@ def global_pool(node: Node, s: list, c: list) -> list:
     return [s[0][:2] + (1,) * (len(s[0]) - 2)]
 
 
+def reduce(node: Node, s: list, c: list) -> list:
+    axes = _axes_of(node, c)
+    x = s[0]
+    axes = range(len(x)) if axes is None else [_axis(a, len(x)) for a in axes]
+    keep = int(node.attrs.get("keepdims", 1))
+    return [tuple(1 if i in axes else d for i, d in enumerate(x) if keep or i not in axes)]
+
+
 def gemm(node: Node, s: list, c: list) -> list:
     a, b = s[0], s[1]
     _need(len(a) == 2 and len(b) == 2, f"Gemm needs 2-D operands, got {a!r} and {b!r}")

@@ -17,13 +17,14 @@ from .fold_input_affine import FoldInputAffine
 from .fuse_activation import FuseActivation
 from .fuse_pad import FusePad
 from .manager import PassManager
+from .lift_1d import Lift1D
 from .matmul_to_gemm import MatMulAddToGemm
 from .normalize_reshape import NormalizeReshape
 
 __all__ = [
     "Pass", "PassResult", "PassError", "PreconditionError", "PostconditionError", "PassManager",
     "EliminateIdentity", "FoldConstants", "FoldBatchNorm", "FoldAffine", "FoldInputAffine", "MatMulAddToGemm",
-    "FuseActivation", "FusePad", "NormalizeReshape", "EliminateDeadCode", "default_passes", "optimize",
+    "FuseActivation", "FusePad", "Lift1D", "NormalizeReshape", "EliminateDeadCode", "default_passes", "optimize",
 ]  # fmt: skip
 
 
@@ -32,6 +33,7 @@ def default_passes() -> list[Pass]:
     return [
         EliminateIdentity(),
         FoldConstants(),
+        Lift1D(),
         FusePad(),
         NormalizeReshape(),
         MatMulAddToGemm(),

@@ -26,6 +26,7 @@ from ..errors import UnsupportedOpError
 from ..ir._geometry import Window, window
 from ..ir.graph import Graph, Node, Tensor
 from ..ir.ops import OPS
+from ..passes._util import channel_vector
 from .host_tail import HostTail
 
 
@@ -262,6 +263,9 @@ def lower(graph: Graph) -> Plan:
         if kind == "add" and len(ins) == 2 and len(act_ins) == 1:
             prod = mergeable(act_ins[0])
             c = consts[[t for t in ins if t in consts][0]]
+            if (prod is None or not prod.has_weight) and _channel_affine(node, graph, ins, consts) is not None:
+                add(_channel_affine(node, graph, ins, consts), node)
+                continue
             if prod is None or not prod.has_weight or prod.clamp is not None or c.size not in (1, prod.weight.shape[0]):
                 raise UnsupportedOpError(
                     f"node {node.name!r} ({op} of a constant) only follows a Conv/Gemm/MatMul as its bias"
@@ -339,6 +343,10 @@ def lower(graph: Graph) -> Plan:
             if axis not in (1, 1 - len(graph.shape(out))):
                 raise UnsupportedOpError(f"node {node.name!r} (Concat): only the channel axis 1 is supported, not {axis}")
             add(FLayer(node.name, "concat", act_ins, out), node)
+            continue
+        affine = _channel_affine(node, graph, ins, consts)
+        if affine is not None:  # a per-channel scale or shift no layer absorbed (e.g. a BatchNorm exported as Mul, Add)
+            add(affine, node)
             continue
         raise UnsupportedOpError(f"node {node.name!r}: op {op} cannot be quantized; supported: {_quantizable()}")
     if out_tensor in views:
@@ -466,6 +474,24 @@ def _input_layout(graph: Graph) -> tuple[str, dict | None, set[str]]:
     if not any(n.op == "Transpose" for n in nodes):
         perm = list(range(len(graph.shape(x))))
     return t, {"shape": tuple(graph.shape(x)), "perm": tuple(perm)}, {n.name for n in nodes}
+
+
+def _channel_affine(node: Node, graph: Graph, ins: list[str], consts: dict) -> FLayer | None:
+    """A depthwise 1x1 Conv computing ``node``, ``x * c``, ``x / c``, ``x + c``, ``x - c`` or
+    ``c - x`` with ``c`` constant per channel of an NCHW ``x`` (as a BatchNorm no Conv
+    absorbs becomes); None for anything else."""
+    if node.op not in ("Mul", "Div", "Add", "Sub") or len(ins) != 2 or sum(t in consts for t in ins) != 1:
+        return None
+    first = ins[0] in consts
+    x, c = (ins[1], consts[ins[0]]) if first else (ins[0], consts[ins[1]])
+    shape = graph.shape(x)
+    vec = channel_vector(np.asarray(c, np.float64), shape, 1) if len(shape) == 4 else None
+    if vec is None or tuple(graph.shape(node.outputs[0])) != tuple(shape) or (node.op == "Div" and first):
+        return None
+    ones, zeros = np.ones_like(vec), np.zeros_like(vec)
+    w, b = {"Mul": (vec, zeros), "Div": (1.0 / vec, zeros), "Add": (ones, vec),
+            "Sub": (-ones, vec) if first else (ones, -vec)}[node.op]
+    return FLayer(node.name, "conv", [x], node.outputs[0], w.reshape(-1, 1, 1, 1), b, groups=vec.size)
 
 
 def _quantizable() -> str:

@@ -265,8 +265,8 @@ class _Builder:
         qlo, qhi = qonnx_int_range(bits, signed, narrow)
         shift = 0 if signed else 1 << (bits - 1)  # hwflow's codes are signed
         out = node.outputs[0]
-        t = QTensor(out, g.shape(src), bits, float(s.reshape(-1)[0]), int(zf) - shift)
         src_c = self.canon(src)
+        t = QTensor(out, g.shape(src_c if src_c in self.pending else src), bits, float(s.reshape(-1)[0]), int(zf) - shift)
         if src_c == self.graph_input:
             t.rounding, t.narrow = "half_even", narrow
             self.tensors[out] = t
@@ -583,6 +583,9 @@ class _Builder:
         ish, osh = self.g.shape(node.inputs[0]), self.g.shape(node.outputs[0])
         if src in self.pending and ish == osh:
             self.pending[node.outputs[0]] = self.pending.pop(src)
+            return
+        if src in self.pending and len(osh) == 2 and [d for d in ish if d != 1] == [d for d in osh if d != 1]:
+            self.alias[node.outputs[0]] = src  # a layer's (N, C, 1, 1) flattened: its Quant types the layer's output
             return
         if src not in self.tensors or not (ish == osh or (len(osh) == 2 and osh[0] == ish[0])):
             raise UnsupportedOpError(f"node {node.name!r} ({node.op}) reshapes {ish} to {osh}; in a QONNX model hwflow "

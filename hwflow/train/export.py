@@ -25,7 +25,7 @@ import json
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from ..ir.export import EXPORT_OPSET, _Exporter
 from ..ir.graph import Graph
@@ -77,13 +77,20 @@ def to_qonnx(net: QuantNet, graph: Graph, record: dict | None = None) -> onnx.Mo
     """
     plan = net.plan
     tail = [n for n in graph.nodes if n.attrs.get("host")]
-    b = _Builder({plan.input, *graph.outputs, *(o for n in tail for o in n.outputs)}, {l.name for l in plan.layers})
+    b = _Builder({plan.input, graph.inputs[0], *graph.outputs, *(t for n in tail for t in [*n.inputs, *n.outputs])},
+                 {l.name for l in plan.layers})
     name = {plan.input: plan.input}  # plan tensor -> its quantized ONNX tensor
 
     def quant_act(t: str, y: str) -> str:
         q = net.act(t)
         return b.quant(y, q.scale.numpy()[0], q.zero_point, q.bits, f"{t}_q")
 
+    user = plan.input
+    if plan.input_layout is not None:  # the user's array, transposed and reshaped as the model did (_input_layout)
+        user, perm = graph.inputs[0], [int(a) for a in plan.input_layout["perm"]]
+        t = user if perm == sorted(perm) else b.node("Transpose", [user], b.fresh(f"{user}_transposed"), perm=perm)
+        shape = b.const(f"{user}_shape", np.array([-1, *plan.shapes[plan.input][1:]], dtype=np.int64))
+        b.node("Reshape", [t, shape], plan.input)
     name[plan.input] = quant_act(plan.input, plan.input)
     for i, fl in enumerate(plan.layers):
         x = [name[t] for t in fl.inputs]
@@ -133,12 +140,17 @@ def to_qonnx(net: QuantNet, graph: Graph, record: dict | None = None) -> onnx.Mo
         ex.nodes[0].input[0] = out
         b.nodes += ex.nodes
         b.inits += ex.inits
-        outputs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["N", *graph.shape(o)[1:]])
-                   for o in graph.outputs]
-    inputs = [helper.make_tensor_value_info(plan.input, TensorProto.FLOAT, ["N", *plan.shapes[plan.input][1:]])]
+        # the tail's own constants (a classifier's class labels, a Reshape's shape)
+        b.inits += [numpy_helper.from_array(np.ascontiguousarray(graph.tensors[t].data), t)
+                    for t in dict.fromkeys(t for n in tail for t in n.inputs) if graph.tensors[t].is_const]
+        outputs = [helper.make_tensor_value_info(o, helper.np_dtype_to_tensor_dtype(graph.tensors[o].dtype),
+                                                 ["N", *graph.shape(o)[1:]]) for o in graph.outputs]
+    in_shape = plan.input_layout["shape"] if plan.input_layout is not None else plan.shapes[plan.input]
+    inputs = [helper.make_tensor_value_info(user, TensorProto.FLOAT, ["N", *in_shape[1:]])]
     g = helper.make_graph(b.nodes, graph.name, inputs, outputs, b.inits)
     model = helper.make_model(g, producer_name="hwflow finetune", opset_imports=[
-        helper.make_opsetid("", EXPORT_OPSET), helper.make_opsetid(QONNX_DOMAIN, 1)])
+        helper.make_opsetid("", EXPORT_OPSET), helper.make_opsetid(QONNX_DOMAIN, 1),
+        *([helper.make_opsetid("ai.onnx.ml", 1)] if any(n.domain == "ai.onnx.ml" for n in b.nodes) else [])])
     model.ir_version = 8
     if record is not None:
         helper.set_model_props(model, {METADATA_KEY: json.dumps(record, sort_keys=True)})

@@ -40,7 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._files import atomic_write
-from ..errors import DataError, OptionError
+from ..errors import DataError, ModelError, OptionError
 from ..quant.config import QuantConfig
 from .config import TrainConfig
 
@@ -222,6 +222,7 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
     torch = require_torch()
     from ..flow import load_graph
     from ..quant._lower import lower
+    from ..quant.qonnx import is_qonnx
     from ..quant.quantize import quantize_plan
     from .export import to_qonnx
     from .net import QuantNet
@@ -233,6 +234,9 @@ def finetune(model: str | Path, data, *, out: str | Path | None = None, val=None
         raise OptionError("finetune trains int weights and activations of 2 bits or more; pot/binary/ternary "
                           "weights (--weights) and 1-bit activations (--abits 1) are not supported yet")
     graph = load_graph(model)
+    if is_qonnx(graph):
+        raise ModelError(f"{Path(model).name} is a QONNX model, trained with its quantization already; finetune "
+                         "trains a float model (or a QDQ one): give the model before its QAT export")
     plan = lower(graph)
     quant.check_layers([l.name for l in plan.layers])
     shape = graph.shape(graph.inputs[0])

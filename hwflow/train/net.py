@@ -293,6 +293,9 @@ class QuantNet(nn.Module):
         """Logits ``(N, K)`` of a batch of inputs (the plan's output, flattened)."""
         plan = self.plan
         tin = self.qg.tensors[plan.input]
+        if plan.input_layout is not None:  # the user's layout (e.g. NHWC from Keras), as Plan.to_input
+            x = x.reshape(len(x), *plan.input_layout["shape"][1:]).permute(*plan.input_layout["perm"])
+        x = x.reshape(len(x), *plan.shapes[plan.input][1:])
         env = {plan.input: self.act(plan.input)(x, *tin.range) if self.quantize else x}
         for i, fl in enumerate(plan.layers):
             env[fl.output] = self._layer(i, fl, [env[t] for t in fl.inputs])

@@ -134,3 +134,89 @@ def test_a_qonnx_quantizer_hwflow_cannot_meet_is_refused_naming_it(tmp_path, cap
     assert main(["compile", str(tmp_path / "ceil.onnx"), "-o", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and repr(q.name) in err and "CEIL" in err
+
+
+@pytest.mark.sim
+def test_a_batchnorm_exported_as_mul_add_after_an_activation_compiles(tmp_path, capsys):
+    """A pre-activation BatchNorm written as Mul and Add of per-channel constants (as the ONNX
+    zoo's caffe2 DenseNet has it), which no Conv absorbs, and a ``c - x`` after a Conv: each
+    becomes a depthwise 1x1 Conv, simulates exactly and agrees with onnxruntime."""
+    rng = np.random.default_rng(3)
+    inits = [_w(rng, "w1", 4, 2, 3, 3), _w(rng, "w2", 3, 4, 3, 3),
+             numpy_helper.from_array(rng.uniform(0.5, 2.0, (1, 4, 1, 1)).astype(np.float32), "gamma"),
+             numpy_helper.from_array(rng.uniform(-0.5, 0.5, (4, 1, 1)).astype(np.float32), "beta"),
+             numpy_helper.from_array(np.float32(0.25), "k")]
+    model = _save(tmp_path / "preact.onnx", [
+        helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Mul", ["r", "gamma"], ["m"], name="bn_mul"),
+        helper.make_node("Add", ["beta", "m"], ["a"], name="bn_add"),
+        helper.make_node("Relu", ["a"], ["r2"]),
+        helper.make_node("Conv", ["r2", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Sub", ["k", "c2"], ["y"], name="k_minus")], inits, [1, 2, 6, 6], {"y": [1, 3, 6, 6]})
+    x = rng.uniform(0, 1, (32, 2, 6, 6)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    out = tmp_path / "build"
+    assert main(["compile", str(model), "--target", "generic", "-o", str(out), "--calib", str(tmp_path / "x.npz"),
+                 "--vectors", "2"]) == 0, capsys.readouterr().err
+    b = load(out)
+    assert [(l.op, l.groups) for l in b.qgraph().layers] == [
+        ("conv", 1), ("conv", 4), ("conv", 1), ("conv", 3)]
+    rc, res = _simulate(capsys, out)
+    assert (rc, res["passed"], res["mismatches"]) == (0, True, 0), res
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    want = np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
+    got = b.predict(x, dequantize=True).reshape(want.shape)
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
+
+
+def test_a_1d_op_hwflow_cannot_lift_is_refused_naming_it(tmp_path, capsys):
+    """A mean over the channels of a 1-D signal is no global average pool: one line, naming it."""
+    rng = np.random.default_rng(0)
+    model = _save(tmp_path / "mean_c.onnx", [
+        helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1]),
+        helper.make_node("ReduceMean", ["c"], ["y"], axes=[1], keepdims=1, name="mean_over_c")],
+        [_w(rng, "w1", 4, 2, 3)], [1, 2, 16], {"y": [1, 1, 16]})
+    assert main(["compile", str(model), "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'mean_over_c' (ReduceMean) reduces axes [1]" in err
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("form", ["GlobalMaxPool", "ReduceMax", "ReduceMean", "GlobalMaxPool-1d"])
+def test_global_pools_as_exporters_write_them(form, tmp_path, capsys):
+    """Keras' GlobalMaxPooling (GlobalMaxPool or ReduceMax), torch's AdaptiveAvgPool (ReduceMean),
+    on 2-D and 1-D maps: a window over the whole map, exact in simulation, as onnxruntime computes."""
+    rng = np.random.default_rng(5)
+    one_d = form.endswith("-1d")
+    op = form.removesuffix("-1d")
+    spatial = [12] if one_d else [6, 6]
+    axes = list(range(2, 2 + len(spatial)))
+    pool = (helper.make_node(op, ["r"], ["p"]) if op == "GlobalMaxPool" else
+            helper.make_node(op, ["r", "axes"], ["p"], keepdims=0) if op == "ReduceMax" else
+            helper.make_node(op, ["r"], ["p"], axes=axes, keepdims=0))
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1] * 2 * len(spatial)),
+             helper.make_node("Relu", ["c"], ["r"]), pool]
+    inits = [_w(rng, "w1", 4, 2, *([3] * len(spatial))), _w(rng, "wf", 4, 3),
+             numpy_helper.from_array(np.array(axes, np.int64), "axes")]
+    if op == "GlobalMaxPool":
+        nodes.append(helper.make_node("Flatten", ["p"], ["f"]))
+    nodes.append(helper.make_node("MatMul", ["f" if op == "GlobalMaxPool" else "p", "wf"], ["y"]))
+    path = tmp_path / f"{form}.onnx"
+    g = helper.make_graph(nodes, form, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, *spatial])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18 if op == "ReduceMax" else 13)])
+    m.ir_version = 8
+    onnx.save(m, path)
+    x = rng.uniform(0, 1, (24, 2, *spatial)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    out = tmp_path / "build"
+    assert main(["compile", str(path), "--target", "generic", "-o", str(out), "--calib", str(tmp_path / "x.npz"),
+                 "--vectors", "2"]) == 0, capsys.readouterr().err
+    rc, res = _simulate(capsys, out)
+    assert (rc, res["passed"], res["mismatches"]) == (0, True, 0), res
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    want = np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))])
+    got = load(out).predict(x, dequantize=True)
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()

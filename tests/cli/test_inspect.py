@@ -66,14 +66,24 @@ def test_light_models_with_unsupported_ops_name_the_op(capsys, name, op):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["light_resnet50", "light_inception_v2", "light_densenet121", "light_shufflenet"])
 def test_other_supported_light_models(capsys, name):
+    """Their totals, and the fit check's verdict: DenseNet's BatchNorms are Mul and Add nodes
+    after Concats (depthwise 1x1 Convs to hwflow); ShuffleNet's channel shuffle and Inception's
+    AveragePools that leave out their padding are refused naming the node."""
     doc = _inspect_json(capsys, LIGHT / f"{name}.onnx")
     assert doc["totals"]["params"] > 1_000_000 and doc["totals"]["macs"] > 100_000_000
+    refused = {"light_shufflenet": "reorders activations between layers", "light_inception_v2": "count_include_pad=0"}
+    if name in refused:
+        assert main(["inspect", str(LIGHT / f"{name}.onnx"), "--target", "fpga-medium"]) == 2
+        assert refused[name] in capsys.readouterr().err
+    else:
+        assert _inspect_json(capsys, LIGHT / f"{name}.onnx", "--target", "fpga-medium")["fit"]["verdict"] == "too big"
 
 
 FIXTURES = ROOT / "tests" / "fixtures"
 # every fixture (the digits ones as their exporters wrote them) and example, but the ZipMap
 # classifier, which inspect refuses with the fix (test_zipmap_is_refused_with_the_fix)
 MODELS = (sorted(FIXTURES.glob("*.onnx")) + sorted(p for p in (FIXTURES / "digits").glob("*.onnx") if "zipmap" not in p.name)
+          + sorted((FIXTURES / "conv1d").glob("*.onnx"))
           + sorted((ROOT / "examples" / "models").glob("*.onnx")))
 
 

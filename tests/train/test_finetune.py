@@ -120,6 +120,8 @@ def test_bad_input_one_line(data, capsys, tmp_path):
     assert "epochs" in _bad(capsys, data, out, "--data", data["train"], "--epochs", "0")
     assert "not supported yet" in _bad(capsys, data, out, "--data", data["train"], "--weights", "pot")
     assert "not supported yet" in _bad(capsys, data, out, "--data", data["train"], "--abits", "1")
+    brevitas = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "digits" / "brevitas_cnn_w2a2.onnx"
+    assert "is a QONNX model" in _bad(capsys, dict(data, model=brevitas), out, "--data", data["train"])
 
 
 def test_residual_net_accuracy_is_eval_and_build_predict(capsys, tmp_path):
@@ -147,6 +149,46 @@ def test_residual_net_accuracy_is_eval_and_build_predict(capsys, tmp_path):
     assert [l.op for l in build.qgraph().layers].count("add") == 1
     val = np.load(tmp_path / "val.npz")
     assert _accuracy(build.predict(val["x"]), val["y"]) == res["accuracy"]
+
+
+def test_keras_nhwc_input_keeps_the_users_layout(capsys, tmp_path):
+    """tf2onnx's Keras ResNet-8 reads NHWC through a Transpose (the plan's input layout): the
+    net trains on the user's arrays, the output model takes them too, and finetune's accuracy
+    == `hwflow eval OUT.onnx` == Build.predict."""
+    fx = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "digits"
+    test = np.load(fx / "keras_resnet8.npz")
+    np.savez(tmp_path / "val.npz", x=test["x"][:60], y=test["y"][:60])
+    out = tmp_path / "tuned.onnx"
+    rc, text, err = _run(capsys, "finetune", fx / "keras_resnet8.onnx", "--data", fx / "keras_resnet8_calib.npz",
+                         "--val", tmp_path / "val.npz", "--wbits", "4", "--abits", "4", "--epochs", "1",
+                         "--epoch-samples", "32", "--json", "-o", out)
+    assert rc == 0, err
+    res = json.loads(text)
+    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[1:]] == [32, 32, 3]
+    rc, text, err = _run(capsys, "eval", out, "--data", tmp_path / "val.npz", "--json")
+    assert rc == 0, err
+    assert json.loads(text)["quant_accuracy"] == res["accuracy"]
+    build = hwflow.compile(out, out=tmp_path / "b", target="generic")
+    assert _accuracy(build.predict(test["x"][:60]), test["y"][:60]) == res["accuracy"]
+
+
+def test_sklearn_classifier_keeps_its_label_output(capsys, tmp_path):
+    """skl2onnx's MLPClassifier ends in a host tail with constants of its own (the class
+    labels of ArrayFeatureExtractor, a Reshape's shape): the output model keeps them and
+    its int64 label output, and `hwflow eval OUT.onnx` scores it as finetune did."""
+    fx = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "digits"
+    out = tmp_path / "tuned.onnx"
+    rc, text, err = _run(capsys, "finetune", fx / "skl_digits_mlp.onnx", "--data", fx / "skl_digits_mlp_calib.npz",
+                         "--val", fx / "skl_digits_mlp.npz", "--wbits", "4", "--abits", "4", "--epochs", "1",
+                         "--json", "-o", out)
+    assert rc == 0, err
+    model = onnx.load(str(out))
+    outputs = {o.name: o.type.tensor_type.elem_type for o in model.graph.output}
+    assert outputs["label"] == onnx.TensorProto.INT64
+    rc, text2, err = _run(capsys, "eval", out, "--data", fx / "skl_digits_mlp.npz", "--json")
+    assert rc == 0, err
+    assert json.loads(text2)["quant_accuracy"] == json.loads(text)["accuracy"]
 
 
 def test_unsupported_op_one_line(capsys, tmp_path):
