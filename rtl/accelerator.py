@@ -168,8 +168,10 @@ class Accelerator(wiring.Component):
         x = Signal(simd * p.abits)
         pv = replicate(da["pv"], simd, p.abits)
         # The RAM's data registers (READ_DATA_REGS; the controller's latency counts them): the
-        # block RAMs' clock-to-out and their output mux end at a register, not in a unit.
-        ram = Mux(ctrl.d_inrange, _delay(m, act.rd_data, READ_DATA_REGS, "act_q"), pv)
+        # first is the RAM's rd_q, one per bank before its bank mux (rtl/act_buffer.py), so a
+        # block RAM's clock-to-out ends at a register, not in the mux or a unit.
+        assert READ_DATA_REGS >= 1, READ_DATA_REGS
+        ram = Mux(ctrl.d_inrange, _delay(m, act.rd_q, READ_DATA_REGS - 1, "act_q"), pv)
         if p.input_stream is not None:
             # The streamed first layer reads the input stream; its lanes in the padding take
             # the pad value.
@@ -357,9 +359,11 @@ class Accelerator(wiring.Component):
         nbits = rqs[0].n.shape().width
         m.submodules.crom = crom = ChannelRom(p.bias, p.m, p.n, bias_bits(p.bias), mbits, nbits, lanes=L)
         m.d.comb += crom.addr.eq(ser.gch)
-        a1, b1 = Signal.like(ser.a), Signal.like(ser.b)
-        v1, tag1 = Signal(), Signal(tag_bits)
-        m.d.sync += [a1.eq(ser.a), b1.eq(ser.b), v1.eq(ser.valid), tag1.eq(Cat(ser.waddr, ser.lane, ser.mask))]
+        # the serializer's outputs wait for the ROM's data (its read and data registers)
+        assert 1 + crom.latency + 1 == lat["pre"], (crom.latency, lat)
+        a1, b1 = _delay(m, ser.a, crom.latency, "pre_a"), _delay(m, ser.b, crom.latency, "pre_b")
+        v1 = _delay(m, ser.valid, crom.latency, "pre_v", reset_less=False)
+        tag1 = _delay(m, Cat(ser.waddr, ser.lane, ser.mask), crom.latency, "pre_tag", reset_less=False)
         valid2, tag2 = Signal(), Signal.like(tag1)
         m.d.sync += [valid2.eq(v1), tag2.eq(tag1)]
         luts = []

@@ -8,10 +8,15 @@ output holds, which the output stream uses for back-pressure. ``en`` low holds b
 (the accelerator's input stall: the Verilog module is outside Amaranth's
 ``EnableInserter``, so it takes the enable as the weight memories do). Latency 1.
 
-The Verilog module may build the RAM from two banks, a power-of-two one and the rest
-(``banks``, chosen by :func:`hwflow.schedule.estimate.act_banks` when that takes fewer
-blocks: Yosys slices one deep RAM uniformly); the bank is the address's top bit, and a
-registered bank select picks the read data.
+``rd_q`` is ``rd_data`` one cycle later (a register that loads in every cycle ``en`` is
+high): the datapath's read data register (:data:`~hwflow.schedule.program.READ_DATA_REGS`).
+
+The Verilog module may build the RAM from banks (``banks``, chosen by
+:func:`hwflow.schedule.estimate.act_banks`): one per address slice of the target's block
+RAM, ``d`` words each (a power of two) but the last. Each bank's read data has its own
+``rd_q`` register, and the bank multiplexer (on the registered bank select) comes after
+them: a block RAM's clock-to-out and the multiplexer are not one path. ``rd_data`` is the
+multiplexer of the banks' reads themselves (the output stream reads it).
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ class ActBuffer(wiring.Component):
         initial contents of every word into netlist constants, which takes tens of seconds
         for a RAM of 10**5 words). Simulation in Amaranth uses the memory.
     banks : tuple of int, optional
-        The Verilog module's bank depths: ``(depth,)`` (the default) or ``(2**k, depth - 2**k)``.
+        The Verilog module's bank depths: ``(depth,)`` (the default) or ``(d, ..., d, rest)``
+        with ``d`` a power of two, ``0 < rest <= d``.
     """
 
     def __init__(self, depth: int, simd: int, bits: int, *, verilog_module: str | None = None,
@@ -47,10 +53,11 @@ class ActBuffer(wiring.Component):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         banks = (depth,) if banks is None else tuple(banks)
-        if not (banks == (depth,) or (len(banks) == 2 and banks[0] >= 2 and banks[0] & (banks[0] - 1) == 0
-                                      and 0 < banks[1] <= banks[0] and sum(banks) == depth)):
-            raise ValueError(f"banks must be ({depth},) or (2**k, {depth} - 2**k) with 2**k >= the rest, "
-                             f"not {banks!r}")
+        d = banks[0] if banks else 0
+        if not (banks == (depth,) or (len(banks) >= 2 and d >= 2 and d & (d - 1) == 0 and sum(banks) == depth
+                                      and set(banks[:-1]) == {d} and 0 < banks[-1] <= d)):
+            raise ValueError(f"banks must be ({depth},) or (d, ..., d, rest) summing to {depth}, d a power "
+                             f"of two >= 2, 0 < rest <= d, not {banks!r}")
         self._depth, self._simd, self._bits, self._banks = depth, simd, bits, banks
         self._module = verilog_module
         aw = addr_bits(depth)
@@ -60,6 +67,7 @@ class ActBuffer(wiring.Component):
             "rd_en": In(1),
             "en": In(1, init=1),
             "rd_data": Out(word),
+            "rd_q": Out(word),
             "wr_addr": In(aw),
             "wr_en": In(simd),
             "wr_data": In(word),
@@ -72,15 +80,17 @@ class ActBuffer(wiring.Component):
     def verilog(self) -> str:
         """The RAM as a Verilog module named ``verilog_module``: the memory Amaranth builds
         (zeroed by a loop, one write enable per lane, read-first, a read register that
-        holds while ``rd_en`` is low), in a few lines whatever its depth; in two banks when
-        ``banks`` says so."""
+        holds while ``rd_en`` is low) and the ``rd_q`` register (loads while ``en``), in a few
+        lines whatever its depth; in banks when ``banks`` says so."""
         width, b = self._simd * self._bits, self._bits
         aw = self.rd_addr.shape().width
         lanes = [f"[{(i + 1) * b - 1}:{i * b}]" for i in range(self._simd)]
         style = memory_style(self._depth, width, rom=False)
-        head = (f"module {self._module}(clk, rd_addr, rd_en, rd_data, wr_addr, wr_en, wr_data);\n"
-                f"  input clk;\n  input [{aw - 1}:0] rd_addr;\n  input rd_en;\n  output reg [{width - 1}:0] rd_data;\n"
-                f"  input [{aw - 1}:0] wr_addr;\n  input [{self._simd - 1}:0] wr_en;\n  input [{width - 1}:0] wr_data;\n")
+        head = (f"module {self._module}(clk, en, rd_addr, rd_en, rd_data, rd_q, wr_addr, wr_en, wr_data);\n"
+                f"  input clk;\n  input en;\n  input [{aw - 1}:0] rd_addr;\n  input rd_en;\n"
+                f"  output reg [{width - 1}:0] rd_data;\n  output reg [{width - 1}:0] rd_q;\n"
+                f"  input [{aw - 1}:0] wr_addr;\n  input [{self._simd - 1}:0] wr_en;\n  input [{width - 1}:0] wr_data;\n"
+                f"  integer i;\n")
 
         def bank(name: str, depth: int, addr: str, cond: str) -> str:
             writes = "".join(f"    if ({cond}wr_en[{i}]) {name}[{addr.format('wr')}]{r} <= wr_data{r};\n"
@@ -91,27 +101,35 @@ class ActBuffer(wiring.Component):
                     f"  always @(posedge clk) begin\n{writes}  end\n")
 
         if len(self._banks) == 1:
-            return (head + "  integer i;\n" + bank("mem", self._depth, "{}_addr", "")
-                    + f"  always @(posedge clk) begin\n    if (rd_en) rd_data <= mem[rd_addr];\n  end\n"
+            return (head + bank("mem", self._depth, "{}_addr", "")
+                    + f"  always @(posedge clk) begin\n    if (rd_en) rd_data <= mem[rd_addr];\n"
+                    f"    if (en) rd_q <= rd_data;\n  end\n"
                     f"endmodule\n")
-        lo, hi = self._banks
-        k = lo.bit_length() - 1  # address bit that picks the bank
-        hb = max(1, (hi - 1).bit_length())
-        return (head.replace("output reg", "output") + "  integer i;\n"
-                + bank("mem_lo", lo, f"{{}}_addr[{k - 1}:0]", f"!wr_addr[{k}] && ")
-                + bank("mem_hi", hi, f"{{}}_addr[{hb - 1}:0]", f"wr_addr[{k}] && ")
-                + f"  reg [{width - 1}:0] rd_lo, rd_hi;\n  reg sel;\n"
-                f"  always @(posedge clk) begin\n    if (rd_en) begin\n"
-                f"      rd_lo <= mem_lo[rd_addr[{k - 1}:0]];\n      rd_hi <= mem_hi[rd_addr[{hb - 1}:0]];\n"
-                f"      sel <= rd_addr[{k}];\n    end\n  end\n"
-                f"  assign rd_data = sel ? rd_hi : rd_lo;\n"
+        n, k = len(self._banks), self._banks[0].bit_length() - 1  # address bits [aw-1:k] pick the bank
+        sb = aw - k
+        text = head
+        for j, depth in enumerate(self._banks):
+            hb = max(1, (depth - 1).bit_length())
+            text += bank(f"mem_{j}", depth, f"{{}}_addr[{hb - 1}:0]", f"wr_addr[{aw - 1}:{k}] == {j} && ")
+            text += (f"  reg [{width - 1}:0] rd_{j}, q_{j};\n"
+                     f"  always @(posedge clk) begin\n    if (rd_en) rd_{j} <= mem_{j}[rd_addr[{hb - 1}:0]];\n"
+                     f"    if (en) q_{j} <= rd_{j};\n  end\n")
+        return (text + f"  reg [{sb - 1}:0] sel, sel_q;\n"
+                f"  always @(posedge clk) begin\n    if (rd_en) sel <= rd_addr[{aw - 1}:{k}];\n"
+                f"    if (en) sel_q <= sel;\n  end\n"
+                f"  always @(*) begin\n    rd_data = rd_{n - 1};\n    case (sel)\n"
+                + "".join(f"      {j}: rd_data = rd_{j};\n" for j in range(n - 1))
+                + f"    endcase\n    rd_q = q_{n - 1};\n    case (sel_q)\n"
+                + "".join(f"      {j}: rd_q = q_{j};\n" for j in range(n - 1))
+                + "    endcase\n  end\n"
                 f"endmodule\n")
 
     def elaborate(self, platform):
         m = Module()
         if self._module is not None:
-            m.submodules.ram = Instance(self._module, i_clk=ClockSignal(), i_rd_addr=self.rd_addr, i_rd_en=self.rd_en & self.en,
-                                        o_rd_data=self.rd_data, i_wr_addr=self.wr_addr,
+            m.submodules.ram = Instance(self._module, i_clk=ClockSignal(), i_en=self.en, i_rd_addr=self.rd_addr,
+                                        i_rd_en=self.rd_en & self.en, o_rd_data=self.rd_data, o_rd_q=self.rd_q,
+                                        i_wr_addr=self.wr_addr,
                                         i_wr_en=Mux(self.en, self.wr_en, 0),
                                         i_wr_data=self.wr_data)
             return m
@@ -124,4 +142,8 @@ class ActBuffer(wiring.Component):
             rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en & self.en), self.rd_data.eq(rd.data),
             wr.addr.eq(self.wr_addr), wr.en.eq(Mux(self.en, self.wr_en, 0)), wr.data.eq(self.wr_data),
         ]
+        q = Signal(width, reset_less=True)  # as the Verilog module's (no reset)
+        with m.If(self.en):
+            m.d.sync += q.eq(rd.data)
+        m.d.comb += self.rd_q.eq(q)
         return m

@@ -4,7 +4,9 @@ Indexed by the word ``(layer.ch_base + channel) // lanes`` that the serializer p
 one word holds ``lanes`` consecutive channels (each: bias, unsigned multiplier, signed
 shift, packed; channel ``lanes*i + l`` in element ``l`` of word ``i``), so the back end
 reads the parameters of a whole group of codes at once. Synchronous read (block RAM when
-large). Latency 1.
+large), then a data register: the read's own path (a block RAM's clock-to-out and the
+multiplexer of its blocks, or the decoder of a ROM in LUTs) ends at a register, not in the
+bias add behind it. Latency 2.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class ChannelRom(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return 1
+        return 2
 
     def elaborate(self, platform):
         m = Module()
@@ -56,5 +58,7 @@ class ChannelRom(wiring.Component):
         m.submodules.mem = mem = memory.Memory(shape=self._layout, depth=len(self._init), init=self._init,
                                                attrs={"ram_style": style})
         rd = mem.read_port()
-        m.d.comb += [rd.addr.eq(self.addr), self.data.eq(rd.data)]
+        q = Signal(self._layout.size, reset_less=True)
+        m.d.sync += q.eq(rd.data)
+        m.d.comb += [rd.addr.eq(self.addr), self.data.eq(q)]
         return m

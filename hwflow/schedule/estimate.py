@@ -94,8 +94,13 @@ def memory_blocks(depth: int, width: int, kind, lane: int | None = None) -> int:
     per write enable for each slice (the write demultiplexer). So an 8474 x 32 RAM of
     8-bit lanes takes 9 x 2 blocks of 1024 x 18 on ECP5, not 17 of 512 x 36.
     """
+    return _libmap(depth, width, kind, lane)[0]
+
+
+def _libmap(depth: int, width: int, kind, lane: int | None) -> tuple[int, int, int]:
+    """``(blocks, d, slices)`` of the least-cost shape ``d x w`` (:func:`memory_blocks`)."""
     if width <= 0 or depth <= 0:
-        return 0
+        return 0, depth, 1
     best = None
     for d, w in kind.shapes:
         slices = math.ceil(depth / d)
@@ -110,20 +115,30 @@ def memory_blocks(depth: int, width: int, kind, lane: int | None = None) -> int:
         blocks = math.ceil(slices * bits / w)
         cost = kind.cost * blocks + 0.5 * (slices - 1) * width + demux
         if best is None or cost < best[0]:
-            best = (cost, blocks)
-    return best[1]
+            best = (cost, blocks, d, slices)
+    return best[1:]
 
 
 def act_banks(depth: int, width: int, lane: int, kind) -> tuple[int, ...]:
-    """Depths of the banks the activation RAM is built from (rtl/act_buffer.py): the whole
-    RAM, or a power-of-two bank and the rest where that takes fewer blocks of ``kind``.
-    Yosys slices one deep RAM uniformly: 8474 x 32 in 8-bit lanes takes 18 ECP5 blocks
-    whole and 16 + 1 as banks of 8192 and 282 words."""
-    k = 1 << (depth.bit_length() - 1)
-    if kind is None or k == depth or k < 2:
+    """Depths of the banks the activation RAM is built from (rtl/act_buffer.py): one bank
+    per address slice of ``kind``'s blocks where the RAM takes several slices, so that
+    each slice's read data is registered before the slices' multiplexer (a block RAM's
+    clock-to-out and the multiplexer are then not one path), else the whole RAM.
+
+    The banks are ``d`` words each (the depth of the block shape :func:`memory_blocks`
+    chooses for the whole RAM), the last one the rest, which may take a cheaper shape:
+    8474 x 32 in 8-bit lanes takes 18 ECP5 blocks of 1024 x 18 whole (Yosys slices one
+    deep RAM uniformly) and 8 x 2 + 1 as banks of 1024 and one of 282 words. Where the
+    banks would take more blocks than the whole (libmap packs the bits of several slices
+    into one block), the whole RAM."""
+    if kind is None:
         return (depth,)
-    split = memory_blocks(k, width, kind, lane) + memory_blocks(depth - k, width, kind, lane)
-    return (k, depth - k) if split < memory_blocks(depth, width, kind, lane) else (depth,)
+    blocks, d, slices = _libmap(depth, width, kind, lane)
+    if slices < 2:
+        return (depth,)
+    banks = (d,) * (slices - 1) + (depth - (slices - 1) * d,)
+    split = (slices - 1) * memory_blocks(d, width, kind, lane) + memory_blocks(banks[-1], width, kind, lane)
+    return banks if split <= blocks else (depth,)
 
 
 def memories(prog) -> list[tuple[str, int, int, int | None, int]]:

@@ -60,7 +60,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     """Pipeline latencies of the datapath blocks (the RTL asserts it matches them).
 
     ``mac``: array input to accumulator; ``pool``: lane unit; ``pre``: the result vector's register
-    in front of the serializer, per-channel ROM read and bias add;
+    in front of the serializer, per-channel ROM read and its data register, bias add;
     ``merge``: max-merge of a fused MaxPool's window (every MAC result passes it);
     ``requant``: requantizer (partial products and their sum, or, without a multiplier, neither;
     a coarse and a fine shift; round; clamp: rtl/requantizer.py); ``lut``: LUT ROM read;
@@ -80,7 +80,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "mac": 4 + tree_levels(simd),
         "merge": 1,
         "pool": 1,
-        "pre": 3,
+        "pre": 4,
         "requant": 6 if mbits > 1 else 4,
         "lut": 1,
         "dw": 5,

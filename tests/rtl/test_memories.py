@@ -86,18 +86,24 @@ def test_pack_words_rejects_out_of_range():
 
 @pytest.mark.parametrize("lanes", [1, 2])
 def test_channel_rom(run_sim, lanes):
-    """Word ``i`` holds channels ``i*lanes .. i*lanes + lanes - 1``."""
+    """Word ``i`` holds channels ``i*lanes .. i*lanes + lanes - 1``; an address a cycle, its
+    word two cycles later (the read, then the data register)."""
     bias, m, n = [5, -7, 100000, 3], [1, 65535, 3, 9], [0, -2, 31, 4]
     dut = ChannelRom(bias, m, n, 20, 16, 7, lanes=lanes)
+    assert dut.latency == 2
+    words = 4 // lanes
+    addrs = [i % words for i in range(words * 2 + 1)][::-1]
 
     async def bench(ctx):
-        for i in range(4 // lanes):
-            ctx.set(dut.addr, i)
+        for t, a in enumerate(addrs + [0]):
+            ctx.set(dut.addr, a)
             await ctx.tick()
-            for l in range(lanes):
-                d = ctx.get(dut.data)[l]
-                c = i * lanes + l
-                assert (d.bias, d.m, d.n) == (bias[c], m[c], n[c])
+            if t >= 1:
+                i = addrs[t - 1]
+                for l in range(lanes):
+                    d = ctx.get(dut.data)[l]
+                    c = i * lanes + l
+                    assert (d.bias, d.m, d.n) == (bias[c], m[c], n[c])
 
     run_sim(dut, bench)
     with pytest.raises(ValueError, match=r"lanes must be a positive integer dividing the 4 channels, not 3"):
@@ -152,45 +158,61 @@ def test_act_buffer_lane_writes_and_hold(run_sim):
             for s in range(simd):
                 if en >> s & 1:
                     model[a, s] = vals[s]
-            assert unpack([ctx.get(dut.rd_data)], [range(simd)], bits) == list(before)
-        # rd_en low holds the data output.
+            last = ctx.get(dut.rd_data)
+            assert unpack([last], [range(simd)], bits) == list(before)
+            await ctx.tick()  # rd_q: rd_data a cycle later
+            assert ctx.get(dut.rd_q) == last
+        # rd_en low holds the data output; en low holds both ports and rd_q.
         ctx.set(dut.wr_en, 0)
         ctx.set(dut.rd_en, 0)
         held = ctx.get(dut.rd_data)
-        ctx.set(dut.rd_addr, 3)
+        other = next(a for a in range(8) if int(pack(model[a], [range(simd)], bits)[0]) != held)
+        ctx.set(dut.rd_addr, other)
         await ctx.tick()
         assert ctx.get(dut.rd_data) == held
+        ctx.set(dut.rd_en, 1)
+        await ctx.tick()
+        assert ctx.get(dut.rd_data) != held and ctx.get(dut.rd_q) == held
+        ctx.set(dut.en, 0)
+        await ctx.tick()
+        assert ctx.get(dut.rd_q) == held and ctx.get(dut.rd_data) != held
 
     run_sim(dut, bench)
 
 
 @pytest.mark.tool("iverilog")
-@pytest.mark.parametrize("banks", [(13,), (8, 5)])
+@pytest.mark.parametrize("banks", [(13,), (8, 5), (4, 4, 4, 1)])
 def test_act_buffer_verilog_banks_read_what_was_written(banks, tmp_path):
-    """The Verilog module, whole or in two banks, in Icarus against a model of the RAM:
-    lane writes, reads across the bank boundary, a read held by rd_en low."""
+    """The Verilog module, whole or in banks, in Icarus against a model of the RAM:
+    lane writes, reads across the bank boundaries, a read held by rd_en low, ``rd_q`` (the
+    per-bank data registers and the mux after them) a cycle behind ``rd_data``, held by en low."""
     depth, simd, bits = sum(banks), 3, 5
     (tmp_path / "act.v").write_text(ActBuffer(depth, simd, bits, verilog_module="act", banks=banks).verilog())
     rng = np.random.default_rng(7)
     model = np.zeros((depth, simd), np.int64)
-    lines, want = [], None
-    for t in range(120):
+    lines, want, want_q = [], None, None
+    for t in range(160):
         wa, en, ra, ren = int(rng.integers(depth)), int(rng.integers(1 << simd)), int(rng.integers(depth)), int(rng.integers(4) > 0)
+        qen = int(rng.integers(4) > 0)
         vals = rng.integers(0, 1 << bits, size=simd)
         lines.append(f"    wr_addr = {wa}; wr_en = {en}; wr_data = {int(pack(vals, [range(simd)], bits)[0])}; "
-                     f"rd_addr = {ra}; rd_en = {ren}; @(posedge clk); #1;")
+                     f"rd_addr = {ra}; rd_en = {ren}; en = {qen}; @(posedge clk); #1;")
+        if qen:
+            want_q = want  # rd_q loads the rd_data of before the edge
         if ren:
             want = int(pack(model[ra], [range(simd)], bits)[0])  # read-first: the old word
         if want is not None:
             lines.append(f'    if (rd_data !== {want}) begin $display("MISMATCH at {t}"); $finish; end')
+        if want_q is not None:
+            lines.append(f'    if (rd_q !== {want_q}) begin $display("MISMATCH rd_q at {t}"); $finish; end')
         for i in range(simd):
             if en >> i & 1:
                 model[wa, i] = vals[i]
     (tmp_path / "tb.v").write_text(
         "module tb; reg clk = 0; always #5 clk = ~clk;\n"
-        f"  reg [3:0] rd_addr, wr_addr; reg rd_en; reg [{simd - 1}:0] wr_en; reg [{simd * bits - 1}:0] wr_data;\n"
-        f"  wire [{simd * bits - 1}:0] rd_data;\n"
-        "  act dut(.clk(clk), .rd_addr(rd_addr), .rd_en(rd_en), .rd_data(rd_data), .wr_addr(wr_addr),"
+        f"  reg [3:0] rd_addr, wr_addr; reg rd_en, en; reg [{simd - 1}:0] wr_en; reg [{simd * bits - 1}:0] wr_data;\n"
+        f"  wire [{simd * bits - 1}:0] rd_data, rd_q;\n"
+        "  act dut(.clk(clk), .en(en), .rd_addr(rd_addr), .rd_en(rd_en), .rd_data(rd_data), .rd_q(rd_q), .wr_addr(wr_addr),"
         " .wr_en(wr_en), .wr_data(wr_data));\n"
         "  initial begin #1;\n" + "\n".join(lines) + '\n    $display("PASS"); $finish;\n  end\nendmodule\n')
     subprocess.run(["iverilog", "-g2012", "-o", "sim.vvp", "act.v", "tb.v"], cwd=tmp_path, check=True)
@@ -198,10 +220,14 @@ def test_act_buffer_verilog_banks_read_what_was_written(banks, tmp_path):
     assert "PASS" in out and "MISMATCH" not in out, out
 
 
-def test_act_banks_split_only_where_it_saves_blocks():
+def test_act_banks_one_per_block_slice():
     ecp5 = load_target("fpga-small").block_ram
-    assert act_banks(8474, 32, 8, ecp5) == (8192, 282)   # 16 + 1 blocks instead of 18
-    assert act_banks(4000, 32, 8, ecp5) == (4000,)
-    assert act_banks(8192, 32, 8, ecp5) == (8192,)
-    with pytest.raises(ValueError, match="banks"):
-        ActBuffer(10, 2, 4, banks=(6, 4))
+    # 18 blocks of 1024 x 18 whole; 8 x 2 + 1 (the last bank in one 512 x 36)
+    assert act_banks(8474, 32, 8, ecp5) == (1024,) * 8 + (282,)
+    assert act_banks(2244, 32, 8, ecp5) == (512,) * 4 + (196,)  # DS-CNN 4x4: 5 blocks of 512 x 36
+    assert act_banks(4000, 32, 8, ecp5) == (4000,)  # one slice of 4096 x 4 blocks: no mux
+    assert act_banks(500, 32, 8, ecp5) == (500,)
+    assert act_banks(500, 32, 8, None) == (500,)
+    for bad in [(6, 4), (4, 4, 2, 0), (3, 3, 3, 1), (4, 2, 4)]:
+        with pytest.raises(ValueError, match="banks"):
+            ActBuffer(10, 2, 4, banks=bad)
