@@ -263,8 +263,9 @@ def lower(graph: Graph) -> Plan:
         if kind == "add" and len(ins) == 2 and len(act_ins) == 1:
             prod = mergeable(act_ins[0])
             c = consts[[t for t in ins if t in consts][0]]
-            if (prod is None or not prod.has_weight) and _channel_affine(node, graph, ins, consts) is not None:
-                add(_channel_affine(node, graph, ins, consts), node)
+            affine = None if prod is not None and prod.has_weight else _channel_affine(node, graph, ins, consts)
+            if affine is not None:  # no layer to take it as a bias: a depthwise 1x1 Conv
+                add(affine, node)
                 continue
             if prod is None or not prod.has_weight or prod.clamp is not None or c.size not in (1, prod.weight.shape[0]):
                 raise UnsupportedOpError(
