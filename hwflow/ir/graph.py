@@ -138,13 +138,17 @@ class Graph:
         self.tensors[tensor.name] = tensor
         return tensor
 
-    def add_const(self, name: str, data: np.ndarray) -> Tensor:
-        """Add an initializer holding ``data`` under a name not yet used (``name`` or ``name_N``)."""
-        data = np.asarray(data)
+    def unique_name(self, name: str) -> str:
+        """``name``, or ``name_N`` for the first N that no tensor has."""
         unique, i = name, 1
         while unique in self.tensors:
             unique, i = f"{name}_{i}", i + 1
-        return self.add_tensor(Tensor(unique, data.shape, data.dtype, data))
+        return unique
+
+    def add_const(self, name: str, data: np.ndarray) -> Tensor:
+        """Add an initializer holding ``data`` under a name not yet used (:meth:`unique_name`)."""
+        data = np.asarray(data)
+        return self.add_tensor(Tensor(self.unique_name(name), data.shape, data.dtype, data))
 
     def add_node(self, node: Node) -> Node:
         """Add a node; its output tensors must not already have a producer."""

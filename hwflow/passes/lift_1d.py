@@ -41,13 +41,6 @@ def _lift(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(shape[:2]) + (1,) + tuple(shape[2:])
 
 
-def _fresh(graph: Graph, name: str) -> str:
-    unique, i = name, 1
-    while unique in graph.tensors:
-        unique, i = f"{name}_{i}", i + 1
-    return unique
-
-
 def _axis(a: int, rank: int = 3) -> int:
     """Axis ``a`` of a rank-3 tensor, on its lifted rank-4 form."""
     a = a + rank if a < 0 else a
@@ -80,7 +73,7 @@ def _channels_first_input(graph: Graph) -> None:
     if [int(a) for a in t.attrs.get("perm", ())] != [0, 3, 1, 2]:
         return
     n, length, c = graph.shape(x)
-    ncl = _fresh(graph, f"{x}_ncl")
+    ncl = graph.unique_name(f"{x}_ncl")
     graph.add_tensor(Tensor(ncl, (n, c, length), graph.tensors[x].dtype))
     graph.remove_node(u.name)
     graph.remove_node(t.name)
@@ -118,7 +111,7 @@ class Lift1D(Pass):
             data = None if old.data is None else old.data.reshape(_lift(old.shape))
             graph.tensors[t] = Tensor(t, _lift(old.shape), old.dtype, data)
         for t in [t for t in lifted if t in graph.outputs]:  # the user's output keeps its rank
-            t2d, shape = _fresh(graph, f"{t}_2d"), graph.tensors[t].shape
+            t2d, shape = graph.unique_name(f"{t}_2d"), graph.tensors[t].shape
             graph.rename_tensor(t, t2d)
             user = (shape[0], shape[1], shape[3])
             graph.add_tensor(Tensor(t, user, graph.tensors[t2d].dtype))
@@ -134,13 +127,13 @@ class Lift1D(Pass):
         shape, dtype = graph.shape(t), graph.tensors[t].dtype
         prod = graph.producer(t)
         if prod is None:  # the graph input keeps its name and rank; its readers take the lifted copy
-            src, dst = t, _fresh(graph, f"{t}_2d")
+            src, dst = t, graph.unique_name(f"{t}_2d")
             graph.add_tensor(Tensor(dst, shape, dtype))
             graph.rename_uses(t, dst)
             lifted.discard(src)
             lifted.add(dst)
         else:
-            src, dst = _fresh(graph, f"{t}_1d"), t
+            src, dst = graph.unique_name(f"{t}_1d"), t
             graph.add_tensor(Tensor(src, shape, dtype))
             graph.remove_node(prod.name)
             prod.outputs = [src if o == t else o for o in prod.outputs]
