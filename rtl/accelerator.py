@@ -66,7 +66,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..schedule.descriptor import BACK_FIELDS, KIND_CODES, UNIT_FIELDS
-from ..schedule.estimate import act_banks
+from ..schedule.estimate import read_banks
 from ..schedule.program import READ_DATA_REGS, Program
 from ..schedule.widths import CYCLE_BITS, addr_bits, bias_bits
 from ._lanes import replicate
@@ -141,7 +141,7 @@ class Accelerator(wiring.Component):
 
         m.submodules.ctrl = ctrl = Controller(p)
         m.submodules.act = act = ActBuffer(p.act_words, simd, p.abits, verilog_module=self._act_module,
-                                           banks=act_banks(p.act_words, simd * p.abits, p.abits, p.act_kind))
+                                           banks=read_banks(p.act_words, simd * p.abits, p.abits, p.act_kind))
         self.act = act
         d = ctrl.desc
         code_bits = d.lo.shape().width
@@ -199,14 +199,16 @@ class Accelerator(wiring.Component):
         else:
             m.d.comb += ctrl.start.eq(self.start)
             if has_mac:
-                m.submodules.wrom = wrom = WeightRom(p.weights, p.stored_wbits, verilog_module=self._rom_module)
+                m.submodules.wrom = wrom = WeightRom(p.weights, p.stored_wbits, verilog_module=self._rom_module,
+                                                     banks=p.rom_banks)
         self.wrom = wrom if has_mac or p.weight_load else None
         if has_mac:
             m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits, dsp_mults=p.dsp_mults,
                                               lane=p.lane, cbits=p.cbits)
-            # The ROM's data registers, as the RAM's (READ_DATA_REGS): its multi-block output
-            # mux ends at a register.
-            wdata = _delay(m, wrom.data, READ_DATA_REGS, "wrom_q")
+            # The ROM's data registers, as the RAM's (READ_DATA_REGS), the first the ROM's own
+            # ``q`` (before its banks' multiplexer); a loaded weight RAM is one memory.
+            wdata = (_delay(m, wrom.q, READ_DATA_REGS - 1, "wrom_q") if isinstance(wrom, WeightRom)
+                     else _delay(m, wrom.data, READ_DATA_REGS, "wrom_q"))
             a, w = x, wdata
             ctl = [ctrl.d_valid & is_mac, ctrl.d_first, ctrl.d_last, ctrl.d_wfirst, ctrl.d_wlast]
             if p.ibits:  # weight sharing: ROM indices -> weights (rtl/codebook.py), the rest delayed to match
@@ -522,24 +524,24 @@ class Accelerator(wiring.Component):
 def to_verilog(program, name: str = "hwflow_top") -> str:
     """Verilog text of the accelerator for ``program``, top module ``name`` (self-contained:
     the weight ROM's contents inline; :func:`verilog_files` puts them in a file)."""
-    return _convert(program, name, None)[0]
+    return _convert(program, name, False)[0]
 
 
 def verilog_files(program, name: str = "hwflow_top") -> dict[str, str]:
     """The accelerator as files: ``{name}.v``, whose weight ROM reads ``{name}_wrom.hex``
-    (``$readmemh``, one word a line) from beside it, and that file (absent without a weight
-    ROM). Simulators read it from their working directory: the runners copy it there."""
-    rom_file = f"{name}_wrom.hex"
-    text, top = _convert(program, name, rom_file)
+    (``$readmemh``, one word a line; ``{name}_wrom_J.hex`` per bank of a banked ROM,
+    :class:`~hwflow.rtl.weight_rom.WeightRom`) from beside it, and those files (none without a
+    weight ROM). Simulators read them from their working directory: the runners copy them there."""
+    text, top = _convert(program, name, True)
     files = {f"{name}.v": text}
     if isinstance(top.wrom, WeightRom):  # a loaded weight RAM has no contents
-        files[rom_file] = top.wrom.hex()
+        files.update(top.wrom.hex_files(f"{name}_wrom"))
     if top.xrom is not None:
-        files[f"{name}_xrom.hex"] = top.xrom.hex()
+        files.update(top.xrom.hex_files(f"{name}_xrom"))
     return files
 
 
-def _convert(program, name: str, rom_file: str | None):
+def _convert(program, name: str, rom_files: bool):
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"module name must be a Verilog identifier, not {name!r}")
     # The weight ROM and the activation RAM are emitted as their own small Verilog modules
@@ -548,10 +550,10 @@ def _convert(program, name: str, rom_file: str | None):
     text = verilog.convert(top, name=name, emit_src=False)
     text = text.rstrip("\n") + "\n\n" + top.act.verilog()
     if isinstance(top.wrom, WeightRom):
-        text = text.rstrip("\n") + "\n\n" + top.wrom.verilog(rom_file)
+        text = text.rstrip("\n") + "\n\n" + top.wrom.verilog(f"{name}_wrom" if rom_files else None)
     elif top.wrom is not None:
         text = text.rstrip("\n") + "\n\n" + top.wrom.verilog()
     if top.xrom is not None:
-        text = text.rstrip("\n") + "\n\n" + top.xrom.verilog(rom_file and f"{name}_xrom.hex")
+        text = text.rstrip("\n") + "\n\n" + top.xrom.verilog(f"{name}_xrom" if rom_files else None)
     return compress_zero_init(text), top
 

@@ -12,7 +12,7 @@ output holds, which the output stream uses for back-pressure. ``en`` low holds b
 high): the datapath's read data register (:data:`~hwflow.schedule.program.READ_DATA_REGS`).
 
 The Verilog module may build the RAM from banks (``banks``, chosen by
-:func:`hwflow.schedule.estimate.act_banks`): one per address slice of the target's block
+:func:`hwflow.schedule.estimate.read_banks`): one per address slice of the target's block
 RAM, ``d`` words each (a power of two) but the last. Each bank's read data has its own
 ``rd_q`` register, and the bank multiplexer (on the registered bank select) comes after
 them: a block RAM's clock-to-out and the multiplexer are not one path. ``rd_data`` is the
@@ -25,7 +25,7 @@ from amaranth import *
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..schedule.estimate import memory_style
+from ..schedule.estimate import check_banks, memory_style
 from ..schedule.widths import addr_bits
 
 __all__ = ["ActBuffer"]
@@ -52,12 +52,7 @@ class ActBuffer(wiring.Component):
         for name, v in (("depth", depth), ("simd", simd), ("bits", bits)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
-        banks = (depth,) if banks is None else tuple(banks)
-        d = banks[0] if banks else 0
-        if not (banks == (depth,) or (len(banks) >= 2 and d >= 2 and d & (d - 1) == 0 and sum(banks) == depth
-                                      and set(banks[:-1]) == {d} and 0 < banks[-1] <= d)):
-            raise ValueError(f"banks must be ({depth},) or (d, ..., d, rest) summing to {depth}, d a power "
-                             f"of two >= 2, 0 < rest <= d, not {banks!r}")
+        banks = check_banks(banks, depth)
         self._depth, self._simd, self._bits, self._banks = depth, simd, bits, banks
         self._module = verilog_module
         aw = addr_bits(depth)

@@ -6,7 +6,14 @@ other, the descriptor gives each layer's base. A layer stored narrower than the 
 ``2**wlr`` of its words into one (:meth:`hwflow.schedule.lower.RomImages.narrow_lr`; the
 accelerator unpacks them), so to this block every word is ``pe x simd`` lanes alike. The weights are initialisation data, not
 logic: in a BUILD a ``$readmemh`` file beside the Verilog (one hex word a line), else one
-Verilog line per word. Synchronous read: infers block RAM. Latency 1.
+Verilog line per word. Synchronous read: infers block RAM. Latency 1 (``data``).
+
+``q`` is ``data`` one cycle later (loads while ``en``): the datapath's read data register
+(:data:`~hwflow.schedule.program.READ_DATA_REGS`). As the activation RAM's, the Verilog
+module may build the ROM from banks (``banks``, :func:`hwflow.schedule.estimate.rom_banks`),
+one per address slice of the block RAM, each with its own ``q`` register before the bank
+multiplexer, so that a block's clock-to-out and the multiplexer are not one path; each bank
+then reads its own ``$readmemh`` file (:meth:`WeightRom.hex_files`).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..quant.arith import int_range
-from ..schedule.estimate import memory_style
+from ..schedule.estimate import check_banks, memory_style
 from ..sim.beats import pack
 from ..schedule.widths import addr_bits
 
@@ -54,20 +61,26 @@ class WeightRom(wiring.Component):
         the caller emits with :meth:`verilog` (used by ``to_verilog``: Amaranth turns every
         bit of a memory's contents into a netlist constant, which takes seconds for a large
         ROM, while the text takes milliseconds). Simulation in Amaranth uses the memory.
+    banks : tuple of int, optional
+        The Verilog module's bank depths: ``(words,)`` (the default) or ``(d, ..., d, rest)``
+        with ``d`` a power of two, ``0 < rest <= d``.
     """
 
-    def __init__(self, image, bits: int, *, verilog_module: str | None = None):
+    def __init__(self, image, bits: int, *, verilog_module: str | None = None,
+                 banks: tuple[int, ...] | None = None):
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[0] < 1:
             raise ValueError(f"image must be (words, pe, simd), not shape {image.shape!r}")
         self._words = pack_words(image, bits)
         self._pe, self._simd, self._bits = int(image.shape[1]), int(image.shape[2]), bits
         self._module = verilog_module
+        self._banks = check_banks(banks, len(self._words))
         aw = addr_bits(len(self._words))
         super().__init__({
             "addr": In(aw),
             "en": In(1, init=1),
             "data": Out(self._pe * self._simd * bits),
+            "q": Out(self._pe * self._simd * bits),
         })
 
     @property
@@ -79,51 +92,85 @@ class WeightRom(wiring.Component):
     def latency(self) -> int:
         return 1
 
-    def hex(self) -> str:
-        """The contents as ``$readmemh`` reads them: one word a line, in hex, word 0 first."""
+    def hex(self, lo: int = 0, hi: int | None = None) -> str:
+        """The contents (words ``lo`` to ``hi``, default all) as ``$readmemh`` reads them: one
+        word a line, in hex, the first word first."""
         digits = (self._pe * self._simd * self._bits + 3) // 4
-        return "".join(f"{w:0{digits}x}\n" for w in self._words)
+        return "".join(f"{w:0{digits}x}\n" for w in self._words[lo:hi])
 
-    def verilog(self, init_file: str | None = None) -> str:
+    def hex_files(self, name: str) -> dict[str, str]:
+        """``{file: contents}`` of the ``$readmemh`` files :meth:`verilog` reads given
+        ``name``: ``name.hex`` for the whole ROM, or ``name_J.hex`` for bank ``J``."""
+        if len(self._banks) == 1:
+            return {f"{name}.hex": self.hex()}
+        starts = np.cumsum((0,) + self._banks)
+        return {f"{name}_{j}.hex": self.hex(int(starts[j]), int(starts[j + 1])) for j in range(len(self._banks))}
+
+    def verilog(self, init: str | None = None) -> str:
         """The ROM as a Verilog module named ``verilog_module`` (synchronous read: block RAM).
 
-        With ``init_file`` the contents are read from that file (:meth:`hex`) by
-        ``$readmemh``, a path relative to where the simulator runs (Yosys also looks beside
-        the Verilog file); else they are written inline, one line per word.
+        With ``init`` the contents are read by ``$readmemh`` from the files
+        :meth:`hex_files` names for it, paths relative to where the simulator runs (Yosys
+        also looks beside the Verilog file); else they are written inline, one line per word.
         """
         width, depth = self._pe * self._simd * self._bits, len(self._words)
         aw, digits = self.addr.shape().width, (width + 3) // 4
-        if init_file is not None:
-            if not init_file or '"' in init_file or "\\" in init_file:
-                raise ValueError(f"init_file must be a plain file name, not {init_file!r}")
-            init = f'  initial $readmemh("{init_file}", mem);\n'
-        else:
-            lines = [f"    mem[{i}] = {width}'h{w:0{digits}x};" for i, w in enumerate(self._words)]
-            # Many short initial blocks: Yosys reads one huge block in time quadratic in its
-            # size (YosysHQ/yosys#4601); one long constant instead would break Icarus.
-            init = "".join("  initial begin\n" + "\n".join(lines[i:i + _INIT_CHUNK]) + "\n  end\n"
-                           for i in range(0, depth, _INIT_CHUNK))
+        if init is not None and (not init or any(c in init for c in '"\\/')):
+            raise ValueError(f"init must be a plain file name stem, not {init!r}")
+        files = list(self.hex_files(init)) if init is not None else None
         # Placed as the estimate assumes (Yosys built a wide ROM from LUTs when left alone).
         style = f'  (* ram_style = "{memory_style(depth, width)}" *)\n'
-        return (
-            f"module {self._module}(clk, en, addr, data);\n"
-            f"  input clk;\n  input en;\n  input [{aw - 1}:0] addr;\n  output reg [{width - 1}:0] data = {width}'h0;\n"
-            f"{style}"
-            f"  reg [{width - 1}:0] mem [0:{depth - 1}];\n"
-            f"{init}"
-            f"  always @(posedge clk) if (en) data <= mem[addr];\n"
-            f"endmodule\n"
-        )
+
+        def bank(j: int, lo: int, n: int) -> str:
+            name = "mem" if len(self._banks) == 1 else f"mem_{j}"
+            if files is not None:
+                body = f'  initial $readmemh("{files[j]}", {name});\n'
+            else:
+                lines = [f"    {name}[{i}] = {width}'h{w:0{digits}x};" for i, w in enumerate(self._words[lo:lo + n])]
+                # Many short initial blocks: Yosys reads one huge block in time quadratic in its
+                # size (YosysHQ/yosys#4601); one long constant instead would break Icarus.
+                body = "".join("  initial begin\n" + "\n".join(lines[i:i + _INIT_CHUNK]) + "\n  end\n"
+                               for i in range(0, n, _INIT_CHUNK))
+            return f"{style}  reg [{width - 1}:0] {name} [0:{n - 1}];\n{body}"
+
+        zero = f" = {width}'h0" if len(self._banks) == 1 else ""  # registers, or the banks' multiplexers
+        head = (f"module {self._module}(clk, en, addr, data, q);\n"
+                f"  input clk;\n  input en;\n  input [{aw - 1}:0] addr;\n"
+                f"  output reg [{width - 1}:0] data{zero};\n  output reg [{width - 1}:0] q{zero};\n")
+        if len(self._banks) == 1:
+            return (head + bank(0, 0, depth)
+                    + "  always @(posedge clk) if (en) begin\n    data <= mem[addr];\n    q <= data;\n  end\n"
+                    "endmodule\n")
+        n, k = len(self._banks), self._banks[0].bit_length() - 1  # address bits [aw-1:k] pick the bank
+        text = head
+        for j, d in enumerate(self._banks):
+            hb = max(1, (d - 1).bit_length())
+            text += bank(j, j << k, d)
+            text += (f"  reg [{width - 1}:0] rd_{j} = {width}'h0, q_{j} = {width}'h0;\n"
+                     f"  always @(posedge clk) if (en) begin\n    rd_{j} <= mem_{j}[addr[{hb - 1}:0]];\n"
+                     f"    q_{j} <= rd_{j};\n  end\n")
+        return (text + f"  reg [{aw - k - 1}:0] sel = 0, sel_q = 0;\n"
+                f"  always @(posedge clk) if (en) begin\n    sel <= addr[{aw - 1}:{k}];\n    sel_q <= sel;\n  end\n"
+                f"  always @(*) begin\n    data = rd_{n - 1};\n    case (sel)\n"
+                + "".join(f"      {j}: data = rd_{j};\n" for j in range(n - 1))
+                + f"    endcase\n    q = q_{n - 1};\n    case (sel_q)\n"
+                + "".join(f"      {j}: q = q_{j};\n" for j in range(n - 1))
+                + "    endcase\n  end\n"
+                "endmodule\n")
 
     def elaborate(self, platform):
         m = Module()
         if self._module is not None:
             m.submodules.rom = Instance(self._module, i_clk=ClockSignal(), i_en=self.en, i_addr=self.addr,
-                                         o_data=self.data)
+                                         o_data=self.data, o_q=self.q)
             return m
         width = self._pe * self._simd * self._bits
         m.submodules.mem = mem = memory.Memory(shape=unsigned(width), depth=len(self._words), init=self._words,
                                                attrs={"ram_style": memory_style(len(self._words), width)})
         rd = mem.read_port()
         m.d.comb += [rd.addr.eq(self.addr), rd.en.eq(self.en), self.data.eq(rd.data)]
+        q = Signal(width, reset_less=True)  # as the Verilog module's (no reset)
+        with m.If(self.en):
+            m.d.sync += q.eq(rd.data)
+        m.d.comb += self.q.eq(q)
         return m

@@ -38,7 +38,7 @@ from .program import READ_DATA_REGS, RQ_FINE, RQ_PIECE
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
 
-__all__ = ["act_banks", "estimate", "block_features", "block_estimates", "backend_lane_dsps", "chan_width",
+__all__ = ["check_banks", "read_banks", "rom_banks", "estimate", "block_features", "block_estimates", "backend_lane_dsps", "chan_width",
            "dsp_blocks", "lut_mult_cost", "pot_lane_cost", "xnor_lane_cost", "lane_costs", "rq_pieces",
            "memories", "memory_blocks", "memory_shapes", "memory_style", "memory_use", "place_memories",
            "place_weights"]
@@ -119,18 +119,31 @@ def _libmap(depth: int, width: int, kind, lane: int | None) -> tuple[int, int, i
     return best[1:]
 
 
-def act_banks(depth: int, width: int, lane: int, kind) -> tuple[int, ...]:
-    """Depths of the banks the activation RAM is built from (rtl/act_buffer.py): one bank
-    per address slice of ``kind``'s blocks where the RAM takes several slices, so that
+def check_banks(banks, depth: int) -> tuple[int, ...]:
+    """``banks`` (``None``: ``(depth,)``) checked as :func:`read_banks` makes them: ``(depth,)``
+    or ``(d, ..., d, rest)`` summing to ``depth``, ``d`` a power of two >= 2, ``0 < rest <= d``."""
+    banks = (depth,) if banks is None else tuple(banks)
+    d = banks[0] if banks else 0
+    if not (banks == (depth,) or (len(banks) >= 2 and d >= 2 and d & (d - 1) == 0 and sum(banks) == depth
+                                  and set(banks[:-1]) == {d} and 0 < banks[-1] <= d)):
+        raise ValueError(f"banks must be ({depth},) or (d, ..., d, rest) summing to {depth}, d a power "
+                         f"of two >= 2, 0 < rest <= d, not {banks!r}")
+    return banks
+
+
+def read_banks(depth: int, width: int, lane: int | None, kind, *, free: bool = True) -> tuple[int, ...]:
+    """Depths of the banks a memory is built from (the activation RAM, rtl/act_buffer.py;
+    the weight ROM, rtl/weight_rom.py): one bank
+    per address slice of ``kind``'s blocks where the memory takes several slices, so that
     each slice's read data is registered before the slices' multiplexer (a block RAM's
-    clock-to-out and the multiplexer are then not one path), else the whole RAM.
+    clock-to-out and the multiplexer are then not one path), else the whole memory.
 
     The banks are ``d`` words each (the depth of the block shape :func:`memory_blocks`
-    chooses for the whole RAM), the last one the rest, which may take a cheaper shape:
+    chooses for the whole memory), the last one the rest, which may take a cheaper shape:
     8474 x 32 in 8-bit lanes takes 18 ECP5 blocks of 1024 x 18 whole (Yosys slices one
-    deep RAM uniformly) and 8 x 2 + 1 as banks of 1024 and one of 282 words. Where the
-    banks would take more blocks than the whole (libmap packs the bits of several slices
-    into one block), the whole RAM."""
+    deep RAM uniformly) and 8 x 2 + 1 as banks of 1024 and one of 282 words. With ``free``,
+    where the banks would take more blocks than the whole (libmap packs the bits of several
+    slices into one block), the whole memory."""
     if kind is None:
         return (depth,)
     blocks, d, slices = _libmap(depth, width, kind, lane)
@@ -138,7 +151,29 @@ def act_banks(depth: int, width: int, lane: int, kind) -> tuple[int, ...]:
         return (depth,)
     banks = (d,) * (slices - 1) + (depth - (slices - 1) * d,)
     split = (slices - 1) * memory_blocks(d, width, kind, lane) + memory_blocks(banks[-1], width, kind, lane)
-    return banks if split <= blocks else (depth,)
+    return banks if split <= blocks or not free else (depth,)
+
+
+def rom_banks(prog, target) -> tuple[int, ...] | None:
+    """The weight ROM's banks (rtl/weight_rom.py; ``None``: one memory), by
+    :func:`place_memories`' rule for ``prog.weight_kind``."""
+    return None if prog.weight_kind is None else _rom_banks(memories(prog), target, prog.weight_kind)
+
+
+def _rom_banks(mems, target, kind, room: bool = True) -> tuple[int, ...] | None:
+    """One bank per block slice (:func:`read_banks`) where the weight ROM is in initialised
+    block memory of several slices and (``room``) ``kind`` still holds every memory with the
+    banks' blocks (they may take a few more than the whole ROM, whose slices libmap packs
+    together)."""
+    if not kind.init or kind.blocks is None:
+        return None
+    _, depth, width, lane, cols = next(mem for mem in mems if mem[0] == "weights")
+    if kind.name == target.block_ram.name and memory_style(depth, width, True) == "logic":
+        return None
+    banks = read_banks(depth, cols, lane, kind, free=False)
+    if len(banks) < 2 or room and _use(mems, target, kind, banks)[kind.name] > kind.blocks:
+        return None
+    return banks
 
 
 def memories(prog) -> list[tuple[str, int, int, int | None, int]]:
@@ -178,10 +213,10 @@ def memories(prog) -> list[tuple[str, int, int, int | None, int]]:
     ]
 
 
-def _placed(mems, target, weight_kind) -> list[dict]:
+def _placed(mems, target, weight_kind, weight_banks=None) -> list[dict]:
     """Every memory of ``mems`` (as :func:`memories` lists them) with its kind and blocks:
-    the weight memory in ``weight_kind``, the rest in the block RAM, or in logic (kind
-    ``"logic"``, no blocks) where :func:`memory_style` puts them."""
+    the weight memory in ``weight_kind`` (in ``weight_banks``, :func:`rom_banks`), the rest in
+    the block RAM, or in logic (kind ``"logic"``, no blocks) where :func:`memory_style` puts them."""
     bram = target.block_ram
     out = []
     for name, depth, width, lane, cols in mems:
@@ -189,7 +224,8 @@ def _placed(mems, target, weight_kind) -> list[dict]:
         if not kind.init:  # loaded after configuration: a RAM written a word at a time
             lane = width
         logic = kind.name == bram.name and memory_style(depth, width, lane is None) == "logic"
-        banks = act_banks(depth, cols, lane, kind) if name == "act" else (depth,)
+        banks = (read_banks(depth, cols, lane, kind) if name == "act"
+                 else weight_banks if name == "weights" and weight_banks else (depth,))
         out.append({"name": name, "depth": depth, "width": width, "cols": cols,
                     "kind": "logic" if logic else kind.name,
                     "blocks": 0 if logic else sum(memory_blocks(d, cols, kind, lane) for d in banks)})
@@ -202,9 +238,9 @@ def memory_use(prog, target, weight_kind) -> dict[str, int]:
     return _use(memories(prog), target, weight_kind)
 
 
-def _use(mems, target, weight_kind) -> dict[str, int]:
+def _use(mems, target, weight_kind, weight_banks=None) -> dict[str, int]:
     out = {k.name: 0 for k in target.memory}
-    for mem in _placed(mems, target, weight_kind):
+    for mem in _placed(mems, target, weight_kind, weight_banks):
         if mem["kind"] in out:
             out[mem["kind"]] += mem["blocks"]
     return out
@@ -225,14 +261,23 @@ def place_weights(prog, target):
     return place_memories(memories(prog), target)[0]
 
 
-def place_memories(mems, target) -> tuple:
+def place_memories(mems, target, banks: str = "fit") -> tuple:
     """``(kind, {kind name: blocks})``: :func:`place_weights`'s rule on ``mems`` (as
     :func:`memories` or :func:`memory_shapes` list them), with the blocks every kind then
-    holds; ``(target.block_ram, its use)`` when no kind fits."""
+    holds; ``(target.block_ram, its use)`` when no kind fits. The weight ROM is in banks
+    (:func:`rom_banks`) with ``banks`` ``"fit"`` where they fit; for sizes that bound a
+    design's (the fit check's), ``"low"`` and ``"high"`` give the fewest and the most blocks
+    it may take, banked or not (banks where they fit: counted up to the kind's blocks)."""
     for kind in target.memory:
         use = _use(mems, target, kind)
         if all(k.blocks is None or use[k.name] <= k.blocks for k in target.memory):
-            return kind, use
+            if banks == "fit":
+                return kind, _use(mems, target, kind, _rom_banks(mems, target, kind))
+            split = _use(mems, target, kind, _rom_banks(mems, target, kind, room=False))
+            if banks == "low":
+                return kind, {k: min(use[k], split[k]) for k in use}
+            return kind, {k.name: max(use[k.name], split[k.name] if k.blocks is None
+                                      else min(split[k.name], k.blocks)) for k in target.memory}
     return target.block_ram, _use(mems, target, target.block_ram)
 
 
@@ -668,8 +713,8 @@ def estimate(prog, target) -> dict:
     luts = pack["lut"] * lut_sum + pack.get("lut_ff", 0.0) * ff_sum
     ffs = pack["ff"] * ff_sum
     mems = memories(prog)
-    placed = _placed(mems, target, prog.weight_kind)
-    blocks = _use(mems, target, prog.weight_kind)
+    placed = _placed(mems, target, prog.weight_kind, prog.rom_banks)
+    blocks = _use(mems, target, prog.weight_kind, prog.rom_banks)
     return {
         "luts": int(round(luts)),
         "ffs": int(round(ffs)),

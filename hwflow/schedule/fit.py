@@ -268,16 +268,16 @@ def _needs(qg: QGraph, target, pe: int, simd: int, fuse: str) -> dict[str, Any]:
     mbits = int(qg.attrs.get("mbits", 1))
     cw = (chan_width(1, 1, 1), chan_width(_BIAS_BITS_MAX, mbits, _N_BITS_MAX))
 
-    def use(wb: int, c: int, nl: int, aw: int, lanes: int = 1, words: int = words) -> dict[str, int]:
+    def use(wb: int, c: int, nl: int, aw: int, lanes: int = 1, words: int = words, banks: str = "high") -> dict[str, int]:
         # With ``lanes`` back-end lanes the channel ROM holds a group of ``lanes`` channels a
         # word, each step's channels padded to a whole group.
         entries = -(-(chan + (len(qg.layers) + 1) * (lanes - 1)) // lanes)
         mems = memory_shapes(pe, simd, abits, wb, act_words=aw, weight_words=words,
                              chan_entries=entries, chan_width=lanes * c, lut_entries=nl)
-        return place_memories(mems, target)[1]
+        return place_memories(mems, target, banks)[1]
 
     family = target.family
-    use_lo = use(widths[0], cw[0], lut[0], act_lo, words=words_lo)
+    use_lo = use(widths[0], cw[0], lut[0], act_lo, words=words_lo, banks="low")
     # The scheduler picks 1 .. lanes_max back-end lanes (lanes_max with a depthwise unit).
     hi = [use(widths[-1], cw[1], lut[1], act_words, lanes) for lanes in {1, _max_lanes(qg, pe, simd)}]
     use_hi = {k: max(u[k] for u in hi) for k in hi[0]}

@@ -436,7 +436,10 @@ class Program:
         initialise is loaded through the weight-load port (:attr:`weight_load`).
     act_kind : hwflow.targets.MemoryKind or None
         The memory kind holding the activation RAM (the target's block RAM), which sets
-        its banks (:func:`~hwflow.schedule.estimate.act_banks`).
+        its banks (:func:`~hwflow.schedule.estimate.read_banks`).
+    rom_banks : tuple of int or None
+        The weight ROM's banks (:func:`~hwflow.schedule.estimate.rom_banks`; ``None``: one
+        memory).
     xrows : int
         Output channels a cycle of the XNOR-popcount unit (:mod:`hwflow.rtl.xnor_array`) that
         runs the ``xnor`` steps, ``xrows x simd`` binary MACs a cycle; 0: no unit.
@@ -489,6 +492,7 @@ class Program:
     argmax: bool = False
     weight_kind: Any = None
     act_kind: Any = None
+    rom_banks: tuple[int, ...] | None = None
     xrows: int = 0
     xweights: np.ndarray | None = None
 
@@ -705,6 +709,7 @@ class Program:
                 "weight_words": self.weight_words,
                 "weight_word_bits": self.weight_word_bits,
                 "weight_kind": self.weight_kind.name if self.weight_kind is not None else "bram",
+                **({"weight_banks": list(self.rom_banks)} if self.rom_banks else {}),
                 "codebook": {"ibits": self.ibits, "codebooks": [list(map(int, b)) for b in self.codebooks],
                              "bases": list(self.cb_bases)} if self.ibits else None,
                 "weight_bits": self.weight_rom_bits,

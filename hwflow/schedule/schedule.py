@@ -47,7 +47,7 @@ from ..quant.wformat import WeightFormat
 from ..targets import load_target
 from .budget import check_budget
 from .estimate import (backend_lane_dsps, dsp_blocks, estimate, lane_costs, lut_mult_cost, place_weights,
-                       pot_lane_cost)
+                       pot_lane_cost, rom_banks)
 from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack, xnor_ok
 from .memory import allocate, chunks
 from .program import ISSUE_CYCLES, SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
@@ -808,6 +808,7 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool, xrows: int 
         xrows=xrows if any(l.kind == "xnor" for l in layers) else 0,
     )
     prog.weight_kind, prog.act_kind = place_weights(prog, tgt), tgt.block_ram
+    prog.rom_banks = rom_banks(prog, tgt)
     prog.estimate = estimate(prog, tgt)
     prog.dsp_mults = mac_dsp_lanes(prog, tgt) if prog.lane == "mul" else 0
     if prog.dsp_mults < pe * simd:

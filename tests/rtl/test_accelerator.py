@@ -146,9 +146,11 @@ def test_memory_data_is_registered_before_the_datapath():
     assert READ_DATA_REGS >= 1 and prog.latency["issue"] == ISSUE_CYCLES == 3 + READ_DATA_REGS
     text = to_verilog(prog, "digits_cnn")
     regs = set(re.findall(r"^  reg \[\d+:0\] (\S+) =", text, re.M))
-    # the activation RAM's first: rd_q in its module (per bank, before the bank mux)
+    # the first of each in its memory's module (per bank, before the bank mux): the activation
+    # RAM's rd_q, the weight ROM's q
     assert "if (en) rd_q <= rd_data;" in text or "if (en) q_0 <= rd_0;" in text
-    names = [f"wrom_q_{i}" for i in range(READ_DATA_REGS)] + [f"act_q_{i}" for i in range(READ_DATA_REGS - 1)]
+    assert "    q <= data;\n" in text or "    q_0 <= rd_0;\n" in text
+    names = [f"wrom_q_{i}" for i in range(READ_DATA_REGS - 1)] + [f"act_q_{i}" for i in range(READ_DATA_REGS - 1)]
     for name in names:
         # Amaranth may name a register after its reader: follow one assign.
         alias = re.search(rf"^  assign {name} = (\S+);", text, re.M)

@@ -11,7 +11,7 @@ from hwflow.rtl.channel_rom import ChannelRom
 from hwflow.rtl.lut import Lut
 from hwflow.rtl.weight_ram import WeightRam
 from hwflow.rtl.weight_rom import WeightRom, pack_words
-from hwflow.schedule.estimate import act_banks
+from hwflow.schedule.estimate import read_banks
 from hwflow.sim.beats import pack, unpack
 from hwflow.targets import load_target
 
@@ -220,14 +220,63 @@ def test_act_buffer_verilog_banks_read_what_was_written(banks, tmp_path):
     assert "PASS" in out and "MISMATCH" not in out, out
 
 
-def test_act_banks_one_per_block_slice():
+@pytest.mark.tool("iverilog")
+@pytest.mark.parametrize("banks,files", [((13,), False), ((13,), True), ((8, 5), True), ((4, 4, 4, 1), False)])
+def test_weight_rom_verilog_banks_read_the_image(banks, files, tmp_path):
+    """The ROM's Verilog module, whole or in banks, its contents inline or in one ``$readmemh``
+    file per bank, in Icarus: ``data`` the addressed word a cycle later, ``q`` (the per-bank
+    registers and the mux after them) a cycle behind it, both held by en low."""
+    rng = np.random.default_rng(8)
+    image = rng.integers(-8, 8, size=(sum(banks), 2, 3))
+    rom = WeightRom(image, 4, verilog_module="rom", banks=banks)
+    (tmp_path / "rom.v").write_text(rom.verilog("w" if files else None))
+    for name, text in (rom.hex_files("w").items() if files else ()):
+        (tmp_path / name).write_text(text)
+    assert files == ('$readmemh("w' in (tmp_path / "rom.v").read_text())
+    words = rom.words
+    lines, data, q = [], None, None
+    for t in range(120):
+        a, en = int(rng.integers(len(words))), int(rng.integers(4) > 0)
+        lines.append(f"    addr = {a}; en = {en}; @(posedge clk); #1;")
+        if en:
+            q, data = data, words[a]
+        if data is not None:
+            lines.append(f'    if (data !== {data}) begin $display("MISMATCH at {t}"); $finish; end')
+        if q is not None:
+            lines.append(f'    if (q !== {q}) begin $display("MISMATCH q at {t}"); $finish; end')
+    (tmp_path / "tb.v").write_text(
+        "module tb; reg clk = 0; always #5 clk = ~clk;\n  reg [3:0] addr; reg en; wire [23:0] data, q;\n"
+        "  rom dut(.clk(clk), .en(en), .addr(addr), .data(data), .q(q));\n"
+        "  initial begin #1;\n" + "\n".join(lines) + '\n    $display("PASS"); $finish;\n  end\nendmodule\n')
+    subprocess.run(["iverilog", "-g2012", "-o", "sim.vvp", "rom.v", "tb.v"], cwd=tmp_path, check=True)
+    out = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    assert "PASS" in out and "MISMATCH" not in out, out
+
+
+def test_weight_rom_q_is_data_a_cycle_later(run_sim):
+    image = np.random.default_rng(9).integers(-8, 8, size=(6, 2, 2))
+    dut = WeightRom(image, 4)
+
+    async def bench(ctx):
+        prev = None
+        for a in (3, 0, 5, 5, 1):
+            ctx.set(dut.addr, a)
+            await ctx.tick()
+            if prev is not None:
+                assert ctx.get(dut.q) == dut.words[prev]
+            prev = a
+
+    run_sim(dut, bench)
+
+
+def test_read_banks_one_per_block_slice():
     ecp5 = load_target("fpga-small").block_ram
     # 18 blocks of 1024 x 18 whole; 8 x 2 + 1 (the last bank in one 512 x 36)
-    assert act_banks(8474, 32, 8, ecp5) == (1024,) * 8 + (282,)
-    assert act_banks(2244, 32, 8, ecp5) == (512,) * 4 + (196,)  # DS-CNN 4x4: 5 blocks of 512 x 36
-    assert act_banks(4000, 32, 8, ecp5) == (4000,)  # one slice of 4096 x 4 blocks: no mux
-    assert act_banks(500, 32, 8, ecp5) == (500,)
-    assert act_banks(500, 32, 8, None) == (500,)
+    assert read_banks(8474, 32, 8, ecp5) == (1024,) * 8 + (282,)
+    assert read_banks(2244, 32, 8, ecp5) == (512,) * 4 + (196,)  # DS-CNN 4x4: 5 blocks of 512 x 36
+    assert read_banks(4000, 32, 8, ecp5) == (4000,)  # one slice of 4096 x 4 blocks: no mux
+    assert read_banks(500, 32, 8, ecp5) == (500,)
+    assert read_banks(500, 32, 8, None) == (500,)
     for bad in [(6, 4), (4, 4, 2, 0), (3, 3, 3, 1), (4, 2, 4)]:
         with pytest.raises(ValueError, match="banks"):
             ActBuffer(10, 2, 4, banks=bad)
