@@ -11,7 +11,7 @@ from hwflow.quant.reference import run_int
 from _support.accel_sim import simulate
 from _support.graphs import GraphBuilder, digits_cnn, dwnet, first_conv, resblock
 from hwflow.rtl.accelerator import Accelerator, to_verilog
-from hwflow.schedule.program import ISSUE_CYCLES, READ_DATA_REGS
+from hwflow.schedule.program import ISSUE_CYCLES, MERGE_CYCLES, READ_DATA_REGS
 from hwflow.schedule import schedule
 
 
@@ -226,6 +226,53 @@ def test_fused_conv_maxpool(k, stride, pool, pool_stride, pool_pad, cin, share, 
     assert any(l.kind == "max" for l in prog.layers) != fused or share
     if fused:
         _check(fn, "symmetric", 4, pe, simd, seed=k, fuse="never")  # the unfused schedule agrees
+
+
+def _one_read_window():
+    """A fused 2x2 window whose conv takes one read a result (a 2x2 first conv on one
+    channel, streamed: k == 1), so only the max-merge keeps its results apart."""
+    b = GraphBuilder(seed=2, scheme="asymmetric", wbits=8)
+    _conv_pool(2, 2, 2, 1, 0, cin=1)(b)
+    qg = b.build()
+    return qg, b, schedule(qg, "generic", pe=4, simd=4, fuse="always")
+
+
+def test_a_fused_window_keeps_its_results_merge_cycles_apart():
+    """The max-merge compares, registers, then loads the hold (MERGE_CYCLES stages): a pooled
+    step's tile takes at least MERGE_CYCLES even when one read makes a result; a program
+    without a fused window keeps the one-register merge and its tiles."""
+    qg, _, prog = _one_read_window()
+    conv, gemm = prog.layers
+    assert (conv.qh * conv.qw, conv.k, conv.t) == (4, 1, MERGE_CYCLES) and MERGE_CYCLES == 2
+    assert gemm.qh * gemm.qw == 1 and gemm.t == gemm.k
+    assert prog.latency["merge"] == MERGE_CYCLES
+    plain = schedule(qg, "generic", pe=4, simd=4, fuse="never")
+    assert plain.latency["merge"] == 1 and all(l.t == max(l.k, l.ng) for l in plain.layers if l.kind == "mac")
+
+
+@pytest.mark.sim
+def test_one_read_window_is_exact_with_stalls():
+    """Results of a window MERGE_CYCLES apart (the shortest the schedule makes), with input
+    stalls holding the merge mid-window: bit- and cycle-exact."""
+    qg, b, prog = _one_read_window()
+    xs = [b.random_input(qg) for _ in range(3)]
+    stalls = []
+    outs, cycles, measured = simulate(prog, xs, stall=3, seed=2, stalls=stalls)
+    for x, o in zip(xs, outs):
+        np.testing.assert_array_equal(o, run_int(qg, x).reshape(-1))
+    assert cycles == measured == [prog.cycles + s for s in stalls] and sum(stalls) > 0
+
+
+@pytest.mark.sim
+@pytest.mark.tool("verilator")
+def test_one_read_window_is_exact_in_verilator():
+    from hwflow.quant.reference import run_int_batch
+    from hwflow.sim import run_vectors
+    qg, b, prog = _one_read_window()
+    xs = np.stack([b.random_input(qg) for _ in range(3)])
+    r = run_vectors(prog, xs, "verilator", expected=run_int_batch(qg, xs))
+    assert r.passed, r.summary()
+    assert r.cycles == r.core_cycles == [prog.cycles] * 3
 
 
 @pytest.mark.sim
