@@ -574,7 +574,7 @@ def block_features(prog, family: str) -> dict:
 
     def rq_regs(tg):
         mul = pp + rpw + 1 + tg + nbits + 2 + tg + nbits if has_mul else 0
-        return mul + tw + 2 * RQ_FINE + 2 + tg + tw + 1 + tg + tw + 2 + tg + code + 1 + tg
+        return mul + tw + 2 * RQ_FINE + 2 + tg + tw + 1 + tg + tw + 2 + tg + code + 3 + tg + code + 1 + tg
 
     f["rq"] = {"lut": {"one": 1, "shifter": L * tw * (lw + rw), "adders": L * (tw + code),
                        "partials": L * rpw * (tiles - 1)},

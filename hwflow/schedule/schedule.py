@@ -65,7 +65,8 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     ``merge``: the max-merge stage every MAC result passes (one register; ``MERGE_CYCLES``
     in a program with a fused MaxPool window: :func:`schedule` sets it);
     ``requant``: requantizer (partial products and their sum, or, without a multiplier, neither;
-    a coarse and a fine shift; round; clamp: rtl/requantizer.py); ``lut``: LUT ROM read;
+    a coarse and a fine shift; round; the clamp's decisions, then its select:
+    rtl/requantizer.py); ``lut``: LUT ROM read;
     ``issue``: controller state to memory data at the datapath (address registers, synchronous
     read, data register: :data:`~hwflow.schedule.program.ISSUE_CYCLES`);
     ``dw``: the depthwise unit, a tap's inputs to the accumulator holding it (input register,
@@ -83,7 +84,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "merge": 1,
         "pool": 1,
         "pre": 4,
-        "requant": 6 if mbits > 1 else 4,
+        "requant": 7 if mbits > 1 else 5,
         "lut": 1,
         "dw": 5,
         "xnor": 4,
