@@ -229,6 +229,38 @@ def test_fused_conv_maxpool(k, stride, pool, pool_stride, pool_pad, cin, share, 
         _check(fn, "symmetric", 4, pe, simd, seed=k, fuse="never")  # the unfused schedule agrees
 
 
+@pytest.mark.sim
+@pytest.mark.parametrize("fn,pe,simd,stall", [(cnn, 2, 2, 0), (cnn, 4, 4, 3), (resblock, 4, 4, 0),
+                                              (ops, 3, 5, 3), (dwnet, 4, 4, 0), (mlp, 4, 4, 3)])
+def test_no_cycle_reads_a_word_it_writes(fn, pe, simd, stall):
+    """The activation RAM's Verilog marks the memory ``no_rw_check`` (rtl/act_buffer.py: else
+    Yosys emulates read-first on the UP5K's block RAM, whose collisions are undefined, with
+    a bypass on the slowest path): the core reads only the words a step needs, and never in
+    the cycle the word is written, layer overlap, shared maps, the streams and stalls included."""
+    b = GraphBuilder(seed=pe + simd)
+    fn(b)
+    qg = b.build()
+    prog = schedule(qg, "generic", pe=pe, simd=simd)
+    seen = {"reads": 0, "writes": 0, "both": []}
+
+    def watch(ctx, dut):
+        act = dut.act
+        if not ctx.get(act.en):
+            return
+        rd, wr = ctx.get(act.rd_en), ctx.get(act.wr_en)
+        seen["reads"] += rd
+        seen["writes"] += bool(wr)
+        if rd and wr and ctx.get(act.rd_addr) == ctx.get(act.wr_addr):
+            seen["both"].append(ctx.get(act.rd_addr))
+
+    xs = [b.random_input(qg) for _ in range(2)]
+    outs, cycles, measured = simulate(prog, xs, stall=stall, seed=1, watch=watch)
+    for x, o in zip(xs, outs):
+        np.testing.assert_array_equal(o, run_int(qg, x).reshape(-1))
+    assert cycles == measured
+    assert seen["reads"] > 0 and seen["writes"] > 0 and seen["both"] == []
+
+
 def _one_read_window():
     """A fused 2x2 window whose conv takes one read a result (a 2x2 first conv on one
     channel, streamed: k == 1), so only the max-merge keeps its results apart."""
