@@ -354,21 +354,19 @@ class Controller(wiring.Component):
         m.d.sync += [s_act.eq(s_act_nx), running.eq(running_nx)]
         with m.If(en_ci):
             m.d.sync += ka.eq(Mux(en_ky & ky_l, 0, ka + Mux(ci_l, Mux(kx_l, d.a_krow, d.a_kx), 1)))
-        # The window origin restarts from the pixel origin's next value. Where a window
-        # restarts the pixel advances on the outer loops' last flags alone (en_ox there is
-        # en_wx & wx_l & wy_l & g_l): registers select, not the enable chain.
-        ix0_adv = Mux(ox_l, d.pl_neg, ix0 + d.sw)
-        p0_adv = p0 + Mux(ox_l, d.a_orow, d.a_sw)
+        # The window origin restarts from the pixel origin's next value.
+        ix0_next = Mux(en_ox, Mux(ox_l, d.pl_neg, ix0 + d.sw), ix0)
+        p0_next = Mux(en_ox, p0 + Mux(ox_l, d.a_orow, d.a_sw), p0)
         with m.If(en_wx):
-            m.d.sync += [wix.eq(Mux(wx_l, Mux(wy_l & g_l, ix0_adv, ix0), wix + d.wsw)),
-                         wa.eq(Mux(wx_l & wy_l, Mux(g_l, p0_adv, p0), wa + Mux(wx_l, d.a_wrow, d.a_wsw))),
+            m.d.sync += [wix.eq(Mux(wx_l, ix0_next, wix + d.wsw)),
+                         wa.eq(Mux(wx_l & wy_l, p0_next, wa + Mux(wx_l, d.a_wrow, d.a_wsw))),
                          w_first.eq(wx_l & wy_l)]
-        with m.If(en_wy):  # en_oy is en_wy & wy_l & g_l & ox_l
-            m.d.sync += wiy.eq(Mux(wy_l, Mux(g_l & ox_l, iy0 + d.sh, iy0), wiy + d.wsh))
+        with m.If(en_wy):
+            m.d.sync += wiy.eq(Mux(wy_l, Mux(en_oy, iy0 + d.sh, iy0), wiy + d.wsh))
         with m.If(en_g):
             m.d.sync += [wg.eq(Mux(g_l, d.w_base, wg + (d.wk if "wk" in self._fields else d.k))), cs.eq(Mux(g_l, 0, Mux(gi_l, cs + d.cis, cs)))]
         with m.If(en_ox):
-            m.d.sync += [ix0.eq(ix0_adv), p0.eq(p0_adv)]
+            m.d.sync += [ix0.eq(ix0_next), p0.eq(p0_next)]
         with m.If(en_oy):
             m.d.sync += iy0.eq(iy0 + d.sh)
         with m.If(self.init):  # after the advances: init wins
