@@ -12,7 +12,8 @@ The serializer feeds ``rq_lanes`` requantizers (and LUTs), a group of that many 
 of one word per cycle; the controller spends ``t >= nb / (rq_lanes*qh*qw)`` cycles per tile
 so the serializer is always free, which makes the cycle count the closed form of
 :attr:`hwflow.schedule.Program.cycles`. The max-merge stage holds the PE results over a
-fused MaxPool's window (for other layers it is a one-cycle copy). A streamed first layer
+fused MaxPool's window (compare, registered, then load: ``MERGE_CYCLES`` stages, the window's
+results that far apart; without a fused window in the program it is a one-cycle copy). A streamed first layer
 takes its words from the input stream instead of the RAM (lanes in the padding masked to
 the pad value); packed depthwise weight words are unpacked onto the diagonal before the
 array (:meth:`Accelerator._unpack`). A depthwise ``dw`` step runs on the depthwise unit
@@ -67,7 +68,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..schedule.descriptor import BACK_FIELDS, KIND_CODES, UNIT_FIELDS
 from ..schedule.estimate import read_banks
-from ..schedule.program import READ_DATA_REGS, Program
+from ..schedule.program import MERGE_CYCLES, READ_DATA_REGS, Program
 from ..schedule.widths import CYCLE_BITS, addr_bits, bias_bits
 from ._lanes import replicate
 from .act_buffer import ActBuffer
@@ -242,15 +243,31 @@ class Accelerator(wiring.Component):
                 wflags = nxt
             hold = [Signal(signed(p.acc_bits), name=f"hold_{i}", reset_less=True) for i in range(pe)]
             merged = Signal()
-            # Without a fused window (every MAC step 1 x 1) each result is a window's first: no
-            # comparator, which would be the slowest path of a small device.
+            accs = [mac.acc.word_select(i, p.acc_bits).as_signed() for i in range(pe)]
             pooled = any(l.kind == "mac" and l.qh * l.qw > 1 for l in p.layers)
-            with m.If(mac.out_valid):
-                for i, h in enumerate(hold):
-                    acc_i = mac.acc[i * p.acc_bits:(i + 1) * p.acc_bits].as_signed()
-                    with m.If(wflags[0] | (acc_i > h) if pooled else 1):
-                        m.d.sync += h.eq(acc_i)
-            m.d.sync += merged.eq(mac.out_valid & wflags[1])
+            assert lat["merge"] == (MERGE_CYCLES if pooled else 1) and MERGE_CYCLES == 2, lat  # the stages below
+            if pooled:
+                # Two stages: the comparison with the held maximum is registered (``take``),
+                # then loads the hold register, so the carry chain and the hold registers'
+                # enable are not one path. The schedule keeps a window's results MERGE_CYCLES
+                # apart (tile_cycles), so each comparison sees the previous result's hold.
+                take = Signal(pe)
+                acc_r = [Signal.like(a, name=f"acc_r_{i}", reset_less=True) for i, a in enumerate(accs)]
+                valid_r, last_r = Signal(), Signal()
+                m.d.sync += [valid_r.eq(mac.out_valid), last_r.eq(wflags[1])]
+                m.d.sync += [r.eq(a) for r, a in zip(acc_r, accs)]
+                m.d.sync += take.eq(Cat(*(wflags[0] | (a > h) for a, h in zip(accs, hold))))
+                with m.If(valid_r):
+                    for i, h in enumerate(hold):
+                        with m.If(take[i]):
+                            m.d.sync += h.eq(acc_r[i])
+                m.d.sync += merged.eq(valid_r & last_r)
+            else:
+                # Without a fused window (every MAC step 1 x 1) each result is a window's
+                # first: no comparator, which would be the slowest path of a small device.
+                with m.If(mac.out_valid):
+                    m.d.sync += [h.eq(a) for h, a in zip(hold, accs)]
+                m.d.sync += merged.eq(mac.out_valid & wflags[1])
         if dws:
             # The depthwise unit (rtl/dw_array.py): its weights are the tap's diagonal.
             m.submodules.dw = dw = DwArray(max(l.dwr for l in dws), simd, max(l.k for l in dws), dws[0].dkw,

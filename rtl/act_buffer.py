@@ -74,9 +74,14 @@ class ActBuffer(wiring.Component):
 
     def verilog(self) -> str:
         """The RAM as a Verilog module named ``verilog_module``: the memory Amaranth builds
-        (zeroed by a loop, one write enable per lane, read-first, a read register that
-        holds while ``rd_en`` is low) and the ``rd_q`` register (loads while ``en``), in a few
-        lines whatever its depth; in banks when ``banks`` says so."""
+        (zeroed by a loop, one write enable per lane, a read register that holds while
+        ``rd_en`` is low) and the ``rd_q`` register (loads while ``en``), in a few lines
+        whatever its depth; in banks when ``banks`` says so. The memory is marked
+        ``no_rw_check``: the core never reads a word in the cycle it writes it (the
+        controller reads only the words a step needs, the schedule keeps those apart from
+        the writes; tests/rtl/test_accelerator.py checks it), so Yosys need not emulate
+        read-first on a block RAM whose collisions are undefined (the UP5K's: a write-address
+        compare and a bypass multiplexer before the read register, the slowest path)."""
         width, b = self._simd * self._bits, self._bits
         aw = self.rd_addr.shape().width
         lanes = [f"[{(i + 1) * b - 1}:{i * b}]" for i in range(self._simd)]
@@ -90,7 +95,7 @@ class ActBuffer(wiring.Component):
         def bank(name: str, depth: int, addr: str, cond: str) -> str:
             writes = "".join(f"    if ({cond}wr_en[{i}]) {name}[{addr.format('wr')}]{r} <= wr_data{r};\n"
                              for i, r in enumerate(lanes))
-            return (f'  (* ram_style = "{style}" *)\n'
+            return (f'  (* ram_style = "{style}", no_rw_check *)\n'
                     f"  reg [{width - 1}:0] {name} [{depth - 1}:0];\n"
                     f"  initial begin\n    for (i = 0; i < {depth}; i = i + 1) {name}[i] = {width}'d0;\n  end\n"
                     f"  always @(posedge clk) begin\n{writes}  end\n")

@@ -280,6 +280,10 @@ class Controller(wiring.Component):
         # The weight address drives the ROM beside the RAM's; the accelerator registers the
         # ROM's data as it does the RAM's.
         m.d.sync += [a_addr.eq(a_pix + a_c), self.w_addr.eq(a_w), b_flags.eq(a_flags)]
+        # The step reads the RAM: active, in range, not a streamed layer (registered as the flags).
+        a_rd, b_rd = Signal(), Signal()
+        m.d.sync += [a_rd.eq(active & inrange & ~d.stream) if istream is not None else a_rd.eq(active & inrange),
+                     b_rd.eq(a_rd)]
         if p.w_pack > 1:  # the weight word is packed (beside w_addr: the ROM address stage)
             m.d.sync += [a_pk.eq(d.wpk), self.w_pk.eq(a_pk)]
         if p.narrow_lrs:  # the step's weights are stored narrow (beside w_addr, as w_pk)
@@ -300,7 +304,10 @@ class Controller(wiring.Component):
         with m.If(out_issue):
             m.d.comb += [self.rd_addr.eq(out_addr), self.rd_en.eq(1)]
         with m.Else():
-            m.d.comb += [self.rd_addr.eq(a_addr), self.rd_en.eq(1)]
+            # Only a step that reads a word in range reads the RAM (its flags are registered
+            # beside the address): the schedule keeps those apart from any write of the word,
+            # and the RAM's Verilog relies on it (no read-write collision, rtl/act_buffer.py).
+            m.d.comb += [self.rd_addr.eq(a_addr), self.rd_en.eq(b_rd)]
 
         # Advance enables: ANDs of registered flags (no compare in between).
         en_ci, en_kx, en_ky, en_wx, en_wy, en_g, en_ox, en_oy, run_last = (

@@ -17,7 +17,7 @@ replaced by ``t >> 1`` when that is even, i.e. the carry-in ``1`` becomes ``~t[1
 it is built.
 
 Stages: [partial products -> their sum] -> coarse shift -> fine shift -> round and add zero
-point -> clamp. The
+point -> clamp decisions -> clamp select. The
 multiply is split into partial products of at most ``PIECE``-bit unsigned (the top piece of
 ``v`` signed) operands, each one DSP, registered before their sum: a wide product would
 otherwise add the DSPs' outputs in fabric in the DSPs' own cycle (the slowest path of a
@@ -99,9 +99,9 @@ class Requantizer(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from input to output: 6 with the multiplier (partial products, their sum),
-        4 without."""
-        return 6 if self.has_multiplier else 4
+        """Cycles from input to output: 7 with the multiplier (partial products, their sum),
+        5 without."""
+        return 7 if self.has_multiplier else 5
 
     def elaborate(self, platform):
         m = Module()
@@ -174,18 +174,17 @@ class Requantizer(wiring.Component):
         m.d.sync += [r.eq((shifted + Cat(carry, self.z).as_signed()) >> 1), v3.eq(v2), t3.eq(t2)]
         v2, t2 = v3, t3
         # Clamp with short carry chains: an r outside out_bits is outside [lo, hi] (both fit
-        # out_bits), so it saturates on its sign; otherwise compare out_bits wide.
+        # out_bits), so it saturates on its sign; otherwise compare out_bits wide. Two
+        # stages: the decisions are registered, then select (one path on the UP5K was the
+        # saturation test, the compares and the select: 7 LUT levels).
         ob = self._out_bits
         top = r[ob - 1:]
         fits = (top == 0) | (top == (1 << len(top)) - 1)
         low = r[:ob].as_signed()
-        with m.If(~fits):
-            m.d.sync += self.q.eq(Mux(r[-1], self.lo, self.hi))
-        with m.Elif(low < self.lo):
-            m.d.sync += self.q.eq(self.lo)
-        with m.Elif(low > self.hi):
-            m.d.sync += self.q.eq(self.hi)
-        with m.Else():
-            m.d.sync += self.q.eq(low)
-        m.d.sync += [self.out_valid.eq(v2), self.out_tag.eq(t2)]
+        to_lo, to_hi, low_r = Signal(), Signal(), Signal(signed(ob))
+        v4, t4 = Signal(), Signal.like(tag)
+        m.d.sync += [to_lo.eq(Mux(fits, low < self.lo, r[-1])), to_hi.eq(Mux(fits, low > self.hi, ~r[-1])),
+                     low_r.eq(low), v4.eq(v2), t4.eq(t2)]
+        m.d.sync += self.q.eq(Mux(to_lo, self.lo, Mux(to_hi, self.hi, low_r)))
+        m.d.sync += [self.out_valid.eq(v4), self.out_tag.eq(t4)]
         return m

@@ -619,7 +619,7 @@ def block_features(prog, family: str) -> dict:
 
     def rq_regs(tg):
         mul = pp + rpw + 1 + tg + nbits + 2 + tg + nbits if has_mul else 0
-        return mul + tw + 2 * RQ_FINE + 2 + tg + tw + 1 + tg + tw + 2 + tg + code + 1 + tg
+        return mul + tw + 2 * RQ_FINE + 2 + tg + tw + 1 + tg + tw + 2 + tg + code + 3 + tg + code + 1 + tg
 
     f["rq"] = {"lut": {"one": 1, "shifter": L * tw * (lw + rw), "adders": L * (tw + code),
                        "partials": L * rpw * (tiles - 1)},
@@ -657,6 +657,8 @@ def block_features(prog, family: str) -> dict:
     # comparators, result select, pre-stage (bias add), write-back mux, delayed flags.
     mac_lat = prog.latency.get("mac", 0) if has_mac else 0
     hold = pe * acc if has_mac else 0
+    # a fused window's two-stage merge: the registered comparison, the result and its flags
+    merge_r = pe * (acc + 1) + 2 if prog.latency.get("merge", 1) > 1 else 0
     # Layer overlap: the queued and current back-end fields (two copies), the unit fields
     # delayed to the data (``issue`` stages), the registered result vector; fields constant
     # over the layers are constants after synthesis.
@@ -665,7 +667,7 @@ def block_features(prog, family: str) -> dict:
                + (vec if pooled else pe) * acc * (2 if has_add else 1))
     f["top"] = {"lut": {"one": 1, "pad": word, "hold": hold, "select": vec * acc if pooled else 0,
                         "pre": L * post + aw + tag0},
-                "ff": {"one": 1, "regs": 2 * mac_lat + hold + L * (acc * (2 if has_add else 1) + post + mbits + nbits)
+                "ff": {"one": 1, "regs": 2 * mac_lat + hold + merge_r + L * (acc * (2 if has_add else 1) + post + mbits + nbits)
                        + 2 * tag0 + 4 + overlap}}
     return f
 

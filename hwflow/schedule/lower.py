@@ -40,7 +40,7 @@ from ..quant.arith import int_range
 from ..quant.qgraph import QGraph, QLayer
 from ..quant.reference import acc_bounds
 from .memory import chunks, weight_words
-from .program import InputStream, LayerProgram, TensorMap
+from .program import InputStream, LayerProgram, TensorMap, tile_cycles
 
 __all__ = ["LOWERINGS", "Lowered", "LowerContext", "RomImages", "MacGeometry", "mac_geometry", "weight_pack",
            "dw_cycles", "dw_plan", "xnor_ok",
@@ -449,7 +449,7 @@ def lower_mac(layer: QLayer, ctx: LowerContext) -> Lowered:
     conv_hw = int(np.prod(ctx.qgraph.tensors[layer.output].shape[2:]))
     step = LayerProgram(**common, kind="mac", kh=kh, kw=kw, sh=sh, sw=sw, pt=pads[0], pl=pads[1],
                         qh=qh, qw=qw, wsh=wsh, wsw=wsw,
-                        nt=nt, cis=cis, tpg=tpg, k=k, t=max(k, -(-pe // (qh * qw))), nb=pe, cout=cout,
+                        nt=nt, cis=cis, tpg=tpg, k=k, t=tile_cycles(k, pe, qh * qw), nb=pe, cout=cout,
                         w_base=w_base, w_words=words.shape[0], wpk=int(packed), wlr=lr,
                         ch_base=ctx.roms.add_channels(layer.bias, layer.m, layer.n, cout, ctx.shift(layer)),
                         pv=x.zero_point, macs=int(layer.weight.size) * conv_hw, stream=int(not x.in_ram))

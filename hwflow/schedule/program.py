@@ -10,7 +10,8 @@ Cycle model (start sampled at cycle 0, ``done`` high at cycle ``cycles``)::
     cycles = input_lead + sum(layer.cycles) + output_beats + 2
     layer.cycles = SETUP + tiles * t + drain,   tiles = oh * ow * nt * qh * qw
 
-``t`` is the number of cycles spent per tile (``max(k, nb)``; a depthwise ``dw`` step's tile
+``t`` is the number of cycles spent per tile (``max(k, nb)``, at least
+:data:`MERGE_CYCLES` with a fused pool window: :func:`tile_cycles`; a depthwise ``dw`` step's tile
 is one input column of a row group, ``t = max(reads, kh*kw)``, see :class:`LayerProgram`),
 ``drain`` the number of
 cycles before the next step may start: for the last step, until its last result is
@@ -72,6 +73,24 @@ READ_DATA_REGS = 1
 #: Cycles from a controller step to its data at the datapath (``latency["issue"]``): two
 #: address registers, the synchronous read, then :data:`READ_DATA_REGS`.
 ISSUE_CYCLES = 2 + 1 + READ_DATA_REGS
+
+#: Stages of the max-merge of a fused MaxPool's window (``latency["merge"]`` in a program with
+#: one; rtl/accelerator.py): a result's comparison with the held maximum is registered, then
+#: loads the hold register. Consecutive results of a window must therefore come at least this
+#: many cycles apart: a pooled step's ``t`` is at least this (:func:`tile_cycles`).
+MERGE_CYCLES = 2
+
+
+def tile_cycles(k: int, ng: int, win: int) -> int:
+    """Cycles of a ``mac`` step's tile: ``max(k, ceil(ng / win))``, at least
+    :data:`MERGE_CYCLES` with a fused pool window (``win = qh * qw > 1``).
+
+    ``k`` reads accumulate a result; the serializer takes a pixel's ``ng`` groups while the
+    ``win`` tiles of its window run; the max-merge needs its results that far apart (it
+    costs cycles only where ``k == 1``).
+    """
+    return max(k, -(-ng // win), MERGE_CYCLES if win > 1 else 1)
+
 
 #: The requantizer's multiply is split into partial products of operands of at most this many
 #: unsigned bits (with a sign bit, one 18 x 18 ECP5 DSP each), registered before their sum

@@ -23,7 +23,8 @@ overwrite, a few rows behind, an input it is the last to read (:func:`_shares`):
 block then holds two feature maps, not three.
 
 Each tile takes exactly ``t = max(k, ceil(nb / (lanes*qh*qw)))`` cycles (``nb`` = PE for
-``mac``, SIMD otherwise; ``qh x qw`` the fused pool window; ``lanes`` = ``rq_lanes``): a
+``mac``, SIMD otherwise; ``qh x qw`` the fused pool window, which makes ``t`` at least
+``MERGE_CYCLES``: :func:`~hwflow.schedule.program.tile_cycles`; ``lanes`` = ``rq_lanes``): a
 pixel's ``nb`` results are serialized through ``rq_lanes`` requantizers while the next tile
 accumulates, so nothing ever stalls and the cycle count is a closed form
 (:attr:`Program.cycles`). The scheduler picks the fewest lanes within 1 % of the most's
@@ -50,7 +51,7 @@ from .estimate import (backend_lane_dsps, dsp_blocks, estimate, lane_costs, lut_
                        pot_lane_cost, rom_banks)
 from .lower import LOWERINGS, LowerContext, Lowered, RomImages, weight_pack, xnor_ok
 from .memory import allocate, chunks
-from .program import ISSUE_CYCLES, SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap
+from .program import ISSUE_CYCLES, MERGE_CYCLES, SETUP_CYCLES, InputStream, LayerProgram, Program, TensorMap, tile_cycles
 from .widths import tree_levels
 
 __all__ = ["schedule", "arrange", "latencies", "drain_cycles", "overlap_drains", "mac_dsp_lanes", "ECP5_DSP_SHARE"]
@@ -61,9 +62,11 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
 
     ``mac``: array input to accumulator; ``pool``: lane unit; ``pre``: the result vector's register
     in front of the serializer, per-channel ROM read and its data register, bias add;
-    ``merge``: max-merge of a fused MaxPool's window (every MAC result passes it);
+    ``merge``: the max-merge stage every MAC result passes (one register; ``MERGE_CYCLES``
+    in a program with a fused MaxPool window: :func:`schedule` sets it);
     ``requant``: requantizer (partial products and their sum, or, without a multiplier, neither;
-    a coarse and a fine shift; round; clamp: rtl/requantizer.py); ``lut``: LUT ROM read;
+    a coarse and a fine shift; round; the clamp's decisions, then its select:
+    rtl/requantizer.py); ``lut``: LUT ROM read;
     ``issue``: controller state to memory data at the datapath (address registers, synchronous
     read, data register: :data:`~hwflow.schedule.program.ISSUE_CYCLES`);
     ``dw``: the depthwise unit, a tap's inputs to the accumulator holding it (input register,
@@ -81,7 +84,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "merge": 1,
         "pool": 1,
         "pre": 4,
-        "requant": 6 if mbits > 1 else 4,
+        "requant": 7 if mbits > 1 else 5,
         "lut": 1,
         "dw": 5,
         "xnor": 4,
@@ -351,7 +354,7 @@ def _fusions(qgraph: QGraph, pe: int, simd: int, stream: InputStream | None,
         nt = chunks(conv.out_channels, pe)
         qk = pool.kernel[0] * pool.kernel[1]
         plain = c_out[2] * c_out[3] * nt * max(k, pe) + p_out[2] * p_out[3] * chunks(c_out[1], simd) * max(qk, simd)
-        fused = p_out[2] * p_out[3] * nt * qk * max(k, -(-pe // qk))
+        fused = p_out[2] * p_out[3] * nt * qk * tile_cycles(k, pe, qk)
         if always or fused <= plain:
             out[i] = pool
     return out
@@ -381,19 +384,20 @@ def _max_lanes(qgraph: QGraph, pe: int, simd: int) -> int:
 
 def _set_lanes(l: LayerProgram, lanes: int) -> None:
     """A step's ``ng = nb / lanes`` groups a load and its ``t``: ``max(k, ceil(ng / (qh*qw)))``,
-    so the serializer is free for every load (a ``dw`` step keeps its ``t``: one group a load,
-    ``lanes == simd``)."""
+    so the serializer is free for every load, at least ``MERGE_CYCLES`` with a fused window
+    (:func:`~hwflow.schedule.program.tile_cycles`; a ``dw`` step keeps its ``t``: one group a
+    load, ``lanes == simd``)."""
     l.ng = l.nb // lanes
     if l.kind == "dw":
         return
-    l.t = max(l.k, -(-l.ng // (l.qh * l.qw)))
+    l.t = tile_cycles(l.k, l.ng, l.qh * l.qw)
 
 
 def _choose_lanes(layers: list[LayerProgram], lanes_max: int) -> int:
     """Back-end lanes: the fewest (each costs a requantizer) whose tile cycles are within 1 %
     of the most's."""
     def run(lanes):
-        return sum(l.tiles * max(l.k, -(-(l.nb // lanes) // (l.qh * l.qw))) for l in layers)
+        return sum(l.tiles * tile_cycles(l.k, l.nb // lanes, l.qh * l.qw) for l in layers)
 
     best = run(lanes_max)
     lanes = 1
@@ -772,6 +776,8 @@ def _schedule(qgraph: QGraph, target, pe, simd, fuse: str, dw: bool, xrows: int 
     # A fused MaxPool (the layer after a key of ``fused``) is lowered with its convolution.
     lowered = [LOWERINGS[l.op](l, ctx) for i, l in enumerate(qgraph.layers) if i - 1 not in fused]
     layers = [step for low in lowered for step in low.steps]
+    if any(l.kind == "mac" and l.qh * l.qw > 1 for l in layers):
+        lat["merge"] = MERGE_CYCLES  # a fused window's max-merge: compare, then load the hold
     widths = _datapath_widths(lowered, abits)
     # The depthwise unit's loads are a word each: it takes a lane per channel of a word.
     if any(l.kind == "dw" for l in layers):

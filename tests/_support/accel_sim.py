@@ -12,7 +12,7 @@ __all__ = ["assert_exact", "simulate"]
 
 
 def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = None, timeout: int | None = None,
-             stalls: list | None = None):
+             stalls: list | None = None, watch=None):
     """Stream each input vector through a fresh run of the accelerator.
 
     Parameters
@@ -28,6 +28,8 @@ def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = N
     stalls : list, optional
         Gets each input's stall cycles appended: cycles with ``in_ready`` high and
         ``in_valid`` low, or ``out_valid`` high and ``out_ready`` low.
+    watch : callable, optional
+        ``watch(ctx, dut)`` once a cycle, before the clock edge (to observe internal signals).
 
     Returns
     -------
@@ -74,6 +76,8 @@ def simulate(program, inputs, stall: int = 0, seed: int = 0, vcd: str | None = N
                     i += 1
                 if ordy and ctx.get(dut.out_valid):
                     outs.append(ctx.get(dut.out_data))
+                if watch is not None:
+                    watch(ctx, dut)
                 await ctx.tick()
                 t += 1
             ctx.set(dut.in_valid, 0)

@@ -16,7 +16,7 @@ def test_requantizer_matches_contract(run_sim, mbits, n_min, n_max, out_bits, ro
     in_bits = 24
     dut = Requantizer(in_bits, mbits, n_min, n_max, out_bits, tag_bits=8, rounding=rounding)
     assert dut.rounding == rounding
-    assert dut.latency == (6 if mbits > 1 else 4)
+    assert dut.latency == (7 if mbits > 1 else 5)
     assert dut.has_multiplier == (mbits > 1)
     olo, ohi = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
     n_vec = 200
