@@ -448,6 +448,7 @@ def _manifest(s: FlowState, vfile: str) -> dict:
         "cycles": p.cycles,
         "ideal_cycles": p.ideal_cycles,
         "macs": p.macs,
+        "xnor_lanes": p.xrows * p.simd,  # binary MACs a cycle of the XNOR unit (0: none)
         "layer_cycles": {l.name: l.cycles for l in p.layers},
         "lanes": p.layer_lanes(),
         "memory": memory,

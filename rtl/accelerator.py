@@ -312,8 +312,12 @@ class Accelerator(wiring.Component):
         m.d.comb += first.eq(load & fresh)
         with m.If(ctrl.init):
             m.d.sync += [nxt[f].eq(d[f]) for f in back]
+        # ``bd["kind"] == add`` as its own register, loaded with ``bd``: the pre-stage's operand
+        # select (below) then starts at a flip-flop, not at a compare.
+        bd_add = Signal(name="bd_add")
         with m.If(first):
             m.d.sync += [bd[f].eq(nxt[f]) for f in back]
+            m.d.sync += bd_add.eq(nxt["kind"] == KIND_CODES["add"])
             m.d.sync += [left.eq(nxt["loads_m1"]), fresh.eq(nxt["loads_m1"] == 0)]
         with m.Elif(load):
             m.d.sync += [left.eq(left - 1), fresh.eq(left == 1)]
@@ -361,22 +365,28 @@ class Accelerator(wiring.Component):
         m.d.comb += crom.addr.eq(ser.gch)
         # the serializer's outputs wait for the ROM's data (its read and data registers)
         assert 1 + crom.latency + 1 == lat["pre"], (crom.latency, lat)
-        a1, b1 = _delay(m, ser.a, crom.latency, "pre_a"), _delay(m, ser.b, crom.latency, "pre_b")
+        # An Add's products are taken one cycle before the bias add (they need no channel ROM
+        # data), so that the multipliers and the sum are not one path.
+        a0, b0 = _delay(m, ser.a, crom.latency - 1, "pre_a"), _delay(m, ser.b, crom.latency - 1, "pre_b")
+        a1 = _delay(m, a0, 1, "pre_a_last")
         v1 = _delay(m, ser.valid, crom.latency, "pre_v", reset_less=False)
         tag1 = _delay(m, Cat(ser.waddr, ser.lane, ser.mask), crom.latency, "pre_tag", reset_less=False)
         valid2, tag2 = Signal(), Signal.like(tag1)
         m.d.sync += [valid2.eq(v1), tag2.eq(tag1)]
         luts = []
         for i, rq in enumerate(rqs):
-            ai, bi = (v.word_select(i, p.acc_bits).as_signed() for v in (a1, b1))
+            ai = a1.word_select(i, p.acc_bits).as_signed()
             ch = crom.data[i]
             v2 = Signal(signed(p.post_bits), name=f"pre_{i}")
             m2, n2 = Signal(mbits, name=f"m_{i}"), Signal(signed(nbits), name=f"n_{i}")
             # the accumulator with the program's fixed fractional bias bits (wiring; none by default)
             acc_i = Cat(C(0, p.acc_shift), ai).as_signed() if p.acc_shift else ai
             if has_add:  # an Add's operands are codes less zero points: p.add_bits wide
-                sum_ab = ai[:p.add_bits].as_signed() * bd["ma"] + bi[:p.add_bits].as_signed() * bd["mb"]
-                m.d.sync += v2.eq(Mux(bd["kind"] == KIND_CODES["add"], sum_ab, acc_i + ch.bias))
+                a0i, b0i = (v.word_select(i, p.acc_bits)[:p.add_bits].as_signed() for v in (a0, b0))
+                pa = Signal(signed(p.add_bits + len(bd["ma"])), name=f"pa_{i}", reset_less=True)
+                pb = Signal(signed(p.add_bits + len(bd["mb"])), name=f"pb_{i}", reset_less=True)
+                m.d.sync += [pa.eq(a0i * bd["ma"]), pb.eq(b0i * bd["mb"])]
+                m.d.sync += v2.eq(Mux(bd_add, pa + pb, acc_i + ch.bias))
             else:
                 m.d.sync += v2.eq(acc_i + ch.bias)
             m.d.sync += [m2.eq(ch.m), n2.eq(ch.n)]

@@ -33,7 +33,8 @@ def summary(m: dict) -> str:
         f"  layers    {len(ops)} ({opcount})" + (f"; on the host: {', '.join(host)}" if host else ""),
         f"  array     PE {m['pe']} x SIMD {m['simd']}",
         f"  cycles    {m['cycles']:,} predicted per inference "
-        f"(ideal {m['ideal_cycles']:,.0f} = {m['macs']:,} MACs / {m['pe'] * m['simd']}; {ratio:.2f}x)",
+        f"(ideal {m['ideal_cycles']:,.0f} = {m['macs']:,} MACs on {m['pe'] * m['simd']} MAC lanes"
+        + (f" and {m['xnor_lanes']:,} XNOR lanes" if m.get("xnor_lanes") else "") + f"; {ratio:.2f}x)",
         f"  memory    {_bits(mem['total_bits'])} (weights {_bits(mem['weight_rom_bits'])}, "
         f"activations {_bits(mem['activation_bits'])}, channel params {_bits(mem['channel_rom_bits'])}"
         + (f", LUT {_bits(mem['lut_rom_bits'])}" if mem["lut_rom_bits"] else "") + ")",

@@ -76,6 +76,7 @@ def _figure(ph: list[dict], clock_mhz: float, pe: int, simd: int):
 def gantt_section(ctx) -> Section:
     s = ctx.schedule
     pe, simd = s["pe"], s["simd"]
+    xnor_lanes = s.get("xnor", {}).get("binary_macs", 0)
     ph = phases(s)
     total = s["cycles"]
     rows = []
@@ -86,14 +87,16 @@ def gantt_section(ctx) -> Section:
                          None, None, None])
             continue
         macs = l.get("macs", 0)
-        ideal = macs / (pe * simd)
+        ideal = macs / (xnor_lanes if l["kind"] == "xnor" else pe * simd)
         rows.append([l["name"], f"{l['op']} ({l['kind']})", l["tiles"], l["t"], l["k"], l["cycles"],
                      round(100 * l["cycles"] / total, 1), macs or None, round(ideal, 1) if macs else None,
                      round(100 * ideal / l["cycles"], 1) if macs else None])
     biggest = max((p for p in ph if p["layer"]), key=lambda p: p["cycles"], default=None)
     util = 100 * s["ideal_cycles"] / total if total else 0.0
     lead = (f"{total:,} cycles per inference = {total / ctx.clock_mhz:.2f} µs at {ctx.clock_mhz:g} MHz; "
-            f"{s['macs']:,} MACs on {pe * simd} multipliers would need {s['ideal_cycles']:,.0f} "
+            f"{s['macs']:,} MACs on {pe * simd} multipliers"
+            + (f" and the {xnor_lanes:,}-lane XNOR unit" if xnor_lanes else "")
+            + f" would need {s['ideal_cycles']:,.0f} "
             f"(array utilization {util:.1f}%).")
     if biggest is not None:
         lead += f" The longest layer is {biggest['name']} ({100 * biggest['cycles'] / total:.1f}% of the cycles)."
