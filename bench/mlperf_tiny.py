@@ -8,7 +8,7 @@ calibration data from ``examples/models/`` (made by ``examples/mlperf_tiny.py``)
     hwflow synth BUILD --seed S --json             # for S = 1..--seeds, unless --no-synth
 
 and prints one table: cycles against the ideal (MACs / (PE*SIMD)), LUT/FF/DSP/BRAM (of the
-first seed), Fmax worst/median over the seeds, latency at the worst Fmax, compile time and
+first seed), Fmax worst/median over the seeds, latency at the worst Fmax, compile wall and CPU time and
 the compile's peak memory (max RSS), then the compile command of each row.  A model that
 the compiler refuses gets its one-line refusal in the row; a failing simulation or tool too.
 
@@ -49,8 +49,9 @@ BIN = Path(sys.executable).parent
 ENV = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
-def _run(args: list[str]) -> tuple[int, str, str, float, int]:
-    """Run ``hwflow ARGS``: exit code, stdout, stderr, wall seconds, peak RSS in KiB."""
+def _run(args: list[str]) -> tuple[int, str, str, float, int, float]:
+    """Run ``hwflow ARGS``: exit code, stdout, stderr, wall seconds, peak RSS in KiB, CPU
+    seconds (user + system, its own children's included: the compile's Yosys call)."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([str(BIN / "hwflow"), *args], stdout=out, stderr=err, env=ENV, text=True)
@@ -59,7 +60,7 @@ def _run(args: list[str]) -> tuple[int, str, str, float, int]:
         dt = time.perf_counter() - t0
         out.seek(0)
         err.seek(0)
-        return proc.returncode, out.read(), err.read(), dt, usage.ru_maxrss
+        return proc.returncode, out.read(), err.read(), dt, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def _last_line(text: str) -> str:
@@ -77,15 +78,15 @@ def run_one(name: str, target: str, shape: str, work: Path, seeds: list[int], ve
                     "-o", str(build), "--json"]  # fmt: skip
     row: dict = {"model": name, "target": target, "shape": shape,
                  "command": "hwflow " + " ".join(compile_args[:-3] + ["-o", "BUILD"])}  # fmt: skip
-    code, out, err, dt, rss = _run(compile_args)
-    row.update(compile_s=dt, compile_mb=rss / 1024)
+    code, out, err, dt, rss, cpu = _run(compile_args)
+    row.update(compile_s=dt, compile_cpu_s=cpu, compile_mb=rss / 1024)
     if code != 0:
         row["error"] = f"compile (exit {code}): {_last_line(err)}"
         return row
     manifest = json.loads(out)
     row.update(cycles=manifest["cycles"], ideal=manifest["ideal_cycles"], macs=manifest["macs"])
 
-    code, out, err, dt, _ = _run(["simulate", str(build), "-s", "verilator", "--json"])
+    code, out, err, dt, *_ = _run(["simulate", str(build), "-s", "verilator", "--json"])
     try:
         sim = json.loads(out)
     except ValueError:
@@ -97,7 +98,7 @@ def run_one(name: str, target: str, shape: str, work: Path, seeds: list[int], ve
 
     reports = []
     for seed in seeds:
-        code, out, err, dt, _ = _run(["synth", str(build), "--seed", str(seed), "--json"])
+        code, out, err, dt, *_ = _run(["synth", str(build), "--seed", str(seed), "--json"])
         try:
             reports.append(json.loads(out))
         except ValueError:
@@ -119,7 +120,7 @@ def run_one(name: str, target: str, shape: str, work: Path, seeds: list[int], ve
 
 def table(rows: list[dict]) -> str:
     head = ("model", "target", "PExSIMD", "cycles", "ideal", "ratio", "LUT", "FF", "DSP", "BRAM",
-            "Fmax worst", "Fmax med", "latency us", "compile s", "peak MB", "simulation")  # fmt: skip
+            "Fmax worst", "Fmax med", "latency us", "compile s", "CPU s", "peak MB", "simulation")  # fmt: skip
     lines = [head]
     for r in rows:
         cells = [r["model"], r["target"], r["shape"]]
@@ -133,7 +134,7 @@ def table(rows: list[dict]) -> str:
             cells += [f"{r['fmax_worst']:.1f}", f"{r['fmax_median']:.1f}", f"{r['latency_us']:.1f}"]
         else:
             cells += ["-"] * 3
-        cells += [f"{r['compile_s']:.1f}", f"{r['compile_mb']:.0f}", r.get("sim", "-")]
+        cells += [f"{r['compile_s']:.1f}", f"{r['compile_cpu_s']:.1f}", f"{r['compile_mb']:.0f}", r.get("sim", "-")]
         lines.append(tuple(cells))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
@@ -145,6 +146,7 @@ def table(rows: list[dict]) -> str:
     notes += [f"{r['model']} {r['target']} {r['shape']}: critical path {r['critical_path']}"
               for r in rows if r.get("critical_path")]  # fmt: skip
     out += ["", "ratio = cycles / ideal, ideal = MACs / (PE*SIMD); latency at the worst Fmax; "
+            "compile s = wall, CPU s = user + system (the machine may be shared: wall time lies); "
             "peak MB = the compile's max RSS; LUT/FF/DSP/BRAM of the first seed"]  # fmt: skip
     out += notes
     out += ["", "compile commands (then: hwflow simulate BUILD -s verilator --json; "

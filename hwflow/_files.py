@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -53,11 +54,16 @@ _SCALARS = frozenset((int, float, str, bool, type(None)))
 
 
 def _plain(v: list) -> bool:
-    """Whether list ``v`` holds only JSON scalars, or only lists that do (nested)."""
-    types = set(map(type, v))
-    if types <= _SCALARS:
-        return True
-    return types == {list} and all(map(_plain, v))
+    """Whether list ``v`` holds only JSON scalars, or only lists that do (nested, every leaf
+    at the same depth). Checked a nesting level at a time: a weight tensor's rows are
+    hundreds of thousands of short lists, too many for a Python call each."""
+    while True:
+        types = set(map(type, v))
+        if types <= _SCALARS:
+            return True
+        if types != {list}:
+            return False
+        v = list(itertools.chain.from_iterable(v))
 
 
 def dumps(doc: Any, indent: int | None = 1) -> str:

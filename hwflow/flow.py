@@ -595,17 +595,24 @@ def _no_cyclic_gc() -> Iterator[None]:
 
     Elaboration builds millions of small objects (Amaranth's netlist); the collector's
     passes over them took 40 % of MobileNet's generate step and, with the design still
-    in memory, half of the write step. One collection after the step frees the same
-    cycles.
+    in memory, half of the write step. One collection after the step frees the cycles
+    the step made. What lived before the step is frozen (``gc.freeze``) meanwhile, so
+    that collection does not walk every module and earlier result again (8 steps x
+    15 ms for MobileNet); a cycle among older objects waits for the next full collection.
     """
     was = gc.isenabled()
+    freeze = gc.get_freeze_count() == 0  # a caller's own frozen objects stay frozen
     gc.disable()
+    if freeze:
+        gc.freeze()
     try:
         yield
     finally:
         if was:
-            gc.enable()
             gc.collect()
+            gc.enable()
+        if freeze:
+            gc.unfreeze()
 
 
 def _keep_mtime_if_unchanged(old: Path, new: Path) -> None:

@@ -125,22 +125,26 @@ def _gptq_chunk(w: np.ndarray, s: np.ndarray, factor, fmt: WeightFormat) -> np.n
     s = s[:, :, None]
     if u is None:
         return fmt.round(w[None] / s)
-    w = np.repeat(w[None, :, order], len(s), axis=0)  # (S, C, K)
+    # Column-major working copy (K, S, C): a column and the rows a rank-1 update touches are
+    # contiguous. The arithmetic is element for element the (S, C, K) form's, the lazy
+    # batch's product included, so the codes are the same.
+    s = s[:, :, 0]
+    k = w.shape[1]
+    w = np.broadcast_to(w[:, order].T[:, None, :], (k,) + s.shape).copy()  # C order
     q = np.empty_like(w)
-    k = w.shape[2]
     for b0 in range(0, k, _BLOCK):
         b1 = min(b0 + _BLOCK, k)
-        errs = np.empty(w.shape[:2] + (b1 - b0,))
+        errs = np.empty(s.shape + (b1 - b0,))
         for i in range(b0, b1):
-            col = w[:, :, i:i + 1]
+            col = w[i]
             code = fmt.round(col / s)
-            q[:, :, i:i + 1] = code
+            q[i] = code
             err = (col - code * s) / u[i, i]
-            errs[:, :, i - b0:i - b0 + 1] = err
-            w[:, :, i + 1:b1] -= err * u[i, i + 1:b1]
+            errs[:, :, i - b0] = err
+            w[i + 1:b1] -= err * u[i, i + 1:b1, None, None]
         if b1 < k:
-            w[:, :, b1:] -= errs @ u[b0:b1, b1:]
-    return q[:, :, inv]
+            w[b1:] -= (errs @ u[b0:b1, b1:]).transpose(2, 0, 1)
+    return q[inv].transpose(1, 2, 0)
 
 
 def _row_error(w: np.ndarray, q: np.ndarray, s: np.ndarray, h: np.ndarray) -> np.ndarray:

@@ -293,3 +293,29 @@ def test_load_build_rejects_incomplete_and_edited(mlp_build, tmp_path):
     (b / "manifest.json").write_text("{")
     with pytest.raises(BuildError, match="manifest.json is malformed"):
         load_build(b)
+
+
+def test_steps_run_without_the_cyclic_gc_and_leave_it_as_found():
+    """Each step runs with the collector off and what lived before it frozen; afterwards the
+    collector is back on, nothing is left frozen, and a caller's own frozen objects stay frozen."""
+    import gc
+
+    seen = []
+    with flow._no_cyclic_gc():
+        seen.append((gc.isenabled(), gc.get_freeze_count() > 0))
+    assert seen == [(False, True)] and gc.isenabled() and gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with flow._no_cyclic_gc():
+            pass
+        assert gc.get_freeze_count() == frozen and gc.isenabled()
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        with flow._no_cyclic_gc():
+            pass
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
