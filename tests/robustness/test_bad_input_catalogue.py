@@ -357,7 +357,10 @@ def _interrupt_compile(out: Path) -> subprocess.CompletedProcess:
     """Run ``hwflow compile`` in a subprocess and SIGINT it once its temp BUILD exists."""
     argv = [sys.executable, "-c", "import sys; from hwflow.cli import main; sys.exit(main())",
             "compile", str(CNN), "--calib", str(CNN_CALIB), "--calibration", "entropy", "-o", str(out)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal delivers it, even where the suite runs in the background (a
+    # non-interactive shell starts background jobs with SIGINT ignored, which a child inherits)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not any(p.name.startswith(f".{out.name}.tmp-") for p in out.parent.iterdir()):
         if proc.poll() is not None or time.monotonic() > deadline:
