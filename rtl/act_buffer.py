@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..schedule.estimate import check_banks, memory_style
 from ..schedule.widths import addr_bits
+from ._banks import bank_mux
 
 __all__ = ["ActBuffer"]
 
@@ -117,12 +118,7 @@ class ActBuffer(wiring.Component):
         return (text + f"  reg [{sb - 1}:0] sel, sel_q;\n"
                 f"  always @(posedge clk) begin\n    if (rd_en) sel <= rd_addr[{aw - 1}:{k}];\n"
                 f"    if (en) sel_q <= sel;\n  end\n"
-                f"  always @(*) begin\n    rd_data = rd_{n - 1};\n    case (sel)\n"
-                + "".join(f"      {j}: rd_data = rd_{j};\n" for j in range(n - 1))
-                + f"    endcase\n    rd_q = q_{n - 1};\n    case (sel_q)\n"
-                + "".join(f"      {j}: rd_q = q_{j};\n" for j in range(n - 1))
-                + "    endcase\n  end\n"
-                f"endmodule\n")
+                + bank_mux(n, ("rd_data", "sel", "rd_"), ("rd_q", "sel_q", "q_")) + "endmodule\n")
 
     def elaborate(self, platform):
         m = Module()

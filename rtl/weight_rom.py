@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 from ..quant.arith import int_range
 from ..schedule.estimate import check_banks, memory_style
 from ..sim.beats import pack
+from ._banks import bank_mux
 from ..schedule.widths import addr_bits
 
 __all__ = ["WeightRom", "pack_words"]
@@ -151,12 +152,7 @@ class WeightRom(wiring.Component):
                      f"    q_{j} <= rd_{j};\n  end\n")
         return (text + f"  reg [{aw - k - 1}:0] sel = 0, sel_q = 0;\n"
                 f"  always @(posedge clk) if (en) begin\n    sel <= addr[{aw - 1}:{k}];\n    sel_q <= sel;\n  end\n"
-                f"  always @(*) begin\n    data = rd_{n - 1};\n    case (sel)\n"
-                + "".join(f"      {j}: data = rd_{j};\n" for j in range(n - 1))
-                + f"    endcase\n    q = q_{n - 1};\n    case (sel_q)\n"
-                + "".join(f"      {j}: q = q_{j};\n" for j in range(n - 1))
-                + "    endcase\n  end\n"
-                "endmodule\n")
+                + bank_mux(n, ("data", "sel", "rd_"), ("q", "sel_q", "q_")) + "endmodule\n")
 
     def elaborate(self, platform):
         m = Module()
