@@ -23,8 +23,9 @@
 ``handoff.json``
     what ``hwflow synth`` reads: top names, sources, memory files, constraints, target.
 
-The weight ROM's contents are a ``$readmemh`` file beside the Verilog (``<top>_wrom.hex``):
-Yosys finds it there, simulators in their working directory.
+The weight ROM's contents are ``$readmemh`` files beside the Verilog (``<top>_wrom.hex``, or
+``<top>_wrom_J.hex`` per bank of a banked ROM): Yosys finds them there, simulators in their
+working directory.
 """
 
 from __future__ import annotations
