@@ -38,8 +38,8 @@ from .program import READ_DATA_REGS, RQ_FINE, RQ_PIECE
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
 
-__all__ = ["check_banks", "read_banks", "rom_banks", "estimate", "block_features", "block_estimates", "backend_lane_dsps", "chan_width",
-           "dsp_blocks", "lut_mult_cost", "pot_lane_cost", "xnor_lane_cost", "lane_costs", "rq_pieces",
+__all__ = ["check_banks", "read_banks", "rom_banks", "estimate", "block_features", "block_estimates",
+           "backend_lane_dsps", "chan_width", "dsp_blocks", "lut_mult_cost", "pot_lane_cost", "xnor_lane_cost", "lane_costs", "rq_pieces",
            "memories", "memory_blocks", "memory_shapes", "memory_style", "memory_use", "place_memories",
            "place_weights"]
 
@@ -168,7 +168,7 @@ def _rom_banks(mems, target, kind, room: bool = True) -> tuple[int, ...] | None:
     if not kind.init or kind.blocks is None:
         return None
     _, depth, width, lane, cols = next(mem for mem in mems if mem[0] == "weights")
-    if kind.name == target.block_ram.name and memory_style(depth, width, True) == "logic":
+    if _in_logic(depth, width, lane, kind, target.block_ram):
         return None
     banks = read_banks(depth, cols, lane, kind, free=False)
     if len(banks) < 2 or room and _use(mems, target, kind, banks)[kind.name] > kind.blocks:
@@ -223,13 +223,19 @@ def _placed(mems, target, weight_kind, weight_banks=None) -> list[dict]:
         kind = weight_kind if name == "weights" and weight_kind is not None else bram
         if not kind.init:  # loaded after configuration: a RAM written a word at a time
             lane = width
-        logic = kind.name == bram.name and memory_style(depth, width, lane is None) == "logic"
+        logic = _in_logic(depth, width, lane, kind, bram)
         banks = (read_banks(depth, cols, lane, kind) if name == "act"
                  else weight_banks if name == "weights" and weight_banks else (depth,))
         out.append({"name": name, "depth": depth, "width": width, "cols": cols,
                     "kind": "logic" if logic else kind.name,
                     "blocks": 0 if logic else sum(memory_blocks(d, cols, kind, lane) for d in banks)})
     return out
+
+
+def _in_logic(depth: int, width: int, lane: int | None, kind, bram) -> bool:
+    """A memory meant for ``kind`` that :func:`memory_style` puts in logic instead (small
+    ones in the block RAM's place; ``lane`` ``None``: a ROM)."""
+    return kind.name == bram.name and memory_style(depth, width, lane is None) == "logic"
 
 
 def memory_use(prog, target, weight_kind) -> dict[str, int]:

@@ -268,7 +268,8 @@ def _needs(qg: QGraph, target, pe: int, simd: int, fuse: str) -> dict[str, Any]:
     mbits = int(qg.attrs.get("mbits", 1))
     cw = (chan_width(1, 1, 1), chan_width(_BIAS_BITS_MAX, mbits, _N_BITS_MAX))
 
-    def use(wb: int, c: int, nl: int, aw: int, lanes: int = 1, words: int = words, banks: str = "high") -> dict[str, int]:
+    def use(wb: int, c: int, nl: int, aw: int, lanes: int = 1, words: int = words,
+            banks: str = "high") -> dict[str, int]:
         # With ``lanes`` back-end lanes the channel ROM holds a group of ``lanes`` channels a
         # word, each step's channels padded to a whole group.
         entries = -(-(chan + (len(qg.layers) + 1) * (lanes - 1)) // lanes)
