@@ -180,6 +180,13 @@ def test_act_buffer_lane_writes_and_hold(run_sim):
     run_sim(dut, bench)
 
 
+def _icarus_passes(path, dut: str) -> None:
+    """Icarus runs ``dut`` with ``tb.v`` in ``path``: the bench printed PASS and no MISMATCH."""
+    subprocess.run(["iverilog", "-g2012", "-o", "sim.vvp", dut, "tb.v"], cwd=path, check=True)
+    out = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=path, check=True, capture_output=True, text=True).stdout
+    assert "PASS" in out and "MISMATCH" not in out, out
+
+
 @pytest.mark.tool("iverilog")
 @pytest.mark.parametrize("banks", [(13,), (8, 5), (4, 4, 4, 1)])
 def test_act_buffer_verilog_banks_read_what_was_written(banks, tmp_path):
@@ -215,9 +222,7 @@ def test_act_buffer_verilog_banks_read_what_was_written(banks, tmp_path):
         "  act dut(.clk(clk), .en(en), .rd_addr(rd_addr), .rd_en(rd_en), .rd_data(rd_data), .rd_q(rd_q), .wr_addr(wr_addr),"
         " .wr_en(wr_en), .wr_data(wr_data));\n"
         "  initial begin #1;\n" + "\n".join(lines) + '\n    $display("PASS"); $finish;\n  end\nendmodule\n')
-    subprocess.run(["iverilog", "-g2012", "-o", "sim.vvp", "act.v", "tb.v"], cwd=tmp_path, check=True)
-    out = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
-    assert "PASS" in out and "MISMATCH" not in out, out
+    _icarus_passes(tmp_path, "act.v")
 
 
 @pytest.mark.tool("iverilog")
@@ -248,9 +253,7 @@ def test_weight_rom_verilog_banks_read_the_image(banks, files, tmp_path):
         "module tb; reg clk = 0; always #5 clk = ~clk;\n  reg [3:0] addr; reg en; wire [23:0] data, q;\n"
         "  rom dut(.clk(clk), .en(en), .addr(addr), .data(data), .q(q));\n"
         "  initial begin #1;\n" + "\n".join(lines) + '\n    $display("PASS"); $finish;\n  end\nendmodule\n')
-    subprocess.run(["iverilog", "-g2012", "-o", "sim.vvp", "rom.v", "tb.v"], cwd=tmp_path, check=True)
-    out = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
-    assert "PASS" in out and "MISMATCH" not in out, out
+    _icarus_passes(tmp_path, "rom.v")
 
 
 def test_weight_rom_q_is_data_a_cycle_later(run_sim):
