@@ -4,13 +4,16 @@ Each of the ``pe`` rows multiplies ``simd`` activations by its own ``simd`` weig
 sums the products in a registered adder tree and accumulates the sum:
 
 - stage 1: input registers for ``a`` and ``w`` (both come straight from block RAM, whose
-  clock-to-out is slow: the multiplier gets a full cycle; Yosys can absorb them into DSPs);
+  clock-to-out is slow: the multiplier gets a full cycle);
 - stages 2 and 3: products ``a[s] * w[p][s]`` (registered). Lane ``l = p*simd + s`` uses
   ``*`` (a hard multiplier, DSP) when ``l < dsp_mults``, else an explicit shift-add Yosys
   cannot turn into a ``$mul``: a part with few DSPs (ECP5-25F: 28) can then run a larger
   array, the other lanes paying in LUTs. Both are bit-exact and take the same two stages
   (DSP lanes: a second input register beside the DSP, then the product; LUT lanes: the
-  first adder level, then the rest of the shift-add tree);
+  first adder level, then the rest of the shift-add tree). On ECP5, ``hwflow synth`` moves a
+  DSP lane's second input register and its product register into the MULT18X18D
+  (:mod:`hwflow.synth.ecp5_dsp`: Yosys maps the multiply alone, and FF -> multiplier -> FF
+  through the fabric's routes took 9-11 ns);
   With ``lane="pot"`` (power-of-two weights, :mod:`hwflow.quant.wformat`) or ``"addsub"``
   (binary and ternary weights as ternary codes: the pot code at ``cbits = 2``) the ``w`` port
   carries ``cbits``-bit pot codes (sign bit, exponent field ``e``) and no lane multiplies

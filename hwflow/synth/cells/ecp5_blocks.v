@@ -14,8 +14,10 @@
 //               widths 18 and 36, byte enables on AD[1:0] / AD[3:0] (9 bits each).
 //               A read of bytes the other port writes at the same clock edge gives 'x for
 //               those bytes (the byte lanes are independent; Yosys' bypass logic assumes so).
-//   MULT18X18D  combinational (every REG_* clock "NONE"): P = A * B, each operand signed when
-//               SIGNEDA / SIGNEDB is high; SOURCEA/SOURCEB (shift-in) must be low.
+//   MULT18X18D  P = A * B, each operand signed when SIGNEDA / SIGNEDB is high; SOURCEA/SOURCEB
+//               (shift-in) must be low. The A, B and P registers are each bypassed (Yosys'
+//               mapping) or clocked by CLK0 with CE0 and a synchronous RST0 (hwflow.synth.ecp5_dsp
+//               moves the fabric flip-flops around a multiplier into them); no other register.
 // They follow Lattice's description of the blocks as Yosys' mapping reads it, not the vendor's
 // own models: a netlist simulation with them checks the synthesized logic and its use of the
 // blocks, not the silicon's behaviour inside a block.
@@ -386,17 +388,38 @@ module MULT18X18D(
 	parameter MULT_BYPASS = "DISABLED";
 	parameter RESETMODE = "SYNC";
 
+	// A register is either bypassed ("NONE") or on CLK0 with CE0 and RST0 (synchronous reset
+	// to 0), which is what hwflow.synth.ecp5_dsp sets; SIGNEDA/B are taken as they come (the
+	// mapping ties them to constants).
+	localparam RA = REG_INPUTA_CLK == "CLK0", RB = REG_INPUTB_CLK == "CLK0", RP = REG_OUTPUT_CLK == "CLK0";
 	initial
-		if (REG_INPUTA_CLK != "NONE" || REG_INPUTB_CLK != "NONE" || REG_INPUTC_CLK != "NONE"
-				|| REG_PIPELINE_CLK != "NONE" || REG_OUTPUT_CLK != "NONE")
-			$fatal(1, "hwflow MULT18X18D model: only the combinational multiplier (REG_*_CLK NONE) is modelled");
+		if ((REG_INPUTA_CLK != "NONE" && !(RA && REG_INPUTA_CE == "CE0" && REG_INPUTA_RST == "RST0"))
+				|| (REG_INPUTB_CLK != "NONE" && !(RB && REG_INPUTB_CE == "CE0" && REG_INPUTB_RST == "RST0"))
+				|| (REG_OUTPUT_CLK != "NONE" && !(RP && REG_OUTPUT_CE == "CE0" && REG_OUTPUT_RST == "RST0"))
+				|| REG_INPUTC_CLK != "NONE" || REG_PIPELINE_CLK != "NONE" || RESETMODE != "SYNC")
+			$fatal(1, "hwflow MULT18X18D model: only the A, B and P registers on CLK0/CE0/RST0 (synchronous reset) are modelled");
 
-	wire [17:0] a = {A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0};
-	wire [17:0] b = {B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0};
+	wire [17:0] a_in = {A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0};
+	wire [17:0] b_in = {B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0};
+	reg [17:0] a_r = 0, b_r = 0;
+	reg [35:0] p_r = 0;
+	wire [17:0] a = RA ? a_r : a_in;
+	wire [17:0] b = RB ? b_r : b_in;
 	wire signed [18:0] sa = {SIGNEDA & a[17], a};
 	wire signed [18:0] sb = {SIGNEDB & b[17], b};
-	wire signed [37:0] p = sa * sb;
-	assign {P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0} = SOURCEA || SOURCEB ? 36'bx : p[35:0];
+	wire signed [37:0] prod = sa * sb;
+	wire [35:0] p = SOURCEA || SOURCEB ? 36'bx : prod[35:0];
+	always @(posedge CLK0)
+		if (RST0) begin
+			a_r <= 0;
+			b_r <= 0;
+			p_r <= 0;
+		end else if (CE0) begin
+			a_r <= a_in;
+			b_r <= b_in;
+			p_r <= p;
+		end
+	assign {P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0} = RP ? p_r : p;
 	assign SIGNEDP = SIGNEDA | SIGNEDB;
 	assign {SROA17, SROA16, SROA15, SROA14, SROA13, SROA12, SROA11, SROA10, SROA9, SROA8, SROA7, SROA6, SROA5, SROA4, SROA3, SROA2, SROA1, SROA0} = a;
 	assign {SROB17, SROB16, SROB15, SROB14, SROB13, SROB12, SROB11, SROB10, SROB9, SROB8, SROB7, SROB6, SROB5, SROB4, SROB3, SROB2, SROB1, SROB0} = b;
