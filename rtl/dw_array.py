@@ -226,12 +226,15 @@ class DwArray(wiring.Component):
 
         # ---- hand the rows to the back end ----------------------------------------------------
         obuf = [Signal(S * acc_bits, name=f"dw_obuf_{r}", **rl) for r in range(R)]
+        # ``busy`` is ``left != 0`` as a register (set a cycle ahead), so ``out_valid``, which
+        # the back end's load enables fan out from, starts at a flip-flop, not at a compare.
         left = Signal(range(R + 1))
+        busy = Signal()
         with m.If(f3[0] & f3[2]):
             m.d.sync += [obuf[r].eq(Cat(*accs[r])) for r in range(R)]
-            m.d.sync += left.eq(r3)
-        with m.Elif(left != 0):
-            m.d.sync += left.eq(left - 1)
+            m.d.sync += [left.eq(r3), busy.eq(r3 != 0)]
+        with m.Elif(busy):
+            m.d.sync += [left.eq(left - 1), busy.eq(left != 1)]
             m.d.sync += [obuf[r].eq(obuf[r + 1]) for r in range(R - 1)]
-        m.d.comb += [self.out_valid.eq(left != 0), self.out.eq(obuf[0])]
+        m.d.comb += [self.out_valid.eq(busy), self.out.eq(obuf[0])]
         return m
