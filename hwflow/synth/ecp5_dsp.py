@@ -7,14 +7,16 @@ array registers each DSP lane's operands and its product (``rtl/mac_array.py``),
 synthesis each multiplier sits between TRELLIS_FFs and its path is FF, route, multiplier,
 route, FF: 9 to 11 ns, the limit of several models on fpga-small and fpga-medium (issue 13).
 :func:`absorb_registers` moves those flip-flops into the block's input registers (A and B)
-and its output register (P). They are the same registers (clock, enable, no reset, zero at
+and its output register (P). They are the same registers (clock, enable, reset, zero at
 start), so every cycle is unchanged; the routes leave the register-to-register path.
 
 A multiplier is rewritten only when all of it can be:
 - every A and B bit is a constant or the output of a TRELLIS_FF;
 - every P bit in use feeds exactly one TRELLIS_FF's data input and nothing else;
-- all those flip-flops share one clock and one clock enable, have no set/reset (LSR tied
-  low) and start at zero (``REGSET`` RESET), and the block uses no register yet.
+- all those flip-flops share one clock, one clock enable and one reset, which is synchronous
+  and takes priority over the enable (``SRMODE`` LSR_OVER_CE, as the block's RST0 with
+  ``RESETMODE`` SYNC) or tied low; they reset and start at zero (``REGSET`` RESET); and the
+  block uses no register yet.
 The block has one enable per register group and no inverter on it: a flip-flop enabled
 by a low signal (``CEMUX`` INV, the core's stall) gets its enable from a copy of the LUT
 that drives the stall with its truth table inverted (one new LUT, no new logic level).
@@ -40,16 +42,19 @@ _INVERTER = "0101010101010101"  # LUT4 INIT, Z = ~A (bit i of INIT is Z for inpu
 
 
 def _ff_key(cell: dict):
-    """What two flip-flops must share to be one block register group: clock, enable; or
-    ``None`` for a flip-flop that cannot go into the block."""
+    """What two flip-flops must share to be one block register group: clock, enable, reset;
+    or ``None`` for a flip-flop that cannot go into the block."""
     p, c = cell["parameters"], cell["connections"]
-    if c.get("LSR", ["0"]) != ["0"] or p.get("REGSET", "RESET") != "RESET" or p.get("CLKMUX", "CLK") != "CLK":
+    lsr = c.get("LSR", ["0"])[0]
+    if p.get("REGSET", "RESET") != "RESET" or p.get("CLKMUX", "CLK") != "CLK" or p.get("LSRMUX", "LSR") != "LSR":
         return None
+    if lsr != "0" and p.get("SRMODE", "LSR_OVER_CE") != "LSR_OVER_CE":
+        return None  # an asynchronous reset: the block's is synchronous (RESETMODE SYNC)
     cemux = p.get("CEMUX", "1")
     if cemux not in ("1", "CE", "INV"):
         return None
     ce = "1" if cemux == "1" else c["CE"][0]
-    return c["CLK"][0], cemux, ce, p.get("GSR", "DISABLED")
+    return c["CLK"][0], cemux, ce, lsr, p.get("GSR", "DISABLED")
 
 
 def absorb_registers(netlist: dict) -> int:
@@ -103,7 +108,7 @@ def absorb_registers(netlist: dict) -> int:
             keys.add(_ff_key(cells[u[0][0]]))
         if not ok or len(keys) != 1 or None in keys:
             continue
-        clk, cemux, ce, gsr = keys.pop()
+        clk, cemux, ce, lsr, gsr = keys.pop()
         if cemux == "INV":
             if ce not in enables:
                 enables[ce], next_bit = next_bit, next_bit + 1
@@ -129,7 +134,7 @@ def absorb_registers(netlist: dict) -> int:
         for r in _REGS:
             dsp["parameters"].update({f"REG_{r}_CLK": "CLK0", f"REG_{r}_CE": "CE0", f"REG_{r}_RST": "RST0"})
         dsp["parameters"].update(GSR=gsr, RESETMODE="SYNC")
-        for p, v in (("CLK0", clk), ("CE0", ce), ("RST0", "0")):
+        for p, v in (("CLK0", clk), ("CE0", ce), ("RST0", lsr)):
             conn[p] = [v]
             dsp["port_directions"][p] = "input"
         done += 1

@@ -29,7 +29,7 @@ from pathlib import Path
 from .._files import atomic_directory, sha256_file, write_json
 from ..errors import BuildError, TargetError, ToolError
 from .bundle import HANDOFF_FILE, yosys_script
-from .ecp5_dsp import absorb_registers_file
+from . import ecp5_dsp
 from .yosys import find_yosys, read_stat, run_yosys
 
 __all__ = ["SimNetlist", "sim_netlist", "cell_models", "yosys_share"]
@@ -187,7 +187,8 @@ def sim_netlist(build) -> SimNetlist:
     top = build.top
     ecp5 = target.family == "ecp5"
     stamp = {"verilog_sha256": sha256_file(build.verilog_path), "yosys": target.yosys_synth,
-             "family": target.family, "top": top, "dsp_registers": ecp5}
+             "family": target.family, "top": top,
+             "netlist_pass": sha256_file(ecp5_dsp.__file__) if ecp5 else None}  # its version: the pass's text
     out = build.path / "sim_build" / f"netlist-{target.family}"
     netlist = out / f"{top}_netlist.v"
     try:
@@ -213,7 +214,7 @@ def sim_netlist(build) -> SimNetlist:
             seconds = run_yosys(f"{rel}/netlist.ys", build.path, work / "yosys.log")
             cells = read_stat(work / "yosys_stat.json", target.family)["cells"]
             if ecp5:  # the netlist nextpnr gets (hwflow synth): multipliers with their registers
-                absorb_registers_file(work / f"{top}.json")
+                ecp5_dsp.absorb_registers_file(work / f"{top}.json")
                 (work / "write.ys").write_text(f"read_json {rel}/{top}.json\nwrite_verilog -noattr {net_v}\n",
                                                encoding="utf-8")
                 seconds += run_yosys(f"{rel}/write.ys", build.path, work / "yosys_write.log")

