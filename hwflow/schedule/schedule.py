@@ -60,7 +60,7 @@ __all__ = ["schedule", "arrange", "latencies", "drain_cycles", "overlap_drains",
 def latencies(simd: int, mbits: int) -> dict[str, int]:
     """Pipeline latencies of the datapath blocks (the RTL asserts it matches them).
 
-    ``mac``: array input to accumulator; ``pool``: lane unit; ``pre``: the result vector's register
+    ``mac``: array input to accumulator; ``pool``: lane unit (input register, lane op); ``pre``: the result vector's register
     in front of the serializer, per-channel ROM read and its data register, bias add;
     ``merge``: the max-merge stage every MAC result passes (one register; ``MERGE_CYCLES``
     in a program with a fused MaxPool window: :func:`schedule` sets it);
@@ -82,7 +82,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "issue": ISSUE_CYCLES,
         "mac": 4 + tree_levels(simd),
         "merge": 1,
-        "pool": 1,
+        "pool": 2,
         "pre": 4,
         "requant": 7 if mbits > 1 else 5,
         "lut": 1,

@@ -13,7 +13,7 @@ def test_pool_unit_max_sum_add(run_sim, simd):
     rng = np.random.default_rng(simd)
     abits, acc_bits = 8, 14
     dut = PoolUnit(simd, abits, acc_bits, with_add=True)
-    assert dut.latency == 1
+    assert dut.latency == 2
     jobs = []
     for i in range(9):
         kind = (KIND_MAX, KIND_SUM, KIND_ADD)[i % 3]
@@ -42,7 +42,9 @@ def test_pool_unit_max_sum_add(run_sim, simd):
                 ctx.set(dut.sel, int(kind == KIND_ADD and j == 1))
                 await ctx.tick()
             ctx.set(dut.valid, 0)
-            assert ctx.get(dut.out_valid)  # latency 1: result in the cycle after the last input
+            assert not ctx.get(dut.out_valid)  # latency 2: the input register, then the lane op
+            await ctx.tick()
+            assert ctx.get(dut.out_valid)
             a = unpack([ctx.get(dut.a)], [range(simd)], acc_bits)
             b = unpack([ctx.get(dut.b)], [range(simd)], acc_bits)
             got.append((a, b if kind == KIND_ADD else None))
