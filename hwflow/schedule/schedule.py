@@ -97,7 +97,8 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
 #: across the chip then costs two long routes plus its 3.9 ns in one cycle. Measured
 #: (digits784 MLP, PE 8 x SIMD 8, LFE5U-25F): 28 of 28 DSPs 84.9 MHz and 19 of 28
 #: 99.6 MHz (critical path FF -> far MULT18X18D -> FF), 20 of 28 100.3 MHz, 3 of 28
-#: (all lanes in LUTs) 105.8 MHz.
+#: (all lanes in LUTs) 105.8 MHz. Measured before ``hwflow synth`` packed those registers
+#: into the blocks (:mod:`hwflow.synth.ecp5_dsp`, wave 7); not measured since, so kept.
 ECP5_DSP_SHARE = 0.5
 
 
@@ -106,9 +107,10 @@ def mac_dsp_lanes(prog: Program, target) -> int:
 
     All ``pe * simd`` lanes when the target has no DSP limit or they fit in the DSPs the
     requantizer and control leave; else as many as fit. On ECP5 the DSPs used stay within
-    :data:`ECP5_DSP_SHARE` of the device's: Yosys keeps the registers around a MULT18X18D
-    in the fabric, so a DSP far from its registers costs ~3 ns of routing each way (the
-    default 4x4 CNN on the LFE5U-25F: 18 DSPs 95-105 MHz, 14 DSPs + 4 LUT lanes 113 MHz).
+    :data:`ECP5_DSP_SHARE` of the device's: with the registers around a MULT18X18D in the
+    fabric, a DSP far from its registers cost ~3 ns of routing each way (the default 4x4
+    CNN on the LFE5U-25F: 18 DSPs 95-105 MHz, 14 DSPs + 4 LUT lanes 113 MHz; measured before
+    :mod:`hwflow.synth.ecp5_dsp` packed them into the blocks).
     ``prog.estimate`` must count all lanes.
     """
     nmul = prog.pe * prog.simd
