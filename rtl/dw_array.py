@@ -8,8 +8,11 @@ and reuses each activation word across the kernel window (a ``dw`` step,
 - The controller sweeps, per channel chunk and group of ``rows`` output rows, the input
   columns left to right; in each column it reads the group's ``H = (rows-1)*sh + kh`` input
   rows, one word (``simd`` channels) a cycle, ``t >= max(H, kh*kw)`` cycles a column.
-- A column's words go to the column register ``col`` (row ``i`` at its ``i``-th read);
-  when the column ends it moves into the window ``win`` (the last ``kw`` columns, a shift).
+- A column's word for row ``i`` (its ``i``-th read) enters the window ``win`` (the last
+  ``kw`` columns) at once: row ``i`` of the window shifts one column left at that read. The
+  window is read only at a column's first read, before any of its rows moves, so it then
+  holds the last ``kw`` whole columns; each row's shift enable is a register of its own
+  (``hot``), not one enable for the whole window (timing, issue 13).
 - When the window holds an output column's inputs (columns ``oc*sw .. oc*sw + kw - 1``), the
   unit computes in the next column's first ``kh*kw`` cycles, the taps in ROM order
   (``kx`` fastest): the first tap reads the window, and a copy ``cur`` moves one column
@@ -118,20 +121,22 @@ class DwArray(wiring.Component):
         kh_m1, kw_m1, cols_m1, groups_m1 = (reg[n] for n in ("kh_m1", "kw_m1", "cols_m1", "groups_m1"))
         rows_n, last_rows, sh2, sw2 = (reg[n] for n in ("rows_n", "last_rows", "sh2", "sw2"))
 
-        # ---- the column coming in, the window, the tap copy --------------------------------
-        col = [Signal(word, name=f"col_{i}", **rl) for i in range(H)]
+        # ---- the window, the tap copy --------------------------------------------------------
+        # Row i of the window moves one column left when row i of a column is read, the word
+        # entering its last column: after a column's last read the window holds the last kw
+        # columns, and the window is read only at a column's first read (the first tap), before
+        # any of its rows moves. Each row's enable is a register of its own (``hot``, one-hot of
+        # the read's row, computed a cycle ahead from the ports), fanning out to ``kw`` words.
         win = [[Signal(word, name=f"win_{c}_{i}", **rl) for i in range(H)] for c in range(KW)]
         cur = [[Signal(word, name=f"cur_{c}_{i}", **rl) for i in range(H)] for c in range(KW)]
-        idx = Signal(range(H), **rl)  # the read's row in its column
-        at = Mux(first, 0, idx)
-        with m.If(valid):
-            m.d.sync += idx.eq(at + 1)
-            with m.Switch(at):
-                for i in range(H):
-                    with m.Case(i):
-                        m.d.sync += col[i].eq(x)
-        # The column with this cycle's word in place (the window takes it on the last read).
-        colv = [Mux(valid & (at == i), x, col[i]) for i in range(H)]
+        pos = Signal(H, **rl)  # one-hot: the row of the column's next read (unless it is a first)
+        pos_nx = Mux(valid, (Mux(first, 1, pos) << 1)[:H], pos)
+        hot = Signal(H)
+        m.d.sync += [pos.eq(pos_nx), hot.eq(Mux(self.valid, Mux(self.first, 1, pos_nx), 0))]
+        for i in range(H):
+            with m.If(hot[i]):
+                m.d.sync += [win[c][i].eq(win[c + 1][i]) for c in range(KW - 1)]
+                m.d.sync += win[KW - 1][i].eq(x)
 
         # ---- sweep position: column in the group, group in the chunk --------------------------
         cb = len(cols_m1)
@@ -153,10 +158,6 @@ class DwArray(wiring.Component):
         pending = Signal()
         prow = Signal.like(rows_n, **rl)
         col_end = valid & last
-        with m.If(col_end):
-            for c in range(KW - 1):
-                m.d.sync += [win[c][i].eq(win[c + 1][i]) for i in range(H)]
-            m.d.sync += [win[KW - 1][i].eq(colv[i]) for i in range(H)]
 
         # ---- taps ----------------------------------------------------------------------------
         # The tap state's next values (``*_nx``) give the registered tap control a cycle ahead:
