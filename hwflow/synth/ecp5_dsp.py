@@ -111,11 +111,15 @@ class _Netlist:
             else:
                 conn, params = {"A": [ce], "B": ["0"], "C": ["0"], "D": ["0"]}, {"INIT": _INVERTER}
             conn["Z"] = [new]
-            self.cells[f"{name}$ce"] = {
+            lut = f"{name}$ce"
+            self.cells[lut] = {
                 "hide_name": 1, "type": _LUT, "parameters": params, "attributes": {},
                 "port_directions": {"A": "input", "B": "input", "C": "input", "D": "input", "Z": "output"},
                 "connections": conn}
-            self.driver[new] = (f"{name}$ce", "Z")
+            self.driver[new] = (lut, "Z")
+            for p in "ABCD":  # the copy reads what the stall's LUT reads
+                if isinstance(conn[p][0], int):
+                    self.users.setdefault(conn[p][0], []).append((lut, p))
         return self.enables[ce]
 
     def connect(self, cell: str, port: str, bit) -> None:
