@@ -11,8 +11,9 @@ It is simulated with the family's cell models from Yosys' share directory
 multiplier (MULT18X18D) as black boxes only; ``cells/ecp5_blocks.v`` models the
 configurations Yosys' mapping and :mod:`~hwflow.synth.ecp5_dsp` use and stops the simulation
 on any other (see its header); the ECP5 netlist is the one nextpnr gets, with the multipliers'
-registers moved into them (:func:`~hwflow.synth.ecp5_dsp.absorb_registers`), and a copy of ``cells_sim.v`` without the black box (and with its ``include`` files inlined)
-goes beside the netlist.
+registers moved into them (:func:`~hwflow.synth.ecp5_dsp.absorb_registers`). A copy of
+``cells_sim.v`` without the black box (and with its ``include`` files inlined) goes beside
+the netlist.
 
 The netlist is kept in ``BUILD/sim_build/netlist-<family>/`` and made again only when the
 Verilog or the Yosys command changes (``netlist.json`` records both).
