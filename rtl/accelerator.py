@@ -201,7 +201,8 @@ class Accelerator(wiring.Component):
             m.d.comb += ctrl.start.eq(self.start)
             if has_mac:
                 m.submodules.wrom = wrom = WeightRom(p.weights, p.stored_wbits, verilog_module=self._rom_module,
-                                                     banks=p.rom_banks)
+                                                     banks=p.rom_banks and p.rom_banks.depths,
+                                                     cols=p.rom_banks and p.rom_banks.cols)
         self.wrom = wrom if has_mac or p.weight_load else None
         if has_mac:
             m.submodules.mac = mac = MacArray(pe, simd, p.wbits, p.abits, p.acc_bits, dsp_mults=p.dsp_mults,

@@ -13,10 +13,16 @@ Verilog line per word. Synchronous read: infers block RAM. Latency 1 (``data``).
 module may build the ROM from banks (``banks``, :func:`hwflow.schedule.estimate.rom_banks`),
 one per address slice of the block RAM, each with its own ``q`` register before the bank
 multiplexer, so that a block's clock-to-out and the multiplexer are not one path; each bank
-then reads its own ``$readmemh`` file (:meth:`WeightRom.hex_files`).
+then reads its own ``$readmemh`` file (:meth:`WeightRom.hex_files`). The banks may hold only
+some of the word's varying bit columns (``cols``: those that fill their blocks), the rest
+then in one memory of the whole depth beside them, with no multiplexer, and the constant
+columns constants (as Yosys would make them).
 """
 
 from __future__ import annotations
+
+import functools
+import operator
 
 import numpy as np
 from amaranth import *
@@ -32,6 +38,18 @@ from ..schedule.widths import addr_bits
 __all__ = ["WeightRom", "pack_words"]
 
 _INIT_CHUNK = 64  # ROM words per Verilog ``initial`` block
+
+
+def _columns(words: list[int], cols: list[int]) -> list[int]:
+    """Each word's bits ``cols`` (positions), bit ``cols[i]`` as bit ``i``."""
+    if cols == list(range(len(cols))):
+        return [w & ((1 << len(cols)) - 1) for w in words]
+    return [sum((w >> b & 1) << i for i, b in enumerate(cols)) for w in words]
+
+
+def _hex(words: list[int], bits: int) -> str:
+    digits = (bits + 3) // 4
+    return "".join(f"{w:0{digits}x}\n" for w in words)
 
 
 def pack_words(image: np.ndarray, bits: int) -> list[int]:
@@ -65,10 +83,14 @@ class WeightRom(wiring.Component):
     banks : tuple of int, optional
         The Verilog module's bank depths: ``(words,)`` (the default) or ``(d, ..., d, rest)``
         with ``d`` a power of two, ``0 < rest <= d``.
+    cols : int, optional
+        How many of the words' varying bit columns the banks hold, the lowest ones (default:
+        all); the others are one memory beside the banks
+        (:class:`~hwflow.schedule.estimate.RomBanks`).
     """
 
     def __init__(self, image, bits: int, *, verilog_module: str | None = None,
-                 banks: tuple[int, ...] | None = None):
+                 banks: tuple[int, ...] | None = None, cols: int | None = None):
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[0] < 1:
             raise ValueError(f"image must be (words, pe, simd), not shape {image.shape!r}")
@@ -76,6 +98,14 @@ class WeightRom(wiring.Component):
         self._pe, self._simd, self._bits = int(image.shape[1]), int(image.shape[2]), bits
         self._module = verilog_module
         self._banks = check_banks(banks, len(self._words))
+        width = self._pe * self._simd * bits
+        diff = functools.reduce(operator.or_, (w ^ self._words[0] for w in self._words))
+        varying = [b for b in range(width) if diff >> b & 1]
+        if cols is not None and not (0 < cols <= len(varying) and len(self._banks) > 1):
+            raise ValueError(f"cols must be 1 to the {len(varying)} varying columns, with banks, not {cols!r}")
+        # The bit columns of the banks and of the memory beside them (none: the whole word banked).
+        self._parts = ((list(range(width)), []) if cols is None or cols == len(varying)
+                       else (varying[:cols], varying[cols:]))
         aw = addr_bits(len(self._words))
         super().__init__({
             "addr": In(aw),
@@ -96,16 +126,22 @@ class WeightRom(wiring.Component):
     def hex(self, lo: int = 0, hi: int | None = None) -> str:
         """The contents (words ``lo`` to ``hi``, default all) as ``$readmemh`` reads them: one
         word a line, in hex, the first word first."""
-        digits = (self._pe * self._simd * self._bits + 3) // 4
-        return "".join(f"{w:0{digits}x}\n" for w in self._words[lo:hi])
+        return _hex(self._words[lo:hi], self._pe * self._simd * self._bits)
 
     def hex_files(self, name: str) -> dict[str, str]:
         """``{file: contents}`` of the ``$readmemh`` files :meth:`verilog` reads given
-        ``name``: ``name.hex`` for the whole ROM, or ``name_J.hex`` for bank ``J``."""
+        ``name``: ``name.hex`` for the whole ROM, or ``name_J.hex`` for bank ``J`` (and
+        ``name_rest.hex`` for the columns beside the banks)."""
         if len(self._banks) == 1:
             return {f"{name}.hex": self.hex()}
+        banked, rest = self._parts
+        words = _columns(self._words, banked)
         starts = np.cumsum((0,) + self._banks)
-        return {f"{name}_{j}.hex": self.hex(int(starts[j]), int(starts[j + 1])) for j in range(len(self._banks))}
+        files = {f"{name}_{j}.hex": _hex(words[starts[j]:starts[j + 1]], len(banked))
+                 for j in range(len(self._banks))}
+        if rest:
+            files[f"{name}_rest.hex"] = _hex(_columns(self._words, rest), len(rest))
+        return files
 
     def verilog(self, init: str | None = None) -> str:
         """The ROM as a Verilog module named ``verilog_module`` (synchronous read: block RAM).
@@ -115,44 +151,60 @@ class WeightRom(wiring.Component):
         also looks beside the Verilog file); else they are written inline, one line per word.
         """
         width, depth = self._pe * self._simd * self._bits, len(self._words)
-        aw, digits = self.addr.shape().width, (width + 3) // 4
+        aw = self.addr.shape().width
         if init is not None and (not init or any(c in init for c in '"\\/')):
             raise ValueError(f"init must be a plain file name stem, not {init!r}")
         files = list(self.hex_files(init)) if init is not None else None
         # Placed as the estimate assumes (Yosys built a wide ROM from LUTs when left alone).
         style = f'  (* ram_style = "{memory_style(depth, width)}" *)\n'
 
-        def bank(j: int, lo: int, n: int) -> str:
-            name = "mem" if len(self._banks) == 1 else f"mem_{j}"
-            if files is not None:
-                body = f'  initial $readmemh("{files[j]}", {name});\n'
+        def memory(name: str, words: list[int], bits: int, file: str | None) -> str:
+            if file is not None:
+                body = f'  initial $readmemh("{file}", {name});\n'
             else:
-                lines = [f"    {name}[{i}] = {width}'h{w:0{digits}x};" for i, w in enumerate(self._words[lo:lo + n])]
+                digits = (bits + 3) // 4
+                lines = [f"    {name}[{i}] = {bits}'h{w:0{digits}x};" for i, w in enumerate(words)]
                 # Many short initial blocks: Yosys reads one huge block in time quadratic in its
                 # size (YosysHQ/yosys#4601); one long constant instead would break Icarus.
                 body = "".join("  initial begin\n" + "\n".join(lines[i:i + _INIT_CHUNK]) + "\n  end\n"
-                               for i in range(0, n, _INIT_CHUNK))
-            return f"{style}  reg [{width - 1}:0] {name} [0:{n - 1}];\n{body}"
+                               for i in range(0, len(words), _INIT_CHUNK))
+            return f"{style}  reg [{bits - 1}:0] {name} [0:{len(words) - 1}];\n{body}"
 
         zero = f" = {width}'h0" if len(self._banks) == 1 else ""  # registers, or the banks' multiplexers
         head = (f"module {self._module}(clk, en, addr, data, q);\n"
                 f"  input clk;\n  input en;\n  input [{aw - 1}:0] addr;\n"
                 f"  output reg [{width - 1}:0] data{zero};\n  output reg [{width - 1}:0] q{zero};\n")
         if len(self._banks) == 1:
-            return (head + bank(0, 0, depth)
+            return (head + memory("mem", self._words, width, files and files[0])
                     + "  always @(posedge clk) if (en) begin\n    data <= mem[addr];\n    q <= data;\n  end\n"
                     "endmodule\n")
+        banked, rest = self._parts
         n, k = len(self._banks), self._banks[0].bit_length() - 1  # address bits [aw-1:k] pick the bank
+        bw, words = len(banked), _columns(self._words, banked)
         text = head
         for j, d in enumerate(self._banks):
             hb = max(1, (d - 1).bit_length())
-            text += bank(j, j << k, d)
-            text += (f"  reg [{width - 1}:0] rd_{j} = {width}'h0, q_{j} = {width}'h0;\n"
+            text += memory(f"mem_{j}", words[j << k:(j << k) + d], bw, files and files[j])
+            text += (f"  reg [{bw - 1}:0] rd_{j} = {bw}'h0, q_{j} = {bw}'h0;\n"
                      f"  always @(posedge clk) if (en) begin\n    rd_{j} <= mem_{j}[addr[{hb - 1}:0]];\n"
                      f"    q_{j} <= rd_{j};\n  end\n")
-        return (text + f"  reg [{aw - k - 1}:0] sel = 0, sel_q = 0;\n"
-                f"  always @(posedge clk) if (en) begin\n    sel <= addr[{aw - 1}:{k}];\n    sel_q <= sel;\n  end\n"
-                + bank_mux(n, ("data", "sel", "rd_"), ("q", "sel_q", "q_")) + "endmodule\n")
+        text += (f"  reg [{aw - k - 1}:0] sel = 0, sel_q = 0;\n"
+                 f"  always @(posedge clk) if (en) begin\n    sel <= addr[{aw - 1}:{k}];\n    sel_q <= sel;\n  end\n")
+        if not rest:
+            return text + bank_mux(n, ("data", "sel", "rd_"), ("q", "sel_q", "q_")) + "endmodule\n"
+        rw = len(rest)
+        text += (memory("mem_rest", _columns(self._words, rest), rw, files and files[-1])
+                 + f"  reg [{rw - 1}:0] rd_rest = {rw}'h0, q_rest = {rw}'h0;\n"
+                 "  always @(posedge clk) if (en) begin\n    rd_rest <= mem_rest[addr];\n    q_rest <= rd_rest;\n"
+                 f"  end\n  reg [{bw - 1}:0] data_b, q_b;\n"
+                 + bank_mux(n, ("data_b", "sel", "rd_"), ("q_b", "sel_q", "q_")))
+        where = {b: (0, i) for i, b in enumerate(banked)} | {b: (1, i) for i, b in enumerate(rest)}
+
+        def word(regs: tuple[str, str]) -> str:  # the bits, highest first: a column's register, else its constant
+            return ", ".join(f"{regs[where[b][0]]}[{where[b][1]}]" if b in where
+                             else f"1'b{self._words[0] >> b & 1}" for b in reversed(range(width)))
+        return (text + f"  always @(*) begin\n    data = {{{word(('data_b', 'rd_rest'))}}};\n"
+                f"    q = {{{word(('q_b', 'q_rest'))}}};\n  end\nendmodule\n")
 
     def elaborate(self, platform):
         m = Module()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 from importlib import resources
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from .program import READ_DATA_REGS, RQ_FINE, RQ_PIECE
 from .widths import (CYCLE_BITS, STEP_FLAGS, addr_bits, bias_bits, coord_bits, count_bits, lane_bits,
                      shift_bits, shifter_widths, tree_levels, ubits)
 
-__all__ = ["check_banks", "read_banks", "rom_banks", "estimate", "block_features", "block_estimates",
+__all__ = ["RomBanks", "check_banks", "read_banks", "rom_banks", "estimate", "block_features", "block_estimates",
            "backend_lane_dsps", "chan_width", "dsp_blocks", "lut_mult_cost", "pot_lane_cost", "xnor_lane_cost", "lane_costs", "rq_pieces",
            "memories", "memory_blocks", "memory_shapes", "memory_style", "memory_use", "place_memories",
            "place_weights"]
@@ -97,10 +98,10 @@ def memory_blocks(depth: int, width: int, kind, lane: int | None = None) -> int:
     return _libmap(depth, width, kind, lane)[0]
 
 
-def _libmap(depth: int, width: int, kind, lane: int | None) -> tuple[int, int, int]:
-    """``(blocks, d, slices)`` of the least-cost shape ``d x w`` (:func:`memory_blocks`)."""
+def _libmap(depth: int, width: int, kind, lane: int | None) -> tuple[int, int, int, int]:
+    """``(blocks, d, w, slices)`` of the least-cost shape ``d x w`` (:func:`memory_blocks`)."""
     if width <= 0 or depth <= 0:
-        return 0, depth, 1
+        return 0, depth, width, 1
     best = None
     for d, w in kind.shapes:
         slices = math.ceil(depth / d)
@@ -115,7 +116,7 @@ def _libmap(depth: int, width: int, kind, lane: int | None) -> tuple[int, int, i
         blocks = math.ceil(slices * bits / w)
         cost = kind.cost * blocks + 0.5 * (slices - 1) * width + demux
         if best is None or cost < best[0]:
-            best = (cost, blocks, d, slices)
+            best = (cost, blocks, d, w, slices)
     return best[1:]
 
 
@@ -146,7 +147,7 @@ def read_banks(depth: int, width: int, lane: int | None, kind, *, free: bool = T
     slices into one block), the whole memory."""
     if kind is None:
         return (depth,)
-    blocks, d, slices = _libmap(depth, width, kind, lane)
+    blocks, d, _, slices = _libmap(depth, width, kind, lane)
     if slices < 2:
         return (depth,)
     banks = (d,) * (slices - 1) + (depth - (slices - 1) * d,)
@@ -154,26 +155,42 @@ def read_banks(depth: int, width: int, lane: int | None, kind, *, free: bool = T
     return banks if split <= blocks or not free else (depth,)
 
 
-def rom_banks(prog, target) -> tuple[int, ...] | None:
-    """The weight ROM's banks (rtl/weight_rom.py; ``None``: one memory), by
-    :func:`place_memories`' rule for ``prog.weight_kind``."""
+class RomBanks(NamedTuple):
+    """The weight ROM's banks (rtl/weight_rom.py): ``depths`` as :func:`read_banks` makes
+    them, holding ``cols`` of the ROM's varying bit columns (the lowest ones; the rest, when
+    there are more, in one memory of the whole depth beside the banks)."""
+
+    depths: tuple[int, ...]
+    cols: int
+
+
+def rom_banks(prog, target) -> RomBanks | None:
+    """The weight ROM's banks (``None``: one memory), by :func:`place_memories`' rule for
+    ``prog.weight_kind``."""
     return None if prog.weight_kind is None else _rom_banks(memories(prog), target, prog.weight_kind)
 
 
-def _rom_banks(mems, target, kind, room: bool = True) -> tuple[int, ...] | None:
+def _rom_banks(mems, target, kind, room: bool = True) -> RomBanks | None:
     """One bank per block slice (:func:`read_banks`) where the weight ROM is in initialised
     block memory of several slices and (``room``) ``kind`` still holds every memory with the
-    banks' blocks (they may take a few more than the whole ROM, whose slices libmap packs
-    together)."""
+    banks' blocks. Banks of every column may take a few more blocks than the whole ROM, whose
+    slices libmap packs together (a 4844 x 128 ROM: 5 slices of 7 blocks of 1024 x 18, the
+    5 x 2 bits left over in one 8192 x 2 block); then, if that fits, the banks hold the
+    columns that fill their blocks and the rest is one memory beside them (7 x 18 columns in
+    5 banks and the 2 left in one block: 36 blocks, as the whole ROM)."""
     if not kind.init or kind.blocks is None:
         return None
     _, depth, width, lane, cols = next(mem for mem in mems if mem[0] == "weights")
     if _in_logic(depth, width, lane, kind, target.block_ram):
         return None
     banks = read_banks(depth, cols, lane, kind, free=False)
-    if len(banks) < 2 or room and _use(mems, target, kind, banks)[kind.name] > kind.blocks:
+    if len(banks) < 2:
         return None
-    return banks
+    w = _libmap(depth, cols, kind, lane)[2]
+    for fill in dict.fromkeys((cols, cols // w * w)):
+        if fill and not (room and _use(mems, target, kind, RomBanks(banks, fill))[kind.name] > kind.blocks):
+            return RomBanks(banks, fill)
+    return None
 
 
 def memories(prog) -> list[tuple[str, int, int, int | None, int]]:
@@ -224,11 +241,13 @@ def _placed(mems, target, weight_kind, weight_banks=None) -> list[dict]:
         if not kind.init:  # loaded after configuration: a RAM written a word at a time
             lane = width
         logic = _in_logic(depth, width, lane, kind, bram)
-        banks = (read_banks(depth, cols, lane, kind) if name == "act"
-                 else weight_banks if name == "weights" and weight_banks else (depth,))
+        if name == "weights" and weight_banks:  # the banks, and the columns left beside them
+            parts = [(d, weight_banks.cols) for d in weight_banks.depths] + [(depth, cols - weight_banks.cols)]
+        else:
+            parts = [(d, cols) for d in (read_banks(depth, cols, lane, kind) if name == "act" else (depth,))]
         out.append({"name": name, "depth": depth, "width": width, "cols": cols,
                     "kind": "logic" if logic else kind.name,
-                    "blocks": 0 if logic else sum(memory_blocks(d, cols, kind, lane) for d in banks)})
+                    "blocks": 0 if logic else sum(memory_blocks(d, c, kind, lane) for d, c in parts)})
     return out
 
 

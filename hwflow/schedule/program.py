@@ -456,7 +456,7 @@ class Program:
     act_kind : hwflow.targets.MemoryKind or None
         The memory kind holding the activation RAM (the target's block RAM), which sets
         its banks (:func:`~hwflow.schedule.estimate.read_banks`).
-    rom_banks : tuple of int or None
+    rom_banks : hwflow.schedule.estimate.RomBanks or None
         The weight ROM's banks (:func:`~hwflow.schedule.estimate.rom_banks`; ``None``: one
         memory).
     xrows : int
@@ -511,7 +511,7 @@ class Program:
     argmax: bool = False
     weight_kind: Any = None
     act_kind: Any = None
-    rom_banks: tuple[int, ...] | None = None
+    rom_banks: Any = None
     xrows: int = 0
     xweights: np.ndarray | None = None
 
@@ -728,7 +728,8 @@ class Program:
                 "weight_words": self.weight_words,
                 "weight_word_bits": self.weight_word_bits,
                 "weight_kind": self.weight_kind.name if self.weight_kind is not None else "bram",
-                **({"weight_banks": list(self.rom_banks)} if self.rom_banks else {}),
+                **({"weight_banks": list(self.rom_banks.depths), "weight_bank_cols": self.rom_banks.cols}
+                   if self.rom_banks else {}),
                 "codebook": {"ibits": self.ibits, "codebooks": [list(map(int, b)) for b in self.codebooks],
                              "bases": list(self.cb_bases)} if self.ibits else None,
                 "weight_bits": self.weight_rom_bits,

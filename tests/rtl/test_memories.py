@@ -11,7 +11,7 @@ from hwflow.rtl.channel_rom import ChannelRom
 from hwflow.rtl.lut import Lut
 from hwflow.rtl.weight_ram import WeightRam
 from hwflow.rtl.weight_rom import WeightRom, pack_words
-from hwflow.schedule.estimate import read_banks
+from hwflow.schedule.estimate import RomBanks, _rom_banks, _use, place_memories, read_banks
 from hwflow.sim.beats import pack, unpack
 from hwflow.targets import load_target
 
@@ -226,18 +226,24 @@ def test_act_buffer_verilog_banks_read_what_was_written(banks, tmp_path):
 
 
 @pytest.mark.tool("iverilog")
-@pytest.mark.parametrize("banks,files", [((13,), False), ((13,), True), ((8, 5), True), ((4, 4, 4, 1), False)])
-def test_weight_rom_verilog_banks_read_the_image(banks, files, tmp_path):
+@pytest.mark.parametrize("banks,files,cols", [((13,), False, None), ((13,), True, None), ((8, 5), True, None),
+                                               ((4, 4, 4, 1), False, None), ((8, 5), True, 9),
+                                               ((4, 4, 4, 1), False, 1)])
+def test_weight_rom_verilog_banks_read_the_image(banks, files, cols, tmp_path):
     """The ROM's Verilog module, whole or in banks, its contents inline or in one ``$readmemh``
     file per bank, in Icarus: ``data`` the addressed word a cycle later, ``q`` (the per-bank
-    registers and the mux after them) a cycle behind it, both held by en low."""
+    registers and the mux after them) a cycle behind it, both held by en low. With ``cols``
+    the banks hold that many of the varying columns, one memory beside them the rest and
+    constants the constant ones (lane 1's weights are all 5 here)."""
     rng = np.random.default_rng(8)
     image = rng.integers(-8, 8, size=(sum(banks), 2, 3))
-    rom = WeightRom(image, 4, verilog_module="rom", banks=banks)
+    image[:, 0, 1] = 5
+    rom = WeightRom(image, 4, verilog_module="rom", banks=banks, cols=cols)
     (tmp_path / "rom.v").write_text(rom.verilog("w" if files else None))
     for name, text in (rom.hex_files("w").items() if files else ()):
         (tmp_path / name).write_text(text)
     assert files == ('$readmemh("w' in (tmp_path / "rom.v").read_text())
+    assert (cols is not None) == ("mem_rest" in (tmp_path / "rom.v").read_text())
     words = rom.words
     lines, data, q = [], None, None
     for t in range(120):
@@ -283,3 +289,18 @@ def test_read_banks_one_per_block_slice():
     for bad in [(6, 4), (4, 4, 2, 0), (3, 3, 3, 1), (4, 2, 4)]:
         with pytest.raises(ValueError, match="banks"):
             ActBuffer(10, 2, 4, banks=bad)
+
+
+def test_rom_banks_leave_the_columns_beside_them_that_do_not_fill_a_block():
+    """ResNet-8's weight ROM on fpga-small: 4844 words of 128 columns take 36 blocks whole (libmap
+    packs the 5 slices' last 2 columns into one 8192 x 2 block) but 40 in 5 banks; 126 columns
+    in the banks and 2 beside them take 36 again, so they fit where banks of every column do not."""
+    tgt = load_target("fpga-small")
+    kind = tgt.block_ram
+    mems = [("act", 8474, 32, 8, 32), ("weights", 4844, 128, None, 128)]
+    assert place_memories(mems, tgt, banks="low")[1][kind.name] == 17 + 36
+    assert _rom_banks(mems, tgt, kind) == RomBanks((1024,) * 4 + (748,), 126)
+    assert _use(mems, tgt, kind, RomBanks((1024,) * 4 + (748,), 128))[kind.name] == 17 + 40
+    assert _rom_banks(mems, tgt, kind, room=False) == RomBanks((1024,) * 4 + (748,), 128)
+    with pytest.raises(ValueError, match="cols"):
+        WeightRom(np.arange(8).reshape(8, 1, 1), 4, banks=(4, 4), cols=4)  # 3 varying columns
