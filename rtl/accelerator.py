@@ -243,7 +243,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += nxt.eq(wflags)
                 wflags = nxt
             hold = [Signal(signed(p.acc_bits), name=f"hold_{i}", reset_less=True) for i in range(pe)]
-            merged = Signal()
+            merged, merged_nx = Signal(), Signal()
             accs = [mac.acc.word_select(i, p.acc_bits).as_signed() for i in range(pe)]
             pooled = any(l.kind == "mac" and l.qh * l.qw > 1 for l in p.layers)
             assert lat["merge"] == (MERGE_CYCLES if pooled else 1) and MERGE_CYCLES == 2, lat  # the stages below
@@ -262,13 +262,14 @@ class Accelerator(wiring.Component):
                     for i, h in enumerate(hold):
                         with m.If(take[i]):
                             m.d.sync += h.eq(acc_r[i])
-                m.d.sync += merged.eq(valid_r & last_r)
+                m.d.comb += merged_nx.eq(valid_r & last_r)
             else:
                 # Without a fused window (every MAC step 1 x 1) each result is a window's
                 # first: no comparator, which would be the slowest path of a small device.
                 with m.If(mac.out_valid):
                     m.d.sync += [h.eq(a) for h, a in zip(hold, accs)]
-                m.d.sync += merged.eq(mac.out_valid & wflags[1])
+                m.d.comb += merged_nx.eq(mac.out_valid & wflags[1])
+            m.d.sync += merged.eq(merged_nx)
         if dws:
             # The depthwise unit (rtl/dw_array.py): its weights are the tap's diagonal.
             m.submodules.dw = dw = DwArray(max(l.dwr for l in dws), simd, max(l.k for l in dws), dws[0].dkw,
@@ -312,6 +313,8 @@ class Accelerator(wiring.Component):
                 m.d.comb += va.eq(Cat(*(Cat(v, v[-1].replicate(p.acc_bits - xb)) for v in rows)))
         m.d.comb += load.eq(pool.out_valid | (merged if has_mac else 0) | (dw.out_valid if dws else 0)
                             | (xnor.out_valid if p.xrows else 0))
+        load_nx = (pool.next_valid | (merged_nx if has_mac else 0) | (dw.next_valid if dws else 0)
+                   | (xnor.next_valid if p.xrows else 0))
         if has_add:
             m.d.comb += vb.eq(pool.b)
 
@@ -328,8 +331,12 @@ class Accelerator(wiring.Component):
         bd = {f: Signal(d[f].shape(), name=f"bd_{f}", reset_less=True) for f in back}
         left = Signal.like(d.loads_m1)  # loads of the current layer still to come
         fresh = Signal(init=1)          # the next load is a layer's first
-        first = Signal()
-        m.d.comb += first.eq(load & fresh)
+        # ``first`` is ``load & fresh`` as a register, from their next values: it enables every
+        # ``bd`` register, and from a gate after the units' valid flags that fan-out was the
+        # critical path (DS-CNN fpga-medium: dw.busy -> load -> first -> bd_ng, 10.1 ns).
+        first, fresh_nx = Signal(), Signal()
+        m.d.comb += fresh_nx.eq(Mux(first, nxt["loads_m1"] == 0, Mux(load, left == 1, fresh)))
+        m.d.sync += [fresh.eq(fresh_nx), first.eq(fresh_nx & load_nx)]
         with m.If(ctrl.init):
             m.d.sync += [nxt[f].eq(d[f]) for f in back]
         # ``bd["kind"] == add`` as its own register, loaded with ``bd``: the pre-stage's operand
@@ -338,9 +345,9 @@ class Accelerator(wiring.Component):
         with m.If(first):
             m.d.sync += [bd[f].eq(nxt[f]) for f in back]
             m.d.sync += bd_add.eq(nxt["kind"] == KIND_CODES["add"])
-            m.d.sync += [left.eq(nxt["loads_m1"]), fresh.eq(nxt["loads_m1"] == 0)]
+            m.d.sync += left.eq(nxt["loads_m1"])
         with m.Elif(load):
-            m.d.sync += [left.eq(left - 1), fresh.eq(left == 1)]
+            m.d.sync += left.eq(left - 1)
         # The serializer takes each result vector one cycle after it arrives, from a register:
         # ``bd`` has switched by then, and no path runs from ``load`` through it.
         load_r, first_r = Signal(), Signal()

@@ -98,6 +98,7 @@ class DwArray(wiring.Component):
             "sh2": In(1),
             "sw2": In(1),
             "out_valid": Out(1),
+            "next_valid": Out(1),  # out_valid of the next cycle (unless the core stalls)
             "out": Out(simd * acc_bits),  # one output row's ``simd`` channels
         })
 
@@ -233,9 +234,12 @@ class DwArray(wiring.Component):
         busy = Signal()
         with m.If(f3[0] & f3[2]):
             m.d.sync += [obuf[r].eq(Cat(*accs[r])) for r in range(R)]
-            m.d.sync += [left.eq(r3), busy.eq(r3 != 0)]
+            m.d.sync += left.eq(r3)
+            m.d.comb += self.next_valid.eq(r3 != 0)
         with m.Elif(busy):
-            m.d.sync += [left.eq(left - 1), busy.eq(left != 1)]
+            m.d.sync += left.eq(left - 1)
+            m.d.comb += self.next_valid.eq(left != 1)
             m.d.sync += [obuf[r].eq(obuf[r + 1]) for r in range(R - 1)]
+        m.d.sync += busy.eq(self.next_valid)
         m.d.comb += [self.out_valid.eq(busy), self.out.eq(obuf[0])]
         return m

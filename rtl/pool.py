@@ -61,6 +61,7 @@ class PoolUnit(wiring.Component):
             "a": Out(simd * acc_bits),
             "b": Out(simd * acc_bits),
             "out_valid": Out(1),
+            "next_valid": Out(1),  # out_valid of the next cycle (unless the core stalls)
         })
 
     @property
@@ -98,5 +99,6 @@ class PoolUnit(wiring.Component):
                                 m.d.sync += b.eq(x - zb)
                             with m.Else():
                                 m.d.sync += a.eq(x - za)
-        m.d.sync += self.out_valid.eq(valid & last)
+        m.d.comb += self.next_valid.eq(valid & last)
+        m.d.sync += self.out_valid.eq(self.next_valid)
         return m

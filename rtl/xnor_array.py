@@ -86,6 +86,7 @@ class XnorArray(wiring.Component):
             "last": In(1),
             "out": Out(entries * acc_bits),  # a chunk of results, row c*entries in the low bits
             "out_valid": Out(1),
+            "next_valid": Out(1),  # out_valid of the next cycle (unless the core stalls)
         })
 
     @property
@@ -121,9 +122,12 @@ class XnorArray(wiring.Component):
         go = (left != 0) & (wait == 0)
         with m.If(done):
             m.d.sync += [obuf.eq(Cat(*accs)), left.eq(ch), wait.eq(0)]
+            m.d.comb += self.next_valid.eq(ch != 0)
         with m.Elif(go):
             m.d.sync += [obuf.eq(obuf >> (E * xb)), left.eq(left - 1), wait.eq(self._gap - 1)]
+            m.d.comb += self.next_valid.eq((left != 1) if self._gap == 1 else 0)
         with m.Elif(wait != 0):
             m.d.sync += wait.eq(wait - 1)
+            m.d.comb += self.next_valid.eq((left != 0) & (wait == 1))
         m.d.comb += [self.out_valid.eq(go), self.out.eq(obuf[:E * xb])]
         return m
