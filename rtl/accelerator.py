@@ -144,6 +144,7 @@ class Accelerator(wiring.Component):
         m.submodules.act = act = ActBuffer(p.act_words, simd, p.abits, verilog_module=self._act_module,
                                            banks=read_banks(p.act_words, simd * p.abits, p.abits, p.act_kind))
         self.act = act
+        assert act.write_latency == lat["write"], lat
         d = ctrl.desc
         code_bits = d.lo.shape().width
         aw = act.wr_addr.shape().width

@@ -8,6 +8,12 @@ output holds, which the output stream uses for back-pressure. ``en`` low holds b
 (the accelerator's input stall: the Verilog module is outside Amaranth's
 ``EnableInserter``, so it takes the enable as the weight memories do). Latency 1.
 
+The write port is registered: a write reaches the memory a cycle after the ports
+(:attr:`ActBuffer.write_latency`, the schedule's ``lat["write"]``), so the address decode
+of a RAM of many blocks starts at flip-flops, not at the write's source (the input stream's
+handshake or the back end's multiplexer: MobileNetV1 fpga-medium, ctrl.in_ready -> a bank's
+write enable, 12.2 ns). ``mem_wr_addr``, ``mem_wr_en`` are the write as the memory sees it.
+
 ``rd_q`` is ``rd_data`` one cycle later (a register that loads in every cycle ``en`` is
 high): the datapath's read data register (:data:`~hwflow.schedule.program.READ_DATA_REGS`).
 
@@ -68,9 +74,17 @@ class ActBuffer(wiring.Component):
             "wr_en": In(simd),
             "wr_data": In(word),
         })
+        self.mem_wr_addr = Signal(aw, name="mem_wr_addr", reset_less=True)
+        self.mem_wr_en = Signal(simd, name="mem_wr_en")
+        self._mem_wr_data = Signal(word, name="mem_wr_data", reset_less=True)
 
     @property
     def latency(self) -> int:
+        return 1
+
+    @property
+    def write_latency(self) -> int:
+        """Cycles from the write ports to the memory's write."""
         return 1
 
     def verilog(self) -> str:
@@ -122,12 +136,13 @@ class ActBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        wa, we, wd = self.mem_wr_addr, self.mem_wr_en, self._mem_wr_data
+        with m.If(self.en):
+            m.d.sync += [wa.eq(self.wr_addr), we.eq(self.wr_en), wd.eq(self.wr_data)]
         if self._module is not None:
             m.submodules.ram = Instance(self._module, i_clk=ClockSignal(), i_en=self.en, i_rd_addr=self.rd_addr,
                                         i_rd_en=self.rd_en & self.en, o_rd_data=self.rd_data, o_rd_q=self.rd_q,
-                                        i_wr_addr=self.wr_addr,
-                                        i_wr_en=Mux(self.en, self.wr_en, 0),
-                                        i_wr_data=self.wr_data)
+                                        i_wr_addr=wa, i_wr_en=Mux(self.en, we, 0), i_wr_data=wd)
             return m
         width = self._simd * self._bits
         m.submodules.mem = mem = memory.Memory(shape=unsigned(width), depth=self._depth, init=[],
@@ -136,7 +151,7 @@ class ActBuffer(wiring.Component):
         wr = mem.write_port(granularity=self._bits)
         m.d.comb += [
             rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en & self.en), self.rd_data.eq(rd.data),
-            wr.addr.eq(self.wr_addr), wr.en.eq(Mux(self.en, self.wr_en, 0)), wr.data.eq(self.wr_data),
+            wr.addr.eq(wa), wr.en.eq(Mux(self.en, we, 0)), wr.data.eq(wd),
         ]
         q = Signal(width, reset_less=True)  # as the Verilog module's (no reset)
         with m.If(self.en):

@@ -66,7 +66,8 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
     in a program with a fused MaxPool window: :func:`schedule` sets it);
     ``requant``: requantizer (partial products and their sum, or, without a multiplier, neither;
     a coarse and a fine shift; round; the clamp's decisions, then its select:
-    rtl/requantizer.py); ``lut``: LUT ROM read;
+    rtl/requantizer.py); ``lut``: LUT ROM read; ``write``: the activation RAM's write port
+    register (rtl/act_buffer.py), before every write, the input stream's and the back end's;
     ``issue``: controller state to memory data at the datapath (address registers, synchronous
     read, data register: :data:`~hwflow.schedule.program.ISSUE_CYCLES`);
     ``dw``: the depthwise unit, a tap's inputs to the accumulator holding it (input register,
@@ -86,6 +87,7 @@ def latencies(simd: int, mbits: int) -> dict[str, int]:
         "pre": 4,
         "requant": 7 if mbits > 1 else 5,
         "lut": 1,
+        "write": 1,
         "dw": 5,
         "xnor": 4,
     }
@@ -128,11 +130,16 @@ def drain_cycles(lat: dict[str, int], kind: str, ng: int, t: int, k: int) -> int
 
     The last read is issued ``t - k`` cycles before the tile ends; its data arrives ``issue``
     cycles later, its results leave the unit, are serialized (``ng`` groups of codes) and
-    pass pre-stage, requantizer and LUT. One more cycle covers the write (the output stream
-    reads straight from its counters, so it is the tightest reader).
+    pass pre-stage, requantizer, LUT and the write register. One more cycle covers the write
+    (the output stream reads straight from its counters, so it is the tightest reader).
     """
     unit = _unit_latency(lat, kind)
-    return max(1, unit + ng + lat["pre"] + lat["requant"] + lat["lut"] + lat["issue"] + 1 - (t - k))
+    return max(1, unit + ng + _back(lat) + lat["issue"] - (t - k))
+
+
+def _back(lat: dict[str, int]) -> int:
+    """Cycles from a result vector's load into the back end to its first code's write."""
+    return 1 + lat["pre"] + lat["requant"] + lat["lut"] + lat["write"]
 
 
 def _unit_latency(lat: dict[str, int], kind: str) -> int:
@@ -179,7 +186,7 @@ def _write_trace(lat: dict[str, int], l: LayerProgram, simd: int, lanes: int) ->
     """``(cycle, address)`` of every activation write of ``l`` (RUN cycles from its first):
     each load's ``nb`` codes leave the back end ``lanes`` a cycle (a ``dw`` step's load is one
     word)."""
-    back = 1 + lat["pre"] + lat["requant"] + lat["lut"]  # load -> first code written
+    back = _back(lat)
     if l.kind == "dw":
         when, addr = _dw_loads(lat, l)
         return when + back, addr
@@ -228,23 +235,23 @@ def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, a
     Each bound keeps one cycle of margin; ``drain`` never grows.
     """
     last_write = np.full(max(act_words, 1), np.iinfo(np.int64).min // 2, dtype=np.int64)
-    back = 1 + lat["pre"] + lat["requant"] + lat["lut"]  # load -> first code written
+    back = _back(lat)
 
-    # Input: word w is written in cycle w + 1; a read in RUN cycle j of the first layer
-    # (absolute R0 + j) must come at least one cycle after it. A streamed input is read from
-    # the stream itself: the first layer starts after the one WAIT cycle.
-    l0 = layers[0]
+    # Input: word w is written in cycle w + 1 + write; a read in RUN cycle j of the first
+    # layer (absolute R0 + j) must come at least one cycle after it. A streamed input is read
+    # from the stream itself: the first layer starts after the one WAIT cycle.
+    l0, wr = layers[0], lat["write"]
     if l0.stream:
         lead = 1
     else:
         offs, addrs = _trace(l0)
         w = addrs - tin.base
         mine = (w >= 0) & (w < tin.words)
-        lead_raw = int((w[mine] - offs[mine]).max()) if mine.any() else 0
+        lead_raw = int((w[mine] - offs[mine]).max()) + wr if mine.any() else 0
         first_write = int(_load_times(lat, l0)[0]) + back
-        lead = min(tin.words, max(1, lead_raw, tin.words - 1 - first_write))
+        lead = min(tin.words, max(1, lead_raw, tin.words + wr - 1 - first_write))
         r0 = lead + 3
-        last_write[tin.base:tin.base + tin.words] = np.arange(tin.words) + 1 - r0  # on the layers' clock
+        last_write[tin.base:tin.base + tin.words] = np.arange(tin.words) + 1 + wr - r0  # on the layers' clock
     r = 0
     for idx, l in enumerate(layers):
         t_load = r + _load_times(lat, l)
@@ -259,7 +266,7 @@ def overlap_drains(layers: list[LayerProgram], lat: dict[str, int], simd: int, a
         first_load = int(_load_times(lat, nxt)[0])
         start = max(
             end + SETUP_CYCLES + 1,                           # drain >= 1: address stages done
-            tin.words + 3 - r0 if idx == 0 and not l0.stream else 0,  # the input is all in
+            tin.words + wr + 3 - r0 if idx == 0 and not l0.stream else 0,  # the input is all in
             int(t_load[0]) + 3,                               # init after this layer's first load
             int(when.max()) + 2 - first_load,                 # back end empty before the next load
             int((last_write[addrs] + 2 - offs).max()) if len(offs) else 0,  # read after write

@@ -249,10 +249,10 @@ def test_no_cycle_reads_a_word_it_writes(fn, pe, simd, stall):
         act = dut.act
         if not ctx.get(act.en):
             return
-        rd, wr = ctx.get(act.rd_en), ctx.get(act.wr_en)
+        rd, wr = ctx.get(act.rd_en), ctx.get(act.mem_wr_en)  # the write as the memory sees it
         seen["reads"] += rd
         seen["writes"] += bool(wr)
-        if rd and wr and ctx.get(act.rd_addr) == ctx.get(act.wr_addr):
+        if rd and wr and ctx.get(act.rd_addr) == ctx.get(act.mem_wr_addr):
             seen["both"].append(ctx.get(act.rd_addr))
 
     xs = [b.random_input(qg) for _ in range(2)]
