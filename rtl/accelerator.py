@@ -335,7 +335,7 @@ class Accelerator(wiring.Component):
         # ``first`` is ``load & fresh`` as a register, from their next values: it enables every
         # ``bd`` register, and from a gate after the units' valid flags that fan-out was the
         # critical path (DS-CNN fpga-medium: dw.busy -> load -> first -> bd_ng, 10.1 ns).
-        first, fresh_nx = Signal(), Signal()
+        first, fresh_nx = Signal(name="first"), Signal(name="fresh_nx")
         m.d.comb += fresh_nx.eq(Mux(first, nxt["loads_m1"] == 0, Mux(load, left == 1, fresh)))
         m.d.sync += [fresh.eq(fresh_nx), first.eq(fresh_nx & load_nx)]
         with m.If(ctrl.init):
