@@ -335,20 +335,24 @@ class Accelerator(wiring.Component):
         # ``first`` is ``load & fresh`` as a register, from their next values: it enables every
         # ``bd`` register, and from a gate after the units' valid flags that fan-out was the
         # critical path (DS-CNN fpga-medium: dw.busy -> load -> first -> bd_ng, 10.1 ns).
+        # Its compares are registers beside the counts (``nxt_one``: nxt's loads_m1 == 0,
+        # ``left_one``: left == 1), so its next value is two gates after the units' flags.
         first, fresh_nx = Signal(name="first"), Signal(name="fresh_nx")
-        m.d.comb += fresh_nx.eq(Mux(first, nxt["loads_m1"] == 0, Mux(load, left == 1, fresh)))
+        nxt_one, left_one = Signal(name="nxt_one"), Signal(name="left_one")
+        m.d.comb += fresh_nx.eq(Mux(first, nxt_one, Mux(load, left_one, fresh)))
         m.d.sync += [fresh.eq(fresh_nx), first.eq(fresh_nx & load_nx)]
         with m.If(ctrl.init):
             m.d.sync += [nxt[f].eq(d[f]) for f in back]
+            m.d.sync += nxt_one.eq(d["loads_m1"] == 0)
         # ``bd["kind"] == add`` as its own register, loaded with ``bd``: the pre-stage's operand
         # select (below) then starts at a flip-flop, not at a compare.
         bd_add = Signal(name="bd_add")
         with m.If(first):
             m.d.sync += [bd[f].eq(nxt[f]) for f in back]
             m.d.sync += bd_add.eq(nxt["kind"] == KIND_CODES["add"])
-            m.d.sync += left.eq(nxt["loads_m1"])
+            m.d.sync += [left.eq(nxt["loads_m1"]), left_one.eq(nxt["loads_m1"] == 1)]
         with m.Elif(load):
-            m.d.sync += left.eq(left - 1)
+            m.d.sync += [left.eq(left - 1), left_one.eq(left == 2)]
         # The serializer takes each result vector one cycle after it arrives, from a register:
         # ``bd`` has switched by then, and no path runs from ``load`` through it.
         load_r, first_r = Signal(), Signal()
