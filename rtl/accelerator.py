@@ -312,10 +312,12 @@ class Accelerator(wiring.Component):
                 xb = p.xacc_bits  # <= acc_bits: the accumulator range counts the xnor steps
                 rows = [xnor.out.word_select(r, xb) for r in range(xch)]
                 m.d.comb += va.eq(Cat(*(Cat(v, v[-1].replicate(p.acc_bits - xb)) for v in rows)))
-        m.d.comb += load.eq(pool.out_valid | (merged if has_mac else 0) | (dw.out_valid if dws else 0)
-                            | (xnor.out_valid if p.xrows else 0))
-        load_nx = (pool.next_valid | (merged_nx if has_mac else 0) | (dw.next_valid if dws else 0)
-                   | (xnor.next_valid if p.xrows else 0))
+        # Every unit that hands the back end a result vector: its valid flag and that flag's next value.
+        sources = ([(pool.out_valid, pool.next_valid)] + ([(merged, merged_nx)] if has_mac else [])
+                   + ([(dw.out_valid, dw.next_valid)] if dws else [])
+                   + ([(xnor.out_valid, xnor.next_valid)] if p.xrows else []))
+        m.d.comb += load.eq(Cat(*(v for v, _ in sources)).any())
+        load_nx = Cat(*(nx for _, nx in sources)).any()
         if has_add:
             m.d.comb += vb.eq(pool.b)
 

@@ -128,19 +128,24 @@ class WeightRom(wiring.Component):
         word a line, in hex, the first word first."""
         return _hex(self._words[lo:hi], self._pe * self._simd * self._bits)
 
+    @functools.cached_property
+    def _part_words(self) -> tuple[list[int], list[int]]:
+        """The words' bits of the banks and of the memory beside them (:attr:`_parts`)."""
+        banked, rest = self._parts
+        return _columns(self._words, banked), _columns(self._words, rest)
+
     def hex_files(self, name: str) -> dict[str, str]:
         """``{file: contents}`` of the ``$readmemh`` files :meth:`verilog` reads given
         ``name``: ``name.hex`` for the whole ROM, or ``name_J.hex`` for bank ``J`` (and
         ``name_rest.hex`` for the columns beside the banks)."""
         if len(self._banks) == 1:
             return {f"{name}.hex": self.hex()}
-        banked, rest = self._parts
-        words = _columns(self._words, banked)
+        (banked, rest), (words, rest_words) = self._parts, self._part_words
         starts = np.cumsum((0,) + self._banks)
         files = {f"{name}_{j}.hex": _hex(words[starts[j]:starts[j + 1]], len(banked))
                  for j in range(len(self._banks))}
         if rest:
-            files[f"{name}_rest.hex"] = _hex(_columns(self._words, rest), len(rest))
+            files[f"{name}_rest.hex"] = _hex(rest_words, len(rest))
         return files
 
     def verilog(self, init: str | None = None) -> str:
@@ -180,7 +185,7 @@ class WeightRom(wiring.Component):
                     "endmodule\n")
         banked, rest = self._parts
         n, k = len(self._banks), self._banks[0].bit_length() - 1  # address bits [aw-1:k] pick the bank
-        bw, words = len(banked), _columns(self._words, banked)
+        bw, (words, rest_words) = len(banked), self._part_words
         text = head
         for j, d in enumerate(self._banks):
             hb = max(1, (d - 1).bit_length())
@@ -193,7 +198,7 @@ class WeightRom(wiring.Component):
         if not rest:
             return text + bank_mux(n, ("data", "sel", "rd_"), ("q", "sel_q", "q_")) + "endmodule\n"
         rw = len(rest)
-        text += (memory("mem_rest", _columns(self._words, rest), rw, files and files[-1])
+        text += (memory("mem_rest", rest_words, rw, files and files[-1])
                  + f"  reg [{rw - 1}:0] rd_rest = {rw}'h0, q_rest = {rw}'h0;\n"
                  "  always @(posedge clk) if (en) begin\n    rd_rest <= mem_rest[addr];\n    q_rest <= rd_rest;\n"
                  f"  end\n  reg [{bw - 1}:0] data_b, q_b;\n"
